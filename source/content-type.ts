@@ -1,0 +1,35 @@
+import mime from 'mime-types'
+
+const utf8Types = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|ld\+json|manifest\+json)$)/
+
+/**
+ * The Content-Type of a download (reference/http-semantics.md §7): the explicit option verbatim,
+ * else the source's declared type verbatim, else looked up from the name's extension, with
+ * `; charset=utf-8` added only to looked-up text, JSON and JavaScript types; never sniffed.
+ */
+export function contentTypeFor (name: string, declared?: string, explicit?: string): string {
+  if (explicit !== undefined) return explicit
+  if (declared !== undefined && declared !== '') return declared
+  return lookupContentType(name)
+}
+
+const cache = new Map<string, string>()
+
+export function lookupContentType (name: string): string {
+  const dot = name.lastIndexOf('.')
+  const ext = dot === -1 ? '' : name.slice(dot + 1).toLowerCase()
+  let type = cache.get(ext)
+  if (type === undefined) {
+    const found = ext === '' ? false : mime.lookup(ext)
+    type = found === false ? 'application/octet-stream' : found
+    if (utf8Types.test(type) && type !== 'text/xml') type += '; charset=utf-8'
+    if (cache.size < 1000) cache.set(ext, type)
+  }
+  return type
+}
+
+/** The charset parameter of a Content-Type, lower-cased, or undefined. */
+export function charsetOf (contentType: string): string | undefined {
+  const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType)
+  return match?.[1]?.toLowerCase()
+}

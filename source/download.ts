@@ -1,0 +1,74 @@
+import { Readable } from 'node:stream'
+import type { DownloadFile, DownloadOptions } from './types.ts'
+
+const optionNames = new Set(['attachment', 'filename', 'contentType', 'cacheControl'])
+
+/**
+ * The response-body marker: a file plus how to present it. `ctx.body = download(file, options)`.
+ *
+ * It is a (lazy, empty) Readable on purpose: Koa and body-transforming middleware (koa-json and
+ * the like) treat a stream body as opaque bytes, so a Download is never serialised as JSON, whatever
+ * sits between the handler and `serve()`. `serve()` replaces it with the real response. Should it
+ * ever reach Koa's `respond()` (no `serve()` mounted), reading it fails with a message that says so
+ * instead of sending anything.
+ */
+export class Download extends Readable {
+  readonly file: DownloadFile
+  readonly options: Readonly<DownloadOptions>
+
+  constructor (file: DownloadFile, options: DownloadOptions = {}) {
+    super()
+    if (!isDownloadFile(file)) {
+      throw new TypeError('download(): file must be a DownloadFile (name, stat(), open()), e.g. a PathFile or VirtualFile')
+    }
+    validateDownloadOptions(options, 'download()')
+    this.file = file
+    this.options = options
+  }
+
+  override _read (): void {
+    this.destroy(new Error('koa-downloads: ctx.body is a Download but no serve() or downloads() middleware handled it; mount downloads() before the route'))
+  }
+}
+
+/** Marks `file` as the response body, with presentation options. */
+export function download (file: DownloadFile, options?: DownloadOptions): Download {
+  return new Download(file, options)
+}
+
+/** True for objects that implement the DownloadFile interface (duck-typed, so adapters need no base class). */
+export function isDownloadFile (value: unknown): value is DownloadFile {
+  if (value === null || typeof value !== 'object') return false
+  const v = value as Partial<DownloadFile>
+  return typeof v.name === 'string' && typeof v.stat === 'function' && typeof v.open === 'function'
+}
+
+/** The Download in `body`: a Download as is, a bare file wrapper with default options, else undefined. */
+export function toDownload (body: unknown): Download | undefined {
+  if (body instanceof Download) return body
+  if (isDownloadFile(body) && !(body instanceof Readable)) return new Download(body)
+  return undefined
+}
+
+export function validateDownloadOptions (options: DownloadOptions, where: string): void {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${where}: options must be an object`)
+  }
+  for (const key of Object.keys(options)) {
+    if (!optionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${[...optionNames].join(', ')})`)
+  }
+  const { attachment, filename, contentType, cacheControl } = options
+  if (attachment !== undefined && typeof attachment !== 'boolean') throw new TypeError(`${where}: attachment must be a boolean`)
+  if (filename !== undefined && typeof filename !== 'string') throw new TypeError(`${where}: filename must be a string`)
+  if (contentType !== undefined && (typeof contentType !== 'string' || !isHeaderSafe(contentType) || contentType === '')) {
+    throw new TypeError(`${where}: contentType must be a non-empty header value without control characters`)
+  }
+  if (cacheControl !== undefined && (typeof cacheControl !== 'string' || !isHeaderSafe(cacheControl))) {
+    throw new TypeError(`${where}: cacheControl must be a header value without control characters`)
+  }
+}
+
+/** Visible ASCII, space and tab only: what can go into a header verbatim. */
+export function isHeaderSafe (value: string): boolean {
+  return /^[\t\x20-\x7e]*$/.test(value)
+}

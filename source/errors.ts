@@ -1,0 +1,63 @@
+import createHttpError from 'http-errors'
+import type { HttpError } from 'http-errors'
+
+/** Stable codes of the errors that file wrappers and adapters throw. */
+export type DownloadErrorCode =
+  | 'E_NOT_FOUND' // the file or object does not exist → 404
+  | 'E_FORBIDDEN' // the source refuses access → 403
+  | 'E_UPSTREAM' // the storage or origin failed → 502
+  | 'E_UNAVAILABLE' // the storage or origin is overloaded or down → 503
+  | 'E_TIMEOUT' // the storage or origin did not answer in time → 504
+  | 'E_CHANGED' // the file changed between stat() and open() → retried once, then 503
+
+const statusOf: Record<DownloadErrorCode, number> = {
+  E_NOT_FOUND: 404,
+  E_FORBIDDEN: 403,
+  E_UPSTREAM: 502,
+  E_UNAVAILABLE: 503,
+  E_TIMEOUT: 504,
+  E_CHANGED: 503
+}
+
+/**
+ * The one error class of storage and upstream failures: a stable `code`, the HTTP `status` it maps
+ * to, and the original error as `cause`. Its message is for logs; clients only see the status text.
+ */
+export class DownloadError extends Error {
+  readonly code: DownloadErrorCode
+  readonly status: number
+
+  constructor (code: DownloadErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'DownloadError'
+    this.code = code
+    this.status = statusOf[code]
+  }
+}
+
+const notFoundCodes = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ELOOP', 'ERR_FS_EISDIR'])
+const forbiddenCodes = new Set(['EACCES', 'EPERM'])
+
+/**
+ * Maps any failure of a file wrapper to the HTTP error that `serve()` throws, in one place:
+ * missing → 404, access refused → 403 (as nginx does), storage/upstream → its DownloadError status,
+ * anything else → 500. The message exposed to the client is the status text, never a path.
+ */
+export function toHttpError (error: unknown): HttpError {
+  const status = statusFor(error)
+  return createHttpError(status, { cause: error, expose: status < 500 })
+}
+
+export function statusFor (error: unknown): number {
+  if (error instanceof DownloadError) return error.status
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string') {
+    if (notFoundCodes.has(code)) return 404
+    if (forbiddenCodes.has(code)) return 403
+  }
+  return 500
+}
+
+export function notFound (message: string, cause?: unknown): DownloadError {
+  return new DownloadError('E_NOT_FOUND', message, { cause })
+}

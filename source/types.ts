@@ -1,0 +1,77 @@
+import type { Readable } from 'node:stream'
+
+/**
+ * What a file wrapper knows about its bytes. Every field is optional: a generated stream may know
+ * nothing at all, and then it is sent chunked, without validators and without range support.
+ */
+export interface FileStat {
+  /** Length in bytes. `undefined` = unknown: no Content-Length, no ranges. */
+  size?: number | undefined
+  /** Modification time. Omitted from the response when unknown or the Unix epoch. */
+  lastModified?: Date | undefined
+  /** A complete entity-tag, quotes included: `"abc"` (strong) or `W/"abc"` (weak). */
+  etag?: string | undefined
+  /** The type the source declares (storage metadata, upstream header), used verbatim. */
+  contentType?: string | undefined
+  /**
+   * Whether `open({ start, end })` reads just that range at the source.
+   * @default true when `size` is known
+   */
+  ranges?: boolean | undefined
+}
+
+/** An inclusive byte range, as in `Content-Range: bytes start-end/size`. */
+export interface ByteRange {
+  start: number
+  end: number
+}
+
+/** Per-request context handed to a file wrapper, so that it can stop work the client no longer wants. */
+export interface OpenOptions {
+  /** Aborted when the client goes away; sources that hold sockets must honour it. */
+  signal?: AbortSignal | undefined
+}
+
+/**
+ * Bytes that live somewhere: a local path, a storage object, a remote URL, memory, a generator.
+ *
+ * `stat()` is called at most once per request, before anything is opened; `open()` is called only
+ * when bytes are actually sent (never for HEAD, 304, 412, 416 or an offloaded response), once per
+ * range for multipart responses.
+ */
+export interface DownloadFile {
+  /** The download name (the basename, decoded), used for Content-Type and Content-Disposition. */
+  readonly name: string
+  /** Absolute local path, when the bytes are a local file: offload rules match `sourceDir` on it. */
+  readonly path?: string | undefined
+  /** Where the bytes are reachable over HTTP: offload rules match `sourceUrl` on it. */
+  readonly url?: string | undefined
+  stat(options?: OpenOptions): Promise<FileStat>
+  open(range?: ByteRange, options?: OpenOptions): Promise<Readable>
+}
+
+/** How to present a file. */
+export interface DownloadOptions {
+  /**
+   * `true` → `Content-Disposition: attachment` (the browser saves the file);
+   * `false` → `inline` (the browser displays it when it can). Both carry the filename.
+   * @default true
+   */
+  attachment?: boolean | undefined
+  /**
+   * The name offered to the user. `''` sends the bare disposition type without a filename.
+   * @default file.name
+   */
+  filename?: string | undefined
+  /**
+   * The Content-Type, used verbatim.
+   * @default the source's declared type, else looked up from the filename (`; charset=utf-8` for text)
+   */
+  contentType?: string | undefined
+  /**
+   * The Cache-Control header of the download (also sent on 304 and offloaded responses).
+   * @default none (the app's own Cache-Control, if any, is kept)
+   * @example 'private, max-age=3600'
+   */
+  cacheControl?: string | undefined
+}
