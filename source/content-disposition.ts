@@ -1,0 +1,93 @@
+/**
+ * Content-Disposition (RFC 6266 + RFC 8187), reference/http-semantics.md §8.
+ *
+ * The header is pure ASCII by construction: Node's `setHeader` throws for CR, LF, NUL and code points
+ * above U+00FF, and a header built by interpolation is how response splitting happens.
+ */
+
+// C0 controls, DEL, C1 controls, and the bidi controls that can spoof an extension
+// (`invoice\u202Efdp.exe` displays as `invoiceexe.pdf`).
+const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+// Printable ASCII other than `%`, `"` and `\`: a name made only of these is its own fallback.
+const plainName = /^[\x20-\x21\x23-\x24\x26-\x5b\x5d-\x7e]*$/
+const combiningMarks = /\p{M}/gu
+const quotedSpecials = /["\\]/g
+
+/**
+ * The part of `name` usable as a download name: what follows the last `/` or `\`, without control
+ * or bidi characters, NFC-normalised (lone surrogates become U+FFFD so it can be UTF-8 encoded).
+ * `''` when nothing usable remains (`''`, `.`, `..`).
+ */
+export function sanitizeFilename (name: string): string {
+  const slash = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'))
+  let base = slash === -1 ? name : name.slice(slash + 1)
+  if (!plainName.test(base)) {
+    base = base.replace(unsafeChars, '').toWellFormed().normalize('NFC')
+  }
+  return base === '.' || base === '..' ? '' : base
+}
+
+/**
+ * The Content-Disposition header for `filename` (sanitised here): `attachment` or `inline`, then
+ * `filename="<ASCII fallback>"`, then `filename*=UTF-8''<percent-encoded>` when the fallback is not
+ * the name itself. No usable name → just the type.
+ */
+export function contentDisposition (filename: string | undefined, inline = false): string {
+  const type = inline ? 'inline' : 'attachment'
+  if (filename === undefined) return type
+  const name = sanitizeFilename(filename)
+  if (name === '') return type
+  // The common case: a plain ASCII name, which needs neither escaping nor filename*.
+  if (plainName.test(name)) return `${type}; filename="${name}"`
+  const fallback = asciiFallback(name)
+  const quoted = `${type}; filename="${fallback.replace(quotedSpecials, '\\$&')}"`
+  return fallback === name ? quoted : `${quoted}; filename*=UTF-8''${encodeRfc8187(name)}`
+}
+
+/**
+ * One replacement per code point of the (NFC) name: its compatibility decomposition without
+ * combining marks when that is printable ASCII (`é` → `e`, `ﬁ` → `fi`), else `_` (`日` → `_`, and an
+ * emoji is one `_`, not two). `%` becomes `_` because some user agents percent-decode `filename`;
+ * `/` and `\` (reachable through decompositions such as `℀` → `a/c`) become `_` too, so that the
+ * fallback never carries a path.
+ */
+function asciiFallback (name: string): string {
+  let out = ''
+  for (const char of name) {
+    const code = char.codePointAt(0) ?? 0
+    if (code < 0x80) {
+      out += isFallbackAscii(code) ? char : '_'
+      continue
+    }
+    const decomposed = char.normalize('NFKD').replace(combiningMarks, '')
+    if (decomposed === '') continue // a lone combining mark that NFC could not compose
+    let ascii = true
+    for (let i = 0; i < decomposed.length; i++) {
+      if (!isFallbackAscii(decomposed.charCodeAt(i))) { ascii = false; break }
+    }
+    out += ascii ? decomposed : '_'
+  }
+  return out
+}
+
+function isFallbackAscii (code: number): boolean {
+  return code >= 0x20 && code <= 0x7e && code !== 0x25 && code !== 0x2f && code !== 0x5c
+}
+
+// RFC 8187 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
+const attrChar = new Uint8Array(128)
+for (const char of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~') {
+  attrChar[char.charCodeAt(0)] = 1
+}
+const percentByte: string[] = []
+for (let b = 0; b < 256; b++) percentByte.push('%' + b.toString(16).toUpperCase().padStart(2, '0'))
+
+/** UTF-8 bytes of `value`, percent-encoded (upper-case hex) except attr-chars. */
+function encodeRfc8187 (value: string): string {
+  const bytes = Buffer.from(value, 'utf8')
+  let out = ''
+  for (const byte of bytes) {
+    out += byte < 128 && attrChar[byte] === 1 ? String.fromCharCode(byte) : percentByte[byte]
+  }
+  return out
+}
