@@ -48,6 +48,11 @@ export interface DownloadFile {
   readonly url?: string | undefined
   stat(options?: OpenOptions): Promise<FileStat>
   open(range?: ByteRange, options?: OpenOptions): Promise<Readable>
+  /**
+   * Optional fast path for small files of random-access sources: the bytes (of `range`) as one
+   * buffer. `serve()` uses it instead of `open()` for responses up to its `bufferSize`.
+   */
+  read?(range?: ByteRange, options?: OpenOptions): Promise<Uint8Array>
 }
 
 /** How to present a file. */

@@ -1,0 +1,26 @@
+import compose from 'koa-compose'
+import type { Middleware } from 'koa'
+import { offload } from './offload.ts'
+import type { OffloadRule } from './offload-rule.ts'
+import { serve } from './serve.ts'
+import type { ServeOptions } from './serve.ts'
+
+export interface DownloadsOptions extends ServeOptions {
+  /**
+   * Offload rules, tried in order; the first that covers the file hands the transfer to the proxy.
+   * Files no rule covers (and memory or generated files) are streamed by Node.
+   * @default [] (everything is streamed)
+   */
+  rules?: OffloadRule | OffloadRule[] | undefined
+}
+
+/**
+ * serve + offload, for `app.use(downloads(options))` or per route
+ * (`router.get('/files/:id', downloads({ rules }), handler)`): a handler sets
+ * `ctx.body = download(file, options)` (or a bare file wrapper) and this delivers it.
+ */
+export function downloads (options: DownloadsOptions = {}): Middleware {
+  if (options === null || typeof options !== 'object') throw new TypeError('downloads(): options must be an object')
+  const { rules = [], ...serveOptions } = options
+  return compose([serve(serveOptions), offload(rules)])
+}

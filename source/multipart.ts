@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { ByteRange, DownloadFile, OpenOptions } from './types.ts'
+
+export interface MultipartPlan {
+  boundary: string
+  /** The exact Content-Length of the whole body. */
+  length: number
+  parts: Array<{ range: ByteRange, head: Buffer }>
+  tail: Buffer
+}
+
+/**
+ * Lays out a `multipart/byteranges` body (RFC 9110 §14.6) and its exact length before anything is
+ * sent: each part is `--B CRLF Content-Type CRLF Content-Range CRLF CRLF <bytes> CRLF`, then `--B--`.
+ */
+export function planMultipart (ranges: ByteRange[], size: number, contentType: string): MultipartPlan {
+  const boundary = randomBytes(18).toString('base64url').replace(/[-_]/g, '0')
+  let length = 0
+  const parts = ranges.map((range, index) => {
+    const head = Buffer.from(`${index === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: ${contentType}\r\nContent-Range: bytes ${range.start}-${range.end}/${size}\r\n\r\n`, 'latin1')
+    length += head.length + range.end - range.start + 1
+    return { range, head }
+  })
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1')
+  length += tail.length
+  return { boundary, length, parts, tail }
+}
+
+/** The body of a multipart plan: each part read from the source with its own ranged read, in turn. */
+export function multipartStream (file: DownloadFile, plan: MultipartPlan, options: OpenOptions): Readable {
+  async function * body (): AsyncGenerator<Buffer | Uint8Array> {
+    for (const { range, head } of plan.parts) {
+      yield head
+      const source = await file.open(range, options)
+      let sent = 0
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        sent += chunk.length
+        yield chunk
+      }
+      if (sent !== range.end - range.start + 1) throw new Error(`multipart: part ${range.start}-${range.end} delivered ${sent} bytes`)
+    }
+    yield plan.tail
+  }
+  return Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 })
+}

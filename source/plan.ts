@@ -1,0 +1,94 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { formatHttpDate } from './http-date.ts'
+import { evaluatePreconditions, ifRangeAllows } from './preconditions.ts'
+import type { Validators } from './preconditions.ts'
+import type { Presentation } from './presentation.ts'
+import { parseRange } from './range.ts'
+import type { RangeLimits } from './range.ts'
+import type { ByteRange, FileStat } from './types.ts'
+
+export interface PlanOptions {
+  /** Send ETag (and evaluate ETag preconditions). @default true */
+  etag: boolean
+  /** Send Last-Modified (and evaluate date preconditions). @default true */
+  lastModified: boolean
+  /** Serve Range requests. @default true */
+  ranges: boolean
+  rangeLimits: RangeLimits
+}
+
+/**
+ * What to answer, decided from the request headers, the file's stat and its presentation alone —
+ * before anything is opened. `headers` are the response headers to set (null = remove).
+ */
+export type ResponsePlan =
+  | { status: 304, headers: Record<string, string | null>, reason: string }
+  | { status: 412, reason: string }
+  | { status: 416, size: number, reason: string }
+  | {
+    status: 200 | 206
+    headers: Record<string, string | null>
+    /** undefined = the whole file; one range = single-part 206; several = multipart 206 */
+    ranges: ByteRange[] | undefined
+    /** Content-Length of a single body, undefined when unknown (chunked) or multipart */
+    length: number | undefined
+    reason: string
+  }
+
+export function planResponse (method: string, request: IncomingHttpHeaders, stat: FileStat, presentation: Presentation, options: PlanOptions, now: number): ResponsePlan {
+  const validators: Validators = {
+    etag: options.etag ? stat.etag : undefined,
+    lastModified: options.lastModified ? lastModifiedOf(stat) : undefined
+  }
+  const size = stat.size
+  const rangeable = options.ranges && size !== undefined && stat.ranges !== false
+
+  const precondition = evaluatePreconditions(method, request, validators)
+  if (precondition.status === 412) return { status: 412, reason: precondition.reason }
+
+  const headers: Record<string, string | null> = {}
+  if (validators.etag !== undefined) headers.ETag = validators.etag
+  if (presentation.cacheControl !== undefined) headers['Cache-Control'] = presentation.cacheControl
+  if (precondition.status === 304) {
+    // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry, Last-Modified only without an ETag.
+    if (validators.etag === undefined && validators.lastModified !== undefined) headers['Last-Modified'] = formatHttpDate(validators.lastModified)
+    return { status: 304, headers, reason: precondition.reason }
+  }
+
+  if (validators.lastModified !== undefined) headers['Last-Modified'] = formatHttpDate(validators.lastModified)
+  headers['Content-Type'] = presentation.contentType
+  headers['Content-Disposition'] = presentation.contentDisposition
+  headers['Accept-Ranges'] = rangeable ? 'bytes' : 'none'
+
+  const range = request.range
+  if (method === 'GET' && range !== undefined && rangeable) {
+    const ifRange = request['if-range']
+    if (ifRange !== undefined && !ifRangeAllows(ifRange, validators, now)) {
+      return full(headers, size, 'If-Range does not match: the whole file')
+    }
+    const parsed = parseRange(range, size, options.rangeLimits)
+    if (parsed.type === 'unsatisfiable') return { status: 416, size, reason: `no satisfiable range in ${JSON.stringify(range)}` }
+    if (parsed.type === 'ranges') {
+      const ranges = parsed.ranges
+      const first = ranges[0]
+      if (ranges.length === 1 && first !== undefined) {
+        headers['Content-Range'] = `bytes ${first.start}-${first.end}/${size}`
+        return { status: 206, headers, ranges, length: first.end - first.start + 1, reason: `range ${first.start}-${first.end} of ${size}` }
+      }
+      return { status: 206, headers, ranges, length: undefined, reason: `${ranges.length} ranges of ${size} (multipart)` }
+    }
+    return full(headers, size, `Range ignored: ${parsed.reason}`)
+  }
+  return full(headers, size, method === 'HEAD' ? 'HEAD' : 'the whole file')
+}
+
+function full (headers: Record<string, string | null>, size: number | undefined, reason: string): ResponsePlan {
+  return { status: 200, headers, ranges: undefined, length: size, reason }
+}
+
+/** Whole seconds (HTTP dates have no more); none when unknown or at the Unix epoch. */
+export function lastModifiedOf (stat: FileStat): number | undefined {
+  const time = stat.lastModified?.getTime()
+  if (time === undefined || Number.isNaN(time) || time < 1000) return undefined
+  return Math.floor(time / 1000) * 1000
+}

@@ -1,0 +1,29 @@
+import type { Context } from 'koa'
+import { Download, validateDownloadOptions } from './download.ts'
+import { PathFile } from './path-file.ts'
+import { isServed, resolveServeOptions, sendDownload } from './serve.ts'
+import type { DownloadOptions } from './types.ts'
+
+export interface SendfileOptions extends DownloadOptions {
+  /** Files outside this directory (lexically or through symlinks) are a 404; a relative path is resolved against it. */
+  root?: string | undefined
+}
+
+const defaults = resolveServeOptions({}, 'sendfile()')
+
+/**
+ * django-sendfile's one-call API: `await sendfile(ctx, path, { root })`. Inline by default
+ * (`attachment: false`). Inside `downloads()` the file goes through the offload rules like any
+ * download; without it, the file is streamed at once with full HTTP semantics.
+ */
+export async function sendfile (ctx: Context, path: string, options: SendfileOptions = {}): Promise<void> {
+  if (options === null || typeof options !== 'object') throw new TypeError('sendfile(): options must be an object')
+  const { root, ...rest } = options
+  validateDownloadOptions(rest, 'sendfile()')
+  const download = new Download(new PathFile(path, { root }), { attachment: false, ...rest })
+  if (isServed(ctx)) {
+    ctx.body = download
+    return
+  }
+  await sendDownload(ctx, download, defaults)
+}

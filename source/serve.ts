@@ -1,0 +1,183 @@
+import createHttpError from 'http-errors'
+import type { Context, Middleware, Next } from 'koa'
+import type { Readable } from 'node:stream'
+import { debug } from './debug.ts'
+import { toDownload } from './download.ts'
+import type { Download } from './download.ts'
+import { DownloadError, toHttpError } from './errors.ts'
+import { multipartStream, planMultipart } from './multipart.ts'
+import { planResponse } from './plan.ts'
+import type { PlanOptions } from './plan.ts'
+import { presentationHeaders } from './presentation.ts'
+import type { FileStat, OpenOptions } from './types.ts'
+
+export interface ServeOptions {
+  /**
+   * Responses up to this many bytes are read into one buffer and written at once, instead of being
+   * streamed (for sources that offer `read()`): fewer syscalls and no stream machinery per request.
+   * @default 65536
+   */
+  bufferSize?: number | undefined
+  /** Send ETag and honour If-Match / If-None-Match / If-Range with it. @default true */
+  etag?: boolean | undefined
+  /** Send Last-Modified and honour the date preconditions. @default true */
+  lastModified?: boolean | undefined
+  /** Serve Range requests (single and multipart). @default true */
+  ranges?: boolean | undefined
+  /**
+   * Most ranges one multipart response may carry, after overlapping and nearby ranges are merged;
+   * more → the whole file (200). @default 32
+   */
+  maxRanges?: number | undefined
+}
+
+const serveOptionNames = new Set(['bufferSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
+
+interface Resolved { bufferSize: number, plan: PlanOptions }
+
+const MARK = Symbol.for('koa-downloads.serve')
+
+/** True when a serve() middleware is on this request's way back (sendfile() then leaves the body to it). */
+export function isServed (ctx: Context): boolean {
+  return (ctx as unknown as Record<symbol, unknown>)[MARK] === true
+}
+
+/**
+ * The streaming step: after the downstream middleware ran, a Download (or a bare file wrapper) in
+ * `ctx.body` is answered with full HTTP semantics — validators, preconditions (304/412), ranges
+ * (206 single and multipart, 416), HEAD — opening the source only when bytes are actually sent.
+ */
+export function serve (options: ServeOptions = {}): Middleware {
+  const resolved = resolveServeOptions(options, 'serve()')
+  return async function serveDownload (ctx: Context, next: Next): Promise<void> {
+    (ctx as unknown as Record<symbol, unknown>)[MARK] = true
+    await next()
+    const body = ctx.body
+    if (body === null || typeof body !== 'object') return
+    const download = toDownload(body)
+    if (download !== undefined) await sendDownload(ctx, download, resolved)
+  }
+}
+
+export function resolveServeOptions (options: ServeOptions, where: string): Resolved {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object`)
+  for (const key of Object.keys(options)) {
+    if (!serveOptionNames.has(key) && key !== 'rules') throw new TypeError(`${where}: unknown option "${key}"`)
+  }
+  const { bufferSize = 65536, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
+  if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
+  if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) throw new TypeError(`${where}: maxRanges must be a positive integer`)
+  for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
+    if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
+  }
+  return { bufferSize, plan: { etag, lastModified, ranges, rangeLimits: { maxParts: maxRanges } } }
+}
+
+/** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
+export async function sendDownload (ctx: Context, download: Download, options: Resolved): Promise<void> {
+  quietClientAborts(ctx)
+  const file = download.file
+  const opened: OpenOptions = { signal: abortSignalOf(ctx) }
+  for (let attempt = 1; ; attempt++) {
+    let stat: FileStat
+    try {
+      stat = await file.stat(opened)
+    } catch (error) {
+      throw failed(error, 'stat')
+    }
+    const presentation = presentationHeaders(download, stat)
+    const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
+    debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
+    if (plan.status === 412) throw createHttpError(412)
+    if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
+
+    if (plan.status === 304 || ctx.method === 'HEAD') {
+      applyHeaders(ctx, plan.status, plan.headers)
+      // HEAD: the Download stays the body; Koa's respond() ends a HEAD without reading it.
+      if (plan.status !== 304) {
+        if (plan.length !== undefined) ctx.length = plan.length
+        else ctx.remove('Content-Length')
+      }
+      return
+    }
+    let body: Body
+    try {
+      body = await openBody(download, plan, stat, opened, options)
+    } catch (error) {
+      if (attempt === 1 && error instanceof DownloadError && error.code === 'E_CHANGED') {
+        debug('%s: the file changed while being opened; planning again', ctx.path)
+        continue
+      }
+      throw failed(error, 'open')
+    }
+    applyHeaders(ctx, plan.status, plan.headers)
+    if (body.contentType !== undefined) ctx.set('Content-Type', body.contentType)
+    ctx.body = body.data
+    if (body.length !== undefined) ctx.length = body.length
+    return
+  }
+}
+
+type Plan200 = Extract<ReturnType<typeof planResponse>, { status: 200 | 206 }>
+interface Body { data: Buffer | Readable, length: number | undefined, contentType?: string }
+
+function applyHeaders (ctx: Context, status: number, headers: Record<string, string | null>): void {
+  ctx.status = status
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === null || value === undefined) ctx.remove(name)
+    else ctx.set(name, value)
+  }
+}
+
+/** Opens exactly the bytes the plan sends, touching nothing on ctx, so that a failure can still become a clean 404/5xx. */
+async function openBody (download: Download, plan: Plan200, stat: FileStat, opened: OpenOptions, options: Resolved): Promise<Body> {
+  const file = download.file
+  const ranges = plan.ranges
+  if (ranges !== undefined && ranges.length > 1) {
+    const multipart = planMultipart(ranges, stat.size ?? 0, plan.headers['Content-Type'] ?? 'application/octet-stream')
+    return { data: multipartStream(file, multipart, opened), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
+  }
+  const range = ranges?.[0]
+  const length = plan.length
+  if (length !== undefined && length <= options.bufferSize && typeof file.read === 'function' && stat.ranges !== false) {
+    const bytes = await file.read(range, opened)
+    if (bytes.byteLength !== length) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${length}`)
+    return { data: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), length }
+  }
+  return { data: await file.open(range, opened), length }
+}
+
+function failed (error: unknown, stage: string): Error {
+  const httpError = toHttpError(error)
+  if (httpError.status >= 500) debug('%s failed: %s', stage, (error as Error)?.message ?? String(error))
+  return httpError
+}
+
+/**
+ * Koa logs every ERR_STREAM_PREMATURE_CLOSE of a piped body with a stack; for a download, a client
+ * that goes away is normal. Only the abort is silenced: real source errors are still reported.
+ */
+function quietClientAborts (ctx: Context): void {
+  const original = ctx.onerror
+  ctx.onerror = function onDownloadError (this: Context, error: Error) {
+    const code = (error as { code?: string } | null)?.code
+    if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') {
+      if (ctx.res.headersSent || ctx.req.destroyed) {
+        debug('%s: client went away (%s)', ctx.path, code)
+        return
+      }
+    }
+    original.call(this, error)
+  }
+}
+
+/** An AbortSignal that fires when the client disconnects before the response is complete. */
+function abortSignalOf (ctx: Context): AbortSignal {
+  const controller = new AbortController()
+  const res = ctx.res
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
+  })
+  return controller.signal
+}
