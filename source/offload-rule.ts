@@ -1,0 +1,231 @@
+import path from 'node:path'
+import { debug } from './debug.ts'
+import type { DownloadFile } from './types.ts'
+
+/** Which server a rule hands the transfer to. `negotiated` rules pick it per request (opt-in). */
+export type OffloadBackend = 'nginx' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect' | 'negotiated'
+
+/** The parts of the request a rule may look at (only `negotiated()` reads headers). */
+export interface OffloadRequest {
+  readonly method: string
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+}
+
+/** What a matching rule sends instead of the bytes. */
+export interface OffloadTarget {
+  /** The offload header: `X-Accel-Redirect`, `X-Sendfile`, `Location` or Caddy's matcher header. */
+  readonly header: string
+  /** Its value, already encoded for that server and safe for `setHeader` (no CR, LF, NUL). */
+  readonly value: string
+  /**
+   * Whether the server answers conditionals with the app's ETag/Last-Modified (Apache, lighttpd):
+   * then `offload()` stats the file once and sends them.
+   */
+  readonly validators: boolean
+  /** Further control headers (nginx `X-Accel-*`), given the final Content-Type of the response. */
+  readonly controls?: ((contentType: string) => Readonly<Record<string, string>>) | undefined
+}
+
+/**
+ * An offload rule: `nginx()`, `apache()`, `lighttpd()`, `caddy()`, `internalRedirect()` or
+ * `negotiated()`. Its normalised configuration is exposed read-only (the config generator reads it).
+ */
+export interface OffloadRule {
+  readonly backend: OffloadBackend
+  /** Absolute, normalised, without trailing slash (`/` stays `/`): matched against `file.path`. */
+  readonly sourceDir?: string | undefined
+  /** `scheme://host[:port]/path/` (always a trailing slash, no query): matched against `file.url`. */
+  readonly sourceUrl?: string | undefined
+  /**
+   * The offload for `file`, or `undefined` when this rule does not cover it (a debug line says why).
+   * Pure: no I/O, nothing opened.
+   */
+  match (file: DownloadFile, request: OffloadRequest): OffloadTarget | undefined
+}
+
+/** The source options every rule takes: at least one of the two. */
+export interface SourceOptions {
+  /**
+   * A local directory: files whose absolute `path` lies below it (on whole path segments) match.
+   * @example '/srv/app/private'
+   */
+  sourceDir?: string | undefined
+  /**
+   * A URL prefix: files whose `url` has the same scheme, host and port and whose path continues it
+   * on whole segments match. The file URL's query string is dropped unless the rule forwards it.
+   * @example 'https://cdn.example.com/media/'
+   */
+  sourceUrl?: string | undefined
+}
+
+/** Where a file lies below a rule's source: the remaining path segments, decoded. */
+export interface SourceMatch {
+  readonly via: 'path' | 'url'
+  /** Decoded segments below the source, each non-empty, not `.`/`..`, without `/`, NUL, CR or LF. */
+  readonly segments: readonly string[]
+  /** The file URL's query string with its `?` (only for `via: 'url'`), else `''`. */
+  readonly search: string
+}
+
+/** Why a decoded segment can never be emitted (see reference/proxies.md §2, §6). */
+export function unsafeSegment (segment: string): string | undefined {
+  if (segment === '') return 'an empty path segment'
+  if (segment === '.' || segment === '..') return `a "${segment}" segment`
+  if (/[\0\r\n]/.test(segment)) return 'NUL, CR or LF in the path'
+  if (segment.includes('/')) return 'an encoded "/" in a segment'
+  if (!segment.isWellFormed()) return 'a lone surrogate in the path'
+  return undefined
+}
+
+/** Options bag check shared by the rule factories: an object with only the known keys. */
+export function checkOptions<T extends object> (fn: string, options: T, allowed: readonly string[]): T {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${fn}: options must be an object`)
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw new TypeError(`${fn}: unknown option "${key}" (allowed: ${allowed.join(', ')})`)
+  }
+  return options
+}
+
+/** Normalises and validates `sourceDir` / `sourceUrl`; `required` = at least one must be given. */
+export function normalizeSource (fn: string, options: SourceOptions, required = true): { sourceDir?: string, sourceUrl?: string } {
+  const result: { sourceDir?: string, sourceUrl?: string } = {}
+  const { sourceDir, sourceUrl } = options
+  if (sourceDir !== undefined) result.sourceDir = normalizeDir(fn, 'sourceDir', sourceDir)
+  if (sourceUrl !== undefined) result.sourceUrl = normalizeSourceUrl(fn, sourceUrl)
+  if (required && result.sourceDir === undefined && result.sourceUrl === undefined) {
+    throw new TypeError(`${fn}: sourceDir or sourceUrl is required (which files does this rule offload?)`)
+  }
+  return result
+}
+
+/** An absolute directory, resolved (no `.`/`..`), without trailing slash. */
+export function normalizeDir (fn: string, option: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '' || !path.isAbsolute(value) || /[\0-\x1f\x7f]/.test(value) || !value.isWellFormed()) {
+    throw new TypeError(`${fn}: ${option} must be an absolute directory path without control characters, e.g. '/srv/files'`)
+  }
+  return path.resolve(value)
+}
+
+function normalizeSourceUrl (fn: string, value: unknown): string {
+  let url: URL | undefined
+  if (typeof value === 'string') {
+    try { url = new URL(value) } catch {}
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' ||
+    url.password !== '' || url.search !== '' || url.hash !== '' || (typeof value === 'string' && /[?#]/.test(value))) {
+    throw new TypeError(`${fn}: sourceUrl must be an absolute http(s) URL prefix without credentials, query or fragment, e.g. 'https://cdn.example.com/media/'`)
+  }
+  const segments = decodeSegments(url.pathname)
+  if (segments === undefined || segments.some((s) => unsafeSegment(s) !== undefined)) {
+    throw new TypeError(`${fn}: sourceUrl must not contain empty, "." or ".." segments or encoded "/", NUL, CR, LF`)
+  }
+  return url.origin + (segments.length === 0 ? '/' : `/${segments.map(encodeURIComponent).join('/')}/`)
+}
+
+/**
+ * An absolute URL path prefix of the proxy (an nginx internal location, a Caddy matcher prefix):
+ * printable ASCII URI characters only, no query, fragment, `.`/`..` or empty segments. Normalised
+ * to end with `/`.
+ */
+export function normalizeDestinationUrl (fn: string, value: unknown): string {
+  const ok = typeof value === 'string' && /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/.test(value)
+  const segments = ok ? value.split('/').slice(1) : []
+  if (segments.at(-1) === '') segments.pop()
+  if (!ok || segments.some((s) => s === '' || s === '.' || s === '..' || /^%2e%2e$|^%2e$|^\.%2e$|^%2e\.$/i.test(s))) {
+    throw new TypeError(`${fn}: destinationUrl must be an absolute URL path (no scheme, host, query, fragment, empty, "." or ".." segments), e.g. '/protected/'`)
+  }
+  return segments.length === 0 ? '/' : `/${segments.join('/')}/`
+}
+
+/** `/a/b%20c/` → `['a', 'b c']`; undefined when a segment does not decode (bad `%`, invalid UTF-8). */
+export function decodeSegments (pathname: string): string[] | undefined {
+  const parts = pathname.split('/').slice(1)
+  if (parts.at(-1) === '') parts.pop()
+  try {
+    return parts.map((part) => decodeURIComponent(part))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Where `file` lies below the rule's `sourceDir` (against `file.path`) or `sourceUrl` (against
+ * `file.url`), compared on whole decoded segments: `/media/nginx` never covers `/media/nginxfoo/x`.
+ * Returns the reason as a string when it does not.
+ */
+export function matchSource (source: { sourceDir?: string | undefined, sourceUrl?: string | undefined }, file: DownloadFile): SourceMatch | string {
+  const reasons: string[] = []
+  if (source.sourceDir !== undefined) {
+    if (typeof file.path === 'string' && file.path !== '') {
+      const found = matchDir(source.sourceDir, file.path)
+      if (typeof found !== 'string') return found
+      reasons.push(found)
+    } else {
+      reasons.push('the file has no path')
+    }
+  }
+  if (source.sourceUrl !== undefined) {
+    if (typeof file.url === 'string' && file.url !== '') {
+      const found = matchUrl(source.sourceUrl, file.url)
+      if (typeof found !== 'string') return found
+      reasons.push(found)
+    } else {
+      reasons.push('the file has no url')
+    }
+  }
+  return reasons.join('; ')
+}
+
+function matchDir (sourceDir: string, filePath: string): SourceMatch | string {
+  if (/[\0\r\n]/.test(filePath)) return 'NUL, CR or LF in the path'
+  const resolved = path.resolve(filePath)
+  const prefix = sourceDir === '/' ? '/' : sourceDir + '/'
+  if (!resolved.startsWith(prefix)) return `path is not below sourceDir ${sourceDir}`
+  const segments = resolved.slice(prefix.length).split('/')
+  for (const segment of segments) {
+    const why = unsafeSegment(segment)
+    if (why !== undefined) return `${why} below sourceDir ${sourceDir}`
+  }
+  return { via: 'path', segments, search: '' }
+}
+
+function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
+  let url: URL
+  try { url = new URL(fileUrl) } catch { return 'the file url is not a valid URL' }
+  const source = new URL(sourceUrl)
+  if (url.origin !== source.origin) return `url origin ${JSON.stringify(url.origin)} is not ${source.origin}`
+  if (url.username !== '' || url.password !== '') return 'the file url carries credentials'
+  const fileSegments = decodeSegments(url.pathname)
+  const sourceSegments = decodeSegments(source.pathname) ?? []
+  if (fileSegments === undefined) return 'the file url path does not percent-decode to UTF-8'
+  if (url.pathname.endsWith('/')) return 'the file url names a directory (trailing slash)'
+  if (fileSegments.length <= sourceSegments.length || sourceSegments.some((s, i) => fileSegments[i] !== s)) {
+    return `url path is not below sourceUrl ${sourceUrl}`
+  }
+  const segments = fileSegments.slice(sourceSegments.length)
+  for (const segment of segments) {
+    const why = unsafeSegment(segment)
+    if (why !== undefined) return `${why} below sourceUrl ${sourceUrl}`
+  }
+  return { via: 'url', segments, search: url.search === '?' ? '' : url.search }
+}
+
+/** Logs why `rule` did not take `file`; names and reasons are JSON-escaped (log injection). */
+export function logNoMatch (rule: string, file: DownloadFile, reason: string): void {
+  debug('offload: %s does not cover %s: %s', rule, JSON.stringify(file.path ?? file.url ?? file.name), reason)
+}
+
+/**
+ * The common body of `match()`: the file's segments below the source, encoded by `encode` (which
+ * returns undefined for names its server cannot take). Logs why when there is no value.
+ */
+export function matchValue (label: string, source: SourceOptions, file: DownloadFile,
+  encode: (found: SourceMatch) => string | undefined, cannot: string): string | undefined {
+  const found = matchSource(source, file)
+  if (typeof found === 'string') return void logNoMatch(label, file, found)
+  const value = encode(found)
+  if (value === undefined) logNoMatch(label, file, cannot)
+  return value
+}

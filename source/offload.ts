@@ -1,0 +1,85 @@
+import type { Context, Middleware, Next } from 'koa'
+import { debug } from './debug.ts'
+import { toDownload } from './download.ts'
+import { toHttpError } from './errors.ts'
+import { formatHttpDate } from './http-date.ts'
+import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
+import { presentationHeaders } from './presentation.ts'
+import type { FileStat } from './types.ts'
+
+/**
+ * The rules step: after the route has run, the first rule that covers the Download in `ctx.body`
+ * replaces it by the proxy's offload response — status 200, an empty body (`Content-Length: 0`),
+ * the offload header, and the Content-Type, Content-Disposition and Cache-Control of the download
+ * (from the file's real name). Other headers the app set are kept. No rule matching, a file with
+ * neither `path` nor `url`, or a method other than GET/HEAD → the Download passes through to
+ * `serve()`, which streams it.
+ *
+ * Nothing is opened; the file is stat'ed (once) only for Apache and lighttpd, which answer
+ * conditionals with the app's ETag and Last-Modified (proxies.md §3, §8). A failing stat is thrown
+ * as the HTTP error `serve()` would give (404 for a missing file), with no offload header set.
+ *
+ * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
+ */
+export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
+  const list = Array.isArray(rules) ? [...rules] : [rules]
+  list.forEach((rule, i) => {
+    if (rule === null || typeof rule !== 'object' || typeof rule.match !== 'function' || typeof rule.backend !== 'string') {
+      throw new TypeError(`offload(): rules[${i}] must be an offload rule (nginx(), apache(), lighttpd(), caddy(), internalRedirect(), negotiated())`)
+    }
+  })
+
+  return async function offloadMiddleware (ctx: Context, next: Next): Promise<void> {
+    await next()
+    const download = toDownload(ctx.body)
+    if (download === undefined || list.length === 0) return
+    const { file } = download
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      debug('offload: %s not offloaded: method %s is answered by serve()', JSON.stringify(file.name), ctx.method)
+      return
+    }
+    if (ctx.status !== 200) {
+      debug('offload: %s not offloaded: the route set status %d', JSON.stringify(file.name), ctx.status)
+      return
+    }
+    if (file.path === undefined && file.url === undefined) {
+      debug('offload: %s streamed: the file has neither path nor url (memory or generated)', JSON.stringify(file.name))
+      return
+    }
+    let target: OffloadTarget | undefined
+    let rule: OffloadRule | undefined
+    for (const candidate of list) {
+      target = candidate.match(file, ctx.request)
+      if (target !== undefined) { rule = candidate; break }
+    }
+    if (target === undefined || rule === undefined) {
+      debug('offload: %s streamed: no rule covers it', JSON.stringify(file.path ?? file.url))
+      return
+    }
+
+    let stat: FileStat | undefined
+    if (target.validators) {
+      try {
+        stat = await file.stat()
+      } catch (error) {
+        throw toHttpError(error)
+      }
+    }
+    const presentation = presentationHeaders(download, stat)
+    debug('offload: %s → %s %s: %s', JSON.stringify(file.path ?? file.url), rule.backend, target.header, JSON.stringify(target.value))
+
+    // Koa sets a text/plain type for a string body; the download's own type is set after it.
+    ctx.body = ''
+    ctx.status = 200
+    ctx.set('Content-Type', presentation.contentType)
+    ctx.set('Content-Disposition', presentation.contentDisposition)
+    if (presentation.cacheControl !== undefined) ctx.set('Cache-Control', presentation.cacheControl)
+    if (stat !== undefined) {
+      if (stat.etag !== undefined) ctx.set('ETag', stat.etag)
+      if (stat.lastModified !== undefined && stat.lastModified.getTime() > 0) ctx.set('Last-Modified', formatHttpDate(stat.lastModified))
+    }
+    ctx.set(target.header, target.value)
+    const controls = target.controls?.(presentation.contentType)
+    if (controls !== undefined) ctx.set(controls)
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Per-server encoders of the offload value (reference/proxies.md §2). The segments they take are
+ * already checked by the matcher (non-empty, not `.`/`..`, no `/`, NUL, CR, LF); each encoder
+ * returns `undefined` when its server cannot be given that name, and the file is then streamed.
+ */
+
+/**
+ * nginx (`X-Accel-Redirect`), lighttpd (`X-Sendfile`) and CGI `Location`: both decode the value once,
+ * so every segment is percent-encoded (`encodeURIComponent`: all but `A-Z a-z 0-9 - _ . ! ~ * ' ( )`),
+ * which makes `%`, `?`, `#`, space and non-ASCII names survive the decode. `prefix` ends with `/`
+ * and is already a URI path.
+ */
+export function encodedPath (prefix: string, segments: readonly string[]): string | undefined {
+  if (!segments.every((s) => s.isWellFormed())) return undefined
+  return prefix + segments.map(encodeURIComponent).join('/')
+}
+
+/**
+ * Apache mod_xsendfile 0.12 and Caddy take the raw path, undecoded. Node's `setHeader` writes each
+ * char ≤ U+00FF as one byte (and throws above that), so the UTF-8 bytes are carried as a latin1
+ * string: `ü` goes out as 0xC3 0xBC, not 0xFC. Returns `undefined` for names the header cannot
+ * carry intact: control characters and DEL (rejected by Node), or leading/trailing white space,
+ * which HTTP parsers trim from a field value.
+ */
+export function rawPath (prefix: string, segments: readonly string[]): string | undefined {
+  const value = prefix + segments.join('/')
+  if (!value.isWellFormed() || /[\0-\x1f\x7f]/.test(value) || /[ \t]$/.test(value)) return undefined
+  return Buffer.from(value, 'utf8').toString('latin1')
+}
+
+/** The inverse of {@link rawPath}: a header byte string read as UTF-8. */
+export function fromRawPath (value: string): string {
+  return Buffer.from(value, 'latin1').toString('utf8')
+}
+
+/** lighttpd: an absolute directory plus segments, every segment of both percent-encoded. */
+export function encodedFilePath (dir: string, segments: readonly string[]): string | undefined {
+  const dirSegments = dir === '/' ? [] : dir.split('/').slice(1)
+  return encodedPath('/', [...dirSegments, ...segments])
+}
+
+/** Apache: an absolute directory plus segments, raw. */
+export function rawFilePath (dir: string, segments: readonly string[]): string | undefined {
+  return rawPath(dir === '/' ? '/' : dir + '/', segments)
+}
+
+/**
+ * Caddy's `rewrite * {rp.header.X}` parses the raw value as a URI: a `?` starts the query and an
+ * encoded `%3F` is not decoded, so a name with `?` cannot be served (proxies.md §2). A `%` followed by
+ * two hex digits is taken literally by Caddy's file_server (measured: `a%20b.txt` serves that file).
+ */
+export function caddyPath (prefix: string, segments: readonly string[]): string | undefined {
+  if (segments.some((s) => s.includes('?'))) return undefined
+  return rawPath(prefix, segments)
+}
+
+/**
+ * nginx's generic remote location (proxies.md §9): `/_remote/<scheme>/<host[:port]>` + the URL's
+ * pathname with every `%` doubled (nginx decodes the value once, and the signed path must reach the
+ * origin still encoded) + the query unchanged (nginx does not decode `$args`). Undefined for URLs
+ * nginx would rewrite: `//`, `.`/`..` segments, a directory, a non-http(s) scheme, credentials.
+ */
+export function remotePath (prefix: string, fileUrl: URL): string | undefined {
+  if (fileUrl.protocol !== 'http:' && fileUrl.protocol !== 'https:') return undefined
+  if (fileUrl.username !== '' || fileUrl.password !== '') return undefined
+  const parts = fileUrl.pathname.split('/').slice(1)
+  if (parts.some((p) => p === '' || /^(?:\.|%2e){1,2}$/i.test(p))) return undefined
+  // WHATWG URL already percent-encodes controls, space, non-ASCII, `?` and `#` in path and query.
+  const value = `${prefix}${fileUrl.protocol.slice(0, -1)}/${fileUrl.host}${fileUrl.pathname.replaceAll('%', '%25')}${fileUrl.search === '?' ? '' : fileUrl.search}`
+  return /^[\x21-\x7e]+$/.test(value) ? value : undefined
+}
