@@ -1,0 +1,91 @@
+/**
+ * What the config generator reads from an offload rule: the normalised, readonly fields every rule
+ * exposes. Structural on purpose, so any rule object (or a plain object in a config module) fits.
+ */
+export interface ConfigRule {
+  /** `'nginx' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect'` (other values are ignored). */
+  readonly backend: string
+  readonly sourceDir?: string | undefined
+  readonly sourceUrl?: string | undefined
+  readonly destinationUrl?: string | undefined
+  readonly destinationDir?: string | undefined
+  /** Caddy: the response header the `handle_response` matcher looks at. */
+  readonly header?: string | undefined
+  /** nginx: the X-Accel-Charset the rule sends (needs a `charset` line in the location). */
+  readonly charset?: string | false | undefined
+  /** nginx: the generic "any origin" form (`/_remote/<scheme>/<host>/<path>`). */
+  readonly remote?: boolean | undefined
+}
+
+/** A complete, runnable configuration instead of a snippet. */
+export interface FullConfig {
+  /** `host:port` the proxy listens on, e.g. `127.0.0.1:8080`. */
+  listen: string
+  /** `host:port` of the Koa app. */
+  upstream: string
+  /** Directory for the pid file, logs and temp files (absolute). */
+  prefix: string
+}
+
+export interface HostPort { host: string, port: number }
+
+export function parseHostPort (value: string, what: string): HostPort {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value)
+  const port = Number(match?.[2])
+  if (match === null || port < 1 || port > 65535) {
+    throw new TypeError(`renderServerConfig(): ${what} must be "host:port", got ${JSON.stringify(value)}`)
+  }
+  return { host: match[1] ?? '', port }
+}
+
+/** `/protected` or `/protected/` → `/protected/`: locations and prefixes always end with a slash. */
+export function withSlash (path: string): string {
+  return path.endsWith('/') ? path : path + '/'
+}
+
+export function withoutSlash (path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
+/** Refuses what no config format can carry safely, instead of emitting a broken or injectable line. */
+export function assertConfigSafe (value: string, what: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(value)) {
+    throw new TypeError(`renderServerConfig(): ${what} contains a control character: ${JSON.stringify(value)}`)
+  }
+}
+
+/** A double-quoted string with `\` and `"` escaped: the common form of Apache, lighttpd, Caddy and nginx. */
+export function quote (value: string): string {
+  return '"' + value.replace(/[\\"]/g, (c) => '\\' + c) + '"'
+}
+
+/** Describes a rule the way a user wrote it, for the comment above its block. */
+export function describeRule (rule: ConfigRule): string {
+  const fields: string[] = []
+  for (const key of ['sourceDir', 'sourceUrl', 'destinationUrl', 'destinationDir', 'header'] as const) {
+    const value = rule[key]
+    if (value !== undefined) fields.push(`${key}: ${JSON.stringify(value)}`)
+  }
+  const name = rule.backend === 'internal-redirect' ? 'internalRedirect' : rule.backend
+  return `${name}({ ${fields.join(', ')} })`
+}
+
+/** The origin and base path of a sourceUrl rule (`http://o:9000/bucket/` → origin + `/bucket/`). */
+export function splitSourceUrl (sourceUrl: string): { origin: string, host: string, scheme: string, basePath: string } {
+  let url: URL
+  try {
+    url = new URL(sourceUrl)
+  } catch (error) {
+    throw new TypeError(`renderServerConfig(): sourceUrl must be an absolute http(s) URL, got ${JSON.stringify(sourceUrl)}`, { cause: error })
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`renderServerConfig(): sourceUrl must be an http(s) URL, got ${JSON.stringify(sourceUrl)}`)
+  }
+  return { origin: url.origin, host: url.host, scheme: url.protocol.slice(0, -1), basePath: withSlash(url.pathname) }
+}
+
+/** Whether a rule is the generic "any origin" form: URLs travel whole inside the redirect value. */
+export function isRemoteRule (rule: ConfigRule): boolean {
+  return rule.remote === true
+}

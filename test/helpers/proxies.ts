@@ -1,0 +1,194 @@
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import test from 'ava'
+import type { ImplementationFn } from 'ava'
+import { renderServerConfig } from '../../source/server-config.ts'
+import type { ConfigRule, ServerName } from '../../source/server-config.ts'
+
+// Resolved when the module loads: ava decides skips while tests are being declared.
+const required: Record<ServerName, string[]> = {
+  nginx: ['/usr/sbin/nginx'],
+  apache: ['/usr/sbin/apache2', '/usr/lib/apache2/modules/mod_xsendfile.so'],
+  lighttpd: ['/usr/sbin/lighttpd'],
+  caddy: ['/usr/bin/caddy']
+}
+
+const missing = (server: ServerName): string | undefined => required[server].find((path) => !existsSync(path))
+
+const warned = new Set<ServerName>()
+
+/**
+ * `test` when the proxy is installed; otherwise `test.skip` with the reason in the title (one
+ * console.warn per file) — or a thrown error under REQUIRE_PROXIES=1, so CI cannot skip silently.
+ */
+export function proxyTest (server: ServerName): { available: boolean, test: (title: string, impl: ImplementationFn<[]>) => void } {
+  const absent = missing(server)
+  if (absent === undefined) return { available: true, test: (title, impl) => { test(title, impl) } }
+  if (process.env.REQUIRE_PROXIES === '1') throw new Error(`${server}: ${absent} not found and REQUIRE_PROXIES=1`)
+  if (!warned.has(server)) {
+    warned.add(server)
+    console.warn(`${server}: integration tests skipped, ${absent} not found (install it, or set REQUIRE_PROXIES=1 to fail instead)`)
+  }
+  return { available: false, test: (title, impl) => { test.skip(`${title} [skipped: ${absent} not found]`, impl) } }
+}
+
+const isRoot = process.getuid?.() === 0
+
+/** Workers started by a root master run as nobody/www-data: they must be able to read the tree. */
+export function makeWorldReadable (dir: string): void {
+  if (!isRoot) return
+  const result = spawnSync('chmod', ['-R', 'a+rX', dir])
+  if (result.status !== 0) throw new Error(`chmod -R a+rX ${dir}: ${String(result.stderr)}`)
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { resolve(port) })
+    })
+  })
+}
+
+interface Commands { file: string, check: string[], run: string[], stopSignal: NodeJS.Signals, env?: Record<string, string> }
+
+function commandsFor (server: ServerName, prefix: string): Commands {
+  switch (server) {
+    case 'nginx': {
+      const file = join(prefix, 'nginx.conf')
+      const base = ['/usr/sbin/nginx', '-p', prefix, '-c', file, '-e', 'stderr']
+      return { file, check: [...base, '-t'], run: [...base, '-g', 'daemon off;'], stopSignal: 'SIGQUIT' }
+    }
+    case 'apache': {
+      const file = join(prefix, 'httpd.conf')
+      return { file, check: ['/usr/sbin/apache2', '-f', file, '-t'], run: ['/usr/sbin/apache2', '-f', file, '-DFOREGROUND'], stopSignal: 'SIGTERM' }
+    }
+    case 'lighttpd': {
+      const file = join(prefix, 'lighttpd.conf')
+      return { file, check: ['/usr/sbin/lighttpd', '-tt', '-f', file], run: ['/usr/sbin/lighttpd', '-D', '-f', file], stopSignal: 'SIGTERM' }
+    }
+    case 'caddy': {
+      const file = join(prefix, 'Caddyfile')
+      const args = ['--config', file, '--adapter', 'caddyfile']
+      return {
+        file,
+        check: ['/usr/bin/caddy', 'validate', ...args],
+        run: ['/usr/bin/caddy', 'run', ...args],
+        stopSignal: 'SIGTERM',
+        env: { XDG_CONFIG_HOME: join(prefix, 'cfg'), XDG_DATA_HOME: join(prefix, 'data') }
+      }
+    }
+  }
+}
+
+export interface StartProxyOptions {
+  /** The app's offload rules: the config is `renderServerConfig(server, rules, { full })`. */
+  rules: readonly ConfigRule[]
+  /** Port of the Koa app on 127.0.0.1. */
+  appPort: number
+}
+
+export interface RunningProxy {
+  server: ServerName
+  port: number
+  /** `http://127.0.0.1:<port>` */
+  url: string
+  prefix: string
+  /** The generated configuration the proxy runs. */
+  config: string
+  /** The proxy's stdout and stderr so far (print it when a test fails). */
+  logs: () => string
+  stop: () => Promise<void>
+}
+
+function waitForExit (child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { resolve(false) }, ms)
+    child.once('exit', () => { clearTimeout(timer); resolve(true) })
+  })
+}
+
+function canConnect (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => { resolve(false) })
+  })
+}
+
+/**
+ * Starts `server` in the foreground on an ephemeral loopback port with a generated full config in
+ * a fresh temp prefix; checks the config first; resolves once the port accepts connections.
+ */
+export async function startProxy (server: ServerName, options: StartProxyOptions): Promise<RunningProxy> {
+  let lastError: Error | undefined
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(server, options)
+    } catch (error) {
+      lastError = error as Error
+      // Only a lost port race is worth another try; a bad config fails the same way again.
+      if (!/in use|EADDRINUSE/i.test(lastError.message)) throw lastError
+    }
+  }
+  throw lastError ?? new Error('unreachable')
+}
+
+async function startOnce (server: ServerName, { rules, appPort }: StartProxyOptions): Promise<RunningProxy> {
+  const prefix = await mkdtemp(join(tmpdir(), `kd-${server}-`))
+  const port = await freePort()
+  const config = renderServerConfig(server, rules, { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+  const commands = commandsFor(server, prefix)
+  await writeFile(commands.file, config)
+  await mkdir(join(prefix, 'tmp'))
+  makeWorldReadable(prefix)
+  const env = { ...process.env, ...commands.env }
+  const [bin = '', ...checkArgs] = commands.check
+  const check = spawnSync(bin, checkArgs, { env, encoding: 'utf8' })
+  if (check.status !== 0) {
+    await rm(prefix, { recursive: true, force: true })
+    throw new Error(`${server} rejected the generated config (${commands.check.join(' ')}):\n${check.stdout}${check.stderr}\n--- config ---\n${config}`)
+  }
+  const logFile = join(prefix, 'output.log')
+  const fd = openSync(logFile, 'a')
+  const [runBin = '', ...runArgs] = commands.run
+  const child = spawn(runBin, runArgs, { env, stdio: ['ignore', fd, fd] })
+  closeSync(fd)
+  const logs = (): string => { try { return readFileSync(logFile, 'utf8') } catch { return '' } }
+  const stop = async (): Promise<void> => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      child.kill(commands.stopSignal)
+      if (!await waitForExit(child, 8000)) {
+        child.kill('SIGKILL')
+        await waitForExit(child, 2000)
+      }
+    }
+    await rm(prefix, { recursive: true, force: true })
+  }
+  const deadline = Date.now() + 10_000
+  while (true) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const output = logs()
+      await stop()
+      throw new Error(`${server} exited during start-up (${String(child.exitCode ?? child.signalCode)}):\n${output}`)
+    }
+    if (await canConnect(port)) break
+    if (Date.now() > deadline) {
+      const output = logs()
+      await stop()
+      throw new Error(`${server} did not accept connections on ${port} within 10 s:\n${output}`)
+    }
+    await sleep(50)
+  }
+  return { server, port, url: `http://127.0.0.1:${port}`, prefix, config, logs, stop }
+}
