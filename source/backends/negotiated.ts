@@ -1,0 +1,145 @@
+import path from 'node:path'
+import { checkOptions, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
+import type { OffloadRequest, OffloadRule, OffloadTarget } from '../offload-rule.ts'
+import { encodedFilePath, encodedPath, rawFilePath } from '../proxy-path.ts'
+import type { DownloadFile } from '../types.ts'
+
+/** The offload headers a proxy may ask for. `X-LIGHTTPD-send-file` is left out on purpose: it only
+ * works with mod_fastcgi, never in front of an HTTP app (proxies.md §7). */
+export type NegotiableHeader = 'X-Accel-Redirect' | 'X-Sendfile'
+
+export interface NegotiatedOptions {
+  /**
+   * The values of the request's `X-Sendfile-Type` that are honoured (compared case-insensitively).
+   * The response header is always the canonical name from this list, never the request's text.
+   * @example ['X-Accel-Redirect', 'X-Sendfile']
+   */
+  allow: NegotiableHeader[]
+  /**
+   * Only files below this directory are offloaded (whole segments).
+   * @default every file with a `path`
+   */
+  sourceDir?: string | undefined
+  /**
+   * For `X-Accel-Redirect`: local directory → internal location, literal prefixes on whole segments
+   * (like nginx's `X-Accel-Mapping: /srv/files/=/protected/`, but from your configuration).
+   * @example { '/srv/files': '/protected/' }
+   */
+  mapping?: Readonly<Record<string, string>> | undefined
+  /**
+   * Read the mapping from the request's `X-Accel-Mapping` header (only when `mapping` is not given).
+   * Safe only when the proxy always overwrites that header and the app cannot be reached without the
+   * proxy: otherwise a client chooses where the proxy reads files (Rack CVE-2025-61780).
+   * @default false
+   */
+  trustMappingHeader?: boolean | undefined
+  /**
+   * The form of an `X-Sendfile` value: `'raw'` for Apache mod_xsendfile 0.12, `'encoded'`
+   * (percent-encoded segments) for lighttpd. The request does not say which server sent it.
+   * @default 'raw'
+   */
+  sendfile?: 'raw' | 'encoded' | undefined
+}
+
+export interface NegotiatedRule extends OffloadRule {
+  readonly backend: 'negotiated'
+  readonly allow: readonly NegotiableHeader[]
+  readonly mapping: ReadonlyArray<{ readonly sourceDir: string, readonly destinationUrl: string }>
+  readonly trustMappingHeader: boolean
+  readonly sendfile: 'raw' | 'encoded'
+}
+
+const fn = 'negotiated()'
+const canonical = new Map<string, NegotiableHeader>([['x-accel-redirect', 'X-Accel-Redirect'], ['x-sendfile', 'X-Sendfile']])
+
+/**
+ * Opt-in offload chosen per request by the proxy, as Rack::Sendfile and Symfony offer: the proxy
+ * sends `X-Sendfile-Type: X-Accel-Redirect` (and, if trusted, `X-Accel-Mapping`). Nothing else in
+ * koa-downloads reads those request headers. Values outside `allow` are ignored and logged
+ * JSON-escaped; the mapping is a literal prefix replacement, never a regular expression.
+ * @example
+ * negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/files': '/protected/' } })
+ */
+export function negotiated (options: NegotiatedOptions): NegotiatedRule {
+  const o = checkOptions(fn, options, ['allow', 'sourceDir', 'mapping', 'trustMappingHeader', 'sendfile'])
+  if (!Array.isArray(o.allow) || o.allow.length === 0) throw new TypeError(`${fn}: allow must be a non-empty array of 'X-Accel-Redirect' and/or 'X-Sendfile'`)
+  const allow = o.allow.map((value: unknown) => {
+    const name = typeof value === 'string' ? canonical.get(value.toLowerCase()) : undefined
+    if (name === undefined) throw new TypeError(`${fn}: allow may only contain 'X-Accel-Redirect' and 'X-Sendfile', not ${JSON.stringify(value)}`)
+    return name
+  })
+  const sourceDir = o.sourceDir === undefined ? undefined : normalizeDir(fn, 'sourceDir', o.sourceDir)
+  if (o.mapping !== undefined && (o.mapping === null || typeof o.mapping !== 'object' || Array.isArray(o.mapping))) {
+    throw new TypeError(`${fn}: mapping must be an object { '/local/dir': '/internal/location/' }`)
+  }
+  const mapping = Object.entries(o.mapping ?? {}).map(([dir, url]) => ({
+    sourceDir: normalizeDir(fn, 'mapping key', dir),
+    destinationUrl: normalizeDestinationUrl(fn, url)
+  }))
+  if (o.trustMappingHeader !== undefined && typeof o.trustMappingHeader !== 'boolean') throw new TypeError(`${fn}: trustMappingHeader must be a boolean`)
+  const trustMappingHeader = o.trustMappingHeader ?? false
+  if (trustMappingHeader && (mapping.length > 0 || !allow.includes('X-Accel-Redirect'))) {
+    throw new TypeError(`${fn}: trustMappingHeader needs 'X-Accel-Redirect' in allow and no mapping of your own`)
+  }
+  const sendfile = o.sendfile ?? 'raw'
+  if (sendfile !== 'raw' && sendfile !== 'encoded') throw new TypeError(`${fn}: sendfile must be 'raw' (Apache) or 'encoded' (lighttpd)`)
+  const label = `negotiated(${allow.join('|')})`
+
+  return {
+    backend: 'negotiated',
+    ...(sourceDir === undefined ? {} : { sourceDir }),
+    allow,
+    mapping,
+    trustMappingHeader,
+    sendfile,
+    match (file: DownloadFile, request: OffloadRequest): OffloadTarget | undefined {
+      const type = request.headers['x-sendfile-type']
+      if (type === undefined) return void logNoMatch(label, file, 'the request has no X-Sendfile-Type')
+      const header = typeof type === 'string' ? canonical.get(type.trim().toLowerCase()) : undefined
+      if (header === undefined || !allow.includes(header)) {
+        return void logNoMatch(label, file, `X-Sendfile-Type ${JSON.stringify(type)} is not allowed`)
+      }
+      if (typeof file.path !== 'string' || file.path === '') return void logNoMatch(label, file, 'the file has no path')
+      const below = matchSource({ sourceDir: sourceDir ?? '/' }, file)
+      if (typeof below === 'string') return void logNoMatch(label, file, below)
+      if (header === 'X-Sendfile') {
+        const value = sendfile === 'raw' ? rawFilePath('/', below.segments) : encodedFilePath('/', below.segments)
+        if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile')
+        return { header, value, validators: true }
+      }
+      const rules = mapping.length > 0 ? mapping : trustMappingHeader ? parseMapping(request.headers['x-accel-mapping'], file) : []
+      if (rules === undefined) return undefined
+      if (rules.length === 0) return void logNoMatch(label, file, 'X-Accel-Redirect needs a mapping (none configured)')
+      for (const rule of rules) {
+        const found = matchSource({ sourceDir: rule.sourceDir }, file)
+        if (typeof found === 'string') continue
+        const value = encodedPath(rule.destinationUrl, found.segments)
+        if (value !== undefined) return { header, value, validators: false }
+      }
+      return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))}`)
+    }
+  }
+}
+
+/**
+ * `X-Accel-Mapping: /srv/files/=/protected/, /other/=/o/` → literal prefix pairs. Any malformed
+ * entry rejects the whole header (undefined, logged escaped): a half-understood mapping is not used.
+ */
+export function parseMapping (header: string | string[] | undefined, file: DownloadFile): Array<{ sourceDir: string, destinationUrl: string }> | undefined {
+  if (header === undefined) return []
+  if (typeof header !== 'string') return void logNoMatch('negotiated()', file, 'several X-Accel-Mapping headers')
+  const result: Array<{ sourceDir: string, destinationUrl: string }> = []
+  for (const entry of header.split(',')) {
+    const eq = entry.indexOf('=')
+    try {
+      if (eq === -1) throw new TypeError('no "="')
+      result.push({
+        sourceDir: normalizeDir(fn, 'X-Accel-Mapping', entry.slice(0, eq).trim()),
+        destinationUrl: normalizeDestinationUrl(fn, entry.slice(eq + 1).trim())
+      })
+    } catch {
+      return void logNoMatch('negotiated()', file, `malformed X-Accel-Mapping ${JSON.stringify(header)}`)
+    }
+  }
+  return result
+}
