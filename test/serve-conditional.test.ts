@@ -1,0 +1,157 @@
+import test from 'ava'
+import request from 'supertest'
+import { download } from '../source/download.ts'
+import { PathFile } from '../source/path-file.ts'
+import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
+import { Readable } from 'node:stream'
+import { downloadApp, fixtureRoot } from './helpers/koa.ts'
+
+/** A file wrapper that counts open() calls, to prove 304/412/416/HEAD open nothing. */
+class CountingFile implements DownloadFile {
+  readonly name = 'counted.txt'
+  opens = 0
+  readonly #stat: FileStat
+  constructor (stat: FileStat) { this.#stat = stat }
+  async stat (): Promise<FileStat> { return this.#stat }
+  async open (range?: ByteRange): Promise<Readable> {
+    this.opens++
+    const bytes = Buffer.from('0123456789')
+    return Readable.from([range === undefined ? bytes : bytes.subarray(range.start, range.end + 1)])
+  }
+}
+
+const lastModified = new Date('2026-01-02T03:04:05Z')
+const stat: FileStat = { size: 10, etag: '"v1"', lastModified }
+function appFor (file: DownloadFile, cacheControl?: string) {
+  return downloadApp((ctx) => {
+    ctx.set('Vary', 'Cookie')
+    ctx.body = download(file, cacheControl === undefined ? {} : { cacheControl })
+  }).callback()
+}
+
+test('if-none-match: matching ETag → 304 with ETag, Cache-Control and Vary, no body headers, nothing opened', async t => {
+  const file = new CountingFile(stat)
+  const res = await request(appFor(file, 'private, max-age=60')).get('/').set('If-None-Match', '"v1"')
+  t.is(res.status, 304)
+  t.is(res.headers.etag, '"v1"')
+  t.is(res.headers['cache-control'], 'private, max-age=60')
+  t.is(res.headers.vary, 'Cookie')
+  for (const name of ['content-type', 'content-length', 'content-disposition', 'content-range', 'last-modified', 'accept-ranges']) {
+    t.is(res.headers[name], undefined, name)
+  }
+  t.is(file.opens, 0)
+})
+
+test('if-none-match: weak comparison, lists with empty members, and * all match', async t => {
+  for (const header of ['W/"v1"', '"a", , "v1"', '*', ' "x" ,W/"v1" ']) {
+    const res = await request(appFor(new CountingFile(stat))).get('/').set('If-None-Match', header)
+    t.is(res.status, 304, header)
+  }
+})
+
+test('if-none-match: no member matches, or the header is malformed → 200', async t => {
+  for (const header of ['"v2"', 'v1', '"v1', 'W/v1']) {
+    const res = await request(appFor(new CountingFile(stat))).get('/').set('If-None-Match', header)
+    t.is(res.status, 200, header)
+    t.is(res.text, '0123456789')
+  }
+})
+
+test('if-none-match: a match on a method other than GET/HEAD → 412', async t => {
+  const res = await request(appFor(new CountingFile(stat))).post('/').set('If-None-Match', '"v1"')
+  t.is(res.status, 412)
+})
+
+test('if-modified-since: Last-Modified ≤ date → 304 (Last-Modified sent only when there is no ETag)', async t => {
+  const noEtag = new CountingFile({ size: 10, lastModified })
+  const res = await request(appFor(noEtag)).get('/').set('If-Modified-Since', lastModified.toUTCString())
+  t.is(res.status, 304)
+  t.is(res.headers['last-modified'], lastModified.toUTCString())
+  t.is(noEtag.opens, 0)
+  const withEtag = await request(appFor(new CountingFile(stat))).get('/').set('If-Modified-Since', new Date(lastModified.getTime() + 5000).toUTCString())
+  t.is(withEtag.status, 304)
+  t.is(withEtag.headers['last-modified'], undefined)
+})
+
+test('if-modified-since: an older date, an invalid date or a list → 200', async t => {
+  for (const header of [new Date(lastModified.getTime() - 1000).toUTCString(), 'yesterday', `${lastModified.toUTCString()}, ${lastModified.toUTCString()}`]) {
+    const res = await request(appFor(new CountingFile(stat))).get('/').set('If-Modified-Since', header)
+    t.is(res.status, 200, header)
+  }
+})
+
+test('if-modified-since is ignored when If-None-Match is present (unlike Koa ctx.fresh)', async t => {
+  const res = await request(appFor(new CountingFile(stat))).get('/').set('If-None-Match', '"other"').set('If-Modified-Since', new Date().toUTCString())
+  t.is(res.status, 200)
+})
+
+test('if-match: strong comparison; a weak tag or another tag → 412 with no file headers; * passes', async t => {
+  const file = new CountingFile(stat)
+  const ok = await request(appFor(file)).get('/').set('If-Match', '"v1"')
+  t.is(ok.status, 200)
+  t.is((await request(appFor(file)).get('/').set('If-Match', '*')).status, 200)
+  for (const header of ['W/"v1"', '"v2"']) {
+    const res = await request(appFor(new CountingFile(stat), 'max-age=60')).get('/').set('If-Match', header)
+    t.is(res.status, 412, header)
+    t.is(res.headers.etag, undefined)
+    t.is(res.headers['cache-control'], undefined)
+    t.is(res.headers['content-disposition'], undefined)
+    t.is(Number(res.headers['content-length']), Buffer.byteLength(res.text))
+  }
+})
+
+test('if-unmodified-since: modified after the date → 412; ignored when If-Match is present or the date is invalid', async t => {
+  const before = new Date(lastModified.getTime() - 1000).toUTCString()
+  t.is((await request(appFor(new CountingFile(stat))).get('/').set('If-Unmodified-Since', before)).status, 412)
+  t.is((await request(appFor(new CountingFile(stat))).get('/').set('If-Unmodified-Since', lastModified.toUTCString())).status, 200)
+  t.is((await request(appFor(new CountingFile(stat))).get('/').set('If-Match', '"v1"').set('If-Unmodified-Since', before)).status, 200)
+  t.is((await request(appFor(new CountingFile(stat))).get('/').set('If-Unmodified-Since', 'garbage')).status, 200)
+})
+
+test('preconditions: 412 beats 304, and 304 beats 206/416', async t => {
+  const res = await request(appFor(new CountingFile(stat))).get('/').set('If-Match', '"nope"').set('If-None-Match', '"v1"')
+  t.is(res.status, 412)
+  const notRange = await request(appFor(new CountingFile(stat))).get('/').set('If-None-Match', '"v1"').set('Range', 'bytes=50-60')
+  t.is(notRange.status, 304)
+})
+
+test('HEAD: the same headers as GET, no body, and the file is not opened', async t => {
+  const file = new CountingFile(stat)
+  const handler = appFor(file, 'no-cache')
+  const get = await request(handler).get('/')
+  const head = await request(handler).head('/')
+  t.is(head.status, 200)
+  for (const name of ['content-type', 'content-length', 'content-disposition', 'etag', 'last-modified', 'accept-ranges', 'cache-control']) {
+    t.is(head.headers[name], get.headers[name], name)
+  }
+  t.is(file.opens, 1) // the GET only
+})
+
+test('HEAD: preconditions apply (304), and 416-worthy ranges are ignored', async t => {
+  const file = new CountingFile(stat)
+  t.is((await request(appFor(file)).head('/').set('If-None-Match', '"v1"')).status, 304)
+  t.is((await request(appFor(file)).head('/').set('Range', 'bytes=100-')).status, 200)
+  t.is(file.opens, 0)
+})
+
+test('416 and 412 open nothing', async t => {
+  const file = new CountingFile(stat)
+  t.is((await request(appFor(file)).get('/').set('Range', 'bytes=100-')).status, 416)
+  t.is((await request(appFor(file)).get('/').set('If-Match', '"x"')).status, 412)
+  t.is(file.opens, 0)
+})
+
+test('local files: the ETag round-trips into a 304, and a stale ETag after a change gives 200', async t => {
+  const handler = downloadApp((ctx) => { ctx.body = new PathFile('hello.txt', { root: fixtureRoot }) }).callback()
+  const first = await request(handler).get('/')
+  t.regex(first.headers.etag ?? '', /^"[0-9a-f]+-e"$/)
+  t.is((await request(handler).get('/').set('If-None-Match', first.headers.etag ?? '')).status, 304)
+  t.is((await request(handler).get('/').set('If-None-Match', '"0-e"')).status, 200)
+})
+
+test('no Last-Modified is sent for an unknown or epoch mtime', async t => {
+  const epoch = new CountingFile({ size: 10, lastModified: new Date(0) })
+  const res = await request(appFor(epoch)).get('/').set('If-Modified-Since', new Date().toUTCString())
+  t.is(res.status, 200)
+  t.is(res.headers['last-modified'], undefined)
+})

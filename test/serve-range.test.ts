@@ -1,0 +1,202 @@
+import { readFileSync } from 'node:fs'
+import test from 'ava'
+import request from 'supertest'
+import { download } from '../source/download.ts'
+import { PathFile } from '../source/path-file.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
+import { binaryParser, downloadApp, fixtureRoot } from './helpers/koa.ts'
+
+const digits = readFileSync(`${fixtureRoot}/digits.txt`) // 1000 bytes: "0123456789" × 100
+const binary = readFileSync(`${fixtureRoot}/binary.bin`) // 200 000 bytes, above the buffer threshold
+const app = downloadApp((ctx) => {
+  ctx.body = download(new PathFile(ctx.path.slice(1), { root: fixtureRoot }))
+})
+const server = app.callback()
+
+function get (path: string, headers: Record<string, string> = {}) {
+  let req = request(server).get(path).buffer(true).parse(binaryParser)
+  for (const [name, value] of Object.entries(headers)) req = req.set(name, value)
+  return req
+}
+
+test('range: one range → 206 with Content-Range, Content-Length and exactly those bytes', async t => {
+  const res = await get('/digits.txt', { Range: 'bytes=10-19' })
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], 'bytes 10-19/1000')
+  t.is(res.headers['content-length'], '10')
+  t.is(res.headers['accept-ranges'], 'bytes')
+  t.deepEqual(res.body, digits.subarray(10, 20))
+})
+
+test('range: a 206 carries every header the 200 would (type, disposition, validators)', async t => {
+  const full = await get('/digits.txt')
+  const part = await get('/digits.txt', { Range: 'bytes=0-0' })
+  t.is(part.status, 206)
+  for (const name of ['content-type', 'content-disposition', 'etag', 'last-modified', 'accept-ranges']) {
+    t.is(part.headers[name], full.headers[name], name)
+  }
+})
+
+test('range: open-ended first- reaches the end; last ≥ size clamps to size − 1', async t => {
+  const open = await get('/digits.txt', { Range: 'bytes=990-' })
+  t.is(open.status, 206)
+  t.is(open.headers['content-range'], 'bytes 990-999/1000')
+  t.deepEqual(open.body, digits.subarray(990))
+  const clamped = await get('/digits.txt', { Range: 'bytes=995-5000' })
+  t.is(clamped.headers['content-range'], 'bytes 995-999/1000')
+  t.deepEqual(clamped.body, digits.subarray(995))
+})
+
+test('range: suffix -N gives the last N bytes; N ≥ size gives the whole file as a 206 (not 416 as range-parser does)', async t => {
+  const tail = await get('/digits.txt', { Range: 'bytes=-5' })
+  t.is(tail.status, 206)
+  t.is(tail.headers['content-range'], 'bytes 995-999/1000')
+  t.deepEqual(tail.body, digits.subarray(995))
+  const whole = await get('/digits.txt', { Range: 'bytes=-5000' })
+  t.is(whole.status, 206)
+  t.is(whole.headers['content-range'], 'bytes 0-999/1000')
+  t.deepEqual(whole.body, digits)
+})
+
+test('range: nothing satisfiable → 416 with Content-Range bytes */size, no file headers, exact Content-Length', async t => {
+  for (const range of ['bytes=1000-', 'bytes=5000-6000', 'bytes=-0']) {
+    const res = await get('/digits.txt', { Range: range })
+    t.is(res.status, 416, range)
+    t.is(res.headers['content-range'], 'bytes */1000', range)
+    t.is(res.headers['content-disposition'], undefined, range)
+    t.is(res.headers.etag, undefined, range)
+    t.is(res.headers['last-modified'], undefined, range)
+    t.is(Number(res.headers['content-length']), res.body.length, range)
+  }
+})
+
+test('range: invalid syntax or an unknown unit is ignored → 200 with the whole file', async t => {
+  for (const range of ['bytes=abc', 'items=0-4', 'bytes=--6', 'bytes=5-1', 'bytes 0-4', 'bytes=+1-2', 'bytes=0-4,x']) {
+    const res = await get('/digits.txt', { Range: range })
+    t.is(res.status, 200, range)
+    t.is(res.headers['content-range'], undefined, range)
+    t.deepEqual(res.body, digits, range)
+  }
+})
+
+test('range: units are case-insensitive', async t => {
+  const res = await get('/digits.txt', { Range: 'BYTES=0-1' })
+  t.is(res.status, 206)
+  t.deepEqual(res.body, digits.subarray(0, 2))
+})
+
+test('range: a Range on an empty file is ignored → 200 with an empty body', async t => {
+  const res = await get('/empty.txt', { Range: 'bytes=0-10' })
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '0')
+  t.is(res.body.length, 0)
+})
+
+test('range: HEAD ignores Range → 200 with the full Content-Length and no body', async t => {
+  const res = await request(server).head('/digits.txt').set('Range', 'bytes=0-9')
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '1000')
+  t.is(res.headers['content-range'], undefined)
+})
+
+test('range: several ranges → multipart/byteranges with exact Content-Length and each part read from the source', async t => {
+  const res = await get('/digits.txt', { Range: 'bytes=0-4, 500-504,-3' })
+  t.is(res.status, 206)
+  const type = res.headers['content-type'] ?? ''
+  const match = /^multipart\/byteranges; boundary=([0-9A-Za-z]{1,70})$/.exec(type)
+  t.truthy(match, type)
+  t.is(res.headers['content-range'], undefined)
+  t.is(Number(res.headers['content-length']), res.body.length)
+  const b = match?.[1] ?? ''
+  const expected = `--${b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 0-4/1000\r\n\r\n01234` +
+    `\r\n--${b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 500-504/1000\r\n\r\n01234` +
+    `\r\n--${b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 997-999/1000\r\n\r\n789` +
+    `\r\n--${b}--\r\n`
+  t.is(res.body.toString('latin1'), expected)
+})
+
+test('range: overlapping and adjacent ranges are coalesced, never sending more than the file', async t => {
+  const res = await get('/digits.txt', { Range: 'bytes=0-99,50-149,150-199' })
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], 'bytes 0-199/1000')
+  t.deepEqual(res.body, digits.subarray(0, 200))
+})
+
+test('range: more parts than maxRanges (32) after coalescing → 200 with the whole file; 32 are served', async t => {
+  // 33 parts, 1 000 bytes apart: too far apart to be merged, one more than the default cap of 32
+  const many = Array.from({ length: 33 }, (_, i) => `${i * 1000}-${i * 1000 + 1}`).join(',')
+  const res = await get('/binary.bin', { Range: `bytes=${many}` })
+  t.is(res.status, 200)
+  t.deepEqual(res.body, binary)
+  const atCap = await get('/binary.bin', { Range: `bytes=${many.split(',').slice(0, 32).join(',')}` })
+  t.is(atCap.status, 206)
+  t.regex(atCap.headers['content-type'] ?? '', /^multipart\/byteranges; boundary=/)
+})
+
+test('range: large files are streamed from the requested offset (above the buffer threshold)', async t => {
+  const res = await get('/binary.bin', { Range: 'bytes=100000-199999' })
+  t.is(res.status, 206)
+  t.is(res.headers['content-length'], '100000')
+  t.deepEqual(res.body, binary.subarray(100000))
+  const multi = await get('/binary.bin', { Range: 'bytes=0-69999,130000-199999' })
+  t.is(multi.status, 206)
+  t.is(Number(multi.headers['content-length']), multi.body.length)
+  t.true(multi.body.includes(binary.subarray(130000)))
+})
+
+test('if-range: a matching strong ETag keeps the range; another ETag → 200 full', async t => {
+  const { headers } = await get('/digits.txt')
+  const etag = headers.etag ?? ''
+  const kept = await get('/digits.txt', { Range: 'bytes=0-1', 'If-Range': etag })
+  t.is(kept.status, 206)
+  const other = await get('/digits.txt', { Range: 'bytes=0-1', 'If-Range': '"something-else"' })
+  t.is(other.status, 200)
+  t.deepEqual(other.body, digits)
+})
+
+test('if-range: a weak ETag never matches (strong comparison) → 200 full', async t => {
+  const { headers } = await get('/digits.txt')
+  const res = await get('/digits.txt', { Range: 'bytes=0-1', 'If-Range': `W/${headers.etag ?? ''}` })
+  t.is(res.status, 200)
+})
+
+test('if-range: a date equal to an old-enough Last-Modified keeps the range; another date → 200', async t => {
+  const { headers } = await get('/digits.txt')
+  const lastModified = headers['last-modified'] ?? ''
+  const kept = await get('/digits.txt', { Range: 'bytes=0-1', 'If-Range': lastModified })
+  t.is(kept.status, 206)
+  const later = new Date(Date.parse(lastModified) + 1000).toUTCString()
+  const other = await get('/digits.txt', { Range: 'bytes=0-1', 'If-Range': later })
+  t.is(other.status, 200)
+})
+
+test('if-range: without Last-Modified a date never matches → 200', async t => {
+  const dateless = downloadApp((ctx) => {
+    ctx.body = new VirtualFile('0123456789', { name: 'x.txt' })
+  })
+  const res = await request(dateless.callback()).get('/').set('Range', 'bytes=0-1').set('If-Range', new Date().toUTCString())
+  t.is(res.status, 200)
+  t.is(res.text, '0123456789')
+})
+
+test('range: in-memory content serves ranges by slicing; ranges: false turns ranges off', async t => {
+  const memory = downloadApp((ctx) => {
+    ctx.body = download(new VirtualFile('héllo wörld', { name: 'x.txt' }))
+  })
+  const res = await request(memory.callback()).get('/').set('Range', 'bytes=1-2').buffer(true).parse(binaryParser)
+  t.is(res.status, 206)
+  t.deepEqual(res.body, Buffer.from('héllo wörld').subarray(1, 3))
+  const off = downloadApp((ctx) => {
+    ctx.body = new VirtualFile('hello', { name: 'x.txt' })
+  }, { ranges: false })
+  const full = await request(off.callback()).get('/').set('Range', 'bytes=1-2')
+  t.is(full.status, 200)
+  t.is(full.headers['accept-ranges'], 'none')
+  t.is(full.text, 'hello')
+})
+
+test('range: a POST answered with a download ignores Range', async t => {
+  const res = await request(server).post('/digits.txt').set('Range', 'bytes=0-1').buffer(true).parse(binaryParser)
+  t.is(res.status, 200)
+  t.deepEqual(res.body, digits)
+})
