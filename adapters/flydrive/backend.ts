@@ -1,0 +1,55 @@
+import type { Readable } from 'node:stream'
+import type { ByteRange, FileStat } from '../../source/types.ts'
+
+/** One object of one storage, as StorageFile needs it: metadata, ranged reads, locations. */
+export interface StorageObject {
+  stat (signal?: AbortSignal): Promise<FileStat>
+  /** Reads `range` (or everything) of the object that `stat` described, at the source. */
+  open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
+  /** Absolute local path (fs disks only). */
+  readonly path?: string | undefined
+  /** A public URL built without I/O, when the driver's configuration allows it. */
+  readonly url?: string | undefined
+}
+
+/** A kind of storage (fs, S3, GCS, any other driver): makes StorageObjects for checked keys. */
+export interface Backend {
+  readonly kind: 'fs' | 's3' | 'gcs' | 'driver'
+  object (key: string, options: BackendOptions): StorageObject
+}
+
+export interface BackendOptions {
+  /** Longest silence (ms) of a storage stream while the client is reading. */
+  idleTimeout: number
+}
+
+/** The flydrive driver class in the prototype chain (so that subclasses are recognised). */
+export function driverKind (driver: object): 'fs' | 's3' | 'gcs' | 'driver' {
+  for (let proto = Object.getPrototypeOf(driver) as { constructor?: { name?: string } } | null; proto !== null; proto = Object.getPrototypeOf(proto) as typeof proto) {
+    const name = proto.constructor?.name
+    if (name === 'FSDriver') return 'fs'
+    if (name === 'S3Driver') return 's3'
+    if (name === 'GCSDriver') return 'gcs'
+  }
+  return 'driver'
+}
+
+/** Size, type, validators from flydrive metadata; the etag quoted when a driver returns it bare (GCS). */
+export function statFromMetaData (meta: { contentType?: string | undefined, contentLength?: number | undefined, etag?: string | undefined, lastModified?: Date | undefined }): FileStat {
+  const size = typeof meta.contentLength === 'number' && Number.isSafeInteger(meta.contentLength) && meta.contentLength >= 0 ? meta.contentLength : undefined
+  const lastModified = meta.lastModified instanceof Date && !Number.isNaN(meta.lastModified.getTime()) && meta.lastModified.getTime() >= 1000 ? meta.lastModified : undefined
+  return {
+    size,
+    lastModified,
+    etag: quoteEtag(meta.etag),
+    contentType: meta.contentType === '' ? undefined : meta.contentType
+  }
+}
+
+/** `"x"` and `W/"x"` stay as they are; a bare token is quoted; anything unsafe in a header is dropped. */
+export function quoteEtag (etag: string | undefined): string | undefined {
+  if (etag === undefined || etag === '') return undefined
+  if (/^(W\/)?"[\x21\x23-\x7e]*"$/.test(etag)) return etag
+  if (/^[\x21\x23-\x7e]+$/.test(etag)) return `"${etag}"`
+  return undefined
+}

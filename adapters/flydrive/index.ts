@@ -1,0 +1,6 @@
+export { StorageFile } from './storage-file.ts'
+export type { DiskLike, StorageFileOptions } from './storage-file.ts'
+export { storage } from './storage.ts'
+export type { SignedFileOptions, Storage, StorageHelperOptions } from './storage.ts'
+export { recordFile } from './record-file.ts'
+export type { RecordFileOptions } from './record-file.ts'

@@ -1,0 +1,63 @@
+import { StorageFile } from './storage-file.ts'
+import type { DiskLike, StorageFileOptions } from './storage-file.ts'
+import type { Storage } from './storage.ts'
+
+export interface RecordFileOptions<R> {
+  /** The storage (from `storage(disk)`) or the disk the keys belong to. One of the two. */
+  storage?: Storage | undefined
+  disk?: DiskLike | undefined
+  /** The field holding the storage key (django's FileField). Empty, null or missing → 404. */
+  keyField: keyof R & string
+  /** The field holding the download name. @default the last key segment */
+  nameField?: (keyof R & string) | undefined
+  /** The field holding the Content-Type. @default the storage's, else from the name */
+  typeField?: (keyof R & string) | undefined
+  /** The field holding the size in bytes, used when the storage reports none. */
+  sizeField?: (keyof R & string) | undefined
+  /** The field holding the modification time (Date, ms, or an ISO/SQL date string), used when the storage reports none. */
+  mtimeField?: (keyof R & string) | undefined
+}
+
+/**
+ * The file a database record refers to, django's FileField case:
+ * `ctx.body = download(recordFile(row, { storage: media, keyField: 'file_key', nameField: 'original_name' }))`.
+ * A missing record or an empty key field gives a file that is a 404 (the route stays one line).
+ */
+export function recordFile<R extends object> (record: R | null | undefined, options: RecordFileOptions<R>): StorageFile {
+  if (options === null || typeof options !== 'object') throw new TypeError('recordFile(): options must be an object')
+  const { storage, disk, keyField, nameField, typeField, sizeField, mtimeField } = options
+  if ((storage === undefined) === (disk === undefined)) throw new TypeError('recordFile(): pass exactly one of storage or disk')
+  if (typeof keyField !== 'string' || keyField === '') throw new TypeError('recordFile(): keyField must be a field name')
+  for (const [label, field] of [['nameField', nameField], ['typeField', typeField], ['sizeField', sizeField], ['mtimeField', mtimeField]] as const) {
+    if (field !== undefined && (typeof field !== 'string' || field === '')) throw new TypeError(`recordFile(): ${label} must be a field name`)
+  }
+  const row = (record ?? {}) as Record<string, unknown>
+  const key = stringField(row[keyField]) ?? ''
+  const fileOptions: StorageFileOptions = {}
+  const name = nameField === undefined ? undefined : stringField(row[nameField])
+  if (name !== undefined) fileOptions.name = name
+  const type = typeField === undefined ? undefined : stringField(row[typeField])
+  if (type !== undefined) fileOptions.contentType = type
+  const size = sizeField === undefined ? undefined : sizeOf(row[sizeField])
+  const lastModified = mtimeField === undefined ? undefined : dateOf(row[mtimeField])
+  if (size !== undefined || lastModified !== undefined) fileOptions.fallback = { size, lastModified }
+  return storage !== undefined ? storage.file(key, fileOptions) : new StorageFile(disk as DiskLike, key, fileOptions)
+}
+
+function stringField (value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function sizeOf (value: unknown): number | undefined {
+  const n = typeof value === 'bigint' ? Number(value) : value
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
+function dateOf (value: unknown): Date | undefined {
+  let date: Date | undefined
+  if (value instanceof Date) date = value
+  else if (typeof value === 'number' || typeof value === 'bigint') date = new Date(Number(value))
+  // SQLite's CURRENT_TIMESTAMP is `YYYY-MM-DD HH:MM:SS` in UTC.
+  else if (typeof value === 'string' && value !== '') date = new Date(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(value) ? value.replace(' ', 'T') + 'Z' : value)
+  return date !== undefined && !Number.isNaN(date.getTime()) ? date : undefined
+}

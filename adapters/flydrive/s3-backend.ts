@@ -1,0 +1,90 @@
+import type { Readable } from 'node:stream'
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
+import type { DriverContract } from 'flydrive/types'
+import type { ByteRange, FileStat } from '../../source/types.ts'
+import { guardStream } from '../shared/guarded-stream.ts'
+import type { Backend, BackendOptions, StorageObject } from './backend.ts'
+import { statFromMetaData } from './backend.ts'
+import { encodeKey } from './storage-key.ts'
+import { storageError } from './storage-error.ts'
+
+export type S3DriverLike = DriverContract & {
+  options: { bucket: string, client?: S3Client, cdnUrl?: string } & S3ClientConfig
+}
+
+/**
+ * S3 disks: metadata through the driver (HeadObject, the quoted MD5 ETag is strong), bytes through
+ * the SDK's GetObject with `Range` and `IfMatch` (an object replaced since stat() → E_CHANGED, never
+ * a body under the old validators) and the client's abort signal.
+ *
+ * flydrive keeps its S3Client private: a driver built with `{ client }` shares it, one built from an
+ * S3ClientConfig gets a second client from the same config (created once per driver). The SDK is
+ * imported only here, when an S3 disk is used.
+ */
+export function s3Backend (driver: S3DriverLike): Backend {
+  const { bucket } = driver.options
+  let client: Promise<S3Client> | undefined
+  const sdk = import('@aws-sdk/client-s3')
+  sdk.catch(() => {})
+  const getClient = async (): Promise<S3Client> => {
+    client ??= driver.options.client !== undefined
+      ? Promise.resolve(driver.options.client)
+      : sdk.then(({ S3Client }) => new S3Client(driver.options))
+    return await client
+  }
+  const baseUrl = publicBase(driver.options)
+  return {
+    kind: 's3',
+    object (key: string, options: BackendOptions): StorageObject {
+      const what = `s3 ${bucket}/${key}`
+      return {
+        url: baseUrl === undefined ? undefined : baseUrl + encodeKey(key),
+        async stat (): Promise<FileStat> {
+          try {
+            return statFromMetaData(await driver.getMetaData(key))
+          } catch (error) {
+            throw storageError(error, what)
+          }
+        },
+        async open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+          const { GetObjectCommand } = await sdk
+          const s3 = await getClient()
+          const command = new GetObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
+            ...(stat.etag !== undefined && !stat.etag.startsWith('W/') ? { IfMatch: stat.etag } : {})
+          })
+          let body: Readable
+          try {
+            const response = await s3.send(command, signal === undefined ? {} : { abortSignal: signal })
+            if (range !== undefined && response.ContentRange !== `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`) {
+              (response.Body as Readable | undefined)?.destroy()
+              throw Object.assign(new Error(`unexpected Content-Range ${response.ContentRange ?? '(none)'}`), { status: 416 })
+            }
+            body = response.Body as Readable
+          } catch (error) {
+            throw storageError(error, what)
+          }
+          const expected = range === undefined ? stat.size : range.end - range.start + 1
+          return guardStream(body, { expected, idleTimeout: options.idleTimeout, what })
+        }
+      }
+    }
+  }
+}
+
+/** The public (unsigned) URL prefix of the bucket, when the config says it without I/O. */
+function publicBase (config: S3DriverLike['options']): string | undefined {
+  if (typeof config.cdnUrl === 'string') return config.cdnUrl.endsWith('/') ? config.cdnUrl : config.cdnUrl + '/'
+  // A client's endpoint is an async provider: no URL without I/O then (pass `url` to StorageFile).
+  const endpoint = config.client === undefined ? config.endpoint : undefined
+  if (typeof endpoint === 'string') {
+    const base = endpoint.endsWith('/') ? endpoint : endpoint + '/'
+    // Path style, as flydrive's getUrl() builds it.
+    return `${base}${encodeKey(config.bucket)}/`
+  }
+  const region = config.region
+  if (config.client === undefined && endpoint === undefined && typeof region === 'string') return `https://${config.bucket}.s3.${region}.amazonaws.com/`
+  return undefined
+}

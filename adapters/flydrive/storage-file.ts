@@ -1,0 +1,155 @@
+import type { Readable } from 'node:stream'
+import type { Disk } from 'flydrive'
+import type { DriverContract } from 'flydrive/types'
+import { isHeaderSafe } from '../../source/download.ts'
+import { DownloadError, notFound } from '../../source/errors.ts'
+import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
+import type { Backend, StorageObject } from './backend.ts'
+import { driverKind } from './backend.ts'
+import { driverBackend } from './driver-backend.ts'
+import { fsBackend } from './fs-backend.ts'
+import { gcsBackend } from './gcs-backend.ts'
+import type { GcsDriverLike } from './gcs-backend.ts'
+import { s3Backend } from './s3-backend.ts'
+import type { S3DriverLike } from './s3-backend.ts'
+import { keyName, keyProblem } from './storage-key.ts'
+
+export interface StorageFileOptions {
+  /** The download name. @default the last segment of the key */
+  name?: string | undefined
+  /**
+   * Where the object is reachable over HTTP, for `sourceUrl` offload rules. `false`: no URL.
+   * @default the public URL from the disk's configuration when it needs no I/O (S3 `cdnUrl` or
+   * `endpoint` (path style) or `region`; GCS `apiEndpoint`); none for fs disks
+   */
+  url?: string | false | undefined
+  /** The Content-Type, instead of the one the storage declares (e.g. from a database record). */
+  contentType?: string | undefined
+  /** Used only when the storage does not report them (e.g. values kept in a database record). */
+  fallback?: { size?: number | undefined, lastModified?: Date | undefined } | undefined
+  /**
+   * Longest silence (ms) of a storage stream while the client is reading, after which the transfer
+   * is aborted (the GCS SDK hangs on a dropped connection); also the GCS response timeout.
+   * @default 30000
+   */
+  idleTimeout?: number | undefined
+}
+
+/** A flydrive Disk, or its driver. */
+export type DiskLike = Disk | DriverContract
+
+const optionNames = new Set(['name', 'url', 'contentType', 'fallback', 'idleTimeout'])
+const backends = new WeakMap<object, Backend>()
+
+/**
+ * An object of a flydrive v2 disk (fs, S3, GCS, or any driver) as a DownloadFile.
+ *
+ * - `stat()` takes one metadata call, cached on the instance (create one StorageFile per request,
+ *   e.g. with `storage(disk).file(key)`), and gives a strong ETag whenever the storage has one.
+ * - `open(range)` reads just that range at the source (fs start/end, S3 GetObject Range, GCS
+ *   createReadStream start/end); never read-and-discard.
+ * - Keys go to the driver directly, not through flydrive's normaliser, which refuses real names
+ *   (`ünï (1) + @'%&.pdf`); our own check refuses traversal instead (`..`, `.`, NUL, `\`, leading
+ *   `/`), and a refused key is a 404.
+ * - Missing → E_NOT_FOUND (404); other storage failures → E_UPSTREAM/E_UNAVAILABLE/E_TIMEOUT, all
+ *   thrown before any header; a failure mid-body errors the stream (the connection is aborted).
+ */
+export class StorageFile implements DownloadFile {
+  readonly name: string
+  readonly key: string
+  /** The absolute path of the object on fs disks (after the traversal check). */
+  readonly path: string | undefined
+  readonly url: string | undefined
+  readonly #object: StorageObject | undefined
+  readonly #refused: string | undefined
+  readonly #options: StorageFileOptions
+  #stat: Promise<FileStat> | undefined
+
+  constructor (disk: DiskLike, key: string, options: StorageFileOptions = {}) {
+    validateStorageFileOptions(options, 'StorageFile()')
+    const driver = driverOf(disk)
+    if (typeof key !== 'string') throw new TypeError('StorageFile(): key must be a string')
+    this.key = key
+    this.#options = options
+    this.#refused = keyProblem(key)
+    this.name = options.name ?? keyName(key)
+    if (this.#refused !== undefined) {
+      this.path = undefined
+      this.url = undefined
+      return
+    }
+    const object = backendOf(driver).object(key, { idleTimeout: options.idleTimeout ?? 30_000 })
+    this.#object = object
+    this.path = object.path
+    this.url = options.url === false ? undefined : options.url ?? object.url
+  }
+
+  async stat (options?: OpenOptions): Promise<FileStat> {
+    const object = this.#object
+    if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
+    this.#stat ??= object.stat(options?.signal).then((stat) => {
+      const { contentType, fallback } = this.#options
+      return {
+        ...stat,
+        size: stat.size ?? fallback?.size,
+        lastModified: stat.lastModified ?? fallback?.lastModified,
+        contentType: contentType ?? stat.contentType
+      }
+    })
+    return await this.#stat
+  }
+
+  async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
+    const stat = await this.stat(options)
+    try {
+      return await (this.#object as StorageObject).open(stat, range, options?.signal)
+    } catch (error) {
+      // The object changed since stat(): the next stat() must ask the storage again.
+      if (error instanceof DownloadError && error.code === 'E_CHANGED') this.#stat = undefined
+      throw error
+    }
+  }
+}
+
+/** The driver of a Disk (or the driver itself): keys then skip flydrive's normaliser. */
+export function driverOf (disk: DiskLike, where = 'StorageFile()'): DriverContract {
+  const driver = (disk as { driver?: unknown } | null)?.driver ?? disk
+  const d = driver as Partial<DriverContract> | null
+  if (d === null || typeof d !== 'object' || typeof d.getMetaData !== 'function' || typeof d.getStream !== 'function') {
+    throw new TypeError(`${where}: disk must be a flydrive Disk or driver`)
+  }
+  return driver as DriverContract
+}
+
+function backendOf (driver: DriverContract): Backend {
+  let backend = backends.get(driver)
+  if (backend === undefined) {
+    const kind = driverKind(driver)
+    const options = (driver as { options?: Record<string, unknown> }).options ?? {}
+    if (kind === 'fs') backend = fsBackend(options.location as string | URL)
+    else if (kind === 's3') backend = s3Backend(driver as S3DriverLike)
+    else if (kind === 'gcs') backend = gcsBackend(driver as GcsDriverLike)
+    else backend = driverBackend(driver)
+    backends.set(driver, backend)
+  }
+  return backend
+}
+
+export function validateStorageFileOptions (options: StorageFileOptions, where: string): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object`)
+  for (const key of Object.keys(options)) {
+    if (!optionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${[...optionNames].join(', ')})`)
+  }
+  const { name, url, contentType, fallback, idleTimeout } = options
+  if (name !== undefined && typeof name !== 'string') throw new TypeError(`${where}: name must be a string`)
+  if (url !== undefined && url !== false && (typeof url !== 'string' || !URL.canParse(url))) throw new TypeError(`${where}: url must be an absolute URL or false`)
+  if (contentType !== undefined && (typeof contentType !== 'string' || contentType === '' || !isHeaderSafe(contentType))) {
+    throw new TypeError(`${where}: contentType must be a non-empty header value`)
+  }
+  if (fallback !== undefined) {
+    if (fallback === null || typeof fallback !== 'object') throw new TypeError(`${where}: fallback must be an object`)
+    if (fallback.size !== undefined && (!Number.isSafeInteger(fallback.size) || fallback.size < 0)) throw new TypeError(`${where}: fallback.size must be a non-negative integer`)
+    if (fallback.lastModified !== undefined && !(fallback.lastModified instanceof Date)) throw new TypeError(`${where}: fallback.lastModified must be a Date`)
+  }
+  if (idleTimeout !== undefined && (!Number.isSafeInteger(idleTimeout) || idleTimeout < 1)) throw new TypeError(`${where}: idleTimeout must be a positive integer (ms)`)
+}

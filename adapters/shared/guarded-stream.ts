@@ -1,0 +1,97 @@
+import { Readable } from 'node:stream'
+import { DownloadError } from '../../source/errors.ts'
+import { debug } from '../../source/debug.ts'
+
+export interface GuardOptions {
+  /** Exact number of bytes the source must deliver; fewer or more is an error, never a clean end. */
+  expected?: number | undefined
+  /**
+   * Longest silence (ms) tolerated while the consumer is waiting for bytes. Time spent paused by
+   * backpressure does not count, so a slow client is never mistaken for a dead source.
+   */
+  idleTimeout?: number | undefined
+  /** For log lines and error messages, e.g. `s3 reports/q1.pdf`. */
+  what: string
+}
+
+/**
+ * Wraps a source stream so that every way it can go wrong mid-body surfaces as an error on the
+ * returned stream: a short or long body, a premature close without 'end', a source error, or an
+ * idle source (some SDK streams, e.g. @google-cloud/storage 7, hang forever when the connection
+ * drops). `serve()` then destroys the response, so the client sees a truncated transfer instead of
+ * a silently short 200. Destroying the returned stream (client abort) destroys the source.
+ */
+export function guardStream (source: Readable, options: GuardOptions): Readable {
+  const { expected, idleTimeout, what } = options
+  let received = 0
+  let ended = false
+  let timer: NodeJS.Timeout | undefined
+
+  const disarm = (): void => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+  }
+  const arm = (): void => {
+    if (idleTimeout === undefined || timer !== undefined || ended) return
+    timer = setTimeout(() => {
+      timer = undefined
+      debug('%s: no data for %d ms, aborting the transfer', what, idleTimeout)
+      out.destroy(new DownloadError('E_TIMEOUT', `${what}: no data for ${idleTimeout} ms`))
+    }, idleTimeout)
+    timer.unref()
+  }
+  const fail = (error: Error): void => {
+    disarm()
+    if (!out.destroyed) out.destroy(error)
+  }
+
+  const out = new Readable({
+    read () {
+      arm()
+      source.resume()
+    },
+    destroy (error, callback) {
+      disarm()
+      source.destroy()
+      callback(error)
+    }
+  })
+
+  source.pause()
+  source.on('data', (chunk: Buffer | string) => {
+    disarm()
+    received += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
+    if (expected !== undefined && received > expected) {
+      debug('%s: source sent more than the expected %d bytes', what, expected)
+      fail(new DownloadError('E_UPSTREAM', `${what}: the source sent more than ${expected} bytes`))
+      return
+    }
+    if (out.push(chunk)) arm()
+    else source.pause()
+  })
+  source.once('end', () => {
+    ended = true
+    disarm()
+    if (expected !== undefined && received !== expected) {
+      debug('%s: source ended after %d of %d bytes', what, received, expected)
+      fail(new DownloadError('E_UPSTREAM', `${what}: the source ended after ${received} of ${expected} bytes`))
+      return
+    }
+    out.push(null)
+  })
+  source.once('error', (error: Error) => {
+    if (error instanceof DownloadError) {
+      fail(error)
+      return
+    }
+    debug('%s: source failed after %d bytes: %s', what, received, error.message)
+    fail(new DownloadError('E_UPSTREAM', `${what}: the source failed after ${received} bytes`, { cause: error }))
+  })
+  source.once('close', () => {
+    if (!ended && !out.destroyed) {
+      debug('%s: source closed after %d bytes without ending', what, received)
+      fail(new DownloadError('E_UPSTREAM', `${what}: the source closed after ${received} bytes`))
+    }
+  })
+  return out
+}
