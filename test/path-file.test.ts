@@ -1,0 +1,257 @@
+import test from 'ava'
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { download } from '../source/download.ts'
+import { PathFile } from '../source/path-file.ts'
+import { assertErrorResponse } from './helpers/error-response.ts'
+import { decoySecret, downloadApp, fixtureRoot } from './helpers/koa.ts'
+import { fetchBytes, listen } from './helpers/listen.ts'
+
+const decoyBytes = 'TOP SECRET'
+
+let temp = ''
+test.before(async () => {
+  temp = await mkdtemp(join(tmpdir(), 'kd-path-file-'))
+})
+test.after.always(async () => {
+  if (temp !== '') await rm(temp, { recursive: true, force: true })
+})
+
+/** An app that answers `?p=<path>` with a bare PathFile confined to the fixture root. */
+async function rootedApp (t: import('ava').ExecutionContext, root = fixtureRoot): Promise<string> {
+  return await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p), { root }) }))
+}
+
+const q = (path: string): string => `/?p=${encodeURIComponent(path)}`
+
+// [path under the root, bytes, Content-Type, Content-Disposition]
+const hostile: Array<[string, string, string, string]> = [
+  ['hello.txt', 'Hello, world!\n', 'text/plain; charset=utf-8', 'attachment; filename="hello.txt"'],
+  ['some thing.txt', 'some thing\n', 'text/plain; charset=utf-8', 'attachment; filename="some thing.txt"'],
+  ['ünïcödé.txt', 'unicode name\n', 'text/plain; charset=utf-8', "attachment; filename=\"unicode.txt\"; filename*=UTF-8''%C3%BCn%C3%AFc%C3%B6d%C3%A9.txt"],
+  ['%41.txt', 'percent A\n', 'text/plain; charset=utf-8', "attachment; filename=\"_41.txt\"; filename*=UTF-8''%2541.txt"],
+  ['snow ☃/nested.txt', 'snowman\n', 'text/plain; charset=utf-8', 'attachment; filename="nested.txt"'],
+  ['.hidden', 'hidden\n', 'application/octet-stream', 'attachment; filename=".hidden"'],
+  ['say "hi".txt', 'quoted\n', 'text/plain; charset=utf-8', 'attachment; filename="say \\"hi\\".txt"'],
+  ['report.pdf', '%PDF-1.4\n% tiny\n', 'application/pdf', 'attachment; filename="report.pdf"'],
+  ['subdir/file.txt', 'sub\n', 'text/plain; charset=utf-8', 'attachment; filename="file.txt"'],
+  ['empty.txt', '', 'text/plain; charset=utf-8', 'attachment; filename="empty.txt"']
+]
+
+for (const [path, bytes, type, disposition] of hostile) {
+  test(`path-file: ${JSON.stringify(path)} is served with its exact bytes, type and disposition`, async t => {
+    const url = await rootedApp(t)
+    const res = await fetchBytes(url, q(path))
+    t.is(res.status, 200)
+    t.is((res.body as Buffer).toString('utf8'), bytes)
+    t.is(res.headers['content-length'], String(Buffer.byteLength(bytes)))
+    t.is(res.headers['content-type'], type)
+    t.is(res.headers['content-disposition'], disposition)
+    t.is(res.headers['accept-ranges'], 'bytes')
+    t.is(res.headers['content-encoding'], undefined)
+  })
+}
+
+test('path-file: a binary file larger than the buffer size is streamed byte for byte', async t => {
+  const url = await rootedApp(t)
+  const res = await fetchBytes(url, q('binary.bin'))
+  t.is(res.status, 200)
+  const expected = await readFile(join(fixtureRoot, 'binary.bin'))
+  t.is(expected.length, 200000)
+  t.true((res.body as Buffer).equals(expected))
+  t.is(res.headers['content-length'], '200000')
+  t.is(res.headers['content-type'], 'application/octet-stream')
+})
+
+test('path-file: the name option sets the download name, its type and disposition', async t => {
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(join(fixtureRoot, 'hello.txt'), { name: 'greeting.csv' }) }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'Hello, world!\n')
+  t.is(res.headers['content-type'], 'text/csv; charset=utf-8')
+  t.is(res.headers['content-disposition'], 'attachment; filename="greeting.csv"')
+})
+
+test('path-file: an explicit contentType is sent verbatim, without an added charset', async t => {
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = download(new PathFile('hello.txt', { root: fixtureRoot }), { contentType: 'text/x-custom' }) }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is(res.headers['content-type'], 'text/x-custom')
+  t.is((res.body as Buffer).toString(), 'Hello, world!\n')
+})
+
+test('path-file: x.tar.gz is application/gzip with no Content-Encoding', async t => {
+  const gz = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03])
+  await writeFile(join(temp, 'archive.tar.gz'), gz)
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile('archive.tar.gz', { root: temp }) }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is(res.headers['content-type'], 'application/gzip')
+  t.is(res.headers['content-encoding'], undefined)
+  t.true((res.body as Buffer).equals(gz))
+})
+
+test('path-file: a strong ETag "<mtime s hex>-<size hex>" and Last-Modified = the mtime in whole seconds', async t => {
+  const file = join(temp, 'validators.txt')
+  await writeFile(file, 'validators\n')
+  // A fractional mtime proves the truncation to whole seconds.
+  await utimes(file, 1700000000.75, 1700000000.75)
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is(res.headers.etag, `"${(1700000000).toString(16)}-${(11).toString(16)}"`)
+  t.is(res.headers['last-modified'], 'Tue, 14 Nov 2023 22:13:20 GMT')
+  t.is(res.headers.etag, '"6553f100-b"')
+})
+
+test('path-file: the ETag of a fixture is computed from its own stat', async t => {
+  const url = await rootedApp(t)
+  const res = await fetchBytes(url, q('digits.txt'))
+  const stats = await stat(join(fixtureRoot, 'digits.txt'))
+  const seconds = Math.floor(stats.mtimeMs / 1000)
+  t.is(res.headers.etag, `"${seconds.toString(16)}-${stats.size.toString(16)}"`)
+  t.is(res.headers['last-modified'], new Date(seconds * 1000).toUTCString())
+})
+
+test('path-file: the ETag changes when the file changes (size or mtime), and the new bytes are sent', async t => {
+  const file = join(temp, 'changing.txt')
+  await writeFile(file, 'version one\n')
+  await utimes(file, 1700000000, 1700000000)
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
+  const first = await fetchBytes(url, '/')
+  t.is((first.body as Buffer).toString(), 'version one\n')
+  const firstTag = String(first.headers.etag)
+
+  const fresh = await fetchBytes(url, '/').set('If-None-Match', firstTag)
+  t.is(fresh.status, 304, 'unchanged file: 304 for its own ETag')
+
+  await writeFile(file, 'version two!\n')
+  await utimes(file, 1700000000, 1700000000)
+  const resized = await fetchBytes(url, '/').set('If-None-Match', firstTag)
+  t.is(resized.status, 200)
+  t.is((resized.body as Buffer).toString(), 'version two!\n')
+  t.not(resized.headers.etag, firstTag, 'same mtime, other size → other ETag')
+
+  await writeFile(file, 'version 3!!!\n')
+  await utimes(file, 1700000100, 1700000100)
+  const retimed = await fetchBytes(url, '/').set('If-None-Match', String(resized.headers.etag))
+  t.is(retimed.status, 200)
+  t.is((retimed.body as Buffer).toString(), 'version 3!!!\n')
+  t.not(retimed.headers.etag, resized.headers.etag, 'same size, other mtime → other ETag')
+})
+
+test('path-file: .path is absolute and resolved against root; name is the basename', t => {
+  const file = new PathFile('snow ☃/nested.txt', { root: fixtureRoot })
+  t.is(file.path, join(fixtureRoot, 'snow ☃', 'nested.txt'))
+  t.is(file.name, 'nested.txt')
+  t.is(new PathFile('a/b/../c.txt').path, join(process.cwd(), 'a', 'c.txt'))
+})
+
+test('path-file: a path refused at construction has no .path, so no offload rule can match it', t => {
+  t.is(new PathFile('../secret.txt', { root: fixtureRoot }).path, undefined)
+  t.is(new PathFile('hello.txt\0', { root: fixtureRoot }).path, undefined)
+  t.is(new PathFile('hello\0.txt').path, undefined)
+})
+
+test('path-file: bad constructor arguments are TypeErrors naming the argument', t => {
+  t.throws(() => new PathFile(1 as unknown as string), { instanceOf: TypeError, message: /path must be a string/ })
+  t.throws(() => new PathFile('x', { root: '' }), { instanceOf: TypeError, message: /root must be a non-empty string/ })
+  t.throws(() => new PathFile('x', { root: 1 as unknown as string }), { instanceOf: TypeError, message: /root/ })
+  t.throws(() => new PathFile('x', { name: 1 as unknown as string }), { instanceOf: TypeError, message: /name must be a string/ })
+})
+
+// ——— Confinement ———
+
+const outside: Array<[string, string]> = [
+  ['a parent traversal', '../secret.txt'],
+  ['a traversal through a subdirectory', 'a/../../secret.txt'],
+  ['a traversal after a real directory', 'subdir/../../secret.txt'],
+  ['the absolute path of the decoy (taken relative to the root)', decoySecret],
+  ['an absolute system path', '/etc/passwd'],
+  ['a literal percent-encoded dot-dot name', '%2e%2e/secret.txt'],
+  ['a literal percent-encoded slash name', '..%2fsecret.txt'],
+  ['a backslash traversal (a literal name on POSIX)', '..\\secret.txt'],
+  ['a NUL byte after a real name', 'hello.txt\0'],
+  ['a NUL byte before a traversal', '\0../secret.txt'],
+  ['a symlink that resolves outside the root', 'escape-link.txt'],
+  ['a missing file', 'missing.txt'],
+  ['a directory', 'subdir'],
+  ['a directory with a hostile name', 'snow ☃'],
+  ['the root itself', '.'],
+  ['an empty path', ''],
+  ['a file used as a directory (ENOTDIR)', 'hello.txt/x'],
+  ['a 5000-character name (ENAMETOOLONG)', 'x'.repeat(5000)]
+]
+
+for (const [title, path] of outside) {
+  test(`path-file confinement: ${title} → 404, no file headers, the decoy never sent`, async t => {
+    const url = await rootedApp(t)
+    const res = await fetchBytes(url, q(path))
+    assertErrorResponse(t, res, 404)
+    t.false((res.body as Buffer).toString('latin1').includes(decoyBytes))
+    t.false(JSON.stringify(res.headers).includes('secret'))
+  })
+}
+
+test('path-file confinement: HEAD and Range on an escaping symlink are 404 too', async t => {
+  const url = await rootedApp(t)
+  assertErrorResponse(t, await fetchBytes(url, q('escape-link.txt'), 'head'), 404, { head: true })
+  const ranged = await fetchBytes(url, q('escape-link.txt')).set('Range', 'bytes=0-3')
+  assertErrorResponse(t, ranged, 404)
+})
+
+test('path-file confinement: a symlink inside the root is served under its own name', async t => {
+  const url = await rootedApp(t)
+  const res = await fetchBytes(url, q('inside-link.txt'))
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'Hello, world!\n')
+  t.is(res.headers['content-disposition'], 'attachment; filename="inside-link.txt"')
+})
+
+test('path-file confinement: dot segments that stay inside the root are served', async t => {
+  const url = await rootedApp(t)
+  for (const path of ['./hello.txt', 'subdir/../hello.txt', 'subdir//../hello.txt']) {
+    const res = await fetchBytes(url, q(path))
+    t.is(res.status, 200, path)
+    t.is((res.body as Buffer).toString(), 'Hello, world!\n', path)
+  }
+})
+
+test('path-file confinement: a leading slash is relative to the root, not to /', async t => {
+  const url = await rootedApp(t)
+  const res = await fetchBytes(url, q('/hello.txt'))
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'Hello, world!\n')
+})
+
+test('path-file confinement: a symlinked directory that leads outside → 404; a symlinked root is followed', async t => {
+  const root = join(temp, 'confined')
+  const away = join(temp, 'away')
+  await mkdir(root)
+  await mkdir(away)
+  await writeFile(join(away, 'secret.txt'), `${decoyBytes}\n`)
+  await writeFile(join(root, 'ok.txt'), 'ok\n')
+  await symlink(away, join(root, 'door'))
+  await symlink(root, join(temp, 'root-link'))
+
+  const url = await rootedApp(t, root)
+  const escaped = await fetchBytes(url, q('door/secret.txt'))
+  assertErrorResponse(t, escaped, 404)
+  t.false((escaped.body as Buffer).toString().includes(decoyBytes))
+
+  const linkedRoot = await rootedApp(t, join(temp, 'root-link'))
+  const res = await fetchBytes(linkedRoot, q('ok.txt'))
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'ok\n')
+})
+
+test('path-file confinement: a root given with a trailing slash does not admit a sibling with the same prefix', async t => {
+  const root = join(temp, 'pre')
+  await mkdir(root)
+  await mkdir(join(temp, 'prefix'))
+  await writeFile(join(temp, 'prefix', 'secret.txt'), `${decoyBytes}\n`)
+  const url = await rootedApp(t, `${root}/`)
+  const res = await fetchBytes(url, q('../prefix/secret.txt'))
+  assertErrorResponse(t, res, 404)
+})
