@@ -1,0 +1,119 @@
+import { randomBytes, createHash } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Koa from 'koa'
+import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
+import type { OffloadRule } from '../../source/offload-rule.ts'
+import { PathFile } from '../../source/path-file.ts'
+import { makeWorldReadable } from './proxies.ts'
+
+/** A name with a space, `%`, non-ASCII letters and a double quote: every encoding trap at once. */
+export const hostileName = 'my "résumé" 100% done.txt'
+
+export interface Fixtures {
+  root: string
+  /** Covered by the rules: `<root>/protected` */
+  protectedDir: string
+  /** Covered by no rule: `<root>/public` */
+  publicDir: string
+  big: { name: string, bytes: Buffer, sha256: string }
+  hostile: { name: string, bytes: Buffer }
+  slow: { name: string, bytes: Buffer }
+  remove: () => Promise<void>
+}
+
+export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+/** A temp tree the proxies' workers can read (they run as nobody/www-data under root). */
+export async function makeFixtures (): Promise<Fixtures> {
+  const root = await mkdtemp(join(tmpdir(), 'kd-files-'))
+  const protectedDir = join(root, 'protected')
+  const publicDir = join(root, 'public')
+  await mkdir(join(protectedDir, 'slow'), { recursive: true })
+  await mkdir(publicDir)
+  const big = randomBytes(1024 * 1024)
+  const hostile = Buffer.from('résumé contents\n')
+  const slow = randomBytes(256 * 1024)
+  await writeFile(join(protectedDir, 'big.bin'), big)
+  await writeFile(join(protectedDir, hostileName), hostile)
+  await writeFile(join(protectedDir, 'slow', 'slow.bin'), slow)
+  await writeFile(join(publicDir, 'public.txt'), 'streamed by node\n')
+  makeWorldReadable(root)
+  return {
+    root,
+    protectedDir,
+    publicDir,
+    big: { name: 'big.bin', bytes: big, sha256: sha256(big) },
+    hostile: { name: hostileName, bytes: hostile },
+    slow: { name: 'slow/slow.bin', bytes: slow },
+    remove: async () => { await rm(root, { recursive: true, force: true }) }
+  }
+}
+
+/** What the app itself answered, as seen after downloads() ran: the proof of who did the work. */
+export interface AppResponse {
+  method: string
+  url: string
+  status: number
+  headers: Record<string, string>
+}
+
+export interface TestApp {
+  port: number
+  url: string
+  /** Every response the app produced, in order. */
+  responses: AppResponse[]
+  /** The app's response to the last request whose URL is `url`. */
+  last: (url: string) => AppResponse | undefined
+  close: () => Promise<void>
+}
+
+/**
+ * The Koa app behind the proxies: `downloads({ rules })` app-wide; `GET /files/<path>` serves
+ * `<protectedDir>/<path>`, `GET /public/<name>` serves `<publicDir>/<name>` (no rule covers it);
+ * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
+ */
+export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promise<TestApp> {
+  const responses: AppResponse[] = []
+  const app = new Koa()
+  app.use(async (ctx, next) => {
+    await next()
+    const headers: Record<string, string> = {}
+    for (const [name, value] of Object.entries(ctx.response.headers)) headers[name] = String(value)
+    responses.push({ method: ctx.method, url: ctx.url, status: ctx.status, headers })
+  })
+  app.use(downloads({ rules }))
+  app.use(async (ctx) => {
+    const inline = ctx.query.inline === '1'
+    const path = decodeURIComponent(ctx.path)
+    for (const [prefix, root] of [['/files/', fixtures.protectedDir], ['/public/', fixtures.publicDir]] as const) {
+      if (path.startsWith(prefix)) {
+        ctx.body = download(new PathFile(path.slice(prefix.length), { root }), { attachment: !inline, cacheControl: 'private, max-age=60' })
+        return
+      }
+    }
+    ctx.status = 404
+  })
+  const server: Server = app.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
+  const { port } = server.address() as AddressInfo
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    responses,
+    last: (url) => responses.findLast((r) => r.url === url),
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    }
+  }
+}
+
+/** `/files/my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt` */
+export function filesUrl (name: string, prefix = '/files/'): string {
+  return prefix + name.split('/').map(encodeURIComponent).join('/')
+}

@@ -1,0 +1,181 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import test from 'ava'
+import type { OffloadRule } from '../../source/offload-rule.ts'
+import type { ServerName } from '../../source/server-config.ts'
+import { filesUrl, hostileName, makeFixtures, sha256, startApp } from './app.ts'
+import type { Fixtures, TestApp } from './app.ts'
+import { proxyTest, startProxy } from './proxies.ts'
+import type { RunningProxy } from './proxies.ts'
+
+const cli = fileURLToPath(new URL('../../source/cli.ts', import.meta.url))
+
+export interface SuiteOptions {
+  /** The proxy that runs the generated config. */
+  server: ServerName
+  /** Title prefix, e.g. `nginx` or `internalRedirect via caddy`. */
+  label: string
+  /** The header the app sends and the proxy must consume. */
+  offloadHeader: string
+  rules: (fixtures: Fixtures) => OffloadRule[]
+}
+
+export interface Suite {
+  test: ReturnType<typeof proxyTest>['test']
+  context: () => { fixtures: Fixtures, app: TestApp, proxy: RunningProxy }
+}
+
+export function runCli (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+    child.once('error', reject)
+    child.once('close', (code) => { resolve({ code, stdout, stderr }) })
+  })
+}
+
+/**
+ * The offload contract, proven through one real proxy: the proxy started once per file with the
+ * config `koa-downloads config` generates from the app's own rules, a real Koa app behind it.
+ * "Answered by the proxy" is proven by the app's own log: for the same request the app sent
+ * 200 + the offload header + an empty body, and the client still got 206/304/the bytes.
+ */
+export function offloadSuite (options: SuiteOptions): Suite {
+  const { server, label, offloadHeader } = options
+  const { available, test: proxied } = proxyTest(server)
+  let state: { fixtures: Fixtures, app: TestApp, proxy: RunningProxy } | undefined
+  const context = (): NonNullable<typeof state> => {
+    if (state === undefined) throw new Error('the proxy did not start (see test.before)')
+    return state
+  }
+
+  if (available) {
+    test.before(async () => {
+      const fixtures = await makeFixtures()
+      const rules = options.rules(fixtures)
+      const app = await startApp(fixtures, rules)
+      const proxy = await startProxy(server, { rules, appPort: app.port })
+      state = { fixtures, app, proxy }
+    })
+    test.afterEach.always((t) => {
+      if (!t.passed && state !== undefined) t.log(`--- ${server} output ---\n${state.proxy.logs()}\n--- config ---\n${state.proxy.config}`)
+    })
+    test.after.always(async () => {
+      await state?.proxy.stop()
+      await state?.app.close()
+      await state?.fixtures.remove()
+    })
+  }
+
+  /** Asserts that the app answered `url` with the offload response, not with the bytes. */
+  const appOffloaded = (t: { is: (a: unknown, b: unknown, m?: string) => void, truthy: (a: unknown, m?: string) => void }, url: string): void => {
+    const sent = context().app.last(url)
+    t.is(sent?.status, 200, 'the app answered 200')
+    t.truthy(sent?.headers[offloadHeader.toLowerCase()], `the app sent ${offloadHeader}`)
+    t.is(sent?.headers['content-length'], '0', 'the app sent an empty body')
+  }
+
+  proxied(`${label}: full GET is byte-identical (1 MiB, sha256) while the app only sent ${offloadHeader}`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(fixtures.big.name)
+    const response = await fetch(proxy.url + url)
+    const body = new Uint8Array(await response.arrayBuffer())
+    t.is(response.status, 200)
+    t.is(response.headers.get('content-length'), String(fixtures.big.bytes.length))
+    t.is(sha256(body), fixtures.big.sha256)
+    t.is(response.headers.get(offloadHeader), null, 'the offload header never reaches the client')
+    appOffloaded(t, url)
+  })
+
+  proxied(`${label}: Cache-Control, Content-Type and Content-Disposition of the app reach the client`, async (t) => {
+    const { proxy, fixtures } = context()
+    const response = await fetch(proxy.url + filesUrl(fixtures.big.name))
+    await response.arrayBuffer()
+    t.is(response.headers.get('cache-control'), 'private, max-age=60')
+    t.is(response.headers.get('content-type'), 'application/octet-stream')
+    t.is(response.headers.get('content-disposition'), 'attachment; filename="big.bin"')
+  })
+
+  proxied(`${label}: Range bytes=0-9 → 206 with the exact bytes, answered by the proxy`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(fixtures.big.name) + '?range=1'
+    const response = await fetch(proxy.url + url, { headers: { Range: 'bytes=0-9' } })
+    const body = Buffer.from(await response.arrayBuffer())
+    t.is(response.status, 206)
+    t.is(response.headers.get('content-range'), `bytes 0-9/${fixtures.big.bytes.length}`)
+    t.deepEqual(body, fixtures.big.bytes.subarray(0, 10))
+    appOffloaded(t, url)
+  })
+
+  proxied(`${label}: If-None-Match with the response's ETag → 304, answered by the proxy`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(fixtures.big.name) + '?conditional=1'
+    const first = await fetch(proxy.url + url)
+    await first.arrayBuffer()
+    const etag = first.headers.get('etag')
+    t.truthy(etag)
+    const second = await fetch(proxy.url + url, { headers: { 'If-None-Match': etag ?? '' } })
+    t.is(second.status, 304)
+    t.is((await second.arrayBuffer()).byteLength, 0)
+    appOffloaded(t, url)
+  })
+
+  proxied(`${label}: HEAD → 200 with the file's Content-Length and no body`, async (t) => {
+    const { proxy, app, fixtures } = context()
+    const url = filesUrl(fixtures.big.name) + '?head=1'
+    const response = await fetch(proxy.url + url, { method: 'HEAD' })
+    t.is(response.status, 200)
+    t.is(response.headers.get('content-length'), String(fixtures.big.bytes.length))
+    t.is(response.headers.get(offloadHeader), null)
+    t.is(app.last(url)?.method, 'HEAD')
+    appOffloaded(t, url)
+  })
+
+  proxied(`${label}: a name with space, %, unicode and a quote gets the right bytes and Content-Disposition`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(hostileName)
+    const response = await fetch(proxy.url + url)
+    const body = Buffer.from(await response.arrayBuffer())
+    t.is(response.status, 200)
+    t.deepEqual(body, fixtures.hostile.bytes)
+    t.is(response.headers.get('content-disposition'),
+      'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
+    t.is(response.headers.get('content-type'), 'text/plain; charset=utf-8')
+    appOffloaded(t, url)
+    const inline = await fetch(proxy.url + url + '?inline=1')
+    await inline.arrayBuffer()
+    t.regex(inline.headers.get('content-disposition') ?? '', /^inline; filename="my \\"resume\\" 100_ done\.txt"; /)
+  })
+
+  proxied(`${label}: a file outside every rule is streamed by Node, no offload header anywhere`, async (t) => {
+    const { proxy, app } = context()
+    const url = '/public/public.txt'
+    const response = await fetch(proxy.url + url)
+    t.is(response.status, 200)
+    t.is(await response.text(), 'streamed by node\n')
+    const sent = app.last(url)
+    t.is(sent?.status, 200)
+    t.is(sent?.headers[offloadHeader.toLowerCase()], undefined)
+    t.is(sent?.headers['content-length'], '17')
+  })
+
+  proxied(`${label}: koa-downloads check passes through the proxy and fails (exit 1) against the app directly`, async (t) => {
+    const { proxy, app, fixtures } = context()
+    const url = filesUrl(fixtures.big.name)
+    const good = await runCli(['check', proxy.url + url, '--sha256', fixtures.big.sha256])
+    t.is(good.code, 0, good.stderr)
+    t.regex(good.stdout, /check OK .* 200, 1048576 bytes/)
+    const direct = await runCli(['check', app.url + url, '--sha256', fixtures.big.sha256])
+    t.is(direct.code, 1)
+    t.regex(direct.stderr, new RegExp(`check FAILED[^]*${offloadHeader}`, 'i'))
+    t.regex(direct.stderr, /the body is empty/)
+    const wrong = await runCli(['check', proxy.url + url, '--sha256', '0'.repeat(64)])
+    t.is(wrong.code, 1)
+    t.regex(wrong.stderr, /differs from 0{64}/)
+  })
+
+  return { test: proxied, context }
+}
