@@ -1,0 +1,110 @@
+import test from 'ava'
+import { decodeSegments, matchSource, normalizeDestinationUrl, normalizeSource, unsafeSegment } from '../source/offload-rule.ts'
+import type { DownloadFile } from '../source/types.ts'
+
+const file = (where: { path?: string, url?: string }): DownloadFile => ({
+  name: 'x',
+  ...where,
+  stat: async () => ({}),
+  open: async () => { throw new Error('never opened') }
+})
+
+test('sourceDir: normalised to an absolute path without trailing slash', (t) => {
+  t.deepEqual(normalizeSource('f()', { sourceDir: '/srv/media/' }), { sourceDir: '/srv/media' })
+  t.deepEqual(normalizeSource('f()', { sourceDir: '/srv/./x/../media//' }), { sourceDir: '/srv/media' })
+  t.deepEqual(normalizeSource('f()', { sourceDir: '/' }), { sourceDir: '/' })
+})
+
+test('sourceUrl: normalised to origin + path with a trailing slash, encoding canonical', (t) => {
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'HTTPS://CDN.Example.com:443/media' }), { sourceUrl: 'https://cdn.example.com/media/' })
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'http://h.example:8080/m%c3%a9dia/' }), { sourceUrl: 'http://h.example:8080/m%C3%A9dia/' })
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'https://h.example' }), { sourceUrl: 'https://h.example/' })
+})
+
+test('source options: relative sourceDir, bad sourceUrl or neither → TypeError naming the function and option', (t) => {
+  t.throws(() => normalizeSource('nginx()', {}), { instanceOf: TypeError, message: /^nginx\(\): sourceDir or sourceUrl is required/ })
+  t.throws(() => normalizeSource('nginx()', { sourceDir: 'media' }), { instanceOf: TypeError, message: /^nginx\(\): sourceDir must be an absolute/ })
+  t.throws(() => normalizeSource('nginx()', { sourceDir: '' }), { instanceOf: TypeError, message: /sourceDir/ })
+  t.throws(() => normalizeSource('nginx()', { sourceDir: '/a\nb' }), { instanceOf: TypeError, message: /sourceDir/ })
+  for (const sourceUrl of ['/media/', 'ftp://h/x/', 'https://u:p@h/x/', 'https://h/x/?a=1', 'https://h/x/#f', 'https://h/x?', 'https://h/a%2Fb/', 'not a url']) {
+    t.throws(() => normalizeSource('caddy()', { sourceUrl }), { instanceOf: TypeError, message: /^caddy\(\): sourceUrl must/ }, sourceUrl)
+  }
+})
+
+test('destinationUrl: normalised to start and end with /; schemes, hosts, queries and dot segments → TypeError', (t) => {
+  t.is(normalizeDestinationUrl('f()', '/protected'), '/protected/')
+  t.is(normalizeDestinationUrl('f()', '/protected/'), '/protected/')
+  t.is(normalizeDestinationUrl('f()', '/a/b%20c/'), '/a/b%20c/')
+  t.is(normalizeDestinationUrl('f()', '/'), '/')
+  for (const bad of ['protected/', 'http://h/protected/', '//h/p/', '/p?x=1', '/p#f', '/a/../b/', '/a/./b', '/a/%2e%2e/b', '/a//b/', '/a b/', '/ü/', '/p%zz/', '', 42]) {
+    t.throws(() => normalizeDestinationUrl('nginx()', bad), { instanceOf: TypeError, message: /^nginx\(\): destinationUrl must be an absolute URL path/ }, String(bad))
+  }
+})
+
+test('sourceDir matching: whole segments only (/media/nginx never covers /media/nginxfoo/x)', (t) => {
+  const source = { sourceDir: '/media/nginx' }
+  t.deepEqual(matchSource(source, file({ path: '/media/nginx/a/b.txt' })), { via: 'path', segments: ['a', 'b.txt'], search: '' })
+  t.regex(matchSource(source, file({ path: '/media/nginxfoo/x' })) as string, /not below sourceDir/)
+  t.regex(matchSource(source, file({ path: '/media/nginx' })) as string, /not below sourceDir/)
+  t.regex(matchSource(source, file({ path: '/media' })) as string, /not below sourceDir/)
+})
+
+test('sourceDir matching: the path is resolved first, so .. cannot climb out and never reaches the value', (t) => {
+  const source = { sourceDir: '/media/nginx' }
+  t.regex(matchSource(source, file({ path: '/media/nginx/../secret.txt' })) as string, /not below sourceDir/)
+  t.deepEqual(matchSource(source, file({ path: '/media/nginx/a/../b.txt' })), { via: 'path', segments: ['b.txt'], search: '' })
+  t.deepEqual(matchSource({ sourceDir: '/' }, file({ path: '/etc/x' })), { via: 'path', segments: ['etc', 'x'], search: '' })
+})
+
+test('sourceDir matching: NUL, CR or LF in the path never match', (t) => {
+  for (const path of ['/m/a\0b', '/m/a\rb', '/m/a\nb']) {
+    t.regex(matchSource({ sourceDir: '/m' }, file({ path })) as string, /NUL, CR or LF/)
+  }
+})
+
+test('sourceUrl matching: same scheme, host and port, whole decoded segments, query kept apart', (t) => {
+  const source = { sourceUrl: 'https://cdn.example/media/' }
+  t.deepEqual(matchSource(source, file({ url: 'https://cdn.example/media/a%20b/%C3%BC.txt?sig=1' })),
+    { via: 'url', segments: ['a b', 'ü.txt'], search: '?sig=1' })
+  t.deepEqual(matchSource(source, file({ url: 'https://CDN.example:443/media/x.txt' })), { via: 'url', segments: ['x.txt'], search: '' })
+  t.regex(matchSource(source, file({ url: 'https://cdn.example/mediafoo/x.txt' })) as string, /not below sourceUrl/)
+  t.regex(matchSource(source, file({ url: 'http://cdn.example/media/x.txt' })) as string, /origin/)
+  t.regex(matchSource(source, file({ url: 'https://cdn.example:8443/media/x.txt' })) as string, /origin/)
+  t.regex(matchSource(source, file({ url: 'https://evil.example/media/x.txt' })) as string, /origin/)
+  t.regex(matchSource(source, file({ url: 'https://u:p@cdn.example/media/x.txt' })) as string, /credentials/)
+  t.regex(matchSource(source, file({ url: 'https://cdn.example/media/dir/' })) as string, /directory/)
+})
+
+test('sourceUrl matching: percent-encoding case and non-encoded characters compare equal', (t) => {
+  const source = { sourceUrl: 'https://h.example/m%C3%A9dia/' }
+  t.deepEqual(matchSource(source, file({ url: 'https://h.example/m%c3%a9dia/x' })), { via: 'url', segments: ['x'], search: '' })
+  t.deepEqual(matchSource(source, file({ url: 'https://h.example/média/x' })), { via: 'url', segments: ['x'], search: '' })
+})
+
+test('sourceUrl matching: encoded /, NUL, CR, LF, empty segments and bad UTF-8 never match', (t) => {
+  const source = { sourceUrl: 'https://h.example/m/' }
+  t.regex(matchSource(source, file({ url: 'https://h.example/m/a%2Fb' })) as string, /encoded "\/"/)
+  t.regex(matchSource(source, file({ url: 'https://h.example/m/a%00b' })) as string, /NUL, CR or LF/)
+  t.regex(matchSource(source, file({ url: 'https://h.example/m/a%0D%0Ab' })) as string, /NUL, CR or LF/)
+  t.regex(matchSource(source, file({ url: 'https://h.example/m//b' })) as string, /empty path segment/)
+  t.regex(matchSource(source, file({ url: 'https://h.example/m/%FF' })) as string, /UTF-8/)
+  t.regex(matchSource(source, file({ url: 'https://h.example/m/%2e%2e/x' })) as string, /not below/, 'WHATWG resolves %2e%2e before matching')
+})
+
+test('files with neither path nor url never match; both sources are tried', (t) => {
+  const source = { sourceDir: '/m', sourceUrl: 'https://h.example/m/' }
+  t.regex(matchSource(source, file({})) as string, /no path; the file has no url/)
+  t.deepEqual(matchSource(source, file({ path: '/other/x', url: 'https://h.example/m/x' })), { via: 'url', segments: ['x'], search: '' })
+})
+
+test('unsafeSegment names every refused form; decodeSegments refuses bad escapes', (t) => {
+  t.is(unsafeSegment('ok.txt'), undefined)
+  t.truthy(unsafeSegment(''))
+  t.truthy(unsafeSegment('.'))
+  t.truthy(unsafeSegment('..'))
+  t.truthy(unsafeSegment('a\0'))
+  t.truthy(unsafeSegment('a/b'))
+  t.is(unsafeSegment('...'), undefined)
+  t.deepEqual(decodeSegments('/a%20b/c/'), ['a b', 'c'])
+  t.is(decodeSegments('/a%zz'), undefined)
+})

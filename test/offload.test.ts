@@ -1,0 +1,305 @@
+import { readFile } from 'node:fs/promises'
+import Router from '@koa/router'
+import test from 'ava'
+import Koa from 'koa'
+import request from 'supertest'
+import { apache } from '../source/backends/apache.ts'
+import { caddy } from '../source/backends/caddy.ts'
+import { internalRedirect } from '../source/backends/internal-redirect.ts'
+import { lighttpd } from '../source/backends/lighttpd.ts'
+import { nginx } from '../source/backends/nginx.ts'
+import { download } from '../source/download.ts'
+import { downloads } from '../source/downloads.ts'
+import { offload } from '../source/offload.ts'
+import { PathFile } from '../source/path-file.ts'
+import type { DownloadFile } from '../source/types.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
+import { binaryParser, downloadApp, fixtureRoot } from './helpers/koa.ts'
+
+const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'x-accel-charset', 'x-accel-buffering', 'x-accel-limit-rate', 'x-accel-expires']
+const protectedNginx = nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })
+
+function noOffloadHeaders (headers: Record<string, unknown>): string[] {
+  return offloadHeaders.filter((name) => name in headers)
+}
+
+/** A file known only by its URL (storage object, remote file). */
+function urlFile (url: string, name = 'object.bin'): DownloadFile {
+  return {
+    name,
+    url,
+    stat: async () => ({ size: 3 }),
+    open: async () => { throw new Error('an offloaded file is never opened') }
+  }
+}
+
+test('nginx: offloaded response is 200 with an empty body, Content-Length 0 and X-Accel-Redirect', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/digits.txt`) }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/').buffer(true).parse(binaryParser)
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '0')
+  t.deepEqual(res.body, Buffer.alloc(0))
+  t.is(res.headers['x-accel-redirect'], '/protected/digits.txt')
+  t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+  t.is(res.headers['content-disposition'], 'attachment; filename="digits.txt"')
+  t.is(res.headers['x-accel-charset'], 'utf-8')
+  t.is(res.headers.etag, undefined, 'nginx computes its own validators')
+  t.is(res.headers['last-modified'], undefined)
+  t.is(res.headers['accept-ranges'], undefined)
+})
+
+test('nginx: Content-Type and Content-Disposition come from the real name, never from the encoded value', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/snow ☃/nested.txt`, { name: 'résumé 100%.txt' }) }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/snow%20%E2%98%83/nested.txt')
+  t.is(res.headers['content-disposition'], 'attachment; filename="resume 100_.txt"; filename*=UTF-8\'\'r%C3%A9sum%C3%A9%20100%25.txt')
+  t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+})
+
+test('nginx: download() options (inline, filename, contentType, cacheControl) shape the offloaded response', async (t) => {
+  const app = downloadApp((ctx) => {
+    ctx.body = download(new PathFile(`${fixtureRoot}/report.pdf`), { attachment: false, filename: 'Q3 report.pdf', cacheControl: 'private, max-age=60' })
+  }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/report.pdf')
+  t.is(res.headers['content-type'], 'application/pdf')
+  t.is(res.headers['content-disposition'], 'inline; filename="Q3 report.pdf"')
+  t.is(res.headers['cache-control'], 'private, max-age=60')
+  t.is(res.headers['x-accel-charset'], undefined, 'no charset known → no X-Accel-Charset (never "None")')
+})
+
+test('offload keeps the headers the app set (Cache-Control, Set-Cookie, custom) and replaces a stale Content-Length', async (t) => {
+  const app = downloadApp((ctx) => {
+    ctx.set('Cache-Control', 'no-store')
+    ctx.set('X-App', 'kept')
+    ctx.cookies.set('seen', '1')
+    ctx.set('Content-Length', '9999')
+    ctx.body = new PathFile(`${fixtureRoot}/hello.txt`)
+  }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.status, 200)
+  t.is(res.headers['cache-control'], 'no-store')
+  t.is(res.headers['x-app'], 'kept')
+  t.regex(String(res.headers['set-cookie']), /^seen=1/)
+  t.is(res.headers['content-length'], '0')
+  t.is(res.headers['x-accel-redirect'], '/protected/hello.txt')
+})
+
+test('HEAD is offloaded with the same headers and no body', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/ünïcödé.txt`) }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).head('/')
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '0')
+  t.is(res.headers['x-accel-redirect'], '/protected/%C3%BCn%C3%AFc%C3%B6d%C3%A9.txt')
+  t.is(res.text, undefined)
+  t.regex(res.headers['content-disposition'] ?? '', /^attachment; filename=/)
+})
+
+test('no rule covers the file → streamed by serve(), no offload header', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [nginx({ sourceDir: `${fixtureRoot}/subdir`, destinationUrl: '/p/' })] })
+  const res = await request(app.callback()).get('/').buffer(true).parse(binaryParser)
+  t.is(res.status, 200)
+  t.deepEqual(res.body, await readFile(`${fixtureRoot}/hello.txt`))
+  t.deepEqual(noOffloadHeaders(res.headers), [])
+})
+
+test('segment boundary: sourceDir /x/sub does not cover /x/subdir/file.txt', async (t) => {
+  const rule = nginx({ sourceDir: `${fixtureRoot}/sub`, destinationUrl: '/p/' })
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/subdir/file.txt`) }, { rules: [rule] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.status, 200)
+  t.is(res.headers['x-accel-redirect'], undefined)
+  t.not(res.headers['content-length'], '0')
+})
+
+test('memory and generated files are never offloaded, even by a rule for /', async (t) => {
+  const rules = [nginx({ sourceDir: '/', sourceUrl: 'http://127.0.0.1/', destinationUrl: '/p/' })]
+  const app = downloadApp((ctx) => {
+    ctx.body = ctx.path === '/gen'
+      ? new VirtualFile((async function * () { yield 'gen' })(), { name: 'g.txt' })
+      : new VirtualFile('in memory', { name: 'm.txt' })
+  }, { rules })
+  const memory = await request(app.callback()).get('/')
+  t.is(memory.text, 'in memory')
+  t.deepEqual(noOffloadHeaders(memory.headers), [])
+  const generated = await request(app.callback()).get('/gen')
+  t.is(generated.text, 'gen')
+  t.deepEqual(noOffloadHeaders(generated.headers), [])
+})
+
+test('a path refused by PathFile (outside its root) is never offloaded', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile('../secret.txt', { root: fixtureRoot }) }, { rules: [nginx({ sourceDir: '/', destinationUrl: '/p/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.status, 404)
+  t.deepEqual(noOffloadHeaders(res.headers), [])
+})
+
+test('methods other than GET and HEAD are not offloaded', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [protectedNginx] })
+  for (const method of ['post', 'put', 'delete'] as const) {
+    const res = await request(app.callback())[method]('/')
+    t.is(res.headers['x-accel-redirect'], undefined, method)
+  }
+})
+
+test('a status other than 200 set by the route is left to serve()', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`); ctx.status = 203 }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], undefined)
+})
+
+test('first matching rule wins, across backends', async (t) => {
+  const sub = apache({ sourceDir: `${fixtureRoot}/subdir`, destinationDir: '/srv/sub' })
+  const all = nginx({ sourceDir: fixtureRoot, destinationUrl: '/all/' })
+  const handler = (ctx: Koa.Context): void => { ctx.body = new PathFile(`${fixtureRoot}${ctx.path}`) }
+  const specificFirst = downloadApp(handler, { rules: [sub, all] })
+  const a = await request(specificFirst.callback()).get('/subdir/file.txt')
+  t.is(a.headers['x-sendfile'], '/srv/sub/file.txt')
+  t.is(a.headers['x-accel-redirect'], undefined)
+  const b = await request(specificFirst.callback()).get('/hello.txt')
+  t.is(b.headers['x-accel-redirect'], '/all/hello.txt')
+  t.is(b.headers['x-sendfile'], undefined)
+  const generalFirst = downloadApp(handler, { rules: [all, sub] })
+  const c = await request(generalFirst.callback()).get('/subdir/file.txt')
+  t.is(c.headers['x-accel-redirect'], '/all/subdir/file.txt')
+  t.is(c.headers['x-sendfile'], undefined)
+})
+
+test('per route: router.get(path, downloads({ rules }), handler) offloads only that route', async (t) => {
+  const app = new Koa()
+  const router = new Router()
+  const handler = (ctx: Koa.Context): void => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }
+  router.get('/offloaded', downloads({ rules: [protectedNginx] }), handler)
+  router.get('/lighttpd', downloads({ rules: lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv/www' }) }), handler)
+  router.get('/streamed', downloads(), handler)
+  app.use(router.routes())
+  const a = await request(app.callback()).get('/offloaded')
+  t.is(a.headers['x-accel-redirect'], '/protected/hello.txt')
+  const b = await request(app.callback()).get('/lighttpd')
+  t.is(b.headers['x-sendfile'], '/srv/www/hello.txt')
+  const c = await request(app.callback()).get('/streamed')
+  t.is(c.text, 'Hello, world!\n')
+  t.deepEqual(noOffloadHeaders(c.headers), [])
+})
+
+test('app-wide: app.use(downloads({ rules })) in front of a router', async (t) => {
+  const app = new Koa()
+  const router = new Router()
+  router.get('/f/:name', (ctx) => { ctx.body = new PathFile(ctx.params.name ?? '', { root: fixtureRoot }) })
+  app.use(downloads({ rules: [protectedNginx] }))
+  app.use(router.routes())
+  const res = await request(app.callback()).get('/f/some%20thing.txt')
+  t.is(res.headers['x-accel-redirect'], '/protected/some%20thing.txt')
+  t.is(res.headers['content-disposition'], 'attachment; filename="some thing.txt"')
+})
+
+test('offload() alone in front of a route works with a bare file wrapper too', async (t) => {
+  const app = new Koa()
+  app.use(offload(protectedNginx))
+  app.use((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(res.headers['content-length'], '0')
+})
+
+test('offload(): anything but rules → TypeError at setup', (t) => {
+  t.throws(() => offload([{} as never]), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] must be an offload rule/ })
+  t.throws(() => offload(null as never), { instanceOf: TypeError, message: /^offload\(\): rules\[0\]/ })
+})
+
+test('apache: X-Sendfile with the raw path, plus the file\'s ETag and Last-Modified', async (t) => {
+  const file = new PathFile(`${fixtureRoot}/hello.txt`)
+  const stat = await file.stat()
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [apache({ sourceDir: fixtureRoot, destinationDir: '/srv/files' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '0')
+  t.is(res.headers['x-sendfile'], '/srv/files/hello.txt')
+  t.is(res.headers.etag, stat.etag)
+  t.is(res.headers['last-modified'], stat.lastModified?.toUTCString())
+})
+
+test('apache and lighttpd: a missing file → 404 with no offload header and no Content-Disposition', async (t) => {
+  for (const rule of [apache({ sourceDir: fixtureRoot, destinationDir: '/srv' }), lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv' })]) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/missing.txt`) }, { rules: [rule] })
+    const res = await request(app.callback()).get('/')
+    t.is(res.status, 404, rule.backend)
+    t.deepEqual(noOffloadHeaders(res.headers), [])
+    t.is(res.headers['content-disposition'], undefined)
+    t.is(res.headers.etag, undefined)
+  }
+})
+
+test('lighttpd: X-Sendfile percent-encoded, with validators', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/%41.txt`) }, { rules: [lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv/my files' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-sendfile'], '/srv/my%20files/%2541.txt')
+  t.regex(res.headers.etag ?? '', /^"/)
+  t.truthy(res.headers['last-modified'])
+})
+
+test('caddy: the matcher header with the raw path, no validators', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/say "hi".txt`) }, { rules: [caddy({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/say "hi".txt')
+  t.is(res.headers.etag, undefined)
+  t.is(res.headers['content-length'], '0')
+  const custom = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [caddy({ sourceDir: fixtureRoot, destinationUrl: '/p/', header: 'X-Caddy-File' })] })
+  const res2 = await request(custom.callback()).get('/')
+  t.is(res2.headers['x-caddy-file'], '/p/hello.txt')
+  t.is(res2.headers['x-accel-redirect'], undefined)
+})
+
+test('internalRedirect: 200 + Location with the percent-encoded path and an empty body', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/some thing.txt`) }, { rules: [internalRedirect({ sourceDir: fixtureRoot, destinationUrl: '/private/' })] })
+  const res = await request(app.callback()).get('/').redirects(0)
+  t.is(res.status, 200)
+  t.is(res.headers.location, '/private/some%20thing.txt')
+  t.is(res.headers['content-length'], '0')
+  t.is(res.text, '')
+})
+
+test('sourceUrl: a URL file is offloaded to a fixed origin location, query dropped unless forwarded', async (t) => {
+  const url = 'https://cdn.example/media/a%20b/%C3%A9.bin?sig=abc'
+  const plain = downloadApp((ctx) => { ctx.body = urlFile(url, 'é.bin') }, { rules: [nginx({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/' })] })
+  const a = await request(plain.callback()).get('/')
+  t.is(a.headers['x-accel-redirect'], '/_origin/a%20b/%C3%A9.bin')
+  t.regex(a.headers['content-disposition'] ?? '', /filename\*=UTF-8''%C3%A9\.bin$/)
+  const forwarded = downloadApp((ctx) => { ctx.body = urlFile(url) }, { rules: [nginx({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/', forwardQuery: true })] })
+  const b = await request(forwarded.callback()).get('/')
+  t.is(b.headers['x-accel-redirect'], '/_origin/a%20b/%C3%A9.bin?sig=abc')
+})
+
+test('nginx remote: any http(s) URL through /_remote/, signed query kept, % doubled', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = urlFile('http://127.0.0.1:9000/bucket/k%20x.bin?X-Amz-Signature=a%2Fb') }, { rules: [nginx({ remote: true, destinationUrl: '/_remote/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/_remote/http/127.0.0.1:9000/bucket/k%2520x.bin?X-Amz-Signature=a%2Fb')
+  t.is(res.headers['content-type'], 'application/octet-stream')
+})
+
+test('nginx controls: X-Accel-Buffering, -Limit-Rate, -Expires and -Charset values', async (t) => {
+  const cases: Array<[Parameters<typeof nginx>[0], Record<string, string | undefined>]> = [
+    [{ buffering: false, limitRate: 0, expires: false }, { 'x-accel-buffering': 'no', 'x-accel-limit-rate': '0', 'x-accel-expires': '0', 'x-accel-charset': 'utf-8' }],
+    [{ buffering: true, limitRate: 524288, expires: 3600 }, { 'x-accel-buffering': 'yes', 'x-accel-limit-rate': '524288', 'x-accel-expires': '3600' }],
+    [{ expires: new Date(Date.UTC(2030, 0, 1)) }, { 'x-accel-expires': '@1893456000', 'x-accel-buffering': undefined, 'x-accel-limit-rate': undefined }],
+    [{ charset: 'iso-8859-1' }, { 'x-accel-charset': 'iso-8859-1' }],
+    [{ charset: false }, { 'x-accel-charset': undefined }]
+  ]
+  for (const [options, expected] of cases) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/p/', ...options })] })
+    const res = await request(app.callback()).get('/')
+    for (const [name, value] of Object.entries(expected)) t.is(res.headers[name], value, `${JSON.stringify(options)} ${name}`)
+  }
+})
+
+test('the request cannot switch offload on or choose a mapping: X-Sendfile-Type / X-Accel-Mapping are ignored by the rules', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [nginx({ sourceDir: `${fixtureRoot}/subdir`, destinationUrl: '/p/' })] })
+  const res = await request(app.callback()).get('/')
+    .set('X-Sendfile-Type', 'X-Accel-Redirect')
+    .set('X-Accel-Mapping', `${fixtureRoot}/=/internal-admin/`)
+  t.is(res.text, 'Hello, world!\n')
+  t.deepEqual(noOffloadHeaders(res.headers), [])
+  const sendfile = await request(downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }).callback()).get('/').set('X-Sendfile-Type', 'X-Sendfile')
+  t.is(sendfile.text, 'Hello, world!\n')
+  t.deepEqual(noOffloadHeaders(sendfile.headers), [])
+})
