@@ -21,7 +21,7 @@ const shapes: Array<[title: string, name: string | undefined, header: string]> =
   ['apostrophe and space are encoded in filename*', "it's é.txt", "attachment; filename=\"it's e.txt\"; filename*=UTF-8''it%27s%20%C3%A9.txt"],
   ['encodeURIComponent leftovers ( ) * are encoded', 'é(*).txt', "attachment; filename=\"e(*).txt\"; filename*=UTF-8''%C3%A9%28%2A%29.txt"],
   ['every attr-char is kept', 'é!#$&+-.^_`|~', "attachment; filename=\"e!#$&+-.^_`|~\"; filename*=UTF-8''%C3%A9!#$&+-.^_`|~"],
-  ['quote and backslash-like characters with a non-ASCII name', 'é"x.txt', "attachment; filename=\"e\\\"x.txt\"; filename*=UTF-8''%C3%A9%22x.txt"],
+  ['a double quote next to a non-ASCII character: escaped in the fallback, %22 in filename*', 'é"x.txt', "attachment; filename=\"e\\\"x.txt\"; filename*=UTF-8''%C3%A9%22x.txt"],
   ['a Unix path keeps its basename', '../../etc/passwd', 'attachment; filename="passwd"'],
   ['a Windows path keeps its basename', 'C:\\x\\passwd', 'attachment; filename="passwd"'],
   ['a slash', 'a/b.txt', 'attachment; filename="b.txt"'],
