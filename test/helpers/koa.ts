@@ -1,3 +1,4 @@
+import type { Stream } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import Koa from 'koa'
 import type { Context } from 'koa'
@@ -18,7 +19,7 @@ export function downloadApp (handler: (ctx: Context) => void | Promise<void>, op
 }
 
 /** supertest parser that keeps every body as raw bytes, whatever its type. */
-export function binaryParser (res: NodeJS.ReadableStream & { setEncoding: (e: string) => void }, callback: (error: Error | null, body: Buffer) => void): void {
+export function binaryParser (res: Stream, callback: (error: Error | null, body: Buffer) => void): void {
   const chunks: Buffer[] = []
   res.on('data', (chunk: Buffer) => chunks.push(chunk))
   res.on('end', () => { callback(null, Buffer.concat(chunks)) })
