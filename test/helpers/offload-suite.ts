@@ -18,6 +18,11 @@ export interface SuiteOptions {
   /** The header the app sends and the proxy must consume. */
   offloadHeader: string
   rules: (fixtures: Fixtures) => OffloadRule[]
+  /**
+   * Why the server cannot serve names whose offload value is percent-encoded, when it cannot
+   * (Caddy reading an encoded Location): the hostile-name test then pins that limitation instead.
+   */
+  encodedNamesUnsupported?: string | undefined
 }
 
 export interface Suite {
@@ -134,21 +139,32 @@ export function offloadSuite (options: SuiteOptions): Suite {
     appOffloaded(t, url)
   })
 
-  proxied(`${label}: a name with space, %, unicode and a quote gets the right bytes and Content-Disposition`, async (t) => {
-    const { proxy, fixtures } = context()
-    const url = filesUrl(hostileName)
-    const response = await fetch(proxy.url + url)
-    const body = Buffer.from(await response.arrayBuffer())
-    t.is(response.status, 200)
-    t.deepEqual(body, fixtures.hostile.bytes)
-    t.is(response.headers.get('content-disposition'),
-      'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
-    t.is(response.headers.get('content-type'), 'text/plain; charset=utf-8')
-    appOffloaded(t, url)
-    const inline = await fetch(proxy.url + url + '?inline=1')
-    await inline.arrayBuffer()
-    t.regex(inline.headers.get('content-disposition') ?? '', /^inline; filename="my \\"resume\\" 100_ done\.txt"; /)
-  })
+  if (options.encodedNamesUnsupported === undefined) {
+    proxied(`${label}: a name with space, %, unicode and a quote gets the right bytes and Content-Disposition`, async (t) => {
+      const { proxy, fixtures } = context()
+      const url = filesUrl(hostileName)
+      const response = await fetch(proxy.url + url)
+      const body = Buffer.from(await response.arrayBuffer())
+      t.is(response.status, 200)
+      t.deepEqual(body, fixtures.hostile.bytes)
+      t.is(response.headers.get('content-disposition'),
+        'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
+      t.is(response.headers.get('content-type'), 'text/plain; charset=utf-8')
+      appOffloaded(t, url)
+      const inline = await fetch(proxy.url + url + '?inline=1')
+      await inline.arrayBuffer()
+      t.regex(inline.headers.get('content-disposition') ?? '', /^inline; filename="my \\"resume\\" 100_ done\.txt"; /)
+    })
+  } else {
+    proxied(`${label}: a name that needs percent-encoding gets 404 (${options.encodedNamesUnsupported})`, async (t) => {
+      const { proxy, app } = context()
+      const url = filesUrl(hostileName)
+      const response = await fetch(proxy.url + url)
+      await response.arrayBuffer()
+      t.is(response.status, 404)
+      t.regex(app.last(url)?.headers[offloadHeader.toLowerCase()] ?? '', /%20%22r%C3%A9sum%C3%A9%22%20100%25%20done\.txt$/)
+    })
+  }
 
   proxied(`${label}: a file outside every rule is streamed by Node, no offload header anywhere`, async (t) => {
     const { proxy, app } = context()
