@@ -1,0 +1,271 @@
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { HttpError } from 'http-errors'
+import type Koa from 'koa'
+import { get } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { Readable } from 'node:stream'
+import { download } from '../source/download.ts'
+import { DownloadError, notFound, statusFor, toHttpError } from '../source/errors.ts'
+import type { DownloadErrorCode } from '../source/errors.ts'
+import { PathFile } from '../source/path-file.ts'
+import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
+import { assertErrorResponse } from './helpers/error-response.ts'
+import { downloadApp, fixtureRoot } from './helpers/koa.ts'
+import { fetchBytes, listen } from './helpers/listen.ts'
+
+const secretPath = '/srv/private/customer-4711/invoice.pdf'
+
+/** A system error as fs throws it: a code, and a message and path that must never reach a client. */
+function systemError (code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: failed, open '${secretPath}'`), { code, path: secretPath, syscall: 'open' })
+}
+
+/** A DownloadFile whose stat() and open() do what the test says, counting the calls. */
+class ScriptedFile implements DownloadFile {
+  readonly name = 'invoice.pdf'
+  stats = 0
+  opens = 0
+  readonly #stat: () => Promise<FileStat>
+  readonly #open: (attempt: number, range?: ByteRange) => Promise<Readable>
+
+  constructor (stat: () => Promise<FileStat>, open: (attempt: number, range?: ByteRange) => Promise<Readable> = async () => Readable.from([Buffer.from('%PDF-1.4\n')])) {
+    this.#stat = stat
+    this.#open = open
+  }
+
+  async stat (): Promise<FileStat> {
+    this.stats++
+    return await this.#stat()
+  }
+
+  async open (range?: ByteRange): Promise<Readable> {
+    this.opens++
+    return await this.#open(this.opens, range)
+  }
+}
+
+const goodStat = async (): Promise<FileStat> => ({ size: 9, etag: '"v1"', lastModified: new Date('2024-01-02T03:04:05Z') })
+
+/** An app serving `file` with presentation options that would add headers, and recording app errors. */
+async function appFor (t: ExecutionContext, file: DownloadFile): Promise<{ url: string, errors: Error[] }> {
+  const errors: Error[] = []
+  const app: Koa = downloadApp((ctx) => { ctx.body = download(file, { cacheControl: 'private, max-age=60', filename: 'report.pdf' }) })
+  app.on('error', (error: Error) => { errors.push(error) })
+  return { url: await listen(t, app), errors }
+}
+
+// ——— toHttpError: the one mapping ———
+
+const mapping: Array<[string, unknown, number]> = [
+  ['ENOENT', systemError('ENOENT'), 404],
+  ['ENOTDIR', systemError('ENOTDIR'), 404],
+  ['ENAMETOOLONG', systemError('ENAMETOOLONG'), 404],
+  ['EISDIR', systemError('EISDIR'), 404],
+  ['ELOOP', systemError('ELOOP'), 404],
+  ['ERR_FS_EISDIR', systemError('ERR_FS_EISDIR'), 404],
+  ['EACCES (like nginx)', systemError('EACCES'), 403],
+  ['EPERM', systemError('EPERM'), 403],
+  ['a bare { code: "EACCES" } object', { code: 'EACCES' }, 403],
+  ['EIO', systemError('EIO'), 500],
+  ['EMFILE', systemError('EMFILE'), 500],
+  ['a plain Error', new Error(`cannot read ${secretPath}`), 500],
+  ['a thrown string', `cannot read ${secretPath}`, 500],
+  ['undefined', undefined, 500],
+  ['null', null, 500],
+  ['a non-string code', { code: 404 }, 500]
+]
+
+for (const [title, error, status] of mapping) {
+  test(`errors: toHttpError maps ${title} → ${status}`, t => {
+    const httpError = toHttpError(error)
+    t.true(httpError instanceof HttpError)
+    t.is(httpError.status, status)
+    t.is(statusFor(error), status)
+    t.is(httpError.expose, status < 500, 'only 4xx messages are exposed')
+    t.false(httpError.message.includes(secretPath), 'the message never carries the path')
+    t.is(httpError.cause, error, 'the original error is kept as the cause, for logs')
+  })
+}
+
+const codes: Array<[DownloadErrorCode, number]> = [
+  ['E_NOT_FOUND', 404],
+  ['E_FORBIDDEN', 403],
+  ['E_UPSTREAM', 502],
+  ['E_UNAVAILABLE', 503],
+  ['E_TIMEOUT', 504],
+  ['E_CHANGED', 503]
+]
+
+for (const [code, status] of codes) {
+  test(`errors: DownloadError ${code} has status ${status} and toHttpError keeps it`, t => {
+    const cause = new Error('upstream said no')
+    const error = new DownloadError(code, `the storage at ${secretPath} failed`, { cause })
+    t.is(error.code, code)
+    t.is(error.status, status)
+    t.is(error.name, 'DownloadError')
+    t.is(error.cause, cause)
+    const httpError = toHttpError(error)
+    t.is(httpError.status, status)
+    t.false(httpError.message.includes(secretPath))
+  })
+}
+
+test('errors: notFound() is an E_NOT_FOUND DownloadError with its cause', t => {
+  const cause = systemError('ENOENT')
+  const error = notFound('missing', cause)
+  t.true(error instanceof DownloadError)
+  t.is(error.code, 'E_NOT_FOUND')
+  t.is(error.status, 404)
+  t.is(error.cause, cause)
+})
+
+// ——— Through Koa ———
+
+for (const code of ['EACCES', 'EPERM']) {
+  test(`errors: a stat() that fails with ${code} → a clean 403, exposed (not logged by Koa), nothing opened`, async t => {
+    const file = new ScriptedFile(async () => { throw systemError(code) })
+    const { url, errors } = await appFor(t, file)
+    const res = await fetchBytes(url, '/')
+    assertErrorResponse(t, res, 403)
+    t.is(file.opens, 0)
+    t.is(errors.length, 1)
+    t.is((errors[0] as HttpError).expose, true, "exposed: Koa's default error handler does not log it")
+  })
+}
+
+test('errors: an open() that fails with EACCES → a clean 403', async t => {
+  const file = new ScriptedFile(goodStat, async () => { throw systemError('EACCES') })
+  const { url } = await appFor(t, file)
+  assertErrorResponse(t, await fetchBytes(url, '/'), 403)
+})
+
+test('errors: a stat() that fails with ENOENT → a clean 404, exposed (not logged by Koa)', async t => {
+  const file = new ScriptedFile(async () => { throw systemError('ENOENT') })
+  const { url, errors } = await appFor(t, file)
+  assertErrorResponse(t, await fetchBytes(url, '/'), 404)
+  t.is(errors.length, 1)
+  t.is((errors[0] as HttpError).expose, true, "exposed: Koa's default error handler does not log it")
+})
+
+for (const stage of ['stat', 'open'] as const) {
+  test(`errors: an unknown ${stage}() failure → 500 whose body has neither the path nor the message; the app's error event has the cause`, async t => {
+    const failure = systemError('EIO')
+    const file = stage === 'stat'
+      ? new ScriptedFile(async () => { throw failure })
+      : new ScriptedFile(goodStat, async () => { throw failure })
+    const { url, errors } = await appFor(t, file)
+    const res = await fetchBytes(url, '/')
+    assertErrorResponse(t, res, 500)
+    const raw = (res.body as Buffer).toString() + JSON.stringify(res.headers)
+    t.false(raw.includes(secretPath))
+    t.false(raw.includes('EIO'))
+    t.is(errors.length, 1, 'a 500 reaches the app error event')
+    t.is((errors[0] as Error & { cause?: unknown }).cause, failure)
+  })
+}
+
+for (const [code, status] of codes.filter(([code]) => code !== 'E_CHANGED')) {
+  test(`errors: a DownloadError ${code} from stat() → a clean ${status}`, async t => {
+    const file = new ScriptedFile(async () => { throw new DownloadError(code, `storage failed at ${secretPath}`) })
+    const { url } = await appFor(t, file)
+    const res = await fetchBytes(url, '/')
+    assertErrorResponse(t, res, status)
+    t.false((res.body as Buffer).toString().includes(secretPath))
+  })
+}
+
+test('errors: E_CHANGED at open() is retried once with a fresh stat, then served', async t => {
+  const file = new ScriptedFile(goodStat, async (attempt) => {
+    if (attempt === 1) throw new DownloadError('E_CHANGED', 'changed')
+    return Readable.from([Buffer.from('%PDF-1.4\n')])
+  })
+  const { url } = await appFor(t, file)
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), '%PDF-1.4\n')
+  t.is(file.stats, 2)
+  t.is(file.opens, 2)
+})
+
+test('errors: E_CHANGED twice in a row → a clean 503', async t => {
+  const file = new ScriptedFile(goodStat, async () => { throw new DownloadError('E_CHANGED', 'changed') })
+  const { url } = await appFor(t, file)
+  assertErrorResponse(t, await fetchBytes(url, '/'), 503)
+  t.is(file.opens, 2)
+})
+
+// ——— Hygiene of every error the middleware produces (http-semantics.md §9) ———
+
+/** An app serving the fixture hello.txt with every presentation option set, so that leftovers would show. */
+async function helloApp (t: ExecutionContext): Promise<string> {
+  return await listen(t, downloadApp((ctx) => {
+    ctx.body = download(new PathFile(String(ctx.query.p ?? 'hello.txt'), { root: fixtureRoot }), { cacheControl: 'public, max-age=600', attachment: true, filename: 'hello.txt' })
+  }))
+}
+
+test('errors hygiene: 412 (If-Match fails) carries no file headers and an exact Content-Length', async t => {
+  const url = await helloApp(t)
+  assertErrorResponse(t, await fetchBytes(url, '/').set('If-Match', '"nope"'), 412)
+})
+
+test('errors hygiene: 412 on HEAD too', async t => {
+  const url = await helloApp(t)
+  assertErrorResponse(t, await fetchBytes(url, '/', 'head').set('If-Match', '"nope"'), 412, { head: true })
+})
+
+test('errors hygiene: 416 carries Content-Range bytes */size and nothing else of the file', async t => {
+  const url = await helloApp(t)
+  assertErrorResponse(t, await fetchBytes(url, '/').set('Range', 'bytes=14-'), 416, { size: 14 })
+})
+
+test('errors hygiene: 404 of a download with cacheControl and filename options', async t => {
+  const url = await helloApp(t)
+  assertErrorResponse(t, await fetchBytes(url, '/?p=missing.txt'), 404)
+  assertErrorResponse(t, await fetchBytes(url, '/?p=missing.txt', 'head'), 404, { head: true })
+})
+
+test('errors hygiene: headers the app set before the download failed are not kept either', async t => {
+  const url = await listen(t, downloadApp((ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=600')
+    ctx.set('ETag', '"app-set"')
+    ctx.body = new PathFile('missing.txt', { root: fixtureRoot })
+  }))
+  assertErrorResponse(t, await fetchBytes(url, '/'), 404)
+})
+
+// ——— After the headers ———
+
+/** A raw GET that reports how the response ended: completely, or aborted mid-body. */
+async function rawGet (url: string): Promise<{ status: number, headers: IncomingMessage['headers'], body: Buffer, complete: boolean }> {
+  return await new Promise((resolve, reject) => {
+    const req = get(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      const done = (): void => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete }) }
+      res.on('end', done)
+      res.on('error', done)
+      res.on('aborted', done)
+      res.on('close', done)
+    })
+    req.on('error', reject)
+  })
+}
+
+for (const sized of [true, false]) {
+  test(`errors: a source that fails mid-body aborts the response, never a silently short 200 (${sized ? 'Content-Length' : 'chunked'})`, async t => {
+    async function * failing (): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(1000, 0x61)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      throw new Error(`disk failed reading ${secretPath}`)
+    }
+    const file = new ScriptedFile(async () => (sized ? { size: 5000, ranges: false } : { ranges: false }), async () => Readable.from(failing()))
+    const { url } = await appFor(t, file)
+    const res = await rawGet(url)
+    t.is(res.status, 200)
+    t.false(res.complete, 'the client can tell the transfer was cut')
+    t.is(res.headers['content-length'], sized ? '5000' : undefined)
+    t.true(res.body.length < 5000)
+    t.false(res.body.toString().includes(secretPath))
+  })
+}
