@@ -103,7 +103,8 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
       const below = matchSource({ sourceDir: sourceDir ?? '/' }, file)
       if (typeof below === 'string') return void logNoMatch(label, file, below)
       if (header === 'X-Sendfile') {
-        const value = sendfile === 'raw' ? rawFilePath('/', below.segments) : encodedFilePath('/', below.segments)
+        const whole = sourceDir === undefined || sourceDir === '/' ? below.segments : [...sourceDir.split('/').slice(1), ...below.segments]
+        const value = sendfile === 'raw' ? rawFilePath('/', whole) : encodedFilePath('/', whole)
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile')
         return { header, value, validators: true }
       }

@@ -1,0 +1,47 @@
+import test from 'ava'
+import { caddy } from '../../source/backends/caddy.ts'
+import type { DownloadFile } from '../../source/types.ts'
+
+const file = (where: { path?: string, url?: string }): DownloadFile => ({
+  name: 'x', ...where, stat: async () => ({}), open: async () => { throw new Error('never opened') }
+})
+const get = { method: 'GET', headers: {} }
+
+test('caddy(): exposes backend, sourceDir, destinationUrl, header (default X-Accel-Redirect) and forwardQuery', (t) => {
+  const rule = caddy({ sourceDir: '/srv/files', destinationUrl: '/protected' })
+  t.is(rule.backend, 'caddy')
+  t.is(rule.sourceDir, '/srv/files')
+  t.is(rule.destinationUrl, '/protected/')
+  t.is(rule.header, 'X-Accel-Redirect')
+  t.false(rule.forwardQuery)
+  t.is(caddy({ sourceDir: '/s', destinationUrl: '/p/', header: 'X-Serve' }).header, 'X-Serve')
+})
+
+test('caddy(): bad destinationUrl, header or forwardQuery → TypeError naming the option', (t) => {
+  t.throws(() => caddy({ sourceDir: '/s' } as never), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl is required/ })
+  t.throws(() => caddy({ sourceDir: '/s', destinationUrl: 'https://h/p/' }), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl must be/ })
+  for (const header of ['Content-Type', 'content-disposition', 'Location', 'Set-Cookie', 'X Bad', '', 'X-\n']) {
+    t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/p/', header }), { instanceOf: TypeError, message: /^caddy\(\): header must be/ }, header)
+  }
+  t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/p/', forwardQuery: 1 as never }), { instanceOf: TypeError, message: /^caddy\(\): forwardQuery must be a boolean/ })
+})
+
+test('caddy: the raw path as UTF-8 bytes, a literal % kept, no validators', (t) => {
+  const rule = caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/' })
+  const target = rule.match(file({ path: '/srv/files/a%20b ü.txt' }), get)
+  t.is(target?.header, 'X-Accel-Redirect')
+  t.is(Buffer.from(target?.value ?? '', 'latin1').toString('utf8'), '/protected/a%20b ü.txt')
+  t.false(target?.validators)
+})
+
+test('caddy: a name with "?" is not offloaded (Caddy would cut it at the query)', (t) => {
+  const rule = caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/' })
+  t.is(rule.match(file({ path: '/srv/files/q?x.txt' }), get), undefined)
+  t.is(rule.match(file({ path: '/srv/files/why?/x.txt' }), get), undefined)
+})
+
+test('caddy: the URL query is forwarded only when asked', (t) => {
+  const url = 'https://o.example/m/k.bin?sig=1'
+  t.is(caddy({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/' }).match(file({ url }), get)?.value, '/_origin/k.bin')
+  t.is(caddy({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/', forwardQuery: true }).match(file({ url }), get)?.value, '/_origin/k.bin?sig=1')
+})

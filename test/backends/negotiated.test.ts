@@ -1,0 +1,92 @@
+import test from 'ava'
+import request from 'supertest'
+import { negotiated, parseMapping } from '../../source/backends/negotiated.ts'
+import { PathFile } from '../../source/path-file.ts'
+import type { DownloadFile } from '../../source/types.ts'
+import { downloadApp, fixtureRoot } from '../helpers/koa.ts'
+
+const file = (path: string): DownloadFile => ({
+  name: 'x', path, stat: async () => ({}), open: async () => { throw new Error('never opened') }
+})
+const req = (headers: Record<string, string | string[]>): { method: string, headers: Record<string, string | string[]> } => ({ method: 'GET', headers })
+const hello = (): PathFile => new PathFile(`${fixtureRoot}/hello.txt`)
+
+test('negotiated(): allow must list only X-Accel-Redirect / X-Sendfile; bad mapping and trust combinations → TypeError', (t) => {
+  t.throws(() => negotiated({} as never), { instanceOf: TypeError, message: /^negotiated\(\): allow must be a non-empty array/ })
+  t.throws(() => negotiated({ allow: [] }), { instanceOf: TypeError, message: /^negotiated\(\): allow must be/ })
+  t.throws(() => negotiated({ allow: ['Content-Type' as never] }), { instanceOf: TypeError, message: /allow may only contain .* not "Content-Type"/ })
+  t.throws(() => negotiated({ allow: ['X-LIGHTTPD-send-file' as never] }), { instanceOf: TypeError, message: /allow may only contain/ })
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { relative: '/p/' } }), { instanceOf: TypeError, message: /mapping key must be an absolute/ })
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/s': 'p' } }), { instanceOf: TypeError, message: /destinationUrl must be/ })
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/s': '/p/' }, trustMappingHeader: true }), { instanceOf: TypeError, message: /trustMappingHeader needs/ })
+  t.throws(() => negotiated({ allow: ['X-Sendfile'], trustMappingHeader: true }), { instanceOf: TypeError, message: /trustMappingHeader needs/ })
+  t.throws(() => negotiated({ allow: ['X-Sendfile'], sendfile: 'decoded' as never }), { instanceOf: TypeError, message: /sendfile must be/ })
+})
+
+test('negotiated: the canonical configured header is sent, whatever the case of the request value', (t) => {
+  const rule = negotiated({ allow: ['x-accel-redirect' as never, 'X-Sendfile'], mapping: { '/srv/files': '/protected/' } })
+  t.deepEqual(rule.allow, ['X-Accel-Redirect', 'X-Sendfile'])
+  t.deepEqual(rule.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'X-ACCEL-REDIRECT' })), { header: 'X-Accel-Redirect', value: '/protected/a%20b.txt', validators: false })
+  t.deepEqual(rule.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'x-sendfile' })), { header: 'X-Sendfile', value: '/srv/files/a b.txt', validators: true })
+  const encoded = negotiated({ allow: ['X-Sendfile'], sendfile: 'encoded' })
+  t.is(encoded.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, '/srv/files/a%20b.txt')
+})
+
+test('negotiated: a value outside the allow-list never becomes a response header (Symfony #65683)', (t) => {
+  const rule = negotiated({ allow: ['X-Sendfile'] })
+  for (const type of ['Content-Type', 'Content-Disposition', 'X-Accel-Redirect', 'X-LIGHTTPD-send-file', 'X-Sendfile\r\nX-Evil: 1', '']) {
+    t.is(rule.match(file('/srv/files/a'), req({ 'x-sendfile-type': type })), undefined, JSON.stringify(type))
+  }
+  t.is(rule.match(file('/srv/files/a'), req({})), undefined, 'no header → no offload')
+  t.is(rule.match(file('/srv/files/a'), req({ 'x-sendfile-type': ['X-Sendfile', 'X-Sendfile'] })), undefined)
+})
+
+test('negotiated: X-Accel-Mapping from the request is ignored unless trustMappingHeader (CVE-2025-61780)', (t) => {
+  const own = negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/files': '/protected/' } })
+  const target = own.match(file('/srv/files/x'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/=/internal-admin/' }))
+  t.is(target?.value, '/protected/x')
+  const none = negotiated({ allow: ['X-Accel-Redirect'] })
+  t.is(none.match(file('/srv/files/x'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/=/internal-admin/' })), undefined)
+  const trusting = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  t.is(trusting.match(file('/srv/files/x y'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/files/=/protected/' }))?.value, '/protected/x%20y')
+})
+
+test('negotiated: the mapping is a literal prefix on whole segments, never a regular expression (CVE-2026-34830)', (t) => {
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const ask = (path: string, mapping: string): string | undefined => rule.match(file(path), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': mapping }))?.value
+  t.is(ask('/srv/files/x', '/srv/.*=/p/'), undefined, '.* is not a pattern')
+  t.is(ask('/srv/filesfoo/x', '/srv/files=/p/'), undefined, 'segment boundary')
+  t.is(ask('/srv/files/x', '/srv/files=/p/$1'), '/p/$1/x', '$1 is taken literally, never as a back-reference')
+  t.is(ask('/srv/files/x', '/srv/files=/p/../admin/'), undefined, 'a malformed URI prefix rejects the whole header')
+  t.is(ask('/srv/files/x', '/srv/files=//evil.example/'), undefined)
+  t.is(ask('/srv/files/x', '/other/=/o/, /srv/files/=/p/'), '/p/x')
+  t.is(ask('/srv/files/x', 'garbage'), undefined)
+})
+
+test('parseMapping: pairs, or undefined for any malformed entry', (t) => {
+  const f = file('/x')
+  t.deepEqual(parseMapping('/a/=/p/, /b=/q', f), [{ sourceDir: '/a', destinationUrl: '/p/' }, { sourceDir: '/b', destinationUrl: '/q/' }])
+  t.deepEqual(parseMapping(undefined, f), [])
+  t.is(parseMapping('/a/=/p/, nope', f), undefined)
+  t.is(parseMapping(['/a=/p/', '/b=/q/'], f), undefined)
+})
+
+test('negotiated through Koa: without the proxy\'s X-Sendfile-Type the file is streamed; with it, offloaded', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = hello() }, { rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [fixtureRoot]: '/protected/' } })] })
+  const plain = await request(app.callback()).get('/')
+  t.is(plain.text, 'Hello, world!\n')
+  t.is(plain.headers['x-accel-redirect'], undefined)
+  const asked = await request(app.callback()).get('/').set('X-Sendfile-Type', 'X-Accel-Redirect')
+  t.is(asked.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(asked.headers['content-length'], '0')
+  const injected = await request(app.callback()).get('/').set('X-Sendfile-Type', 'Content-Type')
+  t.is(injected.text, 'Hello, world!\n')
+  t.is(injected.headers['content-type'], 'text/plain; charset=utf-8')
+})
+
+test('negotiated: sourceDir restricts which files may be offloaded', (t) => {
+  const rule = negotiated({ allow: ['X-Sendfile'], sourceDir: '/srv/files' })
+  t.is(rule.sourceDir, '/srv/files')
+  t.is(rule.match(file('/etc/passwd'), req({ 'x-sendfile-type': 'X-Sendfile' })), undefined)
+  t.is(rule.match(file('/srv/files/a'), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, '/srv/files/a')
+})
