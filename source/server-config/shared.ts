@@ -63,9 +63,9 @@ export function quote (value: string): string {
 /** Describes a rule the way a user wrote it, for the comment above its block. */
 export function describeRule (rule: ConfigRule): string {
   const fields: string[] = []
-  for (const key of ['sourceDir', 'sourceUrl', 'destinationUrl', 'destinationDir', 'header'] as const) {
+  for (const key of ['sourceDir', 'sourceUrl', 'remote', 'destinationUrl', 'destinationDir', 'header'] as const) {
     const value = rule[key]
-    if (value !== undefined) fields.push(`${key}: ${JSON.stringify(value)}`)
+    if (value !== undefined && value !== false) fields.push(`${key}: ${JSON.stringify(value)}`)
   }
   const name = rule.backend === 'internal-redirect' ? 'internalRedirect' : rule.backend
   return `${name}({ ${fields.join(', ')} })`

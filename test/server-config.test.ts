@@ -1,0 +1,169 @@
+import test from 'ava'
+import { apache } from '../source/backends/apache.ts'
+import { caddy } from '../source/backends/caddy.ts'
+import { internalRedirect } from '../source/backends/internal-redirect.ts'
+import { lighttpd } from '../source/backends/lighttpd.ts'
+import { nginx } from '../source/backends/nginx.ts'
+import { renderServerConfig } from '../source/server-config.ts'
+import type { ConfigRule, ServerName } from '../source/server-config.ts'
+
+const full = { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/tmp/kd-x' }
+
+/** The non-comment lines, trimmed: what the server actually reads. */
+const directives = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+
+test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
+  const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
+  t.deepEqual(directives(text), ['location /protected/ {', 'internal;', 'alias /srv/files/;', '}'])
+})
+
+test('nginx: a directory with spaces and quotes is quoted and escaped', (t) => {
+  const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/my "files"', destinationUrl: '/p/' })])
+  t.true(directives(text).includes('alias "/srv/my \\"files\\"/";'))
+})
+
+test('nginx: a directory containing "$" is refused (nginx would read a variable)', (t) => {
+  const error = t.throws(() => renderServerConfig('nginx', [nginx({ sourceDir: '/srv/$files', destinationUrl: '/p/' })]), { instanceOf: TypeError })
+  t.regex(error.message, /"\$"/)
+})
+
+test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential and header lines', (t) => {
+  const text = renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/bucket/', destinationUrl: '/_origin/' })])
+  t.deepEqual(directives(text), [
+    'location /_origin/ {',
+    'internal;',
+    'proxy_set_header Authorization "";',
+    'proxy_set_header Cookie "";',
+    'proxy_hide_header Content-Disposition;',
+    'proxy_hide_header Content-Type;',
+    'proxy_hide_header x-amz-request-id;',
+    'proxy_hide_header x-amz-id-2;',
+    'proxy_pass http://127.0.0.1:9000/bucket/;',
+    '}'
+  ])
+})
+
+test('nginx: a remote rule gets the generic location with every required line and its reason', (t) => {
+  const text = renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })])
+  const lines = directives(text)
+  t.is(lines[0], 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {')
+  for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
+    'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_pass $rscheme://$rhost/$rpath$is_args$args;']) {
+    t.true(lines.includes(line), line)
+  }
+  t.regex(text, /# SigV4 signs the Host header/)
+  t.regex(text, /open proxy to any host/)
+  t.regex(text, /# resolver /)
+})
+
+test('nginx: two rules with the same destination give one location', (t) => {
+  const text = renderServerConfig('nginx', [
+    nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
+    nginx({ sourceDir: '/srv/b', destinationUrl: '/p/' })
+  ])
+  t.is(directives(text).filter((l) => l.startsWith('location')).length, 1)
+})
+
+test('nginx: an explicit charset adds a charset line to the location', (t) => {
+  const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'utf-8' })])
+  t.true(directives(text).includes('charset utf-8;'))
+})
+
+test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (t) => {
+  const lines = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
+  for (const line of ['pid /tmp/kd-x/nginx.pid;', 'error_log stderr notice;', 'access_log /tmp/kd-x/access.log;', 'client_body_temp_path /tmp/kd-x/tmp/body;',
+    'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location / { proxy_pass http://127.0.0.1:3000; }', 'location /p/ {', 'user nobody nogroup;']) {
+    t.true(lines.includes(line), line)
+  }
+})
+
+test('apache: XSendFile On and one quoted XSendFilePath per destinationDir', (t) => {
+  const text = renderServerConfig('apache', [
+    apache({ sourceDir: '/srv/a b', destinationDir: '/data/a b' }),
+    apache({ sourceUrl: 'http://cdn.example/x/', destinationDir: '/data/a b/' }),
+    apache({ sourceDir: '/srv/c', destinationDir: '/data/c' })
+  ])
+  t.deepEqual(directives(text), ['XSendFile On', 'XSendFilePath "/data/a b"', 'XSendFilePath "/data/c"'])
+})
+
+test('apache full: modules, pid, the proxy to the app and the sendfile lines in the vhost', (t) => {
+  const lines = directives(renderServerConfig('apache', [apache({ sourceDir: '/srv/a', destinationDir: '/srv/a' })], { full }))
+  for (const line of ['Listen 127.0.0.1:8080', 'PidFile "/tmp/kd-x/httpd.pid"', 'LoadModule xsendfile_module /usr/lib/apache2/modules/mod_xsendfile.so',
+    '<VirtualHost 127.0.0.1:8080>', 'ProxyPass / http://127.0.0.1:3000/', 'XSendFile On', 'XSendFilePath "/srv/a"', '</VirtualHost>']) {
+    t.true(lines.includes(line), line)
+  }
+})
+
+test('lighttpd: x-sendfile enabled with every destinationDir as a docroot', (t) => {
+  const text = renderServerConfig('lighttpd', [
+    lighttpd({ sourceDir: '/srv/a', destinationDir: '/srv/a' }),
+    lighttpd({ sourceDir: '/srv/"b"', destinationDir: '/srv/"b"' })
+  ], { upstream: '127.0.0.1:4000' })
+  t.deepEqual(directives(text), [
+    'proxy.server = ( "" => ( (',
+    '"host" => "127.0.0.1",',
+    '"port" => 4000,',
+    '"x-sendfile" => "enable",',
+    '"x-sendfile-docroot" => ( "/srv/a", "/srv/\\"b\\"" )',
+    ') ) )'
+  ])
+})
+
+test('caddy: a sourceDir rule becomes a handle_response rooted at the directory with strip_prefix', (t) => {
+  const text = renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/', header: 'X-Offload' })], { upstream: '127.0.0.1:4000' })
+  t.deepEqual(directives(text), [
+    'reverse_proxy 127.0.0.1:4000 {',
+    '@koa_downloads_1 header X-Offload "/protected/*"',
+    'handle_response @koa_downloads_1 {',
+    'copy_response_headers {',
+    'include Content-Type Content-Disposition Cache-Control',
+    '}',
+    'root * /srv/files',
+    'rewrite * {rp.header.X-Offload}',
+    'uri strip_prefix /protected',
+    'file_server',
+    '}',
+    '}'
+  ])
+})
+
+test('caddy: a sourceUrl rule proxies to the origin without the client credentials or the origin type', (t) => {
+  const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
+  for (const line of ['uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
+    'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition']) {
+    t.true(lines.includes(line), line)
+  }
+})
+
+test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
+  const lines = directives(renderServerConfig('caddy', [internalRedirect({ sourceDir: '/srv/files', destinationUrl: '/private/' })]))
+  t.deepEqual(lines.slice(1, 5), ['@koa_downloads_1 {', 'status 200', 'header Location "/private/*"', '}'])
+  t.true(lines.includes('rewrite * {rp.header.Location}'))
+})
+
+test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', (t) => {
+  t.throws(() => renderServerConfig('caddy', [caddy({ sourceDir: '/srv/{x}', destinationUrl: '/p/' })]), { instanceOf: TypeError, message: /placeholder/ })
+})
+
+test('caddy full: admin off, bind to the listen host, storage in the prefix', (t) => {
+  const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
+  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://127.0.0.1:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {']) {
+    t.true(lines.includes(line), line)
+  }
+})
+
+test('rules of other servers are skipped with a comment; none left → TypeError naming the backends', (t) => {
+  const rules = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), apache({ sourceDir: '/srv/a', destinationDir: '/srv/a' })]
+  t.regex(renderServerConfig('nginx', rules), /# 1 rule\(s\) for other servers skipped\n$/)
+  t.throws(() => renderServerConfig('lighttpd', rules), { instanceOf: TypeError, message: 'renderServerConfig(): none of the 2 rules is for lighttpd (backends: nginx, apache)' })
+})
+
+test('misuse is a TypeError naming the option', (t) => {
+  const rules: ConfigRule[] = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' })]
+  t.throws(() => renderServerConfig('iis' as ServerName, rules), { instanceOf: TypeError, message: /server must be one of nginx, apache, lighttpd, caddy/ })
+  t.throws(() => renderServerConfig('nginx', {} as ConfigRule[]), { instanceOf: TypeError, message: /rules must be an array/ })
+  t.throws(() => renderServerConfig('nginx', [{} as ConfigRule]), { instanceOf: TypeError, message: /every rule must be an offload rule/ })
+  t.throws(() => renderServerConfig('nginx', rules, { full: { ...full, prefix: 'relative' } }), { instanceOf: TypeError, message: /full.prefix must be an absolute directory/ })
+  t.throws(() => renderServerConfig('nginx', rules, { full: { ...full, listen: '8080' } }), { instanceOf: TypeError, message: /listen must be "host:port"/ })
+  t.throws(() => renderServerConfig('nginx', [{ backend: 'nginx', sourceDir: '/srv/a\nb', destinationUrl: '/p/' }]), { instanceOf: TypeError, message: /control character/ })
+})
