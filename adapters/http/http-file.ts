@@ -1,0 +1,190 @@
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { isHeaderSafe } from '../../source/download.ts'
+import { DownloadError, notFound } from '../../source/errors.ts'
+import { debug } from '../../source/debug.ts'
+import { parseEntityTag } from '../../source/etag.ts'
+import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
+import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
+import { guardStream } from '../shared/guarded-stream.ts'
+import { upstreamRequest } from './upstream-request.ts'
+
+export interface HttpFileOptions {
+  /** The download name. @default the last path segment of the URL, percent-decoded */
+  name?: string | undefined
+  /** Request headers sent upstream (e.g. Authorization); dropped on a redirect to another origin. */
+  headers?: Readonly<Record<string, string>> | undefined
+  /**
+   * Milliseconds to wait for the upstream's response headers (connection included), and the longest
+   * silence between body chunks while the client is reading. Either → 504 before the headers, an
+   * aborted transfer after.
+   * @default 30000
+   */
+  timeout?: number | undefined
+  /** Redirects followed before giving up (502). @default 5 */
+  maxRedirects?: number | undefined
+}
+
+const optionNames = new Set(['name', 'headers', 'timeout', 'maxRedirects'])
+/** Headers the caller may not set: they would break the byte accounting or the framing. */
+const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'accept-encoding', 'host', 'content-length', 'transfer-encoding', 'connection'])
+
+/**
+ * A remote file, streamed from its URL.
+ *
+ * - `stat()` is one HEAD request (none of the body is fetched, so HEAD, 304, 412 and 416 never
+ *   start a transfer). Only size, type, ETag and Last-Modified are kept: no other upstream header
+ *   reaches the client. If the origin refuses HEAD (405/501), a `Range: bytes=0-0` GET stands in.
+ * - `open(range)` is one GET for exactly those bytes (`Range: bytes=s-e`, only a 206 with the same
+ *   Content-Range is accepted, never sliced locally), with `Accept-Encoding: identity` and
+ *   `If-Match` (or `If-Unmodified-Since`) so that a file that changed since stat() is E_CHANGED,
+ *   never sent under the old validators. A full download costs HEAD + GET.
+ * - The client's conditional headers are evaluated by serve() against the upstream's validators.
+ * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (503 → 503); timeouts → 504.
+ * - The client going away aborts the upstream request (the signal of `open()`).
+ */
+export class HttpFile implements DownloadFile {
+  readonly name: string
+  readonly url: string
+  readonly #headers: OutgoingHttpHeaders
+  readonly #timeout: number
+  readonly #maxRedirects: number
+  #stat: Promise<FileStat> | undefined
+  /** Where the HEAD ended after redirects: the GET goes straight there. */
+  #resolved: string | undefined
+
+  constructor (url: string | URL, options: HttpFileOptions = {}) {
+    validate(options)
+    const parsed = typeof url === 'string' && URL.canParse(url) ? new URL(url) : url instanceof URL ? new URL(url.href) : undefined
+    if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      throw new TypeError('HttpFile(): url must be an absolute http: or https: URL')
+    }
+    parsed.hash = ''
+    this.url = parsed.href
+    this.name = options.name ?? nameOf(parsed)
+    this.#headers = { ...options.headers }
+    this.#timeout = options.timeout ?? 30_000
+    this.#maxRedirects = options.maxRedirects ?? 5
+  }
+
+  async stat (options?: OpenOptions): Promise<FileStat> {
+    this.#stat ??= this.#head(options?.signal)
+    return await this.#stat
+  }
+
+  async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
+    const stat = await this.stat(options)
+    const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
+    if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
+    if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
+    else if (stat.lastModified !== undefined) headers['if-unmodified-since'] = formatHttpDate(stat.lastModified)
+    const { response } = await upstreamRequest(this.#resolved ?? this.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal: options?.signal })
+    const status = response.statusCode ?? 0
+    const expectedRange = range === undefined ? undefined : `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`
+    let problem: DownloadError | undefined
+    if (status === 412 || status === 416) {
+      problem = new DownloadError('E_CHANGED', `${this.url}: changed since HEAD (${status})`)
+      this.#stat = undefined
+    } else if (status >= 300 || status < 200) {
+      problem = statusError(this.url, status)
+    } else if (range !== undefined && (status !== 206 || response.headers['content-range'] !== expectedRange)) {
+      problem = new DownloadError('E_UPSTREAM', `${this.url}: asked for ${expectedRange ?? ''}, got ${status} ${response.headers['content-range'] ?? ''}`)
+    } else if (range === undefined && status !== 200) {
+      problem = new DownloadError('E_UPSTREAM', `${this.url}: a full GET answered ${status}`)
+    } else if (!isIdentity(response)) {
+      problem = new DownloadError('E_UPSTREAM', `${this.url}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
+    }
+    if (problem !== undefined) {
+      response.destroy()
+      debug('http GET %s: %s', this.url, problem.message)
+      throw problem
+    }
+    const expected = range === undefined ? stat.size : range.end - range.start + 1
+    return guardStream(response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
+  }
+
+  async #head (signal: AbortSignal | undefined): Promise<FileStat> {
+    const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal }
+    const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
+    let { response, url } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
+    response.resume()
+    if (response.statusCode === 405 || response.statusCode === 501) {
+      // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
+      ({ response, url } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
+      response.destroy()
+    }
+    const status = response.statusCode ?? 0
+    if (status !== 200 && status !== 206) throw statusError(this.url, status)
+    this.#resolved = url
+    const stat = statFromHeaders(response)
+    debug('http HEAD %s: %d, size %s, etag %s', this.url, status, stat.size ?? '?', stat.etag ?? '-')
+    return stat
+  }
+}
+
+/** Only size, type and validators are taken from the upstream: nothing else reaches the client. */
+function statFromHeaders (response: IncomingMessage): FileStat {
+  const h = response.headers
+  const identity = isIdentity(response)
+  let size: number | undefined
+  if (response.statusCode === 206) {
+    const total = /^bytes 0-0\/(\d+)$/.exec(h['content-range'] ?? '')?.[1]
+    size = total === undefined ? undefined : Number(total)
+  } else if (/^\d+$/.test(h['content-length'] ?? '')) {
+    size = Number(h['content-length'])
+  }
+  if (!identity || (size !== undefined && !Number.isSafeInteger(size))) size = undefined
+  const etag = h.etag !== undefined && parseEntityTag(h.etag) !== undefined && isHeaderSafe(h.etag) ? h.etag : undefined
+  const modified = h['last-modified'] === undefined ? undefined : parseHttpDate(h['last-modified'])
+  const type = h['content-type']
+  return {
+    size,
+    etag,
+    lastModified: modified === undefined || modified < 1000 ? undefined : new Date(modified),
+    contentType: type !== undefined && type !== '' && isHeaderSafe(type) ? type : undefined,
+    // Without Accept-Ranges: bytes (or with `none`) the file is always sent whole.
+    ranges: size !== undefined && response.statusCode === 206 ? true : /\bbytes\b/i.test(h['accept-ranges'] ?? '') && size !== undefined
+  }
+}
+
+function isIdentity (response: IncomingMessage): boolean {
+  const encoding = response.headers['content-encoding']
+  return encoding === undefined || encoding === '' || encoding.toLowerCase() === 'identity'
+}
+
+function statusError (url: string, status: number): DownloadError {
+  if (status === 404 || status === 410) return notFound(`${url}: upstream ${status}`)
+  if (status === 503 || status === 429) return new DownloadError('E_UNAVAILABLE', `${url}: upstream ${status}`)
+  if (status === 504) return new DownloadError('E_TIMEOUT', `${url}: upstream 504`)
+  return new DownloadError('E_UPSTREAM', `${url}: upstream ${status}`)
+}
+
+/** The last path segment, percent-decoded (a malformed escape is kept as is); query and fragment dropped. */
+function nameOf (url: URL): string {
+  const segment = url.pathname.slice(url.pathname.lastIndexOf('/') + 1)
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
+
+function validate (options: HttpFileOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('HttpFile(): options must be an object')
+  for (const key of Object.keys(options)) {
+    if (!optionNames.has(key)) throw new TypeError(`HttpFile(): unknown option "${key}" (allowed: ${[...optionNames].join(', ')})`)
+  }
+  const { name, headers, timeout, maxRedirects } = options
+  if (name !== undefined && typeof name !== 'string') throw new TypeError('HttpFile(): name must be a string')
+  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1)) throw new TypeError('HttpFile(): timeout must be a positive integer (ms)')
+  if (maxRedirects !== undefined && (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0)) throw new TypeError('HttpFile(): maxRedirects must be a non-negative integer')
+  if (headers !== undefined) {
+    if (headers === null || typeof headers !== 'object') throw new TypeError('HttpFile(): headers must be an object of strings')
+    for (const [header, value] of Object.entries(headers)) {
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header) || typeof value !== 'string' || !isHeaderSafe(value)) {
+        throw new TypeError(`HttpFile(): headers["${header}"] must be a valid header name with a header-safe string value`)
+      }
+      if (reservedHeaders.has(header.toLowerCase())) throw new TypeError(`HttpFile(): headers may not set ${header} (HttpFile manages it)`)
+    }
+  }
+}
