@@ -9,6 +9,7 @@ import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import { PathFile } from '../../source/path-file.ts'
+import { VirtualFile } from '../../source/virtual-file.ts'
 import { makeWorldReadable } from './proxies.ts'
 
 /** A name with a space, `%`, non-ASCII letters and a double quote: every encoding trap at once. */
@@ -54,6 +55,14 @@ export async function makeFixtures (): Promise<Fixtures> {
   }
 }
 
+export const memoryText = 'hello from memory\n'
+export const generatedText = 'n,square\n0,0\n1,1\n2,4\n'
+
+async function * generatedRows (): AsyncGenerator<string> {
+  yield 'n,square\n'
+  for (let n = 0; n < 3; n++) yield `${n},${n * n}\n`
+}
+
 /** What the app itself answered, as seen after downloads() ran: the proof of who did the work. */
 export interface AppResponse {
   method: string
@@ -76,6 +85,8 @@ export interface TestApp {
  * The Koa app behind the proxies: `downloads({ rules })` app-wide; `GET /files/<path>` serves
  * `<protectedDir>/<path>`, `GET /public/<name>` serves `<publicDir>/<name>` (no rule covers it);
  * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
+ * `GET /memory/hello.txt` (in-memory) and `GET /generated/rows.csv` (an async generator) have no
+ * path or url: always streamed.
  */
 export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promise<TestApp> {
   const responses: AppResponse[] = []
@@ -88,6 +99,14 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
   })
   app.use(downloads({ rules }))
   app.use(async (ctx) => {
+    if (ctx.path === '/memory/hello.txt') {
+      ctx.body = download(new VirtualFile(memoryText, { name: 'hello.txt' }))
+      return
+    }
+    if (ctx.path === '/generated/rows.csv') {
+      ctx.body = download(new VirtualFile(generatedRows(), { name: 'rows.csv' }))
+      return
+    }
     const inline = ctx.query.inline === '1'
     const path = decodeURIComponent(ctx.path)
     for (const [prefix, root] of [['/files/', fixtures.protectedDir], ['/public/', fixtures.publicDir]] as const) {

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
-import { filesUrl, hostileName, makeFixtures, sha256, startApp } from './app.ts'
+import { filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
 import type { Fixtures, TestApp } from './app.ts'
 import { proxyTest, startProxy } from './proxies.ts'
 import type { RunningProxy } from './proxies.ts'
@@ -176,6 +176,20 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(sent?.status, 200)
     t.is(sent?.headers[offloadHeader.toLowerCase()], undefined)
     t.is(sent?.headers['content-length'], '17')
+  })
+
+  proxied(`${label}: memory and generated files are streamed by Node through the proxy`, async (t) => {
+    const { proxy, app } = context()
+    const memory = await fetch(proxy.url + '/memory/hello.txt')
+    t.is(memory.status, 200)
+    t.is(await memory.text(), memoryText)
+    t.is(memory.headers.get('content-disposition'), 'attachment; filename="hello.txt"')
+    t.is(app.last('/memory/hello.txt')?.headers[offloadHeader.toLowerCase()], undefined)
+    const generated = await fetch(proxy.url + '/generated/rows.csv')
+    t.is(generated.status, 200)
+    t.is(await generated.text(), generatedText)
+    t.is(generated.headers.get('content-type'), 'text/csv; charset=utf-8')
+    t.is(app.last('/generated/rows.csv')?.headers[offloadHeader.toLowerCase()], undefined)
   })
 
   proxied(`${label}: koa-downloads check passes through the proxy and fails (exit 1) against the app directly`, async (t) => {
