@@ -92,8 +92,10 @@ export async function sendDownload (ctx: Context, download: Download, options: R
     if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
 
     if (plan.status === 304 || ctx.method === 'HEAD') {
+      // HEAD: the Download is the body; Koa's respond() ends a HEAD without reading it. A bare
+      // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
+      if (ctx.body !== download) ctx.body = download
       applyHeaders(ctx, plan.status, plan.headers)
-      // HEAD: the Download stays the body; Koa's respond() ends a HEAD without reading it.
       if (plan.status !== 304) {
         if (plan.length !== undefined) ctx.length = plan.length
         else ctx.remove('Content-Length')

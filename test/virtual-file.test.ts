@@ -1,0 +1,301 @@
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { createHash } from 'node:crypto'
+import { get } from 'node:http'
+import { Readable } from 'node:stream'
+import { download } from '../source/download.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
+import type { VirtualContent, VirtualFileOptions } from '../source/virtual-file.ts'
+import { assertErrorResponse } from './helpers/error-response.ts'
+import { downloadApp } from './helpers/koa.ts'
+import { fetchBytes, listen } from './helpers/listen.ts'
+
+// Multi-byte on purpose: 2-, 3- and 4-byte UTF-8 sequences, so characters ≠ bytes.
+const text = 'Grüße, 世界! 😀\n'
+const textBytes = Buffer.from(text, 'utf8')
+
+/** The jshttp/etag format, computed independently: `"<length hex>-<sha1 base64, no padding>"`. */
+function expectedEtag (bytes: Buffer): string {
+  return `"${bytes.length.toString(16)}-${createHash('sha1').update(bytes).digest('base64').replace(/=+$/, '')}"`
+}
+
+/** An app whose handler serves a bare VirtualFile made by `make` on each request. */
+async function appOf (t: ExecutionContext, make: () => VirtualFile): Promise<string> {
+  return await listen(t, downloadApp((ctx) => { ctx.body = make() }))
+}
+
+/** An app serving the same VirtualFile instance on every request. */
+async function appServing (t: ExecutionContext, file: VirtualFile): Promise<{ url: string, errors: Error[] }> {
+  const errors: Error[] = []
+  const app = downloadApp((ctx) => { ctx.body = file })
+  app.on('error', (error: Error) => { errors.push(error) })
+  return { url: await listen(t, app), errors }
+}
+
+test('virtual-file: a string is sent as UTF-8 with Content-Length in bytes, not characters', async t => {
+  t.not(text.length, textBytes.length)
+  const url = await appOf(t, () => new VirtualFile(text, { name: 'greeting.txt' }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.true((res.body as Buffer).equals(textBytes))
+  t.is(res.headers['content-length'], String(textBytes.length))
+  t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+  t.is(res.headers['content-disposition'], 'attachment; filename="greeting.txt"')
+  t.is(res.headers['accept-ranges'], 'bytes')
+  t.is(res.headers['last-modified'], undefined, 'no Last-Modified unless given')
+})
+
+test('virtual-file: in-memory content has a strong content-hash ETag', async t => {
+  const url = await appOf(t, () => new VirtualFile(text, { name: 'greeting.txt' }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.headers.etag, expectedEtag(textBytes))
+  t.false(String(res.headers.etag).startsWith('W/'))
+})
+
+test('virtual-file: same content → same ETag (string, Buffer, Uint8Array alike); different content → different ETag', async t => {
+  const etags: string[] = []
+  for (const content of [text, Buffer.from(text), new Uint8Array(Buffer.from(text)), 'Grüße, 世界! 😁\n']) {
+    const url = await appOf(t, () => new VirtualFile(content, { name: 'a.txt' }))
+    etags.push(String((await fetchBytes(url, '/')).headers.etag))
+  }
+  t.is(etags[0], etags[1])
+  t.is(etags[0], etags[2])
+  t.not(etags[0], etags[3])
+})
+
+test('virtual-file: a Range on a string is served from the bytes (206 with Content-Range)', async t => {
+  const url = await appOf(t, () => new VirtualFile(text, { name: 'greeting.txt' }))
+  const res = await fetchBytes(url, '/').set('Range', 'bytes=2-8')
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], `bytes 2-8/${textBytes.length}`)
+  t.is(res.headers['content-length'], '7')
+  t.true((res.body as Buffer).equals(textBytes.subarray(2, 9)))
+})
+
+test('virtual-file: several ranges of in-memory content → multipart/byteranges with exact parts', async t => {
+  const content = '0123456789'.repeat(100)
+  const url = await appOf(t, () => new VirtualFile(content, { name: 'digits.txt' }))
+  const res = await fetchBytes(url, '/').set('Range', 'bytes=0-1,900-902')
+  t.is(res.status, 206)
+  const type = String(res.headers['content-type'])
+  const boundary = /^multipart\/byteranges; boundary=([0-9A-Za-z]+)$/.exec(type)?.[1]
+  t.truthy(boundary)
+  const body = (res.body as Buffer).toString('latin1')
+  t.is(res.headers['content-length'], String(res.body.length))
+  t.true(body.includes('Content-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 0-1/1000\r\n\r\n01\r\n'))
+  t.true(body.includes('Content-Range: bytes 900-902/1000\r\n\r\n012\r\n'))
+  t.true(body.endsWith(`--${boundary ?? ''}--\r\n`))
+})
+
+test('virtual-file: a Uint8Array view sends only its own bytes (offset and length respected)', async t => {
+  const backing = new Uint8Array([0x00, 0x01, 0x02, 0x41, 0x42, 0x43, 0x44, 0x05, 0x06])
+  const view = new Uint8Array(backing.buffer, 3, 4)
+  const url = await appOf(t, () => new VirtualFile(view, { name: 'view.bin' }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString('latin1'), 'ABCD')
+  t.is(res.headers['content-length'], '4')
+  t.is(res.headers['content-type'], 'application/octet-stream')
+  t.is(res.headers.etag, expectedEtag(Buffer.from('ABCD')))
+})
+
+test('virtual-file: a Buffer is sent as is', async t => {
+  const bytes = Buffer.from([0xff, 0x00, 0xfe, 0x0d, 0x0a])
+  const url = await appOf(t, () => new VirtualFile(bytes, { name: 'raw.bin' }))
+  const res = await fetchBytes(url, '/')
+  t.true((res.body as Buffer).equals(bytes))
+  t.is(res.headers['content-length'], '5')
+})
+
+test('virtual-file: an empty string → 200, Content-Length 0, a Range ignored', async t => {
+  const url = await appOf(t, () => new VirtualFile('', { name: 'empty.txt' }))
+  const res = await fetchBytes(url, '/').set('Range', 'bytes=0-0')
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '0')
+  t.is((res.body as Buffer).length, 0)
+})
+
+test('virtual-file: the given etag, lastModified and contentType are used verbatim', async t => {
+  const url = await appOf(t, () => new VirtualFile(text, { name: 'a.txt', etag: 'W/"given"', lastModified: new Date('2024-05-06T07:08:09.999Z'), contentType: 'text/plain; charset=iso-8859-1' }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.headers.etag, 'W/"given"')
+  t.is(res.headers['last-modified'], 'Mon, 06 May 2024 07:08:09 GMT')
+  t.is(res.headers['content-type'], 'text/plain; charset=iso-8859-1')
+})
+
+test('virtual-file: a .json name is application/json with charset; download() contentType wins over the VirtualFile one', async t => {
+  const json = await appOf(t, () => new VirtualFile('{}', { name: 'data.json' }))
+  t.is((await fetchBytes(json, '/')).headers['content-type'], 'application/json; charset=utf-8')
+  const url = await listen(t, downloadApp((ctx) => {
+    ctx.body = download(new VirtualFile('{}', { name: 'data.json', contentType: 'text/x-declared' }), { contentType: 'application/x-explicit' })
+  }))
+  t.is((await fetchBytes(url, '/')).headers['content-type'], 'application/x-explicit')
+})
+
+test('virtual-file: an in-memory ETag answers If-None-Match with 304 and no body', async t => {
+  const url = await appOf(t, () => new VirtualFile(text, { name: 'greeting.txt' }))
+  const res = await fetchBytes(url, '/').set('If-None-Match', expectedEtag(textBytes))
+  t.is(res.status, 304)
+  t.is(res.headers.etag, expectedEtag(textBytes))
+  t.is((res.body as Buffer).length, 0)
+  t.is(res.headers['content-length'], undefined)
+})
+
+// ——— Streams ———
+
+const chunks = ['Grüße ', '世界 ', '😀', '\n']
+const streamBytes = Buffer.from(chunks.join(''), 'utf8')
+
+const streams: Array<[string, () => VirtualContent]> = [
+  ['a Node Readable', () => Readable.from(chunks.map((chunk) => Buffer.from(chunk)))],
+  ['a web ReadableStream', () => new ReadableStream<Uint8Array>({
+    start (controller) {
+      for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk))
+      controller.close()
+    }
+  })],
+  ['an async generator of strings', () => (async function * () { for (const chunk of chunks) yield chunk })()],
+  ['an async generator of bytes', () => (async function * () { for (const chunk of chunks) yield new TextEncoder().encode(chunk) })()]
+]
+
+for (const [title, make] of streams) {
+  test(`virtual-file: ${title} of unknown size is sent chunked, without ETag, with Accept-Ranges: none`, async t => {
+    const url = await appOf(t, () => new VirtualFile(make(), { name: 'stream.txt' }))
+    const res = await fetchBytes(url, '/')
+    t.is(res.status, 200)
+    t.true((res.body as Buffer).equals(streamBytes))
+    t.is(res.headers['content-length'], undefined)
+    t.is(res.headers['transfer-encoding'], 'chunked')
+    t.is(res.headers['accept-ranges'], 'none')
+    t.is(res.headers.etag, undefined)
+    t.is(res.headers['last-modified'], undefined)
+    t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+  })
+
+  test(`virtual-file: ${title} ignores Range (200 with every byte, no Content-Range)`, async t => {
+    const url = await appOf(t, () => new VirtualFile(make(), { name: 'stream.txt' }))
+    const res = await fetchBytes(url, '/').set('Range', 'bytes=0-3')
+    t.is(res.status, 200)
+    t.is(res.headers['content-range'], undefined)
+    t.true((res.body as Buffer).equals(streamBytes))
+  })
+
+  test(`virtual-file: ${title} with a given size, etag and lastModified sends them (and still no ranges)`, async t => {
+    const url = await appOf(t, () => new VirtualFile(make(), { name: 'stream.txt', size: streamBytes.length, etag: '"gen-1"', lastModified: new Date('2024-01-02T03:04:05Z') }))
+    const res = await fetchBytes(url, '/').set('Range', 'bytes=0-3')
+    t.is(res.status, 200)
+    t.true((res.body as Buffer).equals(streamBytes))
+    t.is(res.headers['content-length'], String(streamBytes.length))
+    t.is(res.headers['transfer-encoding'], undefined)
+    t.is(res.headers.etag, '"gen-1"')
+    t.is(res.headers['last-modified'], 'Tue, 02 Jan 2024 03:04:05 GMT')
+    t.is(res.headers['accept-ranges'], 'none')
+  })
+}
+
+test('virtual-file: a stream is consumed once; serving the same VirtualFile again is a clean 500', async t => {
+  const file = new VirtualFile(Readable.from([Buffer.from('once')]), { name: 'once.txt' })
+  const { url, errors } = await appServing(t, file)
+  const first = await fetchBytes(url, '/')
+  t.is(first.status, 200)
+  t.is((first.body as Buffer).toString(), 'once')
+  const second = await fetchBytes(url, '/')
+  assertErrorResponse(t, second, 500)
+  t.is(errors.length, 1)
+  t.regex(String((errors[0] as Error & { cause?: Error }).cause?.message), /only once/)
+})
+
+test('virtual-file: HEAD on a bare generated stream does not start or consume it, and sends no Content-Length (not that of its JSON); the GET after gets every byte', async t => {
+  let started = false
+  async function * generate (): AsyncGenerator<string> {
+    started = true
+    yield 'generated '
+    yield 'bytes\n'
+  }
+  const file = new VirtualFile(generate(), { name: 'gen.txt' })
+  const { url } = await appServing(t, file)
+  const head = await fetchBytes(url, '/', 'head')
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], undefined, 'unknown size: no Content-Length on HEAD either')
+  t.is(head.headers['accept-ranges'], 'none')
+  t.is(head.headers['content-disposition'], 'attachment; filename="gen.txt"')
+  t.false(started, 'HEAD did not start the generator')
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'generated bytes\n')
+})
+
+test('virtual-file: HEAD on a sized stream sends its Content-Length', async t => {
+  const file = new VirtualFile(Readable.from([Buffer.from('12345')]), { name: 'five.bin', size: 5 })
+  const { url } = await appServing(t, file)
+  const head = await fetchBytes(url, '/', 'head')
+  t.is(head.headers['content-length'], '5')
+  t.is((await fetchBytes(url, '/')).body.toString(), '12345')
+})
+
+/** Requests `url`, reads the first chunk of the body, then destroys the connection. */
+async function abortAfterFirstChunk (url: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const req = get(url, { agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy()
+        resolve()
+      })
+    })
+    req.on('error', (error: NodeJS.ErrnoException) => { if (error.code !== 'ECONNRESET') reject(error) })
+  })
+}
+
+/** Resolves when `promise` does, or fails the test after `ms` (a deadline, not a timing assertion). */
+async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what} did not happen within ${ms} ms`)) }, ms) })
+  try {
+    return await Promise.race([promise, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('virtual-file: a client abort stops an endless async generator (its finally runs)', async t => {
+  let finished!: () => void
+  const stopped = new Promise<void>((resolve) => { finished = resolve })
+  async function * endless (): AsyncGenerator<Buffer> {
+    try {
+      for (;;) yield Buffer.alloc(64 * 1024, 0x7a)
+    } finally {
+      finished()
+    }
+  }
+  const { url } = await appServing(t, new VirtualFile(endless(), { name: 'endless.bin' }))
+  await abortAfterFirstChunk(url)
+  await within(stopped, 5000, 'the generator cleanup')
+  t.pass()
+})
+
+test('virtual-file: a client abort cancels an endless web ReadableStream', async t => {
+  let cancelled!: () => void
+  const stopped = new Promise<void>((resolve) => { cancelled = resolve })
+  const stream = new ReadableStream<Uint8Array>({
+    pull (controller) { controller.enqueue(new Uint8Array(64 * 1024)) },
+    cancel () { cancelled() }
+  })
+  const { url } = await appServing(t, new VirtualFile(stream, { name: 'endless.bin' }))
+  await abortAfterFirstChunk(url)
+  await within(stopped, 5000, 'the stream cancel')
+  t.pass()
+})
+
+test('virtual-file: bad constructor arguments are TypeErrors naming the option', t => {
+  const bad = (content: unknown, options: unknown): VirtualFile => new VirtualFile(content as VirtualContent, options as VirtualFileOptions)
+  t.throws(() => bad('x', undefined), { instanceOf: TypeError, message: /options\.name must be a string/ })
+  t.throws(() => bad('x', {}), { instanceOf: TypeError, message: /options\.name must be a string/ })
+  t.throws(() => bad('x', { name: 'a', size: -1 }), { instanceOf: TypeError, message: /size must be a non-negative integer/ })
+  t.throws(() => bad('x', { name: 'a', size: 1.5 }), { instanceOf: TypeError, message: /size/ })
+  t.throws(() => bad('x', { name: 'a', etag: 'unquoted' }), { instanceOf: TypeError, message: /etag must be a quoted entity-tag/ })
+  t.throws(() => bad('x', { name: 'a', etag: '"a\r\nb"' }), { instanceOf: TypeError, message: /etag/ })
+  t.throws(() => bad('x', { name: 'a', lastModified: new Date('nope') }), { instanceOf: TypeError, message: /lastModified must be a valid Date/ })
+  t.throws(() => bad('x', { name: 'a', contentType: 1 }), { instanceOf: TypeError, message: /contentType must be a string/ })
+  t.throws(() => bad(42, { name: 'a' }), { instanceOf: TypeError, message: /content must be/ })
+  t.throws(() => bad(null, { name: 'a' }), { instanceOf: TypeError, message: /content must be/ })
+})
