@@ -27,7 +27,7 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
       : import('@google-cloud/storage').then(({ Storage }) => new Storage(driver.options))
     return await storage
   }
-  const base = publicBase(driver.options)
+  const base = publicBase(driver.options.storage?.apiEndpoint ?? driver.options.apiEndpoint)
   return {
     kind: 'gcs',
     object (key: string, options: BackendOptions): StorageObject {
@@ -43,13 +43,17 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
         },
         async open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
           const file = (await getStorage()).bucket(bucket).file(key)
-          // Ranged reads are never hash-checked by the SDK; full reads are (md5/crc32c).
-          const stream = file.createReadStream(range === undefined ? {} : { start: range.start, end: range.end })
+          // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
+          // hash-checked by the SDK; full reads are (crc32c).
+          const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
           const onAbort = (): void => { stream.destroy() }
           signal?.addEventListener('abort', onAbort, { once: true })
           stream.once('close', () => signal?.removeEventListener('abort', onAbort))
           try {
-            await responded(stream, options.idleTimeout)
+            // The SDK sends the request on the first read: read(0) starts it without taking bytes.
+            const response = responded(stream, options.idleTimeout)
+            stream.read(0)
+            await response
           } catch (error) {
             stream.destroy()
             throw storageError(error, what)
@@ -87,8 +91,7 @@ async function responded (stream: Readable, timeout: number): Promise<void> {
 }
 
 /** What the SDK's `file.publicUrl()` uses: the API endpoint (https://storage.googleapis.com by default). */
-function publicBase (config: StorageOptions): string {
-  const endpoint = config.apiEndpoint
+function publicBase (endpoint: string | undefined): string {
   if (typeof endpoint === 'string' && endpoint !== '') {
     const withScheme = /^https?:\/\//.test(endpoint) ? endpoint : `https://${endpoint}`
     return withScheme.replace(/\/+$/, '')

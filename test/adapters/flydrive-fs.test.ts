@@ -23,7 +23,7 @@ fileContract(test, 'flydrive fs', () => ({
     await mkdir(dirname(join(root, key)), { recursive: true })
     await writeFile(join(root, key), bytes)
   }
-}))
+}), { server: false })
 
 test('flydrive fs: path is the absolute path inside the disk location; no url by default', (t) => {
   const file = new StorageFile(disk, 'docs/ünïcödé résumé.txt')

@@ -18,8 +18,14 @@ export interface ContractTarget {
   isBodyRequest?: ((entry: LoggedRequest) => boolean) | undefined
   /** Whether the storage keeps the declared Content-Type (a local disk does not). @default true */
   declaredTypes?: boolean | undefined
+}
+
+/** What the contract can check, known when the tests are declared (before any server starts). */
+export interface ContractShape {
   /** Whether keys are storage keys (checked for traversal) rather than URL paths. @default true */
   keys?: boolean | undefined
+  /** Whether the storage is a server with a RequestLog (faults, request counts). @default true */
+  server?: boolean | undefined
 }
 
 export interface RawResponse {
@@ -74,7 +80,7 @@ export const hostileKeys = ['docs/ünïcödé résumé.txt', "odd/(1) a+b@c'd%e&
  * storage down → 502, storage dying mid-body → a truncated response, client abort → the storage
  * request is closed, and keys with unicode and the characters flydrive refuses.
  */
-export function fileContract (test: TestFn, label: string, target: () => ContractTarget): void {
+export function fileContract (test: TestFn, label: string, target: () => ContractTarget, shape: ContractShape = {}): void {
   const bytes = randomBytes(8192)
   let base = ''
   let server: ReturnType<ReturnType<typeof downloadApp>['listen']> | undefined
@@ -189,7 +195,7 @@ export function fileContract (test: TestFn, label: string, target: () => Contrac
     })
   }
 
-  if (target().keys !== false) {
+  if (shape.keys !== false) {
     for (const key of ['../contract/object.bin', 'contract/../contract/object.bin', './contract/object.bin']) {
       serial(`${label}: traversal key ${JSON.stringify(key)} → 404`, async (tt) => {
         const res = await rawRequest(url(key))
@@ -198,7 +204,7 @@ export function fileContract (test: TestFn, label: string, target: () => Contrac
     }
   }
 
-  if (target().log === undefined) return
+  if (shape.server === false) return
 
   serial(`${label}: storage down → 502 before any file header`, async (tt) => {
     const log = t().log as RequestLog

@@ -1,0 +1,58 @@
+import test from 'ava'
+import { Storage } from '@google-cloud/storage'
+import { Disk } from 'flydrive'
+import { GCSDriver } from 'flydrive/drivers/gcs'
+import { StorageFile, storage } from '../../adapters/flydrive/index.ts'
+import { fileContract } from '../helpers/file-contract.ts'
+import { startGcsServer } from '../helpers/gcs-server.ts'
+import type { GcsServer } from '../helpers/gcs-server.ts'
+
+let gcs: GcsServer
+let disk: Disk
+
+test.serial.before(async () => {
+  gcs = await startGcsServer()
+  // No retries: a fault must reach the adapter, not be retried away with back-off.
+  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', retryOptions: { autoRetry: false, maxRetries: 0 } })
+  disk = new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' }))
+})
+test.after.always(async () => { await gcs?.stop() })
+
+/** Media reads (`?alt=media` or the XML path), as opposed to metadata reads. */
+const isMedia = (e: { url: string }): boolean => e.url.includes('alt=media') || !e.url.startsWith('/storage/v1/')
+
+// A short idle timeout: the GCS SDK's stream hangs when the connection drops mid-body.
+fileContract(test, 'flydrive gcs', () => ({
+  file: (key) => storage(disk, { idleTimeout: 500 }).file(key),
+  put: async (key, bytes, contentType) => { gcs.put(key, bytes, contentType) },
+  log: gcs.log,
+  isBodyRequest: isMedia
+}))
+
+test.serial('flydrive gcs: stat() is one metadata request; the bare GCS etag is quoted', async (t) => {
+  gcs.log.clear()
+  const file = storage(disk).file('contract/object.bin')
+  await file.stat()
+  const stat = await file.stat()
+  t.is(gcs.log.entries.length, 1)
+  t.regex(stat.etag ?? '', /^"C\d+EAE="$/)
+  t.is(stat.size, 8192)
+  t.is(stat.contentType, 'application/x-test')
+})
+
+test.serial('flydrive gcs: url is the public URL on the API endpoint, key encoded per segment', (t) => {
+  const file = new StorageFile(disk, 'docs/ünïcödé résumé.txt')
+  t.is(file.url, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
+})
+
+test.serial('flydrive gcs: a mid-body drop errors the stream after the idle timeout instead of hanging', async (t) => {
+  const file = storage(disk, { idleTimeout: 300 }).file('contract/object.bin')
+  await file.stat()
+  gcs.log.fault = 'drop'
+  const stream = await file.open()
+  gcs.log.fault = undefined
+  let received = 0
+  const error = await t.throwsAsync(async () => { for await (const chunk of stream) received += (chunk as Buffer).length })
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.true(received < 8192)
+})
