@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { GetObjectCommand } from '@aws-sdk/client-s3'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import test from 'ava'
+import Koa from 'koa'
+import { HttpFile } from '../../adapters/http/http-file.ts'
+import { caddy } from '../../source/backends/caddy.ts'
+import { nginx } from '../../source/backends/nginx.ts'
+import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
+import type { OffloadRule } from '../../source/offload-rule.ts'
+import type { ServerName } from '../../source/server-config.ts'
+import { hostileName, sha256 } from '../helpers/app.ts'
+import { startOrigin } from '../helpers/origin.ts'
+import type { Origin } from '../helpers/origin.ts'
+import { proxyTest, startProxy } from '../helpers/proxies.ts'
+import type { RunningProxy } from '../helpers/proxies.ts'
+import { startS3 } from '../helpers/s3.ts'
+import type { S3Server } from '../helpers/s3.ts'
+
+// Remote files (HttpFile) offloaded to the proxy, which fetches them itself: nginx through the
+// fixed-origin location and the generic /_remote/ location (presigned S3 URLs checked by an S3
+// server that verifies SigV4), Caddy through a fixed-origin handle_response. The configs are the
+// generated ones (reference/proxies.md §9).
+
+const big = randomBytes(1024 * 1024)
+const hostile = Buffer.from('remote résumé\n')
+const originHeaders = { 'Content-Type': 'application/x-origin', 'Content-Disposition': 'attachment; filename="origin.bin"', 'x-amz-request-id': 'internal' }
+
+interface Running { origin: Origin, s3: S3Server, app: Server, appUrl: string, proxies: Partial<Record<ServerName, RunningProxy>> }
+let running: Running | undefined
+const context = (): Running => {
+  if (running === undefined) throw new Error('setup failed (see test.before)')
+  return running
+}
+const proxy = (server: ServerName): RunningProxy => {
+  const found = context().proxies[server]
+  if (found === undefined) throw new Error(`${server} did not start`)
+  return found
+}
+
+const nginxTests = proxyTest('nginx')
+const caddyTests = proxyTest('caddy')
+
+test.before(async () => {
+  const origin = await startOrigin()
+  // one object per test, so that the origin's log of each is unambiguous (tests run concurrently)
+  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin']) {
+    origin.put(`/bucket/${name}`, { bytes: big, headers: originHeaders })
+  }
+  origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
+  const s3 = await startS3('signed')
+  await s3.put('big.bin', big)
+  await s3.put('reports/' + hostileName, hostile)
+
+  const rules: Record<'nginx' | 'caddy', OffloadRule[]> = {
+    nginx: [
+      nginx({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' }),
+      nginx({ remote: true, destinationUrl: '/_remote/' })
+    ],
+    caddy: [caddy({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' })]
+  }
+  const koa = new Koa()
+  // One app, the rules chosen by the proxy that forwards the request (X-Test-Proxy is set by the
+  // test itself, never by a proxy config: this is test wiring, not a pattern to copy).
+  const byProxy = { nginx: downloads({ rules: rules.nginx }), caddy: downloads({ rules: rules.caddy }) }
+  koa.use(async (ctx, next) => {
+    const which = ctx.get('x-test-proxy') === 'caddy' ? 'caddy' : 'nginx'
+    await byProxy[which](ctx, next)
+  })
+  koa.use(async (ctx) => {
+    const key = decodeURIComponent(ctx.path.replace(/^\/(origin|s3)\//, ''))
+    const name = key.split('/').at(-1) ?? key
+    if (ctx.path.startsWith('/origin/')) {
+      ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}`, { name }), { cacheControl: 'private, max-age=60' })
+    } else if (ctx.path.startsWith('/s3/')) {
+      let url = await getSignedUrl(s3.client, new GetObjectCommand({ Bucket: s3.bucket, Key: key }), { expiresIn: 600 })
+      if (ctx.query.tamper === '1') url = url.replace(/(X-Amz-Signature=)([0-9a-f])/, (_m, p: string, c: string) => p + (c === '0' ? '1' : '0'))
+      ctx.body = download(new HttpFile(url, { name }))
+    }
+  })
+  const app = koa.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve) => app.once('listening', resolve))
+  const appPort = (app.address() as AddressInfo).port
+  running = { origin, s3, app, appUrl: `http://127.0.0.1:${appPort}`, proxies: {} }
+  if (nginxTests.available) running.proxies.nginx = await startProxy('nginx', { rules: rules.nginx, appPort })
+  if (caddyTests.available) running.proxies.caddy = await startProxy('caddy', { rules: rules.caddy, appPort })
+})
+
+test.afterEach.always((t) => {
+  if (t.passed || running === undefined) return
+  for (const p of Object.values(running.proxies)) t.log(`--- ${p.server} output ---\n${p.logs()}\n--- config ---\n${p.config}`)
+})
+
+test.after.always(async () => {
+  for (const p of Object.values(running?.proxies ?? {})) await p.stop()
+  running?.app.closeAllConnections()
+  running?.app.close()
+  await running?.s3.stop()
+  await running?.origin.stop()
+})
+
+for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as const) {
+  const headers = { 'X-Test-Proxy': server }
+
+  tests.test(`remote URL via ${server} /_origin/: byte-identical, the app's headers win, the client's credentials stay behind`, async (t) => {
+    const { origin } = context()
+    const response = await fetch(proxy(server).url + `/origin/full-${server}.bin`, { headers: { ...headers, Authorization: 'Bearer secret', Cookie: 'session=secret' } })
+    const body = new Uint8Array(await response.arrayBuffer())
+    t.is(response.status, 200)
+    t.is(sha256(body), sha256(big))
+    t.is(response.headers.get('content-type'), 'application/octet-stream')
+    t.is(response.headers.get('content-disposition'), `attachment; filename="full-${server}.bin"`)
+    t.is(response.headers.get('cache-control'), 'private, max-age=60')
+    t.is(response.headers.get('x-amz-request-id'), null)
+    t.is(response.headers.get('x-accel-redirect'), null)
+    const fetched = origin.log.matching(`/bucket/full-${server}.bin`).filter((e) => e.method === 'GET')
+    t.is(fetched.length, 1, 'the proxy fetched the object once; the app fetched nothing')
+    t.is(fetched[0]?.url, `/bucket/full-${server}.bin`)
+    t.is(fetched[0]?.headers.authorization, undefined)
+    t.is(fetched[0]?.headers.cookie, undefined)
+  })
+
+  tests.test(`remote URL via ${server} /_origin/: Range bytes=0-9 → 206 from the origin, which saw the Range`, async (t) => {
+    const { origin } = context()
+    const response = await fetch(proxy(server).url + `/origin/range-${server}.bin`, { headers: { ...headers, Range: 'bytes=0-9' } })
+    t.is(response.status, 206)
+    t.is(response.headers.get('content-range'), `bytes 0-9/${big.length}`)
+    t.deepEqual(Buffer.from(await response.arrayBuffer()), big.subarray(0, 10))
+    t.deepEqual(origin.log.matching(`/bucket/range-${server}.bin`).map((e) => `${e.method} ${e.range ?? ''}`), ['GET bytes=0-9'])
+  })
+
+  tests.test(`remote URL via ${server} /_origin/: a name with space, %, unicode and a quote`, async (t) => {
+    const response = await fetch(proxy(server).url + '/origin/' + encodeURIComponent(hostileName), { headers })
+    t.is(response.status, 200)
+    t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
+    t.is(response.headers.get('content-disposition'),
+      'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
+  })
+}
+
+nginxTests.test('presigned S3 URL via nginx /_remote/: byte-identical, and Range → 206', async (t) => {
+  const response = await fetch(proxy('nginx').url + '/s3/big.bin')
+  t.is(response.status, 200)
+  t.is(sha256(new Uint8Array(await response.arrayBuffer())), sha256(big))
+  t.is(response.headers.get('content-disposition'), 'attachment; filename="big.bin"')
+  const ranged = await fetch(proxy('nginx').url + '/s3/big.bin', { headers: { Range: 'bytes=1000-1999' } })
+  t.is(ranged.status, 206)
+  t.deepEqual(Buffer.from(await ranged.arrayBuffer()), big.subarray(1000, 2000))
+})
+
+nginxTests.test('presigned S3 URL via nginx /_remote/: an encoded key arrives intact (the signature verifies)', async (t) => {
+  const response = await fetch(proxy('nginx').url + '/s3/' + encodeURIComponent('reports/' + hostileName))
+  t.is(response.status, 200)
+  t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
+})
+
+nginxTests.test('presigned S3 URL via nginx /_remote/: a tampered signature → 403 from S3 (the URL is passed as signed)', async (t) => {
+  const response = await fetch(proxy('nginx').url + '/s3/big.bin?tamper=1')
+  await response.arrayBuffer()
+  t.is(response.status, 403)
+})
