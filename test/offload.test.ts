@@ -303,3 +303,31 @@ test('the request cannot switch offload on or choose a mapping: X-Sendfile-Type 
   t.is(sendfile.text, 'Hello, world!\n')
   t.deepEqual(noOffloadHeaders(sendfile.headers), [])
 })
+
+test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others did not match, names JSON-escaped', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const here = new URL('.', import.meta.url).href
+  const script = `
+    const { nginx } = await import(${JSON.stringify(new URL('../source/backends/nginx.ts', here).href)})
+    const { apache } = await import(${JSON.stringify(new URL('../source/backends/apache.ts', here).href)})
+    const { offload } = await import(${JSON.stringify(new URL('../source/offload.ts', here).href)})
+    const { PathFile } = await import(${JSON.stringify(new URL('../source/path-file.ts', here).href)})
+    const mw = offload([nginx({ sourceDir: '/srv/other', destinationUrl: '/o/' }), apache({ sourceDir: '/srv/files', destinationDir: '/srv/files' })])
+    for (const path of ['/srv/files/ok.txt', '/srv/files/evil\\nname.txt', '/elsewhere/x.txt']) {
+      const file = new PathFile(path)
+      file.stat = async () => ({ etag: '"1"' })
+      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, set () {} }
+      await mw(ctx, async () => {})
+    }
+  `
+  const stderr = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
+      if (error) reject(error); else resolve(err)
+    })
+  })
+  t.regex(stderr, /offload: nginx\(\/srv\/other → \/o\/\) does not cover "\/srv\/files\/ok\.txt": path is not below sourceDir \/srv\/other/)
+  t.regex(stderr, /offload: "\/srv\/files\/ok\.txt" → apache X-Sendfile: "\/srv\/files\/ok\.txt"/)
+  t.regex(stderr, /offload: apache\(\/srv\/files → \/srv\/files\) does not cover "\/srv\/files\/evil\\nname\.txt": NUL, CR or LF in the path/)
+  t.regex(stderr, /offload: "\/elsewhere\/x\.txt" streamed: no rule covers it/)
+  t.false(stderr.includes('evil\nname'), 'a raw newline never reaches the log')
+})
