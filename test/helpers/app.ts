@@ -5,6 +5,9 @@ import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Koa from 'koa'
+import { Disk } from 'flydrive'
+import { FSDriver } from 'flydrive/drivers/fs'
+import { storage } from '../../adapters/flydrive/storage.ts'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
@@ -85,6 +88,7 @@ export interface TestApp {
  * The Koa app behind the proxies: `downloads({ rules })` app-wide; `GET /files/<path>` serves
  * `<protectedDir>/<path>`, `GET /public/<name>` serves `<publicDir>/<name>` (no rule covers it);
  * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
+ * `GET /storage/<key>` serves the same tree through flydrive's fs driver (StorageFile, which has a path).
  * `GET /memory/hello.txt` (in-memory) and `GET /generated/rows.csv` (an async generator) have no
  * path or url: always streamed.
  */
@@ -98,7 +102,12 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
     responses.push({ method: ctx.method, url: ctx.url, status: ctx.status, headers })
   })
   app.use(downloads({ rules }))
+  const disk = storage(new Disk(new FSDriver({ location: fixtures.protectedDir, visibility: 'private' })))
   app.use(async (ctx) => {
+    if (ctx.path.startsWith('/storage/')) {
+      ctx.body = download(disk.file(decodeURIComponent(ctx.path.slice('/storage/'.length))))
+      return
+    }
     if (ctx.path === '/memory/hello.txt') {
       ctx.body = download(new VirtualFile(memoryText, { name: 'hello.txt' }))
       return

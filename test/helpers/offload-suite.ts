@@ -178,6 +178,16 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(sent?.headers['content-length'], '17')
   })
 
+  proxied(`${label}: storage on local disk (flydrive fs StorageFile) is offloaded too, byte-identical`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(fixtures.big.name, '/storage/')
+    const response = await fetch(proxy.url + url)
+    t.is(response.status, 200)
+    t.is(sha256(new Uint8Array(await response.arrayBuffer())), fixtures.big.sha256)
+    t.is(response.headers.get('content-disposition'), 'attachment; filename="big.bin"')
+    appOffloaded(t, url)
+  })
+
   proxied(`${label}: memory and generated files are streamed by Node through the proxy`, async (t) => {
     const { proxy, app } = context()
     const memory = await fetch(proxy.url + '/memory/hello.txt')

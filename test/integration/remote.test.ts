@@ -5,6 +5,9 @@ import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import test from 'ava'
 import Koa from 'koa'
+import { Disk } from 'flydrive'
+import { S3Driver } from 'flydrive/drivers/s3'
+import { storage } from '../../adapters/flydrive/storage.ts'
 import { HttpFile } from '../../adapters/http/http-file.ts'
 import { caddy } from '../../source/backends/caddy.ts'
 import { nginx } from '../../source/backends/nginx.ts'
@@ -54,6 +57,7 @@ test.before(async () => {
   const s3 = await startS3('signed')
   await s3.put('big.bin', big)
   await s3.put('reports/' + hostileName, hostile)
+  await s3.put('storage/' + hostileName, hostile)
 
   const rules: Record<'nginx' | 'caddy', OffloadRule[]> = {
     nginx: [
@@ -70,7 +74,12 @@ test.before(async () => {
     const which = ctx.get('x-test-proxy') === 'caddy' ? 'caddy' : 'nginx'
     await byProxy[which](ctx, next)
   })
+  const bucket = storage(new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false })))
   koa.use(async (ctx) => {
+    if (ctx.path.startsWith('/storage-s3/')) {
+      ctx.body = download(await bucket.signedFile(decodeURIComponent(ctx.path.slice('/storage-s3/'.length)), { expiresIn: 600 }))
+      return
+    }
     const key = decodeURIComponent(ctx.path.replace(/^\/(origin|s3)\//, ''))
     const name = key.split('/').at(-1) ?? key
     if (ctx.path.startsWith('/origin/')) {
@@ -161,4 +170,17 @@ nginxTests.test('presigned S3 URL via nginx /_remote/: a tampered signature → 
   const response = await fetch(proxy('nginx').url + '/s3/big.bin?tamper=1')
   await response.arrayBuffer()
   t.is(response.status, 403)
+})
+
+nginxTests.test('storage remote (flydrive S3 signedFile) via nginx /_remote/: byte-identical, with the app\'s Content-Disposition', async (t) => {
+  const { s3 } = context()
+  const response = await fetch(proxy('nginx').url + '/storage-s3/' + encodeURIComponent('storage/' + hostileName))
+  t.is(response.status, 200)
+  t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
+  t.is(response.headers.get('content-disposition'),
+    'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
+  // one request reached S3 for this key: nginx's GET with the presigned URL (the app neither
+  // stat'ed nor read the object)
+  const requests = s3.log.matching('/storage/')
+  t.deepEqual(requests.map((e) => `${e.method} ${e.url.includes('X-Amz-Signature=') ? 'presigned' : 'signed by header'}`), ['GET presigned'])
 })
