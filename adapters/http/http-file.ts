@@ -50,8 +50,8 @@ export class HttpFile implements DownloadFile {
   readonly #timeout: number
   readonly #maxRedirects: number
   #stat: Promise<FileStat> | undefined
-  /** Where the HEAD ended after redirects: the GET goes straight there. */
-  #resolved: string | undefined
+  /** Where the HEAD ended after redirects, and the headers it took there: the GET goes straight there. */
+  #resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
 
   constructor (url: string | URL, options: HttpFileOptions = {}) {
     validate(options)
@@ -74,11 +74,12 @@ export class HttpFile implements DownloadFile {
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
-    const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
+    const target = this.#resolved ?? { url: this.url, headers: this.#headers }
+    const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
     if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
     if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
     else if (stat.lastModified !== undefined) headers['if-unmodified-since'] = formatHttpDate(stat.lastModified)
-    const { response } = await upstreamRequest(this.#resolved ?? this.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal: options?.signal })
+    const { response } = await upstreamRequest(target.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal: options?.signal })
     const status = response.statusCode ?? 0
     const expectedRange = range === undefined ? undefined : `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`
     let problem: DownloadError | undefined
@@ -106,16 +107,17 @@ export class HttpFile implements DownloadFile {
   async #head (signal: AbortSignal | undefined): Promise<FileStat> {
     const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
-    let { response, url } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
+    let { response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
     response.resume()
     if (response.statusCode === 405 || response.statusCode === 501) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
-      ({ response, url } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
+      ({ response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
       response.destroy()
     }
     const status = response.statusCode ?? 0
     if (status !== 200 && status !== 206) throw statusError(this.url, status)
-    this.#resolved = url
+    const { 'accept-encoding': _, range: __, ...kept } = sent
+    this.#resolved = { url, headers: kept }
     const stat = statFromHeaders(response)
     debug('http HEAD %s: %d, size %s, etag %s', this.url, status, stat.size ?? '?', stat.etag ?? '-')
     return stat

@@ -17,6 +17,8 @@ export interface UpstreamResponse {
   response: IncomingMessage
   /** The URL that answered, after redirects. */
   url: string
+  /** The request headers sent to it (credentials dropped if a redirect changed the origin). */
+  headers: OutgoingHttpHeaders
 }
 
 const redirectStatuses = new Set([301, 302, 303, 307, 308])
@@ -37,7 +39,7 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
     const response = await once(current, { ...options, headers })
     const status = response.statusCode ?? 0
     const location = response.headers.location
-    if (!redirectStatuses.has(status) || location === undefined) return { response, url: current.href }
+    if (!redirectStatuses.has(status) || location === undefined) return { response, url: current.href, headers }
     response.resume()
     if (hop >= options.maxRedirects) {
       throw new DownloadError('E_UPSTREAM', `${url}: more than ${options.maxRedirects} redirects`)

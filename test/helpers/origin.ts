@@ -21,7 +21,7 @@ export interface Origin {
   url: string
   log: RequestLog
   /** Serves `bytes` at `path` (a raw, already encoded URL path). */
-  put (path: string, object: Partial<OriginObject> & { bytes: string | Buffer }): void
+  put (path: string, object: Partial<Omit<OriginObject, 'bytes'>> & { bytes: string | Buffer }): void
   /** Answers `from` with `status` and `Location: to`. */
   redirect (from: string, to: string, status?: number): void
   /** Answers `path` with `status` and a short text body. */
