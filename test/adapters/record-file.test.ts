@@ -1,0 +1,81 @@
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { DatabaseSync } from 'node:sqlite'
+import test from 'ava'
+import { Disk } from 'flydrive'
+import { FSDriver } from 'flydrive/drivers/fs'
+import type { DriverContract } from 'flydrive/types'
+import { download } from '../../source/download.ts'
+import { recordFile, storage } from '../../adapters/flydrive/index.ts'
+import { rawRequest } from '../helpers/file-contract.ts'
+import { downloadApp } from '../helpers/koa.ts'
+import { listen } from '../helpers/listen.ts'
+
+let root = ''
+let db: DatabaseSync
+
+test.serial.before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'kd-records-'))
+  await mkdir(join(root, 'uploads'))
+  await writeFile(join(root, 'uploads/3f9a.bin'), 'quarterly numbers\n')
+  db = new DatabaseSync(':memory:')
+  db.exec(`CREATE TABLE documents (id INTEGER PRIMARY KEY, file_key TEXT, original_name TEXT, mime TEXT, size INTEGER, uploaded_at TEXT);
+    INSERT INTO documents VALUES (1, 'uploads/3f9a.bin', 'Q1 résumé (final).txt', 'text/plain; charset=utf-8', 18, '2026-01-02 03:04:05');
+    INSERT INTO documents VALUES (2, NULL, 'nothing.txt', NULL, NULL, NULL);
+    INSERT INTO documents VALUES (3, '', 'empty.txt', NULL, NULL, NULL);
+    INSERT INTO documents VALUES (4, '../secret.txt', 'secret.txt', NULL, NULL, NULL);`)
+})
+test.after.always(async () => {
+  db?.close()
+  await rm(root, { recursive: true, force: true })
+})
+
+interface DocumentRow { id: number, file_key: string | null, original_name: string, mime: string | null, size: number | null, uploaded_at: string | null }
+
+async function documentsApp (t: Parameters<typeof listen>[0]): Promise<string> {
+  const media = storage(new Disk(new FSDriver({ location: root, visibility: 'private' })))
+  const select = db.prepare('SELECT * FROM documents WHERE id = ?')
+  return await listen(t, downloadApp((ctx) => {
+    const row = select.get(Number(ctx.path.slice(1))) as DocumentRow | undefined
+    ctx.body = download(recordFile(row, { storage: media, keyField: 'file_key', nameField: 'original_name', typeField: 'mime' }))
+  }))
+}
+
+test('records: a SQLite row\'s key field is downloaded under its recorded name and type', async (t) => {
+  const base = await documentsApp(t)
+  const res = await rawRequest(`${base}/1`)
+  t.is(res.status, 200)
+  t.is(res.body.toString(), 'quarterly numbers\n')
+  t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+  t.is(res.headers['content-disposition'], 'attachment; filename="Q1 resume (final).txt"; filename*=UTF-8\'\'Q1%20r%C3%A9sum%C3%A9%20%28final%29.txt')
+})
+
+test('records: a NULL or empty key field, a missing row and a traversal key are 404', async (t) => {
+  const base = await documentsApp(t)
+  for (const id of [2, 3, 4, 99]) {
+    const res = await rawRequest(`${base}/${id}`)
+    t.is(res.status, 404, String(id))
+    t.is(res.headers['content-disposition'], undefined, String(id))
+  }
+})
+
+test('records: size and mtime fields fill in what the storage does not report', async (t) => {
+  // A minimal custom driver whose metadata lacks a modification time.
+  const driver = {
+    getMetaData: async () => ({ contentLength: 5, etag: '"e1"' }),
+    getStream: async () => Readable.from([Buffer.from('hello')])
+  } as unknown as DriverContract
+  const row = db.prepare('SELECT * FROM documents WHERE id = 1').get() as unknown as DocumentRow
+  const file = recordFile(row, { disk: driver, keyField: 'file_key', sizeField: 'size', mtimeField: 'uploaded_at' })
+  const stat = await file.stat()
+  t.is(stat.size, 5, 'the storage\'s size wins over the record\'s')
+  t.deepEqual(stat.lastModified, new Date('2026-01-02T03:04:05Z'))
+  t.is(stat.ranges, false, 'a driver without ranged reads announces none')
+})
+
+test('records: misuse is a TypeError at the call', (t) => {
+  t.throws(() => recordFile({ k: 'a' }, { keyField: 'k' }), { instanceOf: TypeError, message: /exactly one of storage or disk/ })
+  t.throws(() => recordFile({ k: 'a' }, { keyField: '' as 'k', disk: {} as never }), { instanceOf: TypeError })
+})
