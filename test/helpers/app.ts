@@ -34,7 +34,8 @@ export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update
 
 /** A temp tree the proxies' workers can read (they run as nobody/www-data under root). */
 export async function makeFixtures (): Promise<Fixtures> {
-  const root = await mkdtemp(join(tmpdir(), 'kd-files-'))
+  // spaces, quotes, non-ASCII, ';' and '#' in the directory: the generated configs must quote them
+  const root = await mkdtemp(join(tmpdir(), 'kd files "ü" #;-'))
   const protectedDir = join(root, 'protected')
   const publicDir = join(root, 'public')
   await mkdir(join(protectedDir, 'slow'), { recursive: true })
