@@ -15,9 +15,11 @@ import type { FileStat } from './types.ts'
  * neither `path` nor `url`, or a method other than GET/HEAD → the Download passes through to
  * `serve()`, which streams it.
  *
- * Nothing is opened; the file is stat'ed (once) only for Apache and lighttpd, which answer
- * conditionals with the app's ETag and Last-Modified (proxies.md §3, §8). A failing stat is thrown
- * as the HTTP error `serve()` would give (404 for a missing file), with no offload header set.
+ * Nothing is opened. A local file (one with a `path`) is stat'ed once, so that a PathFile root's
+ * symlink check runs before the proxy is pointed at it; a file known only by URL is stat'ed only for
+ * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
+ * §3, §8), and only those two get the validators. A failing stat is thrown as the HTTP error
+ * `serve()` would give (404 for a missing file), with no offload header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
  */
@@ -57,8 +59,12 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       return
     }
 
+    // A local file is always stat'ed before it is handed over, because the proxy follows symlinks:
+    // PathFile's stat() is where a symlink that leaves its root is refused (else X-Accel-Redirect
+    // would point nginx/Caddy at it), and a missing file becomes the app's own 404. Files known only
+    // by URL are stat'ed only for servers that answer conditionals with the app's validators.
     let stat: FileStat | undefined
-    if (target.validators) {
+    if (target.validators || file.path !== undefined) {
       try {
         stat = await file.stat()
       } catch (error) {
@@ -74,7 +80,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     ctx.set('Content-Type', presentation.contentType)
     ctx.set('Content-Disposition', presentation.contentDisposition)
     if (presentation.cacheControl !== undefined) ctx.set('Cache-Control', presentation.cacheControl)
-    if (stat !== undefined) {
+    if (target.validators && stat !== undefined) {
       if (stat.etag !== undefined) ctx.set('ETag', stat.etag)
       if (stat.lastModified !== undefined && stat.lastModified.getTime() > 0) ctx.set('Last-Modified', formatHttpDate(stat.lastModified))
     }
