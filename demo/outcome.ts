@@ -1,0 +1,30 @@
+// What one cell of the table does, computed from the real rules (not written by hand): which rule
+// takes the file and what header it sends, or why Node streams it.
+import type { OffloadTarget } from '../source/index.ts'
+import type { DemoDelivery } from './deliveries.ts'
+import type { DemoEnv, DemoSource } from './sources.ts'
+
+export interface Outcome {
+  kind: 'stream' | 'offload' | 'redirect' | 'unavailable'
+  /** One sentence for the cell. */
+  note: string
+  target?: OffloadTarget | undefined
+}
+
+export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: DemoDelivery): Promise<Outcome> {
+  const file = await source.file(env)
+  if (file === undefined) return { kind: 'unavailable', note: `No S3 server: ${env.s3Problem ?? 'not configured'}.` }
+  if (delivery.id === 'node') return { kind: 'stream', note: 'Node streams it: ranges, conditionals, HEAD.' }
+  if (delivery.id === 'presigned') {
+    if (source.signedUrl !== undefined) return { kind: 'redirect', note: '302 to a presigned S3 URL (5 minutes); S3 sends the bytes and the Content-Disposition.' }
+    return { kind: 'stream', note: 'Not in an object store, so there is no URL to sign: Node streams it.' }
+  }
+  for (const rule of delivery.rules(env)) {
+    const target = rule.match(file, { method: 'GET', headers: {} })
+    if (target !== undefined) {
+      return { kind: 'offload', target, note: `${target.header}: ${target.value.length > 60 ? target.value.slice(0, 57) + '…' : target.value}` }
+    }
+  }
+  if (file.path === undefined && file.url === undefined) return { kind: 'stream', note: 'In memory, no path or URL: no proxy can read it, so Node streams it.' }
+  return { kind: 'stream', note: `No ${delivery.label} rule covers it (${file.path !== undefined ? 'a path outside the rules' : 'a URL this server cannot fetch'}): Node streams it.` }
+}
