@@ -27,8 +27,8 @@ export interface Report {
   done: Record<string, number>
 }
 
-const dir = process.argv[2]
-if (dir === undefined) throw new Error('usage: leak-child.ts <dir>')
+const dir = process.argv[2] ?? ''
+if (dir === '') throw new Error('usage: leak-child.ts <dir>')
 
 const errors: Report['errors'] = []
 const warnings: string[] = []
