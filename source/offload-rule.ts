@@ -194,11 +194,10 @@ function matchDir (sourceDir: string, filePath: string): SourceMatch | string {
 function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
   let url: URL
   try { url = new URL(fileUrl) } catch { return 'the file url is not a valid URL' }
-  const source = new URL(sourceUrl)
-  if (url.origin !== source.origin) return `url origin ${JSON.stringify(url.origin)} is not ${source.origin}`
+  const { origin, sourceSegments } = parsedSource(sourceUrl)
+  if (url.origin !== origin) return `url origin ${JSON.stringify(url.origin)} is not ${origin}`
   if (url.username !== '' || url.password !== '') return 'the file url carries credentials'
   const fileSegments = decodeSegments(url.pathname)
-  const sourceSegments = decodeSegments(source.pathname) ?? []
   if (fileSegments === undefined) return 'the file url path does not percent-decode to UTF-8'
   if (url.pathname.endsWith('/')) return 'the file url names a directory (trailing slash)'
   if (fileSegments.length <= sourceSegments.length || sourceSegments.some((s, i) => fileSegments[i] !== s)) {
@@ -210,6 +209,18 @@ function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
     if (why !== undefined) return `${why} below sourceUrl ${sourceUrl}`
   }
   return { via: 'url', segments, search: url.search === '?' ? '' : url.search }
+}
+
+// Rules are few and long-lived: parse each normalised sourceUrl once, not per request.
+const parsedSources = new Map<string, { origin: string, sourceSegments: string[] }>()
+function parsedSource (sourceUrl: string): { origin: string, sourceSegments: string[] } {
+  let parsed = parsedSources.get(sourceUrl)
+  if (parsed === undefined) {
+    const url = new URL(sourceUrl)
+    parsed = { origin: url.origin, sourceSegments: decodeSegments(url.pathname) ?? [] }
+    if (parsedSources.size < 1000) parsedSources.set(sourceUrl, parsed)
+  }
+  return parsed
 }
 
 /** Logs why `rule` did not take `file`; names and reasons are JSON-escaped (log injection). */

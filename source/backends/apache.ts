@@ -1,6 +1,7 @@
 import { checkOptions, matchValue, normalizeDir, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
 import { rawFilePath } from '../proxy-path.ts'
+import type { DownloadFile } from '../types.ts'
 
 export interface ApacheOptions extends SourceOptions {
   /**
@@ -32,14 +33,15 @@ export function apache (options: ApacheOptions): ApacheRule {
   if (o.destinationDir === undefined) throw new TypeError(`${fn}: destinationDir is required (the directory Apache serves, inside XSendFilePath)`)
   const destinationDir = normalizeDir(fn, 'destinationDir', o.destinationDir)
   const label = `apache(${source.sourceDir ?? source.sourceUrl} → ${destinationDir})`
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'apache',
     ...source,
     destinationDir,
-    match (file): OffloadTarget | undefined {
+    match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => rawFilePath(destinationDir, found.segments),
         'the name has control characters or a trailing space, which a raw X-Sendfile cannot carry')
       return value === undefined ? undefined : { header: 'X-Sendfile', value, validators: true }
     }
-  }
+  })
 }

@@ -1,6 +1,7 @@
 import { checkOptions, matchValue, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
 import { caddyPath } from '../proxy-path.ts'
+import type { DownloadFile } from '../types.ts'
 
 export interface CaddyOptions extends SourceOptions {
   /**
@@ -56,18 +57,19 @@ export function caddy (options: CaddyOptions): CaddyRule {
   if (o.forwardQuery !== undefined && typeof o.forwardQuery !== 'boolean') throw new TypeError(`${fn}: forwardQuery must be a boolean`)
   const forwardQuery = o.forwardQuery ?? false
   const label = `caddy(${source.sourceDir ?? source.sourceUrl} → ${destinationUrl})`
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'caddy',
     ...source,
     destinationUrl,
     header,
     forwardQuery,
-    match (file): OffloadTarget | undefined {
+    match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => {
         const path = caddyPath(destinationUrl, found.segments)
         return path === undefined || !forwardQuery ? path : path + found.search
       }, 'Caddy cannot serve a name with "?", control characters or a trailing space')
       return value === undefined ? undefined : { header, value, validators: false }
     }
-  }
+  })
 }

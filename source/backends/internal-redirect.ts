@@ -1,6 +1,7 @@
 import { checkOptions, matchValue, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
 import { encodedPath } from '../proxy-path.ts'
+import type { DownloadFile } from '../types.ts'
 
 export interface InternalRedirectOptions extends SourceOptions {
   /**
@@ -40,17 +41,18 @@ export function internalRedirect (options: InternalRedirectOptions): InternalRed
   if (o.forwardQuery !== undefined && typeof o.forwardQuery !== 'boolean') throw new TypeError(`${fn}: forwardQuery must be a boolean`)
   const forwardQuery = o.forwardQuery ?? false
   const label = `internalRedirect(${source.sourceDir ?? source.sourceUrl} → ${destinationUrl})`
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'internal-redirect',
     ...source,
     destinationUrl,
     forwardQuery,
-    match (file): OffloadTarget | undefined {
+    match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => {
         const path = encodedPath(destinationUrl, found.segments)
         return path === undefined || !forwardQuery ? path : path + found.search
       }, 'the name cannot be percent-encoded')
       return value === undefined ? undefined : { header: 'Location', value, validators: false }
     }
-  }
+  })
 }

@@ -1,6 +1,7 @@
 import { checkOptions, matchValue, normalizeDir, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
 import { encodedFilePath } from '../proxy-path.ts'
+import type { DownloadFile } from '../types.ts'
 
 export interface LighttpdOptions extends SourceOptions {
   /**
@@ -32,14 +33,15 @@ export function lighttpd (options: LighttpdOptions): LighttpdRule {
   if (o.destinationDir === undefined) throw new TypeError(`${fn}: destinationDir is required (the directory lighttpd serves, inside x-sendfile-docroot)`)
   const destinationDir = normalizeDir(fn, 'destinationDir', o.destinationDir)
   const label = `lighttpd(${source.sourceDir ?? source.sourceUrl} → ${destinationDir})`
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'lighttpd',
     ...source,
     destinationDir,
-    match (file): OffloadTarget | undefined {
+    match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => encodedFilePath(destinationDir, found.segments),
         'the name cannot be percent-encoded')
       return value === undefined ? undefined : { header: 'X-Sendfile', value, validators: true }
     }
-  }
+  })
 }

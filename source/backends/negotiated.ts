@@ -85,7 +85,8 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
   if (sendfile !== 'raw' && sendfile !== 'encoded') throw new TypeError(`${fn}: sendfile must be 'raw' (Apache) or 'encoded' (lighttpd)`)
   const label = `negotiated(${allow.join('|')})`
 
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'negotiated',
     ...(sourceDir === undefined ? {} : { sourceDir }),
     allow,
@@ -119,7 +120,7 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
       }
       return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))}`)
     }
-  }
+  })
 }
 
 /**

@@ -110,7 +110,8 @@ export function nginx (options: NginxOptions): NginxRule {
   }
   const label = `nginx(${remote ? 'remote' : source.sourceDir ?? source.sourceUrl} → ${destinationUrl})`
 
-  return {
+  // Frozen: the config generator reads these fields, and they must stay what match() uses.
+  return Object.freeze({
     backend: 'nginx',
     ...source,
     destinationUrl,
@@ -141,7 +142,7 @@ export function nginx (options: NginxOptions): NginxRule {
       }
       return { header: 'X-Accel-Redirect', value, validators: false, controls }
     }
-  }
+  })
 }
 
 /** nginx reads `N` seconds, `@N` absolute Unix time, `0` = no caching; never `off` (ignored). */

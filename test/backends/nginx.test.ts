@@ -102,3 +102,10 @@ test('accelExpires: seconds, @epoch from a Date, 0 for false; never "off"', (t) 
   t.is(accelExpires(false), '0')
   t.is(accelExpires(new Date(1_700_000_000_999)), '@1700000000')
 })
+
+test('rules are frozen: the configuration the generator reads is the one match() uses', (t) => {
+  const rule = nginx({ sourceDir: '/srv/files', destinationUrl: '/protected/' })
+  t.true(Object.isFrozen(rule))
+  t.throws(() => { (rule as { sourceDir: string }).sourceDir = '/' }, { instanceOf: TypeError })
+  t.is(rule.sourceDir, '/srv/files')
+})
