@@ -37,6 +37,11 @@ export class PathFile implements DownloadFile {
 
   constructor (path: string, options: PathFileOptions = {}) {
     if (typeof path !== 'string') throw new TypeError('PathFile: path must be a string')
+    if (options === null || typeof options !== 'object') throw new TypeError('PathFile: options must be an object')
+    // A misspelt `root` must not silently drop the confinement.
+    for (const key of Object.keys(options)) {
+      if (key !== 'root' && key !== 'name') throw new TypeError(`PathFile: unknown option "${key}" (allowed: root, name)`)
+    }
     const { root, name } = options
     if (root !== undefined && (typeof root !== 'string' || root === '')) throw new TypeError('PathFile: root must be a non-empty string')
     if (name !== undefined && typeof name !== 'string') throw new TypeError('PathFile: name must be a string')

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
+import type { PathFileOptions } from '../source/path-file.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
 import { decoySecret, downloadApp, fixtureRoot } from './helpers/koa.ts'
 import { fetchBytes, listen } from './helpers/listen.ts'
@@ -159,6 +160,8 @@ test('path-file: bad constructor arguments are TypeErrors naming the argument', 
   t.throws(() => new PathFile('x', { root: '' }), { instanceOf: TypeError, message: /root must be a non-empty string/ })
   t.throws(() => new PathFile('x', { root: 1 as unknown as string }), { instanceOf: TypeError, message: /root/ })
   t.throws(() => new PathFile('x', { name: 1 as unknown as string }), { instanceOf: TypeError, message: /name must be a string/ })
+  t.throws(() => new PathFile('x', null as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: options must be an object$/ })
+  t.throws(() => new PathFile('../secret.txt', { Root: fixtureRoot } as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: unknown option "Root" \(allowed: root, name\)$/ }, 'a misspelt root never silently drops the confinement')
 })
 
 // ——— Confinement ———
