@@ -8,6 +8,7 @@ import Koa from 'koa'
 import { Disk } from 'flydrive'
 import { FSDriver } from 'flydrive/drivers/fs'
 import { storage } from '../../adapters/flydrive/storage.ts'
+import { HttpFile } from '../../adapters/http/http-file.ts'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
@@ -90,6 +91,7 @@ export interface TestApp {
  * `<protectedDir>/<path>`, `GET /public/<name>` serves `<publicDir>/<name>` (no rule covers it);
  * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
  * `GET /storage/<key>` serves the same tree through flydrive's fs driver (StorageFile, which has a path).
+ * `GET /remote/public.txt` is an HttpFile of the app's own `/public/public.txt` (a URL no rule covers).
  * `GET /memory/hello.txt` (in-memory) and `GET /generated/rows.csv` (an async generator) have no
  * path or url: always streamed.
  */
@@ -103,10 +105,15 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
     responses.push({ method: ctx.method, url: ctx.url, status: ctx.status, headers })
   })
   app.use(downloads({ rules }))
+  let selfUrl = ''
   const disk = storage(new Disk(new FSDriver({ location: fixtures.protectedDir, visibility: 'private' })))
   app.use(async (ctx) => {
     if (ctx.path.startsWith('/storage/')) {
       ctx.body = download(disk.file(decodeURIComponent(ctx.path.slice('/storage/'.length))))
+      return
+    }
+    if (ctx.path === '/remote/public.txt') {
+      ctx.body = download(new HttpFile(`${selfUrl}/public/public.txt`))
       return
     }
     if (ctx.path === '/memory/hello.txt') {
@@ -130,6 +137,7 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
   const server: Server = app.listen(0, '127.0.0.1')
   await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
   const { port } = server.address() as AddressInfo
+  selfUrl = `http://127.0.0.1:${port}`
   return {
     port,
     url: `http://127.0.0.1:${port}`,

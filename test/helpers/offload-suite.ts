@@ -188,6 +188,17 @@ export function offloadSuite (options: SuiteOptions): Suite {
     appOffloaded(t, url)
   })
 
+  proxied(`${label}: a remote URL no rule covers (HttpFile) is streamed by Node through the proxy`, async (t) => {
+    const { proxy, app } = context()
+    const response = await fetch(proxy.url + '/remote/public.txt')
+    t.is(response.status, 200)
+    t.is(await response.text(), 'streamed by node\n')
+    t.is(response.headers.get('content-disposition'), 'attachment; filename="public.txt"')
+    const sent = app.last('/remote/public.txt')
+    t.is(sent?.headers[offloadHeader.toLowerCase()], undefined)
+    t.is(sent?.headers['content-length'], '17')
+  })
+
   proxied(`${label}: memory and generated files are streamed by Node through the proxy`, async (t) => {
     const { proxy, app } = context()
     const memory = await fetch(proxy.url + '/memory/hello.txt')
