@@ -76,7 +76,7 @@ export const deliveries: readonly DemoDelivery[] = [
   {
     id: 'internal-redirect',
     label: 'Internal redirect',
-    about: 'Location + 200 (the CGI local redirect of mod_wsgi and SCGI): the gateway serves the local URL itself.',
+    about: 'Location + 200 (the CGI local redirect of mod_wsgi and SCGI): the gateway serves the local URL itself. Caddy executes it too, but only for names that need no percent-encoding.',
     server: 'caddy',
     rules: (env) => [
       internalRedirect({ sourceDir: env.filesDir, destinationUrl: `${PRIVATE}files/` }),

@@ -10,7 +10,13 @@ export type { Demo, DemoOptions } from './app.ts'
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 3000)
   const demo = await createDemo()
-  await demo.listen(port)
+  try {
+    await demo.listen(port)
+  } catch (error) {
+    await demo.stop()
+    console.error(`koa-downloads demo: cannot listen on port ${port}: ${(error as Error).message} (set PORT to use another)`)
+    process.exit(1)
+  }
   console.log(`koa-downloads demo on http://localhost:${port}  (Ctrl-C to stop)`)
   const stop = (): void => { demo.stop().then(() => process.exit(0), () => process.exit(1)) }
   process.once('SIGINT', stop)
