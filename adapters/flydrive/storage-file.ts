@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { Disk } from 'flydrive'
-import type { DriverContract } from 'flydrive/types'
+import type { DriverContract, SignedURLOptions } from 'flydrive/types'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
@@ -12,6 +12,7 @@ import { gcsBackend } from './gcs-backend.ts'
 import type { GcsDriverLike } from './gcs-backend.ts'
 import { s3Backend } from './s3-backend.ts'
 import type { S3DriverLike } from './s3-backend.ts'
+import { storageError } from './storage-error.ts'
 import { keyName, keyProblem } from './storage-key.ts'
 
 export interface StorageFileOptions {
@@ -61,6 +62,7 @@ export class StorageFile implements DownloadFile {
   readonly path: string | undefined
   readonly url: string | undefined
   readonly #object: StorageObject | undefined
+  readonly #driver: DriverContract
   readonly #refused: string | undefined
   readonly #options: StorageFileOptions
   #stat: Promise<FileStat> | undefined
@@ -70,6 +72,7 @@ export class StorageFile implements DownloadFile {
     const driver = driverOf(disk)
     if (typeof key !== 'string') throw new TypeError('StorageFile(): key must be a string')
     this.key = key
+    this.#driver = driver
     this.#options = options
     this.#refused = keyProblem(key)
     this.name = options.name ?? keyName(key)
@@ -99,6 +102,23 @@ export class StorageFile implements DownloadFile {
     return await this.#stat
   }
 
+  /**
+   * A short-lived presigned URL of the object (S3, GCS; fs only with a `urlBuilder`), through the
+   * driver (no key normalisation). A refused key → E_NOT_FOUND; a signing failure → E_UPSTREAM.
+   */
+  async signedUrl (options: SignedUrlOptions = {}): Promise<string> {
+    if (this.#object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
+    const signOptions: SignedURLOptions = {}
+    if (options.expiresIn !== undefined) signOptions.expiresIn = options.expiresIn
+    if (options.contentDisposition !== undefined) signOptions.contentDisposition = options.contentDisposition
+    if (options.contentType !== undefined) signOptions.contentType = options.contentType
+    try {
+      return await this.#driver.getSignedUrl(this.key, signOptions)
+    } catch (error) {
+      throw storageError(error, `signing ${this.key}`)
+    }
+  }
+
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
     try {
@@ -109,6 +129,15 @@ export class StorageFile implements DownloadFile {
       throw error
     }
   }
+}
+
+export interface SignedUrlOptions {
+  /** Lifetime, in seconds or as flydrive's string (`'30 mins'`). @default '30 mins' */
+  expiresIn?: number | string | undefined
+  /** Baked into the URL (S3 `response-content-disposition`, GCS `responseDisposition`). */
+  contentDisposition?: string | undefined
+  /** Baked into the URL (S3 `response-content-type`, GCS `responseType`). */
+  contentType?: string | undefined
 }
 
 /** The driver of a Disk (or the driver itself): keys then skip flydrive's normaliser. */

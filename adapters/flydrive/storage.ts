@@ -1,5 +1,3 @@
-import type { SignedURLOptions } from 'flydrive/types'
-import { storageError } from './storage-error.ts'
 import { StorageFile, driverOf, validateStorageFileOptions } from './storage-file.ts'
 import type { DiskLike, StorageFileOptions } from './storage-file.ts'
 import { encodeKey, keyProblem } from './storage-key.ts'
@@ -46,7 +44,7 @@ export function storage (disk: DiskLike, options: StorageHelperOptions = {}): St
   for (const key of Object.keys(options)) {
     if (key !== 'idleTimeout' && key !== 'url') throw new TypeError(`storage(): unknown option "${key}" (allowed: idleTimeout, url)`)
   }
-  const driver = driverOf(disk, 'storage()')
+  driverOf(disk, 'storage()')
   const { idleTimeout, url } = options
   validateStorageFileOptions({ idleTimeout }, 'storage()')
   if (url !== undefined && url !== false && typeof url !== 'function' && (typeof url !== 'string' || !URL.canParse(url))) {
@@ -66,17 +64,9 @@ export function storage (disk: DiskLike, options: StorageHelperOptions = {}): St
     },
     async signedFile (key, signedOptions = {}) {
       const { expiresIn, contentDisposition, ...fileOptions } = signedOptions
-      if (keyProblem(key) !== undefined) return new StorageFile(disk, key, { idleTimeout, ...fileOptions })
-      const signOptions: SignedURLOptions = {}
-      if (expiresIn !== undefined) signOptions.expiresIn = expiresIn
-      if (contentDisposition !== undefined) signOptions.contentDisposition = contentDisposition
-      if (fileOptions.contentType !== undefined) signOptions.contentType = fileOptions.contentType
-      let signed: string
-      try {
-        signed = await driver.getSignedUrl(key, signOptions)
-      } catch (error) {
-        throw storageError(error, `signing ${key}`)
-      }
+      const unsigned = new StorageFile(disk, key, { idleTimeout, ...fileOptions })
+      if (keyProblem(key) !== undefined) return unsigned
+      const signed = await unsigned.signedUrl({ expiresIn, contentDisposition, contentType: fileOptions.contentType })
       return new StorageFile(disk, key, { idleTimeout, ...fileOptions, url: signed })
     }
   }

@@ -1,0 +1,65 @@
+import type { Context, Middleware, Next } from 'koa'
+import { debug } from '../../source/debug.ts'
+import { toDownload } from '../../source/download.ts'
+import { toHttpError } from '../../source/errors.ts'
+import { presentationHeaders } from '../../source/presentation.ts'
+import { StorageFile } from './storage-file.ts'
+
+export interface PresignedRedirectOptions {
+  /** Lifetime of the presigned URL in seconds. @default 300 */
+  expiresIn?: number | undefined
+  /** 302 (Found) or 307 (Temporary Redirect; keeps the method). @default 302 */
+  status?: 302 | 307 | undefined
+}
+
+/**
+ * For deployments without a proxy: a StorageFile download of an S3 or GCS disk is answered with a
+ * redirect to a short-lived presigned URL, which carries the download's Content-Disposition and
+ * Content-Type (`response-content-disposition` / `response-content-type`), so the storage serves
+ * the bytes — Range and conditionals included — under the name the app chose.
+ *
+ * Mount it inside `downloads()` (on the way back up it runs before serve()):
+ * `app.use(downloads()); app.use(presignedRedirect({ expiresIn: 300 }))`. The object is stat'ed
+ * first (one metadata request), so a missing object is the app's 404, not the storage's XML error.
+ * Other files (local disks, memory, other wrappers) pass through to serve(). The redirect is
+ * `Cache-Control: private, no-store`: the URL expires, so nothing may keep it.
+ *
+ * Not an offload rule: rules answer 200 with a header for a proxy to act on, a redirect is for the
+ * client itself.
+ */
+export function presignedRedirect (options: PresignedRedirectOptions = {}): Middleware {
+  if (options === null || typeof options !== 'object') throw new TypeError('presignedRedirect(): options must be an object')
+  for (const key of Object.keys(options)) {
+    if (key !== 'expiresIn' && key !== 'status') throw new TypeError(`presignedRedirect(): unknown option "${key}" (allowed: expiresIn, status)`)
+  }
+  const { expiresIn = 300, status = 302 } = options
+  if (!Number.isSafeInteger(expiresIn) || expiresIn < 1 || expiresIn > 604_800) {
+    throw new TypeError('presignedRedirect(): expiresIn must be an integer number of seconds, 1 to 604800 (7 days, the S3 maximum)')
+  }
+  if (status !== 302 && status !== 307) throw new TypeError('presignedRedirect(): status must be 302 or 307')
+
+  return async function presignedRedirectMiddleware (ctx: Context, next: Next): Promise<void> {
+    await next()
+    const download = toDownload(ctx.body)
+    if (download === undefined || !(download.file instanceof StorageFile)) return
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || ctx.status !== 200) return
+    const file = download.file
+    if (file.path !== undefined) {
+      debug('presignedRedirect: %s is on a local disk: streamed', JSON.stringify(file.key))
+      return
+    }
+    let url: string
+    try {
+      const stat = await file.stat()
+      const presentation = presentationHeaders(download, stat)
+      url = await file.signedUrl({ expiresIn, contentDisposition: presentation.contentDisposition, contentType: presentation.contentType })
+    } catch (error) {
+      throw toHttpError(error)
+    }
+    debug('presignedRedirect: %s → %d presigned URL (%d s)', JSON.stringify(file.key), status, expiresIn)
+    ctx.body = null
+    ctx.status = status
+    ctx.set('Location', url)
+    ctx.set('Cache-Control', 'private, no-store')
+  }
+}

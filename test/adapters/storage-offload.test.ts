@@ -1,0 +1,150 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Server } from 'node:http'
+import test from 'ava'
+import { Disk } from 'flydrive'
+import { FSDriver } from 'flydrive/drivers/fs'
+import { S3Driver } from 'flydrive/drivers/s3'
+import Koa from 'koa'
+import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
+import { nginx } from '../../source/backends/nginx.ts'
+import { VirtualFile } from '../../source/virtual-file.ts'
+import { StorageFile, presignedRedirect, storage } from '../../adapters/flydrive/index.ts'
+import { rawRequest } from '../helpers/file-contract.ts'
+import { listen } from '../helpers/listen.ts'
+import { proxyTest, startProxy } from '../helpers/proxies.ts'
+import type { RunningProxy } from '../helpers/proxies.ts'
+import { S3_CREDENTIALS, s3Client, startS3 } from '../helpers/s3.ts'
+import type { S3Server } from '../helpers/s3.ts'
+
+const contents = 'storage object contents\n'
+const key = 'reports/2026 q1 (final).txt'
+const encodedKey = 'reports/2026%20q1%20%28final%29.txt'
+
+let s3: S3Server
+let app: Server | undefined
+let proxy: RunningProxy | undefined
+const { available, test: nginxTest } = proxyTest('nginx')
+
+test.serial.before(async () => {
+  s3 = await startS3()
+  await s3.put(key, contents, 'text/plain')
+  if (!available) return
+  // Fixed origin: objects whose public URL lies below the bucket (through the logging proxy).
+  // Presigned: any URL through the generic remote location, the query (signature) forwarded.
+  const rules = [
+    nginx({ sourceUrl: `${s3.endpoint}/${s3.bucket}/`, destinationUrl: '/_s3/' }),
+    nginx({ remote: true, destinationUrl: '/_remote/' })
+  ]
+  const fixed = storage(new Disk(new S3Driver({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS, maxAttempts: 1, bucket: s3.bucket, visibility: 'public', supportsACL: false })))
+  const signing = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads({ rules }))
+  koa.use(async (ctx) => {
+    const [, kind = '', ...rest] = ctx.path.split('/')
+    const objectKey = decodeURIComponent(rest.join('/'))
+    if (kind === 'fixed') ctx.body = download(fixed.file(objectKey))
+    else if (kind === 'signed') ctx.body = download(await signing.signedFile(objectKey, { expiresIn: 60 }))
+    else if (kind === 'tampered') {
+      const signed = await signing.signedFile(objectKey, { expiresIn: 60 })
+      const url = (signed.url ?? '').replace(/X-Amz-Signature=([0-9a-f])/, (_, c: string) => `X-Amz-Signature=${c === '0' ? '1' : '0'}`)
+      ctx.body = download(new StorageFile(signing.disk, objectKey, { url }))
+    }
+  })
+  app = koa.listen(0, '127.0.0.1')
+  await new Promise((resolve) => app?.once('listening', resolve))
+  proxy = await startProxy('nginx', { rules, appPort: (app.address() as AddressInfo).port })
+})
+test.after.always(async () => {
+  await proxy?.stop()
+  app?.closeAllConnections()
+  await new Promise((resolve) => { if (app === undefined) resolve(undefined); else app.close(resolve) })
+  await s3?.stop()
+})
+
+nginxTest('nginx: an S3 object offloaded through the fixed-origin location: nginx fetches it, the app only names it', async (t) => {
+  const res = await rawRequest(`${proxy?.url ?? ''}/fixed/${encodedKey}`)
+  t.is(res.status, 200, proxy?.logs())
+  t.is(res.body.toString(), contents)
+  t.is(res.headers['content-disposition'], 'attachment; filename="2026 q1 (final).txt"')
+  t.is(res.headers['x-accel-redirect'], undefined)
+  // nginx tests run concurrently: look for this test's request among the others.
+  t.true(s3.log.entries.some((e) => e.method === 'GET' && e.range === undefined && decodeURIComponent(e.url) === `/${s3.bucket}/${key}`))
+})
+
+nginxTest('nginx: Range on an offloaded S3 object reaches S3 as a ranged request', async (t) => {
+  const res = await rawRequest(`${proxy?.url ?? ''}/fixed/${encodedKey}`, { headers: { Range: 'bytes=0-6' } })
+  t.is(res.status, 206)
+  t.is(res.body.toString(), 'storage')
+  t.true(s3.log.entries.some((e) => e.method === 'GET' && e.range === 'bytes=0-6' && decodeURIComponent(e.url) === `/${s3.bucket}/${key}`))
+})
+
+nginxTest('nginx: a presigned S3 URL through /_remote/ reaches s3rver intact (it checks the signature)', async (t) => {
+  const res = await rawRequest(`${proxy?.url ?? ''}/signed/${encodedKey}`)
+  t.is(res.status, 200, proxy?.logs())
+  t.is(res.body.toString(), contents)
+  t.is(res.headers['content-disposition'], 'attachment; filename="2026 q1 (final).txt"')
+})
+
+nginxTest('nginx: a tampered presigned URL through /_remote/ is refused by s3rver, no bytes sent', async (t) => {
+  const res = await rawRequest(`${proxy?.url ?? ''}/tampered/${encodedKey}`)
+  t.is(res.status, 403)
+  t.false(res.body.toString().includes(contents))
+})
+
+test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'s disposition; the storage serves it, with Range', async (t) => {
+  const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect({ expiresIn: 120 }))
+  // An ASCII name: s3rver canonicalises the query with encodeURIComponent, which leaves `'()*!` (as in
+  // `filename*=UTF-8''…`) unencoded, so it rejects AWS-correct signatures of such dispositions.
+  koa.use((ctx) => { ctx.body = download(media.file(decodeURIComponent(ctx.path.slice(1))), { filename: 'Q1 report, final.txt' }) })
+  const base = await listen(t, koa)
+  const res = await rawRequest(`${base}/${encodedKey}`)
+  t.is(res.status, 302)
+  t.is(res.headers['cache-control'], 'private, no-store')
+  const location = res.headers.location ?? ''
+  t.regex(location, /X-Amz-Signature=[0-9a-f]{64}/)
+  t.regex(location, /X-Amz-Expires=120/)
+  const object = await fetch(location)
+  t.is(object.status, 200)
+  t.is(await object.text(), contents)
+  t.is(object.headers.get('content-disposition'), 'attachment; filename="Q1 report, final.txt"')
+  t.is(object.headers.get('content-type'), 'text/plain')
+  const ranged = await fetch(location, { headers: { Range: 'bytes=8-13' } })
+  t.is(ranged.status, 206)
+  t.is(await ranged.text(), 'object')
+
+  const missing = await rawRequest(`${base}/reports/missing.txt`)
+  t.is(missing.status, 404)
+  t.is(missing.headers.location, undefined)
+})
+
+test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'kd-redirect-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  await writeFile(join(root, 'local.txt'), 'on a local disk')
+  const local = storage(new Disk(new FSDriver({ location: root, visibility: 'private' })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect({ status: 307 }))
+  koa.use((ctx) => {
+    ctx.body = ctx.path === '/local' ? download(local.file('local.txt')) : download(new VirtualFile('in memory', { name: 'm.txt' }))
+  })
+  const base = await listen(t, koa)
+  const memory = await rawRequest(`${base}/memory`)
+  t.is(memory.status, 200)
+  t.is(memory.body.toString(), 'in memory')
+  const disk = await rawRequest(`${base}/local`)
+  t.is(disk.status, 200)
+  t.is(disk.body.toString(), 'on a local disk')
+  t.throws(() => presignedRedirect({ status: 301 as 302 }), { instanceOf: TypeError, message: /status must be 302 or 307/ })
+  t.throws(() => presignedRedirect({ expiresIn: 0 }), { instanceOf: TypeError, message: /expiresIn/ })
+})
