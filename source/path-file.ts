@@ -46,7 +46,12 @@ export class PathFile implements DownloadFile {
     if (root !== undefined && (typeof root !== 'string' || root === '')) throw new TypeError('PathFile: root must be a non-empty string')
     if (name !== undefined && typeof name !== 'string') throw new TypeError('PathFile: name must be a string')
     const rootDir = root === undefined ? undefined : resolve(root)
-    const absolute = rootDir === undefined ? resolve(path) : resolve(rootDir, isAbsolute(path) ? `.${sep}${path}` : path)
+    // With a root, an absolute path already inside it is taken as is (django-sendfile passes full
+    // paths); any other absolute path is read relative to the root (koa-send style: `ctx.path`).
+    // Either way the result lies inside the root.
+    const absolute = rootDir === undefined
+      ? resolve(path)
+      : isAbsolute(path) && isInside(resolve(path), rootDir) ? resolve(path) : resolve(rootDir, isAbsolute(path) ? `.${sep}${path}` : path)
     let refused: string | undefined
     if (path.includes('\0')) refused = 'the path contains a NUL byte'
     else if (path === '') refused = 'the path is empty'

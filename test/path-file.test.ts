@@ -145,6 +145,9 @@ test('path-file: the ETag changes when the file changes (size or mtime), and the
 test('path-file: .path is absolute and resolved against root; name is the basename', t => {
   const file = new PathFile('snow ☃/nested.txt', { root: fixtureRoot })
   t.is(file.path, join(fixtureRoot, 'snow ☃', 'nested.txt'))
+  t.is(new PathFile(join(fixtureRoot, 'hello.txt'), { root: fixtureRoot }).path, join(fixtureRoot, 'hello.txt'), 'an absolute path inside the root is kept')
+  t.is(new PathFile('/hello.txt', { root: fixtureRoot }).path, join(fixtureRoot, 'hello.txt'), 'another absolute path is read relative to the root')
+  t.is(new PathFile(decoySecret, { root: fixtureRoot }).path, join(fixtureRoot, decoySecret), 'the decoy outside is re-rooted, so it stays inside')
   t.is(file.name, 'nested.txt')
   t.is(new PathFile('a/b/../c.txt').path, join(process.cwd(), 'a', 'c.txt'))
 })

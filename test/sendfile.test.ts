@@ -200,3 +200,18 @@ test('sendfile: bad options are TypeErrors naming the option', async t => {
   await t.throwsAsync(sendfile(ctx, 'x', { root: '' }), { instanceOf: TypeError, message: /root must be a non-empty string/ })
   await t.throwsAsync(sendfile(ctx, 'x', null as unknown as SendfileOptions), { instanceOf: TypeError, message: /sendfile\(\): options must be an object/ })
 })
+
+test('sendfile: an absolute path inside root is served as is (django-sendfile style)', async t => {
+  const url = await sendfileApp(t, { root: fixtureRoot })
+  const res = await fetchBytes(url, q(join(fixtureRoot, 'subdir', 'file.txt')))
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'sub\n')
+  t.is(res.headers['content-disposition'], 'inline; filename="file.txt"')
+})
+
+test('sendfile: an absolute path inside root cannot climb out with dot segments', async t => {
+  const url = await sendfileApp(t, { root: fixtureRoot })
+  const res = await fetchBytes(url, q(`${fixtureRoot}/subdir/../../secret.txt`))
+  assertErrorResponse(t, res, 404)
+  t.false((res.body as Buffer).toString().includes('TOP SECRET'))
+})
