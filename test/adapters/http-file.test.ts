@@ -99,6 +99,17 @@ test.serial('http: an origin that ignores Range is served whole (no ranges annou
   t.true(origin.log.entries.every((e) => e.range === undefined))
 })
 
+test.serial('http: an origin that refuses HEAD (405) is stat\'ed with a one-byte ranged GET', async (t) => {
+  origin.put('/nohead.bin', { bytes: '0123456789', head: false })
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/nohead.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { Range: 'bytes=3-5' } })
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], 'bytes 3-5/10')
+  t.is(res.body.toString(), '345')
+  t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['HEAD ', 'GET bytes=0-0', 'GET bytes=3-5'])
+})
+
 test.serial('http: a chunked upstream (no Content-Length) is streamed chunked, without ranges', async (t) => {
   origin.put('/chunked.txt', { bytes: 'streamed without a length', chunked: true })
   const base = await app(t, () => new HttpFile(`${origin.url}/chunked.txt`))

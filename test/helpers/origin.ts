@@ -13,6 +13,8 @@ export interface OriginObject {
   ranges?: boolean | undefined
   /** Send the body chunked, without Content-Length. @default false */
   chunked?: boolean | undefined
+  /** `false`: answers HEAD with 405 (some origins and signed-URL services refuse HEAD). @default true */
+  head?: boolean | undefined
   /** Extra response headers (to prove that they do not reach the client). */
   headers?: OutgoingHttpHeaders | undefined
 }
@@ -86,7 +88,11 @@ export async function startOrigin (): Promise<Origin> {
 }
 
 function answer (req: IncomingMessage, res: ServerResponse, object: OriginObject, log: RequestLog): void {
-  const { bytes, etag, lastModified, contentType, ranges = true, chunked = false } = object
+  const { bytes, etag, lastModified, contentType, ranges = true, chunked = false, head = true } = object
+  if (!head && req.method === 'HEAD') {
+    res.writeHead(405, { Allow: 'GET', 'Content-Length': 0 }).end()
+    return
+  }
   const size = bytes.length
   const validators: OutgoingHttpHeaders = {}
   if (etag !== undefined) validators.ETag = etag
