@@ -1,5 +1,6 @@
 import test from 'ava'
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
+import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { download } from '../source/download.ts'
@@ -260,4 +261,64 @@ test('path-file confinement: a root given with a trailing slash does not admit a
   const url = await rootedApp(t, `${root}/`)
   const res = await fetchBytes(url, q('../prefix/secret.txt'))
   assertErrorResponse(t, res, 404)
+})
+
+// ——— Files that change while being served ———
+
+test('path-file: a file replaced between stat() and open() is never sent under the old validators', async t => {
+  const file = join(temp, 'replaced.txt')
+  for (const [size, label] of [[100, 'read() fast path'], [300_000, 'streamed']] as const) {
+    await writeFile(file, Buffer.alloc(size, 0x61))
+    await utimes(file, 1700000000, 1700000000)
+    let replaced = false
+    const inner = new PathFile(file)
+    // A wrapper that rewrites the file right after the first stat(), as a concurrent deploy would.
+    const racing = {
+      name: inner.name,
+      path: inner.path,
+      stat: async () => {
+        const stat = await inner.stat()
+        if (!replaced) {
+          replaced = true
+          await writeFile(file, Buffer.alloc(size + 1, 0x62))
+          await utimes(file, 1700000500, 1700000500)
+        }
+        return stat
+      },
+      open: inner.open.bind(inner),
+      read: inner.read.bind(inner)
+    }
+    const url = await listen(t, downloadApp((ctx) => { ctx.body = racing }))
+    const res = await fetchBytes(url, '/')
+    t.is(res.status, 200, label)
+    t.is(res.headers['content-length'], String(size + 1), label)
+    t.true((res.body as Buffer).equals(Buffer.alloc(size + 1, 0x62)), `${label}: the new bytes`)
+    t.is(res.headers.etag, `"${(1700000500).toString(16)}-${(size + 1).toString(16)}"`, `${label}: the new ETag`)
+  }
+})
+
+test('path-file: a file truncated while it is streamed aborts the response (never a short 200)', async t => {
+  const file = join(temp, 'truncated.bin')
+  const size = 32 * 1024 * 1024
+  await writeFile(file, '')
+  await truncate(file, size) // sparse: instant, and far more than the socket buffers hold
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
+  const result = await new Promise<{ status: number, complete: boolean, bytes: number }>((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let bytes = 0
+      res.once('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        // Stop reading (the server blocks on backpressure), cut the file, then read on.
+        res.pause()
+        truncate(file, 1024).then(() => {
+          res.on('data', (more: Buffer) => { bytes += more.length })
+          res.resume()
+        }, reject)
+      })
+      res.on('close', () => { resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }) })
+    }).on('error', reject)
+  })
+  t.is(result.status, 200)
+  t.false(result.complete)
+  t.true(result.bytes < size)
 })
