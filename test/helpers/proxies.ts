@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, openSync, closeSync, readFileSync } from 'node:fs'
+import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
 import type { ImplementationFn } from 'ava'
@@ -110,7 +111,7 @@ export async function checkGeneratedConfig (server: ServerName, rules: readonly 
 }
 
 export interface StartProxyOptions {
-  /** The app's offload rules: the config is `renderServerConfig(server, rules, { full })`. */
+  /** The app's offload rules: the config is what `koa-downloads config <server> --rules …` prints for them. */
   rules: readonly ConfigRule[]
   /** Port of the Koa app on 127.0.0.1. */
   appPort: number
@@ -163,10 +164,32 @@ export async function startProxy (server: ServerName, options: StartProxyOptions
   throw lastError ?? new Error('unreachable')
 }
 
+const cli = fileURLToPath(new URL('../../source/cli.ts', import.meta.url))
+
+/**
+ * The config exactly as users get it: `koa-downloads config <server> --rules <module> --listen …
+ * --upstream … --prefix …`, with the rules' data written to a module (the generator only reads their
+ * readonly fields, so plain data is what it sees either way).
+ */
+function generateWithCli (server: ServerName, rules: readonly ConfigRule[], prefix: string, port: number, appPort: number): string {
+  const module = join(prefix, 'rules.mjs')
+  writeFileSync(module, `export const rules = ${JSON.stringify(rules, null, 2)}\n`)
+  const args = [cli, 'config', server, '--rules', module, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${appPort}`, '--prefix', prefix]
+  const result = spawnSync(process.execPath, args, { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`koa-downloads config ${server} failed (${String(result.status)}):\n${result.stderr}`)
+  return result.stdout
+}
+
 async function startOnce (server: ServerName, { rules, appPort }: StartProxyOptions): Promise<RunningProxy> {
   const prefix = await mkdtemp(join(tmpdir(), `kd-${server}-`))
   const port = await freePort()
-  const config = renderServerConfig(server, rules, { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+  let config: string
+  try {
+    config = generateWithCli(server, rules, prefix, port, appPort)
+  } catch (error) {
+    await rm(prefix, { recursive: true, force: true })
+    throw error
+  }
   const commands = commandsFor(server, prefix)
   await writeFile(commands.file, config)
   await mkdir(join(prefix, 'tmp'))
