@@ -1,0 +1,78 @@
+import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Fixtures } from './fixtures.ts'
+import { nginxConfig } from './nginx-config.ts'
+import { startNginx, startNode } from './processes.ts'
+import type { Child } from './processes.ts'
+
+export type TargetId = 'kd' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+
+export interface Target {
+  id: TargetId
+  label: string
+  /** the URL of `/files/<name>` on this target */
+  url (name: string): string
+  /** the Node process whose peak RSS is reported (none for nginx static) */
+  node: Child | undefined
+}
+
+export const targetLabels: Record<TargetId, string> = {
+  kd: 'koa-downloads (Node streams)',
+  'koa-raw': 'Koa + fs.createReadStream (baseline)',
+  'koa-send': 'Koa + koa-send',
+  'fastify-send': 'Koa + @fastify/send',
+  'send-http': 'node:http + send',
+  nginx: 'nginx static (sendfile)',
+  'kd-offload': 'koa-downloads + nginx offload',
+  'xaccel-hand': 'nginx + hand-written X-Accel-Redirect',
+  'kd-via-nginx': 'nginx in front, koa-downloads streams'
+}
+
+/** The Node peers (the "best Node peer" of the targets). */
+export const nodePeers: readonly TargetId[] = ['koa-send', 'fastify-send', 'send-http']
+
+const serverDir = fileURLToPath(new URL('../servers/', import.meta.url))
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+/** Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only. */
+export async function startTargets (fixtures: Fixtures, extraEnv: Record<string, string>, nodeArgs: string[]): Promise<Map<TargetId, Target>> {
+  const logDir = join(fixtures.dir, 'logs')
+  mkdirSync(logDir, { recursive: true })
+  const env = { BENCH_ROOT: fixtures.root, ...extraEnv }
+  const start = (name: string, kd: boolean): Promise<Child> => startNode(name, join(serverDir, `${name}.ts`), env, logDir, kd ? nodeArgs : [])
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel] = await Promise.all([
+    start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
+    start('send-http', false), start('kd-offload', true), start('xaccel-hand', false)
+  ])
+  const prefix = join(fixtures.dir, 'nginx')
+  mkdirSync(join(prefix, 'tmp'), { recursive: true })
+  const listen = await freePort()
+  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdStream: kd.port, xaccel: xaccel.port }), listen)
+
+  const direct = (child: Child) => (name: string) => `http://127.0.0.1:${child.port}/files/${name}`
+  const via = (location: string) => (name: string) => `http://127.0.0.1:${proxy.port}/${location}/${name}`
+  const list: Target[] = [
+    { id: 'kd', label: targetLabels.kd, url: direct(kd), node: kd },
+    { id: 'koa-raw', label: targetLabels['koa-raw'], url: direct(raw), node: raw },
+    { id: 'koa-send', label: targetLabels['koa-send'], url: direct(koaSend), node: koaSend },
+    { id: 'fastify-send', label: targetLabels['fastify-send'], url: direct(fastify), node: fastify },
+    { id: 'send-http', label: targetLabels['send-http'], url: direct(sendHttp), node: sendHttp },
+    { id: 'nginx', label: targetLabels.nginx, url: via('direct'), node: undefined },
+    { id: 'kd-offload', label: targetLabels['kd-offload'], url: via('files'), node: kdOffload },
+    { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
+    { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kd }
+  ]
+  return new Map(list.map((target) => [target.id, target]))
+}

@@ -1,0 +1,50 @@
+import type { FixtureName } from './fixtures.ts'
+import { KiB, MiB } from './fixtures.ts'
+import type { TargetId } from './targets.ts'
+
+export type Metric = 'req/s' | 'MiB/s'
+
+export interface Workload {
+  id: string
+  label: string
+  /** the path below /files/ */
+  name: string
+  connections: number
+  metric: Metric
+  /** multiplies the mode's seconds per run (big files need longer runs to average out) */
+  weight: number
+  targets: TargetId[]
+  /** what a correct answer is; a target that answers otherwise is reported as unsupported */
+  expect: { status: number, length: number }
+  range?: { size: number, fileSize: number } | undefined
+  /** send the validators of a first response back (If-None-Match, else If-Modified-Since) */
+  revalidate?: boolean | undefined
+  /** targets measured even when their answer differs from `expect` (the baseline), with a note */
+  measureAnyway?: TargetId[] | undefined
+}
+
+const all: TargetId[] = ['kd', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload', 'xaccel-hand', 'kd-via-nginx']
+const withoutKoaSend = all.filter((id) => id !== 'koa-send')
+const LARGE = 256 * MiB
+
+export function streamingWorkloads (full: boolean): Workload[] {
+  return [
+    { id: '4k', label: '4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1, targets: all, expect: { status: 200, length: 4 * KiB } },
+    { id: '1m', label: '1 MiB file, 16 connections', name: 'medium.bin', connections: 16, metric: 'req/s', weight: 1, targets: all, expect: { status: 200, length: MiB } },
+    { id: '256m', label: '256 MiB file, 4 connections', name: 'large.bin', connections: 4, metric: 'MiB/s', weight: 2, targets: all, expect: { status: 200, length: LARGE } },
+    {
+      id: 'ranges', label: 'random 64 KiB ranges of the 256 MiB file, 16 connections', name: 'large.bin', connections: 16, metric: 'req/s', weight: 1,
+      // koa-send has no Range support: it would send 256 MiB per request
+      targets: full ? withoutKoaSend : withoutKoaSend.filter((id) => id !== 'kd-via-nginx'),
+      expect: { status: 206, length: 64 * KiB },
+      range: { size: 64 * KiB, fileSize: LARGE }
+    },
+    {
+      id: '304', label: '304 revalidation of the 4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1,
+      targets: ['kd', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload'],
+      expect: { status: 304, length: 0 },
+      revalidate: true,
+      measureAnyway: ['koa-raw']
+    }
+  ]
+}

@@ -1,0 +1,17 @@
+// koa-downloads with an nginx() rule: the app authorises and answers X-Accel-Redirect, nginx sends
+// the bytes from the `location /protected/` that renderServerConfig() generates for the same rule.
+import { createServer } from 'node:http'
+import Koa from 'koa'
+import { nginx } from '../../source/backends/nginx.ts'
+import { downloads, PathFile } from '../../source/index.ts'
+import { announce, benchRoot, fileName } from './shared.ts'
+
+const root = benchRoot()
+const app = new Koa()
+app.silent = true
+app.use(downloads({ rules: [nginx({ sourceDir: root, destinationUrl: '/protected/' })] }))
+app.use((ctx) => {
+  const name = fileName(ctx.path)
+  if (name !== undefined) ctx.body = new PathFile(name, { root })
+})
+announce(createServer(app.callback()))
