@@ -1,0 +1,85 @@
+import { PassThrough, Readable, Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import test from 'ava'
+import { guardStream } from '../../adapters/shared/guarded-stream.ts'
+
+async function drain (stream: Readable): Promise<{ bytes: Buffer, error: unknown }> {
+  const chunks: Buffer[] = []
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer)
+    return { bytes: Buffer.concat(chunks), error: undefined }
+  } catch (error) {
+    return { bytes: Buffer.concat(chunks), error }
+  }
+}
+
+test('guardStream: a source that delivers exactly the expected bytes ends normally', async (t) => {
+  const { bytes, error } = await drain(guardStream(Readable.from([Buffer.from('abc'), Buffer.from('def')]), { expected: 6, what: 'x' }))
+  t.is(error, undefined)
+  t.is(bytes.toString(), 'abcdef')
+})
+
+test('guardStream: a source that ends short is an E_UPSTREAM error, never a clean end', async (t) => {
+  const { error } = await drain(guardStream(Readable.from([Buffer.from('abc')]), { expected: 6, what: 'x' }))
+  t.is((error as { code?: string }).code, 'E_UPSTREAM')
+  t.regex((error as Error).message, /ended after 3 of 6 bytes/)
+})
+
+test('guardStream: a source that sends more than expected is an error', async (t) => {
+  const { error } = await drain(guardStream(Readable.from([Buffer.from('abcdefg')]), { expected: 6, what: 'x' }))
+  t.regex((error as Error).message, /more than 6 bytes/)
+})
+
+test('guardStream: a source destroyed without ending is an error', async (t) => {
+  const source = new PassThrough()
+  const guarded = guardStream(source, { what: 'x' })
+  source.write('abc')
+  setImmediate(() => source.destroy())
+  const { error } = await drain(guarded)
+  t.is((error as { code?: string }).code, 'E_UPSTREAM')
+})
+
+test('guardStream: a silent source while the consumer waits → E_TIMEOUT, and the source is destroyed', async (t) => {
+  const source = new PassThrough()
+  const guarded = guardStream(source, { idleTimeout: 50, what: 'x' })
+  source.write('abc')
+  const { error, bytes } = await drain(guarded)
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.is(bytes.toString(), 'abc')
+  t.true(source.destroyed)
+})
+
+test('guardStream: time a slow consumer spends not reading (buffer full) does not count as idle', async (t) => {
+  const source = new PassThrough()
+  const chunk = Buffer.alloc(1024 * 1024, 1)
+  const guarded = guardStream(source, { idleTimeout: 50, expected: 2 * chunk.length + 3, what: 'x' })
+  guarded.on('error', () => {})
+  source.write(chunk)
+  source.write(chunk)
+  // A consumer that accepts one chunk and then stalls (a congested socket): backpressure.
+  let received = 0
+  let release: () => void = () => {}
+  guarded.pipe(new Writable({
+    highWaterMark: 1,
+    write (data: Buffer, _encoding, callback) {
+      received += data.length
+      if (received === chunk.length) release = callback
+      else callback()
+    }
+  }))
+  await sleep(150)
+  t.is(received, chunk.length)
+  t.false(guarded.destroyed, 'the consumer did not read for 3× the idle timeout, but it was full: not idle')
+  source.end('end')
+  const finished = new Promise((resolve) => guarded.once('end', resolve))
+  release()
+  await finished
+  t.is(received, 2 * chunk.length + 3)
+})
+
+test('guardStream: destroying the guarded stream (client abort) destroys the source', (t) => {
+  const source = new PassThrough()
+  const guarded = guardStream(source, { what: 'x' })
+  guarded.destroy()
+  t.true(source.destroyed)
+})
