@@ -171,7 +171,7 @@ for (const [key, conditionals] of [['data', false], ['data', true], ['memory', f
       statuses.set(outcome, (statuses.get(outcome) ?? 0) + 1)
       const problems = checkResponse(sent, res, served)
       if (problems.length > 0) throw new Error(`${problems.join('; ')}\nrequest: ${JSON.stringify(sent)}\nresponse head: ${res.head}`)
-    }), { numRuns: RUNS, errorWithCause: true })
+    }), { numRuns: RUNS })
     t.log(`statuses: ${[...statuses].sort().map(([s, n]) => `${s}×${n}`).join(' ')}`)
     const reached = (...outcomes: string[]): boolean => outcomes.every((o) => statuses.has(o))
     if (key === 'empty') t.true(reached('200', '304', '412'))
@@ -218,6 +218,6 @@ test('fuzz: any download({ filename }) → never a 5xx, exactly one Content-Disp
       problems.push(`plain name ${JSON.stringify(base)} → ${res.headers['content-disposition']}`)
     }
     if (problems.length > 0) throw new Error(`${problems.join('; ')}\nfilename: ${JSON.stringify(name)}\nresponse head: ${res.head}`)
-  }), { numRuns: RUNS, errorWithCause: true })
+  }), { numRuns: RUNS })
   t.pass()
 })
