@@ -1,9 +1,14 @@
+import { generateKeyPairSync } from 'node:crypto'
 import test from 'ava'
 import { Storage } from '@google-cloud/storage'
 import { Disk } from 'flydrive'
 import { GCSDriver } from 'flydrive/drivers/gcs'
-import { StorageFile, storage } from '../../adapters/flydrive/index.ts'
-import { fileContract } from '../helpers/file-contract.ts'
+import Koa from 'koa'
+import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
+import { StorageFile, presignedRedirect, storage } from '../../adapters/flydrive/index.ts'
+import { fileContract, rawRequest } from '../helpers/file-contract.ts'
+import { listen } from '../helpers/listen.ts'
 import { startGcsServer } from '../helpers/gcs-server.ts'
 import type { GcsServer } from '../helpers/gcs-server.ts'
 
@@ -55,4 +60,25 @@ test.serial('flydrive gcs: a mid-body drop errors the stream after the idle time
   const error = await t.throwsAsync(async () => { for await (const chunk of stream) received += (chunk as Buffer).length })
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
   t.true(received < 8192)
+})
+
+test.serial('flydrive gcs: presignedRedirect() sends the client to a signed URL with the download\'s disposition (stub: signature not verified)', async (t) => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } })
+  const signer = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', credentials: { client_email: 'test@test.iam.gserviceaccount.com', private_key: privateKey } })
+  const media = storage(new Disk(new GCSDriver({ storage: signer, bucket: gcs.bucket, visibility: 'private' })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect({ expiresIn: 60, status: 307 }))
+  koa.use((ctx) => { ctx.body = download(media.file('docs/ünïcödé résumé.txt')) })
+  const base = await listen(t, koa)
+  const res = await rawRequest(`${base}/`)
+  t.is(res.status, 307)
+  const location = new URL(res.headers.location ?? '')
+  t.is(location.origin + location.pathname, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
+  t.truthy(location.searchParams.get('Signature'))
+  t.is(location.searchParams.get('response-content-disposition'), 'attachment; filename="unicode resume.txt"; filename*=UTF-8\'\'%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt')
+  const object = await fetch(location)
+  t.is(object.status, 200)
+  t.is(await object.text(), 'contents of docs/ünïcödé résumé.txt\n')
 })
