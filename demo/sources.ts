@@ -39,7 +39,10 @@ export interface DemoSource {
 }
 
 export const storageKey = 'shared/say "hi" 100%.txt'
-export const s3Key = 'exports/data set (v2).json'
+// No parentheses, quotes or non-ASCII in this name: @20minutes/s3rver 5.0.0 computes the SigV4
+// canonical query with encodeURIComponent, so a signed response-content-disposition containing
+// ( ) ' or a filename* (with %) fails with SignatureDoesNotMatch there (AWS S3 accepts them).
+export const s3Key = 'exports/data set v2.json'
 export const s3Body = '{ "rows": [1, 2, 3], "note": "stored in S3, read with ranged GetObject" }\n'
 export const textBody = 'Made in memory by the demo: a VirtualFile over a string.\nIt has a content-hash ETag, so Range and If-Range work.\n'
 
@@ -82,12 +85,12 @@ export const sources: readonly DemoSource[] = [
     id: 's3',
     label: 'S3 object',
     about: 'StorageFile of an S3 disk (in-process S3 server); its url is a presigned URL, which the nginx remote location can fetch.',
-    filename: 'data set (v2).json',
+    filename: 'data set v2.json',
     file: async (env) => await env.s3?.storage.signedFile(s3Key, { expiresIn: 300 }),
     signedUrl: async (env) => (await env.s3?.storage.signedFile(s3Key, {
       expiresIn: 300,
       // Baked into the URL: S3 answers with this Content-Disposition, so the name survives the redirect.
-      contentDisposition: contentDisposition('data set (v2).json')
+      contentDisposition: contentDisposition('data set v2.json')
     }))?.url
   },
   {
