@@ -54,7 +54,8 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
     if (typeof full.prefix !== 'string' || !full.prefix.startsWith('/')) throw new TypeError('renderServerConfig(): full.prefix must be an absolute directory')
   }
   const own = rules.filter((rule) => backendsOf[server].includes(rule.backend))
-  const skipped = rules.length - own.length
+  const negotiated = rules.filter((rule) => rule.backend === 'negotiated').length
+  const skipped = rules.length - own.length - negotiated
   if (own.length === 0) {
     throw new TypeError(`renderServerConfig(): none of the ${rules.length} rules is for ${server} (backends: ${[...new Set(rules.map((r) => r.backend))].join(', ') || 'none'})`)
   }
@@ -65,5 +66,9 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
     case 'lighttpd': text = renderLighttpd(own, full, upstream); break
     case 'caddy': text = renderCaddy(own, full, upstream); break
   }
-  return skipped === 0 ? text : text + `# ${skipped} rule(s) for other servers skipped\n`
+  if (skipped > 0) text += `# ${skipped} rule(s) for other servers skipped\n`
+  // negotiated() is chosen per request by a header the proxy adds (X-Sendfile-Type): a server-wide
+  // decision of the operator, not something to derive from the app's rules.
+  if (negotiated > 0) text += `# ${negotiated} negotiated() rule(s) not rendered: the proxy must send X-Sendfile-Type itself\n`
+  return text
 }

@@ -167,3 +167,8 @@ test('misuse is a TypeError naming the option', (t) => {
   t.throws(() => renderServerConfig('nginx', rules, { full: { ...full, listen: '8080' } }), { instanceOf: TypeError, message: /listen must be "host:port"/ })
   t.throws(() => renderServerConfig('nginx', [{ backend: 'nginx', sourceDir: '/srv/a\nb', destinationUrl: '/p/' }]), { instanceOf: TypeError, message: /control character/ })
 })
+
+test('negotiated() rules are not rendered, and a comment says why', (t) => {
+  const rules: ConfigRule[] = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), { backend: 'negotiated' }]
+  t.regex(renderServerConfig('nginx', rules), /location \/p\/ \{[^]*\n# 1 negotiated\(\) rule\(s\) not rendered: the proxy must send X-Sendfile-Type itself\n$/)
+})
