@@ -1,0 +1,149 @@
+import test from 'ava'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { PathFile } from '../../source/path-file.ts'
+import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
+import { VirtualFile } from '../../source/virtual-file.ts'
+import { clientRequest, deferred, fdsUnder, settle, socketsOn, startApp } from './fault-kit.ts'
+
+const rejections: unknown[] = []
+process.on('unhandledRejection', (reason) => { rejections.push(reason) })
+
+let dir = ''
+const BIG = 8 * 1024 * 1024
+test.before(async () => {
+  dir = await realpath(await mkdtemp(join(tmpdir(), 'kd-abort-')))
+  await writeFile(join(dir, 'big.bin'), randomBytes(BIG))
+})
+test.after.always(async () => { if (dir !== '') await rm(dir, { recursive: true, force: true }) })
+test.after('no unhandled rejection in any abort scenario', t => { t.deepEqual(rejections, []) })
+
+/** Sends a GET and destroys the socket as soon as `when` resolves (before any response byte). */
+async function abortBeforeHeaders (port: number, path: string, when: Promise<void>): Promise<number> {
+  const socket = connect(port, '127.0.0.1', () => { socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`) })
+  let received = 0
+  socket.on('data', (chunk: Buffer) => { received += chunk.length })
+  socket.on('error', () => {})
+  await when
+  socket.destroy()
+  return received
+}
+
+/** A PathFile whose stat() or open() waits for the test: the window in which the client leaves. */
+class Gated implements DownloadFile {
+  readonly name = 'big.bin'
+  readonly inner = new PathFile('big.bin', { root: dir })
+  readonly statEntered = deferred()
+  readonly openEntered = deferred()
+  readonly releaseStat = deferred()
+  readonly releaseOpen = deferred()
+  signal: AbortSignal | undefined
+  streams: Readable[] = []
+  readonly gate: 'stat' | 'open'
+  constructor (gate: 'stat' | 'open') { this.gate = gate }
+  async stat (options?: OpenOptions): Promise<FileStat> {
+    this.signal = options?.signal
+    this.statEntered.resolve()
+    if (this.gate === 'stat') await this.releaseStat.promise
+    return await this.inner.stat()
+  }
+
+  async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
+    this.signal = options?.signal
+    this.openEntered.resolve()
+    if (this.gate === 'open') await this.releaseOpen.promise
+    const stream = await this.inner.open(range)
+    this.streams.push(stream)
+    return stream
+  }
+}
+
+test.serial('abort while stat() is pending: the signal fires, and whatever is opened afterwards is closed — no fd left, no error logged', async t => {
+  const file = new Gated('stat')
+  const app = await startApp((ctx) => { ctx.body = file })
+  t.teardown(app.close)
+  const received = await abortBeforeHeaders(app.port, '/', file.statEntered.promise)
+  t.is(received, 0)
+  t.true(await settle(() => file.signal?.aborted === true), 'the AbortSignal handed to stat() fires when the client leaves')
+  file.releaseStat.resolve()
+  t.true(await settle(() => fdsUnder(dir).length === 0), `fds left: ${fdsUnder(dir).join(', ')}`)
+  t.true(file.streams.every((s) => s.destroyed), 'any stream opened after the abort is destroyed')
+  t.true(await settle(() => socketsOn(app.port).length === 0), `sockets left: ${socketsOn(app.port).join('; ')}`)
+  t.deepEqual(app.errors.map((e) => e.message), [], 'a client abort is not an error')
+})
+
+test.serial('abort while open() is pending: the stream it returns late is destroyed, its fd closed', async t => {
+  const file = new Gated('open')
+  const app = await startApp((ctx) => { ctx.body = file })
+  t.teardown(app.close)
+  await abortBeforeHeaders(app.port, '/', file.openEntered.promise)
+  t.true(await settle(() => file.signal?.aborted === true))
+  file.releaseOpen.resolve()
+  t.true(await settle(() => file.streams.length === 1 && file.streams.every((s) => s.destroyed)), 'the late stream is destroyed')
+  t.true(await settle(() => fdsUnder(dir).length === 0), `fds left: ${fdsUnder(dir).join(', ')}`)
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('abort mid-body of an 8 MiB file: the file handle is closed, the socket released, nothing logged', async t => {
+  const app = await startApp((ctx) => { ctx.body = new PathFile('big.bin', { root: dir }) })
+  t.teardown(app.close)
+  for (let i = 0; i < 20; i++) {
+    const { raw } = await clientRequest(app.port, '/', {}, (got, c) => { if (got.length > 100_000 + i * 50_000) c.abort() })
+    t.true(raw.length < BIG, 'the client left early')
+  }
+  t.true(await settle(() => fdsUnder(dir).length === 0), `fds left: ${fdsUnder(dir).join(', ')}`)
+  t.true(await settle(() => socketsOn(app.port).length === 0), `sockets left: ${socketsOn(app.port).join('; ')}`)
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('abort inside a multipart/byteranges response: every part\'s handle is closed', async t => {
+  const app = await startApp((ctx) => { ctx.body = new PathFile('big.bin', { root: dir }) })
+  t.teardown(app.close)
+  const ranges = 'bytes=0-99,1000000-2999999,4000000-7999999'
+  for (const after of [50, 500_000, 2_500_000]) {
+    const { raw } = await clientRequest(app.port, '/', { Range: ranges }, (got, c) => { if (got.length > after) c.abort() })
+    t.regex(raw.subarray(0, 400).toString('latin1'), /^HTTP\/1\.1 206 .*multipart\/byteranges/s)
+  }
+  t.true(await settle(() => fdsUnder(dir).length === 0), `fds left: ${fdsUnder(dir).join(', ')}`)
+  t.true(await settle(() => socketsOn(app.port).length === 0), `sockets left: ${socketsOn(app.port).join('; ')}`)
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('abort while a generated stream is being sent: the generator is finished (its finally runs)', async t => {
+  let finished = 0
+  let produced = 0
+  const app = await startApp((ctx) => {
+    async function * endless (): AsyncGenerator<Buffer> {
+      try {
+        for (;;) { produced++; yield Buffer.alloc(64 * 1024, 0x61) }
+      } finally {
+        finished++
+      }
+    }
+    ctx.body = new VirtualFile(endless(), { name: 'endless.txt' })
+  })
+  t.teardown(app.close)
+  for (let i = 0; i < 5; i++) await clientRequest(app.port, '/', {}, (got, c) => { if (got.length > 300_000) c.abort() })
+  t.true(await settle(() => finished === 5), `${finished} of 5 generators finished`)
+  const before = produced
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.is(produced, before, 'nothing is produced after the abort')
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('a client that stops reading (and never aborts) keeps one handle, released when it finally goes', async t => {
+  const app = await startApp((ctx) => { ctx.body = new PathFile('big.bin', { root: dir }) })
+  t.teardown(app.close)
+  let control: { abort: () => void } | undefined
+  const done = clientRequest(app.port, '/', {}, (_got, c) => { c.pause(); control = c })
+  t.true(await settle(() => control !== undefined))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.is(fdsUnder(dir).length, 1, 'backpressure: one handle, the file is not read ahead into memory')
+  control?.abort()
+  await done
+  t.true(await settle(() => fdsUnder(dir).length === 0))
+})
