@@ -20,7 +20,10 @@ const required: Record<ServerName, string[]> = {
   caddy: ['/usr/bin/caddy']
 }
 
-const missing = (server: ServerName): string | undefined => required[server].find((path) => !existsSync(path))
+// KD_SIMULATE_MISSING=nginx,caddy treats those servers as absent: how to see the skip path locally.
+const simulated = new Set((process.env.KD_SIMULATE_MISSING ?? '').split(',').filter(Boolean))
+const missing = (server: ServerName): string | undefined =>
+  required[server].find((path) => simulated.has(server) || !existsSync(path))
 
 const warned = new Set<ServerName>()
 
