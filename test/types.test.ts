@@ -6,14 +6,9 @@
 import test from 'ava'
 import type { Context } from 'koa'
 import { Readable } from 'node:stream'
-import { nginx } from '../source/backends/nginx.ts'
-import { Download, download } from '../source/download.ts'
-import { downloads } from '../source/downloads.ts'
-import { PathFile } from '../source/path-file.ts'
-import { sendfile } from '../source/sendfile.ts'
-import { serve } from '../source/serve.ts'
-import type { DownloadFile, DownloadOptions, FileStat } from '../source/types.ts'
-import { VirtualFile } from '../source/virtual-file.ts'
+// The public entry point: what users of 'koa-downloads' get.
+import { Download, PathFile, VirtualFile, download, downloads, nginx, sendfile, serve } from '../source/index.ts'
+import type { DownloadFile, DownloadOptions, FileStat } from '../source/index.ts'
 import { fixtureRoot } from './helpers/koa.ts'
 
 const file = new PathFile('hello.txt', { root: fixtureRoot })
@@ -87,4 +82,25 @@ test('types: downloads(), serve() and sendfile() misuse is a compile error and a
   await t.throwsAsync(sendfile(ctx, 'hello.txt', { roots: fixtureRoot }), { instanceOf: TypeError, message: /unknown option "roots"/ })
   // @ts-expect-error the path is a string
   await t.throwsAsync(sendfile(ctx, 7), { instanceOf: TypeError, message: /path must be a string/ })
+})
+
+/** Checked by tsc, never run: misuses that have no runtime counterpart. */
+function compileOnly (): void {
+  const custom: DownloadFile = {
+    name: 'x',
+    // @ts-expect-error stat() returns a Promise
+    stat: () => ({ size: 1 }),
+    open: async () => Readable.from([])
+  }
+  // @ts-expect-error name is read-only
+  file.name = 'other.txt'
+  // @ts-expect-error a FileStat size is a number
+  const stat: FileStat = { size: '1' }
+  // @ts-expect-error a Download's options are read-only
+  download(custom).options.attachment = false
+  void stat
+}
+
+test('types: the compile-only checks exist (tsc verifies them)', t => {
+  t.is(typeof compileOnly, 'function')
 })
