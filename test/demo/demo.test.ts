@@ -1,0 +1,142 @@
+// The demo application over HTTP: every cell of the index does what the page says, the headers
+// view cannot be steered by the client, and `npm run demo:nginx` delivers real bytes through nginx.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import test from 'ava'
+import { createDemo, filesDir } from '../../demo/app.ts'
+import type { Demo } from '../../demo/app.ts'
+import { deliveries } from '../../demo/deliveries.ts'
+import { outcomeOf } from '../../demo/outcome.ts'
+import { s3Body, sources, textBody } from '../../demo/sources.ts'
+import { freePort, proxyTest } from '../helpers/proxies.ts'
+
+let demo: Demo
+let base = ''
+
+test.before(async () => {
+  demo = await createDemo()
+  base = `http://127.0.0.1:${await demo.listen(0, '127.0.0.1')}`
+})
+test.after.always(async () => { await demo.stop() })
+
+const expected: Record<string, () => Promise<Buffer>> = {
+  path: async () => await readFile(join(filesDir, 'résumé €.txt')),
+  storage: async () => await readFile(join(filesDir, 'say "hi" 100%.txt')),
+  record: async () => Buffer.from('quarter,revenue\nQ1 2026,1200\n'),
+  remote: async () => await readFile(join(filesDir, 'résumé €.txt')),
+  s3: async () => Buffer.from(s3Body),
+  text: async () => Buffer.from(textBody)
+}
+
+test('demo: the embedded S3 server started, so no cell is unavailable', (t) => {
+  t.is(demo.env.s3Problem, undefined)
+  t.not(demo.env.s3, undefined)
+})
+
+test('demo: the index page has one link per source × delivery, and a headers link for every offload cell', async (t) => {
+  const response = await fetch(`${base}/`)
+  t.is(response.status, 200)
+  t.is(response.headers.get('content-type'), 'text/html; charset=utf-8')
+  const html = await response.text()
+  for (const source of sources) {
+    for (const delivery of deliveries) {
+      const outcome = await outcomeOf(demo.env, source, delivery)
+      const href = outcome.kind === 'offload' ? `/explain/${delivery.id}/${source.id}` : `/get/${delivery.id}/${source.id}`
+      t.true(html.includes(`id="${delivery.id}-${source.id}" href="${href}"`), `${delivery.id} × ${source.id} → ${href}`)
+    }
+  }
+})
+
+for (const delivery of deliveries) {
+  test(`demo: every ${delivery.id} cell answers as its sentence says (streamed bytes, offload header with an empty body, or a redirect)`, async (t) => {
+    for (const source of sources) {
+      const outcome = await outcomeOf(demo.env, source, delivery)
+      const response = await fetch(`${base}/get/${delivery.id}/${source.id}`, { redirect: 'manual' })
+      const body = Buffer.from(await response.arrayBuffer())
+      const where = `${delivery.id} × ${source.id}`
+      if (outcome.kind === 'offload') {
+        t.is(response.status, 200, where)
+        t.is(body.length, 0, where)
+        t.is(response.headers.get('content-length'), '0', where)
+        t.is(response.headers.get(outcome.target?.header ?? ''), outcome.target?.value ?? '', where)
+      } else if (outcome.kind === 'redirect') {
+        t.is(response.status, 302, where)
+        t.regex(response.headers.get('location') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/demo\/exports\/data%20set%20v2\.json\?X-Amz-/, where)
+      } else {
+        t.is(outcome.kind, 'stream', where)
+        t.is(response.status, 200, where)
+        for (const header of ['x-accel-redirect', 'x-sendfile', 'location']) t.is(response.headers.get(header), null, `${where}: ${header}`)
+        const bytes = expected[source.id]
+        if (bytes !== undefined) t.deepEqual(body, await bytes(), where)
+        else t.true(body.toString().startsWith('n,square\n1,1\n2,4\n'), where)
+      }
+    }
+  })
+}
+
+test('demo: the headers view shows what the proxy receives, and request headers cannot switch offload on or change it', async (t) => {
+  const plain = await (await fetch(`${base}/explain/nginx/path`)).text()
+  t.true(plain.includes('<th>x-accel-redirect</th><td><code>/_protected/files/r%C3%A9sum%C3%A9%20%E2%82%AC.txt</code>'))
+  // Rack CVE-2025-61780 style: the client asks for offload on the Node column, with its own mapping.
+  const hostile = { 'X-Sendfile-Type': 'X-Accel-Redirect', 'X-Accel-Mapping': '/=/etc/' }
+  const node = await fetch(`${base}/get/node/path`, { headers: hostile })
+  t.is(node.headers.get('x-accel-redirect'), null)
+  t.deepEqual(Buffer.from(await node.arrayBuffer()), await expected.path?.())
+  const viaExplain = await (await fetch(`${base}/explain/node/path`, { headers: hostile })).text()
+  t.false(viaExplain.includes('x-accel-redirect'))
+  t.true(viaExplain.includes('Streamed by Node</strong>: 47 bytes'))
+})
+
+test('demo: unknown cells, traversal and missing records are 404 without a path in the answer', async (t) => {
+  for (const path of ['/get/node/nope', '/get/nope/path', '/explain/node/nope', '/config/iis', '/files/..%2F..%2Fpackage.json', '/records/2', '/records/99']) {
+    const response = await fetch(base + path)
+    t.is(response.status, 404, path)
+    t.false((await response.text()).includes('/'), path)
+  }
+})
+
+test('demo: /config/nginx is the `koa-downloads config nginx` snippet for the demo\'s nginx rules', async (t) => {
+  const text = await (await fetch(`${base}/config/nginx`)).text()
+  t.true(text.includes(`location /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    alias ${filesDir}/;\n}`))
+  t.true(text.includes(`proxy_pass ${demo.env.originUrl}files/;`))
+  t.true(text.includes('location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'))
+})
+
+const withNginx = proxyTest('nginx')
+
+withNginx.test('demo:nginx: every nginx cell delivers the real bytes through nginx; Ctrl-C stops nginx and removes the temp dirs', async (t) => {
+  t.timeout(60_000)
+  const port = await freePort()
+  const child = spawn(process.execPath, ['demo/with-proxy.ts', 'nginx'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  try {
+    const ready = await Promise.race([
+      new Promise<boolean>((resolve) => { child.stdout.on('data', () => { if (output.includes(`on http://127.0.0.1:${port}`)) resolve(true) }) }),
+      exited.then(() => false)
+    ])
+    t.true(ready, output)
+    const prefix = /config in (\S+)\/nginx\.conf/.exec(output)?.[1] ?? ''
+    t.true(existsSync(prefix), output)
+    for (const source of ['path', 'storage', 'record', 'remote', 's3'] as const) {
+      const response = await fetch(`http://127.0.0.1:${port}/get/nginx/${source}`)
+      t.is(response.status, 200, source)
+      t.is(response.headers.get('x-accel-redirect'), null, source)
+      t.deepEqual(Buffer.from(await response.arrayBuffer()), await expected[source]?.(), source)
+    }
+    // nginx answers the range itself (the app never saw the Range header).
+    const ranged = await fetch(`http://127.0.0.1:${port}/get/nginx/path`, { headers: { Range: 'bytes=3-8' } })
+    t.is(ranged.status, 206)
+    t.is(ranged.headers.get('content-range'), 'bytes 3-8/47')
+    t.is(await ranged.text(), 'résum') // bytes 3–8 of "Un résumé…": é is two bytes
+    child.kill('SIGINT')
+    t.is(await exited, 0, output)
+    t.false(existsSync(prefix))
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+})
