@@ -1,4 +1,5 @@
 import test from 'ava'
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -321,4 +322,14 @@ test('path-file: a file truncated while it is streamed aborts the response (neve
   t.is(result.status, 200)
   t.false(result.complete)
   t.true(result.bytes < size)
+})
+
+test('path-file: device files and FIFOs are not regular files → 404, never opened', async t => {
+  const fifo = join(temp, 'pipe')
+  execFileSync('mkfifo', [fifo])
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p)) }))
+  // Opening the FIFO would block until a writer comes: a 404 at all proves it was only stat'ed.
+  for (const path of ['/dev/zero', '/dev/null', '/dev/urandom', fifo]) {
+    assertErrorResponse(t, await fetchBytes(url, q(path)), 404)
+  }
 })
