@@ -41,6 +41,7 @@ test('nginx: X-Accel-Limit-Rate 64 KiB/s makes a 256 KiB download take at least 
   t.is(response.status, 200)
   t.deepEqual(body, fixtures.slow.bytes)
   t.is(app.last(url)?.headers['x-accel-limit-rate'], '65536')
+  t.is(response.headers.get('x-accel-limit-rate'), null, 'nginx consumes the control header')
   // 256 KiB at 64 KiB/s is ~4 s; 2 s leaves a wide margin and still fails when the limit is ignored
   t.true(elapsed >= 2000, `took ${Math.round(elapsed)} ms`)
 })
