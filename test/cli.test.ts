@@ -30,7 +30,9 @@ test.before(async () => {
 })
 test.after.always(() => { server.close() })
 
+
 test('cli: --help prints the usage on stdout and exits 0', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['--help'])
   t.is(code, 0)
   t.regex(stdout, /koa-downloads config <nginx\|apache\|lighttpd\|caddy> --rules <module>/)
@@ -38,6 +40,7 @@ test('cli: --help prints the usage on stdout and exits 0', async (t) => {
 })
 
 test('cli: no command, an unknown command or a bad option is a usage error (exit 2, stderr)', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   for (const args of [[], ['deploy'], ['config', 'iis', '--rules', fixture('rules.ts')], ['config', 'nginx'], ['check'], ['check', base + '/ok', '--bogus']]) {
     const { code, stdout, stderr } = await runCli(args)
     t.is(code, 2, args.join(' '))
@@ -47,12 +50,14 @@ test('cli: no command, an unknown command or a bad option is a usage error (exit
 })
 
 test('cli config: prints exactly renderServerConfig() of the module\'s rules export', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['config', 'nginx', '--rules', fixture('rules.ts')])
   t.is(code, 0)
   t.is(stdout, renderServerConfig('nginx', rules))
 })
 
 test('cli config: a default export { rules } is accepted', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['config', 'lighttpd', '--rules', fixture('rules-default.ts'), '--upstream', '127.0.0.1:4000'])
   t.is(code, 0)
   t.regex(stdout, /"x-sendfile-docroot" => \( "\/srv\/files" \)/)
@@ -60,18 +65,21 @@ test('cli config: a default export { rules } is accepted', async (t) => {
 })
 
 test('cli config: --listen, --upstream and --prefix give the full configuration', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['config', 'apache', '--rules', fixture('rules.ts'), '--listen', '127.0.0.1:8080', '--upstream', '127.0.0.1:3000', '--prefix', '/tmp/kd-cli'])
   t.is(code, 0)
   t.is(stdout, renderServerConfig('apache', rules, { full: { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/tmp/kd-cli' } }))
 })
 
 test('cli config: --listen without --prefix is a usage error', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stderr } = await runCli(['config', 'nginx', '--rules', fixture('rules.ts'), '--listen', '127.0.0.1:8080'])
   t.is(code, 2)
   t.regex(stderr, /--listen, --upstream and --prefix together/)
 })
 
 test('cli config: a module without rules, or no rule for the server, fails with exit 1 and the reason', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const none = await runCli(['config', 'nginx', '--rules', fixture('no-rules.ts')])
   t.is(none.code, 1)
   t.regex(none.stderr, /must export "rules"/)
@@ -81,6 +89,7 @@ test('cli config: a module without rules, or no rule for the server, fails with 
 })
 
 test('cli check: 200 with the expected bytes passes and says what it checked', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['check', base + '/ok', '--sha256', sha256(body)])
   t.is(code, 0)
   t.regex(stdout, new RegExp(`^koa-downloads check OK ${base}/ok: 200, 22 bytes, sha256 ${sha256(body)}\n`))
@@ -91,6 +100,7 @@ test('cli check: 200 with the expected bytes passes and says what it checked', a
 })
 
 test('cli check: an offload header that reached the client fails with exit 1 naming it', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   for (const [path, header] of [['/accel', 'x-accel-redirect: /protected/x.txt'], ['/sendfile', 'x-sendfile: /srv/files/x.txt']] as const) {
     const { code, stderr } = await runCli(['check', base + path])
     t.is(code, 1)
@@ -100,6 +110,7 @@ test('cli check: an offload header that reached the client fails with exit 1 nam
 })
 
 test('cli check: a 200 with Location, an empty body, a 404 or different bytes fail', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const location = await runCli(['check', base + '/location'])
   t.is(location.code, 1)
   t.regex(location.stderr, /a 200 with Location: \/protected\/x\.txt reached the client/)
@@ -115,6 +126,7 @@ test('cli check: a 200 with Location, an empty body, a 404 or different bytes fa
 })
 
 test('cli check: a malformed --sha256, or --sha256 with --file, is a usage error', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   t.is((await runCli(['check', base + '/ok', '--sha256', 'abc'])).code, 2)
   t.is((await runCli(['check', base + '/ok', '--sha256', 'f'.repeat(64), '--file', fixture('rules.ts')])).code, 2)
 })

@@ -214,6 +214,7 @@ export function offloadSuite (options: SuiteOptions): Suite {
   })
 
   proxied(`${label}: koa-downloads check passes through the proxy and fails (exit 1) against the app directly`, async (t) => {
+    t.timeout(60_000) // three node processes, slow on a loaded CI machine
     const { proxy, app, fixtures } = context()
     const url = filesUrl(fixtures.big.name)
     const good = await runCli(['check', proxy.url + url, '--sha256', fixtures.big.sha256])

@@ -32,6 +32,7 @@ test('nginx: an internal location is not reachable by a client request (404)', a
 })
 
 test('nginx: X-Accel-Limit-Rate 64 KiB/s makes a 256 KiB download take at least 2 s', async (t) => {
+  t.timeout(60_000)
   const { proxy, app, fixtures } = context()
   const url = filesUrl(fixtures.slow.name)
   const started = performance.now()
