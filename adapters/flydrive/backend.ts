@@ -6,6 +6,8 @@ export interface StorageObject {
   stat (signal?: AbortSignal): Promise<FileStat>
   /** Reads `range` (or everything) of the object that `stat` described, at the source. */
   open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
+  /** The bytes of `range` as one buffer (fs: one read syscall), for small responses. */
+  read? (stat: FileStat, range: ByteRange | undefined): Promise<Uint8Array>
   /** Absolute local path (fs disks only). */
   readonly path?: string | undefined
   /** A public URL built without I/O, when the driver's configuration allows it. */

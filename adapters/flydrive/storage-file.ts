@@ -121,8 +121,28 @@ export class StorageFile implements DownloadFile {
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
+    return await this.#changed(async () => await (this.#object as StorageObject).open(stat, range, options?.signal))
+  }
+
+  /**
+   * Small responses as one buffer (serve() asks for those under its `bufferSize`): one read syscall
+   * on fs disks; elsewhere the ranged stream collected, so that even a failure mid-body is still a
+   * clean 502 before any header.
+   */
+  async read (range?: ByteRange, options?: OpenOptions): Promise<Uint8Array> {
+    const stat = await this.stat(options)
+    const object = this.#object as StorageObject
+    return await this.#changed(async () => {
+      if (object.read !== undefined) return await object.read(stat, range)
+      const chunks: Buffer[] = []
+      for await (const chunk of await object.open(stat, range, options?.signal)) chunks.push(chunk as Buffer)
+      return Buffer.concat(chunks)
+    })
+  }
+
+  async #changed<T> (operation: () => Promise<T>): Promise<T> {
     try {
-      return await (this.#object as StorageObject).open(stat, range, options?.signal)
+      return await operation()
     } catch (error) {
       // The object changed since stat(): the next stat() must ask the storage again.
       if (error instanceof DownloadError && error.code === 'E_CHANGED') this.#stat = undefined

@@ -104,6 +104,16 @@ export class HttpFile implements DownloadFile {
     return guardStream(response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
   }
 
+  /**
+   * Small responses as one buffer (serve() asks for those under its `bufferSize`): the ranged GET
+   * collected, so that an upstream dying mid-body is still a clean 502 before any header.
+   */
+  async read (range?: ByteRange, options?: OpenOptions): Promise<Uint8Array> {
+    const chunks: Buffer[] = []
+    for await (const chunk of await this.open(range, options)) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+  }
+
   async #head (signal: AbortSignal | undefined): Promise<FileStat> {
     const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }

@@ -41,7 +41,7 @@ test.serial('flydrive gcs: stat() is one metadata request; the bare GCS etag is 
   const stat = await file.stat()
   t.is(gcs.log.entries.length, 1)
   t.regex(stat.etag ?? '', /^"C\d+EAE="$/)
-  t.is(stat.size, 8192)
+  t.is(stat.size, 262144)
   t.is(stat.contentType, 'application/x-test')
 })
 
@@ -59,7 +59,7 @@ test.serial('flydrive gcs: a mid-body drop errors the stream after the idle time
   let received = 0
   const error = await t.throwsAsync(async () => { for await (const chunk of stream) received += (chunk as Buffer).length })
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
-  t.true(received < 8192)
+  t.true(received < 262144)
 })
 
 test.serial('flydrive gcs: presignedRedirect() sends the client to a signed URL with the download\'s disposition (stub: signature not verified)', async (t) => {

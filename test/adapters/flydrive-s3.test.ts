@@ -32,7 +32,7 @@ test.serial('flydrive s3: stat() is one HeadObject, cached on the instance, with
   t.is(a, b)
   t.deepEqual(s3.log.entries.map((e) => e.method), ['HEAD'])
   t.regex(a.etag ?? '', /^"[0-9a-f]{32}"$/)
-  t.is(a.size, 8192)
+  t.is(a.size, 262144)
   t.is(a.contentType, 'application/x-test')
 })
 

@@ -81,7 +81,9 @@ export const hostileKeys = ['docs/ünïcödé résumé.txt', "odd/(1) a+b@c'd%e&
  * request is closed, and keys with unicode and the characters flydrive refuses.
  */
 export function fileContract (test: TestFn, label: string, target: () => ContractTarget, shape: ContractShape = {}): void {
-  const bytes = randomBytes(8192)
+  // Larger than serve()'s bufferSize (64 KiB), so that full downloads are streamed.
+  const bytes = randomBytes(256 * 1024)
+  const small = randomBytes(2048)
   let base = ''
   let server: ReturnType<ReturnType<typeof downloadApp>['listen']> | undefined
   const t = (): ContractTarget => target()
@@ -95,6 +97,7 @@ export function fileContract (test: TestFn, label: string, target: () => Contrac
   // Serial: ava runs hooks of one kind concurrently, and the file's own setup must come first.
   test.serial.before(async () => {
     await t().put('contract/object.bin', bytes, 'application/x-test')
+    await t().put('contract/small.bin', small, 'application/x-test')
     for (const key of hostileKeys) await t().put(key, Buffer.from(`contents of ${key}\n`), 'text/plain; charset=utf-8')
     const app = downloadApp((ctx) => {
       const key = decodeURIComponent(ctx.path.replace(/^\/k\//, ''))
@@ -138,16 +141,16 @@ export function fileContract (test: TestFn, label: string, target: () => Contrac
   })
 
   serial(`${label}: multipart ranges → 206 multipart/byteranges, one ranged storage read per part`, async (tt) => {
-    const res = await rawRequest(url('contract/object.bin'), { headers: { Range: 'bytes=0-9,6000-6009' } })
+    const res = await rawRequest(url('contract/object.bin'), { headers: { Range: 'bytes=0-9,200000-200009' } })
     tt.is(res.status, 206)
     const boundary = /^multipart\/byteranges; boundary=(\w+)$/.exec(res.headers['content-type'] ?? '')?.[1]
     tt.truthy(boundary)
     tt.is(res.headers['content-length'], String(res.body.length))
     const text = res.body.toString('latin1')
     tt.true(text.includes(`Content-Range: bytes 0-9/${bytes.length}\r\n\r\n${bytes.subarray(0, 10).toString('latin1')}\r\n`))
-    tt.true(text.includes(`Content-Range: bytes 6000-6009/${bytes.length}\r\n\r\n${bytes.subarray(6000, 6010).toString('latin1')}\r\n`))
+    tt.true(text.includes(`Content-Range: bytes 200000-200009/${bytes.length}\r\n\r\n${bytes.subarray(200000, 200010).toString('latin1')}\r\n`))
     tt.true(text.endsWith(`--${boundary ?? ''}--\r\n`))
-    if (t().log !== undefined) tt.deepEqual(bodyRequests().map((e) => e.range).sort(), ['bytes=0-9', 'bytes=6000-6009'])
+    if (t().log !== undefined) tt.deepEqual(bodyRequests().map((e) => e.range).sort(), ['bytes=0-9', 'bytes=200000-200009'])
   })
 
   serial(`${label}: If-None-Match with the ETag → 304 without a body transfer`, async (tt) => {
@@ -226,6 +229,18 @@ export function fileContract (test: TestFn, label: string, target: () => Contrac
     tt.is(res.headers['content-length'], String(bytes.length))
     tt.false(res.complete)
     tt.true(res.body.length < bytes.length)
+  })
+
+  serial(`${label}: storage dying mid-body on a small object (read whole before the headers) → a clean 502/504`, async (tt) => {
+    const log = t().log as RequestLog
+    log.fault = 'drop'
+    const res = await rawRequest(url('contract/small.bin'))
+    log.fault = undefined
+    // 504 where the SDK hangs on the dropped connection and the idle timeout notices (GCS).
+    tt.true(res.status === 502 || res.status === 504, String(res.status))
+    tt.true(res.complete)
+    tt.is(res.headers['content-disposition'], undefined)
+    tt.false(res.body.includes(small.subarray(0, 16)))
   })
 
   serial(`${label}: client abort → the storage request is closed`, async (tt) => {
