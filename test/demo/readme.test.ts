@@ -1,0 +1,279 @@
+// The README cannot rot: every ```ts block is typechecked and run, and every shell command it shows
+// is an npm script or is covered by a named test.
+//
+// How a ```ts block runs: the marker before it (`<!-- readme-test: <id> -->`) names it; the block is
+// written to a sandbox directory whose node_modules links to the project's, with four mechanical
+// edits — `koa-downloads[/…]` imports point at the sources, `/srv/` paths point into the sandbox
+// (which holds the example files), `https://files.example.com/` points at a local origin, and
+// `app.listen(…)` is dropped — plus a prelude that imports the user's functions (findReport, …) from
+// test/demo/readme-stubs.ts. tsc checks all blocks with the project's strict settings; then each
+// block is imported and its app answers requests, with exact statuses, headers and bytes.
+import { spawnSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { RequestListener, Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import test from 'ava'
+import Koa from 'koa'
+import type Router from '@koa/router'
+import request from 'supertest'
+import type { OffloadRule } from '../../source/index.ts'
+import type { DownloadFile } from '../../source/types.ts'
+import { bufferParser } from '../../source/testing.ts'
+import { csvText } from './readme-stubs.ts'
+
+const repo = fileURLToPath(new URL('../../', import.meta.url))
+const readme = await readFile(join(repo, 'README.md'), 'utf8')
+
+interface Block { id: string | undefined, lang: string, code: string, line: number }
+
+/** Fenced blocks with the marker comment on the line before them (if any). */
+function blocksOf (markdown: string): Block[] {
+  const lines = markdown.split('\n')
+  const blocks: Block[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i] ?? '')
+    if (open === null) continue
+    const end = lines.indexOf('```', i + 1)
+    if (end === -1) throw new Error(`README.md:${i + 1}: unclosed code block`)
+    const marker = /^<!-- readme-test: ([\w-]+) -->$/.exec(lines[i - 1] ?? '')
+    blocks.push({ id: marker?.[1], lang: open[1] ?? '', code: lines.slice(i + 1, end).join('\n'), line: i + 1 })
+    i = end
+  }
+  return blocks
+}
+
+const blocks = blocksOf(readme)
+const tsBlocks = blocks.filter((b) => b.lang === 'ts')
+
+let sandbox = ''
+let origin: Server | undefined
+let typeErrors = ''
+const modules = new Map<string, Record<string, unknown>>()
+
+const sources: Record<string, string> = {
+  'koa-downloads': 'source/index.ts',
+  'koa-downloads/testing': 'source/testing.ts',
+  'koa-downloads/adapters/flydrive': 'adapters/flydrive/index.ts',
+  'koa-downloads/adapters/http': 'adapters/http/index.ts'
+}
+
+// What a block needs besides its own code. `testing` talks to "your app": the two apps above it.
+const preludes: Record<string, string> = {
+  testing: [
+    "import type { RequestListener } from 'node:http'",
+    "import { app as reportsApp } from './first-example.ts'",
+    "import { app as invoicesApp } from './offload-nginx.ts'",
+    'const app = { callback: (): RequestListener => (req, res) => { void (req.url?.startsWith(\'/invoices/\') === true ? invoicesApp : reportsApp).callback()(req, res) } }'
+  ].join('\n')
+}
+
+/** A relative specifier from the sandbox to a project file (tsc rewrites only relative `.ts` imports). */
+const fromSandbox = (path: string): string => relative(sandbox, join(repo, path))
+
+function transform (block: Block, originUrl: string): string {
+  let code = block.code
+  for (const [name, path] of Object.entries(sources)) code = code.replaceAll(`from '${name}'`, `from '${fromSandbox(path)}'`)
+  code = code.replaceAll('/srv/', `${sandbox}/srv/`)
+  code = code.replaceAll('https://files.example.com/', originUrl)
+  code = code.replace(/^app\.listen\(.*\)$/m, '// app.listen(…) dropped by the README test')
+  const stubs = `import { findReport, generateCsvRows } from '${fromSandbox('test/demo/readme-stubs.ts')}'`
+  const exported = ['app', 'router', 'rules'].filter((name) => new RegExp(`^const ${name} = `, 'm').test(code) || new RegExp(`^export const ${name} = `, 'm').test(code))
+  const exports = exported.filter((name) => !new RegExp(`^export const ${name} = `, 'm').test(code))
+  return [stubs, preludes[block.id ?? ''] ?? '', code, exports.length > 0 ? `export { ${exports.join(', ')} }` : ''].join('\n') + '\n'
+}
+
+test.before(async (t) => {
+  t.timeout(180_000, 'tsc over the README blocks')
+  sandbox = await mkdtemp(join(tmpdir(), 'kd-readme-'))
+  await symlink(join(repo, 'node_modules'), join(sandbox, 'node_modules'))
+  await writeFile(join(sandbox, 'package.json'), '{ "type": "module" }\n')
+  await writeFile(join(sandbox, 'tsconfig.json'), JSON.stringify({ extends: join(repo, 'tsconfig.json'), include: ['*.ts'] }))
+
+  // The example files the blocks refer to.
+  await mkdir(join(sandbox, 'srv/reports'), { recursive: true })
+  await writeFile(join(sandbox, 'srv/reports/q1.pdf'), '%PDF-1.4 quarterly\n')
+  await mkdir(join(sandbox, 'srv/private/invoices'), { recursive: true })
+  await writeFile(join(sandbox, 'srv/private/invoices/März 2026.pdf'), '%PDF-1.4 invoice\n')
+  await mkdir(join(sandbox, 'srv/media/docs'), { recursive: true })
+  await writeFile(join(sandbox, 'srv/media/docs/ünï (1).txt'), 'media bytes\n')
+  await writeFile(join(sandbox, 'srv/media/uploads-7f3a'), 'a,b\n1,2\n')
+  const db = new DatabaseSync(join(sandbox, 'srv/app.db'))
+  db.exec('CREATE TABLE uploads (id INTEGER PRIMARY KEY, file_key TEXT, original_name TEXT, content_type TEXT)')
+  db.prepare('INSERT INTO uploads VALUES (1, ?, ?, ?)').run('uploads-7f3a', 'Relevé de compte.csv', 'text/csv')
+  db.close()
+
+  // files.example.com, on loopback: one file, with a strong ETag.
+  origin = createServer((req, res) => {
+    if (req.url !== '/pub/hello%20world.txt') { res.writeHead(404).end(); return }
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 12, ETag: '"v1"', 'Accept-Ranges': 'bytes' })
+    res.end(req.method === 'HEAD' ? undefined : 'hello world\n')
+  })
+  await new Promise<void>((resolve) => origin?.listen(0, '127.0.0.1', resolve))
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`
+
+  for (const block of tsBlocks) {
+    if (block.id !== undefined) await writeFile(join(sandbox, `${block.id}.ts`), transform(block, originUrl))
+  }
+  const tsc = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(sandbox, 'tsconfig.json')], { encoding: 'utf8' })
+  typeErrors = tsc.stdout + tsc.stderr
+  // Import in README order: `testing` uses the apps of the blocks above it.
+  for (const block of tsBlocks) {
+    if (block.id === undefined) continue
+    try {
+      modules.set(block.id, await import(pathToFileURL(join(sandbox, `${block.id}.ts`)).href) as Record<string, unknown>)
+    } catch (error) {
+      modules.set(block.id, { error })
+    }
+  }
+})
+
+test.after.always(async () => {
+  await new Promise<void>((resolve) => { if (origin === undefined) resolve(); else origin.close(() => { resolve() }) })
+  if (sandbox !== '') await rm(sandbox, { recursive: true, force: true })
+})
+
+/** The block's module, after checking that it typechecked and ran. */
+function moduleOf (id: string): Record<string, unknown> {
+  const errors = typeErrors.split('\n').filter((line) => line.includes(`${id}.ts(`))
+  if (errors.length > 0) throw new Error(`README block ${id} does not typecheck:\n${errors.join('\n')}`)
+  const loaded = modules.get(id)
+  if (loaded === undefined) throw new Error(`README block ${id} is missing (its marker was removed or renamed?)`)
+  if ('error' in loaded) throw loaded.error
+  return loaded
+}
+
+const handler = (id: string): RequestListener => {
+  const loaded = moduleOf(id)
+  if (loaded.app instanceof Koa) return loaded.app.callback()
+  const app = new Koa()
+  app.use((loaded.router as Router).routes())
+  return app.callback()
+}
+
+const checks: Record<string, (t: import('ava').ExecutionContext) => Promise<void>> = {
+  'first-example': async (t) => {
+    const app = handler('first-example')
+    const report = await request(app).get('/reports/42').buffer(true).parse(bufferParser)
+    t.is(report.status, 200)
+    t.is(report.headers['content-type'], 'application/pdf')
+    t.is(report.headers['content-disposition'], 'attachment; filename="Q1 _ resume.pdf"; filename*=UTF-8\'\'Q1%20%E2%80%94%20r%C3%A9sum%C3%A9.pdf')
+    t.is(report.headers['cache-control'], 'private, max-age=3600')
+    t.regex(report.headers.etag ?? '', /^"[0-9a-f]+-[0-9a-f]+"$/)
+    t.deepEqual(report.body, Buffer.from('%PDF-1.4 quarterly\n'))
+    const ranged = await request(app).get('/reports/42').set('Range', 'bytes=0-3').buffer(true).parse(bufferParser)
+    t.is(ranged.status, 206)
+    t.deepEqual(ranged.body, Buffer.from('%PDF'))
+    t.is((await request(app).get('/reports/7')).status, 404)
+    const csv = await request(app).get('/export.csv')
+    t.is(csv.status, 200)
+    t.is(csv.headers['content-type'], 'text/csv; charset=utf-8')
+    t.is(csv.headers['content-disposition'], 'attachment; filename="export.csv"')
+    t.is(csv.headers['content-length'], undefined)
+    t.is(csv.text, csvText)
+  },
+  sources: async (t) => {
+    const app = handler('sources')
+    const media = await request(app).get(`/media/${encodeURIComponent('docs/ünï (1).txt')}`)
+    t.is(media.status, 200)
+    t.is(media.headers['content-disposition'], 'attachment; filename="uni (1).txt"; filename*=UTF-8\'\'%C3%BCn%C3%AF%20%281%29.txt')
+    t.is(media.text, 'media bytes\n')
+    t.is((await request(app).get(`/media/${encodeURIComponent('../app.db')}`)).status, 404)
+    const upload = await request(app).get('/uploads/1')
+    t.is(upload.status, 200)
+    t.is(upload.headers['content-type'], 'text/csv')
+    t.is(upload.headers['content-disposition'], 'attachment; filename="Releve de compte.csv"; filename*=UTF-8\'\'Relev%C3%A9%20de%20compte.csv')
+    t.is(upload.text, 'a,b\n1,2\n')
+    t.is((await request(app).get('/uploads/2')).status, 404)
+    const mirror = await request(app).get('/mirror/hello world.txt')
+    t.is(mirror.status, 200)
+    t.is(mirror.headers['content-disposition'], 'attachment; filename="hello world.txt"')
+    t.is(mirror.headers.etag, '"v1"')
+    t.is(mirror.text, 'hello world\n')
+    const robots = await request(app).get('/robots.txt')
+    t.is(robots.headers['content-disposition'], 'inline; filename="robots.txt"')
+    t.is(robots.headers['content-type'], 'text/plain; charset=utf-8')
+    t.is(robots.text, 'User-agent: *\nDisallow: /private/\n')
+  },
+  'offload-nginx': async (t) => {
+    const app = handler('offload-nginx')
+    for (const method of ['get', 'head'] as const) {
+      const response = await request(app)[method]('/invoices/März 2026.pdf')
+      t.is(response.status, 200, method)
+      t.is(response.headers['content-length'], '0', method)
+      t.is(response.headers['content-type'], 'application/pdf', method)
+      t.is(response.headers['content-disposition'], 'attachment; filename="Marz 2026.pdf"; filename*=UTF-8\'\'M%C3%A4rz%202026.pdf', method)
+      t.is(response.headers['x-accel-redirect'], '/protected/invoices/M%C3%A4rz%202026.pdf', method)
+      t.is(response.headers['x-accel-charset'], undefined, method)
+    }
+    t.is((await request(app).get('/invoices/..%2F..%2Fapp.db')).status, 404)
+  },
+  backends: async (t) => {
+    const rules = moduleOf('backends').rules as OffloadRule[]
+    const file = (where: { path?: string, url?: string }): DownloadFile => ({
+      name: 'a b.pdf', ...where, stat: async () => ({}), open: async () => { throw new Error('never opened') }
+    })
+    const value = (i: number, f: DownloadFile): string | undefined => rules[i]?.match(f, { method: 'GET', headers: {} })?.value
+    t.is(rules[0]?.match(file({ path: `${sandbox}/srv/private/a b.pdf` }), { method: 'GET', headers: {} })?.header, 'X-Sendfile')
+    t.is(value(0, file({ path: `${sandbox}/srv/private/a b.pdf` })), `${sandbox}/srv/private/a b.pdf`)
+    t.is(value(1, file({ path: `${sandbox}/srv/exports/a b.pdf` })), '/var/www/private/a%20b.pdf')
+    t.is(value(2, file({ path: `${sandbox}/srv/caddy/a b.pdf` })), '/protected/a b.pdf')
+    t.is(value(3, file({ path: `${sandbox}/srv/cgi/a b.pdf` })), '/private/a%20b.pdf')
+    t.is(value(4, file({ url: 'https://media.example.com/files/a%20b.pdf' })), '/_origin/a%20b.pdf')
+    t.is(value(5, file({ url: 'https://bucket.s3.example.com/k%20x?X-Amz-Signature=abc' })), '/_remote/https/bucket.s3.example.com/k%2520x?X-Amz-Signature=abc')
+    // Outside every source: no rule takes it.
+    t.true(rules.every((rule) => rule.match(file({ path: '/etc/passwd' }), { method: 'GET', headers: {} }) === undefined))
+  },
+  sendfile: async (t) => {
+    const response = await request(handler('sendfile')).get(`/media/${encodeURIComponent('uploads-7f3a')}`)
+    t.is(response.status, 200)
+    t.is(response.headers['content-disposition'], 'inline; filename="uploads-7f3a"')
+    t.is((await request(handler('sendfile')).get('/media/..%2Fapp.db')).status, 404)
+  },
+  testing: async (t) => {
+    // The block ran its assertions at import time; a failing one would have rejected the import.
+    t.truthy(moduleOf('testing'))
+  }
+}
+
+test('readme: every ```ts block has a readme-test marker with a check, and every check has its block', (t) => {
+  t.deepEqual(tsBlocks.filter((b) => b.id === undefined).map((b) => `README.md:${b.line}`), [])
+  t.deepEqual(tsBlocks.map((b) => b.id).sort(), Object.keys(checks).sort())
+})
+
+for (const id of Object.keys(checks)) {
+  test(`readme: the "${id}" example typechecks, runs and answers as the README says`, async (t) => {
+    await checks[id]?.(t)
+  })
+}
+
+test('readme: every npm command in a shell block is a script of package.json', async (t) => {
+  const scripts = (JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
+  const commands = blocks.filter((b) => b.lang === 'sh').flatMap((b) => [...b.code.matchAll(/\bnpm (?:run )?([\w:-]+)/g)].map((m) => m[1] ?? ''))
+  t.true(commands.length >= 4)
+  for (const name of commands) {
+    if (name === 'install') continue
+    t.true(name in scripts, `npm ${name}`)
+  }
+})
+
+test('readme: every `npx koa-downloads <command>` is covered by a named test that exists', async (t) => {
+  const used = new Set(blocks.filter((b) => b.lang === 'sh').flatMap((b) => [...b.code.matchAll(/npx koa-downloads (\w+)/g)].map((m) => m[1] ?? '')))
+  t.deepEqual([...used].sort(), ['check', 'config'])
+  const covered = [...readme.matchAll(/<!-- readme-covered: (\S+) "(.+)" -->/g)]
+  for (const command of used) {
+    const marker = covered.find((m) => (m[2] ?? '').startsWith(`cli ${command}:`))
+    t.truthy(marker, `no readme-covered marker for ${command}`)
+    const source = await readFile(join(repo, marker?.[1] ?? ''), 'utf8')
+    t.true(source.includes(`test('${(marker?.[2] ?? '').replaceAll("'", "\\'")}'`), `${marker?.[1]} has no test ${marker?.[2]}`)
+  }
+})
+
+test('readme: the quick start is exactly `npm install && npm run demo` and `npm test`', (t) => {
+  const quick = blocks.find((b) => b.lang === 'sh')
+  t.regex(quick?.code ?? '', /^npm install && npm run demo +# .+\nnpm test +# .+$/)
+})
