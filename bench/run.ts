@@ -11,7 +11,14 @@ import { streamingWorkloads } from './lib/workloads.ts'
 
 const args = process.argv.slice(2)
 const full = args.includes('--full')
-const only = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
+const listOption = (name: string): string[] | undefined => args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3).split(',')
+/** --only=4k,ranges: just these workloads; --targets=kd,koa-raw: just these servers */
+const only = listOption('only')
+const onlyTargets = listOption('targets')
+/** --before=<dir>: also run the streaming server of another checkout (target kd-before) */
+const before = args.find((arg) => arg.startsWith('--before='))?.slice('--before='.length)
+/** --cpu-prof: the koa-downloads servers write V8 CPU profiles into bench/results/profiles/ */
+const nodeArgs = args.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./results/profiles/', import.meta.url).pathname}`] : []
 const timing: Timing = full ? { warmSeconds: 3, seconds: 6, rounds: 5 } : { warmSeconds: 1, seconds: 1, rounds: 3 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 
@@ -34,10 +41,12 @@ try {
   log(`koa-downloads bench, ${full ? 'full' : 'quick'} mode: ${timing.rounds} interleaved rounds of ${timing.seconds} s per target${niced ? ', at nice -15' : ''}`)
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
-  const targets = await startTargets(fixtures, {}, [])
+  const targets = await startTargets(fixtures, {}, nodeArgs, before)
   const results: WorkloadResult[] = []
   for (const workload of streamingWorkloads(full)) {
     if (only !== undefined && !only.includes(workload.id)) continue
+    if (before !== undefined && workload.targets.includes('kd')) workload.targets.splice(1, 0, 'kd-before')
+    if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
     results.push(await measureWorkload(workload, targets, timing, log))
   }

@@ -1,30 +1,33 @@
-import type { FileHandle } from 'node:fs/promises'
+import { close, read } from 'node:fs'
 import { Readable } from 'node:stream'
 import { DownloadError } from './errors.ts'
 
 /**
- * Reads bytes `start`…`end` (inclusive) of an open file, in chunks of `chunkSize`, and closes the
- * handle when it ends, fails or is destroyed (client abort). A file that turns out shorter than
+ * Reads bytes `start`…`end` (inclusive) of an open file descriptor, in chunks of `chunkSize`, and
+ * closes it when it ends, fails or is destroyed (client abort). A file that turns out shorter than
  * promised (truncated while served) is an error, never a quietly short end: the response is then
  * aborted instead of looking complete.
  */
 export class FileStream extends Readable {
-  #handle: FileHandle | undefined
+  #fd: number | undefined
   #position: number
   readonly #end: number
   readonly #chunkSize: number
+  /** A read is in the thread pool: the descriptor is closed after it, never under it (a reused number could be a socket). */
+  #reading = false
+  #afterRead: (() => void) | undefined
 
-  constructor (handle: FileHandle, start: number, end: number, chunkSize: number) {
+  constructor (fd: number, start: number, end: number, chunkSize: number) {
     super({ highWaterMark: chunkSize })
-    this.#handle = handle
+    this.#fd = fd
     this.#position = start
     this.#end = end
     this.#chunkSize = chunkSize
   }
 
   override _read (): void {
-    const handle = this.#handle
-    if (handle === undefined) return
+    const fd = this.#fd
+    if (fd === undefined) return
     const remaining = this.#end - this.#position + 1
     if (remaining <= 0) {
       this.push(null)
@@ -32,8 +35,20 @@ export class FileStream extends Readable {
     }
     const length = Math.min(remaining, this.#chunkSize)
     const buffer = Buffer.allocUnsafe(length)
-    handle.read(buffer, 0, length, this.#position).then(({ bytesRead }) => {
+    // callback fs: a FileHandle promise per chunk costs more (bench/)
+    this.#reading = true
+    read(fd, buffer, 0, length, this.#position, (error, bytesRead) => {
+      this.#reading = false
+      const afterRead = this.#afterRead
+      if (afterRead !== undefined) {
+        this.#afterRead = undefined
+        afterRead()
+      }
       if (this.destroyed) return
+      if (error !== null) {
+        this.destroy(error)
+        return
+      }
       if (bytesRead === 0) {
         this.destroy(new DownloadError('E_CHANGED', `file ended ${remaining} bytes early (truncated while being sent)`))
         return
@@ -41,16 +56,18 @@ export class FileStream extends Readable {
       this.#position += bytesRead
       this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead))
       if (this.#position > this.#end) this.push(null)
-    }, (error: unknown) => { this.destroy(error as Error) })
+    })
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    const handle = this.#handle
-    this.#handle = undefined
-    if (handle === undefined) {
+    const fd = this.#fd
+    this.#fd = undefined
+    if (fd === undefined) {
       callback(error)
       return
     }
-    handle.close().then(() => { callback(error) }, (closeError: unknown) => { callback(error ?? closeError as Error) })
+    const closeNow = (): void => { close(fd, (closeError) => { callback(error ?? closeError) }) }
+    if (this.#reading) this.#afterRead = closeNow
+    else closeNow()
   }
 }

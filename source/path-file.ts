@@ -64,6 +64,14 @@ export class PathFile implements DownloadFile {
     this.name = name ?? basename(absolute)
   }
 
+  /**
+   * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
+   * JSON middleware between the route and it) fails loudly instead of publishing its path.
+   */
+  toJSON (): never {
+    throw new TypeError('koa-downloads: a PathFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
+  }
+
   async stat (): Promise<FileStat> {
     const path = this.path
     if (path === undefined) throw notFound(`PathFile: ${this.#refused ?? 'refused'}`)

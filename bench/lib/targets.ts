@@ -7,7 +7,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -20,6 +20,7 @@ export interface Target {
 
 export const targetLabels: Record<TargetId, string> = {
   kd: 'koa-downloads (Node streams)',
+  'kd-before': 'koa-downloads, --before tree',
   'koa-raw': 'Koa + fs.createReadStream (baseline)',
   'koa-send': 'Koa + koa-send',
   'fastify-send': 'Koa + @fastify/send',
@@ -46,8 +47,12 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only. */
-export async function startTargets (fixtures: Fixtures, extraEnv: Record<string, string>, nodeArgs: string[]): Promise<Map<TargetId, Target>> {
+/**
+ * Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only.
+ * `before`: another checkout of the project (e.g. `git archive HEAD~1`) whose streaming server runs
+ * as the extra target `kd-before`, for before/after figures of a core change in one run.
+ */
+export async function startTargets (fixtures: Fixtures, extraEnv: Record<string, string>, nodeArgs: string[], before?: string): Promise<Map<TargetId, Target>> {
   const logDir = join(fixtures.dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   const env = { BENCH_ROOT: fixtures.root, ...extraEnv }
@@ -74,5 +79,9 @@ export async function startTargets (fixtures: Fixtures, extraEnv: Record<string,
     { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
     { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kd }
   ]
+  if (before !== undefined) {
+    const old = await startNode('kd-before', join(before, 'bench/servers/kd-stream.ts'), env, logDir, nodeArgs)
+    list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })
+  }
   return new Map(list.map((target) => [target.id, target]))
 }
