@@ -75,9 +75,10 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
 export async function sendDownload (ctx: Context, download: Download, options: Resolved): Promise<void> {
-  quietClientAborts(ctx)
+  const signal = abortSignalOf(ctx)
+  quietClientAborts(ctx, signal)
   const file = download.file
-  const opened: OpenOptions = { signal: abortSignalOf(ctx) }
+  const opened: OpenOptions = { signal }
   for (let attempt = 1; ; attempt++) {
     let stat: FileStat
     try {
@@ -160,9 +161,15 @@ function failed (error: unknown, stage: string): Error {
  * Koa logs every ERR_STREAM_PREMATURE_CLOSE of a piped body with a stack; for a download, a client
  * that goes away is normal. Only the abort is silenced: real source errors are still reported.
  */
-function quietClientAborts (ctx: Context): void {
+function quietClientAborts (ctx: Context, signal: AbortSignal): void {
   const original = ctx.onerror
   ctx.onerror = function onDownloadError (this: Context, error: Error) {
+    // The client left first: whatever failed after that (an upstream request aborted by this very
+    // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
+    if (signal.aborted) {
+      debug('%s: client went away (%s)', ctx.path, (error as Error | null)?.message ?? String(error))
+      return
+    }
     const code = (error as { code?: string } | null)?.code
     if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') {
       if (ctx.res.headersSent || ctx.req.destroyed) {
