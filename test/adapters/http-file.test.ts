@@ -131,6 +131,20 @@ test.serial('http: a silent origin → 504 (timeout before the headers)', async 
   t.is((await rawRequest(`${base}/`)).status, 504)
 })
 
+test.serial('http: an origin that goes silent mid-body → the transfer is aborted after the idle timeout, and the upstream request closed', async (t) => {
+  origin.put('/stalls.bin', { bytes: Buffer.alloc(512 * 1024, 7) })
+  const base = await app(t, () => new HttpFile(`${origin.url}/stalls.bin`, { timeout: 200 }))
+  origin.log.fault = 'stall'
+  const res = await rawRequest(`${base}/`)
+  origin.log.fault = undefined
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], String(512 * 1024))
+  t.false(res.complete)
+  t.true(res.body.length < 512 * 1024)
+  const get = await origin.log.settledWhere((e) => e.method === 'GET' && e.url === '/stalls.bin')
+  t.true(get.closedEarly)
+})
+
 test('http: name is the last URL segment, percent-decoded, query dropped', (t) => {
   t.is(new HttpFile('https://example.com/dl/r%C3%A9sum%C3%A9.pdf?sig=x#frag').name, 'résumé.pdf')
   t.is(new HttpFile('https://example.com/dl/r%C3%A9sum%C3%A9.pdf?sig=x#frag').url, 'https://example.com/dl/r%C3%A9sum%C3%A9.pdf?sig=x')
