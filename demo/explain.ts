@@ -1,7 +1,7 @@
 // The "headers" view of a cell: the response the route gives, as the proxy in front receives it.
 import { renderServerConfig } from '../source/server-config.ts'
 import type { DemoDelivery } from './deliveries.ts'
-import { esc, page } from './html.ts'
+import { esc, page, readableHeader } from './html.ts'
 import type { DemoEnv, DemoSource } from './sources.ts'
 
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'location']
@@ -11,7 +11,7 @@ export async function explainPage (env: DemoEnv, delivery: DemoDelivery, source:
   const rows: string[] = []
   response.headers.forEach((value, name) => {
     const mark = offloadHeaders.includes(name) ? ' style="background:#fff3c4"' : ''
-    rows.push(`<tr${mark}><th>${esc(name)}</th><td><code>${esc(value)}</code></td></tr>`)
+    rows.push(`<tr${mark}><th>${esc(name)}</th><td><code>${esc(readableHeader(value))}</code></td></tr>`)
   })
   const headers = rows.join('\n')
   const offload = response.headers.get('x-accel-redirect') ?? response.headers.get('x-sendfile') ??
@@ -21,7 +21,7 @@ export async function explainPage (env: DemoEnv, delivery: DemoDelivery, source:
   if (offload !== null && server !== undefined) {
     const config = renderServerConfig(server, delivery.rules(env).filter((r) => r.backend === 'internal-redirect' || r.backend === server))
     what = `<p>This is an <strong>offload response</strong>: status 200, an empty body, and the header ${esc(server)} acts on.
-${esc(server)} replaces it with the file at <code>${esc(offload)}</code> and answers Range, If-None-Match and HEAD
+${esc(server)} replaces it with the file at <code>${esc(readableHeader(offload))}</code> and answers Range, If-None-Match and HEAD
 itself. Without the proxy, this empty response is what a client would get, which is why the demo links here instead.</p>
 <p>The ${esc(server)} configuration for this column (<code>koa-downloads config ${esc(server)}</code>):</p>
 <pre>${esc(config)}</pre>`

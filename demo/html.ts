@@ -3,13 +3,25 @@ export function esc (value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
+/**
+ * A header value as a person reads it: Apache and Caddy get raw UTF-8 bytes, which travel (and
+ * arrive in fetch) as one latin1 char per byte; shown decoded, with a note.
+ */
+export function readableHeader (value: string): string {
+  if (!/[\x80-\xff]/.test(value) || /[^\x00-\xff]/.test(value)) return value
+  const decoded = Buffer.from(value, 'latin1').toString('utf8')
+  return decoded.includes('\ufffd') ? value : `${decoded}   (sent as raw UTF-8 bytes)`
+}
+
 export function page (title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
   body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 78rem; padding: 0 1rem; color: #222 }
-  table { border-collapse: collapse; width: 100% }
+  table { border-collapse: collapse; width: 100%; table-layout: fixed }
+  table.matrix th:first-child { width: 12% }
+  td small { overflow-wrap: anywhere }
   th, td { border: 1px solid #ccc; padding: .45rem; vertical-align: top; text-align: left }
   thead th { background: #f3f3f3; font-size: .9em }
   td small, th small { display: block; color: #555; font-weight: normal; font-size: .82em }

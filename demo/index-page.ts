@@ -41,7 +41,7 @@ make the nginx column deliver real bytes. The configurations: ${['nginx', 'apach
 source of bytes, each column a way to deliver them. Green cells are streamed by Node, blue ones handed to a proxy,
 yellow ones redirected to the object store. Try <code>curl -i -r 0-9</code> on any download link.</p>
 ${proxyNote}
-<table>
+<table class="matrix">
 <thead><tr><th>source \\ delivery</th>${head}</tr></thead>
 <tbody>
 ${rows.join('\n')}

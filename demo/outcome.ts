@@ -2,6 +2,7 @@
 // takes the file and what header it sends, or why Node streams it.
 import type { OffloadTarget } from '../source/index.ts'
 import type { DemoDelivery } from './deliveries.ts'
+import { readableHeader } from './html.ts'
 import type { DemoEnv, DemoSource } from './sources.ts'
 
 export interface Outcome {
@@ -22,7 +23,8 @@ export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: Dem
   for (const rule of delivery.rules(env)) {
     const target = rule.match(file, { method: 'GET', headers: {} })
     if (target !== undefined) {
-      return { kind: 'offload', target, note: `${target.header}: ${target.value.length > 60 ? target.value.slice(0, 57) + '…' : target.value}` }
+      const value = readableHeader(target.value)
+      return { kind: 'offload', target, note: `${target.header}: ${value.length > 90 ? value.slice(0, 87) + '…' : value}` }
     }
   }
   if (file.path === undefined && file.url === undefined) return { kind: 'stream', note: 'In memory, no path or URL: no proxy can read it, so Node streams it.' }
