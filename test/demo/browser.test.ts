@@ -18,7 +18,8 @@ import { download, downloads, VirtualFile } from '../../source/index.ts'
 import type { DownloadFile } from '../../source/index.ts'
 
 const executablePath = '/usr/bin/chromium'
-const absent = !existsSync(executablePath)
+// KD_SIMULATE_MISSING=chromium shows the skip path without uninstalling (as for the proxies).
+const absent = !existsSync(executablePath) || (process.env.KD_SIMULATE_MISSING ?? '').split(',').includes('chromium')
 if (absent && process.env.REQUIRE_PROXIES === '1') throw new Error(`browser tests: ${executablePath} not found and REQUIRE_PROXIES=1`)
 if (absent) console.warn(`browser tests skipped: ${executablePath} not found (apt-get install chromium, or set REQUIRE_PROXIES=1 to fail instead)`)
 
