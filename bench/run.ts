@@ -7,7 +7,9 @@ import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { stopAll } from './lib/processes.ts'
 import { printResults } from './lib/report.ts'
 import { startTargets } from './lib/targets.ts'
-import { streamingWorkloads } from './lib/workloads.ts'
+import { BUCKET, startStorage } from './lib/storage.ts'
+import type { Storage } from './lib/storage.ts'
+import { remoteWorkloads, streamingWorkloads } from './lib/workloads.ts'
 
 const args = process.argv.slice(2)
 const full = args.includes('--full')
@@ -23,7 +25,9 @@ const timing: Timing = full ? { warmSeconds: 3, seconds: 6, rounds: 5 } : { warm
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 
 let fixturesDir: string | undefined
+let storage: Storage | undefined
 async function cleanUp (): Promise<void> {
+  await storage?.stop()
   await stopAll()
   if (fixturesDir !== undefined) rmSync(fixturesDir, { recursive: true, force: true })
 }
@@ -41,14 +45,22 @@ try {
   log(`koa-downloads bench, ${full ? 'full' : 'quick'} mode: ${timing.rounds} interleaved rounds of ${timing.seconds} s per target${niced ? ', at nice -15' : ''}`)
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
-  const targets = await startTargets(fixtures, {}, nodeArgs, before)
+  const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
+  let env: Record<string, string> = {}
+  if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
+    log('starting s3rver (uploading 257 MiB) and the HTTP origin')
+    const started = await startStorage(fixtures)
+    storage = started
+    env = { S3_ENDPOINT: started.s3Endpoint, S3_BUCKET: BUCKET, ORIGIN_URL: started.originUrl }
+  }
+  const targets = await startTargets(fixtures, env, nodeArgs, before)
   const results: WorkloadResult[] = []
-  for (const workload of streamingWorkloads(full)) {
-    if (only !== undefined && !only.includes(workload.id)) continue
+  for (const workload of workloads) {
     if (before !== undefined && workload.targets.includes('kd')) workload.targets.splice(1, 0, 'kd-before')
     if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
-    results.push(await measureWorkload(workload, targets, timing, log))
+    const counter = storage?.counter
+    results.push(await measureWorkload(workload, targets, timing, log, counter === undefined ? undefined : () => counter.bytes))
   }
   printResults(results)
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)

@@ -27,6 +27,7 @@ export function makeFixtures (): Fixtures {
   const dir = mkdtempSync(join(tmpdir(), 'kd-bench-'))
   const root = join(dir, 'files')
   mkdirSync(root)
+  mkdirSync(join(dir, 'logs'))
   chmodSync(dir, 0o755)
   chmodSync(root, 0o755)
   const block = randomFillSync(Buffer.alloc(MiB))

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { get } from 'node:http'
 import type { Target, TargetId } from './targets.ts'
 import type { Workload } from './workloads.ts'
@@ -15,6 +16,8 @@ export interface Cell {
   /** CPU time of the target's Node process per request (µs), median over the rounds: steadier than throughput on a shared machine */
   cpuPerRequest: number | undefined
   cpuSamples: number[]
+  /** bytes (headers included) the storage sent per request, over 20 sequential requests (workloads with countStorageBytes) */
+  storageBytesPerRequest?: number | undefined
   note?: string | undefined
 }
 
@@ -61,7 +64,7 @@ async function headersFor (workload: Workload, target: Target): Promise<Record<s
  * Runs one workload: checks every target answers correctly (status and byte count), warms each
  * up, then runs them interleaved (A B C … A B C …) for `rounds` rounds and keeps the medians.
  */
-export async function measureWorkload (workload: Workload, targets: Map<TargetId, Target>, timing: Timing, log: (line: string) => void): Promise<WorkloadResult> {
+export async function measureWorkload (workload: Workload, targets: Map<TargetId, Target>, timing: Timing, log: (line: string) => void, storageBytes?: () => number): Promise<WorkloadResult> {
   const active: Array<{ target: Target, headers: Record<string, string>, note?: string }> = []
   const skipped: WorkloadResult['skipped'] = []
   for (const id of workload.targets) {
@@ -81,8 +84,28 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
   const run = async (target: Target, headers: Record<string, string>, duration: number) => await runWrk({
     url: target.url(workload.name), connections: workload.connections, seconds: duration, headers, range: workload.range
   })
-  for (const { target, headers } of active) await run(target, headers, timing.warmSeconds)
+  const storageCost = new Map<TargetId, number>()
+  if (workload.countStorageBytes === true && storageBytes !== undefined && workload.range !== undefined) {
+    // Sequential requests before any load, so that every byte counted belongs to a complete
+    // response (wrk leaves some in flight when it stops).
+    const { size, fileSize } = workload.range
+    // transfers cut off by the previous workload's end may still be draining
+    for (let last = -1; last !== storageBytes();) {
+      last = storageBytes()
+      await sleep(300)
+    }
+    for (const { target } of active) {
+      const before = storageBytes()
+      const count = 20
+      for (let i = 0; i < count; i++) {
+        const first = Math.floor(Math.random() * (fileSize - size))
+        await probe(target.url(workload.name), { Range: `bytes=${first}-${first + size - 1}` })
+      }
+      storageCost.set(target.id, (storageBytes() - before) / count)
+    }
+  }
 
+  for (const { target, headers } of active) await run(target, headers, timing.warmSeconds)
   const cells = new Map<TargetId, Cell>(active.map(({ target, note }) => [target.id, { target: target.id, samples: [], median: Number.NaN, peakRss: undefined, errors: 0, cpuPerRequest: undefined, cpuSamples: [], note }]))
   for (let round = 0; round < timing.rounds; round++) {
     for (const { target, headers } of active) {
@@ -104,6 +127,7 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
   for (const cell of cells.values()) {
     cell.median = median(cell.samples)
     if (cell.cpuSamples.length > 0) cell.cpuPerRequest = median(cell.cpuSamples)
+    cell.storageBytesPerRequest = storageCost.get(cell.target)
   }
   return { workload, cells: [...cells.values()], skipped }
 }

@@ -49,10 +49,10 @@ function track (name: string, proc: ChildProcess, port: number, log: string, sig
  * Starts `node <script>` on Node 24 (the runner's own binary) and waits for its `PORT <n>` line.
  * `nodeArgs` go before the script (e.g. `--cpu-prof`).
  */
-export async function startNode (name: string, script: string, env: Record<string, string>, logDir: string, nodeArgs: string[] = []): Promise<Child> {
+export async function startNode (name: string, script: string, env: Record<string, string>, logDir: string, nodeArgs: string[] = [], scriptArgs: string[] = [], ready = /PORT (\d+)/): Promise<Child> {
   const log = join(logDir, `${name}.log`)
   const err = openSync(log, 'a')
-  const child = spawn(process.execPath, [...nodeArgs, script], {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...scriptArgs], {
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', err]
   })
@@ -61,11 +61,11 @@ export async function startNode (name: string, script: string, env: Record<strin
   if (stdout === null) throw new Error(`${name}: no stdout`)
   const port = await new Promise<number>((resolve, reject) => {
     let seen = ''
-    const timer = setTimeout(() => { reject(new Error(`${name}: no PORT line within 15 s (see ${log})`)) }, 15_000)
+    const timer = setTimeout(() => { reject(new Error(`${name}: not ready within 15 s (see ${log})`)) }, 15_000)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} (see ${log})`)) })
     stdout.on('data', (chunk: Buffer) => {
       seen += chunk.toString()
-      const match = /PORT (\d+)/.exec(seen)
+      const match = ready.exec(seen)
       if (match !== null) {
         clearTimeout(timer)
         resolve(Number(match[1]))

@@ -30,6 +30,9 @@ export function printResults (results: WorkloadResult[]): void {
     for (const cell of result.cells) {
       lines.push(`${targetLabels[cell.target].padEnd(44)} ${fmt(cell.median, 0).padStart(9)} ${fmt(ratioTo(result, cell.target, BASELINE)).padStart(6)} ${fmt(ratioTo(result, cell.target, 'best-peer')).padStart(6)} ${mib(cell.peakRss).padStart(8)} ${fmt(cell.cpuPerRequest, 0).padStart(10)}  ${cell.errors > 0 ? `${cell.errors} errors ` : ''}${cell.note ?? ''}`)
     }
+    for (const cell of result.cells) {
+      if (cell.storageBytesPerRequest !== undefined) lines.push(`  ${targetLabels[cell.target]}: ${(cell.storageBytesPerRequest / 1024).toFixed(1)} KiB from the storage per request, headers included (${(cell.storageBytesPerRequest / (workload.expect.length || 1)).toFixed(3)}× the range)`)
+    }
     for (const { target, reason } of result.skipped) lines.push(`${targetLabels[target].padEnd(44)} ${'—'.padStart(9)}  not measured: ${reason}`)
     process.stdout.write(lines.join('\n') + '\n')
   }
