@@ -50,6 +50,21 @@ function blocksOf (markdown: string): Block[] {
 const blocks = blocksOf(readme)
 const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 
+// The migration guide's blocks are fragments of an app: typechecked (not run), with the app,
+// router, database and storage they mention declared.
+const guide = await readFile(join(repo, 'docs/migrating-from-django.md'), 'utf8')
+const guideBlocks = blocksOf(guide).filter((b) => b.lang === 'ts')
+const guideContext = (): string => [
+  "import type Koa from 'koa'",
+  "import type Router from '@koa/router'",
+  "import type { DatabaseSync } from 'node:sqlite'",
+  `import type { Storage } from '${fromSandbox('adapters/flydrive/index.ts')}'`,
+  'declare const app: Koa',
+  'declare const router: Router',
+  'declare const db: DatabaseSync',
+  'declare const media: Storage'
+].join('\n')
+
 let sandbox = ''
 let origin: Server | undefined
 let typeErrors = ''
@@ -118,6 +133,10 @@ test.before(async (t) => {
 
   for (const block of tsBlocks) {
     if (block.id !== undefined) await writeFile(join(sandbox, `${block.id}.ts`), transform(block, originUrl))
+  }
+  for (const [i, block] of guideBlocks.entries()) {
+    const code = transform(block, originUrl).replace(/^export \{ [\w, ]+ \}$/m, '')
+    await writeFile(join(sandbox, `guide-${i}.ts`), `${guideContext()}\n${code}\nexport {}\n`)
   }
   const tsc = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(sandbox, 'tsconfig.json')], { encoding: 'utf8' })
   typeErrors = tsc.stdout + tsc.stderr
@@ -250,6 +269,12 @@ for (const id of Object.keys(checks)) {
     await checks[id]?.(t)
   })
 }
+
+test('docs: every ```ts block of docs/migrating-from-django.md typechecks', (t) => {
+  t.true(guideBlocks.length >= 3)
+  const errors = typeErrors.split('\n').filter((line) => /guide-\d+\.ts\(/.test(line))
+  t.deepEqual(errors, [])
+})
 
 test('readme: every npm command in a shell block is a script of package.json', async (t) => {
   const scripts = (JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
