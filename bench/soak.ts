@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-interface Stats { fds: number, rss: number, heapUsed: number, appErrors: number, requests: number, errorSamples: string[] }
+interface Stats { fds: number, rss: number, heapUsed: number, arrayBuffers: number, appErrors: number, requests: number, errorSamples: string[] }
 
 // ---- server role (child process) ----------------------------------------------------------------
 
@@ -60,6 +60,7 @@ async function server (dir: string): Promise<void> {
       fds: readdirSync('/proc/self/fd').length,
       rss: process.memoryUsage.rss(),
       heapUsed: process.memoryUsage().heapUsed,
+      arrayBuffers: process.memoryUsage().arrayBuffers,
       appErrors,
       requests,
       errorSamples
@@ -171,11 +172,11 @@ async function main (): Promise<void> {
   const baseline = await ask(child)
 
   const tally: Tally = { ok: 0, aborted: 0, errors: 0, bytes: 0, samples: [] }
-  const samples: Array<{ minute: number, rss: number, fds: number }> = []
+  const samples: Array<{ minute: number, rss: number, fds: number, arrayBuffers: number }> = []
   const started = Date.now()
   const deadline = started + minutes * 60_000
   const sampler = setInterval(() => {
-    void ask(child).then((s) => { samples.push({ minute: (Date.now() - started) / 60_000, rss: s.rss, fds: s.fds }) })
+    void ask(child).then((s) => { samples.push({ minute: (Date.now() - started) / 60_000, rss: s.rss, fds: s.fds, arrayBuffers: s.arrayBuffers }) })
   }, Math.max(5000, minutes * 60_000 / 12))
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (Date.now() < deadline) {
@@ -211,7 +212,9 @@ async function main (): Promise<void> {
     fds: { baseline: baseline.fds, end: end.fds },
     rssMiB: { baseline: Number(mib(baseline.rss)), end: Number(mib(end.rss)), max: Number(mib(Math.max(end.rss, ...samples.map((s) => s.rss)))) },
     heapUsedMiB: { baseline: Number(mib(baseline.heapUsed)), end: Number(mib(end.heapUsed)) },
-    samples: samples.map((s) => ({ minute: Number(s.minute.toFixed(1)), rssMiB: Number(mib(s.rss)), fds: s.fds })),
+    arrayBuffersMiB: { baseline: Number(mib(baseline.arrayBuffers)), end: Number(mib(end.arrayBuffers)) },
+    mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
+    samples: samples.map((s) => ({ minute: Number(s.minute.toFixed(1)), rssMiB: Number(mib(s.rss)), arrayBuffersMiB: Number(mib(s.arrayBuffers)), fds: s.fds })),
     loadavg: readFileSync('/proc/loadavg', 'utf8').trim()
   }
   if (values.json) {
@@ -219,7 +222,7 @@ async function main (): Promise<void> {
   } else {
     console.log(`soak: ${report.requests} requests in ${seconds.toFixed(0)} s (${report.perSecond}/s), concurrency ${concurrency}, ${Math.round(abortShare * 100)} % aborted by the client`)
     console.log(`  completed ${report.completed}, aborted ${report.aborted}, client-side errors ${report.clientErrors}, app 'error' events ${report.appErrors}`)
-    console.log(`  server fds: ${report.fds.baseline} → ${report.fds.end}; RSS ${report.rssMiB.baseline} → ${report.rssMiB.end} MiB (max ${report.rssMiB.max}); heap ${report.heapUsedMiB.baseline} → ${report.heapUsedMiB.end} MiB`)
+    console.log(`  server fds: ${report.fds.baseline} → ${report.fds.end}; RSS ${report.rssMiB.baseline} → ${report.rssMiB.end} MiB (max ${report.rssMiB.max}); heap ${report.heapUsedMiB.baseline} → ${report.heapUsedMiB.end} MiB; buffers ${report.arrayBuffersMiB.baseline} → ${report.arrayBuffersMiB.end} MiB`)
     for (const sample of [...report.clientErrorSamples, ...report.appErrorSamples]) console.log(`  ! ${sample}`)
   }
   process.exitCode = report.clientErrors === 0 && report.appErrors === 0 && report.fds.end <= report.fds.baseline ? 0 : 1
