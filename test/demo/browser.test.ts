@@ -13,9 +13,11 @@ import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import { createDemo, filesDir } from '../../demo/app.ts'
 import type { Demo } from '../../demo/app.ts'
+import { rulesFor } from '../../demo/deliveries.ts'
 import { s3Body, squares, textBody } from '../../demo/sources.ts'
 import { download, downloads, VirtualFile } from '../../source/index.ts'
 import type { DownloadFile } from '../../source/index.ts'
+import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 
 const executablePath = '/usr/bin/chromium'
 // KD_SIMULATE_MISSING=chromium shows the skip path without uninstalling (as for the proxies).
@@ -157,6 +159,35 @@ browserTest('browser: an inline PDF is navigated to (application/pdf, inline), n
     await page.waitForTimeout(300) // a download would have been reported by now
     t.is(downloads, 0)
   })
+})
+
+const withNginx = absent ? { test: browserTest } : proxyTest('nginx')
+
+withNginx.test('browser + nginx: behind the real nginx (demo:nginx), the nginx column is saved under each name with the bytes nginx sent', async (t) => {
+  t.timeout(60_000)
+  const behind = await createDemo({ proxy: 'nginx' })
+  try {
+    const appPort = await behind.listen(0, '127.0.0.1')
+    makeWorldReadable(behind.env.storageDir)
+    const proxy = await startProxy('nginx', { rules: rulesFor('nginx', behind.env), appPort })
+    try {
+      await withPage(async (page) => {
+        await page.goto(`${proxy.url}/`)
+        for (const [source, name, bytes] of streamed.filter(([id]) => ['path', 'storage', 'record', 'remote', 's3'].includes(id))) {
+          const saved = await clickDownload(page, `#nginx-${source}`)
+          t.is(saved.name, name, source)
+          t.deepEqual(saved.bytes, await bytes(), source)
+        }
+      })
+      // The app answered these URLs with an empty body and X-Accel-Redirect (demo.test.ts): the 47
+      // bytes nginx logged for the path download came from its internal location.
+      t.regex(await readFile(join(proxy.prefix, 'access.log'), 'utf8'), /"GET \/get\/nginx\/path HTTP\/1\.1" 200 47 /)
+    } finally {
+      await proxy.stop()
+    }
+  } finally {
+    await behind.stop()
+  }
 })
 
 browserTest('browser: an interrupted download is resumed by Chromium with Range + If-Range and saved complete', async (t) => {
