@@ -145,7 +145,7 @@ function buildApp (env: DemoEnv, live: ReadonlySet<DeliveryId>, proxy: ServerNam
     const port = ctx.req.socket.localPort
     const response = await fetch(`http://127.0.0.1:${port ?? 0}/get/${delivery.id}/${source.id}`, { redirect: 'manual' })
     ctx.type = 'html'
-    ctx.body = await explainPage(env, delivery, source, response)
+    ctx.body = await explainPage(env, delivery, source, response, `127.0.0.1:${port ?? 3000}`)
   })
 
   // The configuration each server needs for its column: `koa-downloads config <server>` output.
@@ -153,7 +153,7 @@ function buildApp (env: DemoEnv, live: ReadonlySet<DeliveryId>, proxy: ServerNam
     const server = serverNames.find((name) => name === ctx.params.server)
     if (server === undefined) return
     ctx.type = 'text/plain; charset=utf-8'
-    ctx.body = renderServerConfig(server, rulesFor(server, env))
+    ctx.body = renderServerConfig(server, rulesFor(server, env), { upstream: `127.0.0.1:${ctx.req.socket.localPort ?? 3000}` })
   })
 
   // django-sendfile style: one call, inline by default (the browser displays text and PDF).

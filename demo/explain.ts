@@ -6,7 +6,8 @@ import type { DemoEnv, DemoSource } from './sources.ts'
 
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'location']
 
-export async function explainPage (env: DemoEnv, delivery: DemoDelivery, source: DemoSource, response: Response): Promise<string> {
+/** `upstream`: where the app listens, for the proxy lines of the configuration shown. */
+export async function explainPage (env: DemoEnv, delivery: DemoDelivery, source: DemoSource, response: Response, upstream: string): Promise<string> {
   const body = Buffer.from(await response.arrayBuffer())
   const rows: string[] = []
   response.headers.forEach((value, name) => {
@@ -19,7 +20,7 @@ export async function explainPage (env: DemoEnv, delivery: DemoDelivery, source:
   const server = delivery.server
   let what: string
   if (offload !== null && server !== undefined) {
-    const config = renderServerConfig(server, delivery.rules(env).filter((r) => r.backend === 'internal-redirect' || r.backend === server))
+    const config = renderServerConfig(server, delivery.rules(env).filter((r) => r.backend === 'internal-redirect' || r.backend === server), { upstream })
     what = `<p>This is an <strong>offload response</strong>: status 200, an empty body, and the header ${esc(server)} acts on.
 ${esc(server)} replaces it with the file at <code>${esc(readableHeader(offload))}</code> and answers Range, If-None-Match and HEAD
 itself. Without the proxy, this empty response is what a client would get, which is why the demo links here instead.</p>
