@@ -163,7 +163,10 @@ function failed (error: unknown, stage: string): Error {
  */
 function quietClientAborts (ctx: Context, signal: AbortSignal): void {
   const original = ctx.onerror
+  let reported: unknown
   ctx.onerror = function onDownloadError (this: Context, error: Error) {
+    // Koa reports a failing stream body twice (its pipeline and the body's 'error' listener).
+    if (error !== null && error !== undefined && error === reported) return
     // The client left first: whatever failed after that (an upstream request aborted by this very
     // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
     if (signal.aborted) {
@@ -177,6 +180,7 @@ function quietClientAborts (ctx: Context, signal: AbortSignal): void {
         return
       }
     }
+    reported = error
     original.call(this, error)
   }
 }
