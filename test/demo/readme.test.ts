@@ -8,15 +8,10 @@
 // `app.listen(…)` is dropped — plus a prelude that imports the user's functions (findReport, …) from
 // test/demo/readme-stubs.ts. tsc checks all blocks with the project's strict settings; then each
 // block is imported and its app answers requests, with exact statuses, headers and bytes.
-import { spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { RequestListener, Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { readFile } from 'node:fs/promises'
+import type { RequestListener } from 'node:http'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import test from 'ava'
 import Koa from 'koa'
 import type Router from '@koa/router'
@@ -24,29 +19,11 @@ import request from 'supertest'
 import type { OffloadRule } from '../../source/index.ts'
 import type { DownloadFile } from '../../source/types.ts'
 import { bufferParser } from '../../source/testing.ts'
+import { blocksOf, createSandbox, repo } from './readme-sandbox.ts'
+import type { Sandbox } from './readme-sandbox.ts'
 import { csvText } from './readme-stubs.ts'
 
-const repo = fileURLToPath(new URL('../../', import.meta.url))
 const readme = await readFile(join(repo, 'README.md'), 'utf8')
-
-interface Block { id: string | undefined, lang: string, code: string, line: number }
-
-/** Fenced blocks with the marker comment on the line before them (if any). */
-function blocksOf (markdown: string): Block[] {
-  const lines = markdown.split('\n')
-  const blocks: Block[] = []
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\w*)\s*$/.exec(lines[i] ?? '')
-    if (open === null) continue
-    const end = lines.indexOf('```', i + 1)
-    if (end === -1) throw new Error(`README.md:${i + 1}: unclosed code block`)
-    const marker = /^<!-- readme-test: ([\w-]+) -->$/.exec(lines[i - 1] ?? '')
-    blocks.push({ id: marker?.[1], lang: open[1] ?? '', code: lines.slice(i + 1, end).join('\n'), line: i + 1 })
-    i = end
-  }
-  return blocks
-}
-
 const blocks = blocksOf(readme)
 const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 
@@ -54,28 +31,6 @@ const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 // router, database and storage they mention declared.
 const guide = await readFile(join(repo, 'docs/migrating-from-django.md'), 'utf8')
 const guideBlocks = blocksOf(guide).filter((b) => b.lang === 'ts')
-const guideContext = (): string => [
-  "import type Koa from 'koa'",
-  "import type Router from '@koa/router'",
-  "import type { DatabaseSync } from 'node:sqlite'",
-  `import type { Storage } from '${fromSandbox('adapters/flydrive/index.ts')}'`,
-  'declare const app: Koa',
-  'declare const router: Router',
-  'declare const db: DatabaseSync',
-  'declare const media: Storage'
-].join('\n')
-
-let sandbox = ''
-let origin: Server | undefined
-let typeErrors = ''
-const modules = new Map<string, Record<string, unknown>>()
-
-const sources: Record<string, string> = {
-  'koa-downloads': 'source/index.ts',
-  'koa-downloads/testing': 'source/testing.ts',
-  'koa-downloads/adapters/flydrive': 'adapters/flydrive/index.ts',
-  'koa-downloads/adapters/http': 'adapters/http/index.ts'
-}
 
 // What a block needs besides its own code. `testing` talks to "your app": the two apps above it.
 const preludes: Record<string, string> = {
@@ -87,74 +42,43 @@ const preludes: Record<string, string> = {
   ].join('\n')
 }
 
-/** A relative specifier from the sandbox to a project file (tsc rewrites only relative `.ts` imports). */
-const fromSandbox = (path: string): string => relative(sandbox, join(repo, path))
-
-function transform (block: Block, originUrl: string): string {
-  let code = block.code
-  for (const [name, path] of Object.entries(sources)) code = code.replaceAll(`from '${name}'`, `from '${fromSandbox(path)}'`)
-  code = code.replaceAll('/srv/', `${sandbox}/srv/`)
-  code = code.replaceAll('https://files.example.com/', originUrl)
-  code = code.replace(/^app\.listen\(.*\)$/m, '// app.listen(…) dropped by the README test')
-  const stubs = `import { findReport, generateCsvRows } from '${fromSandbox('test/demo/readme-stubs.ts')}'`
-  const exported = ['app', 'router', 'rules'].filter((name) => new RegExp(`^const ${name} = `, 'm').test(code) || new RegExp(`^export const ${name} = `, 'm').test(code))
-  const exports = exported.filter((name) => !new RegExp(`^export const ${name} = `, 'm').test(code))
-  return [stubs, preludes[block.id ?? ''] ?? '', code, exports.length > 0 ? `export { ${exports.join(', ')} }` : ''].join('\n') + '\n'
-}
+let sandbox: Sandbox | undefined
+let typeErrors = ''
+const modules = new Map<string, Record<string, unknown>>()
 
 test.before(async (t) => {
   t.timeout(180_000, 'tsc over the README blocks')
-  sandbox = await mkdtemp(join(tmpdir(), 'kd-readme-'))
-  await symlink(join(repo, 'node_modules'), join(sandbox, 'node_modules'))
-  await writeFile(join(sandbox, 'package.json'), '{ "type": "module" }\n')
-  await writeFile(join(sandbox, 'tsconfig.json'), JSON.stringify({ extends: join(repo, 'tsconfig.json'), include: ['*.ts'] }))
-
-  // The example files the blocks refer to.
-  await mkdir(join(sandbox, 'srv/reports'), { recursive: true })
-  await writeFile(join(sandbox, 'srv/reports/q1.pdf'), '%PDF-1.4 quarterly\n')
-  await mkdir(join(sandbox, 'srv/private/invoices'), { recursive: true })
-  await writeFile(join(sandbox, 'srv/private/invoices/März 2026.pdf'), '%PDF-1.4 invoice\n')
-  await mkdir(join(sandbox, 'srv/media/docs'), { recursive: true })
-  await writeFile(join(sandbox, 'srv/media/docs/ünï (1).txt'), 'media bytes\n')
-  await writeFile(join(sandbox, 'srv/media/uploads-7f3a'), 'a,b\n1,2\n')
-  const db = new DatabaseSync(join(sandbox, 'srv/app.db'))
-  db.exec('CREATE TABLE uploads (id INTEGER PRIMARY KEY, file_key TEXT, original_name TEXT, content_type TEXT)')
-  db.prepare('INSERT INTO uploads VALUES (1, ?, ?, ?)').run('uploads-7f3a', 'Relevé de compte.csv', 'text/csv')
-  db.close()
-
-  // files.example.com, on loopback: one file, with a strong ETag.
-  origin = createServer((req, res) => {
-    if (req.url !== '/pub/hello%20world.txt') { res.writeHead(404).end(); return }
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 12, ETag: '"v1"', 'Accept-Ranges': 'bytes' })
-    res.end(req.method === 'HEAD' ? undefined : 'hello world\n')
-  })
-  await new Promise<void>((resolve) => origin?.listen(0, '127.0.0.1', resolve))
-  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/`
-
+  const box = sandbox = await createSandbox()
   for (const block of tsBlocks) {
-    if (block.id !== undefined) await writeFile(join(sandbox, `${block.id}.ts`), transform(block, originUrl))
+    if (block.id !== undefined) await box.write(`${block.id}.ts`, box.transform(block, preludes[block.id]))
   }
+  const guideContext = [
+    "import type Koa from 'koa'",
+    "import type Router from '@koa/router'",
+    "import type { DatabaseSync } from 'node:sqlite'",
+    `import type { Storage } from '${box.fromSandbox('adapters/flydrive/index.ts')}'`,
+    'declare const app: Koa',
+    'declare const router: Router',
+    'declare const db: DatabaseSync',
+    'declare const media: Storage'
+  ].join('\n')
   for (const [i, block] of guideBlocks.entries()) {
-    const code = transform(block, originUrl).replace(/^export \{ [\w, ]+ \}$/m, '')
-    await writeFile(join(sandbox, `guide-${i}.ts`), `${guideContext()}\n${code}\nexport {}\n`)
+    const code = box.transform(block).replace(/^export \{ [\w, ]+ \}$/m, '')
+    await box.write(`guide-${i}.ts`, `${guideContext}\n${code}\nexport {}\n`)
   }
-  const tsc = spawnSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(sandbox, 'tsconfig.json')], { encoding: 'utf8' })
-  typeErrors = tsc.stdout + tsc.stderr
+  typeErrors = box.typecheck()
   // Import in README order: `testing` uses the apps of the blocks above it.
   for (const block of tsBlocks) {
     if (block.id === undefined) continue
     try {
-      modules.set(block.id, await import(pathToFileURL(join(sandbox, `${block.id}.ts`)).href) as Record<string, unknown>)
+      modules.set(block.id, await import(pathToFileURL(join(box.dir, `${block.id}.ts`)).href) as Record<string, unknown>)
     } catch (error) {
       modules.set(block.id, { error })
     }
   }
 })
 
-test.after.always(async () => {
-  await new Promise<void>((resolve) => { if (origin === undefined) resolve(); else origin.close(() => { resolve() }) })
-  if (sandbox !== '') await rm(sandbox, { recursive: true, force: true })
-})
+test.after.always(async () => { await sandbox?.stop() })
 
 /** The block's module, after checking that it typechecked and ran. */
 function moduleOf (id: string): Record<string, unknown> {
@@ -233,15 +157,16 @@ const checks: Record<string, (t: import('ava').ExecutionContext) => Promise<void
   },
   backends: async (t) => {
     const rules = moduleOf('backends').rules as OffloadRule[]
+    const srv = `${sandbox?.dir ?? ''}/srv`
     const file = (where: { path?: string, url?: string }): DownloadFile => ({
       name: 'a b.pdf', ...where, stat: async () => ({}), open: async () => { throw new Error('never opened') }
     })
     const value = (i: number, f: DownloadFile): string | undefined => rules[i]?.match(f, { method: 'GET', headers: {} })?.value
-    t.is(rules[0]?.match(file({ path: `${sandbox}/srv/private/a b.pdf` }), { method: 'GET', headers: {} })?.header, 'X-Sendfile')
-    t.is(value(0, file({ path: `${sandbox}/srv/private/a b.pdf` })), `${sandbox}/srv/private/a b.pdf`)
-    t.is(value(1, file({ path: `${sandbox}/srv/exports/a b.pdf` })), '/var/www/private/a%20b.pdf')
-    t.is(value(2, file({ path: `${sandbox}/srv/caddy/a b.pdf` })), '/protected/a b.pdf')
-    t.is(value(3, file({ path: `${sandbox}/srv/cgi/a b.pdf` })), '/private/a%20b.pdf')
+    t.is(rules[0]?.match(file({ path: `${srv}/private/a b.pdf` }), { method: 'GET', headers: {} })?.header, 'X-Sendfile')
+    t.is(value(0, file({ path: `${srv}/private/a b.pdf` })), `${srv}/private/a b.pdf`)
+    t.is(value(1, file({ path: `${srv}/exports/a b.pdf` })), '/var/www/private/a%20b.pdf')
+    t.is(value(2, file({ path: `${srv}/caddy/a b.pdf` })), '/protected/a b.pdf')
+    t.is(value(3, file({ path: `${srv}/cgi/a b.pdf` })), '/private/a%20b.pdf')
     t.is(value(4, file({ url: 'https://media.example.com/files/a%20b.pdf' })), '/_origin/a%20b.pdf')
     t.is(value(5, file({ url: 'https://bucket.s3.example.com/k%20x?X-Amz-Signature=abc' })), '/_remote/https/bucket.s3.example.com/k%2520x?X-Amz-Signature=abc')
     // Outside every source: no rule takes it.
