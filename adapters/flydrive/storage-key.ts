@@ -4,7 +4,8 @@
  * talks to the driver directly and must refuse traversal itself.
  *
  * Returns why the key is refused, or undefined when it is acceptable: non-empty, no NUL or other
- * C0 control, no backslash (a separator on Windows), no leading `/`, no `.` or `..` segment.
+ * C0 control, no backslash (a separator on Windows), no leading `/`, no `.` or `..` segment, valid
+ * UTF-8 (no lone surrogate), at most 1024 bytes.
  */
 export function keyProblem (key: unknown): string | undefined {
   if (typeof key !== 'string' || key === '') return 'the key is empty'
@@ -13,6 +14,9 @@ export function keyProblem (key: unknown): string | undefined {
   if (key.includes('\\')) return 'the key contains a backslash'
   if (key.startsWith('/')) return 'the key starts with /'
   if (key.split('/').some((segment) => segment === '..' || segment === '.')) return 'the key has a . or .. segment'
+  // No storage can hold these: asking would only turn a client's bad key into a 502.
+  if (!key.isWellFormed()) return 'the key contains a lone surrogate (not UTF-8)'
+  if (Buffer.byteLength(key) > 1024) return 'the key is longer than 1024 bytes (the S3 and GCS limit)'
   return undefined
 }
 
