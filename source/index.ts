@@ -18,7 +18,7 @@ export type { VirtualContent, VirtualFileOptions } from './virtual-file.ts'
 
 // Offload
 export { offload } from './offload.ts'
-export type { OffloadRule, OffloadTarget } from './offload-rule.ts'
+export type { OffloadBackend, OffloadRequest, OffloadRule, OffloadTarget, SourceOptions } from './offload-rule.ts'
 export { nginx } from './backends/nginx.ts'
 export type { NginxOptions, NginxRule } from './backends/nginx.ts'
 export { apache } from './backends/apache.ts'
@@ -30,7 +30,9 @@ export type { CaddyOptions, CaddyRule } from './backends/caddy.ts'
 export { internalRedirect } from './backends/internal-redirect.ts'
 export type { InternalRedirectOptions, InternalRedirectRule } from './backends/internal-redirect.ts'
 export { negotiated } from './backends/negotiated.ts'
-export type { NegotiatedOptions, NegotiatedRule } from './backends/negotiated.ts'
+export type { NegotiableHeader, NegotiatedOptions, NegotiatedRule } from './backends/negotiated.ts'
+export { renderServerConfig, serverNames } from './server-config.ts'
+export type { ConfigRule, FullConfig, ServerConfigOptions, ServerName } from './server-config.ts'
 
 // HTTP building blocks, for custom wrappers and middleware
 export { contentDisposition, sanitizeFilename } from './content-disposition.ts'

@@ -5,6 +5,8 @@ import { debug } from './debug.ts'
 import { toDownload } from './download.ts'
 import type { Download } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
+import { FileStream } from './file-stream.ts'
+import { guardStream } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
@@ -148,8 +150,44 @@ async function openBody (download: Download, plan: Plan200, stat: FileStat, open
     if (bytes.byteLength !== length) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${length}`)
     return { data: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), length }
   }
-  return { data: await file.open(range, opened), length }
+  const stream = await file.open(range, opened)
+  // Our own file stream counts exactly; any other source is held to the length we announce.
+  const data = stream instanceof FileStream || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
+  try {
+    await firstBytes(data)
+  } catch (error) {
+    data.destroy()
+    throw error
+  }
+  return { data, length }
 }
+
+/**
+ * Resolves once the stream has bytes (or has ended), and rejects if it fails first — so that a
+ * source failing before its first byte still becomes a clean 4xx/5xx instead of a dropped
+ * connection. The listener it leaves for 'error' keeps a failure in the gap before Koa pipes the
+ * body from crashing the process; Koa's pipeline reports it.
+ */
+async function firstBytes (stream: Readable): Promise<void> {
+  stream.on('error', ignore)
+  if (stream.readableLength > 0 || stream.readableEnded) return
+  await new Promise<void>((resolve, reject) => {
+    const settle = (error?: Error): void => {
+      stream.off('readable', onReadable)
+      stream.off('error', settle)
+      stream.off('close', onClose)
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const onReadable = (): void => { settle() }
+    const onClose = (): void => { settle(stream.errored ?? (stream.readableEnded ? undefined : new DownloadError('E_UPSTREAM', 'the source closed before sending anything'))) }
+    stream.on('readable', onReadable)
+    stream.once('error', settle)
+    stream.once('close', onClose)
+  })
+}
+
+function ignore (): void {}
 
 function failed (error: unknown, stage: string): Error {
   const httpError = toHttpError(error)

@@ -47,6 +47,14 @@ export class VirtualFile implements DownloadFile {
     else throw new TypeError('VirtualFile: content must be a string, a Uint8Array, a Readable, a ReadableStream or an async iterable')
   }
 
+  /**
+   * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
+   * JSON middleware between the route and it) fails loudly instead of publishing its path.
+   */
+  toJSON (): never {
+    throw new TypeError('koa-downloads: a VirtualFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
+  }
+
   async stat (): Promise<FileStat> {
     const { contentType, lastModified, etag, size } = this.#options
     const bytes = this.#bytes

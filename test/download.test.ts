@@ -195,7 +195,7 @@ test('download: without serve()/downloads(), a Download drops the connection (no
 
 // Known bug (reported): a bare wrapper is a plain object, so without serve() Koa answers it as JSON,
 // and PathFile's public `path` field puts the absolute server path in that JSON.
-test.failing('download: without serve()/downloads(), a bare PathFile is not answered as JSON with its absolute path', async t => {
+test('download: without serve()/downloads(), a bare PathFile is not answered as JSON with its absolute path', async t => {
   const app = new Koa()
   app.silent = true
   app.use((ctx) => { ctx.body = hello() })

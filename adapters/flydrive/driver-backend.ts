@@ -1,7 +1,7 @@
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { FileStat } from '../../source/types.ts'
-import { guardStream } from '../shared/guarded-stream.ts'
+import { guardStream } from '../../source/guarded-stream.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { storageError } from './storage-error.ts'

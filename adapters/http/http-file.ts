@@ -6,7 +6,7 @@ import { debug } from '../../source/debug.ts'
 import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
-import { guardStream } from '../shared/guarded-stream.ts'
+import { guardStream } from '../../source/guarded-stream.ts'
 import { upstreamRequest } from './upstream-request.ts'
 
 export interface HttpFileOptions {

@@ -1,7 +1,7 @@
 import { PassThrough, Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
-import { guardStream } from '../../adapters/shared/guarded-stream.ts'
+import { guardStream } from '../source/guarded-stream.ts'
 
 async function drain (stream: Readable): Promise<{ bytes: Buffer, error: unknown }> {
   const chunks: Buffer[] = []

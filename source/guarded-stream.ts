@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
-import { DownloadError } from '../../source/errors.ts'
-import { debug } from '../../source/debug.ts'
+import { DownloadError } from './errors.ts'
+import { debug } from './debug.ts'
 
 export interface GuardOptions {
   /** Exact number of bytes the source must deliver; fewer or more is an error, never a clean end. */
