@@ -21,6 +21,13 @@ export interface GuardOptions {
  * drops). `serve()` then destroys the response, so the client sees a truncated transfer instead of
  * a silently short 200. Destroying the returned stream (client abort) destroys the source.
  */
+const guarded = new WeakSet<Readable>()
+
+/** Whether `stream` came out of guardStream() with a length check (serve() then adds none). */
+export function isLengthGuarded (stream: Readable): boolean {
+  return guarded.has(stream)
+}
+
 export function guardStream (source: Readable, options: GuardOptions): Readable {
   const { expected, idleTimeout, what } = options
   let received = 0
@@ -93,5 +100,6 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
       fail(new DownloadError('E_UPSTREAM', `${what}: the source closed after ${received} bytes`))
     }
   })
+  if (expected !== undefined) guarded.add(out)
   return out
 }

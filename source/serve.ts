@@ -6,7 +6,7 @@ import { toDownload } from './download.ts'
 import type { Download } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
-import { guardStream } from './guarded-stream.ts'
+import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
@@ -152,7 +152,7 @@ async function openBody (download: Download, plan: Plan200, stat: FileStat, open
   }
   const stream = await file.open(range, opened)
   // Our own file stream counts exactly; any other source is held to the length we announce.
-  const data = stream instanceof FileStream || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
+  const data = stream instanceof FileStream || isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
   try {
     await firstBytes(data)
   } catch (error) {
