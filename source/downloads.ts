@@ -2,7 +2,7 @@ import compose from 'koa-compose'
 import type { Middleware } from 'koa'
 import { offload } from './offload.ts'
 import type { OffloadRule } from './offload-rule.ts'
-import { serve } from './serve.ts'
+import { resolveServeOptions, serveWith } from './serve.ts'
 import type { ServeOptions } from './serve.ts'
 
 export interface DownloadsOptions extends ServeOptions {
@@ -22,5 +22,5 @@ export interface DownloadsOptions extends ServeOptions {
 export function downloads (options: DownloadsOptions = {}): Middleware {
   if (options === null || typeof options !== 'object') throw new TypeError('downloads(): options must be an object')
   const { rules = [], ...serveOptions } = options
-  return compose([serve(serveOptions), offload(rules)])
+  return compose([serveWith(resolveServeOptions(serveOptions, 'downloads()')), offload(rules)])
 }

@@ -35,7 +35,7 @@ export interface ServeOptions {
 
 const serveOptionNames = new Set(['bufferSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
 
-interface Resolved { bufferSize: number, plan: PlanOptions }
+export interface ResolvedServeOptions { bufferSize: number, plan: PlanOptions }
 
 const MARK = Symbol.for('koa-downloads.serve')
 
@@ -50,7 +50,11 @@ export function isServed (ctx: Context): boolean {
  * (206 single and multipart, 416), HEAD — opening the source only when bytes are actually sent.
  */
 export function serve (options: ServeOptions = {}): Middleware {
-  const resolved = resolveServeOptions(options, 'serve()')
+  return serveWith(resolveServeOptions(options, 'serve()'))
+}
+
+/** serve() with options already checked (downloads() checks them under its own name). */
+export function serveWith (resolved: ResolvedServeOptions): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
     (ctx as unknown as Record<symbol, unknown>)[MARK] = true
     await next()
@@ -61,10 +65,10 @@ export function serve (options: ServeOptions = {}): Middleware {
   }
 }
 
-export function resolveServeOptions (options: ServeOptions, where: string): Resolved {
+export function resolveServeOptions (options: ServeOptions, where: string): ResolvedServeOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object`)
   for (const key of Object.keys(options)) {
-    if (!serveOptionNames.has(key) && key !== 'rules') throw new TypeError(`${where}: unknown option "${key}"`)
+    if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}"`)
   }
   const { bufferSize = 65536, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
@@ -76,7 +80,7 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
 }
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
-export async function sendDownload (ctx: Context, download: Download, options: Resolved): Promise<void> {
+export async function sendDownload (ctx: Context, download: Download, options: ResolvedServeOptions): Promise<void> {
   const signal = abortSignalOf(ctx)
   quietClientAborts(ctx, signal)
   const file = download.file
@@ -136,7 +140,7 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
 }
 
 /** Opens exactly the bytes the plan sends, touching nothing on ctx, so that a failure can still become a clean 404/5xx. */
-async function openBody (download: Download, plan: Plan200, stat: FileStat, opened: OpenOptions, options: Resolved): Promise<Body> {
+async function openBody (download: Download, plan: Plan200, stat: FileStat, opened: OpenOptions, options: ResolvedServeOptions): Promise<Body> {
   const file = download.file
   const ranges = plan.ranges
   if (ranges !== undefined && ranges.length > 1) {

@@ -17,6 +17,8 @@ export interface VirtualFileOptions {
   etag?: string | undefined
 }
 
+const virtualOptionNames = new Set(['name', 'contentType', 'size', 'lastModified', 'etag'])
+
 /**
  * Bytes that are not a file: a string or buffer in memory (sized, hashed for a strong ETag, ranges
  * served by slicing), or a generated stream — a Node Readable, a web ReadableStream or an async
@@ -33,6 +35,9 @@ export class VirtualFile implements DownloadFile {
   constructor (content: VirtualContent, options: VirtualFileOptions) {
     if (options === null || typeof options !== 'object' || typeof options.name !== 'string') {
       throw new TypeError('VirtualFile: options.name must be a string')
+    }
+    for (const key of Object.keys(options)) {
+      if (!virtualOptionNames.has(key)) throw new TypeError(`VirtualFile: unknown option "${key}" (allowed: ${[...virtualOptionNames].join(', ')})`)
     }
     const { size, lastModified, etag, contentType } = options
     if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) throw new TypeError('VirtualFile: size must be a non-negative integer')

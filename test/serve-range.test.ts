@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
+import { serve } from '../source/serve.ts'
 import { PathFile } from '../source/path-file.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import { binaryParser, downloadApp, fixtureRoot } from './helpers/koa.ts'
@@ -199,4 +200,10 @@ test('range: a POST answered with a download ignores Range', async t => {
   const res = await request(server).post('/digits.txt').set('Range', 'bytes=0-1').buffer(true).parse(binaryParser)
   t.is(res.status, 200)
   t.deepEqual(res.body, digits)
+})
+
+test('options: downloads() and serve() name themselves in option errors', t => {
+  t.throws(() => downloadApp(() => {}, { bufferSize: -1 }), { instanceOf: TypeError, message: 'downloads(): bufferSize must be a non-negative integer' })
+  t.throws(() => serve({ maxRanges: 0 }), { instanceOf: TypeError, message: 'serve(): maxRanges must be a positive integer' })
+  t.throws(() => serve({ rules: [] } as never), { instanceOf: TypeError, message: 'serve(): unknown option "rules"' })
 })

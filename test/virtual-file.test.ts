@@ -371,3 +371,10 @@ test('virtual-file: bad constructor arguments are TypeErrors naming the option',
   t.throws(() => bad(42, { name: 'a' }), { instanceOf: TypeError, message: /content must be/ })
   t.throws(() => bad(null, { name: 'a' }), { instanceOf: TypeError, message: /content must be/ })
 })
+
+test('virtual-file: an unknown option (a misspelt contentType) → TypeError naming it', t => {
+  t.throws(() => new VirtualFile('x', { name: 'x.txt', contenType: 'text/csv' } as unknown as { name: string }), {
+    instanceOf: TypeError,
+    message: /^VirtualFile: unknown option "contenType" \(allowed: name, contentType, size, lastModified, etag\)$/
+  })
+})
