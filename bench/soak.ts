@@ -166,6 +166,7 @@ async function main (): Promise<void> {
     request({ host: '127.0.0.1', port, path: '/big.bin', method: 'HEAD' }, (res) => { res.resume(); resolve(String(res.headers.etag)) }).end()
   })
 
+  const idle = await ask(child)
   // Warm up, then take the baseline the end state is compared with.
   const warm: Tally = { ok: 0, aborted: 0, errors: 0, bytes: 0, samples: [] }
   await Promise.all(Array.from({ length: concurrency }, async () => { for (let i = 0; i < 20; i++) await once1(port, agent, pick(etag), 'none', warm) }))
@@ -209,8 +210,8 @@ async function main (): Promise<void> {
     appErrors: end.appErrors,
     appErrorSamples: end.errorSamples,
     mibReceived: Number(mib(tally.bytes)),
-    fds: { baseline: baseline.fds, end: end.fds },
-    rssMiB: { baseline: Number(mib(baseline.rss)), end: Number(mib(end.rss)), max: Number(mib(Math.max(end.rss, ...samples.map((s) => s.rss)))) },
+    fds: { idle: idle.fds, baseline: baseline.fds, end: end.fds },
+    rssMiB: { idle: Number(mib(idle.rss)), baseline: Number(mib(baseline.rss)), end: Number(mib(end.rss)), max: Number(mib(Math.max(end.rss, ...samples.map((s) => s.rss)))) },
     heapUsedMiB: { baseline: Number(mib(baseline.heapUsed)), end: Number(mib(end.heapUsed)) },
     arrayBuffersMiB: { baseline: Number(mib(baseline.arrayBuffers)), end: Number(mib(end.arrayBuffers)) },
     mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
@@ -222,10 +223,11 @@ async function main (): Promise<void> {
   } else {
     console.log(`soak: ${report.requests} requests in ${seconds.toFixed(0)} s (${report.perSecond}/s), concurrency ${concurrency}, ${Math.round(abortShare * 100)} % aborted by the client`)
     console.log(`  completed ${report.completed}, aborted ${report.aborted}, client-side errors ${report.clientErrors}, app 'error' events ${report.appErrors}`)
-    console.log(`  server fds: ${report.fds.baseline} → ${report.fds.end}; RSS ${report.rssMiB.baseline} → ${report.rssMiB.end} MiB (max ${report.rssMiB.max}); heap ${report.heapUsedMiB.baseline} → ${report.heapUsedMiB.end} MiB; buffers ${report.arrayBuffersMiB.baseline} → ${report.arrayBuffersMiB.end} MiB`)
+    console.log(`  server fds: idle ${report.fds.idle}, warm ${report.fds.baseline}, end ${report.fds.end} (keep-alive sockets closed); RSS ${report.rssMiB.baseline} → ${report.rssMiB.end} MiB (max ${report.rssMiB.max}); heap ${report.heapUsedMiB.baseline} → ${report.heapUsedMiB.end} MiB; buffers ${report.arrayBuffersMiB.baseline} → ${report.arrayBuffersMiB.end} MiB`)
     for (const sample of [...report.clientErrorSamples, ...report.appErrorSamples]) console.log(`  ! ${sample}`)
   }
-  process.exitCode = report.clientErrors === 0 && report.appErrors === 0 && report.fds.end <= report.fds.baseline ? 0 : 1
+  // The end is measured once the clients' keep-alive sockets are gone: it must be back to idle.
+  process.exitCode = report.clientErrors === 0 && report.appErrors === 0 && report.fds.end <= report.fds.idle ? 0 : 1
 }
 
 if (process.argv[2] === '--server') await server(process.argv[3] ?? '')
