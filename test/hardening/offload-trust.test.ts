@@ -31,7 +31,9 @@ let port = 0
 /** Names Linux allows on disk that try to break out of a header line. */
 const hostileNames = [
   'a\r\nX-Injected: 1.txt', 'b\nSet-Cookie: sid=evil.txt', 'c\rLocation: https:\\evil.example.txt', 'd\u2028X-Injected: 2.txt',
-  'e\u2029f.txt', 'g\u0085h.txt', 'i\u000bj\u000ck.txt', 'l\tX-Tab: 1.txt', ' m.txt ', 'n\u202egnp.exe', 'o"; filename="evil.exe', 'p%0d%0aX-Injected: 3.txt'
+  'e\u2029f.txt', 'g\u0085h.txt', 'i\u000bj\u000ck.txt', 'l\tX-Tab: 1.txt', ' m.txt ', 'n\u202egnp.exe', 'o"; filename="evil.exe', 'p%0d%0aX-Injected: 3.txt',
+  // Not a possible name on disk (so a 404 for paths), but a possible key or filename option.
+  'q\0\r\nX-Injected: 4.txt'
 ]
 
 const rules: Record<string, { rules: OffloadRule[], header: string | undefined, backend: string, destination: string }> = {}
@@ -40,7 +42,7 @@ test.before(async () => {
   root = await realpath(await mkdtemp(join(tmpdir(), 'kd-trust-')))
   await mkdir(join(root, 'files'))
   await writeFile(join(root, 'files', 'plain.txt'), 'plain\n')
-  for (const name of hostileNames) await writeFile(join(root, 'files', name), 'hostile\n')
+  for (const name of hostileNames.filter((n) => !n.includes('\0'))) await writeFile(join(root, 'files', name), 'hostile\n')
   const dir = join(root, 'files')
   Object.assign(rules, {
     none: { rules: [], header: undefined, backend: '', destination: '' },
