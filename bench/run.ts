@@ -1,12 +1,19 @@
 // npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] — see docs/benchmarks.md
-import { rmSync } from 'node:fs'
-import { setPriority } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, setPriority } from 'node:os'
+import { join } from 'node:path'
+import { renderChart } from './lib/chart.ts'
+import { evaluateGoals } from './lib/goals.ts'
 import { makeFixtures } from './lib/fixtures.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { stopAll } from './lib/processes.ts'
-import { printResults } from './lib/report.ts'
+import { baselineOf, printGoals, printResults, printSlowClients, ratioTo } from './lib/report.ts'
+import { slowClients } from './lib/slow-clients.ts'
+import type { SlowClientsResult } from './lib/slow-clients.ts'
 import { startTargets } from './lib/targets.ts'
+import type { TargetId } from './lib/targets.ts'
 import { BUCKET, startStorage } from './lib/storage.ts'
 import type { Storage } from './lib/storage.ts'
 import { remoteWorkloads, streamingWorkloads } from './lib/workloads.ts'
@@ -46,7 +53,7 @@ try {
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
-  let env: Record<string, string> = {}
+  let env: Record<string, string> | undefined
   if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
     log('starting s3rver (uploading 257 MiB) and the HTTP origin')
     const started = await startStorage(fixtures)
@@ -62,8 +69,70 @@ try {
     const counter = storage?.counter
     results.push(await measureWorkload(workload, targets, timing, log, counter === undefined ? undefined : () => counter.bytes))
   }
+  const memory: SlowClientsResult[] = []
+  if (only === undefined || only.includes('slow-clients')) {
+    const ids: TargetId[] = full ? ['kd', 'koa-raw', 'koa-send', 'fastify-send', 'send-http'] : ['kd', 'koa-raw', 'send-http']
+    for (const id of ids) {
+      if (onlyTargets !== undefined && !onlyTargets.includes(id)) continue
+      log(`slow-clients: 32 clients reading the 1 GiB file slowly from a fresh ${id} server`)
+      memory.push(await slowClients(id, fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6))
+    }
+  }
   printResults(results)
+  printSlowClients(memory)
+  const goals = evaluateGoals(results, memory)
+  printGoals(goals)
+  if (args.includes('--json')) {
+    const machine = {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      node: process.version,
+      nginx: versionOf('/usr/sbin/nginx', ['-v']),
+      wrk: versionOf('/usr/bin/wrk', ['-v']).split('\n')[0],
+      loadAverageAtEnd: (await import('node:os')).loadavg()
+    }
+    const json = {
+      date: new Date().toISOString(),
+      mode: full ? 'full' : 'quick',
+      timing,
+      niced,
+      machine,
+      workloads: results.map((r) => ({
+        id: r.workload.id,
+        label: r.workload.label,
+        metric: r.workload.metric,
+        connections: r.workload.connections,
+        cells: r.cells.map((c) => ({
+          target: c.target,
+          median: c.median,
+          samples: c.samples,
+          ratioToBaseline: ratioTo(r, c.target, 'baseline'),
+          baseline: baselineOf(r),
+          ratioToBestNodePeer: ratioTo(r, c.target, 'best-peer'),
+          peakRssMiB: c.peakRss === undefined ? undefined : c.peakRss / 1048576,
+          cpuMicrosecondsPerRequest: c.cpuPerRequest,
+          storageBytesPerRequest: c.storageBytesPerRequest,
+          errors: c.errors,
+          note: c.note
+        })),
+        notMeasured: r.skipped
+      })),
+      slowClients: memory.map((m) => ({ target: m.target, beforeMiB: m.before / 1048576, peakMiB: m.peak / 1048576, growthMiB: m.growth / 1048576, receivedMiB: m.received / 1048576 })),
+      goals
+    }
+    const resultsDir = new URL('./results/', import.meta.url)
+    mkdirSync(resultsDir, { recursive: true })
+    writeFileSync(new URL('latest.json', resultsDir), JSON.stringify(json, null, 2) + '\n')
+    writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderChart(results, `koa-downloads bench (${full ? 'full' : 'quick'} mode, ${new Date().toISOString().slice(0, 10)}): median throughput ÷ Koa baseline`))
+    log('wrote bench/results/latest.json and docs/benchmarks.svg')
+  }
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 } finally {
   await cleanUp()
+}
+
+function versionOf (binary: string, versionArgs: string[]): string {
+  // nginx -v prints to stderr; wrk -v exits 1
+  const result = spawnSync(binary, versionArgs, { encoding: 'utf8' })
+  return `${result.stdout ?? ''}${result.stderr ?? ''}`.trim()
 }

@@ -1,10 +1,14 @@
 import type { WorkloadResult } from './measure.ts'
+import type { Goal } from './goals.ts'
+import type { SlowClientsResult } from './slow-clients.ts'
 import { nodePeers, targetLabels } from './targets.ts'
 import type { TargetId } from './targets.ts'
 
-const BASELINE: TargetId = 'koa-raw'
+export const baselineOf = (result: WorkloadResult): TargetId => result.workload.baseline ?? 'koa-raw'
 
-export function ratioTo (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer'): number | undefined {
+/** `reference`: a target, 'baseline' (the workload's), or 'best-peer' (the fastest Node peer that answered correctly). */
+export function ratioTo (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer' | 'baseline'): number | undefined {
+  if (reference === 'baseline') reference = baselineOf(result)
   const cell = result.cells.find((c) => c.target === target)
   const ref = reference === 'best-peer' ? bestPeer(result) : result.cells.find((c) => c.target === reference)
   if (cell === undefined || ref === undefined || ref.note !== undefined) return undefined
@@ -28,7 +32,7 @@ export function printResults (results: WorkloadResult[]): void {
     const { workload } = result
     const lines = [`\n## ${workload.label} (${workload.metric}, median)`, `${'server'.padEnd(44)} ${workload.metric.padStart(9)} ${'×base'.padStart(6)} ${'×peer'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU µs/req'.padStart(10)}  note`]
     for (const cell of result.cells) {
-      lines.push(`${targetLabels[cell.target].padEnd(44)} ${fmt(cell.median, 0).padStart(9)} ${fmt(ratioTo(result, cell.target, BASELINE)).padStart(6)} ${fmt(ratioTo(result, cell.target, 'best-peer')).padStart(6)} ${mib(cell.peakRss).padStart(8)} ${fmt(cell.cpuPerRequest, 0).padStart(10)}  ${cell.errors > 0 ? `${cell.errors} errors ` : ''}${cell.note ?? ''}`)
+      lines.push(`${targetLabels[cell.target].padEnd(44)} ${fmt(cell.median, 0).padStart(9)} ${fmt(ratioTo(result, cell.target, 'baseline')).padStart(6)} ${fmt(ratioTo(result, cell.target, 'best-peer')).padStart(6)} ${mib(cell.peakRss).padStart(8)} ${fmt(cell.cpuPerRequest, 0).padStart(10)}  ${cell.errors > 0 ? `${cell.errors} errors ` : ''}${cell.note ?? ''}`)
     }
     for (const cell of result.cells) {
       if (cell.storageBytesPerRequest !== undefined) lines.push(`  ${targetLabels[cell.target]}: ${(cell.storageBytesPerRequest / 1024).toFixed(1)} KiB from the storage per request, headers included (${(cell.storageBytesPerRequest / (workload.expect.length || 1)).toFixed(3)}× the range)`)
@@ -36,4 +40,22 @@ export function printResults (results: WorkloadResult[]): void {
     for (const { target, reason } of result.skipped) lines.push(`${targetLabels[target].padEnd(44)} ${'—'.padStart(9)}  not measured: ${reason}`)
     process.stdout.write(lines.join('\n') + '\n')
   }
+}
+
+export function printSlowClients (results: SlowClientsResult[]): void {
+  if (results.length === 0) return
+  const lines = ['\n## 32 slow clients downloading a 1 GiB file (RSS of the Node server)', `${'server'.padEnd(44)} ${'before'.padStart(8)} ${'peak'.padStart(8)} ${'growth'.padStart(8)}  received`]
+  for (const r of results) {
+    lines.push(`${targetLabels[r.target].padEnd(44)} ${mib(r.before).padStart(8)} ${mib(r.peak).padStart(8)} ${mib(r.growth).padStart(8)}  ${mib(r.received)} MiB in total`)
+  }
+  process.stdout.write(lines.join('\n') + '\n')
+}
+
+export function printGoals (goals: Goal[]): void {
+  const lines = ['\n## Targets (issue 7)']
+  for (const goal of goals) {
+    const status = goal.met === undefined ? 'not measured' : goal.met ? 'met' : 'MISSED'
+    lines.push(`${goal.name.padEnd(80)} ${fmt(goal.value).padStart(7)}  ${goal.goal.padEnd(6)}  ${status}`)
+  }
+  process.stdout.write(lines.join('\n') + '\n')
 }

@@ -7,7 +7,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -21,6 +21,8 @@ export interface Target {
 export const targetLabels: Record<TargetId, string> = {
   kd: 'koa-downloads (Node streams)',
   'kd-before': 'koa-downloads, --before tree',
+  'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
+  'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
   'koa-raw': 'Koa + fs.createReadStream (baseline)',
   'koa-send': 'Koa + koa-send',
   'fastify-send': 'Koa + @fastify/send',
@@ -52,11 +54,12 @@ export async function freePort (): Promise<number> {
  * `before`: another checkout of the project (e.g. `git archive HEAD~1`) whose streaming server runs
  * as the extra target `kd-before`, for before/after figures of a core change in one run.
  */
-export async function startTargets (fixtures: Fixtures, extraEnv: Record<string, string>, nodeArgs: string[], before?: string): Promise<Map<TargetId, Target>> {
+export async function startTargets (fixtures: Fixtures, storageEnv: Record<string, string> | undefined, nodeArgs: string[], before?: string): Promise<Map<TargetId, Target>> {
   const logDir = join(fixtures.dir, 'logs')
   mkdirSync(logDir, { recursive: true })
-  const env = { BENCH_ROOT: fixtures.root, ...extraEnv }
-  const start = (name: string, kd: boolean): Promise<Child> => startNode(name, join(serverDir, `${name}.ts`), env, logDir, kd ? nodeArgs : [])
+  const env = { BENCH_ROOT: fixtures.root }
+  const start = (name: string, kd: boolean, script = name, extra: Record<string, string> = {}): Promise<Child> =>
+    startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
   const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
     start('send-http', false), start('kd-offload', true), start('xaccel-hand', false)
@@ -79,6 +82,12 @@ export async function startTargets (fixtures: Fixtures, extraEnv: Record<string,
     { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
     { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kd }
   ]
+  if (storageEnv !== undefined) {
+    // separate processes, so that the SDKs do not weigh on the local-file servers' memory
+    const [kdStorage, rawStorage] = await Promise.all([start('kd-storage', true, 'kd-stream', storageEnv), start('raw-storage', false, 'koa-raw', storageEnv)])
+    list.push({ id: 'kd-storage', label: targetLabels['kd-storage'], url: direct(kdStorage), node: kdStorage })
+    list.push({ id: 'raw-storage', label: targetLabels['raw-storage'], url: direct(rawStorage), node: rawStorage })
+  }
   if (before !== undefined) {
     const old = await startNode('kd-before', join(before, 'bench/servers/kd-stream.ts'), env, logDir, nodeArgs)
     list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })

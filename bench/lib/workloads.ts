@@ -21,6 +21,8 @@ export interface Workload {
   revalidate?: boolean | undefined
   /** targets measured even when their answer differs from `expect` (the baseline), with a note */
   measureAnyway?: TargetId[] | undefined
+  /** the ratios' reference @default 'koa-raw' */
+  baseline?: TargetId | undefined
   /** report the bytes the storage sent per request (through the counting proxy in front of s3rver) */
   countStorageBytes?: boolean | undefined
 }
@@ -53,16 +55,17 @@ export function streamingWorkloads (full: boolean): Workload[] {
 
 /** Objects on the local S3 server (StorageFile) and files behind an HTTP origin (HttpFile), against the minimal Koa handler piping the same source. */
 export function remoteWorkloads (): Workload[] {
-  const targets: TargetId[] = ['kd', 'koa-raw']
+  const targets: TargetId[] = ['kd-storage', 'raw-storage']
+  const baseline: TargetId = 'raw-storage'
   return [
-    { id: 's3-1m', label: 'S3 object of 1 MiB (s3rver), 16 connections', name: 's3/medium.bin', connections: 16, metric: 'req/s', weight: 1, targets, expect: { status: 200, length: MiB } },
+    { id: 's3-1m', baseline, label: 'S3 object of 1 MiB (s3rver), 16 connections', name: 's3/medium.bin', connections: 16, metric: 'req/s', weight: 1, targets, expect: { status: 200, length: MiB } },
     {
-      id: 's3-ranges', label: 'random 64 KiB ranges of a 256 MiB S3 object, 16 connections', name: 's3/large.bin', connections: 16, metric: 'req/s', weight: 1, targets,
+      id: 's3-ranges', baseline, label: 'random 64 KiB ranges of a 256 MiB S3 object, 16 connections', name: 's3/large.bin', connections: 16, metric: 'req/s', weight: 1, targets,
       expect: { status: 206, length: 64 * KiB }, range: { size: 64 * KiB, fileSize: LARGE }, countStorageBytes: true
     },
-    { id: 'remote-1m', label: 'remote URL of 1 MiB (HttpFile, nginx origin), 16 connections', name: 'remote/medium.bin', connections: 16, metric: 'req/s', weight: 1, targets, expect: { status: 200, length: MiB } },
+    { id: 'remote-1m', baseline, label: 'remote URL of 1 MiB (HttpFile, nginx origin), 16 connections', name: 'remote/medium.bin', connections: 16, metric: 'req/s', weight: 1, targets, expect: { status: 200, length: MiB } },
     {
-      id: 'remote-ranges', label: 'random 64 KiB ranges of a 256 MiB remote URL, 16 connections', name: 'remote/large.bin', connections: 16, metric: 'req/s', weight: 1, targets,
+      id: 'remote-ranges', baseline, label: 'random 64 KiB ranges of a 256 MiB remote URL, 16 connections', name: 'remote/large.bin', connections: 16, metric: 'req/s', weight: 1, targets,
       expect: { status: 206, length: 64 * KiB }, range: { size: 64 * KiB, fileSize: LARGE }
     }
   ]

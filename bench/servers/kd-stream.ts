@@ -1,26 +1,35 @@
 // koa-downloads streaming: downloads() + PathFile confined to the fixture root (Node sends the
-// bytes); S3 objects through StorageFile (flydrive S3 disk) and remote URLs through HttpFile.
+// bytes). Started a second time with S3_ENDPOINT/ORIGIN_URL for the storage workloads: S3 objects
+// through StorageFile (flydrive S3 disk) under /files/s3/, remote URLs through HttpFile under
+// /files/remote/ (imported only then, so that the local-file server's memory is not the SDK's).
 import { createServer } from 'node:http'
-import { Disk } from 'flydrive'
-import { S3Driver } from 'flydrive/drivers/s3'
 import Koa from 'koa'
-import { StorageFile } from '../../adapters/flydrive/index.ts'
-import { HttpFile } from '../../adapters/http/index.ts'
 import { downloads, PathFile } from '../../source/index.ts'
+import type { DownloadFile } from '../../source/index.ts'
 import { announce, benchRoot, fileName } from './shared.ts'
 import { remoteSources } from './sources.ts'
 
 const root = benchRoot()
-const { s3, origin } = remoteSources()
-const disk = s3 === undefined ? undefined : new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
+const remote = await remoteFiles()
 const app = new Koa()
 app.silent = true
 app.use(downloads())
 app.use((ctx) => {
   const name = fileName(ctx.path)
-  if (name === undefined) return
-  if (name.startsWith('s3/') && disk !== undefined) ctx.body = new StorageFile(disk, name.slice(3))
-  else if (name.startsWith('remote/') && origin !== undefined) ctx.body = new HttpFile(origin + name.slice(7))
-  else ctx.body = new PathFile(name, { root })
+  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root })
 })
 announce(createServer(app.callback()))
+
+async function remoteFiles (): Promise<((name: string) => DownloadFile | undefined) | undefined> {
+  const { s3, origin } = await remoteSources()
+  if (s3 === undefined && origin === undefined) return undefined
+  const [{ Disk }, { S3Driver }, { StorageFile }, { HttpFile }] = await Promise.all([
+    import('flydrive'), import('flydrive/drivers/s3'), import('../../adapters/flydrive/index.ts'), import('../../adapters/http/index.ts')
+  ])
+  const disk = s3 === undefined ? undefined : new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
+  return (name) => {
+    if (name.startsWith('s3/') && disk !== undefined) return new StorageFile(disk, name.slice(3))
+    if (name.startsWith('remote/') && origin !== undefined) return new HttpFile(origin + name.slice(7))
+    return undefined
+  }
+}

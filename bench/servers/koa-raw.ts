@@ -7,21 +7,21 @@ import { createServer, get } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { extname, join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { GetObjectCommand } from '@aws-sdk/client-s3'
 import Koa from 'koa'
 import type { Context } from 'koa'
 import { announce, benchRoot, fileName } from './shared.ts'
 import { remoteSources } from './sources.ts'
 
 const root = benchRoot()
-const { s3, origin } = remoteSources()
+const { s3, origin } = await remoteSources()
+const GetObjectCommand = s3 === undefined ? undefined : (await import('@aws-sdk/client-s3')).GetObjectCommand
 const app = new Koa()
 app.silent = true
 app.use(async (ctx) => {
   const name = fileName(ctx.path)
   if (name === undefined) return
   const range = ctx.get('Range')
-  if (name.startsWith('s3/') && s3 !== undefined) {
+  if (name.startsWith('s3/') && s3 !== undefined && GetObjectCommand !== undefined) {
     const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: name.slice(3), Range: range === '' ? undefined : range }))
     relay(ctx, object.ContentRange === undefined ? 200 : 206, object.ContentLength, object.ContentRange, object.Body as Readable)
     return

@@ -1,0 +1,55 @@
+import type { WorkloadResult } from './measure.ts'
+import { bestPeer } from './report.ts'
+import type { SlowClientsResult } from './slow-clients.ts'
+import { nodePeers } from './targets.ts'
+import type { TargetId } from './targets.ts'
+
+/** One target of issue 7, evaluated from a run's medians. */
+export interface Goal {
+  name: string
+  /** the measured figure (a ratio, or MiB) */
+  value: number | undefined
+  goal: string
+  met: boolean | undefined
+}
+
+const cell = (results: WorkloadResult[], workload: string, target: TargetId) =>
+  results.find((r) => r.workload.id === workload)?.cells.find((c) => c.target === target && c.note === undefined)
+
+function ratio (results: WorkloadResult[], workload: string, target: TargetId, reference: TargetId | 'best-peer'): number | undefined {
+  const result = results.find((r) => r.workload.id === workload)
+  if (result === undefined) return undefined
+  const a = cell(results, workload, target)
+  const b = reference === 'best-peer' ? bestPeer(result) : cell(results, workload, reference)
+  return a === undefined || b === undefined ? undefined : a.median / b.median
+}
+
+function atLeast (name: string, value: number | undefined, min: number): Goal {
+  return { name, value, goal: `≥ ${min}`, met: value === undefined ? undefined : value >= min }
+}
+
+function atMost (name: string, value: number | undefined, max: number, unit = ''): Goal {
+  return { name, value, goal: `≤ ${max}${unit}`, met: value === undefined ? undefined : value <= max }
+}
+
+export function evaluateGoals (results: WorkloadResult[], memory: SlowClientsResult[]): Goal[] {
+  const goals: Goal[] = []
+  for (const [id, label] of [['4k', '4 KiB'], ['1m', '1 MiB'], ['256m', '256 MiB'], ['ranges', '64 KiB ranges'], ['304', '304']] as const) {
+    goals.push(atLeast(`streaming ${label}: koa-downloads ÷ best Node peer`, ratio(results, id, 'kd', 'best-peer'), 1.1))
+  }
+  goals.push(atLeast('offload 4 KiB: koa-downloads + nginx ÷ baseline', ratio(results, '4k', 'kd-offload', 'koa-raw'), 1.8))
+  goals.push(atLeast('offload 4 KiB: koa-downloads + nginx ÷ hand-written X-Accel-Redirect', ratio(results, '4k', 'kd-offload', 'xaccel-hand'), 0.95))
+  goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ nginx static', ratio(results, '256m', 'kd-offload', 'nginx'), 0.95))
+  goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ Node streaming behind the same nginx', ratio(results, '256m', 'kd-offload', 'kd-via-nginx'), 2))
+  const s3 = cell(results, 's3-ranges', 'kd-storage')
+  goals.push(atMost('S3 64 KiB range: bytes from the storage ÷ 64 KiB (headers included)', s3?.storageBytesPerRequest === undefined ? undefined : s3.storageBytesPerRequest / 65536, 1.1))
+  for (const id of ['4k', '256m'] as const) {
+    const result = results.find((r) => r.workload.id === id)
+    const peers = result?.cells.filter((c) => nodePeers.includes(c.target) && c.peakRss !== undefined).map((c) => c.peakRss as number) ?? []
+    const own = cell(results, id, 'kd')?.peakRss
+    goals.push(atMost(`peak RSS ${id === '4k' ? '4 KiB' : '256 MiB'}: koa-downloads ÷ highest Node peer`, own === undefined || peers.length === 0 ? undefined : own / Math.max(...peers), 1))
+  }
+  const slow = memory.find((m) => m.target === 'kd')
+  goals.push(atMost('32 slow clients × 1 GiB: RSS growth (MiB)', slow === undefined ? undefined : slow.growth / 1048576, 64))
+  return goals
+}

@@ -1,0 +1,64 @@
+import { connect } from 'node:net'
+import type { Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { currentRss, peakRss, resetPeakRss, startNode } from './processes.ts'
+import type { TargetId } from './targets.ts'
+
+export interface SlowClientsResult {
+  target: TargetId
+  /** VmRSS just before the clients connect (bytes) */
+  before: number
+  /** VmHWM while they download (bytes) */
+  peak: number
+  growth: number
+  /** bytes all clients received in total: they did download, slowly */
+  received: number
+}
+
+/**
+ * `clients` connections each GET the 1 GiB file and read it slowly: the socket stays paused and
+ * every 100 ms the client takes whatever Node buffered (≈ 64 KiB), so the TCP window closes and
+ * the server must hold back (backpressure) instead of buffering the file in memory.
+ */
+const scripts: Partial<Record<TargetId, string>> = { kd: 'kd-stream', 'koa-raw': 'koa-raw', 'koa-send': 'koa-send', 'fastify-send': 'fastify-send', 'send-http': 'send-http' }
+
+/** The test runs on a fresh server process (started for it, stopped after), so that the growth is the test's own. */
+export async function slowClients (target: TargetId, root: string, logDir: string, name: string, clients: number, seconds: number): Promise<SlowClientsResult> {
+  const script = scripts[target]
+  if (script === undefined) throw new Error(`slow clients: no server for ${target}`)
+  const node = await startNode(`${script}-slow`, join(fileURLToPath(new URL('../servers/', import.meta.url)), `${script}.ts`), { BENCH_ROOT: root }, logDir)
+  try {
+    return await measure(target, node.pid, new URL(`http://127.0.0.1:${node.port}/files/${name}`), clients, seconds)
+  } finally {
+    await node.stop()
+  }
+}
+
+async function measure (target: TargetId, pid: number, url: URL, clients: number, seconds: number): Promise<SlowClientsResult> {
+  await sleep(500)
+  resetPeakRss(pid)
+  const before = currentRss(pid)
+  let received = 0
+  const sockets: Socket[] = []
+  for (let i = 0; i < clients; i++) {
+    const socket = connect(Number(url.port), url.hostname)
+    socket.on('error', () => {})
+    socket.write(`GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+    socket.pause()
+    sockets.push(socket)
+  }
+  const timer = setInterval(() => {
+    for (const socket of sockets) {
+      const chunk = socket.read() as Buffer | null
+      if (chunk !== null) received += chunk.length
+    }
+  }, 100)
+  await sleep(seconds * 1000)
+  clearInterval(timer)
+  const peak = peakRss(pid)
+  for (const socket of sockets) socket.destroy()
+  await sleep(500)
+  return { target, before, peak, growth: peak - before, received }
+}
