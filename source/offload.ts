@@ -4,6 +4,7 @@ import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { formatHttpDate } from './http-date.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
+import { PathFile } from './path-file.ts'
 import { presentationHeaders } from './presentation.ts'
 import type { FileStat } from './types.ts'
 
@@ -15,11 +16,11 @@ import type { FileStat } from './types.ts'
  * neither `path` nor `url`, or a method other than GET/HEAD → the Download passes through to
  * `serve()`, which streams it.
  *
- * Nothing is opened. A local file (one with a `path`) is stat'ed once, so that a PathFile root's
- * symlink check runs before the proxy is pointed at it; a file known only by URL is stat'ed only for
- * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
- * §3, §8), and only those two get the validators. A failing stat is thrown as the HTTP error
- * `serve()` would give (404 for a missing file), with no offload header set.
+ * Nothing is opened. The file is stat'ed once only where the answer depends on it: a local file
+ * under a root (symlink confinement; a missing file is the app's 404) and Apache and lighttpd, which
+ * answer conditionals with the app's ETag and Last-Modified (proxies.md §3, §8; only those two get
+ * the validators). A PathFile without root, and any file known by URL, cost no I/O at all. A failing
+ * stat is thrown as the HTTP error `serve()` would give, with no offload header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
  */
@@ -59,12 +60,15 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       return
     }
 
-    // A local file is always stat'ed before it is handed over, because the proxy follows symlinks:
-    // PathFile's stat() is where a symlink that leaves its root is refused (else X-Accel-Redirect
-    // would point nginx/Caddy at it), and a missing file becomes the app's own 404. Files known only
-    // by URL are stat'ed only for servers that answer conditionals with the app's validators.
+    // Offloading opens nothing, and stats only where the answer depends on it: a local file under a
+    // root (PathFile's stat() refuses a symlink leading out of the root, which the proxy would
+    // follow; a missing file becomes the app's own 404) and the servers that answer conditionals
+    // with the app's validators. A PathFile without root costs no syscall, like a hand-written
+    // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
+    // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
+    const needsStat = target.validators || (file.path !== undefined && !(file instanceof PathFile && file.root === undefined))
     let stat: FileStat | undefined
-    if (target.validators || file.path !== undefined) {
+    if (needsStat) {
       try {
         stat = await file.stat()
       } catch (error) {

@@ -32,6 +32,8 @@ export class PathFile implements DownloadFile {
   readonly name: string
   /** The absolute path; `undefined` when the path was refused (NUL byte, outside `root`), so that no offload rule can match it. */
   readonly path: string | undefined
+  /** A local file has no URL: offload rules match it by `sourceDir` only. */
+  readonly url?: undefined
   readonly #root: string | undefined
   readonly #refused: string | undefined
   #seen: Stats | undefined
@@ -62,6 +64,11 @@ export class PathFile implements DownloadFile {
     this.#refused = refused
     this.path = refused === undefined ? absolute : undefined
     this.name = name ?? basename(absolute)
+  }
+
+  /** The confining root directory (absolute), if any. */
+  get root (): string | undefined {
+    return this.#root
   }
 
   /**

@@ -331,3 +331,30 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
   t.regex(stderr, /offload: "\/elsewhere\/x\.txt" streamed: no rule covers it/)
   t.false(stderr.includes('evil\nname'), 'a raw newline never reaches the log')
 })
+
+test('offload I/O: a PathFile without root is offloaded by name alone (no stat: the proxy answers a missing file)', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/no-such-file.txt`) }, { rules: [protectedNginx] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.status, 200)
+  t.is(res.headers['x-accel-redirect'], '/protected/no-such-file.txt')
+})
+
+test('offload I/O: a PathFile under a root is stat\'ed first — missing → the app\'s 404, a symlink out of the root → 404, no offload header', async (t) => {
+  for (const name of ['no-such-file.txt', 'escape-link.txt']) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(name, { root: fixtureRoot }) }, { rules: [protectedNginx] })
+    const res = await request(app.callback()).get('/')
+    t.is(res.status, 404, name)
+    t.deepEqual(noOffloadHeaders(res.headers), [], name)
+  }
+  const ok = downloadApp((ctx) => { ctx.body = new PathFile('inside-link.txt', { root: fixtureRoot }) }, { rules: [protectedNginx] })
+  t.is((await request(ok.callback()).get('/')).headers['x-accel-redirect'], '/protected/inside-link.txt')
+})
+
+test('offload I/O: a file known by URL is neither stat\'ed nor opened for nginx (the app fetches nothing)', async (t) => {
+  let stats = 0
+  const file: DownloadFile = { ...urlFile('https://cdn.example/media/a.bin'), stat: async () => { stats++; return { size: 3 } } }
+  const app = downloadApp((ctx) => { ctx.body = file }, { rules: [nginx({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/_origin/a.bin')
+  t.is(stats, 0)
+})
