@@ -118,6 +118,8 @@ export interface StartProxyOptions {
   rules: readonly ConfigRule[]
   /** Port of the Koa app on 127.0.0.1. */
   appPort: number
+  /** A hand-written configuration instead of the generated one (e.g. the README's server block). */
+  configFor?: ((where: { port: number, prefix: string, appPort: number }) => string) | undefined
 }
 
 export interface RunningProxy {
@@ -183,12 +185,12 @@ function generateWithCli (server: ServerName, rules: readonly ConfigRule[], pref
   return result.stdout
 }
 
-async function startOnce (server: ServerName, { rules, appPort }: StartProxyOptions): Promise<RunningProxy> {
+async function startOnce (server: ServerName, { rules, appPort, configFor }: StartProxyOptions): Promise<RunningProxy> {
   const prefix = await mkdtemp(join(tmpdir(), `kd-${server}-`))
   const port = await freePort()
   let config: string
   try {
-    config = generateWithCli(server, rules, prefix, port, appPort)
+    config = configFor === undefined ? generateWithCli(server, rules, prefix, port, appPort) : configFor({ port, prefix, appPort })
   } catch (error) {
     await rm(prefix, { recursive: true, force: true })
     throw error
