@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 
-interface Stats { fds: number, rss: number, heapUsed: number, arrayBuffers: number, appErrors: number, requests: number, errorSamples: string[] }
+interface Stats { fds: number, rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, appErrors: number, requests: number, errorSamples: string[] }
 
 // ---- server role (child process) ----------------------------------------------------------------
 
@@ -60,6 +60,8 @@ async function server (dir: string): Promise<void> {
       fds: readdirSync('/proc/self/fd').length,
       rss: process.memoryUsage.rss(),
       heapUsed: process.memoryUsage().heapUsed,
+      heapTotal: process.memoryUsage().heapTotal,
+      external: process.memoryUsage().external,
       arrayBuffers: process.memoryUsage().arrayBuffers,
       appErrors,
       requests,
@@ -214,7 +216,9 @@ async function main (): Promise<void> {
     rssMiB: { idle: Number(mib(idle.rss)), baseline: Number(mib(baseline.rss)), end: Number(mib(end.rss)), max: Number(mib(Math.max(end.rss, ...samples.map((s) => s.rss)))) },
     heapUsedMiB: { baseline: Number(mib(baseline.heapUsed)), end: Number(mib(end.heapUsed)) },
     arrayBuffersMiB: { baseline: Number(mib(baseline.arrayBuffers)), end: Number(mib(end.arrayBuffers)) },
-    mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
+    heapTotalMiB: { baseline: Number(mib(baseline.heapTotal)), end: Number(mib(end.heapTotal)) },
+    externalMiB: { baseline: Number(mib(baseline.external)), end: Number(mib(end.external)) },
+    malloc: Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
     samples: samples.map((s) => ({ minute: Number(s.minute.toFixed(1)), rssMiB: Number(mib(s.rss)), arrayBuffersMiB: Number(mib(s.arrayBuffers)), fds: s.fds })),
     loadavg: readFileSync('/proc/loadavg', 'utf8').trim()
   }
