@@ -60,6 +60,26 @@ export function quote (value: string): string {
   return '"' + value.replace(/[\\"]/g, (c) => '\\' + c) + '"'
 }
 
+/** A checked, double-quoted string: the string syntax Apache and lighttpd share. */
+export function safeQuote (value: string, what: string): string {
+  assertConfigSafe(value, what)
+  return quote(value)
+}
+
+/** Every rule's destinationDir, absolute and without trailing slash, once each (X-Sendfile allow-lists). */
+export function destinationDirs (rules: readonly ConfigRule[]): string[] {
+  const dirs: string[] = []
+  for (const rule of rules) {
+    const dir = rule.destinationDir
+    if (dir === undefined || !dir.startsWith('/')) {
+      throw new TypeError(`renderServerConfig(): ${describeRule(rule)} needs an absolute destinationDir`)
+    }
+    const normalised = withoutSlash(dir)
+    if (!dirs.includes(normalised)) dirs.push(normalised)
+  }
+  return dirs
+}
+
 /** Describes a rule the way a user wrote it, for the comment above its block. */
 export function describeRule (rule: ConfigRule): string {
   const fields: string[] = []
