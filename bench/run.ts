@@ -9,7 +9,7 @@ import { makeFixtures } from './lib/fixtures.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { stopAll } from './lib/processes.ts'
-import { baselineOf, printGoals, printResults, printSlowClients, ratioTo } from './lib/report.ts'
+import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo } from './lib/report.ts'
 import { slowClients } from './lib/slow-clients.ts'
 import type { SlowClientsResult } from './lib/slow-clients.ts'
 import { startTargets } from './lib/targets.ts'
@@ -28,7 +28,7 @@ const onlyTargets = listOption('targets')
 const before = args.find((arg) => arg.startsWith('--before='))?.slice('--before='.length)
 /** --cpu-prof: the koa-downloads servers write V8 CPU profiles into bench/results/profiles/ */
 const nodeArgs = args.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./results/profiles/', import.meta.url).pathname}`] : []
-const timing: Timing = full ? { warmSeconds: 3, seconds: 6, rounds: 5 } : { warmSeconds: 1, seconds: 1, rounds: 3 }
+const timing: Timing = full ? { warmSeconds: 2, seconds: 4, rounds: 5 } : { warmSeconds: 1, seconds: 1, rounds: 3 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 
 let fixturesDir: string | undefined
@@ -123,8 +123,9 @@ try {
     const resultsDir = new URL('./results/', import.meta.url)
     mkdirSync(resultsDir, { recursive: true })
     writeFileSync(new URL('latest.json', resultsDir), JSON.stringify(json, null, 2) + '\n')
+    writeFileSync(new URL('latest.md', resultsDir), markdownResults(results, memory, goals))
     writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderChart(results, `koa-downloads bench (${full ? 'full' : 'quick'} mode, ${new Date().toISOString().slice(0, 10)}): median throughput ÷ Koa baseline`))
-    log('wrote bench/results/latest.json and docs/benchmarks.svg')
+    log('wrote bench/results/latest.json, bench/results/latest.md and docs/benchmarks.svg')
   }
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 } finally {

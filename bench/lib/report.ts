@@ -59,3 +59,27 @@ export function printGoals (goals: Goal[]): void {
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
+
+/** The same tables in Markdown, for docs/benchmarks.md (written to bench/results/latest.md with --json). */
+export function markdownResults (results: WorkloadResult[], memory: SlowClientsResult[], goals: Goal[]): string {
+  const out: string[] = []
+  for (const result of results) {
+    const { workload } = result
+    out.push(`### ${workload.label}`, '', `| server | ${workload.metric} | × baseline | × best Node peer | peak RSS MiB | Node CPU µs/req | note |`, '|---|--:|--:|--:|--:|--:|---|')
+    for (const cell of result.cells) {
+      const storage = cell.storageBytesPerRequest === undefined ? '' : `${(cell.storageBytesPerRequest / 1024).toFixed(1)} KiB from storage per request`
+      const notes = [cell.note ?? '', storage, cell.errors > 0 ? `${cell.errors} errors` : ''].filter(Boolean).join('; ')
+      out.push(`| ${targetLabels[cell.target]} | ${fmt(cell.median, 0)} | ${fmt(ratioTo(result, cell.target, 'baseline'))} | ${fmt(ratioTo(result, cell.target, 'best-peer'))} | ${mib(cell.peakRss)} | ${fmt(cell.cpuPerRequest, 0)} | ${notes} |`)
+    }
+    for (const { target, reason } of result.skipped) out.push(`| ${targetLabels[target]} | — | | | | | not measured: ${reason} |`)
+    out.push('')
+  }
+  if (memory.length > 0) {
+    out.push('### 32 slow clients each downloading a 1 GiB file (fresh server process)', '', '| server | RSS before MiB | peak MiB | growth MiB | received (all clients) MiB |', '|---|--:|--:|--:|--:|')
+    for (const r of memory) out.push(`| ${targetLabels[r.target]} | ${mib(r.before)} | ${mib(r.peak)} | ${mib(r.growth)} | ${mib(r.received)} |`)
+    out.push('')
+  }
+  out.push('### Targets', '', '| target | measured | goal | status |', '|---|--:|--:|---|')
+  for (const goal of goals) out.push(`| ${goal.name} | ${fmt(goal.value)} | ${goal.goal} | ${goal.met === undefined ? 'not measured' : goal.met ? 'met' : '**missed**'} |`)
+  return out.join('\n') + '\n'
+}

@@ -60,14 +60,15 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
   const env = { BENCH_ROOT: fixtures.root }
   const start = (name: string, kd: boolean, script = name, extra: Record<string, string> = {}): Promise<Child> =>
     startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
-  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel] = await Promise.all([
+  // kd-via-nginx has its own process (same script as kd), so that each one's peak RSS is its own
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
-    start('send-http', false), start('kd-offload', true), start('xaccel-hand', false)
+    start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream')
   ])
   const prefix = join(fixtures.dir, 'nginx')
   mkdirSync(join(prefix, 'tmp'), { recursive: true })
   const listen = await freePort()
-  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdStream: kd.port, xaccel: xaccel.port }), listen)
+  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
 
   const direct = (child: Child) => (name: string) => `http://127.0.0.1:${child.port}/files/${name}`
   const via = (location: string) => (name: string) => `http://127.0.0.1:${proxy.port}/${location}/${name}`
@@ -80,7 +81,7 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     { id: 'nginx', label: targetLabels.nginx, url: via('direct'), node: undefined },
     { id: 'kd-offload', label: targetLabels['kd-offload'], url: via('files'), node: kdOffload },
     { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
-    { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kd }
+    { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied }
   ]
   if (storageEnv !== undefined) {
     // separate processes, so that the SDKs do not weigh on the local-file servers' memory
