@@ -73,6 +73,34 @@ function handle (req: IncomingMessage, res: ServerResponse): void {
       res.on('close', () => { clearInterval(timer) })
       return
     }
+    case '/big.bin': {
+      // 16 MiB: more than loopback socket buffers hold, so a paused client pauses the upstream too.
+      head(res, { 'Content-Length': String(16 * SIZE) })
+      if (isHead) { res.end(); return }
+      let n = 0
+      const more = (): void => {
+        while (n < 16) {
+          n++
+          if (!res.write(bytes)) { res.once('drain', more); return }
+        }
+        res.end()
+      }
+      more()
+      return
+    }
+    case '/trickle': {
+      // Alive but slow: a chunk every 100 ms, each gap well under the 400 ms idle timeout.
+      head(res, { 'Content-Length': String(20 * 8192) })
+      if (isHead) { res.end(); return }
+      let sent = 0
+      const timer = setInterval(() => {
+        if (res.destroyed) { clearInterval(timer); return }
+        res.write(bytes.subarray(sent * 8192, (sent + 1) * 8192))
+        if (++sent === 20) { clearInterval(timer); res.end() }
+      }, 100)
+      res.on('close', () => { clearInterval(timer) })
+      return
+    }
     case '/changed':
       if (isHead) { head(res, { ETag: '"a"' }); res.end(); return }
       res.writeHead(412, { Connection: 'close' }).end()
@@ -182,5 +210,29 @@ test.serial('client aborts while the upstream HEAD is pending: the HEAD is abort
   socket.destroy()
   t.true(await settle(() => upstreamSockets().length === 0, 2000), `the pending HEAD is aborted with the client (well before its 5 s timeout): ${upstreamSockets().join('; ')}`)
   t.is(requests(), before + 1, 'no further upstream request')
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('a slow but live upstream (a chunk every 100 ms for 2 s, idle timeout 400 ms) is sent whole: the timeout is for silence, not for the transfer', async t => {
+  const app = await proxyApp(t)
+  const res = split((await clientRequest(app.port, '/trickle')).raw)
+  t.is(res.status, 200)
+  t.true(res.body.equals(bytes.subarray(0, 20 * 8192)))
+  t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('a client that stops reading for longer than the idle timeout does not get its download killed: backpressure is not silence', async t => {
+  const app = await proxyApp(t)
+  let paused = false
+  const { raw } = await clientRequest(app.port, '/big.bin', {}, (_got, c) => {
+    if (paused) return
+    paused = true
+    c.pause()
+    setTimeout(() => { c.resume() }, 1200)
+  })
+  const res = split(raw)
+  t.is(res.status, 200)
+  t.is(res.body.length, 16 * SIZE)
+  t.true(res.body.subarray(15 * SIZE).equals(bytes), 'the last MiB arrived intact')
   t.deepEqual(app.errors.map((e) => e.message), [])
 })
