@@ -101,7 +101,8 @@ export async function sendDownload (ctx: Context, download: Download, options: R
     if (plan.status === 304 || ctx.method === 'HEAD') {
       // HEAD: the Download is the body; Koa's respond() ends a HEAD without reading it. A bare
       // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
-      if (ctx.body !== download) ctx.body = download
+      // 304: setting the status drops any body, so the stream-body setup is skipped (bench/).
+      if (plan.status !== 304 && ctx.body !== download) ctx.body = download
       applyHeaders(ctx, plan.status, plan.headers)
       if (plan.status !== 304) {
         if (plan.length !== undefined) ctx.length = plan.length
