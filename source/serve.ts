@@ -90,7 +90,7 @@ export async function sendDownload (ctx: Context, download: Download, options: R
     try {
       stat = await file.stat(opened)
     } catch (error) {
-      throw failed(error, 'stat')
+      throw failed(ctx, error, 'stat')
     }
     const presentation = presentationHeaders(download, stat)
     const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
@@ -118,7 +118,7 @@ export async function sendDownload (ctx: Context, download: Download, options: R
         debug('%s: the file changed while being opened; planning again', ctx.path)
         continue
       }
-      throw failed(error, 'open')
+      throw failed(ctx, error, 'open')
     }
     applyHeaders(ctx, plan.status, plan.headers)
     if (body.contentType !== undefined) ctx.set('Content-Type', body.contentType)
@@ -194,9 +194,9 @@ async function firstBytes (stream: Readable): Promise<void> {
 
 function ignore (): void {}
 
-function failed (error: unknown, stage: string): Error {
+function failed (ctx: Context, error: unknown, stage: string): Error {
   const httpError = toHttpError(error)
-  if (httpError.status >= 500) debug('%s failed: %s', stage, (error as Error)?.message ?? String(error))
+  if (httpError.status >= 500) debug('%s %s: %s failed: %s', ctx.method, ctx.path, stage, (error as Error)?.message ?? String(error))
   return httpError
 }
 

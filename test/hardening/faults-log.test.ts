@@ -37,15 +37,15 @@ test('log: a client abort is one debug line ("client went away"), never an error
   t.notRegex(text, /Error/)
 })
 
-test('log: a storage failing on stat() names the stage and the cause, and Koa logs the 502', t => {
+test('log: a storage failing on stat() names the request, the stage and the cause, and Koa logs the 502', t => {
   const text = section('stat-fails')
-  t.regex(text, /KOA-DOWNLOADS \d+: stat failed: storage said 500 InternalError/)
+  t.regex(text, /KOA-DOWNLOADS \d+: GET \/stat-fails: stat failed: storage said 500 InternalError/)
   t.regex(text, /BadGatewayError: Bad Gateway/)
 })
 
-test('log: a storage failing on open() names the stage and the cause (504)', t => {
+test('log: a storage failing on open() names the request, the stage and the cause (504)', t => {
   const text = section('open-fails')
-  t.regex(text, /KOA-DOWNLOADS \d+: open failed: storage did not answer in 30000 ms/)
+  t.regex(text, /KOA-DOWNLOADS \d+: GET \/open-fails: open failed: storage did not answer in 30000 ms/)
   t.regex(text, /GatewayTimeoutError|Gateway Timeout/)
 })
 
