@@ -42,7 +42,8 @@ export function readOffloadValue (backend: string, value: string, destination: s
     } catch {
       return 'raw bytes are not UTF-8'
     }
-    if (backend === 'caddy' && /[?#]/.test(path)) return 'a ? or # that Caddy would cut off'
+    // Caddy's rewrite starts a query at `?`; a raw `#` is served (proxies.md §2).
+    if (backend === 'caddy' && path.includes('?')) return 'a ? that Caddy would take as a query'
   }
   if (/[\0\r\n]/.test(path)) return 'NUL, CR or LF after decoding'
   if (!path.startsWith(prefix)) return `${JSON.stringify(path)} is not below ${prefix}`

@@ -1,4 +1,5 @@
 import test from 'ava'
+import fc from 'fast-check'
 import { relative, resolve } from 'node:path'
 import { apache } from '../../source/backends/apache.ts'
 import { caddy } from '../../source/backends/caddy.ts'
@@ -151,4 +152,25 @@ test('offload matching: a sibling directory sharing the source prefix, the sourc
       t.is(rule.match(fileAt(undefined, url), { method: 'GET', headers: request ?? {} }), undefined, `${rule.backend} ${url}`)
     }
   }
+})
+
+test('offload matching (fast-check): any path built from a hostile alphabet yields either no value or one that names exactly that file below the destination', t => {
+  const alphabet = ['.', '..', '/', '\\', '%', '%2e', '%2f', '%00', '\0', '\r', '\n', ' ', '?', '#', ';', 'é', '．', '／', '\u2028', '\ud800', 'a', 'b', '~', '*']
+  const piece = fc.constantFrom(...alphabet)
+  const pathArb = fc.array(fc.array(piece, { minLength: 1, maxLength: 4 }).map((parts) => parts.join('')), { minLength: 1, maxLength: 6 }).map((segments) => segments.join('/'))
+  let emitted = 0
+  fc.assert(fc.property(pathArb, fc.constantFrom(...rules), (tail, { rule, backend, destination, request }) => {
+    const path = `${sourceDir}/${tail}`
+    const target = rule.match(fileAt(path, undefined), { method: 'GET', headers: request ?? {} })
+    if (target === undefined) return true
+    emitted++
+    const segments = readOffloadValue(backend, target.value, destination)
+    if (typeof segments === 'string') throw new Error(`${JSON.stringify(path)} → ${target.header} ${JSON.stringify(target.value)}: ${segments}`)
+    const expected = relative(sourceDir, resolve(path))
+    if (expected === '..' || expected.startsWith('../') || segments.join('/') !== expected) {
+      throw new Error(`${JSON.stringify(path)} → ${JSON.stringify(target.value)} names ${JSON.stringify(segments.join('/'))}, the path is ${JSON.stringify(expected)}`)
+    }
+    return true
+  }), { numRuns: 2000 })
+  t.true(emitted > 100, `${emitted} values emitted`)
 })
