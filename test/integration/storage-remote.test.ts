@@ -34,8 +34,9 @@ import type { S3Server } from '../helpers/s3.ts'
 // Remote storage objects (flydrive S3 and GCS StorageFiles) behind each real proxy, with the
 // generated configs. nginx and Caddy fetch a fixed origin (the bucket's public URL) themselves;
 // nginx also any presigned URL through /_remote/. Apache, lighttpd and the internalRedirect
-// gateway only serve local paths: Node streams the object, which is proven by the app's own
-// response (the bytes, no offload header) and by the storage's log (the SDK's requests).
+// gateway (under rules for local files) only serve local paths: Node streams the object, which is
+// proven by the app's own response (the bytes, no offload header) and by the storage's log (the
+// SDK's requests). Through Caddy, a fixed-origin internalRedirect({ sourceUrl }) offloads too.
 
 type RuleSet = 'nginx' | 'nginx-remote' | 'ir-origin' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect'
 const big = randomBytes(1024 * 1024)
