@@ -14,7 +14,12 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
-  t.deepEqual(directives(text), ['location /protected/ {', 'internal;', 'alias /srv/files/;', '}'])
+  t.deepEqual(directives(text), ['location /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', '}'])
+})
+
+test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: false sends none and needs none', (t) => {
+  t.true(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1' })])).includes('charset iso-8859-1;'))
+  t.false(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: false })])).some((line) => line.startsWith('charset')))
 })
 
 test('nginx: a directory with spaces and quotes is quoted and escaped', (t) => {
@@ -32,6 +37,7 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
   t.deepEqual(directives(text), [
     'location /_origin/ {',
     'internal;',
+    'charset utf-8;',
     'proxy_set_header Authorization "";',
     'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;',

@@ -34,13 +34,23 @@ const hiddenOriginHeaders = [
   'proxy_hide_header x-amz-id-2;'
 ]
 
+/**
+ * The rule sends `X-Accel-Charset` (by default the charset of the download's type, utf-8 for text):
+ * nginx honours it only for a charset it knows, else it logs `unknown charset "utf-8" to override`.
+ */
+function charsetLines (rule: ConfigRule): string[] {
+  if (rule.charset === false) return []
+  const charset = typeof rule.charset === 'string' ? rule.charset : 'utf-8'
+  return ['    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")', `    charset ${nginxString(charset, 'charset')};`]
+}
+
 function localLocation (rule: ConfigRule, sourceDir: string): string[] {
   const location = destinationOf(rule)
   return [
     `location ${nginxString(location, 'destinationUrl')} {`,
     '    # reachable only through X-Accel-Redirect: a client request gets 404',
     '    internal;',
-    ...(typeof rule.charset !== 'string' ? [] : [`    # X-Accel-Charset needs nginx to know the charset (else "Unknown charset … to override")`, `    charset ${nginxString(rule.charset, 'charset')};`]),
+    ...charsetLines(rule),
     `    alias ${nginxString(withSlash(sourceDir), 'sourceDir')};`,
     '}'
   ]
@@ -53,6 +63,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string): string[] {
     `location ${nginxString(location, 'destinationUrl')} {`,
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
+    ...charsetLines(rule),
     ...[...credentialLines, ...hiddenOriginHeaders].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
@@ -70,6 +81,7 @@ function remoteLocation (rule: ConfigRule): string[] {
     `location ~ ${quote(pattern)} {`,
     '    # without `internal` this is an open proxy to any host',
     '    internal;',
+    ...charsetLines(rule),
     '    # SigV4 signs the Host header ($rhost includes the port)',
     '    proxy_set_header Host $rhost;',
     ...[...credentialLines, ...hiddenOriginHeaders].map((line) => '    ' + line),
