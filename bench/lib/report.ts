@@ -46,7 +46,7 @@ export function printSlowClients (results: SlowClientsResult[]): void {
   if (results.length === 0) return
   const lines = ['\n## 32 slow clients downloading a 1 GiB file (RSS of the Node server)', `${'server'.padEnd(44)} ${'before'.padStart(8)} ${'peak'.padStart(8)} ${'growth'.padStart(8)}  received`]
   for (const r of results) {
-    lines.push(`${targetLabels[r.target].padEnd(44)} ${mib(r.before).padStart(8)} ${mib(r.peak).padStart(8)} ${mib(r.growth).padStart(8)}  ${mib(r.received)} MiB in total`)
+    lines.push(`${(targetLabels[r.target] + (r.variant === undefined ? '' : `, ${r.variant}`)).padEnd(44)} ${mib(r.before).padStart(8)} ${mib(r.peak).padStart(8)} ${mib(r.growth).padStart(8)}  ${mib(r.received)} MiB in total`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
@@ -76,7 +76,7 @@ export function markdownResults (results: WorkloadResult[], memory: SlowClientsR
   }
   if (memory.length > 0) {
     out.push('### 32 slow clients each downloading a 1 GiB file (fresh server process)', '', '| server | RSS before MiB | peak MiB | growth MiB | received (all clients) MiB |', '|---|--:|--:|--:|--:|')
-    for (const r of memory) out.push(`| ${targetLabels[r.target]} | ${mib(r.before)} | ${mib(r.peak)} | ${mib(r.growth)} | ${mib(r.received)} |`)
+    for (const r of memory) out.push(`| ${targetLabels[r.target]}${r.variant === undefined ? '' : `, \`${r.variant}\``} | ${mib(r.before)} | ${mib(r.peak)} | ${mib(r.growth)} | ${mib(r.received)} |`)
     out.push('')
   }
   out.push('### Targets', '', '| target | measured | goal | status |', '|---|--:|--:|---|')

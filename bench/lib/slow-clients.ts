@@ -8,6 +8,8 @@ import type { TargetId } from './targets.ts'
 
 export interface SlowClientsResult {
   target: TargetId
+  /** how the server process was started differently, if it was */
+  variant?: string | undefined
   /** VmRSS just before the clients connect (bytes) */
   before: number
   /** VmHWM while they download (bytes) */
@@ -25,12 +27,14 @@ export interface SlowClientsResult {
 const scripts: Partial<Record<TargetId, string>> = { kd: 'kd-stream', 'koa-raw': 'koa-raw', 'koa-send': 'koa-send', 'fastify-send': 'fastify-send', 'send-http': 'send-http' }
 
 /** The test runs on a fresh server process (started for it, stopped after), so that the growth is the test's own. */
-export async function slowClients (target: TargetId, root: string, logDir: string, name: string, clients: number, seconds: number): Promise<SlowClientsResult> {
+export async function slowClients (target: TargetId, root: string, logDir: string, name: string, clients: number, seconds: number, env: Record<string, string> = {}): Promise<SlowClientsResult> {
   const script = scripts[target]
   if (script === undefined) throw new Error(`slow clients: no server for ${target}`)
-  const node = await startNode(`${script}-slow`, join(fileURLToPath(new URL('../servers/', import.meta.url)), `${script}.ts`), { BENCH_ROOT: root }, logDir)
+  const node = await startNode(`${script}-slow`, join(fileURLToPath(new URL('../servers/', import.meta.url)), `${script}.ts`), { BENCH_ROOT: root, ...env }, logDir)
   try {
-    return await measure(target, node.pid, new URL(`http://127.0.0.1:${node.port}/files/${name}`), clients, seconds)
+    const result = await measure(target, node.pid, new URL(`http://127.0.0.1:${node.port}/files/${name}`), clients, seconds)
+    const variant = Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')
+    return variant === '' ? result : { ...result, variant }
   } finally {
     await node.stop()
   }
