@@ -1,7 +1,7 @@
 // npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] — see docs/benchmarks.md
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, setPriority } from 'node:os'
+import { cpus, loadavg, setPriority } from 'node:os'
 import { join } from 'node:path'
 import { renderChart } from './lib/chart.ts'
 import { evaluateGoals } from './lib/goals.ts'
@@ -29,6 +29,16 @@ const before = args.find((arg) => arg.startsWith('--before='))?.slice('--before=
 /** --cpu-prof: the koa-downloads servers write V8 CPU profiles into bench/results/profiles/ */
 const nodeArgs = args.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./results/profiles/', import.meta.url).pathname}`] : []
 const timing: Timing = full ? { warmSeconds: 2, seconds: 4, rounds: 5 } : { warmSeconds: 1, seconds: 1, rounds: 3 }
+/** --rounds=N, --seconds=S (whole seconds: wrk's unit): override the mode's */
+const numberOption = (name: string): number | undefined => {
+  const value = args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
+  if (value === undefined) return undefined
+  const number = Number(value)
+  if (!Number.isSafeInteger(number) || number < 1) throw new TypeError(`--${name} must be a positive integer`)
+  return number
+}
+timing.rounds = numberOption('rounds') ?? timing.rounds
+timing.seconds = numberOption('seconds') ?? timing.seconds
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 
 let fixturesDir: string | undefined
@@ -49,7 +59,7 @@ try { setPriority(-15); niced = true } catch { /* not root: run at normal priori
 
 try {
   const started = Date.now()
-  log(`koa-downloads bench, ${full ? 'full' : 'quick'} mode: ${timing.rounds} interleaved rounds of ${timing.seconds} s per target${niced ? ', at nice -15' : ''}`)
+  log(`koa-downloads bench, ${full ? 'full' : 'quick'} mode: ${timing.rounds} interleaved rounds of ${timing.seconds} s per target${niced ? ', at nice -15' : ''}; load average ${loadavg().map((n) => n.toFixed(1)).join(' ')}`)
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
@@ -95,7 +105,7 @@ try {
       node: process.version,
       nginx: versionOf('/usr/sbin/nginx', ['-v']),
       wrk: versionOf('/usr/bin/wrk', ['-v']).split('\n')[0],
-      loadAverageAtEnd: (await import('node:os')).loadavg()
+      loadAverageAtEnd: loadavg()
     }
     const json = {
       date: new Date().toISOString(),
@@ -133,7 +143,7 @@ try {
     writeFileSync(new URL('../docs/benchmarks.svg', import.meta.url), renderChart(results, `koa-downloads bench (${full ? 'full' : 'quick'} mode, ${new Date().toISOString().slice(0, 10)}): median throughput ÷ Koa baseline`))
     log('wrote bench/results/latest.json, bench/results/latest.md and docs/benchmarks.svg')
   }
-  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadavg().map((n) => n.toFixed(1)).join(' ')}`)
 } finally {
   await cleanUp()
 }
