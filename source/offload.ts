@@ -16,11 +16,12 @@ import type { FileStat } from './types.ts'
  * neither `path` nor `url`, or a method other than GET/HEAD → the Download passes through to
  * `serve()`, which streams it.
  *
- * Nothing is opened. The file is stat'ed once only where the answer depends on it: a local file
- * under a root (symlink confinement; a missing file is the app's 404) and Apache and lighttpd, which
- * answer conditionals with the app's ETag and Last-Modified (proxies.md §3, §8; only those two get
- * the validators). A PathFile without root, and any file known by URL, cost no I/O at all. A failing
- * stat is thrown as the HTTP error `serve()` would give, with no offload header set.
+ * Nothing is opened. A PathFile under a root is confined first (one realpath: symlinks out of the
+ * root are a 404, as is a missing file); other local files are stat'ed, and so is every file for
+ * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
+ * §3, §8; only those two get the validators). A PathFile without root, and any file known by URL,
+ * cost no I/O at all. A failure is thrown as the HTTP error `serve()` would give, with no offload
+ * header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
  */
@@ -60,20 +61,19 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       return
     }
 
-    // Offloading opens nothing, and stats only where the answer depends on it: a local file under a
-    // root (PathFile's stat() refuses a symlink leading out of the root, which the proxy would
-    // follow; a missing file becomes the app's own 404) and the servers that answer conditionals
-    // with the app's validators. A PathFile without root costs no syscall, like a hand-written
-    // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
-    // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
-    const needsStat = target.validators || (file.path !== undefined && !(file instanceof PathFile && file.root === undefined))
+    // Offloading opens nothing, and touches the file only where the answer depends on it: a PathFile
+    // under a root is confined first (one realpath: the proxy would follow a symlink out of the
+    // root; a missing file becomes the app's own 404); other local files (storage on a local disk)
+    // are stat'ed; Apache and lighttpd answer conditionals with the app's validators, so they get a
+    // stat. A PathFile without root costs no syscall, like a hand-written X-Accel-Redirect handler; a
+    // file known by URL is left to the proxy entirely (the app fetches nothing from the origin), so
+    // its Content-Type comes from its name unless `contentType` is given.
     let stat: FileStat | undefined
-    if (needsStat) {
-      try {
-        stat = await file.stat()
-      } catch (error) {
-        throw toHttpError(error)
-      }
+    try {
+      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
+      else if (file instanceof PathFile) await file.confine()
+    } catch (error) {
+      throw toHttpError(error)
     }
     const presentation = presentationHeaders(download, stat)
     debug('offload: %s → %s %s: %s', JSON.stringify(file.path ?? file.url), rule.backend, target.header, JSON.stringify(target.value))

@@ -79,14 +79,22 @@ export class PathFile implements DownloadFile {
     throw new TypeError('koa-downloads: a PathFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
   }
 
-  async stat (): Promise<FileStat> {
+  /**
+   * The real path, once the path is known to stay inside the root (through symlinks too): a
+   * rejection is a 404. Without a root, the path itself, with no I/O. offload() calls this alone
+   * before handing a file to a proxy, which would follow a symlink out of the root.
+   */
+  async confine (): Promise<string> {
     const path = this.path
     if (path === undefined) throw notFound(`PathFile: ${this.#refused ?? 'refused'}`)
-    let real = path
-    if (this.#root !== undefined) {
-      real = await realpathOf(path)
-      if (!isInside(real, await realRoot(this.#root))) throw notFound('PathFile: a symlink resolves outside the root')
-    }
+    if (this.#root === undefined) return path
+    const real = await realpathOf(path)
+    if (!isInside(real, await realRoot(this.#root))) throw notFound('PathFile: a symlink resolves outside the root')
+    return real
+  }
+
+  async stat (): Promise<FileStat> {
+    const real = await this.confine()
     const stats = await statOf(real)
     if (!stats.isFile()) throw notFound('PathFile: not a regular file')
     this.#seen = stats

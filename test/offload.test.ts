@@ -339,7 +339,7 @@ test('offload I/O: a PathFile without root is offloaded by name alone (no stat: 
   t.is(res.headers['x-accel-redirect'], '/protected/no-such-file.txt')
 })
 
-test('offload I/O: a PathFile under a root is stat\'ed first — missing → the app\'s 404, a symlink out of the root → 404, no offload header', async (t) => {
+test('offload I/O: a PathFile under a root is confined first (realpath) — missing → the app\'s 404, a symlink out of the root → 404, no offload header', async (t) => {
   for (const name of ['no-such-file.txt', 'escape-link.txt']) {
     const app = downloadApp((ctx) => { ctx.body = new PathFile(name, { root: fixtureRoot }) }, { rules: [protectedNginx] })
     const res = await request(app.callback()).get('/')
@@ -357,4 +357,23 @@ test('offload I/O: a file known by URL is neither stat\'ed nor opened for nginx 
   const res = await request(app.callback()).get('/')
   t.is(res.headers['x-accel-redirect'], '/_origin/a.bin')
   t.is(stats, 0)
+})
+
+test('offload I/O: confining a PathFile under a root costs a realpath, not a stat, for nginx; Apache still gets the stat for its validators', async (t) => {
+  class CountingPathFile extends PathFile {
+    stats = 0
+    override async stat (): ReturnType<PathFile['stat']> {
+      this.stats++
+      return await super.stat()
+    }
+  }
+  const forNginx = new CountingPathFile('hello.txt', { root: fixtureRoot })
+  const viaNginx = await request(downloadApp((ctx) => { ctx.body = forNginx }, { rules: [protectedNginx] }).callback()).get('/')
+  t.is(viaNginx.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(forNginx.stats, 0)
+  const forApache = new CountingPathFile('hello.txt', { root: fixtureRoot })
+  const viaApache = await request(downloadApp((ctx) => { ctx.body = forApache }, { rules: [apache({ sourceDir: fixtureRoot, destinationDir: '/srv/files' })] }).callback()).get('/')
+  t.is(viaApache.headers['x-sendfile'], '/srv/files/hello.txt')
+  t.regex(viaApache.headers.etag ?? '', /^"[0-9a-f]+-e"$/)
+  t.is(forApache.stats, 1)
 })
