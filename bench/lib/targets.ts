@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../../test/helpers/free-port.ts'
 import type { Fixtures } from './fixtures.ts'
 import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
@@ -38,16 +38,7 @@ export const nodePeers: readonly TargetId[] = ['koa-send', 'fastify-send', 'send
 
 const serverDir = fileURLToPath(new URL('../servers/', import.meta.url))
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
+export { freePort }
 
 /**
  * Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only.

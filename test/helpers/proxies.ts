@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
 import type { ImplementationFn } from 'ava'
 import { renderServerConfig } from '../../source/server-config.ts'
+import { freePort } from './free-port.ts'
 import type { ConfigRule, ServerName } from '../../source/server-config.ts'
 
 // Resolved when the module loads: ava decides skips while tests are being declared.
@@ -51,17 +52,7 @@ export function makeWorldReadable (dir: string): void {
   if (result.status !== 0) throw new Error(`chmod -R a+rX ${dir}: ${String(result.stderr)}`)
 }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
-}
+export { freePort }
 
 interface Commands { file: string, check: string[], run: string[], stopSignal: NodeJS.Signals, env?: Record<string, string> }
 
