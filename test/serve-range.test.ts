@@ -142,7 +142,11 @@ test('range: large files are streamed from the requested offset (above the buffe
   const multi = await get('/binary.bin', { Range: 'bytes=0-69999,130000-199999' })
   t.is(multi.status, 206)
   t.is(Number(multi.headers['content-length']), multi.body.length)
-  t.true(multi.body.includes(binary.subarray(130000)))
+  t.true(multi.body.includes(binary.subarray(0, 70000)), 'first part: bytes 0-69999')
+  t.true(multi.body.includes(binary.subarray(130000)), 'second part: bytes 130000-199999')
+  t.true(multi.body.includes('Content-Range: bytes 0-69999/200000\r\n'))
+  t.true(multi.body.includes('Content-Range: bytes 130000-199999/200000\r\n'))
+  t.true(multi.body.length - 140000 < 400, 'nothing but the two parts and their part headers')
 })
 
 test('if-range: a matching strong ETag keeps the range; another ETag → 200 full', async t => {
