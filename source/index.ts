@@ -6,7 +6,7 @@ export { serve } from './serve.ts'
 export type { ServeOptions } from './serve.ts'
 export { sendfile } from './sendfile.ts'
 export type { SendfileOptions } from './sendfile.ts'
-export type { ByteRange, DownloadFile, DownloadOptions, FileStat, OpenOptions } from './types.ts'
+export type { ByteRange, DownloadFile, DownloadOptions, FileStat, OpenOptions, StatOptions } from './types.ts'
 export { DownloadError } from './errors.ts'
 export type { DownloadErrorCode } from './errors.ts'
 

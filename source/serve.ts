@@ -11,7 +11,7 @@ import { multipartStream, planMultipart } from './multipart.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
-import type { FileStat, OpenOptions } from './types.ts'
+import type { FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
   /**
@@ -85,10 +85,11 @@ export async function sendDownload (ctx: Context, download: Download, options: R
   quietClientAborts(ctx, signal)
   const file = download.file
   const opened: OpenOptions = { signal }
+  const statOptions: StatOptions = { signal, willRead: readIntent(ctx, options.plan) }
   for (let attempt = 1; ; attempt++) {
     let stat: FileStat
     try {
-      stat = await file.stat(opened)
+      stat = await file.stat(statOptions)
     } catch (error) {
       throw failed(ctx, error, 'stat')
     }
@@ -126,6 +127,18 @@ export async function sendDownload (ctx: Context, download: Download, options: R
     if (body.length !== undefined) ctx.length = body.length
     return
   }
+}
+
+/**
+ * Whether the bytes will surely be read after stat() (see StatOptions.willRead): a GET without any
+ * precondition can only end in 200, or in 206/416 when it asks for a Range.
+ */
+function readIntent (ctx: Context, plan: PlanOptions): StatOptions['willRead'] {
+  if (ctx.method !== 'GET') return undefined
+  const headers = ctx.req.headers
+  if (headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined ||
+    headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return undefined
+  return plan.ranges && headers.range !== undefined ? 'range' : 'whole'
 }
 
 type Plan200 = Extract<ReturnType<typeof planResponse>, { status: 200 | 206 }>

@@ -32,12 +32,27 @@ export interface OpenOptions {
   signal?: AbortSignal | undefined
 }
 
+/** What `serve()` tells `stat()` about the response it is planning. */
+export interface StatOptions extends OpenOptions {
+  /**
+   * Set when the bytes will be read right after `stat()` — a GET with no precondition that could
+   * answer 304 or 412 — so that a source may start opening them now and hand what it opened to the
+   * `open()` or `read()` that follows (a local file opens its descriptor instead of stat-ing its
+   * path: one thread-pool round trip instead of three). `'whole'`: the response is the whole file
+   * (200). `'range'`: the request has a Range, so it may be a part (206) — or nothing at all when
+   * the size makes the range unsatisfiable (416), and then what was opened is released unread.
+   * A source that opened something must release it by itself if no `open()`/`read()` follows
+   * within the same turn of the event loop.
+   */
+  willRead?: 'whole' | 'range' | undefined
+}
+
 /**
  * Bytes that live somewhere: a local path, a storage object, a remote URL, memory, a generator.
  *
- * `stat()` is called at most once per request, before anything is opened; `open()` is called only
- * when bytes are actually sent (never for HEAD, 304, 412, 416 or an offloaded response), once per
- * range for multipart responses.
+ * `stat()` is called at most once per request, before anything is opened (apart from what
+ * `willRead` invites); `open()` is called only when bytes are actually sent (never for HEAD, 304,
+ * 412, 416 or an offloaded response), once per range for multipart responses.
  */
 export interface DownloadFile {
   /** The download name (the basename, decoded), used for Content-Type and Content-Disposition. */
@@ -46,7 +61,7 @@ export interface DownloadFile {
   readonly path?: string | undefined
   /** Where the bytes are reachable over HTTP: offload rules match `sourceUrl` on it. */
   readonly url?: string | undefined
-  stat(options?: OpenOptions): Promise<FileStat>
+  stat(options?: StatOptions): Promise<FileStat>
   open(range?: ByteRange, options?: OpenOptions): Promise<Readable>
   /**
    * Optional fast path for small files of random-access sources: the bytes (of `range`) as one

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
 import type { PathFileOptions } from '../source/path-file.ts'
+import type { StatOptions } from '../source/types.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
 import { decoySecret, downloadApp, fixtureRoot } from './helpers/koa.ts'
 import { fetchBytes, listen } from './helpers/listen.ts'
@@ -268,7 +269,12 @@ test('path-file confinement: a root given with a trailing slash does not admit a
 
 test('path-file: a file replaced between stat() and open() is never sent under the old validators', async t => {
   const file = join(temp, 'replaced.txt')
-  for (const [size, label] of [[100, 'read() fast path'], [300_000, 'streamed']] as const) {
+  // A plain GET makes serve() pass `willRead`: stat() then opens the descriptor itself, and the
+  // in-place rewrite lands between that open and the read. A conditional GET takes the stat → open route.
+  for (const [size, label, headers] of [
+    [100, 'read() fast path', {}], [300_000, 'streamed', {}],
+    [100, 'read() fast path, conditional GET', { 'If-None-Match': '"other"' }], [300_000, 'streamed, conditional GET', { 'If-None-Match': '"other"' }]
+  ] as const) {
     await writeFile(file, Buffer.alloc(size, 0x61))
     await utimes(file, 1700000000, 1700000000)
     let replaced = false
@@ -277,8 +283,8 @@ test('path-file: a file replaced between stat() and open() is never sent under t
     const racing = {
       name: inner.name,
       path: inner.path,
-      stat: async () => {
-        const stat = await inner.stat()
+      stat: async (options?: StatOptions) => {
+        const stat = await inner.stat(options)
         if (!replaced) {
           replaced = true
           await writeFile(file, Buffer.alloc(size + 1, 0x62))
@@ -290,7 +296,7 @@ test('path-file: a file replaced between stat() and open() is never sent under t
       read: inner.read.bind(inner)
     }
     const url = await listen(t, downloadApp((ctx) => { ctx.body = racing }))
-    const res = await fetchBytes(url, '/')
+    const res = await fetchBytes(url, '/').set(headers)
     t.is(res.status, 200, label)
     t.is(res.headers['content-length'], String(size + 1), label)
     t.true((res.body as Buffer).equals(Buffer.alloc(size + 1, 0x62)), `${label}: the new bytes`)
@@ -324,12 +330,15 @@ test('path-file: a file truncated while it is streamed aborts the response (neve
   t.true(result.bytes < size)
 })
 
-test('path-file: device files and FIFOs are not regular files → 404, never opened', async t => {
+test('path-file: device files and FIFOs are not regular files → 404, never read, never waited on', async t => {
   const fifo = join(temp, 'pipe')
   execFileSync('mkfifo', [fifo])
   const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p)) }))
-  // Opening the FIFO would block until a writer comes: a 404 at all proves it was only stat'ed.
+  // A plain GET opens before it checks (non-blocking), a conditional GET and HEAD only stat: a
+  // blocking open of the FIFO would wait for a writer forever, so a 404 at all proves neither did.
   for (const path of ['/dev/zero', '/dev/null', '/dev/urandom', fifo]) {
     assertErrorResponse(t, await fetchBytes(url, q(path)), 404)
+    assertErrorResponse(t, await fetchBytes(url, q(path)).set('If-None-Match', '"x"'), 404)
+    assertErrorResponse(t, await fetchBytes(url, q(path), 'head'), 404, { head: true })
   }
 })
