@@ -76,19 +76,40 @@ test.serial('path-file: the descriptor stat({ willRead }) opened is the one read
   t.is(openDescriptors(), before)
 })
 
-test.serial('path-file: stat({ willRead }) refuses what stat() refuses, with the same error, and leaks no descriptor', async t => {
+test.serial('path-file: stat() with and without willRead refuses the same paths with the same errors, and leaks no descriptor', async t => {
   const before = openDescriptors()
   await mkdir(join(root, 'dir'), { recursive: true })
   await writeFile(join(temp, 'will-read-secret.txt'), decoyBytes)
   await symlink(join(temp, 'will-read-secret.txt'), join(root, 'out.txt'))
   await symlink(temp, join(root, 'up'))
   execFileSync('mkfifo', [join(root, 'pipe')])
-  for (const path of ['out.txt', 'up/will-read-secret.txt', 'dir', 'pipe', 'missing.txt', 'dir/../../will-read-secret.txt', 'x\0']) {
-    const expected = await t.throwsAsync(new PathFile(path, { root }).stat())
-    for (const willRead of ['whole', 'range'] as const) {
+  const cases: Array<[string, string]> = [
+    ['out.txt', 'E_NOT_FOUND'], // a symlink to a file outside the root
+    ['up/will-read-secret.txt', 'E_NOT_FOUND'], // through a symlinked directory outside
+    ['dir', 'E_NOT_FOUND'],
+    ['pipe', 'E_NOT_FOUND'], // a FIFO: refused without waiting for a writer
+    ['missing.txt', 'ENOENT'],
+    ['hello.txt/x', 'ENOTDIR'],
+    ['dir/../../will-read-secret.txt', 'E_NOT_FOUND'], // lexically outside
+    ['x\0', 'E_NOT_FOUND']
+  ]
+  for (const [path, code] of cases) {
+    for (const willRead of [undefined, 'whole', 'range'] as const) {
       const error = await t.throwsAsync(new PathFile(path, { root }).stat({ willRead }), undefined, `${path} ${willRead}`)
-      t.is((error as { code?: string })?.code, (expected as { code?: string })?.code, `${path} ${willRead}`)
+      t.is((error as { code?: string } | undefined)?.code, code, `${path} ${willRead ?? 'no willRead'}`)
     }
   }
+  t.is(openDescriptors(), before)
+})
+
+test.serial('path-file: stat() without willRead (HEAD, conditional GET) keeps no descriptor, and open() after it reads the file', async t => {
+  const before = openDescriptors()
+  const file = new PathFile('hello.txt', { root })
+  const stat = await file.stat()
+  t.is(stat.size, 14)
+  t.is(openDescriptors(), before)
+  const chunks: Buffer[] = []
+  for await (const chunk of await file.open({ start: 0, end: 4 })) chunks.push(chunk as Buffer)
+  t.is(Buffer.concat(chunks).toString(), 'Hello')
   t.is(openDescriptors(), before)
 })

@@ -6,6 +6,7 @@ import type { TargetId } from './targets.ts'
 const colours: Record<TargetId, string> = {
   kd: '#d6336c',
   'kd-before': '#f783ac',
+  'koa-floor': '#ced4da',
   'kd-storage': '#d6336c',
   'raw-storage': '#868e96',
   'koa-raw': '#868e96',

@@ -7,7 +7,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -21,6 +21,7 @@ export interface Target {
 export const targetLabels: Record<TargetId, string> = {
   kd: 'koa-downloads (Node streams)',
   'kd-before': 'koa-downloads, --before tree',
+  'koa-floor': 'Koa from memory, no file I/O (ceiling)',
   'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
   'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
   'koa-raw': 'Koa + fs.createReadStream (baseline)',
@@ -52,9 +53,10 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
   const start = (name: string, kd: boolean, script = name, extra: Record<string, string> = {}): Promise<Child> =>
     startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
   // kd-via-nginx has its own process (same script as kd), so that each one's peak RSS is its own
-  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied] = await Promise.all([
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
-    start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream')
+    start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream'),
+    start('koa-floor', false)
   ])
   const prefix = join(fixtures.dir, 'nginx')
   mkdirSync(join(prefix, 'tmp'), { recursive: true })
@@ -72,7 +74,8 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     { id: 'nginx', label: targetLabels.nginx, url: via('direct'), node: undefined },
     { id: 'kd-offload', label: targetLabels['kd-offload'], url: via('files'), node: kdOffload },
     { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
-    { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied }
+    { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied },
+    { id: 'koa-floor', label: targetLabels['koa-floor'], url: direct(floor), node: floor }
   ]
   if (storageEnv !== undefined) {
     // separate processes, so that the SDKs do not weigh on the local-file servers' memory
