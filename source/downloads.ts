@@ -22,5 +22,8 @@ export interface DownloadsOptions extends ServeOptions {
 export function downloads (options: DownloadsOptions = {}): Middleware {
   if (options === null || typeof options !== 'object') throw new TypeError('downloads(): options must be an object')
   const { rules = [], ...serveOptions } = options
-  return compose([serveWith(resolveServeOptions(serveOptions, 'downloads()')), offload(rules)])
+  const serve = serveWith(resolveServeOptions(serveOptions, 'downloads()'))
+  // No rule: nothing to offload, and no second middleware to pass through per request.
+  if (Array.isArray(rules) && rules.length === 0) return serve
+  return compose([serve, offload(rules)])
 }

@@ -35,8 +35,9 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
 
   return async function offloadMiddleware (ctx: Context, next: Next): Promise<void> {
     await next()
+    if (list.length === 0) return
     const download = toDownload(ctx.body)
-    if (download === undefined || list.length === 0) return
+    if (download === undefined) return
     const { file } = download
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       debug('offload: %s not offloaded: method %s is answered by serve()', JSON.stringify(file.name), ctx.method)

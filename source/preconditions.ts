@@ -44,6 +44,11 @@ export function evaluatePreconditions (method: string, headers: ConditionalHeade
   const ifUnmodifiedSince = headers['if-unmodified-since']
   // The fast path: most requests carry no condition.
   if (ifMatch === undefined && ifNoneMatch === undefined && ifModifiedSince === undefined && ifUnmodifiedSince === undefined) return PASS
+  // The revalidation fast path: If-None-Match alone, carrying exactly the current (valid) ETag.
+  if (ifNoneMatch !== undefined && ifNoneMatch === validators.etag && ifMatch === undefined && ifUnmodifiedSince === undefined &&
+    (method === 'GET' || method === 'HEAD') && parseEntityTag(ifNoneMatch) !== undefined) {
+    return { status: 304, reason: `If-None-Match ${ifNoneMatch} matches` }
+  }
 
   const current = validators.etag === undefined ? undefined : parseEntityTag(validators.etag)
   const lastModified = validators.lastModified === undefined ? undefined : Math.floor(validators.lastModified / 1000) * 1000

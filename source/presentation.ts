@@ -13,14 +13,15 @@ export interface Presentation {
 /**
  * Content-Type, Content-Disposition and Cache-Control of a download, computed from the file's real
  * name (never from an encoded redirect value), so that streamed and offloaded responses agree.
- * `stat` supplies the source's declared type, when it has been fetched.
+ * `stat` supplies the source's declared type, when it has been fetched. The type and disposition
+ * are worked out when first read: a 304 carries neither.
  */
 export function presentationHeaders (download: Download, stat?: FileStat): Presentation {
   const { file, options } = download
   const name = options.filename ?? file.name
   return {
-    contentType: contentTypeFor(options.filename ?? file.name, stat?.contentType, options.contentType),
-    contentDisposition: contentDisposition(name, options.attachment === false),
+    get contentType () { return contentTypeFor(name, stat?.contentType, options.contentType) },
+    get contentDisposition () { return contentDisposition(name, options.attachment === false) },
     cacheControl: options.cacheControl
   }
 }

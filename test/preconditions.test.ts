@@ -64,6 +64,9 @@ const rows: Row[] = [
   ['If-None-Match: match on a non-GET method → 412 (not 304 as in send)', 'POST', { 'if-none-match': '"v1"' }, both, 412],
   ['If-None-Match: * on PUT → 412', 'PUT', { 'if-none-match': '*' }, both, 412],
   ['If-None-Match: only malformed members → ignored → 200', 'GET', { 'if-none-match': 'v1' }, both, 200],
+  ['If-None-Match: equal to a malformed current ETag is no match (the fast path checks the tag) → 200', 'GET', { 'if-none-match': 'v1' }, { etag: 'v1' }, 200],
+  ['If-None-Match: the exact current tag with If-Unmodified-Since failing → 412', 'GET', { 'if-none-match': '"v1"', 'if-unmodified-since': BEFORE }, both, 412],
+  ['If-None-Match: the exact current tag on DELETE → 412', 'DELETE', { 'if-none-match': '"v1"' }, both, 412],
 
   // Step 4: If-Modified-Since, only without If-None-Match, GET/HEAD only.
   ['If-Modified-Since: equal to Last-Modified → 304', 'GET', { 'if-modified-since': LM }, both, 304],
