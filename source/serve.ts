@@ -85,7 +85,7 @@ export async function sendDownload (ctx: Context, download: Download, options: R
   quietClientAborts(ctx, signal)
   const file = download.file
   const opened: OpenOptions = { signal }
-  const statOptions: StatOptions = { signal, willRead: readIntent(ctx, options.plan) }
+  const statOptions = readIntent(ctx, options.plan, signal)
   for (let attempt = 1; ; attempt++) {
     let stat: FileStat
     try {
@@ -133,13 +133,17 @@ export async function sendDownload (ctx: Context, download: Download, options: R
  * Whether the bytes will surely be read after stat() (see StatOptions.willRead): a GET without any
  * precondition can only end in 200, or in 206/416 when it asks for a Range.
  */
-function readIntent (ctx: Context, plan: PlanOptions): StatOptions['willRead'] {
-  if (ctx.method !== 'GET') return undefined
+function readIntent (ctx: Context, plan: PlanOptions, signal: AbortSignal): StatOptions {
   const headers = ctx.req.headers
-  if (headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined ||
-    headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return undefined
-  return plan.ranges && headers.range !== undefined ? 'range' : 'whole'
+  if (ctx.method !== 'GET' || headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined ||
+    headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return { signal }
+  const range = headers.range
+  if (!plan.ranges || range === undefined) return { signal, willRead: 'whole' }
+  return { signal, willRead: 'range', range: headers['if-range'] === undefined && SINGLE_RANGE.test(range) ? range : undefined }
 }
+
+/** One plain byte range, as a remote source may forward it upstream verbatim. */
+const SINGLE_RANGE = /^bytes=(?:\d{1,15}-\d{0,15}|-\d{1,15})$/
 
 type Plan200 = Extract<ReturnType<typeof planResponse>, { status: 200 | 206 }>
 interface Body { data: Buffer | Readable, length: number | undefined, contentType?: string }

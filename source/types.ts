@@ -45,6 +45,13 @@ export interface StatOptions extends OpenOptions {
    * within the same turn of the event loop.
    */
   willRead?: 'whole' | 'range' | undefined
+  /**
+   * With `willRead: 'range'`, the client's Range header when it asks for exactly one plain range
+   * (`bytes=a-b`, `bytes=a-`, `bytes=-n`) and carries no If-Range: a remote source may send it
+   * upstream with the one request that also gives the metadata, and hand that part to the
+   * `open(range)` that follows when the range planned from the size is the one the upstream sent.
+   */
+  range?: string | undefined
 }
 
 /**

@@ -5,7 +5,7 @@ import { DownloadError, notFound } from '../../source/errors.ts'
 import { debug } from '../../source/debug.ts'
 import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
-import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
+import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import { upstreamRequest } from './upstream-request.ts'
 
@@ -38,7 +38,12 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  * - `open(range)` is one GET for exactly those bytes (`Range: bytes=s-e`, only a 206 with the same
  *   Content-Range is accepted, never sliced locally), with `Accept-Encoding: identity` and
  *   `If-Match` (or `If-Unmodified-Since`) so that a file that changed since stat() is E_CHANGED,
- *   never sent under the old validators. A full download costs HEAD + GET.
+ *   never sent under the old validators.
+ * - When serve() announces the read (`willRead`: a GET with no precondition, whole or one plain
+ *   range), stat() is that GET instead — the metadata come from its headers and open() takes its
+ *   body when the range planned from the size is the one the upstream sent: one request per
+ *   download instead of two. Anything else (an upstream 416, a different part) falls back to the
+ *   HEAD + GET above; a body nobody took is aborted at the end of the turn.
  * - The client's conditional headers are evaluated by serve() against the upstream's validators.
  * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (503 → 503); timeouts → 504.
  * - The client going away aborts the upstream request (the signal of `open()`).
@@ -52,6 +57,8 @@ export class HttpFile implements DownloadFile {
   #stat: Promise<FileStat> | undefined
   /** Where the HEAD ended after redirects, and the headers it took there: the GET goes straight there. */
   #resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
+  /** The body of the GET that stat() made for an announced read, until open() takes it. */
+  #pending: { response: IncomingMessage, range: ByteRange | undefined } | undefined
 
   constructor (url: string | URL, options: HttpFileOptions = {}) {
     validate(options)
@@ -67,13 +74,25 @@ export class HttpFile implements DownloadFile {
     this.#maxRedirects = options.maxRedirects ?? 5
   }
 
-  async stat (options?: OpenOptions): Promise<FileStat> {
+  async stat (options?: StatOptions): Promise<FileStat> {
+    if (this.#stat === undefined && (options?.willRead === 'whole' || (options?.willRead === 'range' && options.range !== undefined))) {
+      this.#stat = this.#getAhead(options.range, options.signal)
+    }
     this.#stat ??= this.#head(options?.signal)
     return await this.#stat
   }
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
+    const pending = this.#pending
+    if (pending !== undefined) {
+      this.#pending = undefined
+      if (pending.range?.start === range?.start && pending.range?.end === range?.end) {
+        const expected = range === undefined ? stat.size : range.end - range.start + 1
+        return guardStream(pending.response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
+      }
+      pending.response.destroy()
+    }
     const target = this.#resolved ?? { url: this.url, headers: this.#headers }
     const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
     if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
@@ -114,6 +133,37 @@ export class HttpFile implements DownloadFile {
     return Buffer.concat(chunks)
   }
 
+  /**
+   * stat() as the GET itself (whole, or the client's one plain range): the metadata from its
+   * headers, the body kept for open(). An error status is the same answer a HEAD would give; an
+   * upstream 416, a 206 without a usable Content-Range or an encoded body → the HEAD route.
+   */
+  async #getAhead (range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
+    const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
+    if (range !== undefined) headers.range = range
+    const { response, url, headers: sent } = await upstreamRequest(this.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
+    const status = response.statusCode ?? 0
+    const part = status === 206 ? contentRangeOf(response) : undefined
+    if ((status !== 200 && (status !== 206 || part === undefined)) || !isIdentity(response)) {
+      response.destroy()
+      if (status >= 400 && status !== 416) throw statusError(this.url, status)
+      debug('http GET %s: %d %s: asking with HEAD', this.url, status, response.headers['content-range'] ?? '')
+      return await this.#head(signal)
+    }
+    const { 'accept-encoding': _, range: __, ...kept } = sent
+    this.#resolved = { url, headers: kept }
+    const stat = statFromHeaders(response)
+    const pending = { response, range: part }
+    this.#pending = pending
+    setImmediate(() => {
+      if (this.#pending !== pending) return
+      this.#pending = undefined
+      response.destroy()
+    })
+    debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', this.url, status, stat.size ?? '?', stat.etag ?? '-')
+    return stat
+  }
+
   async #head (signal: AbortSignal | undefined): Promise<FileStat> {
     const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
@@ -140,7 +190,7 @@ function statFromHeaders (response: IncomingMessage): FileStat {
   const identity = isIdentity(response)
   let size: number | undefined
   if (response.statusCode === 206) {
-    const total = /^bytes 0-0\/(\d+)$/.exec(h['content-range'] ?? '')?.[1]
+    const total = /^bytes \d+-\d+\/(\d+)$/.exec(h['content-range'] ?? '')?.[1]
     size = total === undefined ? undefined : Number(total)
   } else if (/^\d+$/.test(h['content-length'] ?? '')) {
     size = Number(h['content-length'])
@@ -157,6 +207,17 @@ function statFromHeaders (response: IncomingMessage): FileStat {
     // Without Accept-Ranges: bytes (or with `none`) the file is always sent whole.
     ranges: size !== undefined && response.statusCode === 206 ? true : /\bbytes\b/i.test(h['accept-ranges'] ?? '') && size !== undefined
   }
+}
+
+/** The part a 206 carries (`Content-Range: bytes a-b/size`, a ≤ b < size), else undefined. */
+function contentRangeOf (response: IncomingMessage): ByteRange | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers['content-range'] ?? '')
+  if (match === null) return undefined
+  const [start, end, size] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  if (!Number.isSafeInteger(size) || start > end || end >= size) return undefined
+  const length = response.headers['content-length']
+  if (length !== undefined && Number(length) !== end - start + 1) return undefined
+  return { start, end }
 }
 
 function isIdentity (response: IncomingMessage): boolean {
