@@ -147,19 +147,27 @@ test.serial('upstream healthy: the whole file and a range arrive intact (the har
   t.true(await settle(() => upstreamSockets().length === 0), upstreamSockets().join('; '))
 })
 
-const beforeHeaders: Array<[string, number, RegExp]> = [
-  ['/reset-head', 502, /ECONNRESET|socket hang up|reset/i],
-  ['/hang-head', 504, /no response in 400 ms/],
-  ['/status-500', 502, /upstream 500/],
-  ['/status-503', 503, /upstream 503/],
-  ['/status-404', 404, /upstream 404/],
-  ['/changed', 503, /changed/],
-  ['/gzip', 502, /Content-Encoding gzip/]
+// A plain GET makes HttpFile's stat() the GET itself; a conditional one takes HEAD, then GET with
+// If-Match — the route on which the file can change between the two (/changed).
+const conditional = { 'If-None-Match': '"not-this"' }
+const beforeHeaders: Array<[string, number, RegExp, Record<string, string>]> = [
+  ['/reset-head', 502, /ECONNRESET|socket hang up|reset/i, {}],
+  ['/reset-head', 502, /ECONNRESET|socket hang up|reset/i, conditional],
+  ['/hang-head', 504, /no response in 400 ms/, {}],
+  ['/hang-head', 504, /no response in 400 ms/, conditional],
+  ['/status-500', 502, /upstream 500/, {}],
+  ['/status-503', 503, /upstream 503/, {}],
+  ['/status-404', 404, /upstream 404/, {}],
+  ['/status-404', 404, /upstream 404/, conditional],
+  ['/changed', 503, /changed/, conditional],
+  ['/gzip', 502, /Content-Encoding gzip/, {}],
+  ['/gzip', 502, /Content-Encoding gzip/, conditional]
 ]
-for (const [path, status, log] of beforeHeaders) {
-  test.serial(`upstream ${path.slice(1)} → ${status} before any header, clean, logged, no upstream socket left`, async t => {
+for (const [path, status, log, headers] of beforeHeaders) {
+  const how = Object.keys(headers).length === 0 ? '' : ' (conditional GET: HEAD route)'
+  test.serial(`upstream ${path.slice(1)}${how} → ${status} before any header, clean, logged, no upstream socket left`, async t => {
     const app = await proxyApp(t)
-    const res = split((await clientRequest(app.port, path)).raw)
+    const res = split((await clientRequest(app.port, path, headers)).raw)
     t.is(res.status, status)
     t.is(res.headers.etag, undefined)
     t.is(res.headers['content-disposition'], undefined)
