@@ -8,6 +8,13 @@ export interface StorageObject {
   open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
   /** The bytes of `range` as one buffer (fs: one read syscall), for small responses. */
   read? (stat: FileStat, range: ByteRange | undefined): Promise<Uint8Array>
+  /**
+   * Metadata and body in one request, for a read serve() announced: the whole object, or the
+   * client's one plain `range` header (`bytes=a-b`, `bytes=a-`, `bytes=-n`). `part` is the range the
+   * storage sent (undefined: all of it); the body is held to that length. `undefined` when the
+   * storage found the range unsatisfiable: the caller then asks for the metadata alone.
+   */
+  getAhead? (range: string | undefined, signal?: AbortSignal): Promise<{ stat: FileStat, body: Readable, part: ByteRange | undefined } | undefined>
   /** Absolute local path (fs disks only). */
   readonly path?: string | undefined
   /** A public URL built without I/O, when the driver's configuration allows it. */

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import type { DriverContract } from 'flydrive/types'
+import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
@@ -68,6 +69,35 @@ export function s3Backend (driver: S3DriverLike): Backend {
           }
           const expected = range === undefined ? stat.size : range.end - range.start + 1
           return guardStream(body, { expected, idleTimeout: options.idleTimeout, what })
+        },
+        async getAhead (range: string | undefined, signal?: AbortSignal) {
+          const { GetObjectCommand } = await sdk
+          const s3 = await getClient()
+          const command = new GetObjectCommand({ Bucket: bucket, Key: key, ...(range === undefined ? {} : { Range: range }) })
+          try {
+            const response = await s3.send(command, signal === undefined ? {} : { abortSignal: signal })
+            const body = response.Body as Readable
+            let size = response.ContentLength
+            let part: ByteRange | undefined
+            if (response.ContentRange !== undefined) {
+              const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.ContentRange)
+              const [start, end, total] = match === null ? [] : [Number(match[1]), Number(match[2]), Number(match[3])]
+              if (start === undefined || end === undefined || total === undefined || start > end || end >= total || size !== end - start + 1) {
+                body.destroy()
+                throw new DownloadError('E_UPSTREAM', `${what}: unexpected Content-Range ${response.ContentRange}`)
+              }
+              part = { start, end }
+              size = total
+            }
+            const stat = statFromMetaData({ contentType: response.ContentType, contentLength: size, etag: response.ETag, lastModified: response.LastModified })
+            const expected = part === undefined ? stat.size : part.end - part.start + 1
+            return { stat, part, body: guardStream(body, { expected, idleTimeout: options.idleTimeout, what }) }
+          } catch (error) {
+            const failure = storageError(error, what)
+            // Unsatisfiable for this size (416): the metadata alone will tell serve() so.
+            if (failure instanceof DownloadError && failure.code === 'E_CHANGED') return undefined
+            throw failure
+          }
         }
       }
     }

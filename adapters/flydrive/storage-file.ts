@@ -3,7 +3,7 @@ import type { Disk } from 'flydrive'
 import type { DriverContract, SignedURLOptions } from 'flydrive/types'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
-import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
+import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import type { Backend, StorageObject } from './backend.ts'
 import { driverKind } from './backend.ts'
 import { driverBackend } from './driver-backend.ts'
@@ -46,7 +46,9 @@ const backends = new WeakMap<object, Backend>()
  * An object of a flydrive v2 disk (fs, S3, GCS, or any driver) as a DownloadFile.
  *
  * - `stat()` takes one metadata call, cached on the instance (create one StorageFile per request,
- *   e.g. with `storage(disk).file(key)`), and gives a strong ETag whenever the storage has one.
+ *   e.g. with `storage(disk).file(key)`), and gives a strong ETag whenever the storage has one. On
+ *   S3, a read that serve() announces (a GET with no precondition, whole or one plain range) makes
+ *   that call the GetObject itself, whose body the following open() takes: one request, not two.
  * - `open(range)` reads just that range at the source (fs start/end, S3 GetObject Range, GCS
  *   createReadStream start/end); never read-and-discard.
  * - Keys go to the driver directly, not through flydrive's normaliser, which refuses real names
@@ -66,6 +68,8 @@ export class StorageFile implements DownloadFile {
   readonly #refused: string | undefined
   readonly #options: StorageFileOptions
   #stat: Promise<FileStat> | undefined
+  /** The body of the read that stat() made for an announced read, until open()/read() takes it. */
+  #pending: { body: Readable, part: ByteRange | undefined } | undefined
 
   constructor (disk: DiskLike, key: string, options: StorageFileOptions = {}) {
     validateStorageFileOptions(options, 'StorageFile()')
@@ -87,19 +91,53 @@ export class StorageFile implements DownloadFile {
     this.url = options.url === false ? undefined : options.url ?? object.url
   }
 
-  async stat (options?: OpenOptions): Promise<FileStat> {
+  async stat (options?: StatOptions): Promise<FileStat> {
     const object = this.#object
     if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
-    this.#stat ??= object.stat(options?.signal).then((stat) => {
-      const { contentType, fallback } = this.#options
-      return {
-        ...stat,
-        size: stat.size ?? fallback?.size,
-        lastModified: stat.lastModified ?? fallback?.lastModified,
-        contentType: contentType ?? stat.contentType
-      }
-    })
+    if (this.#stat === undefined && object.getAhead !== undefined &&
+      (options?.willRead === 'whole' || (options?.willRead === 'range' && options.range !== undefined))) {
+      this.#stat = this.#getAhead(object, options.range, options.signal)
+    }
+    this.#stat ??= object.stat(options?.signal).then((stat) => this.#completed(stat))
     return await this.#stat
+  }
+
+  /**
+   * stat() as the read itself (S3 GetObject): the metadata from its response, the body kept for the
+   * open()/read() that follows when it asks for the part the storage sent — one request instead of
+   * HeadObject + GetObject. A body nobody takes is destroyed at the end of the turn.
+   */
+  async #getAhead (object: StorageObject, range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
+    const ahead = await (object.getAhead as NonNullable<StorageObject['getAhead']>)(range, signal)
+    if (ahead === undefined) return this.#completed(await object.stat(signal))
+    const pending = { body: ahead.body, part: ahead.part }
+    this.#pending = pending
+    setImmediate(() => {
+      if (this.#pending !== pending) return
+      this.#pending = undefined
+      pending.body.destroy()
+    })
+    return this.#completed(ahead.stat)
+  }
+
+  /** The body stat() fetched, if it is exactly `range`; any other is dropped. */
+  #take (range: ByteRange | undefined): Readable | undefined {
+    const pending = this.#pending
+    if (pending === undefined) return undefined
+    this.#pending = undefined
+    if (pending.part?.start === range?.start && pending.part?.end === range?.end) return pending.body
+    pending.body.destroy()
+    return undefined
+  }
+
+  #completed (stat: FileStat): FileStat {
+    const { contentType, fallback } = this.#options
+    return {
+      ...stat,
+      size: stat.size ?? fallback?.size,
+      lastModified: stat.lastModified ?? fallback?.lastModified,
+      contentType: contentType ?? stat.contentType
+    }
   }
 
   /**
@@ -121,6 +159,8 @@ export class StorageFile implements DownloadFile {
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
+    const ahead = this.#take(range)
+    if (ahead !== undefined) return ahead
     return await this.#changed(async () => await (this.#object as StorageObject).open(stat, range, options?.signal))
   }
 
@@ -135,7 +175,7 @@ export class StorageFile implements DownloadFile {
     return await this.#changed(async () => {
       if (object.read !== undefined) return await object.read(stat, range)
       const chunks: Buffer[] = []
-      for await (const chunk of await object.open(stat, range, options?.signal)) chunks.push(chunk as Buffer)
+      for await (const chunk of this.#take(range) ?? await object.open(stat, range, options?.signal)) chunks.push(chunk as Buffer)
       return Buffer.concat(chunks)
     })
   }
