@@ -34,12 +34,19 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
   let ended = false
   let timer: NodeJS.Timeout | undefined
 
+  // While bytes flow, one timer is pushed back with refresh() on every chunk (not a new timer per
+  // chunk); it is cleared — and a new one made later — only while backpressure holds the source
+  // (a cleared timer cannot be refreshed).
   const disarm = (): void => {
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
   }
   const arm = (): void => {
-    if (idleTimeout === undefined || timer !== undefined || ended) return
+    if (idleTimeout === undefined || ended) return
+    if (timer !== undefined) {
+      timer.refresh()
+      return
+    }
     timer = setTimeout(() => {
       timer = undefined
       debug('%s: no data for %d ms, aborting the transfer', what, idleTimeout)
@@ -54,7 +61,7 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
 
   const out = new Readable({
     read () {
-      arm()
+      if (timer === undefined) arm()
       source.resume()
     },
     destroy (error, callback) {
@@ -66,15 +73,18 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
 
   source.pause()
   source.on('data', (chunk: Buffer | string) => {
-    disarm()
     received += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
     if (expected !== undefined && received > expected) {
       debug('%s: source sent more than the expected %d bytes', what, expected)
       fail(new DownloadError('E_UPSTREAM', `${what}: the source sent more than ${expected} bytes`))
       return
     }
-    if (out.push(chunk)) arm()
-    else source.pause()
+    if (out.push(chunk)) {
+      arm()
+    } else {
+      disarm()
+      source.pause()
+    }
   })
   source.once('end', () => {
     ended = true

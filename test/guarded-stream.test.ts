@@ -77,6 +77,34 @@ test('guardStream: time a slow consumer spends not reading (buffer full) does no
   t.is(received, 2 * chunk.length + 3)
 })
 
+test('guardStream: a source that goes silent after backpressure was relieved still times out', async (t) => {
+  const source = new PassThrough()
+  const chunk = Buffer.alloc(1024 * 1024, 1)
+  const guarded = guardStream(source, { idleTimeout: 50, expected: 3 * chunk.length, what: 'x' })
+  const failed = new Promise<Error>((resolve) => guarded.once('error', resolve))
+  source.write(chunk)
+  source.write(chunk)
+  let received = 0
+  let release: () => void = () => {}
+  guarded.pipe(new Writable({
+    highWaterMark: 1,
+    write (data: Buffer, _encoding, callback) {
+      received += data.length
+      if (received === chunk.length) release = callback
+      else callback()
+    }
+  }))
+  await sleep(120) // held by backpressure: not idle
+  t.false(guarded.destroyed)
+  release() // the consumer reads on; the source has sent 2 of 3 MiB and now says nothing
+  const keepAlive = setTimeout(() => {}, 2000) // the guard's timer is unref'd: keep the test process up
+  const error = await failed
+  clearTimeout(keepAlive)
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.is(received, 2 * chunk.length)
+  t.true(source.destroyed)
+})
+
 test('guardStream: destroying the guarded stream (client abort) destroys the source', (t) => {
   const source = new PassThrough()
   const guarded = guardStream(source, { what: 'x' })
