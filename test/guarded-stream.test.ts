@@ -56,26 +56,34 @@ test('guardStream: time a slow consumer spends not reading (buffer full) does no
   guarded.on('error', () => {})
   source.write(chunk)
   source.write(chunk)
-  // A consumer that accepts one chunk and then stalls (a congested socket): backpressure.
-  let received = 0
-  let release: () => void = () => {}
-  guarded.pipe(new Writable({
-    highWaterMark: 1,
-    write (data: Buffer, _encoding, callback) {
-      received += data.length
-      if (received === chunk.length) release = callback
-      else callback()
-    }
-  }))
+  const consumer = stallingConsumer(guarded, chunk.length)
   await sleep(150)
-  t.is(received, chunk.length)
+  t.is(consumer.received(), chunk.length)
   t.false(guarded.destroyed, 'the consumer did not read for 3× the idle timeout, but it was full: not idle')
   source.end('end')
   const finished = new Promise((resolve) => guarded.once('end', resolve))
-  release()
+  consumer.release()
   await finished
-  t.is(received, 2 * chunk.length + 3)
+  t.is(consumer.received(), 2 * chunk.length + 3)
 })
+
+/**
+ * Pipes `stream` into a consumer that takes `first` bytes and then stops reading (a congested
+ * socket: backpressure) until release() is called.
+ */
+function stallingConsumer (stream: Readable, first: number): { received: () => number, release: () => void } {
+  let received = 0
+  let release: () => void = () => {}
+  stream.pipe(new Writable({
+    highWaterMark: 1,
+    write (data: Buffer, _encoding, callback) {
+      received += data.length
+      if (received === first) release = callback
+      else callback()
+    }
+  }))
+  return { received: () => received, release: () => { release() } }
+}
 
 test('guardStream: a source that goes silent after backpressure was relieved still times out', async (t) => {
   const source = new PassThrough()
@@ -84,24 +92,15 @@ test('guardStream: a source that goes silent after backpressure was relieved sti
   const failed = new Promise<Error>((resolve) => guarded.once('error', resolve))
   source.write(chunk)
   source.write(chunk)
-  let received = 0
-  let release: () => void = () => {}
-  guarded.pipe(new Writable({
-    highWaterMark: 1,
-    write (data: Buffer, _encoding, callback) {
-      received += data.length
-      if (received === chunk.length) release = callback
-      else callback()
-    }
-  }))
+  const consumer = stallingConsumer(guarded, chunk.length)
   await sleep(120) // held by backpressure: not idle
   t.false(guarded.destroyed)
-  release() // the consumer reads on; the source has sent 2 of 3 MiB and now says nothing
+  consumer.release() // the consumer reads on; the source has sent 2 of 3 MiB and now says nothing
   const keepAlive = setTimeout(() => {}, 2000) // the guard's timer is unref'd: keep the test process up
   const error = await failed
   clearTimeout(keepAlive)
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
-  t.is(received, 2 * chunk.length)
+  t.is(consumer.received(), 2 * chunk.length)
   t.true(source.destroyed)
 })
 
