@@ -130,8 +130,8 @@ export async function sendDownload (ctx: Context, download: Download, options: R
 }
 
 /**
- * Whether the bytes will surely be read after stat() (see StatOptions.willRead): a GET without any
- * precondition can only end in 200, or in 206/416 when it asks for a Range.
+ * Whether the bytes will surely be read right after stat() (see StatOptions.willRead): a GET
+ * without any precondition can only end in 200, or in 206/416 when it asks for one Range.
  */
 function readIntent (ctx: Context, plan: PlanOptions, signal: AbortSignal): StatOptions {
   const headers = ctx.req.headers
@@ -139,6 +139,8 @@ function readIntent (ctx: Context, plan: PlanOptions, signal: AbortSignal): Stat
     headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return { signal }
   const range = headers.range
   if (!plan.ranges || range === undefined) return { signal, willRead: 'whole' }
+  // Several ranges: a multipart body opens each part only while it is sent, well after this turn.
+  if (range.includes(',')) return { signal }
   return { signal, willRead: 'range', range: headers['if-range'] === undefined && SINGLE_RANGE.test(range) ? range : undefined }
 }
 

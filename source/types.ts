@@ -39,8 +39,9 @@ export interface StatOptions extends OpenOptions {
    * answer 304 or 412 — so that a source may start opening them now and hand what it opened to the
    * `open()` or `read()` that follows (a local file opens its descriptor instead of stat-ing its
    * path: one thread-pool round trip instead of three). `'whole'`: the response is the whole file
-   * (200). `'range'`: the request has a Range, so it may be a part (206) — or nothing at all when
-   * the size makes the range unsatisfiable (416), and then what was opened is released unread.
+   * (200). `'range'`: the request asks for one range, so it may be a part (206) — or nothing at all
+   * when the size makes the range unsatisfiable (416), and then what was opened is released unread.
+   * (A request for several ranges announces nothing: multipart opens each part as it is sent.)
    * A source that opened something must release it by itself if no `open()`/`read()` follows
    * within the same turn of the event loop.
    */
