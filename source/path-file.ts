@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream'
 import { DownloadError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { FileStream } from './file-stream.ts'
+import { ReadAhead } from './read-ahead.ts'
 import type { ByteRange, DownloadFile, FileStat, StatOptions } from './types.ts'
 
 export interface PathFileOptions {
@@ -39,7 +40,7 @@ export class PathFile implements DownloadFile {
   #seen: Stats | undefined
   #real: string | undefined
   /** The descriptor stat() opened for the read announced by `willRead`, until open()/read() takes it. */
-  #held: Held | undefined
+  readonly #ahead = new ReadAhead<Held>((held) => { closeSync(held.fd) })
 
   constructor (path: string, options: PathFileOptions = {}) {
     if (typeof path !== 'string') throw new TypeError('PathFile: path must be a string')
@@ -96,7 +97,7 @@ export class PathFile implements DownloadFile {
   }
 
   async stat (options?: StatOptions): Promise<FileStat> {
-    this.#release()
+    this.#ahead.drop()
     // The bytes will be read next: open the descriptor now and check it instead of the path. The
     // confinement is then checked on the file actually opened (no window for a symlink swap), and
     // open() takes this descriptor (bench/: 4 → 2 thread-pool round trips per small file).
@@ -104,8 +105,7 @@ export class PathFile implements DownloadFile {
       const held = await this.#openConfined(this.path)
       if (held !== undefined) {
         this.#seen = held.stats
-        this.#held = held
-        setImmediate(() => { if (this.#held === held) this.#release() })
+        this.#ahead.hold(held)
         return fileStat(held.stats)
       }
     }
@@ -153,14 +153,6 @@ export class PathFile implements DownloadFile {
     }
   }
 
-  /** Closes a descriptor that stat() opened and no open()/read() took. */
-  #release (): void {
-    const held = this.#held
-    if (held === undefined) return
-    this.#held = undefined
-    closeSync(held.fd)
-  }
-
   async open (range?: ByteRange): Promise<Readable> {
     const { fd, stats } = await this.#openChecked()
     const start = range?.start ?? 0
@@ -191,17 +183,18 @@ export class PathFile implements DownloadFile {
   // descriptor) are made synchronously: each thread-pool round trip costs more CPU than the call
   // itself, and at 4 KiB the request is CPU-bound (bench/: 6 → 4 round trips per small file).
   async #openChecked (): Promise<Held> {
+    // The descriptor stat() opened and checked in this same turn: nothing to check again.
+    const held = this.#ahead.take()
+    if (held !== undefined) return held
     const seen = this.#seen
     const real = this.#real
     if (seen === undefined || real === undefined) {
       await this.stat()
       return await this.#openChecked()
     }
-    // The descriptor stat() opened, or a new one: either way the file must still be the one stat'ed
-    // (rewritten in place meanwhile → new size or mtime; replaced → new inode).
-    const held = this.#held
-    this.#held = undefined
-    const fd = held?.fd ?? await openOf(real, constants.O_RDONLY)
+    // A new descriptor: the file must still be the one stat'ed (rewritten in place meanwhile → new
+    // size or mtime; replaced → new inode).
+    const fd = await openOf(real, constants.O_RDONLY)
     try {
       const stats = fstatSync(fd)
       if (stats.ino !== seen.ino || stats.dev !== seen.dev || stats.size !== seen.size || stats.mtimeMs !== seen.mtimeMs) {

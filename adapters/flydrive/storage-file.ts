@@ -3,6 +3,7 @@ import type { Disk } from 'flydrive'
 import type { DriverContract, SignedURLOptions } from 'flydrive/types'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
+import { ReadAhead } from '../../source/read-ahead.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import type { Backend, StorageObject } from './backend.ts'
 import { driverKind } from './backend.ts'
@@ -69,7 +70,7 @@ export class StorageFile implements DownloadFile {
   readonly #options: StorageFileOptions
   #stat: Promise<FileStat> | undefined
   /** The body of the read that stat() made for an announced read, until open()/read() takes it. */
-  #pending: { body: Readable, part: ByteRange | undefined } | undefined
+  readonly #ahead = new ReadAhead<{ body: Readable, part: ByteRange | undefined }>(({ body }) => { body.destroy() })
 
   constructor (disk: DiskLike, key: string, options: StorageFileOptions = {}) {
     validateStorageFileOptions(options, 'StorageFile()')
@@ -110,21 +111,14 @@ export class StorageFile implements DownloadFile {
   async #getAhead (object: StorageObject, range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
     const ahead = await (object.getAhead as NonNullable<StorageObject['getAhead']>)(range, signal)
     if (ahead === undefined) return this.#completed(await object.stat(signal))
-    const pending = { body: ahead.body, part: ahead.part }
-    this.#pending = pending
-    setImmediate(() => {
-      if (this.#pending !== pending) return
-      this.#pending = undefined
-      pending.body.destroy()
-    })
+    this.#ahead.hold({ body: ahead.body, part: ahead.part })
     return this.#completed(ahead.stat)
   }
 
   /** The body stat() fetched, if it is exactly `range`; any other is dropped. */
   #take (range: ByteRange | undefined): Readable | undefined {
-    const pending = this.#pending
+    const pending = this.#ahead.take()
     if (pending === undefined) return undefined
-    this.#pending = undefined
     if (pending.part?.start === range?.start && pending.part?.end === range?.end) return pending.body
     pending.body.destroy()
     return undefined

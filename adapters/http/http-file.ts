@@ -7,6 +7,7 @@ import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
+import { ReadAhead } from '../../source/read-ahead.ts'
 import { upstreamRequest } from './upstream-request.ts'
 
 export interface HttpFileOptions {
@@ -58,7 +59,7 @@ export class HttpFile implements DownloadFile {
   /** Where the HEAD ended after redirects, and the headers it took there: the GET goes straight there. */
   #resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
   /** The body of the GET that stat() made for an announced read, until open() takes it. */
-  #pending: { response: IncomingMessage, range: ByteRange | undefined } | undefined
+  readonly #ahead = new ReadAhead<{ response: IncomingMessage, range: ByteRange | undefined }>(({ response }) => { response.destroy() })
 
   constructor (url: string | URL, options: HttpFileOptions = {}) {
     validate(options)
@@ -84,9 +85,8 @@ export class HttpFile implements DownloadFile {
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
-    const pending = this.#pending
+    const pending = this.#ahead.take()
     if (pending !== undefined) {
-      this.#pending = undefined
       if (pending.range?.start === range?.start && pending.range?.end === range?.end) {
         const expected = range === undefined ? stat.size : range.end - range.start + 1
         return guardStream(pending.response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
@@ -153,13 +153,7 @@ export class HttpFile implements DownloadFile {
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
     const stat = statFromHeaders(response)
-    const pending = { response, range: part }
-    this.#pending = pending
-    setImmediate(() => {
-      if (this.#pending !== pending) return
-      this.#pending = undefined
-      response.destroy()
-    })
+    this.#ahead.hold({ response, range: part })
     debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', this.url, status, stat.size ?? '?', stat.etag ?? '-')
     return stat
   }
