@@ -269,8 +269,9 @@ test('path-file confinement: a root given with a trailing slash does not admit a
 
 test('path-file: a file replaced between stat() and open() is never sent under the old validators', async t => {
   const file = join(temp, 'replaced.txt')
-  // A plain GET makes serve() pass `willRead`: stat() then opens the descriptor itself, and the
-  // in-place rewrite lands between that open and the read. A conditional GET takes the stat → open route.
+  // A plain GET makes serve() pass `willRead`: stat() opens the descriptor itself; the rewrite takes
+  // more than that turn, so the descriptor is released and the read opens and checks again. A
+  // conditional GET takes the stat → open route.
   for (const [size, label, headers] of [
     [100, 'read() fast path', {}], [300_000, 'streamed', {}],
     [100, 'read() fast path, conditional GET', { 'If-None-Match': '"other"' }], [300_000, 'streamed, conditional GET', { 'If-None-Match': '"other"' }]
