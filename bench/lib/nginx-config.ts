@@ -1,6 +1,28 @@
 import { nginx } from '../../source/backends/nginx.ts'
 import { renderServerConfig } from '../../source/server-config.ts'
 
+/**
+ * The start of every nginx configuration the bench runs, up to inside `http {`: one worker, pid and
+ * temp paths under `prefix` (no root needed), sendfile on, no access log; `extra` lines first.
+ */
+export function nginxPreamble (prefix: string, extra: string[] = []): string[] {
+  return [
+    'worker_processes 1;',
+    `pid ${prefix}/nginx.pid;`,
+    'events { worker_connections 1024; }',
+    'http {',
+    ...extra,
+    '  default_type application/octet-stream;',
+    '  access_log off;',
+    '  sendfile on;',
+    `  client_body_temp_path ${prefix}/tmp/body;`,
+    `  proxy_temp_path ${prefix}/tmp/proxy;`,
+    `  fastcgi_temp_path ${prefix}/tmp/fastcgi;`,
+    `  uwsgi_temp_path ${prefix}/tmp/uwsgi;`,
+    `  scgi_temp_path ${prefix}/tmp/scgi;`
+  ]
+}
+
 export interface NginxPorts { listen: number, kdOffload: number, kdStream: number, xaccel: number }
 
 /**
@@ -23,19 +45,7 @@ export function nginxConfig (prefix: string, root: string, ports: NginxPorts): s
     '    }'
   ]
   return [
-    'worker_processes 1;',
-    `pid ${prefix}/nginx.pid;`,
-    'events { worker_connections 1024; }',
-    'http {',
-    '  include /etc/nginx/mime.types;',
-    '  default_type application/octet-stream;',
-    '  access_log off;',
-    '  sendfile on;',
-    `  client_body_temp_path ${prefix}/tmp/body;`,
-    `  proxy_temp_path ${prefix}/tmp/proxy;`,
-    `  fastcgi_temp_path ${prefix}/tmp/fastcgi;`,
-    `  uwsgi_temp_path ${prefix}/tmp/uwsgi;`,
-    `  scgi_temp_path ${prefix}/tmp/scgi;`,
+    ...nginxPreamble(prefix, ['  include /etc/nginx/mime.types;']),
     ...upstream('kd_offload', ports.kdOffload),
     ...upstream('kd_stream', ports.kdStream),
     ...upstream('xaccel', ports.xaccel),

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import type { Fixtures } from './fixtures.ts'
+import { nginxPreamble } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 import { freePort } from './targets.ts'
@@ -76,18 +77,7 @@ async function countingProxy (upstreamPort: number, counter: ByteCounter): Promi
 
 function originConfig (prefix: string, root: string, port: number): string {
   return [
-    'worker_processes 1;',
-    `pid ${prefix}/nginx.pid;`,
-    'events { worker_connections 1024; }',
-    'http {',
-    '  default_type application/octet-stream;',
-    '  access_log off;',
-    '  sendfile on;',
-    `  client_body_temp_path ${prefix}/tmp/body;`,
-    `  proxy_temp_path ${prefix}/tmp/proxy;`,
-    `  fastcgi_temp_path ${prefix}/tmp/fastcgi;`,
-    `  uwsgi_temp_path ${prefix}/tmp/uwsgi;`,
-    `  scgi_temp_path ${prefix}/tmp/scgi;`,
+    ...nginxPreamble(prefix),
     `  server { listen 127.0.0.1:${port}; location / { root ${root}; } }`,
     '}',
     ''

@@ -5,7 +5,7 @@ import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
 import { filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
 import type { Fixtures, TestApp } from './app.ts'
-import { proxyTest, startProxy } from './proxies.ts'
+import { logProxiesIfFailed, proxyTest, startProxy } from './proxies.ts'
 import type { RunningProxy } from './proxies.ts'
 
 const cli = fileURLToPath(new URL('../../source/cli.ts', import.meta.url))
@@ -23,6 +23,11 @@ export interface SuiteOptions {
    * (Caddy reading an encoded Location): the hostile-name test then pins that limitation instead.
    */
   encodedNamesUnsupported?: string | undefined
+  /**
+   * For servers that answer conditionals with the app's validators (Apache, lighttpd): the title of
+   * a test that the client gets exactly the ETag and Last-Modified the app sent with the offload.
+   */
+  appValidators?: string | undefined
 }
 
 export interface Suite {
@@ -65,9 +70,7 @@ export function offloadSuite (options: SuiteOptions): Suite {
       const proxy = await startProxy(server, { rules, appPort: app.port })
       state = { fixtures, app, proxy }
     })
-    test.afterEach.always((t) => {
-      if (!t.passed && state !== undefined) t.log(`--- ${server} output ---\n${state.proxy.logs()}\n--- config ---\n${state.proxy.config}`)
-    })
+    test.afterEach.always((t) => { logProxiesIfFailed(t, state === undefined ? [] : [state.proxy]) })
     test.after.always(async () => {
       await state?.proxy.stop()
       await state?.app.close()
@@ -228,6 +231,20 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(wrong.code, 1)
     t.regex(wrong.stderr, /differs from 0{64}/)
   })
+
+  const validatorsTitle = options.appValidators
+  if (validatorsTitle !== undefined) {
+    proxied(`${label}: ${validatorsTitle}`, async (t) => {
+      const { proxy, app, fixtures } = context()
+      const url = filesUrl(fixtures.big.name) + '?validators=1'
+      const response = await fetch(proxy.url + url)
+      await response.arrayBuffer()
+      const sent = app.last(url)?.headers.etag
+      t.regex(sent ?? '', /^"[0-9a-f]+-100000"$/)
+      t.is(response.headers.get('etag') ?? undefined, sent)
+      t.is(response.headers.get('last-modified') ?? undefined, app.last(url)?.headers['last-modified'])
+    })
+  }
 
   return { test: proxied, context }
 }

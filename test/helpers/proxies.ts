@@ -126,6 +126,12 @@ export interface RunningProxy {
   stop: () => Promise<void>
 }
 
+/** After a failed test, logs each proxy's output and configuration (an afterEach.always hook body). */
+export function logProxiesIfFailed (t: { passed: boolean, log: (...values: unknown[]) => void }, proxies: Iterable<RunningProxy>): void {
+  if (t.passed) return
+  for (const p of proxies) t.log(`--- ${p.server} output ---\n${p.logs()}\n--- config ---\n${p.config}`)
+}
+
 function waitForExit (child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true)
   return new Promise((resolve) => {

@@ -18,7 +18,7 @@ import type { ServerName } from '../../source/server-config.ts'
 import { hostileName, sha256 } from '../helpers/app.ts'
 import { startOrigin } from '../helpers/origin.ts'
 import type { Origin } from '../helpers/origin.ts'
-import { proxyTest, startProxy } from '../helpers/proxies.ts'
+import { logProxiesIfFailed, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 import { startS3 } from '../helpers/s3.ts'
 import type { S3Server } from '../helpers/s3.ts'
@@ -98,10 +98,7 @@ test.before(async () => {
   if (caddyTests.available) running.proxies.caddy = await startProxy('caddy', { rules: rules.caddy, appPort })
 })
 
-test.afterEach.always((t) => {
-  if (t.passed || running === undefined) return
-  for (const p of Object.values(running.proxies)) t.log(`--- ${p.server} output ---\n${p.logs()}\n--- config ---\n${p.config}`)
-})
+test.afterEach.always((t) => { logProxiesIfFailed(t, Object.values(running?.proxies ?? {})) })
 
 test.after.always(async () => {
   for (const p of Object.values(running?.proxies ?? {})) await p.stop()

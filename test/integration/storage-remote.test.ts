@@ -25,7 +25,7 @@ import type { ServerName } from '../../source/server-config.ts'
 import { hostileName, sha256 } from '../helpers/app.ts'
 import { startGcsServer } from '../helpers/gcs-server.ts'
 import type { GcsServer } from '../helpers/gcs-server.ts'
-import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 import type { LoggedRequest } from '../helpers/request-log.ts'
 import { S3_CREDENTIALS, startS3 } from '../helpers/s3.ts'
@@ -159,10 +159,7 @@ test.before(async () => {
   }))
 })
 
-test.afterEach.always((t) => {
-  if (t.passed || running === undefined) return
-  for (const p of Object.values(running.proxies)) t.log(`--- ${p.server} output ---\n${p.logs()}\n--- config ---\n${p.config}`)
-})
+test.afterEach.always((t) => { logProxiesIfFailed(t, Object.values(running?.proxies ?? {})) })
 
 test.after.always(async () => {
   for (const p of Object.values(running?.proxies ?? {})) await p.stop()
