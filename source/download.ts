@@ -43,10 +43,21 @@ export function isDownloadFile (value: unknown): value is DownloadFile {
   return typeof v.name === 'string' && typeof v.stat === 'function' && typeof v.open === 'function'
 }
 
-/** The Download in `body`: a Download as is, a bare file wrapper with default options, else undefined. */
-export function toDownload (body: unknown): Download | undefined {
+/** What the middleware need of a response body that is a download: the file and how to present it. */
+export interface DownloadBody {
+  readonly file: DownloadFile
+  readonly options: Readonly<DownloadOptions>
+}
+
+const noOptions: Readonly<DownloadOptions> = Object.freeze({})
+
+/**
+ * The download in `body`: a Download as is, a bare file wrapper with default options (a plain
+ * object: no stream is built for it on every request), else undefined.
+ */
+export function toDownload (body: unknown): DownloadBody | undefined {
   if (body instanceof Download) return body
-  if (isDownloadFile(body) && !(body instanceof Readable)) return new Download(body)
+  if (isDownloadFile(body) && !(body instanceof Readable)) return { file: body, options: noOptions }
   return undefined
 }
 

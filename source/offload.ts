@@ -82,15 +82,17 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     // Koa sets a text/plain type for a string body; the download's own type is set after it.
     ctx.body = ''
     ctx.status = 200
-    ctx.set('Content-Type', presentation.contentType)
-    ctx.set('Content-Disposition', presentation.contentDisposition)
-    if (presentation.cacheControl !== undefined) ctx.set('Cache-Control', presentation.cacheControl)
+    // Header values made here (and by the rules: already checked) go to setHeader directly.
+    const res = ctx.res
+    res.setHeader('Content-Type', presentation.contentType)
+    res.setHeader('Content-Disposition', presentation.contentDisposition)
+    if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
     if (target.validators && stat !== undefined) {
-      if (stat.etag !== undefined) ctx.set('ETag', stat.etag)
-      if (stat.lastModified !== undefined && stat.lastModified.getTime() > 0) ctx.set('Last-Modified', formatHttpDate(stat.lastModified))
+      if (stat.etag !== undefined) res.setHeader('ETag', stat.etag)
+      if (stat.lastModified !== undefined && stat.lastModified.getTime() > 0) res.setHeader('Last-Modified', formatHttpDate(stat.lastModified))
     }
-    ctx.set(target.header, target.value)
+    res.setHeader(target.header, target.value)
     const controls = target.controls?.(presentation.contentType)
-    if (controls !== undefined) ctx.set(controls)
+    if (controls !== undefined) for (const name in controls) res.setHeader(name, controls[name] as string)
   }
 }

@@ -1,13 +1,13 @@
 import { contentDisposition } from './content-disposition.ts'
 import { contentTypeFor } from './content-type.ts'
-import type { Download } from './download.ts'
-import type { FileStat } from './types.ts'
+import type { DownloadBody } from './download.ts'
+import type { DownloadOptions, FileStat } from './types.ts'
 
 /** The headers that present a download, whether Node streams it or a proxy does. */
 export interface Presentation {
-  contentType: string
-  contentDisposition: string
-  cacheControl: string | undefined
+  readonly contentType: string
+  readonly contentDisposition: string
+  readonly cacheControl: string | undefined
 }
 
 /**
@@ -16,12 +16,29 @@ export interface Presentation {
  * `stat` supplies the source's declared type, when it has been fetched. The type and disposition
  * are worked out when first read: a 304 carries neither.
  */
-export function presentationHeaders (download: Download, stat?: FileStat): Presentation {
-  const { file, options } = download
-  const name = options.filename ?? file.name
-  return {
-    get contentType () { return contentTypeFor(name, stat?.contentType, options.contentType) },
-    get contentDisposition () { return contentDisposition(name, options.attachment === false) },
-    cacheControl: options.cacheControl
+export function presentationHeaders (download: DownloadBody, stat?: FileStat): Presentation {
+  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, stat)
+}
+
+// A class rather than an object literal with getters: one shared shape, no closures per response.
+class LazyPresentation implements Presentation {
+  readonly cacheControl: string | undefined
+  readonly #options: DownloadOptions
+  readonly #name: string
+  readonly #stat: FileStat | undefined
+
+  constructor (options: DownloadOptions, name: string, stat: FileStat | undefined) {
+    this.cacheControl = options.cacheControl
+    this.#options = options
+    this.#name = name
+    this.#stat = stat
+  }
+
+  get contentType (): string {
+    return contentTypeFor(this.#name, this.#stat?.contentType, this.#options.contentType)
+  }
+
+  get contentDisposition (): string {
+    return contentDisposition(this.#name, this.#options.attachment === false)
   }
 }

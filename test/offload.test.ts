@@ -316,7 +316,7 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
     for (const path of ['/srv/files/ok.txt', '/srv/files/evil\\nname.txt', '/elsewhere/x.txt']) {
       const file = new PathFile(path)
       file.stat = async () => ({ etag: '"1"' })
-      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, set () {} }
+      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }
       await mw(ctx, async () => {})
     }
   `
