@@ -16,6 +16,14 @@ export interface PathFileOptions {
    * through a symlink that resolves outside — is a 404.
    */
   root?: string | undefined
+  /**
+   * With a `root`: check the confinement on the path as written only (lexically, as send, koa-send
+   * and nginx's default `disable_symlinks off` do) and follow symlinks wherever they point. Saves
+   * the `realpath` that a HEAD, a conditional request or an offload otherwise costs (bench/: one
+   * thread-pool round trip per request). Only for trees where nobody untrusted can create a symlink:
+   * a symlink under the root then serves whatever it points to. @default false
+   */
+  followSymlinks?: boolean | undefined
   /** The download name. @default the basename of the path */
   name?: string | undefined
 }
@@ -36,6 +44,8 @@ export class PathFile implements DownloadFile {
   /** A local file has no URL: offload rules match it by `sourceDir` only. */
   readonly url?: undefined
   readonly #root: string | undefined
+  /** The root, when symlinks must also stay inside it (not with `followSymlinks`). */
+  readonly #realRoot: string | undefined
   readonly #refused: string | undefined
   #seen: Stats | undefined
   #real: string | undefined
@@ -47,11 +57,12 @@ export class PathFile implements DownloadFile {
     if (options === null || typeof options !== 'object') throw new TypeError('PathFile: options must be an object')
     // A misspelt `root` must not silently drop the confinement.
     for (const key of Object.keys(options)) {
-      if (key !== 'root' && key !== 'name') throw new TypeError(`PathFile: unknown option "${key}" (allowed: root, name)`)
+      if (key !== 'root' && key !== 'name' && key !== 'followSymlinks') throw new TypeError(`PathFile: unknown option "${key}" (allowed: root, name, followSymlinks)`)
     }
-    const { root, name } = options
+    const { root, name, followSymlinks = false } = options
     if (root !== undefined && (typeof root !== 'string' || root === '')) throw new TypeError('PathFile: root must be a non-empty string')
     if (name !== undefined && typeof name !== 'string') throw new TypeError('PathFile: name must be a string')
+    if (typeof followSymlinks !== 'boolean') throw new TypeError('PathFile: followSymlinks must be a boolean')
     const rootDir = root === undefined ? undefined : resolve(root)
     // With a root, an absolute path already inside it is taken as is (django-sendfile passes full
     // paths); any other absolute path is read relative to the root (koa-send style: `ctx.path`).
@@ -64,6 +75,7 @@ export class PathFile implements DownloadFile {
     else if (path === '') refused = 'the path is empty'
     else if (rootDir !== undefined && !isInside(absolute, rootDir)) refused = 'the path leaves the root'
     this.#root = rootDir
+    this.#realRoot = followSymlinks ? undefined : rootDir
     this.#refused = refused
     this.path = refused === undefined ? absolute : undefined
     this.name = name ?? basename(absolute)
@@ -84,15 +96,17 @@ export class PathFile implements DownloadFile {
 
   /**
    * The real path, once the path is known to stay inside the root (through symlinks too): a
-   * rejection is a 404. Without a root, the path itself, with no I/O. offload() calls this alone
-   * before handing a file to a proxy, which would follow a symlink out of the root.
+   * rejection is a 404. Without a root, or with `followSymlinks`, the path itself, with no I/O.
+   * offload() calls this alone before handing a file to a proxy, which would follow a symlink out
+   * of the root.
    */
   async confine (): Promise<string> {
     const path = this.path
     if (path === undefined) throw notFound(`PathFile: ${this.#refused ?? 'refused'}`)
-    if (this.#root === undefined) return path
+    const root = this.#realRoot
+    if (root === undefined) return path
     const real = await realpathOf(path)
-    if (!isInside(real, await realRoot(this.#root))) throw notFound('PathFile: a symlink resolves outside the root')
+    if (!isInside(real, await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
     return real
   }
 
@@ -101,7 +115,7 @@ export class PathFile implements DownloadFile {
     // The bytes will be read next: open the descriptor now and check it instead of the path. The
     // confinement is then checked on the file actually opened (no window for a symlink swap), and
     // open() takes this descriptor (bench/: 4 → 2 thread-pool round trips per small file).
-    if (options?.willRead !== undefined && this.path !== undefined && (this.#root === undefined || fdPaths !== false)) {
+    if (options?.willRead !== undefined && this.path !== undefined && (this.#realRoot === undefined || fdPaths !== false)) {
       const held = await this.#openConfined(this.path)
       if (held !== undefined) {
         this.#seen = held.stats
@@ -134,7 +148,7 @@ export class PathFile implements DownloadFile {
     try {
       const stats = fstatSync(fd)
       if (!stats.isFile()) throw notFound('PathFile: not a regular file')
-      const root = this.#root
+      const root = this.#realRoot
       if (root !== undefined) {
         const real = fdPath(fd)
         if (real === undefined) {

@@ -7,6 +7,8 @@ import type { DownloadOptions } from './types.ts'
 export interface SendfileOptions extends DownloadOptions {
   /** Files outside this directory (lexically or through symlinks) are a 404; a relative path is resolved against it. */
   root?: string | undefined
+  /** See PathFileOptions.followSymlinks: the root is checked on the path as written only. @default false */
+  followSymlinks?: boolean | undefined
 }
 
 const defaults = resolveServeOptions({}, 'sendfile()')
@@ -18,9 +20,9 @@ const defaults = resolveServeOptions({}, 'sendfile()')
  */
 export async function sendfile (ctx: Context, path: string, options: SendfileOptions = {}): Promise<void> {
   if (options === null || typeof options !== 'object') throw new TypeError('sendfile(): options must be an object')
-  const { root, ...rest } = options
+  const { root, followSymlinks, ...rest } = options
   validateDownloadOptions(rest, 'sendfile()')
-  const download = new Download(new PathFile(path, { root }), { attachment: false, ...rest })
+  const download = new Download(new PathFile(path, { root, followSymlinks }), { attachment: false, ...rest })
   if (isServed(ctx)) {
     ctx.body = download
     return

@@ -350,6 +350,19 @@ test('offload I/O: a PathFile under a root is confined first (realpath) — miss
   t.is((await request(ok.callback()).get('/')).headers['x-accel-redirect'], '/protected/inside-link.txt')
 })
 
+test('offload I/O: with followSymlinks, a PathFile under a root costs no I/O either (lexical check only: a missing file is the proxy\'s 404)', async (t) => {
+  for (const name of ['no-such-file.txt', 'escape-link.txt', 'hello.txt']) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(name, { root: fixtureRoot, followSymlinks: true }) }, { rules: [protectedNginx] })
+    const res = await request(app.callback()).get('/')
+    t.is(res.status, 200, name)
+    t.is(res.headers['x-accel-redirect'], `/protected/${name}`, name)
+  }
+  const outside = downloadApp((ctx) => { ctx.body = new PathFile('../secret.txt', { root: fixtureRoot, followSymlinks: true }) }, { rules: [protectedNginx] })
+  const refused = await request(outside.callback()).get('/')
+  t.is(refused.status, 404)
+  t.deepEqual(noOffloadHeaders(refused.headers), [])
+})
+
 test('offload I/O: a file known by URL is neither stat\'ed nor opened for nginx (the app fetches nothing)', async (t) => {
   let stats = 0
   const file: DownloadFile = { ...urlFile('https://cdn.example/media/a.bin'), stat: async () => { stats++; return { size: 3 } } }

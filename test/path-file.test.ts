@@ -167,7 +167,8 @@ test('path-file: bad constructor arguments are TypeErrors naming the argument', 
   t.throws(() => new PathFile('x', { root: 1 as unknown as string }), { instanceOf: TypeError, message: /root/ })
   t.throws(() => new PathFile('x', { name: 1 as unknown as string }), { instanceOf: TypeError, message: /name must be a string/ })
   t.throws(() => new PathFile('x', null as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: options must be an object$/ })
-  t.throws(() => new PathFile('../secret.txt', { Root: fixtureRoot } as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: unknown option "Root" \(allowed: root, name\)$/ }, 'a misspelt root never silently drops the confinement')
+  t.throws(() => new PathFile('../secret.txt', { Root: fixtureRoot } as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: unknown option "Root" \(allowed: root, name, followSymlinks\)$/ }, 'a misspelt root never silently drops the confinement')
+  t.throws(() => new PathFile('x', { root: fixtureRoot, followSymlinks: 'yes' as unknown as boolean }), { instanceOf: TypeError, message: /^PathFile: followSymlinks must be a boolean$/ })
 })
 
 // ——— Confinement ———
@@ -253,6 +254,35 @@ test('path-file confinement: a symlinked directory that leads outside → 404; a
   const res = await fetchBytes(linkedRoot, q('ok.txt'))
   t.is(res.status, 200)
   t.is((res.body as Buffer).toString(), 'ok\n')
+})
+
+test('path-file followSymlinks: the root is checked on the path as written; symlinks are followed wherever they point', async t => {
+  const root = join(temp, 'follow')
+  const away = join(temp, 'follow-away')
+  await mkdir(root)
+  await mkdir(away)
+  await writeFile(join(away, 'shared.txt'), 'shared\n')
+  await writeFile(join(root, 'ok.txt'), 'ok\n')
+  await symlink(away, join(root, 'door'))
+  await symlink(join(away, 'shared.txt'), join(root, 'shared-link.txt'))
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p), { root, followSymlinks: true }) }))
+  for (const [path, bytes] of [['ok.txt', 'ok\n'], ['door/shared.txt', 'shared\n'], ['shared-link.txt', 'shared\n'], ['/ok.txt', 'ok\n']] as const) {
+    const res = await fetchBytes(url, q(path))
+    t.is(res.status, 200, path)
+    t.is((res.body as Buffer).toString(), bytes, path)
+    const head = await fetchBytes(url, q(path), 'head')
+    t.is(head.status, 200, path)
+    t.is(head.headers['content-length'], String(bytes.length), path)
+    const revalidated = await fetchBytes(url, q(path)).set('If-None-Match', res.headers.etag ?? '')
+    t.is(revalidated.status, 304, path)
+  }
+  // What stays refused: leaving the root lexically, NUL, missing files, directories.
+  for (const path of ['../follow-away/shared.txt', 'door/../../follow-away/shared.txt', 'ok.txt\0', 'missing.txt', 'door']) {
+    assertErrorResponse(t, await fetchBytes(url, q(path)), 404)
+  }
+  // The same tree without the option: both symlinks lead out of the root.
+  const confined = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p), { root }) }))
+  for (const path of ['door/shared.txt', 'shared-link.txt']) assertErrorResponse(t, await fetchBytes(confined, q(path)), 404)
 })
 
 test('path-file confinement: a root given with a trailing slash does not admit a sibling with the same prefix', async t => {

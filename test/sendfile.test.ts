@@ -160,6 +160,14 @@ test('sendfile confinement: a symlink inside the root is served', async t => {
   t.is((res.body as Buffer).toString(), 'Hello, world!\n')
 })
 
+test('sendfile followSymlinks: passed on to the PathFile — a symlink out of the root is followed, ".." still refused', async t => {
+  const url = await sendfileApp(t, { root: fixtureRoot, followSymlinks: true })
+  const followed = await fetchBytes(url, q('escape-link.txt'))
+  t.is(followed.status, 200)
+  t.is((followed.body as Buffer).toString(), 'TOP SECRET\n')
+  assertErrorResponse(t, await fetchBytes(url, q('../secret.txt')), 404)
+})
+
 test('sendfile: with downloads() mounted, the body is left to the middleware as a Download', async t => {
   let body: unknown
   const url = await listen(t, downloadApp(async (ctx) => {
