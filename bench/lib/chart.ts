@@ -6,6 +6,7 @@ import type { TargetId } from './targets.ts'
 const colours: Record<TargetId, string> = {
   kd: '#d6336c',
   'kd-before': '#f783ac',
+  'kd-follow': '#a61e4d',
   'koa-floor': '#ced4da',
   'kd-storage': '#d6336c',
   'raw-storage': '#868e96',
@@ -15,6 +16,7 @@ const colours: Record<TargetId, string> = {
   'send-http': '#1c7ed6',
   nginx: '#2b8a3e',
   'kd-offload': '#e8590c',
+  'kd-offload-follow': '#d9480f',
   'xaccel-hand': '#ffa94d',
   'kd-via-nginx': '#ae3ec9'
 }

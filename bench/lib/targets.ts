@@ -7,7 +7,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-follow' | 'kd-offload-follow' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -21,6 +21,8 @@ export interface Target {
 export const targetLabels: Record<TargetId, string> = {
   kd: 'koa-downloads (Node streams)',
   'kd-before': 'koa-downloads, --before tree',
+  'kd-follow': 'koa-downloads, followSymlinks: true',
+  'kd-offload-follow': 'kd + nginx offload, followSymlinks: true',
   'koa-floor': 'Koa from memory, no file I/O (ceiling)',
   'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
   'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
@@ -53,15 +55,16 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
   const start = (name: string, kd: boolean, script = name, extra: Record<string, string> = {}): Promise<Child> =>
     startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
   // kd-via-nginx has its own process (same script as kd), so that each one's peak RSS is its own
-  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor] = await Promise.all([
+  const follow = { KD_FOLLOW_SYMLINKS: '1' }
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor, kdFollow, kdOffloadFollow] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
     start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream'),
-    start('koa-floor', false)
+    start('koa-floor', false), start('kd-follow', true, 'kd-stream', follow), start('kd-offload-follow', true, 'kd-offload', follow)
   ])
   const prefix = join(fixtures.dir, 'nginx')
   mkdirSync(join(prefix, 'tmp'), { recursive: true })
   const listen = await freePort()
-  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
+  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdOffloadFollow: kdOffloadFollow.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
 
   const direct = (child: Child) => (name: string) => `http://127.0.0.1:${child.port}/files/${name}`
   const via = (location: string) => (name: string) => `http://127.0.0.1:${proxy.port}/${location}/${name}`
@@ -75,7 +78,9 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     { id: 'kd-offload', label: targetLabels['kd-offload'], url: via('files'), node: kdOffload },
     { id: 'xaccel-hand', label: targetLabels['xaccel-hand'], url: via('xaccel'), node: xaccel },
     { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied },
-    { id: 'koa-floor', label: targetLabels['koa-floor'], url: direct(floor), node: floor }
+    { id: 'koa-floor', label: targetLabels['koa-floor'], url: direct(floor), node: floor },
+    { id: 'kd-follow', label: targetLabels['kd-follow'], url: direct(kdFollow), node: kdFollow },
+    { id: 'kd-offload-follow', label: targetLabels['kd-offload-follow'], url: via('files-follow'), node: kdOffloadFollow }
   ]
   if (storageEnv !== undefined) {
     // separate processes, so that the SDKs do not weigh on the local-file servers' memory

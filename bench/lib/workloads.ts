@@ -33,7 +33,7 @@ const LARGE = 256 * MiB
 
 export function streamingWorkloads (full: boolean): Workload[] {
   return [
-    { id: '4k', label: '4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1, targets: [...all, 'koa-floor'], expect: { status: 200, length: 4 * KiB } },
+    { id: '4k', label: '4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1, targets: [...all, 'kd-offload-follow', 'koa-floor'], expect: { status: 200, length: 4 * KiB } },
     { id: '1m', label: '1 MiB file, 16 connections', name: 'medium.bin', connections: 16, metric: 'req/s', weight: 1, targets: all, expect: { status: 200, length: MiB } },
     { id: '256m', label: '256 MiB file, 4 connections', name: 'large.bin', connections: 4, metric: 'MiB/s', weight: 2, targets: all, expect: { status: 200, length: LARGE } },
     {
@@ -45,7 +45,7 @@ export function streamingWorkloads (full: boolean): Workload[] {
     },
     {
       id: '304', label: '304 revalidation of the 4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1,
-      targets: ['kd', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload', 'koa-floor'],
+      targets: ['kd', 'kd-follow', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload', 'koa-floor'],
       expect: { status: 304, length: 0 },
       revalidate: true,
       measureAnyway: ['koa-raw']

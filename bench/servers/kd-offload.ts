@@ -7,11 +7,13 @@ import { downloads, PathFile } from '../../source/index.ts'
 import { announce, benchRoot, fileName } from './shared.ts'
 
 const root = benchRoot()
+// KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-offload-follow)
+const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'
 const app = new Koa()
 app.silent = true
 app.use(downloads({ rules: [nginx({ sourceDir: root, destinationUrl: '/protected/' })] }))
 app.use((ctx) => {
   const name = fileName(ctx.path)
-  if (name !== undefined) ctx.body = new PathFile(name, { root })
+  if (name !== undefined) ctx.body = new PathFile(name, { root, followSymlinks })
 })
 announce(createServer(app.callback()))

@@ -10,13 +10,15 @@ import { announce, benchRoot, fileName } from './shared.ts'
 import { remoteSources } from './sources.ts'
 
 const root = benchRoot()
+// KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-follow)
+const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'
 const remote = await remoteFiles()
 const app = new Koa()
 app.silent = true
 app.use(downloads())
 app.use((ctx) => {
   const name = fileName(ctx.path)
-  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root })
+  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root, followSymlinks })
 })
 announce(createServer(app.callback()))
 
