@@ -92,6 +92,10 @@ try {
       // of the growth is freed 256 KiB chunks that the allocator keeps, rather than live data.
       log('slow-clients: again from kd, with MALLOC_MMAP_THRESHOLD_=131072')
       memory.push(await slowClients('kd', fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6, { MALLOC_MMAP_THRESHOLD_: '131072' }))
+      // And with V8's young generation capped: freed chunks are reclaimed by the (then more
+      // frequent) scavenges instead of waiting for V8's external-memory threshold.
+      log('slow-clients: again from kd, with NODE_OPTIONS=--max-semi-space-size=8')
+      memory.push(await slowClients('kd', fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6, { NODE_OPTIONS: '--max-semi-space-size=8' }))
     }
   }
   printResults(results)
