@@ -5,7 +5,7 @@ import { isServed, resolveServeOptions, sendDownload } from './serve.ts'
 import type { DownloadOptions } from './types.ts'
 
 export interface SendfileOptions extends DownloadOptions {
-  /** Files outside this directory (lexically or through symlinks) are a 404; a relative path is resolved against it. */
+  /** Files outside this directory (lexically, or through symlinks unless `followSymlinks`) are a 404; a relative path is resolved against it. */
   root?: string | undefined
   /** See PathFileOptions.followSymlinks: the root is checked on the path as written only. @default false */
   followSymlinks?: boolean | undefined
