@@ -1,0 +1,84 @@
+// FileStream: the exact bytes of a range in full-size chunks, and a descriptor closed on every way out.
+import test from 'ava'
+import { randomBytes } from 'node:crypto'
+import { openSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs'
+import { mkdtemp, realpath, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FileStream } from '../source/file-stream.ts'
+import { FILE_CHUNK_SIZE } from '../source/path-file.ts'
+
+const KiB = 1024
+const bytes = randomBytes(2048 * KiB)
+
+let temp = ''
+test.before(async () => {
+  temp = await realpath(await mkdtemp(join(tmpdir(), 'kd-file-stream-')))
+})
+test.after.always(async () => {
+  if (temp !== '') await rm(temp, { recursive: true, force: true })
+})
+
+/** A file of its own per test, so that a descriptor number can be told apart from another test's. */
+function fileOf (name: string, content: Buffer = bytes): string {
+  const path = join(temp, name)
+  writeFileSync(path, content)
+  return path
+}
+
+/**
+ * Whether `fd` no longer refers to `path`. The number itself may already be reused: ava runs the
+ * other test files as threads of this process.
+ */
+function isClosed (fd: number, path: string): boolean {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) !== path
+  } catch {
+    return true
+  }
+}
+
+async function closed (stream: FileStream): Promise<void> {
+  if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve))
+}
+
+test('file-stream: a fast consumer gets the exact range in full-size chunks, and the descriptor is closed at the end', async t => {
+  const path = fileOf('fast.bin')
+  const fd = openSync(path, 'r')
+  const start = 100
+  const end = bytes.length - 101
+  const stream = new FileStream(fd, start, end, FILE_CHUNK_SIZE)
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  t.true(Buffer.concat(chunks).equals(bytes.subarray(start, end + 1)))
+  t.deepEqual(chunks.slice(0, -1).map((c) => c.length), Array(chunks.length - 1).fill(FILE_CHUNK_SIZE))
+  t.is(chunks.at(-1)?.length, (end - start + 1) % FILE_CHUNK_SIZE)
+  await closed(stream)
+  t.true(isClosed(fd, path))
+})
+
+test('file-stream: a file truncated under the stream fails it with E_CHANGED (never a short end) and closes the descriptor', async t => {
+  const short = fileOf('short.bin', bytes.subarray(0, 1024 * KiB))
+  const fd = openSync(short, 'r')
+  truncateSync(short, 300 * KiB)
+  const stream = new FileStream(fd, 0, 1024 * KiB - 1, FILE_CHUNK_SIZE)
+  let received = 0
+  const error = await t.throwsAsync(async () => {
+    for await (const chunk of stream) received += (chunk as Buffer).length
+  })
+  t.is((error as { code?: string }).code, 'E_CHANGED')
+  t.is(received, 300 * KiB)
+  await closed(stream)
+  t.true(isClosed(fd, short))
+})
+
+test('file-stream: destroyed midway (client abort) → the descriptor is closed', async t => {
+  const path = fileOf('aborted.bin')
+  const fd = openSync(path, 'r')
+  const stream = new FileStream(fd, 0, bytes.length - 1, FILE_CHUNK_SIZE)
+  const first = await new Promise<Buffer>((resolve) => stream.once('data', resolve))
+  t.is(first.length, FILE_CHUNK_SIZE)
+  stream.destroy()
+  await closed(stream)
+  t.true(isClosed(fd, path))
+})
