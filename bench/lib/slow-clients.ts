@@ -40,6 +40,8 @@ export async function slowClients (target: TargetId, root: string, logDir: strin
   }
 }
 
+const SLOW_READ = 64 * 1024
+
 async function measure (target: TargetId, pid: number, url: URL, clients: number, seconds: number): Promise<SlowClientsResult> {
   await sleep(500)
   resetPeakRss(pid)
@@ -53,9 +55,10 @@ async function measure (target: TargetId, pid: number, url: URL, clients: number
     socket.pause()
     sockets.push(socket)
   }
+  // Exactly as slow for every server: at most 64 KiB per client every 100 ms (640 KiB/s).
   const timer = setInterval(() => {
     for (const socket of sockets) {
-      const chunk = socket.read() as Buffer | null
+      const chunk = (socket.read(SLOW_READ) ?? socket.read()) as Buffer | null
       if (chunk !== null) received += chunk.length
     }
   }, 100)
