@@ -96,6 +96,9 @@ try {
       // frequent) scavenges instead of waiting for V8's external-memory threshold.
       log('slow-clients: again from kd, with NODE_OPTIONS=--max-semi-space-size=8')
       memory.push(await slowClients('kd', fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6, { NODE_OPTIONS: '--max-semi-space-size=8' }))
+      // And with serve()'s chunkSize at Node's 64 KiB instead of 256 KiB.
+      log('slow-clients: again from kd, with downloads({ chunkSize: 65536 })')
+      memory.push(await slowClients('kd', fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6, { KD_CHUNK_SIZE: '65536' }))
     }
   }
   printResults(results)

@@ -6,6 +6,7 @@ import { Download, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
+import { FILE_CHUNK_SIZE } from './path-file.ts'
 import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { planResponse } from './plan.ts'
@@ -20,6 +21,13 @@ export interface ServeOptions {
    * @default 65536
    */
   bufferSize?: number | undefined
+  /**
+   * Bytes per read when a local file is streamed (passed to `open()` as `chunkSize`). 256 KiB moves
+   * large files with a quarter of the syscalls of Node's 64 KiB (bench/: 1.2× at 1 MiB, 1.45× at
+   * 256 MiB); 64 KiB holds less memory while many downloads start at once (bench/: 32 slow clients
+   * grew the process by 52–57 MiB instead of 72–88). 1 KiB to 8 MiB. @default 262144
+   */
+  chunkSize?: number | undefined
   /** Send ETag and honour If-Match / If-None-Match / If-Range with it. @default true */
   etag?: boolean | undefined
   /** Send Last-Modified and honour the date preconditions. @default true */
@@ -33,9 +41,9 @@ export interface ServeOptions {
   maxRanges?: number | undefined
 }
 
-const serveOptionNames = new Set(['bufferSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
+const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
 
-export interface ResolvedServeOptions { bufferSize: number, plan: PlanOptions }
+export interface ResolvedServeOptions { bufferSize: number, chunkSize: number, plan: PlanOptions }
 
 const MARK = Symbol.for('koa-downloads.serve')
 
@@ -70,13 +78,14 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
   for (const key of Object.keys(options)) {
     if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}"`)
   }
-  const { bufferSize = 65536, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
+  const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1024 || chunkSize > 8 * 1024 * 1024) throw new TypeError(`${where}: chunkSize must be an integer from 1024 to 8388608 (bytes)`)
   if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) throw new TypeError(`${where}: maxRanges must be a positive integer`)
   for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
     if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
   }
-  return { bufferSize, plan: { etag, lastModified, ranges, rangeLimits: { maxParts: maxRanges } } }
+  return { bufferSize, chunkSize, plan: { etag, lastModified, ranges, rangeLimits: { maxParts: maxRanges } } }
 }
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
@@ -84,7 +93,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const signal = abortSignalOf(ctx)
   quietClientAborts(ctx, signal)
   const file = download.file
-  const opened: OpenOptions = { signal }
+  const opened: OpenOptions = { signal, chunkSize: options.chunkSize }
   const statOptions = readIntent(ctx, options.plan, signal)
   for (let attempt = 1; ; attempt++) {
     let stat: FileStat

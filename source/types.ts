@@ -30,6 +30,12 @@ export interface ByteRange {
 export interface OpenOptions {
   /** Aborted when the client goes away; sources that hold sockets must honour it. */
   signal?: AbortSignal | undefined
+  /**
+   * The read size `serve()` asks streamed bytes to come in (its `chunkSize` option). A hint: a
+   * local file reads exactly this much per chunk; sources whose chunks come from elsewhere (a
+   * socket, an SDK) may ignore it.
+   */
+  chunkSize?: number | undefined
 }
 
 /** What `serve()` tells `stat()` about the response it is planning. */

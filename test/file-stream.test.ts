@@ -1,12 +1,18 @@
-// FileStream: the exact bytes of a range in full-size chunks, and a descriptor closed on every way out.
+// FileStream: the exact bytes of a range in full-size chunks, a descriptor closed on every way out,
+// and the chunk size serve() asks for.
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { openSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Koa from 'koa'
+import request from 'supertest'
 import { FileStream } from '../source/file-stream.ts'
-import { FILE_CHUNK_SIZE } from '../source/path-file.ts'
+import { FILE_CHUNK_SIZE, PathFile } from '../source/path-file.ts'
+import { serve } from '../source/serve.ts'
+import type { DownloadFile } from '../source/types.ts'
+import { binaryParser } from './helpers/koa.ts'
 
 const KiB = 1024
 const bytes = randomBytes(2048 * KiB)
@@ -81,4 +87,39 @@ test('file-stream: destroyed midway (client abort) → the descriptor is closed'
   stream.destroy()
   await closed(stream)
   t.true(isClosed(fd, path))
+})
+
+test('file-stream: PathFile.open() reads in the chunkSize it is given; an insane hint falls back to the default', async t => {
+  const path = fileOf('hinted.bin')
+  const sizesOf = async (chunkSize: unknown): Promise<number[]> => {
+    const stream = await new PathFile(path).open({ start: 0, end: 512 * KiB - 1 }, { chunkSize: chunkSize as number })
+    const sizes: number[] = []
+    for await (const chunk of stream) sizes.push((chunk as Buffer).length)
+    return sizes
+  }
+  t.deepEqual(await sizesOf(64 * KiB), Array(8).fill(64 * KiB))
+  t.deepEqual(await sizesOf(undefined), [FILE_CHUNK_SIZE, FILE_CHUNK_SIZE])
+  for (const insane of [0, -1, 100, 1.5, '65536', 16 * 1024 * KiB]) t.deepEqual(await sizesOf(insane), [FILE_CHUNK_SIZE, FILE_CHUNK_SIZE], String(insane))
+})
+
+test('file-stream: serve({ chunkSize }) hands its chunk size to open(), for a single body and for every multipart part', async t => {
+  const seen: Array<number | undefined> = []
+  const inner = new PathFile(fileOf('served.bin'))
+  const file: DownloadFile = {
+    name: 'served.bin',
+    stat: async (options) => await inner.stat(options),
+    open: async (range, options) => {
+      seen.push(options?.chunkSize)
+      return await inner.open(range, options)
+    }
+  }
+  const app = new Koa()
+  app.use(serve({ chunkSize: 64 * KiB, bufferSize: 0 }))
+  app.use((ctx) => { ctx.body = file })
+  const whole = await request(app.callback()).get('/').buffer(true).parse(binaryParser)
+  t.is(whole.status, 200)
+  t.true((whole.body as Buffer).equals(bytes))
+  const parts = await request(app.callback()).get('/').set('Range', 'bytes=0-9,100000-100009').buffer(true).parse(binaryParser)
+  t.is(parts.status, 206)
+  t.deepEqual(seen, [64 * KiB, 64 * KiB, 64 * KiB])
 })

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
+import { downloads } from '../source/downloads.ts'
 import { serve } from '../source/serve.ts'
 import { PathFile } from '../source/path-file.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
@@ -210,4 +211,9 @@ test('options: downloads() and serve() name themselves in option errors', t => {
   t.throws(() => downloadApp(() => {}, { bufferSize: -1 }), { instanceOf: TypeError, message: 'downloads(): bufferSize must be a non-negative integer' })
   t.throws(() => serve({ maxRanges: 0 }), { instanceOf: TypeError, message: 'serve(): maxRanges must be a positive integer' })
   t.throws(() => serve({ rules: [] } as never), { instanceOf: TypeError, message: 'serve(): unknown option "rules"' })
+  for (const chunkSize of [0, 1023, 8 * 1024 * 1024 + 1, 65536.5, Number.NaN, '65536']) {
+    t.throws(() => serve({ chunkSize: chunkSize as number }), { instanceOf: TypeError, message: 'serve(): chunkSize must be an integer from 1024 to 8388608 (bytes)' }, String(chunkSize))
+  }
+  t.is(typeof serve({ chunkSize: 1024 }), 'function')
+  t.is(typeof downloads({ chunkSize: 8 * 1024 * 1024 }), 'function')
 })

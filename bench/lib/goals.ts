@@ -54,5 +54,7 @@ export function evaluateGoals (results: WorkloadResult[], memory: SlowClientsRes
   }
   const slow = memory.find((m) => m.target === 'kd' && m.variant === undefined)
   goals.push(atMost('32 slow clients × 1 GiB: RSS growth (MiB)', slow === undefined ? undefined : slow.growth / 1048576, 64))
+  const smallChunks = memory.find((m) => m.target === 'kd' && m.variant === 'KD_CHUNK_SIZE=65536')
+  goals.push(atMost('  opt-in chunkSize 64 KiB: 32 slow clients, RSS growth (MiB)', smallChunks === undefined ? undefined : smallChunks.growth / 1048576, 64))
   return goals
 }

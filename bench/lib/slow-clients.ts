@@ -21,7 +21,7 @@ export interface SlowClientsResult {
 
 /**
  * `clients` connections each GET the 1 GiB file and read it slowly: the socket stays paused and
- * every 100 ms the client takes whatever Node buffered (≈ 64 KiB), so the TCP window closes and
+ * every 100 ms the client takes at most 64 KiB of what Node buffered, so the TCP window closes and
  * the server must hold back (backpressure) instead of buffering the file in memory.
  */
 const scripts: Partial<Record<TargetId, string>> = { kd: 'kd-stream', 'koa-raw': 'koa-raw', 'koa-send': 'koa-send', 'fastify-send': 'fastify-send', 'send-http': 'send-http' }

@@ -12,10 +12,12 @@ import { remoteSources } from './sources.ts'
 const root = benchRoot()
 // KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-follow)
 const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'
+// KD_CHUNK_SIZE=65536: serve()'s chunkSize option (a slow-clients variant)
+const chunkSize = process.env.KD_CHUNK_SIZE === undefined ? undefined : Number(process.env.KD_CHUNK_SIZE)
 const remote = await remoteFiles()
 const app = new Koa()
 app.silent = true
-app.use(downloads())
+app.use(downloads({ chunkSize }))
 app.use((ctx) => {
   const name = fileName(ctx.path)
   if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root, followSymlinks })
