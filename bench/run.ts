@@ -134,6 +134,7 @@ try {
           ratioToBestNodePeer: ratioTo(r, c.target, 'best-peer'),
           peakRssMiB: c.peakRss === undefined ? undefined : c.peakRss / 1048576,
           cpuMicrosecondsPerRequest: c.cpuPerRequest,
+          mainThreadCpuMicrosecondsPerRequest: c.mainCpuPerRequest,
           storageBytesPerRequest: c.storageBytesPerRequest,
           errors: c.errors,
           note: c.note

@@ -16,6 +16,9 @@ export interface Cell {
   /** CPU time of the target's Node process per request (µs), median over the rounds: steadier than throughput on a shared machine */
   cpuPerRequest: number | undefined
   cpuSamples: number[]
+  /** the same for the main (JavaScript) thread alone: what bounds a Node server's requests per second */
+  mainCpuPerRequest: number | undefined
+  mainCpuSamples: number[]
   /** bytes (headers included) the storage sent per request, over 20 sequential requests (workloads with countStorageBytes) */
   storageBytesPerRequest?: number | undefined
   note?: string | undefined
@@ -106,7 +109,7 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
   }
 
   for (const { target, headers } of active) await run(target, headers, timing.warmSeconds)
-  const cells = new Map<TargetId, Cell>(active.map(({ target, note }) => [target.id, { target: target.id, samples: [], median: Number.NaN, peakRss: undefined, errors: 0, cpuPerRequest: undefined, cpuSamples: [], note }]))
+  const cells = new Map<TargetId, Cell>(active.map(({ target, note }) => [target.id, { target: target.id, samples: [], median: Number.NaN, peakRss: undefined, errors: 0, cpuPerRequest: undefined, cpuSamples: [], mainCpuPerRequest: undefined, mainCpuSamples: [], note }]))
   for (let round = 0; round < timing.rounds; round++) {
     for (const { target, headers } of active) {
       const cell = cells.get(target.id)
@@ -114,10 +117,12 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
       const pid = target.node?.pid
       if (pid !== undefined) resetPeakRss(pid)
       const cpuBefore = pid === undefined ? 0 : cpuTime(pid)
+      const mainBefore = pid === undefined ? 0 : cpuTime(pid, true)
       const result = await run(target, headers, seconds)
       if (pid !== undefined) {
         cell.peakRss = Math.max(cell.peakRss ?? 0, peakRss(pid))
         cell.cpuSamples.push((cpuTime(pid) - cpuBefore) / Math.max(1, result.requests))
+        cell.mainCpuSamples.push((cpuTime(pid, true) - mainBefore) / Math.max(1, result.requests))
       }
       cell.samples.push(workload.metric === 'req/s' ? result.reqPerSec : result.mibPerSec)
       cell.errors += result.errors
@@ -127,6 +132,7 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
   for (const cell of cells.values()) {
     cell.median = median(cell.samples)
     if (cell.cpuSamples.length > 0) cell.cpuPerRequest = median(cell.cpuSamples)
+    if (cell.mainCpuSamples.length > 0) cell.mainCpuPerRequest = median(cell.mainCpuSamples)
     cell.storageBytesPerRequest = storageCost.get(cell.target)
   }
   return { workload, cells: [...cells.values()], skipped }

@@ -126,9 +126,13 @@ export function resetPeakRss (pid: number): void {
   try { writeFileSync(`/proc/${pid}/clear_refs`, '5') } catch { /* older kernels: the peak then spans the run */ }
 }
 
-/** CPU time (user + system, every thread) the process has used so far, in microseconds. */
-export function cpuTime (pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/**
+ * CPU time (user + system) the process has used so far, in microseconds: every thread (the libuv
+ * thread pool too), or with `mainThread` only the JavaScript thread — the one whose time bounds
+ * the requests per second of a Node server.
+ */
+export function cpuTime (pid: number, mainThread = false): number {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8')
   // fields after the parenthesised command name; utime and stime are the 14th and 15th fields
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) * 1e6 / 100

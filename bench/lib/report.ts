@@ -30,9 +30,9 @@ const mib = (bytes: number | undefined): string => bytes === undefined ? '—' :
 export function printResults (results: WorkloadResult[]): void {
   for (const result of results) {
     const { workload } = result
-    const lines = [`\n## ${workload.label} (${workload.metric}, median)`, `${'server'.padEnd(44)} ${workload.metric.padStart(9)} ${'×base'.padStart(6)} ${'×peer'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU µs/req'.padStart(10)}  note`]
+    const lines = [`\n## ${workload.label} (${workload.metric}, median)`, `${'server'.padEnd(44)} ${workload.metric.padStart(9)} ${'×base'.padStart(6)} ${'×peer'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU µs/req'.padStart(10)} ${'main µs'.padStart(8)}  note`]
     for (const cell of result.cells) {
-      lines.push(`${targetLabels[cell.target].padEnd(44)} ${fmt(cell.median, 0).padStart(9)} ${fmt(ratioTo(result, cell.target, 'baseline')).padStart(6)} ${fmt(ratioTo(result, cell.target, 'best-peer')).padStart(6)} ${mib(cell.peakRss).padStart(8)} ${fmt(cell.cpuPerRequest, 0).padStart(10)}  ${cell.errors > 0 ? `${cell.errors} errors ` : ''}${cell.note ?? ''}`)
+      lines.push(`${targetLabels[cell.target].padEnd(44)} ${fmt(cell.median, 0).padStart(9)} ${fmt(ratioTo(result, cell.target, 'baseline')).padStart(6)} ${fmt(ratioTo(result, cell.target, 'best-peer')).padStart(6)} ${mib(cell.peakRss).padStart(8)} ${fmt(cell.cpuPerRequest, 0).padStart(10)} ${fmt(cell.mainCpuPerRequest, 0).padStart(8)}  ${cell.errors > 0 ? `${cell.errors} errors ` : ''}${cell.note ?? ''}`)
     }
     for (const cell of result.cells) {
       if (cell.storageBytesPerRequest !== undefined) lines.push(`  ${targetLabels[cell.target]}: ${(cell.storageBytesPerRequest / 1024).toFixed(1)} KiB from the storage per request, headers included (${(cell.storageBytesPerRequest / (workload.expect.length || 1)).toFixed(3)}× the range)`)
@@ -65,13 +65,13 @@ export function markdownResults (results: WorkloadResult[], memory: SlowClientsR
   const out: string[] = []
   for (const result of results) {
     const { workload } = result
-    out.push(`### ${workload.label}`, '', `| server | ${workload.metric} | × baseline | × best Node peer | peak RSS MiB | Node CPU µs/req | note |`, '|---|--:|--:|--:|--:|--:|---|')
+    out.push(`### ${workload.label}`, '', `| server | ${workload.metric} | × baseline | × best Node peer | peak RSS MiB | Node CPU µs/req | main thread µs/req | note |`, '|---|--:|--:|--:|--:|--:|--:|---|')
     for (const cell of result.cells) {
       const storage = cell.storageBytesPerRequest === undefined ? '' : `${(cell.storageBytesPerRequest / 1024).toFixed(1)} KiB from storage per request`
       const notes = [cell.note ?? '', storage, cell.errors > 0 ? `${cell.errors} errors` : ''].filter(Boolean).join('; ')
-      out.push(`| ${targetLabels[cell.target]} | ${fmt(cell.median, 0)} | ${fmt(ratioTo(result, cell.target, 'baseline'))} | ${fmt(ratioTo(result, cell.target, 'best-peer'))} | ${mib(cell.peakRss)} | ${fmt(cell.cpuPerRequest, 0)} | ${notes} |`)
+      out.push(`| ${targetLabels[cell.target]} | ${fmt(cell.median, 0)} | ${fmt(ratioTo(result, cell.target, 'baseline'))} | ${fmt(ratioTo(result, cell.target, 'best-peer'))} | ${mib(cell.peakRss)} | ${fmt(cell.cpuPerRequest, 0)} | ${fmt(cell.mainCpuPerRequest, 0)} | ${notes} |`)
     }
-    for (const { target, reason } of result.skipped) out.push(`| ${targetLabels[target]} | — | | | | | not measured: ${reason} |`)
+    for (const { target, reason } of result.skipped) out.push(`| ${targetLabels[target]} | — | | | | | | not measured: ${reason} |`)
     out.push('')
   }
   if (memory.length > 0) {
