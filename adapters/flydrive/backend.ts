@@ -1,11 +1,14 @@
 import type { Readable } from 'node:stream'
-import type { ByteRange, FileStat } from '../../source/types.ts'
+import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 
 /** One object of one storage, as StorageFile needs it: metadata, ranged reads, locations. */
 export interface StorageObject {
   stat (signal?: AbortSignal): Promise<FileStat>
-  /** Reads `range` (or everything) of the object that `stat` described, at the source. */
-  open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
+  /**
+   * Reads `range` (or everything) of the object that `stat` described, at the source. `options`:
+   * the client's abort signal, and serve()'s chunkSize hint (used by fs disks).
+   */
+  open (stat: FileStat, range: ByteRange | undefined, options?: OpenOptions): Promise<Readable>
   /** The bytes of `range` as one buffer (fs: one read syscall), for small responses. */
   read? (stat: FileStat, range: ByteRange | undefined): Promise<Uint8Array>
   /**

@@ -18,7 +18,7 @@ export function fsBackend (location: string | URL): Backend {
         path: file.path,
         // No declared type (flydrive's has no charset): the download name decides, with charset for text.
         stat: async () => await file.stat(),
-        open: async (_stat, range) => await file.open(range),
+        open: async (_stat, range, options) => await file.open(range, options),
         read: async (_stat, range) => await file.read(range)
       }
     }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { Storage, StorageOptions } from '@google-cloud/storage'
 import type { DriverContract } from 'flydrive/types'
-import type { ByteRange, FileStat } from '../../source/types.ts'
+import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
@@ -41,7 +41,8 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
             throw storageError(error, what)
           }
         },
-        async open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+        async open (stat: FileStat, range: ByteRange | undefined, openOptions?: OpenOptions): Promise<Readable> {
+          const signal = openOptions?.signal
           const file = (await getStorage()).bucket(bucket).file(key)
           // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
           // hash-checked by the SDK; full reads are (crc32c).

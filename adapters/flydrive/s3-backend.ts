@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
-import type { ByteRange, FileStat } from '../../source/types.ts'
+import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
@@ -47,7 +47,8 @@ export function s3Backend (driver: S3DriverLike): Backend {
             throw storageError(error, what)
           }
         },
-        async open (stat: FileStat, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+        async open (stat: FileStat, range: ByteRange | undefined, openOptions?: OpenOptions): Promise<Readable> {
+          const signal = openOptions?.signal
           const { GetObjectCommand } = await sdk
           const s3 = await getClient()
           const command = new GetObjectCommand({

@@ -155,7 +155,7 @@ export class StorageFile implements DownloadFile {
     const stat = await this.stat(options)
     const ahead = this.#take(range)
     if (ahead !== undefined) return ahead
-    return await this.#changed(async () => await (this.#object as StorageObject).open(stat, range, options?.signal))
+    return await this.#changed(async () => await (this.#object as StorageObject).open(stat, range, options))
   }
 
   /**
@@ -169,7 +169,7 @@ export class StorageFile implements DownloadFile {
     return await this.#changed(async () => {
       if (object.read !== undefined) return await object.read(stat, range)
       const chunks: Buffer[] = []
-      for await (const chunk of this.#take(range) ?? await object.open(stat, range, options?.signal)) chunks.push(chunk as Buffer)
+      for await (const chunk of this.#take(range) ?? await object.open(stat, range, options)) chunks.push(chunk as Buffer)
       return Buffer.concat(chunks)
     })
   }

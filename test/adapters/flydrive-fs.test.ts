@@ -60,6 +60,19 @@ test('flydrive fs: open(range) reads just that range', async (t) => {
   t.is(Buffer.concat(chunks).toString(), '2345')
 })
 
+test('flydrive fs: open() reads in the chunkSize serve() hands it, like a PathFile', async (t) => {
+  await writeFile(join(root, 'chunked.bin'), Buffer.alloc(512 * 1024, 7))
+  const file = storage(disk).file('chunked.bin')
+  await file.stat()
+  const sizes = async (chunkSize?: number): Promise<number[]> => {
+    const out: number[] = []
+    for await (const chunk of await file.open(undefined, { chunkSize })) out.push((chunk as Buffer).length)
+    return out
+  }
+  t.deepEqual(await sizes(64 * 1024), Array(8).fill(64 * 1024))
+  t.deepEqual(await sizes(), [256 * 1024, 256 * 1024])
+})
+
 test('flydrive fs: storage() url option gives file.url from a base URL, encoded per segment', (t) => {
   const media = storage(disk, { url: 'https://cdn.example.com/media/' })
   t.is(media.file("odd/(1) a+b@c'd%e&f.bin").url, 'https://cdn.example.com/media/odd/%281%29%20a%2Bb%40c%27d%25e%26f.bin')
