@@ -19,6 +19,17 @@ import type { ByteRange } from './types.ts'
  * (not 416 `*\/0`).
  */
 
+/**
+ * A response's `Content-Range: bytes a-b/size` (a ≤ b < size, safe integers), as a storage or an
+ * origin sends it with a 206; anything else (`*`, an unknown size, a malformed value) is undefined.
+ */
+export function parseContentRange (value: string | undefined): { start: number, end: number, size: number } | undefined {
+  const match = /^bytes (\d{1,15})-(\d{1,15})\/(\d{1,15})$/.exec(value ?? '')
+  if (match === null) return undefined
+  const [start, end, size] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  return start <= end && end < size ? { start, end, size } : undefined
+}
+
 export interface RangeLimits {
   /** More comma-separated range-specs than this → Range ignored. @default 100 */
   maxSpecs?: number | undefined

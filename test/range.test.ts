@@ -1,6 +1,6 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { parseRange } from '../source/range.ts'
+import { parseContentRange, parseRange } from '../source/range.ts'
 import type { RangeResult } from '../source/range.ts'
 import type { ByteRange } from '../source/types.ts'
 
@@ -214,4 +214,13 @@ test('range: agrees with a naive BigInt model on random headers', t => {
     return typeof expected === 'string' ? result.type === expected : result.type === 'ranges' && JSON.stringify(result.ranges) === JSON.stringify(expected)
   }), { numRuns: 5000 })
   t.pass()
+})
+
+test('parseContentRange: bytes a-b/size with a ≤ b < size, nothing else', t => {
+  t.deepEqual(parseContentRange('bytes 0-0/1'), { start: 0, end: 0, size: 1 })
+  t.deepEqual(parseContentRange('bytes 100-65635/268435456'), { start: 100, end: 65635, size: 268435456 })
+  for (const value of [undefined, '', 'bytes */100', 'bytes 0-9/*', 'bytes 5-4/10', 'bytes 0-10/10', 'bytes 0-9/10 ', 'items 0-9/10',
+    'bytes -1-9/10', 'bytes 0-9/1e3', `bytes 0-9/${'9'.repeat(16)}`]) {
+    t.is(parseContentRange(value), undefined, String(value))
+  }
 })

@@ -4,6 +4,7 @@ import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
+import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
@@ -81,14 +82,13 @@ export function s3Backend (driver: S3DriverLike): Backend {
             let size = response.ContentLength
             let part: ByteRange | undefined
             if (response.ContentRange !== undefined) {
-              const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.ContentRange)
-              const [start, end, total] = match === null ? [] : [Number(match[1]), Number(match[2]), Number(match[3])]
-              if (start === undefined || end === undefined || total === undefined || start > end || end >= total || size !== end - start + 1) {
+              const sent = parseContentRange(response.ContentRange)
+              if (sent === undefined || size !== sent.end - sent.start + 1) {
                 body.destroy()
                 throw new DownloadError('E_UPSTREAM', `${what}: unexpected Content-Range ${response.ContentRange}`)
               }
-              part = { start, end }
-              size = total
+              part = { start: sent.start, end: sent.end }
+              size = sent.size
             }
             const stat = statFromMetaData({ contentType: response.ContentType, contentLength: size, etag: response.ETag, lastModified: response.LastModified })
             const expected = part === undefined ? stat.size : part.end - part.start + 1

@@ -7,6 +7,7 @@ import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
+import { parseContentRange } from '../../source/range.ts'
 import { ReadAhead } from '../../source/read-ahead.ts'
 import { upstreamRequest } from './upstream-request.ts'
 
@@ -184,8 +185,7 @@ function statFromHeaders (response: IncomingMessage): FileStat {
   const identity = isIdentity(response)
   let size: number | undefined
   if (response.statusCode === 206) {
-    const total = /^bytes \d+-\d+\/(\d+)$/.exec(h['content-range'] ?? '')?.[1]
-    size = total === undefined ? undefined : Number(total)
+    size = parseContentRange(h['content-range'])?.size
   } else if (/^\d+$/.test(h['content-length'] ?? '')) {
     size = Number(h['content-length'])
   }
@@ -203,12 +203,11 @@ function statFromHeaders (response: IncomingMessage): FileStat {
   }
 }
 
-/** The part a 206 carries (`Content-Range: bytes a-b/size`, a ≤ b < size), else undefined. */
+/** The part a 206 carries (`Content-Range: bytes a-b/size`, a ≤ b < size, its length matching), else undefined. */
 function contentRangeOf (response: IncomingMessage): ByteRange | undefined {
-  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers['content-range'] ?? '')
-  if (match === null) return undefined
-  const [start, end, size] = [Number(match[1]), Number(match[2]), Number(match[3])]
-  if (!Number.isSafeInteger(size) || start > end || end >= size) return undefined
+  const part = parseContentRange(response.headers['content-range'])
+  if (part === undefined) return undefined
+  const { start, end } = part
   const length = response.headers['content-length']
   if (length !== undefined && Number(length) !== end - start + 1) return undefined
   return { start, end }
