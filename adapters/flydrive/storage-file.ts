@@ -3,7 +3,7 @@ import type { Disk } from 'flydrive'
 import type { DriverContract, SignedURLOptions } from 'flydrive/types'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
-import { ReadAhead } from '../../source/read-ahead.ts'
+import { ReadAhead, readToStart, samePart } from '../../source/read-ahead.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import type { Backend, StorageObject } from './backend.ts'
 import { driverKind } from './backend.ts'
@@ -95,10 +95,8 @@ export class StorageFile implements DownloadFile {
   async stat (options?: StatOptions): Promise<FileStat> {
     const object = this.#object
     if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
-    if (this.#stat === undefined && object.getAhead !== undefined &&
-      (options?.willRead === 'whole' || (options?.willRead === 'range' && options.range !== undefined))) {
-      this.#stat = this.#getAhead(object, options.range, options.signal)
-    }
+    const start = this.#stat === undefined && object.getAhead !== undefined ? readToStart(options) : undefined
+    if (start !== undefined) this.#stat = this.#getAhead(object, start.range, options?.signal)
     this.#stat ??= object.stat(options?.signal).then((stat) => this.#completed(stat))
     return await this.#stat
   }
@@ -117,11 +115,7 @@ export class StorageFile implements DownloadFile {
 
   /** The body stat() fetched, if it is exactly `range`; any other is dropped. */
   #take (range: ByteRange | undefined): Readable | undefined {
-    const pending = this.#ahead.take()
-    if (pending === undefined) return undefined
-    if (pending.part?.start === range?.start && pending.part?.end === range?.end) return pending.body
-    pending.body.destroy()
-    return undefined
+    return this.#ahead.takeIf((held) => samePart(held.part, range))?.body
   }
 
   #completed (stat: FileStat): FileStat {

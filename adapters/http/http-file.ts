@@ -8,7 +8,7 @@ import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import { parseContentRange } from '../../source/range.ts'
-import { ReadAhead } from '../../source/read-ahead.ts'
+import { ReadAhead, readToStart, samePart } from '../../source/read-ahead.ts'
 import { upstreamRequest } from './upstream-request.ts'
 
 export interface HttpFileOptions {
@@ -77,22 +77,18 @@ export class HttpFile implements DownloadFile {
   }
 
   async stat (options?: StatOptions): Promise<FileStat> {
-    if (this.#stat === undefined && (options?.willRead === 'whole' || (options?.willRead === 'range' && options.range !== undefined))) {
-      this.#stat = this.#getAhead(options.range, options.signal)
-    }
+    const start = this.#stat === undefined ? readToStart(options) : undefined
+    if (start !== undefined) this.#stat = this.#getAhead(start.range, options?.signal)
     this.#stat ??= this.#head(options?.signal)
     return await this.#stat
   }
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
     const stat = await this.stat(options)
-    const pending = this.#ahead.take()
+    const pending = this.#ahead.takeIf((held) => samePart(held.range, range))
     if (pending !== undefined) {
-      if (pending.range?.start === range?.start && pending.range?.end === range?.end) {
-        const expected = range === undefined ? stat.size : range.end - range.start + 1
-        return guardStream(pending.response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
-      }
-      pending.response.destroy()
+      const expected = range === undefined ? stat.size : range.end - range.start + 1
+      return guardStream(pending.response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
     }
     const target = this.#resolved ?? { url: this.url, headers: this.#headers }
     const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
