@@ -20,8 +20,8 @@ import type { FileStat } from './types.ts'
  * root are a 404, as is a missing file); other local files are stat'ed, and so is every file for
  * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
  * §3, §8; only those two get the validators). A PathFile without root or with `followSymlinks`,
- * and any file known by URL, cost no I/O at all. A failure is thrown as the HTTP error `serve()` would give, with no offload
- * header set.
+ * and any file known by URL, cost no I/O at all. A failure is thrown as the HTTP error `serve()`
+ * would give, with no offload header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
  */

@@ -31,6 +31,11 @@ export interface PathFileOptions {
 /** Default chunk size of file streams (serve()'s `chunkSize`): 256 KiB moved 1.48× the bytes of Node's 64 KiB default (reference/performance.md). */
 export const FILE_CHUNK_SIZE = 256 * 1024
 
+/** Whether `size` is a read size serve() accepts as `chunkSize`: an integer from 1 KiB to 8 MiB. */
+export function isChunkSize (size: unknown): size is number {
+  return Number.isSafeInteger(size) && (size as number) >= 1024 && (size as number) <= 8 * 1024 * 1024
+}
+
 /**
  * A file on the local filesystem. `stat()` gives a strong ETag from mtime + size (like nginx) and
  * the mtime as Last-Modified; `open()` opens the file, checks that it is still the file that was
@@ -238,9 +243,9 @@ function openOf (path: string, flags: number): Promise<number> {
 
 interface Held { fd: number, stats: Stats }
 
-/** The `chunkSize` hint when it is a sane read size (1 KiB to 8 MiB), else the default. */
+/** The `chunkSize` hint when it is a sane read size, else the default. */
 function chunkSizeOf (hint: number | undefined): number {
-  return hint !== undefined && Number.isSafeInteger(hint) && hint >= 1024 && hint <= 8 * 1024 * 1024 ? hint : FILE_CHUNK_SIZE
+  return isChunkSize(hint) ? hint : FILE_CHUNK_SIZE
 }
 
 function fileStat (stats: Stats): FileStat {

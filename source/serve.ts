@@ -8,7 +8,7 @@ import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
 import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
-import { FILE_CHUNK_SIZE } from './path-file.ts'
+import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
@@ -81,7 +81,7 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
   }
   const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1024 || chunkSize > 8 * 1024 * 1024) throw new TypeError(`${where}: chunkSize must be an integer from 1024 to 8388608 (bytes)`)
+  if (!isChunkSize(chunkSize)) throw new TypeError(`${where}: chunkSize must be an integer from 1024 to 8388608 (bytes)`)
   if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) throw new TypeError(`${where}: maxRanges must be a positive integer`)
   for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
     if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
