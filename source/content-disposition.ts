@@ -49,7 +49,7 @@ export function contentDisposition (filename: string | undefined, inline = false
  * combining marks when that is printable ASCII (`é` → `e`, `ﬁ` → `fi`), else `_` (`日` → `_`, and an
  * emoji is one `_`, not two). `%` becomes `_` because some user agents percent-decode `filename`;
  * `/` and `\` (reachable through decompositions such as `℀` → `a/c`) become `_` too, so that the
- * fallback never carries a path.
+ * fallback never carries a path. A fallback that would be empty, `.` or `..` is `_`, `_`, `__`.
  */
 function asciiFallback (name: string): string {
   let out = ''
@@ -67,7 +67,9 @@ function asciiFallback (name: string): string {
     }
     out += ascii ? decomposed : '_'
   }
-  return out
+  // Never an empty or dot-only fallback (a name of lone combining marks, `..\u0301`): `_` per dot, or one.
+  if (out === '') return '_'
+  return out === '.' || out === '..' ? out.replace(/\./g, '_') : out
 }
 
 function isFallbackAscii (code: number): boolean {
