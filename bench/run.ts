@@ -82,10 +82,11 @@ try {
   const memory: SlowClientsResult[] = []
   if (only === undefined || only.includes('slow-clients')) {
     const ids: TargetId[] = full ? ['kd', 'koa-raw', 'koa-send', 'fastify-send', 'send-http'] : ['kd', 'koa-raw', 'send-http']
+    if (before !== undefined) ids.splice(1, 0, 'kd-before')
     for (const id of ids) {
       if (onlyTargets !== undefined && !onlyTargets.includes(id)) continue
       log(`slow-clients: 32 clients reading the 1 GiB file slowly from a fresh ${id} server`)
-      memory.push(await slowClients(id, fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6))
+      memory.push(await slowClients(id, fixtures.root, join(fixtures.dir, 'logs'), 'huge.bin', 32, full ? 20 : 6, {}, before))
     }
     if (onlyTargets === undefined || onlyTargets.includes('kd')) {
       // The same with glibc returning every block ≥ 128 KiB to the system at once: shows how much

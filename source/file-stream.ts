@@ -1,12 +1,30 @@
 import { close, read } from 'node:fs'
-import { Readable } from 'node:stream'
+import { ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
+import { Readable, Writable } from 'node:stream'
 import { DownloadError } from './errors.ts'
+
+/** How many pushed chunks are tracked for reuse: more than the stream's buffer and the socket's queue hold at once. */
+const MAX_LENT = 4
+/** How many free buffers are kept for the next reads. */
+const MAX_SPARE = 2
 
 /**
  * Reads bytes `start`…`end` (inclusive) of an open file descriptor, in chunks of `chunkSize`, and
  * closes it when it ends, fails or is destroyed (client abort). A file that turns out shorter than
  * promised (truncated while served) is an error, never a quietly short end: the response is then
  * aborted instead of looking complete.
+ *
+ * Chunk buffers are reused while the stream's one consumer is a pipe into a plain HTTP/1 response
+ * (what Koa does with a stream body): once the response reports nothing left to write
+ * (`writableLength` 0: every chunk handed to it has gone to the kernel and its write callback has
+ * run — Node's socket writes do not copy, so not before), the chunks it was given are free, and
+ * the next read fills one of them again. Without it, every chunk is garbage that V8 collects only
+ * after ~64 MiB more external memory has been allocated — with many slow clients, that is the
+ * server's RSS growth (bench/: slow-clients). Only chunks pushed after that pipe was made are
+ * reused; any other consumer, before or after it (a 'data' or 'readable' listener, another pipe,
+ * an async iterator, a response class or `write` of its own) gets fresh buffers from then on. Like
+ * any piped stream, it must not also be read with `read()` by hand.
  */
 export class FileStream extends Readable {
   #fd: number | undefined
@@ -16,6 +34,15 @@ export class FileStream extends Readable {
   /** A read is in the thread pool: the descriptor is closed after it, never under it (a reused number could be a socket). */
   #reading = false
   #afterRead: (() => void) | undefined
+  /** The response the chunks are piped into while reuse is possible; `null` once ruled out for good. */
+  #sink: ServerResponse | null | undefined
+  #piping = false
+  /** The full-size buffers pushed and not yet known to be written out, oldest first, and their pushed lengths. */
+  readonly #lent: Buffer[] = []
+  readonly #lentLengths: number[] = []
+  /** Buffers known to be free, for the next reads. */
+  readonly #spare: Buffer[] = []
+  #lentBytes = 0
 
   constructor (fd: number, start: number, end: number, chunkSize: number) {
     super({ highWaterMark: chunkSize })
@@ -34,7 +61,8 @@ export class FileStream extends Readable {
       return
     }
     const length = Math.min(remaining, this.#chunkSize)
-    const buffer = Buffer.allocUnsafe(length)
+    if (length === this.#chunkSize) this.#release()
+    const buffer = (length === this.#chunkSize ? this.#spare.pop() : undefined) ?? Buffer.allocUnsafe(length)
     // callback fs: a FileHandle promise per chunk costs more (bench/)
     this.#reading = true
     read(fd, buffer, 0, length, this.#position, (error, bytesRead) => {
@@ -54,14 +82,90 @@ export class FileStream extends Readable {
         return
       }
       this.#position += bytesRead
+      if (this.#sink !== undefined && this.#sink !== null && length === this.#chunkSize) {
+        this.#lent.push(buffer)
+        this.#lentLengths.push(bytesRead)
+        this.#lentBytes += bytesRead
+        // More in flight than a stream buffer and a socket hold: the oldest is left to the GC.
+        if (this.#lent.length > MAX_LENT) {
+          this.#lent.shift()
+          this.#lentBytes -= this.#lentLengths.shift()!
+        }
+      }
       this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead))
       if (this.#position > this.#end) this.push(null)
     })
   }
 
+  /**
+   * Moves the pushed buffers that are known to be written out to the spares. The chunks leave this
+   * stream's buffer in the order they were pushed, so the oldest `lent − readableLength` bytes
+   * have been handed to the consumer; the response's `writableLength` of 0 says it holds none of
+   * them any more. Called before each read and when the response drains (a write that completes
+   * while the next chunk is being read: TLS, fast clients).
+   */
+  #release (): void {
+    const sink = this.#sink
+    if (sink === undefined || sink === null || this.#lent.length === 0 || this.listenerCount('data') !== 1 ||
+      this.listenerCount('readable') !== 0 || sink.destroyed || sink.writableLength !== 0) return
+    let handedOut = this.#lentBytes - this.readableLength
+    while (this.#lent.length > 0 && this.#lentLengths[0]! <= handedOut) {
+      const length = this.#lentLengths.shift()!
+      const free = this.#lent.shift()!
+      handedOut -= length
+      this.#lentBytes -= length
+      if (this.#spare.length < MAX_SPARE) this.#spare.push(free)
+    }
+  }
+
+  readonly #onDrain = (): void => { this.#release() }
+
+  /** Reuse needs this to be the only pipe, into a response that writes to a real socket. */
+  override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
+    const sink = this.#sink === undefined && isPlainResponse(destination) ? destination : null
+    if (sink === null) this.#stopReuse()
+    else {
+      this.#sink = sink
+      sink.on('drain', this.#onDrain)
+    }
+    this.#piping = true
+    try {
+      return super.pipe(destination, options)
+    } finally {
+      this.#piping = false
+    }
+  }
+
+  // Anyone else taking chunks may keep them: no reuse from then on. (A 'readable' listener before
+  // the pipe, as serve()'s wait for the first bytes, takes none: only chunks pushed after the pipe
+  // are ever reused.)
+  override on (event: string | symbol, listener: (...args: any[]) => void): this {
+    if ((event === 'data' && !this.#piping) || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
+    return super.on(event, listener)
+  }
+
+  override addListener (event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener)
+  }
+
+  override prependListener (event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'data' || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
+    return super.prependListener(event, listener)
+  }
+
+  #stopReuse (): void {
+    this.#sink?.off('drain', this.#onDrain)
+    this.#sink = null
+    this.#lent.length = 0
+    this.#lentLengths.length = 0
+    this.#spare.length = 0
+    this.#lentBytes = 0
+  }
+
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
     const fd = this.#fd
     this.#fd = undefined
+    this.#stopReuse()
     if (fd === undefined) {
       callback(error)
       return
@@ -70,4 +174,16 @@ export class FileStream extends Readable {
     if (this.#reading) this.#afterRead = closeNow
     else closeNow()
   }
+}
+
+/**
+ * A Node HTTP/1 response on a real socket, with the standard write path: its `writableLength` then
+ * counts every byte it has not yet handed to the kernel (a subclass or a patched `write` might keep
+ * chunks, as light-my-request's responses do).
+ */
+function isPlainResponse (destination: NodeJS.WritableStream): destination is ServerResponse {
+  if (!(destination instanceof ServerResponse) || Object.getPrototypeOf(destination) !== ServerResponse.prototype) return false
+  if (destination.write !== ServerResponse.prototype.write) return false
+  const socket = destination.socket
+  return socket instanceof Socket && socket.write === Writable.prototype.write && socket._write === Socket.prototype._write
 }

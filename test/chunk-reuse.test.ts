@@ -1,0 +1,278 @@
+// FileStream reuses its chunk buffers only where nobody can still hold one: piped alone into a plain
+// HTTP/1 response whose writableLength says every byte has gone to the kernel. These tests download
+// over real sockets (slow clients, so that writes back up) and check the exact bytes, and count the
+// chunk-size buffers allocated: few where reuse is safe, one per chunk wherever a consumer may keep
+// chunks (a tee, a transform, a second 'data' listener, a response class or write() of its own).
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { openSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtemp, realpath, rm } from 'node:fs/promises'
+import { createServer, get as httpGet, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
+import { createServer as createTlsServer, get as httpsGet } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough, Transform } from 'node:stream'
+import Koa from 'koa'
+import { FileStream } from '../source/file-stream.ts'
+import { PathFile } from '../source/path-file.ts'
+import { serve } from '../source/serve.ts'
+
+const KiB = 1024
+// Not a multiple of any chunk size below: the last chunk is short.
+const bytes = randomBytes(6 * 1024 * KiB + 777)
+const tls = {
+  key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
+  cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url))
+}
+
+let temp = ''
+let path = ''
+test.before(async () => {
+  temp = await realpath(await mkdtemp(join(tmpdir(), 'kd-chunk-reuse-')))
+  path = join(temp, 'big.bin')
+  writeFileSync(path, bytes)
+})
+test.after.always(async () => {
+  if (temp !== '') await rm(temp, { recursive: true, force: true })
+})
+
+/**
+ * Counts the buffers of exactly `size` bytes that FileStream allocates from here on. Every test
+ * uses a chunk size of its own, so the concurrent tests of this file (one thread) do not count each
+ * other's.
+ */
+const counted = new Map<number, number>()
+const allocUnsafe = Buffer.allocUnsafe.bind(Buffer)
+Buffer.allocUnsafe = (size: number) => {
+  const seen = counted.get(size)
+  if (seen !== undefined && new Error().stack?.includes('FileStream._read') === true) counted.set(size, seen + 1)
+  return allocUnsafe(size)
+}
+function countAllocations (size: number): () => number {
+  counted.set(size, 0)
+  return () => counted.get(size) ?? 0
+}
+
+/** Full-size chunks in `length` bytes: what a stream that never reuses allocates. */
+const fullChunks = (length: number, chunkSize: number): number => Math.floor(length / chunkSize)
+
+async function listening (t: ExecutionContext, server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  })
+  return (server.address() as AddressInfo).port
+}
+
+interface Received { status: number, headers: IncomingMessage['headers'], body: Buffer }
+
+/**
+ * GET with a client that reads nothing for 200 ms (the kernel's socket buffers fill, a server write
+ * stays pending: a chunk in flight for that long) and then slowly (what Node buffered, every 2 ms):
+ * the case where a buffer reused too early would go out with other bytes in it.
+ */
+async function slowGet (url: string, headers: Record<string, string> = {}): Promise<Received> {
+  const get = url.startsWith('https:') ? httpsGet : httpGet
+  return await new Promise((resolve, reject) => {
+    const request = get(url, { headers, ca: tls.cert, agent: false }, (res) => {
+      res.pause()
+      const chunks: Buffer[] = []
+      let timer: NodeJS.Timeout | undefined
+      const stall = setTimeout(() => {
+        timer = setInterval(() => {
+          let chunk: Buffer | null
+          while ((chunk = res.read() as Buffer | null) !== null) chunks.push(chunk)
+        }, 2)
+      }, 200)
+      res.once('end', () => {
+        clearTimeout(stall)
+        clearInterval(timer)
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })
+      })
+      res.once('error', (error) => { clearTimeout(stall); clearInterval(timer); reject(error) })
+    })
+    request.once('error', reject)
+  })
+}
+
+/** A Koa app serving the big file with `chunkSize`, `wrap` applied to the body serve() sets. */
+function koaApp (chunkSize: number, wrap?: (ctx: Koa.Context) => void): Koa {
+  const app = new Koa()
+  app.silent = true
+  if (wrap !== undefined) app.use(async (ctx, next) => { await next(); wrap(ctx) })
+  app.use(serve({ chunkSize, bufferSize: 0 }))
+  app.use((ctx) => { ctx.body = new PathFile('big.bin', { root: temp }) })
+  return app
+}
+
+test('chunk reuse: a slow client of plain Koa gets the exact file, and a handful of chunk buffers did it all', async t => {
+  const chunkSize = 64 * KiB + 1 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.is(response.status, 200)
+  t.is(response.headers['content-length'], String(bytes.length))
+  t.true(response.body.equals(bytes))
+  t.true(fullChunks(bytes.length, chunkSize) > 90)
+  t.true(allocations() <= 4, `${allocations()} buffers of ${chunkSize} bytes`)
+})
+
+test('chunk reuse: eight slow and fast clients at once, and a long single range, all get their exact bytes', async t => {
+  const chunkSize = 64 * KiB + 2 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const url = `http://127.0.0.1:${port}/`
+  const fast = async (): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const results = await Promise.all([slowGet(url), fast(), slowGet(url), fast(), slowGet(url), slowGet(url), fast(), slowGet(url, { Range: 'bytes=1000-5000000' })])
+  for (const result of results.slice(0, -1)) t.true((Buffer.isBuffer(result) ? result : result.body).equals(bytes))
+  const range = results.at(-1) as Received
+  t.is(range.status, 206)
+  t.is(range.headers['content-range'], `bytes 1000-5000000/${bytes.length}`)
+  t.true(range.body.equals(bytes.subarray(1000, 5000001)))
+  // Never more than a few per download (8 downloads, ~95 chunks each).
+  t.true(allocations() <= 8 * 4, `${allocations()} buffers of ${chunkSize} bytes`)
+})
+
+test('chunk reuse: over TLS too, with a slow client (the exact bytes; buffers reused)', async t => {
+  const chunkSize = 64 * KiB + 3 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createTlsServer(tls, koaApp(chunkSize).callback()))
+  const response = await slowGet(`https://127.0.0.1:${port}/`)
+  t.is(response.status, 200)
+  t.true(response.body.equals(bytes))
+  t.true(allocations() <= 4, `${allocations()} buffers of ${chunkSize} bytes`)
+})
+
+test('chunk reuse: a body piped through a tee (PassThrough) by a middleware keeps every chunk its own', async t => {
+  const chunkSize = 64 * KiB + 4 * KiB
+  const allocations = countAllocations(chunkSize)
+  const app = koaApp(chunkSize, (ctx) => { ctx.body = (ctx.body as FileStream).pipe(new PassThrough()) })
+  const port = await listening(t, createServer(app.callback()))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.is(response.status, 200)
+  t.true(response.body.equals(bytes))
+  t.is(allocations(), fullChunks(bytes.length, chunkSize))
+})
+
+test('chunk reuse: a transform that keeps the chunks it is given finds them intact after the download', async t => {
+  const chunkSize = 64 * KiB + 5 * KiB
+  const allocations = countAllocations(chunkSize)
+  const kept: Buffer[] = []
+  const app = koaApp(chunkSize, (ctx) => {
+    ctx.body = (ctx.body as FileStream).pipe(new Transform({ transform (chunk: Buffer, _encoding, callback) { kept.push(chunk); callback(null, chunk) } }))
+  })
+  const port = await listening(t, createServer(app.callback()))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.true(response.body.equals(bytes))
+  t.true(Buffer.concat(kept).equals(bytes))
+  t.is(allocations(), fullChunks(bytes.length, chunkSize))
+})
+
+/** node:http serving the file through a FileStream piped into `res`, with `also` applied to the stream. */
+function nodeServer (chunkSize: number, also: (stream: FileStream, res: ServerResponse) => void, options: { ServerResponse?: typeof ServerResponse } = {}): Server {
+  return createServer(options, (req, res) => {
+    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+    res.setHeader('Content-Length', bytes.length)
+    also(stream, res)
+    stream.pipe(res)
+  })
+}
+
+for (const [how, listen] of [
+  ['a second \'data\' listener', (stream: FileStream, kept: Buffer[]) => { stream.on('data', (chunk: Buffer) => kept.push(chunk)) }],
+  ['a prepended \'data\' listener', (stream: FileStream, kept: Buffer[]) => { stream.prependListener('data', (chunk: Buffer) => kept.push(chunk)) }],
+  ['a \'data\' listener added once', (stream: FileStream, kept: Buffer[]) => { stream.once('data', (chunk: Buffer) => kept.push(chunk)) }]
+] as const) {
+  test(`chunk reuse: ${how} beside the response pipe gets chunks that stay intact`, async t => {
+    const chunkSize = 64 * KiB + (6 + how.length % 7) * KiB + how.length
+    const allocations = countAllocations(chunkSize)
+    const kept: Buffer[] = []
+    // The listener comes before the pipe (it starts the flow; the pipe joins in the same turn).
+    const port = await listening(t, nodeServer(chunkSize, (stream) => { listen(stream, kept) }))
+    const response = await slowGet(`http://127.0.0.1:${port}/`)
+    t.true(response.body.equals(bytes))
+    if (how.includes('once')) {
+      t.is(kept.length, 1)
+      t.true(kept[0]!.equals(bytes.subarray(0, chunkSize)))
+    } else {
+      t.true(Buffer.concat(kept).equals(bytes))
+    }
+    t.is(allocations(), fullChunks(bytes.length, chunkSize))
+  })
+}
+
+test('chunk reuse: piped into a plain node:http response, the same reuse as under Koa', async t => {
+  const chunkSize = 64 * KiB + 14 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, nodeServer(chunkSize, () => {}))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.true(response.body.equals(bytes))
+  t.true(allocations() <= 4, `${allocations()} buffers of ${chunkSize} bytes`)
+})
+
+test('chunk reuse: a response class of its own, or a write() replaced on the response, gets fresh buffers', async t => {
+  const chunkSize = 64 * KiB + 15 * KiB
+  const allocations = countAllocations(chunkSize)
+  class OwnResponse extends ServerResponse {}
+  const subclassed = await listening(t, nodeServer(chunkSize, () => {}, { ServerResponse: OwnResponse as typeof ServerResponse }))
+  t.true((await slowGet(`http://127.0.0.1:${subclassed}/`)).body.equals(bytes))
+  t.is(allocations(), fullChunks(bytes.length, chunkSize))
+
+  const written: Buffer[] = []
+  const patched = await listening(t, nodeServer(chunkSize, (_stream, res) => {
+    const write = res.write.bind(res) as (chunk: Buffer) => boolean
+    res.write = ((chunk: Buffer) => { written.push(chunk); return write(chunk) }) as typeof res.write
+  }))
+  t.true((await slowGet(`http://127.0.0.1:${patched}/`)).body.equals(bytes))
+  t.true(Buffer.concat(written).equals(bytes))
+  t.is(allocations(), 2 * fullChunks(bytes.length, chunkSize))
+})
+
+test('chunk reuse: a chunk read by hand before the pipe stays intact; the chunks after it are reused', async t => {
+  const chunkSize = 64 * KiB + 16 * KiB
+  const allocations = countAllocations(chunkSize)
+  let first: Buffer | undefined
+  const server = createServer((req, res) => {
+    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+    stream.once('readable', () => {
+      first = stream.read(chunkSize) as Buffer
+      res.setHeader('Content-Length', bytes.length - first.length)
+      stream.pipe(res)
+    })
+  })
+  const port = await listening(t, server)
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.true(response.body.equals(bytes.subarray(chunkSize)))
+  t.true(first?.equals(bytes.subarray(0, chunkSize)))
+  t.true(allocations() <= 5, `${allocations()} buffers of ${chunkSize} bytes`)
+})
+
+test('chunk reuse: a \'readable\' listener that joins after the pipe, keeps what it reads and leaves, gets intact chunks', async t => {
+  const chunkSize = 64 * KiB + 17 * KiB
+  const allocations = countAllocations(chunkSize)
+  const kept: Buffer[] = []
+  const port = await listening(t, createServer((req, res) => {
+    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+    res.setHeader('Content-Length', bytes.length)
+    stream.pipe(res)
+    const onReadable = (): void => {
+      let chunk: Buffer | null
+      while (kept.length < 10 && (chunk = stream.read() as Buffer | null) !== null) kept.push(chunk)
+      // The pipe goes on alone.
+      if (kept.length === 10) stream.off('readable', onReadable)
+    }
+    stream.on('readable', onReadable)
+  }))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.true(response.body.equals(bytes))
+  const seen = Buffer.concat(kept)
+  t.is(kept.length, 10)
+  t.true(seen.equals(bytes.subarray(0, seen.length)))
+  t.is(allocations(), fullChunks(bytes.length, chunkSize))
+})
