@@ -8,7 +8,8 @@
  * Workload (chosen at random per request): a 1 MiB file, a 4 KiB file, a multipart range request on
  * the 1 MiB file, a generated stream, a 304, a 404, a HEAD. A share `--abort` of the requests is
  * aborted by the client: before the response head, or after a random part of the body. Anything
- * else that does not end as expected (wrong status, short body, socket error) counts as an error.
+ * else that does not end as expected (wrong status, short body, other bytes than the file's, socket
+ * error) counts as an error.
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -86,12 +87,16 @@ function ask (child: ChildProcess): Promise<Stats> {
   })
 }
 
-interface Job { path: string, method: string, headers: Record<string, string>, status: number, length: number | undefined }
+interface Job { path: string, method: string, headers: Record<string, string>, status: number, length: number | undefined, content?: Buffer }
+
+// The served files' bytes (made in main()): every complete 200 of them is compared byte for byte.
+let bigContent = Buffer.alloc(0)
+let smallContent = Buffer.alloc(0)
 
 function pick (etag: string): Job {
   const r = Math.random()
-  if (r < 0.30) return { path: '/big.bin', method: 'GET', headers: {}, status: 200, length: BIG }
-  if (r < 0.55) return { path: '/small.bin', method: 'GET', headers: {}, status: 200, length: SMALL }
+  if (r < 0.30) return { path: '/big.bin', method: 'GET', headers: {}, status: 200, length: BIG, content: bigContent }
+  if (r < 0.55) return { path: '/small.bin', method: 'GET', headers: {}, status: 200, length: SMALL, content: smallContent }
   if (r < 0.65) return { path: '/big.bin', method: 'GET', headers: { Range: 'bytes=0-99,300000-399999,900000-' }, status: 206, length: undefined }
   if (r < 0.75) return { path: '/generated', method: 'GET', headers: {}, status: 200, length: 16 * 16 * 1024 }
   if (r < 0.85) return { path: '/big.bin', method: 'GET', headers: { 'If-None-Match': etag }, status: 304, length: 0 }
@@ -128,7 +133,10 @@ function once1 (port: number, agent: Agent, job: Job, abort: 'none' | 'head' | '
       }
       const cut = abort === 'body' ? Math.floor(Math.random() * (job.length ?? 100_000)) : Infinity
       let received = 0
+      let differs: number | undefined
       res.on('data', (chunk: Buffer) => {
+        const content = job.content
+        if (content !== undefined && differs === undefined && !chunk.equals(content.subarray(received, received + chunk.length))) differs = received
         received += chunk.length
         tally.bytes += chunk.length
         if (received > cut) { req.destroy(); finish('aborted') }
@@ -136,6 +144,7 @@ function once1 (port: number, agent: Agent, job: Job, abort: 'none' | 'head' | '
       res.on('end', () => {
         if (!res.complete) finish(`${job.path}: incomplete body (${received} bytes)`)
         else if (job.length !== undefined && job.method === 'GET' && job.status !== 304 && received !== job.length) finish(`${job.path}: ${received} bytes instead of ${job.length}`)
+        else if (differs !== undefined) finish(`${job.path}: other bytes than the file's from byte ${differs}`)
         else finish(abort === 'body' ? 'aborted' : 'ok')
       })
       res.on('error', () => { finish(abort !== 'none' ? 'aborted' : `${job.path}: response error`) })
@@ -159,8 +168,10 @@ async function main (): Promise<void> {
   if (!(concurrency > 0 && minutes > 0 && abortShare >= 0 && abortShare <= 1)) throw new TypeError('soak: --concurrency > 0, --minutes > 0, 0 ≤ --abort ≤ 1')
 
   const dir = await mkdtemp(join(tmpdir(), 'kd-soak-'))
-  await writeFile(join(dir, 'big.bin'), randomBytes(BIG))
-  await writeFile(join(dir, 'small.bin'), randomBytes(SMALL))
+  bigContent = randomBytes(BIG)
+  smallContent = randomBytes(SMALL)
+  await writeFile(join(dir, 'big.bin'), bigContent)
+  await writeFile(join(dir, 'small.bin'), smallContent)
   const child = fork(new URL(import.meta.url), ['--server', dir], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const [{ port }] = await once(child, 'message') as [{ port: number }]
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })

@@ -65,7 +65,10 @@ async function headersFor (workload: Workload, target: Target): Promise<Record<s
 
 /**
  * Runs one workload: checks every target answers correctly (status and byte count), warms each
- * up, then runs them interleaved (A B C … A B C …) for `rounds` rounds and keeps the medians.
+ * up, then runs them interleaved for `rounds` rounds and keeps the medians. Each round starts one
+ * target further (A B C, B C A, C A B, …): a server that always ran first, right after the
+ * previous round's last one, came out up to 14 % slower than the same code run second (an A/A
+ * run of two identical servers, bench/results/quick-chunk-reuse.txt).
  */
 export async function measureWorkload (workload: Workload, targets: Map<TargetId, Target>, timing: Timing, log: (line: string) => void, storageBytes?: () => number): Promise<WorkloadResult> {
   const active: Array<{ target: Target, headers: Record<string, string>, note?: string }> = []
@@ -111,7 +114,8 @@ export async function measureWorkload (workload: Workload, targets: Map<TargetId
   for (const { target, headers } of active) await run(target, headers, timing.warmSeconds)
   const cells = new Map<TargetId, Cell>(active.map(({ target, note }) => [target.id, { target: target.id, samples: [], median: Number.NaN, peakRss: undefined, errors: 0, cpuPerRequest: undefined, cpuSamples: [], mainCpuPerRequest: undefined, mainCpuSamples: [], note }]))
   for (let round = 0; round < timing.rounds; round++) {
-    for (const { target, headers } of active) {
+    const shift = round % active.length
+    for (const { target, headers } of [...active.slice(shift), ...active.slice(0, shift)]) {
       const cell = cells.get(target.id)
       if (cell === undefined) continue
       const pid = target.node?.pid
