@@ -122,7 +122,9 @@ export class FileStream extends Readable {
 
   /** Reuse needs this to be the only pipe, into a response that writes to a real socket. */
   override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
-    const sink = this.#sink === undefined && isPlainResponse(destination) ? destination : null
+    // A listener from before the pipe could go on taking chunks after it.
+    const alone = this.listenerCount('data') === 0 && this.listenerCount('readable') === 0
+    const sink = this.#sink === undefined && alone && isPlainResponse(destination) ? destination : null
     if (sink === null) this.#stopReuse()
     else {
       this.#sink = sink
@@ -136,9 +138,9 @@ export class FileStream extends Readable {
     }
   }
 
-  // Anyone else taking chunks may keep them: no reuse from then on. (A 'readable' listener before
-  // the pipe, as serve()'s wait for the first bytes, takes none: only chunks pushed after the pipe
-  // are ever reused.)
+  // Anyone else taking chunks may keep them: no reuse from then on. (A 'readable' listener gone
+  // before the pipe, as serve()'s wait for the first bytes, is no matter: only chunks pushed after
+  // the pipe are ever reused.)
   override on (event: string | symbol, listener: (...args: any[]) => void): this {
     if ((event === 'data' && !this.#piping) || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
     return super.on(event, listener)

@@ -276,3 +276,26 @@ test('chunk reuse: a \'readable\' listener that joins after the pipe, keeps what
   t.true(seen.equals(bytes.subarray(0, seen.length)))
   t.is(allocations(), fullChunks(bytes.length, chunkSize))
 })
+
+test('chunk reuse: a \'readable\' listener from before the pipe that reads after it, keeps what it reads and leaves, gets intact chunks', async t => {
+  const chunkSize = 64 * KiB + 18 * KiB
+  const allocations = countAllocations(chunkSize)
+  const kept: Buffer[] = []
+  const port = await listening(t, createServer((req, res) => {
+    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+    res.setHeader('Content-Length', bytes.length)
+    const onReadable = (): void => {
+      let chunk: Buffer | null
+      while (kept.length < 10 && (chunk = stream.read() as Buffer | null) !== null) kept.push(chunk)
+      if (kept.length === 10) stream.off('readable', onReadable)
+    }
+    stream.on('readable', onReadable)
+    stream.pipe(res)
+  }))
+  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  t.true(response.body.equals(bytes))
+  const seen = Buffer.concat(kept)
+  t.is(kept.length, 10)
+  t.true(seen.equals(bytes.subarray(0, seen.length)))
+  t.is(allocations(), fullChunks(bytes.length, chunkSize))
+})

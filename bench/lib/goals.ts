@@ -41,6 +41,7 @@ export function evaluateGoals (results: WorkloadResult[], memory: SlowClientsRes
   goals.push(atLeast('offload 4 KiB: koa-downloads + nginx ÷ hand-written X-Accel-Redirect', ratio(results, '4k', 'kd-offload', 'xaccel-hand'), 0.95))
   // The opt-in lexical confinement (PathFile followSymlinks), shown beside the defaults above.
   goals.push(atLeast('  opt-in followSymlinks: streaming 304 ÷ best Node peer', ratio(results, '304', 'kd-follow', 'best-peer'), 1.1))
+  goals.push(atLeast('  opt-in followSymlinks: offload 4 KiB ÷ baseline', ratio(results, '4k', 'kd-offload-follow', 'koa-raw'), 1.8))
   goals.push(atLeast('  opt-in followSymlinks: offload 4 KiB ÷ hand-written', ratio(results, '4k', 'kd-offload-follow', 'xaccel-hand'), 0.95))
   goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ nginx static', ratio(results, '256m', 'kd-offload', 'nginx'), 0.95))
   goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ Node streaming behind the same nginx', ratio(results, '256m', 'kd-offload', 'kd-via-nginx'), 2))
