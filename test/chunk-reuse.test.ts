@@ -253,49 +253,30 @@ test('chunk reuse: a chunk read by hand before the pipe stays intact; the chunks
   t.true(allocations() <= 5, `${allocations()} buffers of ${chunkSize} bytes`)
 })
 
-test('chunk reuse: a \'readable\' listener that joins after the pipe, keeps what it reads and leaves, gets intact chunks', async t => {
-  const chunkSize = 64 * KiB + 17 * KiB
-  const allocations = countAllocations(chunkSize)
-  const kept: Buffer[] = []
-  const port = await listening(t, createServer((req, res) => {
-    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
-    res.setHeader('Content-Length', bytes.length)
-    stream.pipe(res)
-    const onReadable = (): void => {
-      let chunk: Buffer | null
-      while (kept.length < 10 && (chunk = stream.read() as Buffer | null) !== null) kept.push(chunk)
-      // The pipe goes on alone.
-      if (kept.length === 10) stream.off('readable', onReadable)
-    }
-    stream.on('readable', onReadable)
-  }))
-  const response = await slowGet(`http://127.0.0.1:${port}/`)
-  t.true(response.body.equals(bytes))
-  const seen = Buffer.concat(kept)
-  t.is(kept.length, 10)
-  t.true(seen.equals(bytes.subarray(0, seen.length)))
-  t.is(allocations(), fullChunks(bytes.length, chunkSize))
-})
-
-test('chunk reuse: a \'readable\' listener from before the pipe that reads after it, keeps what it reads and leaves, gets intact chunks', async t => {
-  const chunkSize = 64 * KiB + 18 * KiB
-  const allocations = countAllocations(chunkSize)
-  const kept: Buffer[] = []
-  const port = await listening(t, createServer((req, res) => {
-    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
-    res.setHeader('Content-Length', bytes.length)
-    const onReadable = (): void => {
-      let chunk: Buffer | null
-      while (kept.length < 10 && (chunk = stream.read() as Buffer | null) !== null) kept.push(chunk)
-      if (kept.length === 10) stream.off('readable', onReadable)
-    }
-    stream.on('readable', onReadable)
-    stream.pipe(res)
-  }))
-  const response = await slowGet(`http://127.0.0.1:${port}/`)
-  t.true(response.body.equals(bytes))
-  const seen = Buffer.concat(kept)
-  t.is(kept.length, 10)
-  t.true(seen.equals(bytes.subarray(0, seen.length)))
-  t.is(allocations(), fullChunks(bytes.length, chunkSize))
-})
+// A 'readable' listener that keeps the first ten chunks it reads and then leaves the pipe alone:
+// joining after the pipe, or there before it and reading after it.
+for (const [when, extraKiB] of [['joins after the pipe', 17], ['is there before the pipe and reads after it', 18]] as const) {
+  test(`chunk reuse: a 'readable' listener that ${when}, keeps what it reads and leaves, gets intact chunks`, async t => {
+    const chunkSize = 64 * KiB + extraKiB * KiB
+    const allocations = countAllocations(chunkSize)
+    const kept: Buffer[] = []
+    const port = await listening(t, createServer((req, res) => {
+      const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+      res.setHeader('Content-Length', bytes.length)
+      const onReadable = (): void => {
+        let chunk: Buffer | null
+        while (kept.length < 10 && (chunk = stream.read() as Buffer | null) !== null) kept.push(chunk)
+        if (kept.length === 10) stream.off('readable', onReadable)
+      }
+      if (when === 'joins after the pipe') stream.pipe(res)
+      stream.on('readable', onReadable)
+      if (when !== 'joins after the pipe') stream.pipe(res)
+    }))
+    const response = await slowGet(`http://127.0.0.1:${port}/`)
+    t.true(response.body.equals(bytes))
+    const seen = Buffer.concat(kept)
+    t.is(kept.length, 10)
+    t.true(seen.equals(bytes.subarray(0, seen.length)))
+    t.is(allocations(), fullChunks(bytes.length, chunkSize))
+  })
+}
