@@ -29,6 +29,7 @@ const scripts: Partial<Record<TargetId, string>> = { kd: 'kd-stream', 'koa-raw':
 /** The test runs on a fresh server process (started for it, stopped after), so that the growth is the test's own. */
 export async function slowClients (target: TargetId, root: string, logDir: string, name: string, clients: number, seconds: number, env: Record<string, string> = {}, before?: string): Promise<SlowClientsResult> {
   // kd-before: the streaming server of the --before checkout
+  if (target === 'kd-before' && before === undefined) throw new Error('slow clients: kd-before needs the --before checkout')
   const script = target === 'kd-before' ? 'kd-stream' : scripts[target]
   if (script === undefined) throw new Error(`slow clients: no server for ${target}`)
   const servers = target === 'kd-before' && before !== undefined ? join(before, 'bench/servers') : fileURLToPath(new URL('../servers/', import.meta.url))
