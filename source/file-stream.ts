@@ -37,12 +37,10 @@ export class FileStream extends Readable {
   /** The response the chunks are piped into while reuse is possible; `null` once ruled out for good. */
   #sink: ServerResponse | null | undefined
   #piping = false
-  /** The full-size buffers pushed and not yet known to be written out, oldest first, and their pushed lengths. */
-  readonly #lent: Buffer[] = []
-  readonly #lentLengths: number[] = []
+  /** The full-size buffers pushed and not yet known to be written out, oldest first, with the bytes pushed of each. */
+  readonly #lent: Array<{ buffer: Buffer, length: number }> = []
   /** Buffers known to be free, for the next reads. */
   readonly #spare: Buffer[] = []
-  #lentBytes = 0
 
   constructor (fd: number, start: number, end: number, chunkSize: number) {
     super({ highWaterMark: chunkSize })
@@ -83,14 +81,8 @@ export class FileStream extends Readable {
       }
       this.#position += bytesRead
       if (this.#sink !== undefined && this.#sink !== null && length === this.#chunkSize) {
-        this.#lent.push(buffer)
-        this.#lentLengths.push(bytesRead)
-        this.#lentBytes += bytesRead
         // More in flight than a stream buffer and a socket hold: the oldest is left to the GC.
-        if (this.#lent.length > MAX_LENT) {
-          this.#lent.shift()
-          this.#lentBytes -= this.#lentLengths.shift()!
-        }
+        if (this.#lent.push({ buffer, length: bytesRead }) > MAX_LENT) this.#lent.shift()
       }
       this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead))
       if (this.#position > this.#end) this.push(null)
@@ -108,13 +100,12 @@ export class FileStream extends Readable {
     const sink = this.#sink
     if (sink === undefined || sink === null || this.#lent.length === 0 || this.listenerCount('data') !== 1 ||
       this.listenerCount('readable') !== 0 || sink.destroyed || sink.writableLength !== 0) return
-    let handedOut = this.#lentBytes - this.readableLength
-    while (this.#lent.length > 0 && this.#lentLengths[0]! <= handedOut) {
-      const length = this.#lentLengths.shift()!
-      const free = this.#lent.shift()!
+    let handedOut = -this.readableLength
+    for (const { length } of this.#lent) handedOut += length
+    while (this.#lent.length > 0 && this.#lent[0]!.length <= handedOut) {
+      const { buffer, length } = this.#lent.shift()!
       handedOut -= length
-      this.#lentBytes -= length
-      if (this.#spare.length < MAX_SPARE) this.#spare.push(free)
+      if (this.#spare.length < MAX_SPARE) this.#spare.push(buffer)
     }
   }
 
@@ -159,9 +150,7 @@ export class FileStream extends Readable {
     this.#sink?.off('drain', this.#onDrain)
     this.#sink = null
     this.#lent.length = 0
-    this.#lentLengths.length = 0
     this.#spare.length = 0
-    this.#lentBytes = 0
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {

@@ -22,10 +22,11 @@ export interface ServeOptions {
    */
   bufferSize?: number | undefined
   /**
-   * Bytes per read when a local file is streamed (passed to `open()` as `chunkSize`). 256 KiB moves
-   * large files with a quarter of the syscalls of Node's 64 KiB (bench/: 1.2× the best Node peer
-   * at 1 MiB, 1.45× at 256 MiB); 64 KiB holds a little less memory while many slow downloads run
-   * (bench/: 32 slow clients grew the process by 68 MiB instead of 72–85). 1 KiB to 8 MiB.
+   * Bytes per read when a local file is streamed (passed to `open()` as `chunkSize`; each stream
+   * reuses two or three such buffers). 256 KiB moves large files with a quarter of the syscalls of
+   * Node's 64 KiB (bench/: 1.5–1.6× the best Node peer at 1 MiB, 2.1–2.3× at 256 MiB); 64 KiB holds
+   * less memory while many slow downloads run (bench/: 32 slow clients grew the process by 8 MiB
+   * instead of 19–23). 1 KiB to 8 MiB.
    * @default 262144
    */
   chunkSize?: number | undefined
