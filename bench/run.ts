@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { renderChart } from './lib/chart.ts'
 import { evaluateGoals } from './lib/goals.ts'
 import { makeFixtures } from './lib/fixtures.ts'
+import { buildLibrary, projectDir } from './lib/library.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { stopAll } from './lib/processes.ts'
@@ -24,7 +25,7 @@ const listOption = (name: string): string[] | undefined => args.find((arg) => ar
 /** --only=4k,ranges: just these workloads; --targets=kd,koa-raw: just these servers */
 const only = listOption('only')
 const onlyTargets = listOption('targets')
-/** --before=<dir>: also run the streaming server of another checkout (target kd-before) */
+/** --before=<dir>: also run the library of another checkout (target kd-before) */
 const before = args.find((arg) => arg.startsWith('--before='))?.slice('--before='.length)
 /** --cpu-prof: the koa-downloads servers write V8 CPU profiles into bench/results/profiles/ */
 const nodeArgs = args.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./results/profiles/', import.meta.url).pathname}`] : []
@@ -60,6 +61,11 @@ try { setPriority(-15); niced = true } catch { /* not root: run at normal priori
 try {
   const started = Date.now()
   log(`koa-downloads bench, ${full ? 'full' : 'quick'} mode: ${timing.rounds} interleaved rounds of ${timing.seconds} s per target${niced ? ', at nice -15' : ''}; load average ${loadavg().map((n) => n.toFixed(1)).join(' ')}`)
+  // The koa-downloads servers load dist/, as users do: build it (and the --before tree's) first.
+  for (const dir of before === undefined ? [projectDir] : [projectDir, before]) {
+    log(`building the library in ${dir}`)
+    await buildLibrary(dir)
+  }
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))

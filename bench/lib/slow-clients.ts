@@ -28,12 +28,12 @@ const scripts: Partial<Record<TargetId, string>> = { kd: 'kd-stream', 'koa-raw':
 
 /** The test runs on a fresh server process (started for it, stopped after), so that the growth is the test's own. */
 export async function slowClients (target: TargetId, root: string, logDir: string, name: string, clients: number, seconds: number, env: Record<string, string> = {}, before?: string): Promise<SlowClientsResult> {
-  // kd-before: the streaming server of the --before checkout
+  // kd-before: the streaming server with the library of the --before checkout
   if (target === 'kd-before' && before === undefined) throw new Error('slow clients: kd-before needs the --before checkout')
   const script = target === 'kd-before' ? 'kd-stream' : scripts[target]
   if (script === undefined) throw new Error(`slow clients: no server for ${target}`)
-  const servers = target === 'kd-before' && before !== undefined ? join(before, 'bench/servers') : fileURLToPath(new URL('../servers/', import.meta.url))
-  const node = await startNode(`${target}-slow`, join(servers, `${script}.ts`), { BENCH_ROOT: root, ...env }, logDir)
+  const library = target === 'kd-before' && before !== undefined ? { KD_DIST: join(before, 'dist') } : {}
+  const node = await startNode(`${target}-slow`, join(fileURLToPath(new URL('../servers/', import.meta.url)), `${script}.ts`), { BENCH_ROOT: root, ...library, ...env }, logDir)
   try {
     const result = await measure(target, node.pid, new URL(`http://127.0.0.1:${node.port}/files/${name}`), clients, seconds)
     const variant = Object.entries(env).map(([key, value]) => `${key}=${value}`).join(' ')

@@ -45,8 +45,9 @@ export { freePort }
 
 /**
  * Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only.
- * `before`: another checkout of the project (e.g. `git archive HEAD~1`) whose streaming server runs
- * as the extra target `kd-before`, for before/after figures of a core change in one run.
+ * `before`: another checkout of the project (e.g. `git archive HEAD~1`) whose library, built into its
+ * dist/, runs in this checkout's streaming server as the extra target `kd-before`, for before/after
+ * figures of a core change in one run (the same server script: only the library differs).
  */
 export async function startTargets (fixtures: Fixtures, storageEnv: Record<string, string> | undefined, nodeArgs: string[], before?: string): Promise<Map<TargetId, Target>> {
   const logDir = join(fixtures.dir, 'logs')
@@ -89,7 +90,7 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     list.push({ id: 'raw-storage', label: targetLabels['raw-storage'], url: direct(rawStorage), node: rawStorage })
   }
   if (before !== undefined) {
-    const old = await startNode('kd-before', join(before, 'bench/servers/kd-stream.ts'), env, logDir, nodeArgs)
+    const old = await startNode('kd-before', join(serverDir, 'kd-stream.ts'), { ...env, KD_DIST: join(before, 'dist') }, logDir, nodeArgs)
     list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })
   }
   return new Map(list.map((target) => [target.id, target]))

@@ -2,10 +2,10 @@
 // the bytes from the `location /protected/` that renderServerConfig() generates for the same rule.
 import { createServer } from 'node:http'
 import Koa from 'koa'
-import { nginx } from '../../source/backends/nginx.ts'
-import { downloads, PathFile } from '../../source/index.ts'
+import { library } from './kd-library.ts'
 import { announce, benchRoot, fileName } from './shared.ts'
 
+const { downloads, nginx, PathFile } = library
 const root = benchRoot()
 // KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-offload-follow)
 const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'

@@ -4,11 +4,12 @@
 // /files/remote/ (imported only then, so that the local-file server's memory is not the SDK's).
 import { createServer } from 'node:http'
 import Koa from 'koa'
-import { downloads, PathFile } from '../../source/index.ts'
 import type { DownloadFile } from '../../source/index.ts'
+import { adapters, library } from './kd-library.ts'
 import { announce, benchRoot, fileName } from './shared.ts'
 import { remoteSources } from './sources.ts'
 
+const { downloads, PathFile } = library
 const root = benchRoot()
 // KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-follow)
 const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'
@@ -27,9 +28,7 @@ announce(createServer(app.callback()))
 async function remoteFiles (): Promise<((name: string) => DownloadFile | undefined) | undefined> {
   const { s3, origin } = await remoteSources()
   if (s3 === undefined && origin === undefined) return undefined
-  const [{ Disk }, { S3Driver }, { StorageFile }, { HttpFile }] = await Promise.all([
-    import('flydrive'), import('flydrive/drivers/s3'), import('../../adapters/flydrive/index.ts'), import('../../adapters/http/index.ts')
-  ])
+  const [{ Disk }, { S3Driver }, [{ StorageFile }, { HttpFile }]] = await Promise.all([import('flydrive'), import('flydrive/drivers/s3'), adapters()])
   const disk = s3 === undefined ? undefined : new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
   return (name) => {
     if (name.startsWith('s3/') && disk !== undefined) return new StorageFile(disk, name.slice(3))
