@@ -8,13 +8,13 @@ export const projectDir = fileURLToPath(new URL('../../', import.meta.url))
 
 /**
  * Compiles the library of the checkout `dir` into `dir/dist` (`tsc -p tsconfig.build.json`, this
- * checkout's TypeScript), which the koa-downloads servers load (bench/servers/kd-library.ts).
- * Returns that dist/ directory. A failed build stops the run: stale JavaScript would be measured.
+ * checkout's TypeScript), which the koa-downloads servers load (bench/servers/kd-library.ts; the
+ * `--before` tree's through KD_DIST). A failed build stops the run: stale JavaScript would be
+ * measured.
  */
-export async function buildLibrary (dir: string): Promise<string> {
+export async function buildLibrary (dir: string): Promise<void> {
   const tsc = join(projectDir, 'node_modules/typescript/bin/tsc')
   const child = spawn(process.execPath, [tsc, '-p', join(dir, 'tsconfig.build.json')], { stdio: ['ignore', 'inherit', 'inherit'] })
   const [code] = await once(child, 'exit') as [number | null]
   if (code !== 0) throw new Error(`building the library in ${dir} failed (tsc exit ${code})`)
-  return join(dir, 'dist')
 }
