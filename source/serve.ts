@@ -246,8 +246,9 @@ function quietClientAborts (ctx: Context, signal: AbortSignal): void {
   // A bound module function, not a function literal assigned to ctx.onerror: V8 allocates a
   // closure written straight into a property in the old generation (a parser heuristic for
   // methods), and from there its scope — ctx, so the whole request — outlived every young-generation
-  // GC until a full one. Until the path was optimised, each 4 KiB request was promoted that way and
-  // the new space grew to its maximum (bench/: 252 → 160 MiB peak RSS of a fresh server).
+  // GC until a full one. Under load from a fresh start, the requests were promoted that way and the
+  // new space grew to its maximum (bench/: 252 → 160 MiB peak RSS of a fresh server at 4 KiB).
+  // test/young-generation.test.ts checks every function serve() leaves on a request.
   ctx.onerror = onDownloadError.bind(ctx, { original: ctx.onerror, signal, reported: undefined })
 }
 
