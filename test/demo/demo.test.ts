@@ -49,6 +49,15 @@ test('demo: the index page has one link per source × delivery, and a headers li
   }
 })
 
+/**
+ * A presigned S3 URL (the s3 source offloaded) is signed again for each request, with the current
+ * second in X-Amz-Date: the two computed here can straddle a second. Everything else must match;
+ * the date and the signature must be well formed (demo:nginx below fetches through it for real).
+ */
+function unsigned (value: string | null): string | null {
+  return value?.replace(/X-Amz-Date=\d{8}T\d{6}Z/, 'X-Amz-Date=<date>').replace(/X-Amz-Signature=[0-9a-f]{64}(?=&|$)/, 'X-Amz-Signature=<signature>') ?? null
+}
+
 for (const delivery of deliveries) {
   test(`demo: every ${delivery.id} cell answers as its sentence says (streamed bytes, offload header with an empty body, or a redirect)`, async (t) => {
     for (const source of sources) {
@@ -60,7 +69,7 @@ for (const delivery of deliveries) {
         t.is(response.status, 200, where)
         t.is(body.length, 0, where)
         t.is(response.headers.get('content-length'), '0', where)
-        t.is(response.headers.get(outcome.target?.header ?? ''), outcome.target?.value ?? '', where)
+        t.is(unsigned(response.headers.get(outcome.target?.header ?? '')), unsigned(outcome.target?.value ?? ''), where)
       } else if (outcome.kind === 'redirect') {
         t.is(response.status, 302, where)
         t.regex(response.headers.get('location') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/demo\/exports\/data%20set%20v2\.json\?X-Amz-/, where)
