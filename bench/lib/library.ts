@@ -18,3 +18,8 @@ export async function buildLibrary (dir: string): Promise<void> {
   const [code] = await once(child, 'exit') as [number | null]
   if (code !== 0) throw new Error(`building the library in ${dir} failed (tsc exit ${code})`)
 }
+
+/** The environment that makes a koa-downloads server load the library built in checkout `dir`. */
+export function libraryEnv (dir: string): { KD_DIST: string } {
+  return { KD_DIST: join(dir, 'dist') }
+}

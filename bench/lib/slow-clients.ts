@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { libraryEnv } from './library.ts'
 import { currentRss, peakRss, resetPeakRss, startNode } from './processes.ts'
 import type { TargetId } from './targets.ts'
 
@@ -32,7 +33,7 @@ export async function slowClients (target: TargetId, root: string, logDir: strin
   if (target === 'kd-before' && before === undefined) throw new Error('slow clients: kd-before needs the --before checkout')
   const script = target === 'kd-before' ? 'kd-stream' : scripts[target]
   if (script === undefined) throw new Error(`slow clients: no server for ${target}`)
-  const library = target === 'kd-before' && before !== undefined ? { KD_DIST: join(before, 'dist') } : {}
+  const library = target === 'kd-before' && before !== undefined ? libraryEnv(before) : {}
   const node = await startNode(`${target}-slow`, join(fileURLToPath(new URL('../servers/', import.meta.url)), `${script}.ts`), { BENCH_ROOT: root, ...library, ...env }, logDir)
   try {
     const result = await measure(target, node.pid, new URL(`http://127.0.0.1:${node.port}/files/${name}`), clients, seconds)

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../../test/helpers/free-port.ts'
 import type { Fixtures } from './fixtures.ts'
+import { libraryEnv } from './library.ts'
 import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
@@ -90,7 +91,7 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     list.push({ id: 'raw-storage', label: targetLabels['raw-storage'], url: direct(rawStorage), node: rawStorage })
   }
   if (before !== undefined) {
-    const old = await startNode('kd-before', join(serverDir, 'kd-stream.ts'), { ...env, KD_DIST: join(before, 'dist') }, logDir, nodeArgs)
+    const old = await startNode('kd-before', join(serverDir, 'kd-stream.ts'), { ...env, ...libraryEnv(before) }, logDir, nodeArgs)
     list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })
   }
   return new Map(list.map((target) => [target.id, target]))
