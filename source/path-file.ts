@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, open, read, readlinkSync, realpath, stat } from 'node:fs'
+import { closeSync, constants, fstatSync, open, read, readlinkSync, realpath, stat, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { basename, isAbsolute, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -129,7 +129,12 @@ export class PathFile implements DownloadFile {
       }
     }
     const real = await this.confine()
-    const stats = await statOf(real)
+    // With the default confinement, this request's realpath() has just walked every component of
+    // `real` in the thread pool: the kernel holds its dentries and inode, and a stat of it cannot
+    // wait on the disk, like the fstat of a descriptor just opened (bench/: one thread-pool round
+    // trip per HEAD or conditional request instead of two). With no realpath, the path has not
+    // been looked up yet: the stat goes to the thread pool.
+    const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
     if (!stats.isFile()) throw notFound('PathFile: not a regular file')
     this.#seen = stats
     this.#real = real
