@@ -52,8 +52,8 @@ export class PathFile implements DownloadFile {
   /** The root, when symlinks must also stay inside it (not with `followSymlinks`). */
   readonly #realRoot: string | undefined
   readonly #refused: string | undefined
-  #seen: Stats | undefined
-  #real: string | undefined
+  /** What the last stat() saw, for an open()/read() not given the stat() result it follows. */
+  #last: Seen | undefined
   /** The descriptor stat() opened for the read announced by `willRead`, until open()/read() takes it. */
   readonly #ahead = new ReadAhead<Held>((held) => { closeSync(held.fd) })
 
@@ -123,9 +123,8 @@ export class PathFile implements DownloadFile {
     if (options?.willRead !== undefined && this.path !== undefined && (this.#realRoot === undefined || fdPaths !== false)) {
       const held = await this.#openConfined(this.path)
       if (held !== undefined) {
-        this.#seen = held.stats
         this.#ahead.hold(held)
-        return fileStat(held.stats)
+        return this.#described(held.stats, held.real)
       }
     }
     const real = await this.confine()
@@ -136,9 +135,14 @@ export class PathFile implements DownloadFile {
     // been looked up yet: the stat goes to the thread pool.
     const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
     if (!stats.isFile()) throw notFound('PathFile: not a regular file')
-    this.#seen = stats
-    this.#real = real
-    return fileStat(stats)
+    return this.#described(stats, real)
+  }
+
+  /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */
+  #described (stats: Stats, real: string): FileStat {
+    const seen: Seen = { owner: this, stats, real }
+    this.#last = seen
+    return new PathFileStat(seen)
   }
 
   /**
@@ -166,11 +170,9 @@ export class PathFile implements DownloadFile {
           return undefined
         }
         if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
-        this.#real = real
-      } else {
-        this.#real = path
+        return { fd, stats, real }
       }
-      return { fd, stats }
+      return { fd, stats, real: path }
     } catch (error) {
       closeSync(fd)
       throw error
@@ -178,15 +180,15 @@ export class PathFile implements DownloadFile {
   }
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
-    const { fd, stats } = await this.#openChecked()
+    const { fd, stats } = await this.#openChecked(options?.stat)
     const start = range?.start ?? 0
     const end = range?.end ?? stats.size - 1
     return new FileStream(fd, start, end, chunkSizeOf(options?.chunkSize))
   }
 
   /** Small-file fast path for serve(): the bytes as one buffer, read with a single syscall where possible. */
-  async read (range?: ByteRange): Promise<Buffer> {
-    const { fd, stats } = await this.#openChecked()
+  async read (range?: ByteRange, options?: OpenOptions): Promise<Buffer> {
+    const { fd, stats } = await this.#openChecked(options?.stat)
     try {
       const start = range?.start ?? 0
       const length = (range?.end ?? stats.size - 1) - start + 1
@@ -206,25 +208,26 @@ export class PathFile implements DownloadFile {
   // The descriptor calls that cannot block on the disk (fstat and close of an open, read-only
   // descriptor) are made synchronously: each thread-pool round trip costs more CPU than the call
   // itself, and at 4 KiB the request is CPU-bound (bench/: 6 → 4 round trips per small file).
-  async #openChecked (): Promise<Held> {
+  //
+  // `planned`: the stat() result the response was planned with (serve() passes it). One instance
+  // may serve concurrent requests (a PathFile made once at startup): the bytes must then be those
+  // of the file this request's stat() described, not of whatever a later stat() saw.
+  async #openChecked (planned: FileStat | undefined): Promise<Held> {
+    const seen = PathFileStat.seen(planned, this) ?? this.#last
     // The descriptor stat() opened and checked in this same turn: nothing to check again.
-    const held = this.#ahead.take()
+    const held = this.#ahead.takeIf((held) => seen === undefined || sameFile(held.stats, seen.stats))
     if (held !== undefined) return held
-    const seen = this.#seen
-    const real = this.#real
-    if (seen === undefined || real === undefined) {
+    if (seen === undefined) {
       await this.stat()
-      return await this.#openChecked()
+      return await this.#openChecked(undefined)
     }
     // A new descriptor: the file must still be the one stat'ed (rewritten in place meanwhile → new
     // size or mtime; replaced → new inode).
-    const fd = await openOf(real, constants.O_RDONLY)
+    const fd = await openOf(seen.real, constants.O_RDONLY)
     try {
       const stats = fstatSync(fd)
-      if (stats.ino !== seen.ino || stats.dev !== seen.dev || stats.size !== seen.size || stats.mtimeMs !== seen.mtimeMs) {
-        throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
-      }
-      return { fd, stats }
+      if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
+      return { fd, stats, real: seen.real }
     } catch (error) {
       closeSync(fd)
       throw error
@@ -246,19 +249,45 @@ function openOf (path: string, flags: number): Promise<number> {
   return new Promise((resolve, reject) => { open(path, flags, (error, fd) => { if (error === null) resolve(fd); else reject(error) }) })
 }
 
-interface Held { fd: number, stats: Stats }
+interface Held { fd: number, stats: Stats, real: string }
+
+/** What one stat() of a PathFile found: the file's stats and its real path. */
+interface Seen { owner: PathFile, stats: Stats, real: string }
+
+/** The same file, unchanged: same inode, size and mtime. */
+function sameFile (a: Stats, b: Stats): boolean {
+  return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs
+}
+
+/**
+ * What PathFile.stat() returns: a plain FileStat to everyone else, which also remembers (privately)
+ * what it describes, so that an open() or read() given it checks the file against that.
+ */
+class PathFileStat implements FileStat {
+  readonly size: number
+  readonly lastModified: Date | undefined
+  readonly etag: string
+  readonly #seen: Seen
+
+  constructor (seen: Seen) {
+    const stats = seen.stats
+    this.size = stats.size
+    this.lastModified = stats.mtimeMs >= 1000 ? new Date(Math.floor(stats.mtimeMs / 1000) * 1000) : undefined
+    this.etag = statEtag(stats.mtimeMs, stats.size)
+    this.#seen = seen
+  }
+
+  /** What `stat` describes, when it is a result of `owner`'s own stat(). */
+  static seen (stat: FileStat | undefined, owner: PathFile): Seen | undefined {
+    if (stat === undefined || !(#seen in stat)) return undefined
+    const seen = (stat as PathFileStat).#seen
+    return seen.owner === owner ? seen : undefined
+  }
+}
 
 /** The `chunkSize` hint when it is a sane read size, else the default. */
 function chunkSizeOf (hint: number | undefined): number {
   return isChunkSize(hint) ? hint : FILE_CHUNK_SIZE
-}
-
-function fileStat (stats: Stats): FileStat {
-  return {
-    size: stats.size,
-    lastModified: stats.mtimeMs >= 1000 ? new Date(Math.floor(stats.mtimeMs / 1000) * 1000) : undefined,
-    etag: statEtag(stats.mtimeMs, stats.size)
-  }
 }
 
 /**

@@ -95,7 +95,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const signal = abortSignalOf(ctx)
   quietClientAborts(ctx, signal)
   const file = download.file
-  const opened: OpenOptions = { signal, chunkSize: options.chunkSize }
+  const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
   const statOptions = readIntent(ctx, options.plan, signal)
   for (let attempt = 1; ; attempt++) {
     let stat: FileStat
@@ -104,6 +104,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
     } catch (error) {
       throw failed(ctx, error, 'stat')
     }
+    opened.stat = stat
     const presentation = presentationHeaders(download, stat)
     const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
     debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)

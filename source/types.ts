@@ -36,10 +36,17 @@ export interface OpenOptions {
    * socket, an SDK) may ignore it.
    */
   chunkSize?: number | undefined
+  /**
+   * The `stat()` result the response was planned with (`serve()` passes it to `open()` and
+   * `read()`). A source whose `stat()` looks again on every call (a local file) checks the bytes
+   * it opens against this one, so that an instance shared by concurrent requests never sends one
+   * request's bytes under the validators of another's `stat()`.
+   */
+  stat?: FileStat | undefined
 }
 
 /** What `serve()` tells `stat()` about the response it is planning. */
-export interface StatOptions extends OpenOptions {
+export interface StatOptions extends Omit<OpenOptions, 'stat'> {
   /**
    * Set when the bytes will be read right after `stat()` — a GET with no precondition that could
    * answer 304 or 412 — so that a source may start opening them now and hand what it opened to the
