@@ -53,7 +53,7 @@ export class PathFile implements DownloadFile {
   readonly #realRoot: string | undefined
   readonly #refused: string | undefined
   /** What the last stat() saw, for an open()/read() not given the stat() result it follows. */
-  #last: Seen | undefined
+  #last: PathFileStat | undefined
   /** The descriptor stat() opened for the read announced by `willRead`, until open()/read() takes it. */
   readonly #ahead = new ReadAhead<Held>((held) => { closeSync(held.fd) })
 
@@ -140,9 +140,9 @@ export class PathFile implements DownloadFile {
 
   /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */
   #described (stats: Stats, real: string): FileStat {
-    const seen: Seen = { owner: this, stats, real }
-    this.#last = seen
-    return new PathFileStat(seen)
+    const described = new PathFileStat(this, stats, real)
+    this.#last = described
+    return described
   }
 
   /**
@@ -213,21 +213,25 @@ export class PathFile implements DownloadFile {
   // may serve concurrent requests (a PathFile made once at startup): the bytes must then be those
   // of the file this request's stat() described, not of whatever a later stat() saw.
   async #openChecked (planned: FileStat | undefined): Promise<Held> {
-    const seen = PathFileStat.seen(planned, this) ?? this.#last
+    const seen = PathFileStat.of(planned, this) ?? this.#last
     // The descriptor stat() opened and checked in this same turn: nothing to check again.
-    const held = this.#ahead.takeIf((held) => seen === undefined || sameFile(held.stats, seen.stats))
-    if (held !== undefined) return held
+    const held = this.#ahead.take()
+    if (held !== undefined) {
+      if (seen === undefined || held.stats === seen.stats || sameFile(held.stats, seen.stats)) return held
+      closeSync(held.fd)
+    }
     if (seen === undefined) {
       await this.stat()
       return await this.#openChecked(undefined)
     }
     // A new descriptor: the file must still be the one stat'ed (rewritten in place meanwhile → new
     // size or mtime; replaced → new inode).
-    const fd = await openOf(seen.real, constants.O_RDONLY)
+    const real = seen.real
+    const fd = await openOf(real, constants.O_RDONLY)
     try {
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
-      return { fd, stats, real: seen.real }
+      return { fd, stats, real }
     } catch (error) {
       closeSync(fd)
       throw error
@@ -251,9 +255,6 @@ function openOf (path: string, flags: number): Promise<number> {
 
 interface Held { fd: number, stats: Stats, real: string }
 
-/** What one stat() of a PathFile found: the file's stats and its real path. */
-interface Seen { owner: PathFile, stats: Stats, real: string }
-
 /** The same file, unchanged: same inode, size and mtime. */
 function sameFile (a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs
@@ -267,21 +268,32 @@ class PathFileStat implements FileStat {
   readonly size: number
   readonly lastModified: Date | undefined
   readonly etag: string
-  readonly #seen: Seen
+  readonly #owner: PathFile
+  readonly #stats: Stats
+  readonly #real: string
 
-  constructor (seen: Seen) {
-    const stats = seen.stats
+  constructor (owner: PathFile, stats: Stats, real: string) {
     this.size = stats.size
     this.lastModified = stats.mtimeMs >= 1000 ? new Date(Math.floor(stats.mtimeMs / 1000) * 1000) : undefined
     this.etag = statEtag(stats.mtimeMs, stats.size)
-    this.#seen = seen
+    this.#owner = owner
+    this.#stats = stats
+    this.#real = real
   }
 
-  /** What `stat` describes, when it is a result of `owner`'s own stat(). */
-  static seen (stat: FileStat | undefined, owner: PathFile): Seen | undefined {
-    if (stat === undefined || !(#seen in stat)) return undefined
-    const seen = (stat as PathFileStat).#seen
-    return seen.owner === owner ? seen : undefined
+  /** The file's stats, as stat() found them. */
+  get stats (): Stats {
+    return this.#stats
+  }
+
+  /** The real path stat() checked. */
+  get real (): string {
+    return this.#real
+  }
+
+  /** `stat` when it is a result of `owner`'s own stat(), else undefined. */
+  static of (stat: FileStat | undefined, owner: PathFile): PathFileStat | undefined {
+    return stat !== undefined && #owner in stat && (stat as PathFileStat).#owner === owner ? stat as PathFileStat : undefined
   }
 }
 
