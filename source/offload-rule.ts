@@ -37,6 +37,11 @@ export interface OffloadRule {
   /** `scheme://host[:port]/path/` (always a trailing slash, no query): matched against `file.url`. */
   readonly sourceUrl?: string | undefined
   /**
+   * The proxy refuses symlinks below `sourceDir` itself, on the path it opens (nginx's
+   * `proxyRefusesSymlinks`): offload() then hands a rooted PathFile over without its realpath.
+   */
+  readonly proxyRefusesSymlinks?: boolean | undefined
+  /**
    * The offload for `file`, or `undefined` when this rule does not cover it (a debug line says why).
    * Pure: no I/O, nothing opened.
    */

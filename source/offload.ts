@@ -66,13 +66,15 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     // under a root is confined first (one realpath: the proxy would follow a symlink out of the
     // root; a missing file becomes the app's own 404); other local files (storage on a local disk)
     // are stat'ed; Apache and lighttpd answer conditionals with the app's validators, so they get a
-    // stat. A PathFile without root costs no syscall, like a hand-written X-Accel-Redirect handler; a
+    // stat. A PathFile without root, or under a rule whose proxy refuses symlinks itself
+    // (proxyRefusesSymlinks: it checks the path it opens), costs no syscall, like a hand-written
+    // X-Accel-Redirect handler; a
     // file known by URL is left to the proxy entirely (the app fetches nothing from the origin), so
     // its Content-Type comes from its name unless `contentType` is given.
     let stat: FileStat | undefined
     try {
       if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
-      else if (file instanceof PathFile) await file.confine()
+      else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
       throw toHttpError(error)
     }

@@ -363,6 +363,33 @@ test('offload I/O: with followSymlinks, a PathFile under a root costs no I/O eit
   t.deepEqual(noOffloadHeaders(refused.headers), [])
 })
 
+test('offload I/O: under nginx({ proxyRefusesSymlinks: true }), a rooted PathFile is handed over without realpath (nginx refuses symlinks itself); ".." is still the app\'s 404', async (t) => {
+  class Confining extends PathFile {
+    confined = 0
+    override async confine (): ReturnType<PathFile['confine']> {
+      this.confined++
+      return await super.confine()
+    }
+  }
+  const refusing = nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/', proxyRefusesSymlinks: true })
+  for (const name of ['no-such-file.txt', 'escape-link.txt', 'hello.txt']) {
+    const file = new Confining(name, { root: fixtureRoot })
+    const res = await request(downloadApp((ctx) => { ctx.body = file }, { rules: [refusing] }).callback()).get('/')
+    t.is(res.status, 200, name)
+    t.is(res.headers['x-accel-redirect'], `/protected/${name}`, name)
+    t.is(file.confined, 0, name)
+  }
+  // The same file under a rule without the option is confined (and the escaping link refused).
+  const checked = new Confining('escape-link.txt', { root: fixtureRoot })
+  const res = await request(downloadApp((ctx) => { ctx.body = checked }, { rules: [protectedNginx] }).callback()).get('/')
+  t.is(res.status, 404)
+  t.is(checked.confined, 1)
+  const outside = downloadApp((ctx) => { ctx.body = new PathFile('../secret.txt', { root: fixtureRoot }) }, { rules: [refusing] })
+  const refused = await request(outside.callback()).get('/')
+  t.is(refused.status, 404)
+  t.deepEqual(noOffloadHeaders(refused.headers), [])
+})
+
 test('offload I/O: a file known by URL is neither stat\'ed nor opened for nginx (the app fetches nothing)', async (t) => {
   let stats = 0
   const file: DownloadFile = { ...urlFile('https://cdn.example/media/a.bin'), stat: async () => { stats++; return { size: 3 } } }

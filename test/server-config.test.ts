@@ -70,6 +70,22 @@ test('nginx: two rules with the same destination give one location', (t) => {
   t.is(directives(text).filter((l) => l.startsWith('location')).length, 1)
 })
 
+test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (and to a location it shares)', (t) => {
+  const text = renderServerConfig('nginx', [
+    nginx({ sourceDir: '/srv/a', destinationUrl: '/a/', proxyRefusesSymlinks: true }),
+    nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
+  ])
+  t.deepEqual(directives(text), [
+    'location /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', '}',
+    'location /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', '}'
+  ])
+  const shared = renderServerConfig('nginx', [
+    nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
+    nginx({ sourceDir: '/srv/a/sub', destinationUrl: '/p/', proxyRefusesSymlinks: true })
+  ])
+  t.true(directives(shared).includes('disable_symlinks on from=$document_root;'))
+})
+
 test('nginx: an explicit charset adds a charset line to the location', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'utf-8' })])
   t.true(directives(text).includes('charset utf-8;'))

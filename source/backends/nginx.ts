@@ -55,6 +55,19 @@ export interface NginxOptions extends SourceOptions {
    * @default the charset of the response's Content-Type, when it has one (else no header)
    */
   charset?: string | false | undefined
+  /**
+   * nginx itself refuses every symlink below `sourceDir` in this rule's location
+   * (`disable_symlinks on from=$document_root;`, which `koa-downloads config` then writes). It
+   * checks the path it actually opens, with no window between check and open, so offload() hands a
+   * `PathFile` under a root over **without its realpath**: no I/O in the app, as with
+   * `followSymlinks`, but with symlinks refused instead of followed. Any symlink below `sourceDir`
+   * is then refused by nginx: 403, or 404 through a symlinked directory (also a symlink that stays
+   * inside the root, which the app's own check would serve); a missing file is nginx's 404. Only
+   * with `sourceDir`. A hand-written location needs that line too: without it, symlinks are
+   * followed wherever they point.
+   * @default false
+   */
+  proxyRefusesSymlinks?: boolean | undefined
 }
 
 export interface NginxRule extends OffloadRule {
@@ -66,9 +79,10 @@ export interface NginxRule extends OffloadRule {
   readonly limitRate?: number | undefined
   readonly expires?: number | Date | false | undefined
   readonly charset?: string | false | undefined
+  readonly proxyRefusesSymlinks: boolean
 }
 
-const keys = ['sourceDir', 'sourceUrl', 'destinationUrl', 'remote', 'forwardQuery', 'buffering', 'limitRate', 'expires', 'charset']
+const keys = ['sourceDir', 'sourceUrl', 'destinationUrl', 'remote', 'forwardQuery', 'buffering', 'limitRate', 'expires', 'charset', 'proxyRefusesSymlinks']
 const fn = 'nginx()'
 
 /**
@@ -85,6 +99,8 @@ export function nginx (options: NginxOptions): NginxRule {
   if (o.destinationUrl === undefined) throw new TypeError(`${fn}: destinationUrl is required (the internal location, e.g. '/protected/')`)
   const destinationUrl = normalizeDestinationUrl(fn, o.destinationUrl)
   const forwardQuery = remote || (optionalBoolean('forwardQuery', o.forwardQuery) ?? false)
+  const proxyRefusesSymlinks = optionalBoolean('proxyRefusesSymlinks', o.proxyRefusesSymlinks) ?? false
+  if (proxyRefusesSymlinks && source.sourceDir === undefined) throw new TypeError(`${fn}: proxyRefusesSymlinks needs a sourceDir (it is about local files)`)
   const buffering = optionalBoolean('buffering', o.buffering)
   const limitRate = o.limitRate
   if (limitRate !== undefined && !(Number.isSafeInteger(limitRate) && limitRate >= 0)) {
@@ -121,6 +137,7 @@ export function nginx (options: NginxOptions): NginxRule {
     limitRate,
     expires,
     charset,
+    proxyRefusesSymlinks,
     match (file: DownloadFile, _request: OffloadRequest): OffloadTarget | undefined {
       let value: string | undefined
       if (remote) {

@@ -44,7 +44,7 @@ function charsetLines (rule: ConfigRule): string[] {
   return ['    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")', `    charset ${nginxString(charset, 'charset')};`]
 }
 
-function localLocation (rule: ConfigRule, sourceDir: string): string[] {
+function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boolean): string[] {
   const location = destinationOf(rule)
   return [
     `location ${nginxString(location, 'destinationUrl')} {`,
@@ -52,6 +52,9 @@ function localLocation (rule: ConfigRule, sourceDir: string): string[] {
     '    internal;',
     ...charsetLines(rule),
     `    alias ${nginxString(withSlash(sourceDir), 'sourceDir')};`,
+    ...refuseSymlinks
+      ? ['    # proxyRefusesSymlinks: the app does not realpath these files; nginx refuses (403/404) any symlink below the alias', '    disable_symlinks on from=$document_root;']
+      : [],
     '}'
   ]
 }
@@ -95,12 +98,14 @@ function remoteLocation (rule: ConfigRule): string[] {
 export function nginxLocations (rules: readonly ConfigRule[]): string[] {
   const lines: string[] = []
   const seen = new Set<string>()
+  // A location shared by several rules refuses symlinks when any of them counts on it.
+  const refusing = new Set(rules.filter((rule) => rule.proxyRefusesSymlinks === true).map(destinationOf))
   for (const rule of rules) {
     const location = destinationOf(rule)
     if (seen.has(location)) continue // two rules may share a destination (sourceDir and sourceUrl)
     seen.add(location)
     lines.push('', `# ${describeRule(rule)}`)
-    if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir))
+    if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location)))
     else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule))
     else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl))
   }

@@ -15,6 +15,8 @@ export interface ConfigRule {
   readonly charset?: string | false | undefined
   /** nginx: the generic "any origin" form (`/_remote/<scheme>/<host>/<path>`). */
   readonly remote?: boolean | undefined
+  /** nginx: the location refuses symlinks below its alias (`disable_symlinks on from=$document_root`). */
+  readonly proxyRefusesSymlinks?: boolean | undefined
 }
 
 /** A complete, runnable configuration instead of a snippet. */

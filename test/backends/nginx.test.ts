@@ -19,6 +19,8 @@ test('nginx(): exposes its normalised configuration for the config generator', (
   t.is(rule.limitRate, 1024)
   t.is(rule.expires, 60)
   t.is(rule.charset, 'utf-8')
+  t.false(rule.proxyRefusesSymlinks)
+  t.true(nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', proxyRefusesSymlinks: true }).proxyRefusesSymlinks)
   const remote = nginx({ remote: true, destinationUrl: '/_remote/' })
   t.true(remote.remote)
   t.true(remote.forwardQuery, 'remote offload always carries the query (it is the signature)')
@@ -46,6 +48,9 @@ test('nginx(): every bad option → TypeError naming nginx() and the option', (t
     [{ sourceDir: '/s', destinationUrl: '/_remote/', remote: true }, /sourceDir cannot be combined with remote/],
     [{ sourceDir: '/s', destinationUrl: '/p/', forwardQuery: 'yes' }, /forwardQuery must be a boolean/],
     [{ sourceDir: '/s', destinationUrl: '/p/', destinationURL: '/p/' }, /unknown option "destinationURL"/],
+    [{ sourceDir: '/s', destinationUrl: '/p/', proxyRefusesSymlinks: 'yes' }, /proxyRefusesSymlinks must be a boolean/],
+    [{ sourceUrl: 'https://h/m/', destinationUrl: '/p/', proxyRefusesSymlinks: true }, /proxyRefusesSymlinks needs a sourceDir/],
+    [{ remote: true, destinationUrl: '/_remote/', proxyRefusesSymlinks: true }, /proxyRefusesSymlinks needs a sourceDir/],
     [null, /options must be an object/]
   ]
   for (const [options, message] of bad) {

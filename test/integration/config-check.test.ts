@@ -14,7 +14,7 @@ const dir = '/srv/my "private" files/ünï;#x'
 const cases: Array<[ServerName, OffloadRule[]]> = [
   ['nginx', [
     nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
-    nginx({ sourceDir: '/srv/plain', destinationUrl: '/charset/', charset: 'utf-8' }),
+    nginx({ sourceDir: '/srv/plain', destinationUrl: '/charset/', charset: 'utf-8', proxyRefusesSymlinks: true }),
     // nginx resolves a fixed origin's host when it loads the config: an address keeps this offline
     nginx({ sourceUrl: 'http://127.0.0.1:9/files/', destinationUrl: '/_origin/' }),
     nginx({ remote: true, destinationUrl: '/_remote/' })
