@@ -17,6 +17,7 @@ const colours: Record<TargetId, string> = {
   nginx: '#2b8a3e',
   'kd-offload': '#e8590c',
   'kd-offload-follow': '#d9480f',
+  'kd-offload-refuse': '#fd7e14',
   'xaccel-hand': '#ffa94d',
   'kd-via-nginx': '#ae3ec9'
 }

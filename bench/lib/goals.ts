@@ -43,6 +43,9 @@ export function evaluateGoals (results: WorkloadResult[], memory: SlowClientsRes
   goals.push(atLeast('  opt-in followSymlinks: streaming 304 ÷ best Node peer', ratio(results, '304', 'kd-follow', 'best-peer'), 1.1))
   goals.push(atLeast('  opt-in followSymlinks: offload 4 KiB ÷ baseline', ratio(results, '4k', 'kd-offload-follow', 'koa-raw'), 1.8))
   goals.push(atLeast('  opt-in followSymlinks: offload 4 KiB ÷ hand-written', ratio(results, '4k', 'kd-offload-follow', 'xaccel-hand'), 0.95))
+  // nginx({ proxyRefusesSymlinks }): symlinks refused by nginx's own disable_symlinks, no realpath in the app.
+  goals.push(atLeast('  opt-in proxyRefusesSymlinks: offload 4 KiB ÷ baseline', ratio(results, '4k', 'kd-offload-refuse', 'koa-raw'), 1.8))
+  goals.push(atLeast('  opt-in proxyRefusesSymlinks: offload 4 KiB ÷ hand-written', ratio(results, '4k', 'kd-offload-refuse', 'xaccel-hand'), 0.95))
   goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ nginx static', ratio(results, '256m', 'kd-offload', 'nginx'), 0.95))
   goals.push(atLeast('offload 256 MiB: koa-downloads + nginx ÷ Node streaming behind the same nginx', ratio(results, '256m', 'kd-offload', 'kd-via-nginx'), 2))
   const s3 = cell(results, 's3-ranges', 'kd-storage')

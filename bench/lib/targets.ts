@@ -8,7 +8,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'kd-follow' | 'kd-offload-follow' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -24,6 +24,7 @@ export const targetLabels: Record<TargetId, string> = {
   'kd-before': 'koa-downloads, --before tree',
   'kd-follow': 'koa-downloads, followSymlinks: true',
   'kd-offload-follow': 'kd + nginx offload, followSymlinks: true',
+  'kd-offload-refuse': 'kd + nginx offload, proxyRefusesSymlinks',
   'koa-floor': 'Koa from memory, no file I/O (ceiling)',
   'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
   'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
@@ -58,15 +59,16 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
   // kd-via-nginx has its own process (same script as kd), so that each one's peak RSS is its own
   const follow = { KD_FOLLOW_SYMLINKS: '1' }
-  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor, kdFollow, kdOffloadFollow] = await Promise.all([
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor, kdFollow, kdOffloadFollow, kdOffloadRefuse] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
     start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream'),
-    start('koa-floor', false), start('kd-follow', true, 'kd-stream', follow), start('kd-offload-follow', true, 'kd-offload', follow)
+    start('koa-floor', false), start('kd-follow', true, 'kd-stream', follow), start('kd-offload-follow', true, 'kd-offload', follow),
+    start('kd-offload-refuse', true, 'kd-offload', { KD_PROXY_REFUSES_SYMLINKS: '1' })
   ])
   const prefix = join(fixtures.dir, 'nginx')
   mkdirSync(join(prefix, 'tmp'), { recursive: true })
   const listen = await freePort()
-  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdOffloadFollow: kdOffloadFollow.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
+  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdOffloadFollow: kdOffloadFollow.port, kdOffloadRefuse: kdOffloadRefuse.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
 
   const direct = (child: Child) => (name: string) => `http://127.0.0.1:${child.port}/files/${name}`
   const via = (location: string) => (name: string) => `http://127.0.0.1:${proxy.port}/${location}/${name}`
@@ -82,7 +84,8 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied },
     { id: 'koa-floor', label: targetLabels['koa-floor'], url: direct(floor), node: floor },
     { id: 'kd-follow', label: targetLabels['kd-follow'], url: direct(kdFollow), node: kdFollow },
-    { id: 'kd-offload-follow', label: targetLabels['kd-offload-follow'], url: via('files-follow'), node: kdOffloadFollow }
+    { id: 'kd-offload-follow', label: targetLabels['kd-offload-follow'], url: via('files-follow'), node: kdOffloadFollow },
+    { id: 'kd-offload-refuse', label: targetLabels['kd-offload-refuse'], url: via('files-refuse'), node: kdOffloadRefuse }
   ]
   if (storageEnv !== undefined) {
     // separate processes, so that the SDKs do not weigh on the local-file servers' memory

@@ -33,7 +33,7 @@ const LARGE = 256 * MiB
 
 export function streamingWorkloads (full: boolean): Workload[] {
   return [
-    { id: '4k', label: '4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1, targets: [...all, 'kd-offload-follow', 'koa-floor'], expect: { status: 200, length: 4 * KiB } },
+    { id: '4k', label: '4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1, targets: [...all, 'kd-offload-follow', 'kd-offload-refuse', 'koa-floor'], expect: { status: 200, length: 4 * KiB } },
     { id: '1m', label: '1 MiB file, 16 connections', name: 'medium.bin', connections: 16, metric: 'req/s', weight: 1, targets: all, expect: { status: 200, length: MiB } },
     { id: '256m', label: '256 MiB file, 4 connections', name: 'large.bin', connections: 4, metric: 'MiB/s', weight: 2, targets: all, expect: { status: 200, length: LARGE } },
     {
