@@ -68,9 +68,8 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     // are stat'ed; Apache and lighttpd answer conditionals with the app's validators, so they get a
     // stat. A PathFile without root, or under a rule whose proxy refuses symlinks itself
     // (proxyRefusesSymlinks: it checks the path it opens), costs no syscall, like a hand-written
-    // X-Accel-Redirect handler; a
-    // file known by URL is left to the proxy entirely (the app fetches nothing from the origin), so
-    // its Content-Type comes from its name unless `contentType` is given.
+    // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
+    // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
     let stat: FileStat | undefined
     try {
       if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
