@@ -12,7 +12,7 @@ import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
 import { offload } from '../source/offload.ts'
 import { PathFile } from '../source/path-file.ts'
-import type { DownloadFile } from '../source/types.ts'
+import type { DownloadFile, StatOptions } from '../source/types.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
 
@@ -363,24 +363,32 @@ test('offload I/O: with followSymlinks, a PathFile under a root costs no I/O eit
   t.deepEqual(noOffloadHeaders(refused.headers), [])
 })
 
-test('offload I/O: under nginx({ proxyRefusesSymlinks: true }), a rooted PathFile is handed over without realpath (nginx refuses symlinks itself); ".." is still the app\'s 404', async (t) => {
-  class Confining extends PathFile {
-    confined = 0
-    override async confine (): ReturnType<PathFile['confine']> {
-      this.confined++
-      return await super.confine()
-    }
+/** A PathFile that counts the calls offload() makes to it. */
+class CountingPathFile extends PathFile {
+  confined = 0
+  stats = 0
+  override async confine (): ReturnType<PathFile['confine']> {
+    this.confined++
+    return await super.confine()
   }
+
+  override async stat (options?: StatOptions): ReturnType<PathFile['stat']> {
+    this.stats++
+    return await super.stat(options)
+  }
+}
+
+test('offload I/O: under nginx({ proxyRefusesSymlinks: true }), a rooted PathFile is handed over without realpath (nginx refuses symlinks itself); ".." is still the app\'s 404', async (t) => {
   const refusing = nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/', proxyRefusesSymlinks: true })
   for (const name of ['no-such-file.txt', 'escape-link.txt', 'hello.txt']) {
-    const file = new Confining(name, { root: fixtureRoot })
+    const file = new CountingPathFile(name, { root: fixtureRoot })
     const res = await request(downloadApp((ctx) => { ctx.body = file }, { rules: [refusing] }).callback()).get('/')
     t.is(res.status, 200, name)
     t.is(res.headers['x-accel-redirect'], `/protected/${name}`, name)
     t.is(file.confined, 0, name)
   }
   // The same file under a rule without the option is confined (and the escaping link refused).
-  const checked = new Confining('escape-link.txt', { root: fixtureRoot })
+  const checked = new CountingPathFile('escape-link.txt', { root: fixtureRoot })
   const res = await request(downloadApp((ctx) => { ctx.body = checked }, { rules: [protectedNginx] }).callback()).get('/')
   t.is(res.status, 404)
   t.is(checked.confined, 1)
@@ -400,13 +408,6 @@ test('offload I/O: a file known by URL is neither stat\'ed nor opened for nginx 
 })
 
 test('offload I/O: confining a PathFile under a root costs a realpath, not a stat, for nginx; Apache still gets the stat for its validators', async (t) => {
-  class CountingPathFile extends PathFile {
-    stats = 0
-    override async stat (): ReturnType<PathFile['stat']> {
-      this.stats++
-      return await super.stat()
-    }
-  }
   const forNginx = new CountingPathFile('hello.txt', { root: fixtureRoot })
   const viaNginx = await request(downloadApp((ctx) => { ctx.body = forNginx }, { rules: [protectedNginx] }).callback()).get('/')
   t.is(viaNginx.headers['x-accel-redirect'], '/protected/hello.txt')
