@@ -35,7 +35,7 @@ for (const [label, change] of [
     await rename(`${path}.new`, path)
   }]
 ] as const) {
-  test(`path-file shared: open()/read() given an earlier stat() refuse a file ${label} since, whatever a later stat() saw`, async t => {
+  test(`path-file shared: open()/read() given an earlier stat() refuse a file ${label} after it, whatever a later stat() saw`, async t => {
     for (const root of [undefined, temp]) {
       const path = join(temp, `api-${root === undefined ? 'plain' : 'rooted'}-${label.slice(0, 9)}.bin`)
       await version(path, 0x61, 4096, 1700000000)
@@ -55,6 +55,19 @@ for (const [label, change] of [
     }
   })
 }
+
+test('path-file shared: a descriptor opened ahead for one request is not handed to another request planned on an older stat()', async t => {
+  const path = join(temp, 'ahead.bin')
+  await version(path, 0x61, 4096, 1700000000)
+  const file = new PathFile(path, { root: temp })
+  const older = await file.stat() // request A, planned on the old file
+  await version(`${path}.new`, 0x62, 4096, 1700000500)
+  await rename(`${path}.new`, path)
+  await file.stat({ willRead: 'whole' }) // request B opens the new file ahead, in this same turn
+  // A reads now: the held descriptor is of another file than A's stat() described.
+  const error = await t.throwsAsync(file.read(undefined, { stat: older }))
+  t.true(error instanceof DownloadError && error.code === 'E_CHANGED', String(error?.message))
+})
 
 test('path-file shared: a stat() result of another instance is not taken as this one\'s', async t => {
   const a = join(temp, 'a.txt')
