@@ -27,12 +27,18 @@ export function planMultipart (ranges: ByteRange[], size: number, contentType: s
   return { boundary, length, parts, tail }
 }
 
-/** The body of a multipart plan: each part read from the source with its own ranged read, in turn. */
-export function multipartStream (file: DownloadFile, plan: MultipartPlan, options: OpenOptions): Readable {
+/**
+ * The body of a multipart plan: each part read from the source with its own ranged read, in turn.
+ * `first`: the first part's stream, already opened by the caller (serve() opens it before the
+ * headers, so that a source failing there is still a clean error); destroyed if never read.
+ */
+export function multipartStream (file: DownloadFile, plan: MultipartPlan, options: OpenOptions, first?: Readable): Readable {
+  let unread = first
   async function * body (): AsyncGenerator<Buffer | Uint8Array> {
     for (const { range, head } of plan.parts) {
       yield head
-      const source = await file.open(range, options)
+      const source = unread ?? await file.open(range, options)
+      unread = undefined
       let sent = 0
       for await (const chunk of source as AsyncIterable<Uint8Array>) {
         sent += chunk.length
@@ -42,5 +48,8 @@ export function multipartStream (file: DownloadFile, plan: MultipartPlan, option
     }
     yield plan.tail
   }
-  return Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 })
+  const stream = Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 })
+  // Destroyed before the generator reached it (the client left at once): nothing else would close it.
+  if (first !== undefined) stream.once('close', () => { unread?.destroy() })
+  return stream
 }

@@ -12,7 +12,7 @@ import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
-import type { FileStat, OpenOptions, StatOptions } from './types.ts'
+import type { ByteRange, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
   /**
@@ -152,7 +152,7 @@ function readIntent (ctx: Context, plan: PlanOptions, signal: AbortSignal): Stat
     headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined) return { signal }
   const range = headers.range
   if (!plan.ranges || range === undefined) return { signal, willRead: 'whole' }
-  // Several ranges: a multipart body opens each part only while it is sent, well after this turn.
+  // Several ranges: a multipart body opens each part on its own (the first before the headers).
   if (range.includes(',')) return { signal }
   return { signal, willRead: 'range', range: headers['if-range'] === undefined && SINGLE_RANGE.test(range) ? range : undefined }
 }
@@ -185,7 +185,11 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const ranges = plan.ranges
   if (ranges !== undefined && ranges.length > 1) {
     const multipart = planMultipart(ranges, stat.size ?? 0, plan.headers['Content-Type'] ?? 'application/octet-stream')
-    return { data: multipartStream(file, multipart, opened), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
+    // The first part is opened before the headers, as a single range is: a source that fails there
+    // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
+    // open while the body is sent.
+    const first = await openChecked(file, multipart.parts[0]?.range, opened)
+    return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
   const range = ranges?.[0]
   const length = plan.length
@@ -197,13 +201,24 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const stream = await file.open(range, opened)
   // Our own file stream counts exactly; any other source is held to the length we announce.
   const data = stream instanceof FileStream || isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
+  await firstBytesOrDestroy(data)
+  return { data, length }
+}
+
+/** open() of `range`, resolved once its stream has bytes (a failure before them is thrown, the stream destroyed). */
+async function openChecked (file: DownloadBody['file'], range: ByteRange | undefined, opened: OpenOptions): Promise<Readable> {
+  const stream = await file.open(range, opened)
+  await firstBytesOrDestroy(stream)
+  return stream
+}
+
+async function firstBytesOrDestroy (stream: Readable): Promise<void> {
   try {
-    await firstBytes(data)
+    await firstBytes(stream)
   } catch (error) {
-    data.destroy()
+    stream.destroy()
     throw error
   }
-  return { data, length }
 }
 
 /**

@@ -130,3 +130,30 @@ test('path-file shared: the parts of a multipart response all come from the vers
   t.true((c.body as Buffer).includes(Buffer.alloc(4, 0x02)))
   t.false((c.body as Buffer).includes(0x01))
 })
+
+test('path-file: a file replaced between stat() and the first part of a multipart response is planned again (a complete 206 of the new version, its ETag), not cut off', async t => {
+  const path = join(temp, 'replaced-before-parts.bin')
+  await version(path, 0x01, 8192, 1700000000) // both ranges below are inside the old version too
+  let replaced = false
+  // Replaces the file once, right after the first stat(): the stat() serve() plans with is the old version's.
+  class ReplacedAfterStat extends PathFile {
+    override async stat (options?: Parameters<PathFile['stat']>[0]): ReturnType<PathFile['stat']> {
+      const stat = await super.stat(options)
+      if (!replaced) {
+        replaced = true
+        await version(`${path}.new`, 0x02, 8192, 1700000500)
+        await rename(`${path}.new`, path)
+      }
+      return stat
+    }
+  }
+  const url = new URL(await listen(t, downloadApp((ctx) => { ctx.body = new ReplacedAfterStat(path) })))
+  const res = await fetchBytes(url.origin, '/').set('Range', 'bytes=0-3,6000-6003')
+  t.true(replaced)
+  t.is(res.status, 206)
+  t.is(res.headers.etag, etagOf(1700000500, 8192))
+  const body = res.body as Buffer
+  t.is(Number(res.headers['content-length']), body.length)
+  t.true(body.toString('latin1').includes('Content-Range: bytes 6000-6003/8192\r\n\r\n\x02\x02\x02\x02'))
+  t.false(body.includes(0x01), 'no byte of the old version')
+})

@@ -1,8 +1,10 @@
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
+import { multipartStream, planMultipart } from '../source/multipart.ts'
 import { serve } from '../source/serve.ts'
 import { PathFile } from '../source/path-file.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
@@ -216,4 +218,23 @@ test('options: downloads() and serve() name themselves in option errors', t => {
   }
   t.is(typeof serve({ chunkSize: 1024 }), 'function')
   t.is(typeof downloads({ chunkSize: 8 * 1024 * 1024 }), 'function')
+})
+
+test('multipart: a first part opened ahead is destroyed when the body is destroyed before reaching it (client gone at once); the other parts are never opened', async t => {
+  const source = new VirtualFile(digits, { name: 'digits.txt' })
+  let opens = 0
+  const file = { name: 'digits.txt', stat: async () => await source.stat(), open: async (...args: Parameters<VirtualFile['open']>) => { opens++; return await source.open(...args) } }
+  const plan = planMultipart([{ start: 0, end: 4 }, { start: 500, end: 504 }], 1000, 'text/plain')
+  const first = await source.open({ start: 0, end: 4 })
+  const body = multipartStream(file, plan, {}, first)
+  body.destroy()
+  await once(body, 'close')
+  t.true(first.destroyed)
+  t.is(opens, 0)
+
+  // Read whole, the first part is the stream given and the second is opened: the exact body.
+  const whole = multipartStream(file, plan, {}, await source.open({ start: 0, end: 4 }))
+  const bytes = Buffer.concat(await whole.toArray() as Buffer[]).toString('latin1')
+  t.is(opens, 1)
+  t.true(bytes.includes('Content-Range: bytes 0-4/1000\r\n\r\n01234\r\n--') && bytes.includes('Content-Range: bytes 500-504/1000\r\n\r\n01234\r\n--'))
 })

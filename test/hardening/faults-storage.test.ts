@@ -152,6 +152,22 @@ test('storage failing on the second part of a multipart response: the transfer i
   t.true(file.streams.every((s) => s.destroyed))
 })
 
+for (const [title, cue] of [
+  ['failing to open the first part', { stage: 'part', part: 1, error: new DownloadError('E_UNAVAILABLE', 'part 1: SlowDown') }],
+  ['whose first part\'s stream fails before its first byte', { stage: 'stream', after: 0, error: new DownloadError('E_UNAVAILABLE', 'part 1: SlowDown') }]
+] as const) {
+  test(`storage ${title} of a multipart response: a clean 503 before any header (the first part is opened before the 206), logged, nothing left open`, async t => {
+    const file = new Faulty(cue)
+    const app = await serveWith(t, file)
+    const { raw } = await clientRequest(app.port, '/', { Range: 'bytes=0-9,500000-500009' })
+    assertCleanError(t, raw, 503, title)
+    t.false(raw.toString('latin1').includes('multipart'), 'no multipart header was sent')
+    t.true(await settle(() => app.errors.length === 1))
+    t.is(file.opens, 1, 'the second part was never opened')
+    t.true(file.streams.every((s) => s.destroyed))
+  })
+}
+
 test('a failing stat() on HEAD, If-None-Match and Range requests gives the same clean error (nothing is opened)', async t => {
   const error = new DownloadError('E_UNAVAILABLE', 'maintenance')
   const file = new Faulty({ stage: 'stat', error })
