@@ -188,7 +188,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // The first part is opened before the headers, as a single range is: a source that fails there
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent.
-    const first = await openChecked(file, multipart.parts[0]?.range, opened)
+    const first = await openFirstBytes(file, multipart.parts[0]?.range, opened)
     return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
   const range = ranges?.[0]
@@ -206,7 +206,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
 }
 
 /** open() of `range`, resolved once its stream has bytes (a failure before them is thrown, the stream destroyed). */
-async function openChecked (file: DownloadBody['file'], range: ByteRange | undefined, opened: OpenOptions): Promise<Readable> {
+async function openFirstBytes (file: DownloadBody['file'], range: ByteRange | undefined, opened: OpenOptions): Promise<Readable> {
   const stream = await file.open(range, opened)
   await firstBytesOrDestroy(stream)
   return stream
