@@ -5,8 +5,8 @@ import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
 import { filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
 import type { Fixtures, TestApp } from './app.ts'
-import { logProxiesIfFailed, proxyTest, startProxy } from './proxies.ts'
-import type { RunningProxy } from './proxies.ts'
+import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from './proxies.ts'
+import type { RunningProxy, StartProxyOptions } from './proxies.ts'
 
 const cli = fileURLToPath(new URL('../../source/cli.ts', import.meta.url))
 
@@ -47,27 +47,37 @@ export function runCli (args: string[]): Promise<{ code: number | null, stdout: 
   })
 }
 
+export interface ProxiedAppOptions {
+  server: ServerName
+  rules: (fixtures: Fixtures) => OffloadRule[]
+  /** Files added to the fixtures before the app starts. */
+  prepare?: ((fixtures: Fixtures) => Promise<void>) | undefined
+  /** The proxy's configuration for these rules, when it is not exactly the generated one. */
+  configFor?: ((rules: OffloadRule[]) => StartProxyOptions['configFor']) | undefined
+}
+
 /**
- * The offload contract, proven through one real proxy: the proxy started once per file with the
- * config `koa-downloads config` generates from the app's own rules, a real Koa app behind it.
- * "Answered by the proxy" is proven by the app's own log: for the same request the app sent
- * 200 + the offload header + an empty body, and the client still got 206/304/the bytes.
+ * Fixtures, the test app with `rules` and the real proxy in front of it, started once for the
+ * test file (when the proxy is installed) and stopped after it; the proxy's output and config are
+ * logged for a failed test.
  */
-export function offloadSuite (options: SuiteOptions): Suite {
-  const { server, label, offloadHeader } = options
-  const { available, test: proxied } = proxyTest(server)
+export function proxiedApp (options: ProxiedAppOptions): Suite {
+  const { available, test: proxied } = proxyTest(options.server)
   let state: { fixtures: Fixtures, app: TestApp, proxy: RunningProxy } | undefined
   const context = (): NonNullable<typeof state> => {
     if (state === undefined) throw new Error('the proxy did not start (see test.before)')
     return state
   }
-
   if (available) {
     test.before(async () => {
       const fixtures = await makeFixtures()
+      if (options.prepare !== undefined) {
+        await options.prepare(fixtures)
+        makeWorldReadable(fixtures.root)
+      }
       const rules = options.rules(fixtures)
       const app = await startApp(fixtures, rules)
-      const proxy = await startProxy(server, { rules, appPort: app.port })
+      const proxy = await startProxy(options.server, { rules, appPort: app.port, configFor: options.configFor?.(rules) })
       state = { fixtures, app, proxy }
     })
     test.afterEach.always((t) => { logProxiesIfFailed(t, state === undefined ? [] : [state.proxy]) })
@@ -77,6 +87,18 @@ export function offloadSuite (options: SuiteOptions): Suite {
       await state?.fixtures.remove()
     })
   }
+  return { test: proxied, context }
+}
+
+/**
+ * The offload contract, proven through one real proxy: the proxy started once per file with the
+ * config `koa-downloads config` generates from the app's own rules, a real Koa app behind it.
+ * "Answered by the proxy" is proven by the app's own log: for the same request the app sent
+ * 200 + the offload header + an empty body, and the client still got 206/304/the bytes.
+ */
+export function offloadSuite (options: SuiteOptions): Suite {
+  const { server, label, offloadHeader } = options
+  const { test: proxied, context } = proxiedApp({ server, rules: options.rules })
 
   /** Asserts that the app answered `url` with the offload response, not with the bytes. */
   const appOffloaded = (t: { is: (a: unknown, b: unknown, m?: string) => void, truthy: (a: unknown, m?: string) => void }, url: string): void => {

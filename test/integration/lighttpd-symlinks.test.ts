@@ -5,48 +5,27 @@
 // side that closes the window between the app's check and lighttpd's open (SECURITY.md).
 import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import test from 'ava'
 import { lighttpd } from '../../source/backends/lighttpd.ts'
 import { renderLighttpd } from '../../source/server-config/lighttpd.ts'
-import { filesUrl, makeFixtures, startApp } from '../helpers/app.ts'
-import type { Fixtures, TestApp } from '../helpers/app.ts'
-import { logProxiesIfFailed, proxyTest, startProxy } from '../helpers/proxies.ts'
-import type { RunningProxy } from '../helpers/proxies.ts'
+import { filesUrl } from '../helpers/app.ts'
+import { proxiedApp } from '../helpers/offload-suite.ts'
 
-const { available, test: proxied } = proxyTest('lighttpd')
-let state: { fixtures: Fixtures, app: TestApp, proxy: RunningProxy } | undefined
-const context = (): NonNullable<typeof state> => {
-  if (state === undefined) throw new Error('lighttpd did not start (see test.before)')
-  return state
-}
 const secret = 'SECRET OUTSIDE THE SERVED TREE\n'
 
-if (available) {
-  test.before(async () => {
-    const fixtures = await makeFixtures()
-    const { root, protectedDir, big } = fixtures
+const { test: proxied, context } = proxiedApp({
+  server: 'lighttpd',
+  rules: ({ protectedDir }) => [lighttpd({ sourceDir: protectedDir, destinationDir: protectedDir })],
+  prepare: async ({ root, protectedDir, big }) => {
     await mkdir(join(root, 'outside'))
     await writeFile(join(root, 'outside', 'secret.txt'), secret)
     await mkdir(join(protectedDir, 'links'))
     await symlink(join(protectedDir, big.name), join(protectedDir, 'links', 'file-in.bin'))
     await symlink(join(protectedDir, 'slow'), join(protectedDir, 'links', 'dir-in'))
     await symlink(join(root, 'outside', 'secret.txt'), join(protectedDir, 'links', 'file-out.txt'))
-    const rules = [lighttpd({ sourceDir: protectedDir, destinationDir: protectedDir })]
-    const app = await startApp(fixtures, rules)
-    const proxy = await startProxy('lighttpd', {
-      rules,
-      appPort: app.port,
-      configFor: ({ port, prefix, appPort }) => renderLighttpd(rules, { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix }) + 'server.follow-symlink = "disable"\n'
-    })
-    state = { fixtures, app, proxy }
-  })
-  test.afterEach.always((t) => { logProxiesIfFailed(t, state === undefined ? [] : [state.proxy]) })
-  test.after.always(async () => {
-    await state?.proxy.stop()
-    await state?.app.close()
-    await state?.fixtures.remove()
-  })
-}
+  },
+  // The generated configuration, plus the one line this file is about.
+  configFor: (rules) => ({ port, prefix, appPort }) => renderLighttpd(rules, { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix }) + 'server.follow-symlink = "disable"\n'
+})
 
 proxied('lighttpd follow-symlink "disable": a regular file is served; links inside the root, which the app offloads, are refused by lighttpd (403) without the app\'s headers', async (t) => {
   const { proxy, app, fixtures } = context()
