@@ -217,7 +217,7 @@ export class PathFile implements DownloadFile {
     // The descriptor stat() opened and checked in this same turn: nothing to check again.
     const held = this.#ahead.take()
     if (held !== undefined) {
-      if (seen === undefined || held.stats === seen.stats || sameFile(held.stats, seen.stats)) return held
+      if (seen === undefined || sameFile(held.stats, seen.stats)) return held
       closeSync(held.fd)
     }
     if (seen === undefined) {

@@ -12,7 +12,7 @@ import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
-import type { ByteRange, FileStat, OpenOptions, StatOptions } from './types.ts'
+import type { FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
   /**
@@ -188,7 +188,8 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // The first part is opened before the headers, as a single range is: a source that fails there
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent.
-    const first = await openFirstBytes(file, multipart.parts[0]?.range, opened)
+    const first = await file.open(multipart.parts[0]?.range, opened)
+    await firstBytes(first)
     return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
   const range = ranges?.[0]
@@ -201,49 +202,38 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const stream = await file.open(range, opened)
   // Our own file stream counts exactly; any other source is held to the length we announce.
   const data = stream instanceof FileStream || isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
-  await firstBytesOrDestroy(data)
+  await firstBytes(data)
   return { data, length }
 }
 
-/** open() of `range`, resolved once its stream has bytes (a failure before them is thrown, the stream destroyed). */
-async function openFirstBytes (file: DownloadBody['file'], range: ByteRange | undefined, opened: OpenOptions): Promise<Readable> {
-  const stream = await file.open(range, opened)
-  await firstBytesOrDestroy(stream)
-  return stream
-}
-
-async function firstBytesOrDestroy (stream: Readable): Promise<void> {
-  try {
-    await firstBytes(stream)
-  } catch (error) {
-    stream.destroy()
-    throw error
-  }
-}
-
 /**
- * Resolves once the stream has bytes (or has ended), and rejects if it fails first — so that a
- * source failing before its first byte still becomes a clean 4xx/5xx instead of a dropped
- * connection. The listener it leaves for 'error' keeps a failure in the gap before Koa pipes the
- * body from crashing the process; Koa's pipeline reports it.
+ * Resolves once the stream has bytes (or has ended), and rejects if it fails first, the stream
+ * destroyed — so that a source failing before its first byte still becomes a clean 4xx/5xx instead
+ * of a dropped connection. The listener it leaves for 'error' keeps a failure in the gap before Koa
+ * pipes the body from crashing the process; Koa's pipeline reports it.
  */
 async function firstBytes (stream: Readable): Promise<void> {
   stream.on('error', ignore)
   if (stream.readableLength > 0 || stream.readableEnded) return
-  await new Promise<void>((resolve, reject) => {
-    const settle = (error?: Error): void => {
-      stream.off('readable', onReadable)
-      stream.off('error', settle)
-      stream.off('close', onClose)
-      if (error === undefined) resolve()
-      else reject(error)
-    }
-    const onReadable = (): void => { settle() }
-    const onClose = (): void => { settle(stream.errored ?? (stream.readableEnded ? undefined : new DownloadError('E_UPSTREAM', 'the source closed before sending anything'))) }
-    stream.on('readable', onReadable)
-    stream.once('error', settle)
-    stream.once('close', onClose)
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error): void => {
+        stream.off('readable', onReadable)
+        stream.off('error', settle)
+        stream.off('close', onClose)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const onReadable = (): void => { settle() }
+      const onClose = (): void => { settle(stream.errored ?? (stream.readableEnded ? undefined : new DownloadError('E_UPSTREAM', 'the source closed before sending anything'))) }
+      stream.on('readable', onReadable)
+      stream.once('error', settle)
+      stream.once('close', onClose)
+    })
+  } catch (error) {
+    stream.destroy()
+    throw error
+  }
 }
 
 function ignore (): void {}

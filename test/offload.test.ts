@@ -386,6 +386,7 @@ test('offload I/O: under nginx({ proxyRefusesSymlinks: true }), a rooted PathFil
     t.is(res.status, 200, name)
     t.is(res.headers['x-accel-redirect'], `/protected/${name}`, name)
     t.is(file.confined, 0, name)
+    t.is(file.stats, 0, `${name}: no stat() either (it would realpath too)`)
   }
   // The same file under a rule without the option is confined (and the escaping link refused).
   const checked = new CountingPathFile('escape-link.txt', { root: fixtureRoot })
