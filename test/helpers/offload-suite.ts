@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
 import { filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
@@ -88,6 +89,21 @@ export function proxiedApp (options: ProxiedAppOptions): Suite {
     })
   }
   return { test: proxied, context }
+}
+
+/**
+ * `url` is a 404 through the proxy, whose body does not contain `secret`, and the app answers that
+ * 404 itself, with no `header`. The app is asked directly: its recorder does not see a thrown 404.
+ */
+export async function assertAppOwn404 (t: ExecutionContext, where: { proxy: RunningProxy, app: TestApp }, url: string, header: string, secret = 'SECRET'): Promise<void> {
+  const viaProxy = await fetch(where.proxy.url + url)
+  const body = Buffer.from(await viaProxy.arrayBuffer())
+  t.is(viaProxy.status, 404, url)
+  t.false(body.includes(Buffer.from(secret)), `${url}: nothing of the target in the body`)
+  const direct = await fetch(where.app.url + url)
+  await direct.arrayBuffer()
+  t.is(direct.status, 404, `${url}: the app's own answer`)
+  t.is(direct.headers.get(header), null, `${url}: the app sent no ${header}`)
 }
 
 /**
