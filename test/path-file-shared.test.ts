@@ -121,8 +121,13 @@ test('path-file shared: the parts of a multipart response all come from the vers
   const body = Buffer.concat(received)
   t.is(outcome, 'cut', `A received ${body.length} bytes, ${body.includes(0x02) ? 'some' : 'none'} of the new version`)
   t.false(body.includes(0x02), 'no byte of the new version under the old ETag')
-  t.true(body.length > half, `the first part went out whole (${body.length} bytes)`)
-  t.true(body.includes(Buffer.alloc(half, 0x01)))
+  // The first part came from the old file up to the cut. The cut comes when the second part fails,
+  // and destroying the response drops what Node still held for the socket (up to a chunk or two),
+  // so "whole" cannot be promised: all but at most 1 MiB of it.
+  const head = body.indexOf('\r\n\r\n') + 4
+  const first = body.subarray(head, head + half)
+  t.true(head > 4 && first.length > half - 1024 * 1024, `the first part went out (${first.length} of ${half} bytes)`)
+  t.true(first.equals(Buffer.alloc(first.length, 0x01)), 'every byte of it from the old version')
 
   // A request after the change gets the new version whole.
   const c = await fetchBytes(url.origin, '/').set('Range', 'bytes=0-3,5-8')
