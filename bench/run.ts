@@ -10,7 +10,7 @@ import { buildLibrary, projectDir } from './lib/library.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { stopAll } from './lib/processes.ts'
-import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo } from './lib/report.ts'
+import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo, roundRatios } from './lib/report.ts'
 import { slowClients } from './lib/slow-clients.ts'
 import type { SlowClientsResult } from './lib/slow-clients.ts'
 import { startTargets } from './lib/targets.ts'
@@ -79,7 +79,8 @@ try {
   const targets = await startTargets(fixtures, env, nodeArgs, before)
   const results: WorkloadResult[] = []
   for (const workload of workloads) {
-    if (before !== undefined && workload.targets.includes('kd')) workload.targets.splice(1, 0, 'kd-before')
+    // A new array each time: until run L, 1m and 256m shared one, and the 256m workload ran kd-before twice per round.
+    if (before !== undefined && workload.targets.includes('kd')) workload.targets = [workload.targets[0]!, 'kd-before', ...workload.targets.slice(1)]
     if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
     const counter = storage?.counter
@@ -139,6 +140,7 @@ try {
           ratioToBaseline: ratioTo(r, c.target, 'baseline'),
           baseline: baselineOf(r),
           ratioToBestNodePeer: ratioTo(r, c.target, 'best-peer'),
+          roundRatiosToBestNodePeer: roundRatios(r, c.target, 'best-peer'),
           peakRssMiB: c.peakRss === undefined ? undefined : c.peakRss / 1048576,
           cpuMicrosecondsPerRequest: c.cpuPerRequest,
           mainThreadCpuMicrosecondsPerRequest: c.mainCpuPerRequest,

@@ -1,5 +1,5 @@
 import type { WorkloadResult } from './measure.ts'
-import { bestPeer } from './report.ts'
+import { bestPeer, roundRatios } from './report.ts'
 import type { SlowClientsResult } from './slow-clients.ts'
 import { nodePeers } from './targets.ts'
 import type { TargetId } from './targets.ts'
@@ -11,21 +11,27 @@ export interface Goal {
   value: number | undefined
   goal: string
   met: boolean | undefined
+  /** a ratio's value in each round, and in how many rounds it met the goal (met or not is decided on the medians) */
+  rounds?: { values: number[], met: number } | undefined
 }
+
+/** A ratio of medians with its round-by-round values. */
+interface Ratio { value: number, rounds: number[] | undefined }
 
 const cell = (results: WorkloadResult[], workload: string, target: TargetId) =>
   results.find((r) => r.workload.id === workload)?.cells.find((c) => c.target === target && c.note === undefined)
 
-function ratio (results: WorkloadResult[], workload: string, target: TargetId, reference: TargetId | 'best-peer'): number | undefined {
+function ratio (results: WorkloadResult[], workload: string, target: TargetId, reference: TargetId | 'best-peer'): Ratio | undefined {
   const result = results.find((r) => r.workload.id === workload)
   if (result === undefined) return undefined
   const a = cell(results, workload, target)
   const b = reference === 'best-peer' ? bestPeer(result) : cell(results, workload, reference)
-  return a === undefined || b === undefined ? undefined : a.median / b.median
+  return a === undefined || b === undefined ? undefined : { value: a.median / b.median, rounds: roundRatios(result, target, reference === 'best-peer' ? b.target : reference) }
 }
 
-function atLeast (name: string, value: number | undefined, min: number): Goal {
-  return { name, value, goal: `≥ ${min}`, met: value === undefined ? undefined : value >= min }
+function atLeast (name: string, ratio: Ratio | undefined, min: number): Goal {
+  const rounds = ratio?.rounds === undefined ? undefined : { values: ratio.rounds, met: ratio.rounds.filter((value) => value >= min).length }
+  return { name, value: ratio?.value, goal: `≥ ${min}`, met: ratio === undefined ? undefined : ratio.value >= min, rounds }
 }
 
 function atMost (name: string, value: number | undefined, max: number, unit = ''): Goal {

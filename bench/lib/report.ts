@@ -6,17 +6,36 @@ import type { TargetId } from './targets.ts'
 
 export const baselineOf = (result: WorkloadResult): TargetId => result.workload.baseline ?? 'koa-raw'
 
-/** `reference`: a target, 'baseline' (the workload's), or 'best-peer' (the fastest Node peer that answered correctly). */
-export function ratioTo (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer' | 'baseline'): number | undefined {
+type Cell = WorkloadResult['cells'][number]
+
+/** The cell and its reference; `reference`: a target, 'baseline' (the workload's), or 'best-peer' (the fastest Node peer that answered correctly). */
+function pairOf (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer' | 'baseline'): [Cell, Cell] | undefined {
   if (reference === 'baseline') reference = baselineOf(result)
   const cell = result.cells.find((c) => c.target === target)
   const ref = reference === 'best-peer' ? bestPeer(result) : result.cells.find((c) => c.target === reference)
   if (cell === undefined || ref === undefined || ref.note !== undefined) return undefined
-  return cell.median / ref.median
+  return [cell, ref]
 }
 
-export function bestPeer (result: WorkloadResult): WorkloadResult['cells'][number] | undefined {
-  let best: WorkloadResult['cells'][number] | undefined
+/** The ratio of the medians. */
+export function ratioTo (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer' | 'baseline'): number | undefined {
+  const pair = pairOf(result, target, reference)
+  return pair === undefined ? undefined : pair[0].median / pair[1].median
+}
+
+/**
+ * The same ratio round by round (each round runs every server once, one after the other, so two
+ * samples of one round are the closest pair the run has): how far the ratio moved within the run.
+ */
+export function roundRatios (result: WorkloadResult, target: TargetId, reference: TargetId | 'best-peer' | 'baseline'): number[] | undefined {
+  const pair = pairOf(result, target, reference)
+  if (pair === undefined || pair[0].samples.length !== pair[1].samples.length) return undefined
+  const [cell, ref] = pair
+  return cell.samples.map((sample, round) => sample / ref.samples[round]!)
+}
+
+export function bestPeer (result: WorkloadResult): Cell | undefined {
+  let best: Cell | undefined
   for (const cell of result.cells) {
     if (nodePeers.includes(cell.target) && cell.note === undefined && (best === undefined || cell.median > best.median)) best = cell
   }
@@ -25,6 +44,11 @@ export function bestPeer (result: WorkloadResult): WorkloadResult['cells'][numbe
 
 const fmt = (value: number | undefined, digits = 2): string => value === undefined || Number.isNaN(value) ? '—' : value.toFixed(digits)
 const mib = (bytes: number | undefined): string => bytes === undefined ? '—' : (bytes / 1048576).toFixed(0)
+
+/** "0.86–1.23, 1 of 5": the lowest and highest ratio of the rounds, and in how many the goal was met. */
+function roundsText ({ values, met }: NonNullable<Goal['rounds']>): string {
+  return `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}, ${met} of ${values.length}`
+}
 
 /** One table per workload: median, × baseline, × best Node peer, peak RSS. */
 export function printResults (results: WorkloadResult[]): void {
@@ -55,7 +79,7 @@ export function printGoals (goals: Goal[]): void {
   const lines = ['\n## Targets (issue 7)']
   for (const goal of goals) {
     const status = goal.met === undefined ? 'not measured' : goal.met ? 'met' : 'MISSED'
-    lines.push(`${goal.name.padEnd(80)} ${fmt(goal.value).padStart(7)}  ${goal.goal.padEnd(6)}  ${status}`)
+    lines.push(`${goal.name.padEnd(80)} ${fmt(goal.value).padStart(7)}  ${goal.goal.padEnd(6)}  ${status}${goal.rounds === undefined ? '' : `  (rounds ${roundsText(goal.rounds)})`}`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
@@ -79,7 +103,7 @@ export function markdownResults (results: WorkloadResult[], memory: SlowClientsR
     for (const r of memory) out.push(`| ${targetLabels[r.target]}${r.variant === undefined ? '' : `, \`${r.variant}\``} | ${mib(r.before)} | ${mib(r.peak)} | ${mib(r.growth)} | ${mib(r.received)} |`)
     out.push('')
   }
-  out.push('### Targets', '', '| target | measured | goal | status |', '|---|--:|--:|---|')
-  for (const goal of goals) out.push(`| ${goal.name} | ${fmt(goal.value)} | ${goal.goal} | ${goal.met === undefined ? 'not measured' : goal.met ? 'met' : '**missed**'} |`)
+  out.push('### Targets', '', '| target | measured | goal | status | rounds: lowest–highest, met in |', '|---|--:|--:|---|---|')
+  for (const goal of goals) out.push(`| ${goal.name} | ${fmt(goal.value)} | ${goal.goal} | ${goal.met === undefined ? 'not measured' : goal.met ? 'met' : '**missed**'} | ${goal.rounds === undefined ? '' : roundsText(goal.rounds)} |`)
   return out.join('\n') + '\n'
 }
