@@ -108,8 +108,8 @@ test('path-file shared: the parts of a multipart response all come from the vers
   t.is(b.status, 200)
   t.is(b.headers.etag, etagOf(1700000500, size))
 
-  // A then reads on: its first part whole from the old file, and its second part must not be the
-  // new file under the old ETag. The headers have gone out, so the response is cut short there
+  // A then reads on: its first part from the old file, and its second part must not be the new
+  // file under the old ETag. The headers have gone out, so the response is cut short there
   // (never completed with mixed bytes).
   const received: Buffer[] = []
   res.on('data', (chunk: Buffer) => received.push(chunk))
