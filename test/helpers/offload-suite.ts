@@ -236,6 +236,7 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(await response.text(), 'streamed by node\n')
     t.is(response.headers.get('content-disposition'), 'attachment; filename="public.txt"')
     const sent = app.last('/remote/public.txt')
+    t.is(sent?.status, 200)
     t.is(sent?.headers[offloadHeader.toLowerCase()], undefined)
     t.is(sent?.headers['content-length'], '17')
   })
@@ -246,11 +247,14 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(memory.status, 200)
     t.is(await memory.text(), memoryText)
     t.is(memory.headers.get('content-disposition'), 'attachment; filename="hello.txt"')
+    // The status first: a header of a response never recorded would be undefined too.
+    t.is(app.last('/memory/hello.txt')?.status, 200)
     t.is(app.last('/memory/hello.txt')?.headers[offloadHeader.toLowerCase()], undefined)
     const generated = await fetch(proxy.url + '/generated/rows.csv')
     t.is(generated.status, 200)
     t.is(await generated.text(), generatedText)
     t.is(generated.headers.get('content-type'), 'text/csv; charset=utf-8')
+    t.is(app.last('/generated/rows.csv')?.status, 200)
     t.is(app.last('/generated/rows.csv')?.headers[offloadHeader.toLowerCase()], undefined)
   })
 

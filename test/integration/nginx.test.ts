@@ -21,6 +21,7 @@ test('nginx: the ETag and Last-Modified are nginx\'s own, computed from the file
   // nginx's format: "<mtime hex>-<size hex>"; the app sent no validator at all on the offload
   t.regex(response.headers.get('etag') ?? '', /^"[0-9a-f]+-100000"$/)
   t.truthy(response.headers.get('last-modified'))
+  t.truthy(app.last(url)?.headers['x-accel-redirect'], 'the app offloaded it')
   t.is(app.last(url)?.headers.etag, undefined)
 })
 
