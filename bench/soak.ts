@@ -22,6 +22,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { buildLibrary, projectDir } from './lib/library.ts'
 
 interface Stats { fds: number, rss: number, heapUsed: number, heapTotal: number, external: number, arrayBuffers: number, appErrors: number, requests: number, errorSamples: string[] }
 
@@ -29,9 +30,10 @@ interface Stats { fds: number, rss: number, heapUsed: number, heapTotal: number,
 
 async function server (dir: string): Promise<void> {
   const { default: Koa } = await import('koa')
-  const { downloads } = await import('../source/downloads.ts')
-  const { PathFile } = await import('../source/path-file.ts')
-  const { VirtualFile } = await import('../source/virtual-file.ts')
+  // The compiled library in dist/, as users run it (main() builds it first): the TypeScript
+  // sources would add the type stripper's memory to the server's RSS.
+  const { library } = await import('./servers/kd-library.ts')
+  const { downloads, PathFile, VirtualFile } = library
   const app = new Koa()
   let appErrors = 0
   let requests = 0
@@ -167,6 +169,7 @@ async function main (): Promise<void> {
   const abortShare = Number(values.abort)
   if (!(concurrency > 0 && minutes > 0 && abortShare >= 0 && abortShare <= 1)) throw new TypeError('soak: --concurrency > 0, --minutes > 0, 0 ≤ --abort ≤ 1')
 
+  await buildLibrary(projectDir)
   const dir = await mkdtemp(join(tmpdir(), 'kd-soak-'))
   bigContent = randomBytes(BIG)
   smallContent = randomBytes(SMALL)
