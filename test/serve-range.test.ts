@@ -237,4 +237,8 @@ test('multipart: a first part opened ahead is destroyed when the body is destroy
   const bytes = Buffer.concat(await whole.toArray() as Buffer[]).toString('latin1')
   t.is(opens, 1)
   t.true(bytes.includes('Content-Range: bytes 0-4/1000\r\n\r\n01234\r\n--') && bytes.includes('Content-Range: bytes 500-504/1000\r\n\r\n01234\r\n--'))
+  // Byte for byte: both heads, each part's bytes from the file, the closing boundary, and the planned length.
+  const expected = Buffer.concat([plan.parts[0]!.head, digits.subarray(0, 5), plan.parts[1]!.head, digits.subarray(500, 505), plan.tail]).toString('latin1')
+  t.is(bytes, expected)
+  t.is(bytes.length, plan.length)
 })
