@@ -49,8 +49,16 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     }
     timer = setTimeout(() => {
       timer = undefined
-      debug('%s: no data for %d ms, aborting the transfer', what, idleTimeout)
-      out.destroy(new DownloadError('E_TIMEOUT', `${what}: no data for ${idleTimeout} ms`))
+      const seen = received
+      // Expired timers run before the event loop polls for I/O. After a hold-up longer than the
+      // timeout (a long synchronous task, a GC pause, a CPU-starved machine), bytes that reached
+      // the socket meanwhile are still unread: let the loop poll once more before calling the
+      // source silent. Those bytes re-arm the timer (or, under backpressure, disarm it).
+      setImmediate(() => {
+        if (timer !== undefined || received !== seen || ended || out.destroyed) return
+        debug('%s: no data for %d ms, aborting the transfer', what, idleTimeout)
+        out.destroy(new DownloadError('E_TIMEOUT', `${what}: no data for ${idleTimeout} ms`))
+      })
     }, idleTimeout)
     timer.unref()
   }

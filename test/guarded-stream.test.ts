@@ -1,3 +1,6 @@
+import { once } from 'node:events'
+import { createServer, connect } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { PassThrough, Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
@@ -102,6 +105,37 @@ test('guardStream: a source that goes silent after backpressure was relieved sti
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
   t.is(consumer.received(), 2 * chunk.length)
   t.true(source.destroyed)
+})
+
+test('guardStream: an event loop blocked for longer than the idle timeout is not a silent source: bytes that arrived meanwhile are read before the verdict', async (t) => {
+  // A real socket: the bytes reach the kernel while this thread is busy, as an upstream's do while
+  // a request handler (or a GC pause, or a CPU-starved machine) holds the loop. The timer expires
+  // during the block and runs first in the next turn, before the loop has polled the socket.
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const accepted = once(server, 'connection') as Promise<[Socket]>
+  const source = connect((server.address() as AddressInfo).port, '127.0.0.1')
+  await once(source, 'connect')
+  const [upstream] = await accepted
+  const guarded = guardStream(source, { idleTimeout: 100, expected: 6, what: 'x' })
+  const result = drain(guarded)
+  await sleep(30) // the consumer waits: the guard's timer runs
+  await new Promise<void>((resolve) => {
+    setImmediate(() => {
+      upstream.write('abc') // into the kernel at once; this thread reads it at its next poll
+      const until = Date.now() + 300
+      while (Date.now() < until) {} // the hold-up: 3× the idle timeout
+      resolve()
+      // The turn ends by running the timers that expired meanwhile, the guard's among them; its
+      // next poll for I/O comes after that.
+    })
+  })
+  setTimeout(() => { upstream.end('def') }, 30)
+  const { bytes, error } = await result
+  t.is(error, undefined)
+  t.is(bytes.toString(), 'abcdef')
 })
 
 test('guardStream: destroying the guarded stream (client abort) destroys the source', (t) => {

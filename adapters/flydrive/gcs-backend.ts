@@ -70,7 +70,12 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
 /** Resolves on a 2xx response, rejects with the SDK's error (404 …), a timeout, or an early close. */
 async function responded (stream: Readable, timeout: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { done(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' })) }, timeout)
+    // One more poll for I/O before the verdict: a response that arrived while the loop was held up
+    // for longer than the timeout is not a missing one (guarded-stream.ts, arm()). done() is a no-op
+    // once the promise has settled.
+    const timer = setTimeout(() => {
+      setImmediate(() => { done(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' })) })
+    }, timeout)
     const done = (error?: unknown): void => {
       clearTimeout(timer)
       stream.off('response', onResponse)

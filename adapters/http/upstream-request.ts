@@ -65,14 +65,21 @@ async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessag
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest
   return await new Promise<IncomingMessage>((resolve, reject) => {
     const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }) })
+    let settled = false
     const timer = setTimeout(() => {
-      req.destroy(new DownloadError('E_TIMEOUT', `${url.href}: no response in ${options.timeout} ms`))
+      // One more poll for I/O first: a response that arrived while the loop was held up for longer
+      // than the timeout is not a missing one (guarded-stream.ts, arm()).
+      setImmediate(() => {
+        if (!settled) req.destroy(new DownloadError('E_TIMEOUT', `${url.href}: no response in ${options.timeout} ms`))
+      })
     }, options.timeout)
     req.once('response', (response) => {
+      settled = true
       clearTimeout(timer)
       resolve(response)
     })
     req.once('error', (error) => {
+      settled = true
       clearTimeout(timer)
       if (error instanceof DownloadError || error.name === 'AbortError') {
         reject(error)

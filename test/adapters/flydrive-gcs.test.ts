@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto'
+import { buffer } from 'node:stream/consumers'
 import test from 'ava'
 import { Storage } from '@google-cloud/storage'
 import { Disk } from 'flydrive'
@@ -60,6 +61,35 @@ test.serial('flydrive gcs: a mid-body drop errors the stream after the idle time
   const error = await t.throwsAsync(async () => { for await (const chunk of stream) received += (chunk as Buffer).length })
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
   t.true(received < 262144)
+})
+
+test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after the idle timeout; the SDK\'s own request timeout closes the request', async (t) => {
+  // The SDK gives no handle on a request before its response: destroying its stream then does not
+  // abort the request. Its own per-request timeout (Storage's `timeout`, 60 s by default) does.
+  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', timeout: 1000, retryOptions: { autoRetry: false, maxRetries: 0 } })
+  const file = storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout: 100 }).file('contract/object.bin')
+  await file.stat()
+  gcs.log.clear()
+  gcs.log.fault = 'hang'
+  const started = Date.now()
+  const error = await t.throwsAsync(file.open())
+  gcs.log.fault = undefined
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.true(Date.now() - started < 1000, 'the idle timeout answered, not the SDK\'s')
+  const media = await gcs.log.settledWhere(isMedia)
+  t.true(media.closedEarly)
+})
+
+test.serial('flydrive gcs: a response that arrives while the event loop is held up past the idle timeout is read, not timed out', async (t) => {
+  const file = storage(disk, { idleTimeout: 100 }).file('contract/object.bin')
+  const expected = await buffer(await file.open())
+  await file.stat()
+  gcs.log.fault = 'hold' // the stub sends the object, then holds this thread for 3× the timeout
+  const stream = await file.open()
+  gcs.log.fault = undefined
+  const bytes = await buffer(stream)
+  t.is(bytes.length, 262144)
+  t.true(bytes.equals(expected))
 })
 
 test.serial('flydrive gcs: presignedRedirect() sends the client to a signed URL with the download\'s disposition (stub: signature not verified)', async (t) => {

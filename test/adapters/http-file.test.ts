@@ -216,6 +216,28 @@ test.serial('http: a silent origin → 504 (timeout before the headers)', async 
   t.is((await rawRequest(`${base}/`)).status, 504)
 })
 
+test.serial('http: a response that arrives while the event loop is held up past the timeout is read, not timed out', async (t) => {
+  const { createServer } = await import('node:http')
+  const body = Buffer.alloc(1000, 3)
+  const late = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream' })
+    res.end(body) // into the kernel at once
+    // Origin, app and client share this thread: it is held up for 3× the app's timeout, and the
+    // turn ends by running the timers that expired meanwhile, before the next poll reads the response.
+    const until = Date.now() + 300
+    while (Date.now() < until) {}
+  })
+  await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { late.closeAllConnections(); late.close() })
+  const address = late.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const base = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/x.bin`, { timeout: 100 }))
+  const res = await rawRequest(`${base}/`)
+  t.is(res.status, 200)
+  t.true(res.complete)
+  t.true(res.body.equals(body))
+})
+
 test.serial('http: an origin that goes silent mid-body → the transfer is aborted after the idle timeout, and the upstream request closed', async (t) => {
   origin.put('/stalls.bin', { bytes: Buffer.alloc(512 * 1024, 7) })
   const base = await app(t, () => new HttpFile(`${origin.url}/stalls.bin`, { timeout: 200 }))

@@ -16,9 +16,14 @@ export interface LoggedRequest {
  * What the storage does wrong, for the next body responses:
  * - `reset`: every request's connection is destroyed without a response (the storage is down);
  * - `drop`: headers and half the body are sent, then the connection is destroyed;
- * - `stall`: headers and the first bytes are sent, then nothing until the client goes away.
+ * - `stall`: headers and the first bytes are sent, then nothing until the client goes away;
+ * - `hang`: no response at all (not even headers) until the client goes away;
+ * - `hold`: the whole response is sent, then the server's thread — which the app under test
+ *   shares — is kept busy for 300 ms: the app's event loop is held up while the response waits
+ *   in its socket.
+ * `hang` and `hold` are the origin's and the GCS stub's (sendWithFault); the S3 proxy has the others.
  */
-export type Fault = 'reset' | 'drop' | 'stall' | undefined
+export type Fault = 'reset' | 'drop' | 'stall' | 'hang' | 'hold' | undefined
 
 /** The request log and fault switch that every test storage server (origin, GCS stub, S3 proxy) shares. */
 export class RequestLog {
@@ -78,7 +83,12 @@ export function sendWithFault (res: ServerResponse, body: Uint8Array, fault: Fau
     res.write(body.subarray(0, Math.min(1024, Math.floor(body.length / 2))))
     return
   }
+  if (fault === 'hang') return
   res.end(body)
+  if (fault === 'hold') {
+    const until = Date.now() + 300
+    while (Date.now() < until) {}
+  }
 }
 
 /** Faults that break the connection before any response. */
