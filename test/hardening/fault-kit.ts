@@ -104,14 +104,15 @@ export interface Received {
 }
 
 /**
- * Sends a GET and controls the reading: `onData` sees the bytes so far and may return 'abort'
- * (destroy the socket, as a browser does when the user cancels) or 'pause' (stop reading; the
- * returned `resume` continues). Resolves when the socket closes.
+ * Sends a GET and controls the reading: `onData` sees how many bytes arrived so far (head
+ * included) and may `abort` (destroy the socket, as a browser does when the user cancels) or
+ * `pause` (stop reading until `resume`). Resolves when the socket closes.
  */
 export function clientRequest (port: number, path: string, headers: Record<string, string> = {},
-  onData?: (received: Buffer, control: { abort: () => void, pause: () => void, resume: () => void }) => void): Promise<Received> {
+  onData?: (received: number, control: { abort: () => void, pause: () => void, resume: () => void }) => void): Promise<Received> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
+    let received = 0
     let reset = false
     const socket = connect(port, '127.0.0.1', () => {
       const lines = [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close', ...Object.entries(headers).map(([n, v]) => `${n}: ${v}`)]
@@ -119,8 +120,10 @@ export function clientRequest (port: number, path: string, headers: Record<strin
     })
     const control = { abort: () => { socket.destroy() }, pause: () => { socket.pause() }, resume: () => { socket.resume() } }
     socket.on('data', (chunk: Buffer) => {
+      // A count, not the bytes: concatenating 16 MiB per chunk held the loop up for seconds.
       chunks.push(chunk)
-      onData?.(Buffer.concat(chunks), control)
+      received += chunk.length
+      onData?.(received, control)
     })
     socket.on('error', () => { reset = true })
     socket.on('close', () => { resolve({ raw: Buffer.concat(chunks), reset }) })
