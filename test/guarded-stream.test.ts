@@ -110,7 +110,7 @@ test('guardStream: a source that goes silent after backpressure was relieved sti
 test('guardStream: an event loop blocked for longer than the idle timeout is not a silent source: bytes that arrived meanwhile are read before the verdict', async (t) => {
   // A real socket: the bytes reach the kernel while this thread is busy, as an upstream's do while
   // a request handler (or a GC pause, or a CPU-starved machine) holds the loop. The timer expires
-  // during the block and runs first in the next turn, before the loop has polled the socket.
+  // during the block and runs at the end of that turn, before the loop next polls the socket.
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
