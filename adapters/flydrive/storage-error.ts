@@ -4,12 +4,15 @@ import { debug } from '../../source/debug.ts'
 const missingNames = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
 const missingCodes = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'ERR_FS_EISDIR'])
 const timeoutCodes = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+/** node-fetch 2's FetchError (the GCS SDK's transport) says "timeout" in `type`, with no code. */
+const timeoutTypes = new Set(['request-timeout', 'body-timeout'])
 
 const genericNames = new Set(['Error', 'TypeError', 'Exception', 'RuntimeException'])
 
 interface ErrorShape {
   name?: unknown
   code?: unknown
+  type?: unknown
   status?: unknown
   cause?: unknown
   $metadata?: { httpStatusCode?: unknown }
@@ -40,7 +43,7 @@ export function storageError (error: unknown, what: string): Error {
     result = new DownloadError('E_CHANGED', `${what}: changed since its metadata was read`, { cause: error })
   } else if (status === 429 || status === 503 || code === 'SlowDown') {
     result = new DownloadError('E_UNAVAILABLE', `${what}: storage unavailable (${status ?? code})`, { cause: error })
-  } else if (status === 408 || status === 504 || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code))) {
+  } else if (status === 408 || status === 504 || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code)) || isTimeoutType(error)) {
     result = new DownloadError('E_TIMEOUT', `${what}: storage timed out`, { cause: error })
   } else {
     result = new DownloadError('E_UPSTREAM', `${what}: storage failed (${status ?? code ?? 'error'})`, { cause: error })
@@ -68,4 +71,12 @@ function codeOf (error: unknown): string | undefined {
     else if (typeof e.name === 'string' && !genericNames.has(e.name)) found = e.name
   }
   return found
+}
+
+/** Whether a node-fetch FetchError in the cause chain is a timeout. */
+function isTimeoutType (error: unknown): boolean {
+  for (let e = error as ErrorShape | undefined, depth = 0; e !== undefined && e !== null && depth < 5; e = e.cause as ErrorShape | undefined, depth++) {
+    if (typeof e.type === 'string' && timeoutTypes.has(e.type)) return true
+  }
+  return false
 }

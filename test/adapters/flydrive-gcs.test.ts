@@ -71,13 +71,24 @@ test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after 
   await file.stat()
   gcs.log.clear()
   gcs.log.fault = 'hang'
-  const started = Date.now()
   const error = await t.throwsAsync(file.open())
   gcs.log.fault = undefined
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
-  t.true(Date.now() - started < 1000, 'the idle timeout answered, not the SDK\'s')
+  t.is(((error as Error).cause as Error | undefined)?.message, 'no response in 100 ms', 'the idle timeout answered, not the SDK\'s')
   const media = await gcs.log.settledWhere(isMedia)
   t.true(media.closedEarly)
+})
+
+test.serial('flydrive gcs: the SDK\'s own request timeout, when it comes first, is a timeout too (504), not a storage failure', async (t) => {
+  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', timeout: 300, retryOptions: { autoRetry: false, maxRetries: 0 } })
+  const file = storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout: 5000 }).file('contract/object.bin')
+  await file.stat()
+  gcs.log.fault = 'hang'
+  const error = await t.throwsAsync(file.open())
+  gcs.log.fault = undefined
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.is((error as { status?: number }).status, 504)
+  t.is(((error as Error).cause as { type?: string } | undefined)?.type, 'request-timeout', 'the SDK\'s error, not the idle timeout')
 })
 
 test.serial('flydrive gcs: a response that arrives while the event loop is held up past the idle timeout is read, not timed out', async (t) => {
