@@ -63,11 +63,16 @@ test.serial('flydrive gcs: a mid-body drop errors the stream after the idle time
   t.true(received < 262144)
 })
 
+/** The contract object through a client of its own, with the SDK's per-request timeout and ours. */
+function objectWith ({ sdkTimeout, idleTimeout }: { sdkTimeout: number, idleTimeout: number }): StorageFile {
+  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', timeout: sdkTimeout, retryOptions: { autoRetry: false, maxRetries: 0 } })
+  return storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout }).file('contract/object.bin')
+}
+
 test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after the idle timeout; the SDK\'s own request timeout closes the request', async (t) => {
   // The SDK gives no handle on a request before its response: destroying its stream then does not
   // abort the request. Its own per-request timeout (Storage's `timeout`, 60 s by default) does.
-  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', timeout: 1000, retryOptions: { autoRetry: false, maxRetries: 0 } })
-  const file = storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout: 100 }).file('contract/object.bin')
+  const file = objectWith({ sdkTimeout: 1000, idleTimeout: 100 })
   await file.stat()
   gcs.log.clear()
   gcs.log.fault = 'hang'
@@ -80,8 +85,7 @@ test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after 
 })
 
 test.serial('flydrive gcs: the SDK\'s own request timeout, when it comes first, is a timeout too (504), not a storage failure', async (t) => {
-  const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', timeout: 300, retryOptions: { autoRetry: false, maxRetries: 0 } })
-  const file = storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout: 5000 }).file('contract/object.bin')
+  const file = objectWith({ sdkTimeout: 300, idleTimeout: 5000 })
   await file.stat()
   gcs.log.fault = 'hang'
   const error = await t.throwsAsync(file.open())
