@@ -5,6 +5,7 @@ import { toHttpError } from './errors.ts'
 import { formatHttpDate } from './http-date.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
+import { lastModifiedOf } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
 import type { FileStat } from './types.ts'
 
@@ -90,7 +91,9 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
     if (target.validators && stat !== undefined) {
       if (stat.etag !== undefined) res.setHeader('ETag', stat.etag)
-      if (stat.lastModified !== undefined && stat.lastModified.getTime() > 0) res.setHeader('Last-Modified', formatHttpDate(stat.lastModified))
+      // The proxy answers the conditionals with these: the same clamped date streaming sends.
+      const lastModified = lastModifiedOf(stat, Date.now())
+      if (lastModified !== undefined) res.setHeader('Last-Modified', formatHttpDate(lastModified))
     }
     res.setHeader(target.header, target.value)
     const controls = target.controls?.(presentation.contentType)

@@ -38,7 +38,7 @@ export type ResponsePlan =
 export function planResponse (method: string, request: IncomingHttpHeaders, stat: FileStat, presentation: Presentation, options: PlanOptions, now: number): ResponsePlan {
   const validators: Validators = {
     etag: options.etag ? stat.etag : undefined,
-    lastModified: options.lastModified ? lastModifiedOf(stat) : undefined
+    lastModified: options.lastModified ? lastModifiedOf(stat, now) : undefined
   }
   const size = stat.size
   const rangeable = options.ranges && size !== undefined && stat.ranges !== false
@@ -47,6 +47,10 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   if (precondition.status === 412) return { status: 412, reason: precondition.reason }
 
   const headers: Record<string, string | null> = {}
+  // A Last-Modified of this very second (a file just written, or one dated in the future): the
+  // Date is set to the same second. Node's own Date comes from a cache that a timer renews each
+  // second, so under load it can still name the previous one, earlier than Last-Modified.
+  if (validators.lastModified !== undefined && validators.lastModified === Math.floor(now / 1000) * 1000) headers.Date = formatHttpDate(validators.lastModified)
   if (validators.etag !== undefined) headers.ETag = validators.etag
   if (presentation.cacheControl !== undefined) headers['Cache-Control'] = presentation.cacheControl
   if (precondition.status === 304) {
@@ -87,9 +91,14 @@ function full (headers: Record<string, string | null>, size: number | undefined,
   return { status: 200, headers, ranges: undefined, length: size, reason }
 }
 
-/** Whole seconds (HTTP dates have no more); none when unknown or at the Unix epoch. */
-export function lastModifiedOf (stat: FileStat): number | undefined {
+/**
+ * Whole seconds (HTTP dates have no more); none when unknown or at the Unix epoch. A time after
+ * `now` (a clock ahead, a file touched into the future) is `now`: RFC 9110 §8.8.2.1 forbids a
+ * Last-Modified later than the response's Date, and the date preconditions compare with what is
+ * sent (a future date would keep answering If-Modified-Since with 304 after the file changed).
+ */
+export function lastModifiedOf (stat: FileStat, now: number): number | undefined {
   const time = stat.lastModified?.getTime()
   if (time === undefined || Number.isNaN(time) || time < 1000) return undefined
-  return Math.floor(time / 1000) * 1000
+  return Math.floor(Math.min(time, now) / 1000) * 1000
 }

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Router from '@koa/router'
 import test from 'ava'
 import Koa from 'koa'
@@ -217,6 +219,24 @@ test('apache: X-Sendfile with the raw path, plus the file\'s ETag and Last-Modif
   t.is(res.headers['x-sendfile'], '/srv/files/hello.txt')
   t.is(res.headers.etag, stat.etag)
   t.is(res.headers['last-modified'], stat.lastModified?.toUTCString())
+})
+
+test('apache and lighttpd: a file dated in the future is offloaded with Last-Modified no later than now (RFC 9110 §8.8.2.1)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-future-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'ahead.txt'), 'ahead')
+  const ahead = new Date(Date.now() + 365 * 86400_000)
+  await utimes(join(dir, 'ahead.txt'), ahead, ahead)
+  for (const rule of [apache({ sourceDir: dir, destinationDir: '/srv' }), lighttpd({ sourceDir: dir, destinationDir: '/srv' })]) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(join(dir, 'ahead.txt')) }, { rules: [rule] })
+    const before = Math.floor(Date.now() / 1000) * 1000
+    const res = await request(app.callback()).get('/')
+    const after = Date.now()
+    t.is(res.status, 200, rule.backend)
+    t.is(res.headers['x-sendfile'], '/srv/ahead.txt')
+    const sent = Date.parse(res.headers['last-modified'] ?? '')
+    t.true(sent >= before && sent <= after, `${rule.backend}: Last-Modified ${res.headers['last-modified']}`)
+  }
 })
 
 test('apache and lighttpd: a missing file → 404 with no offload header and no Content-Disposition', async (t) => {

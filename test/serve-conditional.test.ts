@@ -155,3 +155,28 @@ test('no Last-Modified is sent for an unknown or epoch mtime', async t => {
   t.is(res.status, 200)
   t.is(res.headers['last-modified'], undefined)
 })
+
+test('a Last-Modified in the future is sent as the response Date (RFC 9110 §8.8.2.1), also past year 9999', async t => {
+  for (const ahead of [new Date(Date.now() + 365 * 86400_000), new Date('+010000-01-01T00:00:00Z')]) {
+    const res = await request(appFor(new CountingFile({ size: 10, lastModified: ahead }))).get('/')
+    t.is(res.status, 200)
+    t.is(res.text, '0123456789')
+    t.is(res.headers['last-modified'], res.headers.date ?? 'no Date')
+  }
+})
+
+test('a future Last-Modified does not keep answering If-Modified-Since with 304 once the file changed', async t => {
+  // Without ETags the date is the only validator: had the future date been sent, the client would
+  // revalidate with it, and the changed file (an mtime now, before that date) would still be "not modified".
+  const file = new CountingFile({ size: 10, lastModified: new Date(Date.now() + 365 * 86400_000) })
+  const handler = downloadApp((ctx) => { ctx.body = download(file) }, { etag: false }).callback()
+  const first = await request(handler).get('/')
+  const sent = first.headers['last-modified'] ?? ''
+  t.is(sent, first.headers.date ?? 'no Date')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const changed = new CountingFile({ size: 10, lastModified: new Date() })
+  const after = downloadApp((ctx) => { ctx.body = download(changed) }, { etag: false }).callback()
+  const res = await request(after).get('/').set('If-Modified-Since', sent)
+  t.is(res.status, 200)
+  t.is(res.text, '0123456789')
+})
