@@ -39,12 +39,17 @@ export function multipartStream (file: DownloadFile, plan: MultipartPlan, option
       yield head
       const source = unread ?? await file.open(range, options)
       unread = undefined
+      const expected = range.end - range.start + 1
       let sent = 0
       for await (const chunk of source as AsyncIterable<Uint8Array>) {
         sent += chunk.length
+        // A source that sends more than the range (a wrapper that ignores range.end, an origin
+        // that ignores Range) must not push bytes past the Content-Length: the client would read
+        // them as the next response on the connection. Leaving the loop destroys the source.
+        if (sent > expected) throw new Error(`multipart: part ${range.start}-${range.end} delivered more than ${expected} bytes`)
         yield chunk
       }
-      if (sent !== range.end - range.start + 1) throw new Error(`multipart: part ${range.start}-${range.end} delivered ${sent} bytes`)
+      if (sent !== expected) throw new Error(`multipart: part ${range.start}-${range.end} delivered ${sent} bytes`)
     }
     yield plan.tail
   }

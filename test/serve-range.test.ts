@@ -1,5 +1,9 @@
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
 import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
@@ -241,4 +245,34 @@ test('multipart: a first part opened ahead is destroyed when the body is destroy
   const expected = Buffer.concat([plan.parts[0]!.head, digits.subarray(0, 5), plan.parts[1]!.head, digits.subarray(500, 505), plan.tail]).toString('latin1')
   t.is(bytes, expected)
   t.is(bytes.length, plan.length)
+})
+
+test('multipart: a source that sends more than a part\'s range never puts bytes past Content-Length (the connection is cut instead)', async t => {
+  // A third-party wrapper whose open(range) ignores range.end, as an origin ignoring Range would.
+  const sloppy = {
+    name: 'sloppy.txt',
+    stat: async () => ({ size: digits.length, etag: '"s"' }),
+    open: async (range?: { start: number, end: number }) => Readable.from([digits.subarray(range?.start ?? 0)])
+  }
+  const errors: Error[] = []
+  const sloppyApp = downloadApp((ctx) => { ctx.body = sloppy })
+  sloppyApp.on('error', (error: Error) => { errors.push(error) })
+  const listener = createServer(sloppyApp.callback()).listen(0, '127.0.0.1')
+  t.teardown(() => { listener.close() })
+  await once(listener, 'listening')
+  const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1')
+  socket.end('GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,150-159\r\n\r\n')
+  const chunks: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+  await once(socket, 'close')
+  const raw = Buffer.concat(chunks)
+  const split = raw.indexOf('\r\n\r\n')
+  const head = raw.subarray(0, split).toString('latin1')
+  t.regex(head, /^HTTP\/1\.1 206 /)
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1])
+  const body = raw.subarray(split + 4)
+  // Cut short (the client can tell the body is incomplete), and never a byte of the overrun.
+  t.true(body.length < length, `${body.length} of ${length} bytes`)
+  t.false(body.toString('latin1').includes('0123456789012'))
+  t.regex(errors[0]?.message ?? '', /^multipart: part 0-9 delivered more than 10 bytes$/)
 })
