@@ -1,4 +1,5 @@
 import mime from 'mime-types'
+import { isHeaderSafe } from './download.ts'
 
 const utf8Types = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|ld\+json|manifest\+json)$)/
 
@@ -9,7 +10,9 @@ const utf8Types = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmas
  */
 export function contentTypeFor (name: string, declared?: string, explicit?: string): string {
   if (explicit !== undefined) return explicit
-  if (declared !== undefined && declared !== '') return declared
+  // A declared type that cannot be a header value (a third-party wrapper's, stored metadata) would
+  // fail the response when it is set: the name decides instead.
+  if (declared !== undefined && declared !== '' && isHeaderSafe(declared)) return declared
   return lookupContentType(name)
 }
 

@@ -12,7 +12,7 @@ import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
-import type { FileStat, OpenOptions, StatOptions } from './types.ts'
+import type { DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
   /**
@@ -97,48 +97,77 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const file = download.file
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
   const statOptions = readIntent(ctx, options.plan, signal)
-  for (let attempt = 1; ; attempt++) {
-    let stat: FileStat
-    try {
-      stat = await file.stat(statOptions)
-    } catch (error) {
-      throw failed(ctx, error, 'stat')
-    }
-    opened.stat = stat
-    const presentation = presentationHeaders(download, stat)
-    const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
-    debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
-    if (plan.status === 412) throw createHttpError(412)
-    if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
-
-    if (plan.status === 304 || ctx.method === 'HEAD') {
-      // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it. A bare
-      // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
-      // 304: setting the status drops any body, so the stream-body setup is skipped (bench/).
-      if (plan.status !== 304 && !(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
-      applyHeaders(ctx, plan.status, plan.headers)
-      if (plan.status !== 304) {
-        if (plan.length !== undefined) ctx.length = plan.length
-        else ctx.remove('Content-Length')
+  // Whether the response took the file's bytes; if not, what the wrapper holds is released.
+  let handedOver = false
+  try {
+    for (let attempt = 1; ; attempt++) {
+      let stat: FileStat
+      try {
+        stat = await file.stat(statOptions)
+      } catch (error) {
+        throw failed(ctx, error, 'stat')
       }
+      opened.stat = stat
+      const presentation = presentationHeaders(download, stat)
+      const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
+      debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
+      if (plan.status === 412) throw createHttpError(412)
+      if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
+
+      if (plan.status === 304 || ctx.method === 'HEAD') {
+        // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it. A bare
+        // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
+        // 304: setting the status drops any body, so the stream-body setup is skipped (bench/).
+        if (plan.status !== 304 && !(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
+        applyHeaders(ctx, plan.status, plan.headers)
+        if (plan.status !== 304) {
+          if (plan.length !== undefined) ctx.length = plan.length
+          else ctx.remove('Content-Length')
+        }
+        return
+      }
+      let body: Body
+      try {
+        body = await openBody(download, plan, stat, opened, options)
+      } catch (error) {
+        if (attempt === 1 && error instanceof DownloadError && error.code === 'E_CHANGED') {
+          debug('%s: the file changed while being opened; planning again', ctx.path)
+          continue
+        }
+        throw failed(ctx, error, 'open')
+      }
+      try {
+        applyHeaders(ctx, plan.status, plan.headers)
+        if (body.contentType !== undefined) ctx.res.setHeader('Content-Type', body.contentType)
+      } catch (error) {
+        // A header Node refuses (a third-party wrapper's ETag with a control character): the opened
+        // source is closed, not left to leak with the error response.
+        if (!Buffer.isBuffer(body.data)) body.data.destroy()
+        throw error
+      }
+      ctx.body = body.data
+      handedOver = true
+      // Koa gave a buffer body its length, and took it from a stream body.
+      if (body.length !== undefined && !Buffer.isBuffer(body.data)) ctx.length = body.length
       return
     }
-    let body: Body
-    try {
-      body = await openBody(download, plan, stat, opened, options)
-    } catch (error) {
-      if (attempt === 1 && error instanceof DownloadError && error.code === 'E_CHANGED') {
-        debug('%s: the file changed while being opened; planning again', ctx.path)
-        continue
-      }
-      throw failed(ctx, error, 'open')
-    }
-    applyHeaders(ctx, plan.status, plan.headers)
-    if (body.contentType !== undefined) ctx.res.setHeader('Content-Type', body.contentType)
-    ctx.body = body.data
-    // Koa gave a buffer body its length, and took it from a stream body.
-    if (body.length !== undefined && !Buffer.isBuffer(body.data)) ctx.length = body.length
-    return
+  } finally {
+    if (!handedOver) release(file)
+  }
+}
+
+/**
+ * A response that carries none of the file's bytes (HEAD, 304, 412, 416, an error) releases what
+ * the wrapper holds before open(), when it says how: `[Symbol.dispose]()` (VirtualFile: the stream
+ * it was given, which would otherwise hold its descriptor or upstream connection).
+ */
+function release (file: DownloadFile): void {
+  const dispose = (file as Partial<Disposable>)[Symbol.dispose]
+  if (typeof dispose !== 'function') return
+  try {
+    dispose.call(file)
+  } catch (error) {
+    debug('%s: [Symbol.dispose]() failed: %s', file.name, (error as Error)?.message ?? String(error))
   }
 }
 

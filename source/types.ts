@@ -89,6 +89,12 @@ export interface DownloadFile {
    * buffer. `serve()` uses it instead of `open()` for responses up to its `bufferSize`.
    */
   read?(range?: ByteRange, options?: OpenOptions): Promise<Uint8Array>
+  /**
+   * Optional, for a wrapper that holds a resource before `open()` (VirtualFile: the stream it was
+   * given): `serve()` calls it when the response carries none of the bytes — HEAD, 304, 412, 416,
+   * or an error — and never once `open()` or `read()` has handed them over.
+   */
+  [Symbol.dispose]?(): void
 }
 
 /** How to present a file. */

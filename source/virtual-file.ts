@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { isHeaderSafe } from './download.ts'
 import { contentEtag } from './etag.ts'
 import type { ByteRange, DownloadFile, FileStat } from './types.ts'
 
@@ -44,6 +45,7 @@ export class VirtualFile implements DownloadFile {
     if (lastModified !== undefined && !(lastModified instanceof Date && !Number.isNaN(lastModified.getTime()))) throw new TypeError('VirtualFile: lastModified must be a valid Date')
     if (etag !== undefined && !/^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/.test(etag)) throw new TypeError('VirtualFile: etag must be a quoted entity-tag, e.g. "v1" or W/"v1"')
     if (contentType !== undefined && typeof contentType !== 'string') throw new TypeError('VirtualFile: contentType must be a string')
+    if (contentType !== undefined && (contentType === '' || !isHeaderSafe(contentType))) throw new TypeError('VirtualFile: contentType must be a non-empty header value without control characters')
     this.name = options.name
     this.#options = options
     if (typeof content === 'string') this.#bytes = Buffer.from(content, 'utf8')
@@ -80,6 +82,27 @@ export class VirtualFile implements DownloadFile {
     if (content instanceof Readable) return content
     if (content instanceof ReadableStream) return Readable.fromWeb(content as import('node:stream/web').ReadableStream<Uint8Array>)
     return Readable.from(content as AsyncIterable<Uint8Array | string>, { objectMode: false })
+  }
+
+  /**
+   * Releases a stream that was never sent: serve() calls this when the response carries none of
+   * its bytes (HEAD, 304, 412, an error), so that the stream's descriptor or upstream connection is
+   * not held until a garbage collection. Nothing to do for in-memory content or once open() took it.
+   */
+  [Symbol.dispose] (): void {
+    const content = this.#stream
+    if (content === undefined || this.#consumed) return
+    this.#consumed = true
+    if (content instanceof Readable) content.destroy()
+    else if (content instanceof ReadableStream) content.cancel().catch(() => {})
+    else {
+      // A generator object is its own iterator: return() runs its finally blocks. Any other
+      // iterable has not been iterated, so it holds nothing yet.
+      const iterator = content as Partial<AsyncIterator<unknown>>
+      try {
+        if (typeof iterator.return === 'function') Promise.resolve(iterator.return()).catch(() => {})
+      } catch { /* a failing cleanup of something never sent changes nothing for the response */ }
+    }
   }
 
   /** In-memory fast path for serve(): the bytes themselves, no copy. */

@@ -291,3 +291,29 @@ test('errors: a source stream that fails before its first byte with a DownloadEr
   const { url } = await appFor(t, file)
   assertErrorResponse(t, await fetchBytes(url, '/'), 502)
 })
+
+test('a declared Content-Type that cannot be a header value is replaced by the name\'s, not a 500', async t => {
+  for (const contentType of ['text/plain; name="résumé €.txt"', 'text/plain\r\nX-Injected: 1', 'text/plain\u0000']) {
+    const file = new ScriptedFile(async () => ({ size: 9, contentType }))
+    const res = await fetchBytes(await listen(t, downloadApp((ctx) => { ctx.body = file })), '/')
+    t.is(res.status, 200, JSON.stringify(contentType))
+    t.is(res.headers['content-type'], 'application/pdf')
+    t.is(res.headers['x-injected'], undefined)
+    t.is(res.body.toString(), '%PDF-1.4\n')
+  }
+})
+
+test('a header Node refuses after the source was opened (a wrapper\'s ETag with a control character) → 500, and the source is destroyed', async t => {
+  let source: Readable | undefined
+  const file = new ScriptedFile(async () => ({ size: 9, etag: '"a\u0001b"' }), async () => {
+    // Its bytes, then no end: only a destroy() closes it.
+    let pushed = false
+    source = new Readable({ read () { if (!pushed) { pushed = true; this.push(Buffer.from('%PDF-1.4\n')) } } })
+    return source
+  })
+  const app = downloadApp((ctx) => { ctx.body = file }, { bufferSize: 0 })
+  const res = await fetchBytes(await listen(t, app), '/')
+  assertErrorResponse(t, res, 500)
+  t.is(file.opens, 1)
+  t.true(source?.destroyed)
+})
