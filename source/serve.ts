@@ -230,8 +230,13 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   }
   const stream = await file.open(range, opened)
   // Our own file stream counts exactly; any other source is held to the length we announce.
-  const data = stream instanceof FileStream || isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
+  if (stream instanceof FileStream) {
+    await firstBytes(stream)
+    return { data: stream, length }
+  }
+  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
   await firstBytes(data)
+  await settledInMemory(data)
   return { data, length }
 }
 
@@ -263,6 +268,18 @@ async function firstBytes (stream: Readable): Promise<void> {
     stream.destroy()
     throw error
   }
+}
+
+/**
+ * After the first bytes of a source other than a local file: one turn of the event loop, so that a
+ * source whose bytes are all in memory (a generator, a web stream, a buffered upstream body) has
+ * delivered them, and a length guard has judged them, before Koa writes the headers. A sized
+ * stream that ends short at once is then a clean 502, not a connection dropped before any status
+ * line. A failure after this is one in the middle of the body, answered by aborting it.
+ */
+async function settledInMemory (stream: Readable): Promise<void> {
+  await new Promise<void>((resolve) => { setImmediate(resolve) })
+  if (stream.destroyed) throw stream.errored ?? new DownloadError('E_UPSTREAM', 'the source closed before the response started')
 }
 
 function ignore (): void {}
