@@ -78,6 +78,9 @@ export class PathFile implements DownloadFile {
     let refused: string | undefined
     if (path.includes('\0')) refused = 'the path contains a NUL byte'
     else if (path === '') refused = 'the path is empty'
+    // `a.txt/` (a URL with a trailing slash) names a directory, which the file is not: the OS says
+    // ENOTDIR, as nginx and send answer 404. resolve() would drop the slash and serve the file.
+    else if (TRAILING_SLASH.test(path)) refused = 'the path ends with a slash (a directory)'
     else if (rootDir !== undefined && !isInside(absolute, rootDir)) refused = 'the path leaves the root'
     this.#root = rootDir
     this.#realRoot = followSymlinks ? undefined : rootDir
@@ -296,6 +299,9 @@ class PathFileStat implements FileStat {
     return stat !== undefined && #owner in stat && (stat as PathFileStat).#owner === owner ? stat as PathFileStat : undefined
   }
 }
+
+/** A path ending in a separator, or in a separator and `.` (a backslash is a file name character on POSIX). */
+const TRAILING_SLASH = sep === '/' ? /\/\.?$/ : /[/\\]\.?$/
 
 /** The `chunkSize` hint when it is a sane read size, else the default. */
 function chunkSizeOf (hint: number | undefined): number {

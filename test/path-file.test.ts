@@ -191,6 +191,9 @@ const outside: Array<[string, string]> = [
   ['the root itself', '.'],
   ['an empty path', ''],
   ['a file used as a directory (ENOTDIR)', 'hello.txt/x'],
+  ['a file named with a trailing slash (a directory: ENOTDIR)', 'hello.txt/'],
+  ['a file named with a trailing slash and dot', 'hello.txt/.'],
+  ['a file in a subdirectory, with a trailing slash', 'subdir/../hello.txt/'],
   ['a 5000-character name (ENAMETOOLONG)', 'x'.repeat(5000)]
 ]
 
