@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
+import type { GetObjectCommand, HeadObjectCommand, S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
@@ -15,9 +15,10 @@ export type S3DriverLike = DriverContract & {
 }
 
 /**
- * S3 disks: metadata through the driver (HeadObject, the quoted MD5 ETag is strong), bytes through
- * the SDK's GetObject with `Range` and `IfMatch` (an object replaced since stat() → E_CHANGED, never
- * a body under the old validators) and the client's abort signal.
+ * S3 disks: metadata through the SDK's HeadObject (the quoted MD5 ETag is strong), bytes through
+ * its GetObject with `Range` and `IfMatch` (an object replaced since stat() → E_CHANGED, never a
+ * body under the old validators). Every request carries the client's abort signal, and the wait for
+ * its response is bounded by `idleTimeout` (sendWithin()). flydrive's getMetaData() takes neither.
  *
  * flydrive keeps its S3Client private: a driver built with `{ client }` shares it, one built from an
  * S3ClientConfig gets a second client from the same config (created once per driver). The SDK is
@@ -41,9 +42,14 @@ export function s3Backend (driver: S3DriverLike): Backend {
       const what = `s3 ${bucket}/${key}`
       return {
         url: baseUrl === undefined ? undefined : baseUrl + encodeKey(key),
-        async stat (): Promise<FileStat> {
+        async stat (signal?: AbortSignal): Promise<FileStat> {
           try {
-            return statFromMetaData(await driver.getMetaData(key))
+            const { HeadObjectCommand } = await sdk
+            const command = new HeadObjectCommand({ Bucket: bucket, Key: key })
+            const s3 = await getClient()
+            const response = await sendWithin(command, options.idleTimeout, signal, async (abortSignal) => await s3.send(command, { abortSignal }))
+            // What flydrive's getMetaData() reads from the same response.
+            return statFromMetaData({ contentType: response.ContentType, contentLength: response.ContentLength, etag: response.ETag, lastModified: response.LastModified })
           } catch (error) {
             throw storageError(error, what)
           }
@@ -60,7 +66,7 @@ export function s3Backend (driver: S3DriverLike): Backend {
           })
           let body: Readable
           try {
-            const response = await s3.send(command, signal === undefined ? {} : { abortSignal: signal })
+            const response = await sendWithin(command, options.idleTimeout, signal, async (abortSignal) => await s3.send(command, { abortSignal }))
             if (range !== undefined && response.ContentRange !== `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`) {
               (response.Body as Readable | undefined)?.destroy()
               throw Object.assign(new Error(`unexpected Content-Range ${response.ContentRange ?? '(none)'}`), { status: 416 })
@@ -77,7 +83,7 @@ export function s3Backend (driver: S3DriverLike): Backend {
           const s3 = await getClient()
           const command = new GetObjectCommand({ Bucket: bucket, Key: key, ...(range === undefined ? {} : { Range: range }) })
           try {
-            const response = await s3.send(command, signal === undefined ? {} : { abortSignal: signal })
+            const response = await sendWithin(command, options.idleTimeout, signal, async (abortSignal) => await s3.send(command, { abortSignal }))
             const body = response.Body as Readable
             let size = response.ContentLength
             let part: ByteRange | undefined
@@ -102,6 +108,52 @@ export function s3Backend (driver: S3DriverLike): Backend {
         }
       }
     }
+  }
+}
+
+/**
+ * Sends `command` with the wait for each attempt's response (its status and headers) bounded by
+ * `timeout`: the AWS SDK sets no such bound by default, so a storage that accepts the connection
+ * and never answers would hold the request, and the client, forever. The request is then aborted
+ * and the error has code ETIMEDOUT (→ E_TIMEOUT, 504 before any header). The body is not covered:
+ * guardStream() bounds its silences without counting the time a slow client keeps it paused. The
+ * client's `signal` aborts the request at any time, body included.
+ */
+async function sendWithin<T> (command: GetObjectCommand | HeadObjectCommand, timeout: number, signal: AbortSignal | undefined, send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    const mine = setTimeout(() => {
+      // One more poll for I/O before the verdict: a response that arrived while the loop was held up
+      // for longer than the timeout is not a missing one (guarded-stream.ts, arm()).
+      setImmediate(() => {
+        if (timer !== mine) return
+        controller.abort(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' }))
+      })
+    }, timeout)
+    timer = mine
+  }
+  const disarm = (): void => {
+    clearTimeout(timer)
+    timer = undefined
+  }
+  // Innermost in the stack (deserialize step, low priority): `next` is the HTTP handler itself, which
+  // resolves with the response head, once per attempt (retries are armed again).
+  ;(command.middlewareStack as GetObjectCommand['middlewareStack']).add((next) => async (args) => {
+    arm()
+    try {
+      return await next(args)
+    } finally {
+      disarm()
+    }
+  }, { step: 'deserialize', priority: 'low', name: 'koaDownloadsResponseTimeout' })
+  try {
+    return await send(signal === undefined ? controller.signal : AbortSignal.any([signal, controller.signal]))
+  } catch (error) {
+    // The SDK reports our abort as an AbortError, which storageError() would take for the client's.
+    throw controller.signal.aborted ? controller.signal.reason : error
+  } finally {
+    disarm()
   }
 }
 

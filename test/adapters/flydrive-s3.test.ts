@@ -1,3 +1,7 @@
+import { createServer } from 'node:http'
+import type { ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { request } from 'node:http'
 import test from 'ava'
 import { Disk } from 'flydrive'
 import { S3Driver } from 'flydrive/drivers/s3'
@@ -6,6 +10,7 @@ import { fileContract } from '../helpers/file-contract.ts'
 import { s3Client, startS3 } from '../helpers/s3.ts'
 import type { S3Server } from '../helpers/s3.ts'
 import { downloadApp } from '../helpers/koa.ts'
+import { assertErrorResponse } from '../helpers/error-response.ts'
 import { fetchBytes, listen } from '../helpers/listen.ts'
 
 let s3: S3Server
@@ -130,4 +135,94 @@ test.serial('flydrive s3: a GetObject body that no open() takes is destroyed at 
   t.true(entry.closedEarly)
   const bytes = await file.read({ start: 0, end: 3 })
   t.is(Buffer.from(bytes).toString(), 'bbbb')
+})
+
+// ——— a storage that does not answer ———
+
+test.serial('flydrive s3: no response to GetObject → 504 after idleTimeout, before any header (plain, ranged and conditional GET), and the GetObject is aborted', async (t) => {
+  await s3.put('hang/object.bin', Buffer.alloc(100_000, 0x68))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk, { idleTimeout: 300 }).file('hang/object.bin') }))
+  for (const [headers, requests] of [
+    [{}, ['GET']],
+    [{ Range: 'bytes=10-19' }, ['GET']],
+    [{ 'If-None-Match': '"other"' }, ['HEAD', 'GET']]
+  ] as const) {
+    const what = JSON.stringify(headers)
+    s3.log.clear()
+    s3.log.fault = 'hang' // GetObject is accepted and never answered; HeadObject is
+    const started = Date.now()
+    const res = await fetchBytes(base, '/').set(headers).timeout(5000)
+    const waited = Date.now() - started
+    s3.log.fault = undefined
+    assertErrorResponse(t, res, 504)
+    t.true(waited >= 300 && waited < 3000, `${what}: answered after ${waited} ms`)
+    t.deepEqual(s3.log.entries.map((e) => e.method), [...requests], what)
+    const get = await s3.log.settledWhere(isGetObject)
+    t.true(get.closedEarly, `${what}: the GetObject was aborted, not left open on the storage`)
+  }
+})
+
+test.serial('flydrive s3: a GetObject response that arrives while the event loop is held up past idleTimeout is read, not timed out', async (t) => {
+  const bytes = Buffer.alloc(100_000, 0x6c)
+  await s3.put('hang/held.bin', bytes)
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk, { idleTimeout: 100 }).file('hang/held.bin') }))
+  s3.log.clear()
+  s3.log.fault = 'hold' // the proxy sends the response, then holds this thread for 3× the timeout
+  const res = await fetchBytes(base, '/').timeout(5000)
+  s3.log.fault = undefined
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], '100000')
+  t.true((res.body as Buffer).equals(bytes))
+})
+
+/** An S3 endpoint that accepts every request and answers none; `open` holds the requests still pending. */
+async function stuckStorage (t: import('ava').ExecutionContext): Promise<{ endpoint: string, open: Set<ServerResponse> }> {
+  const open = new Set<ServerResponse>()
+  const server = createServer((_req, res) => {
+    open.add(res)
+    res.once('close', () => open.delete(res))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  })
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, open }
+}
+
+async function until (check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  return check()
+}
+
+test.serial('flydrive s3: no response to HeadObject → 504 after idleTimeout on HEAD and conditional GET; the HeadObject is aborted', async (t) => {
+  const stuck = await stuckStorage(t)
+  const client = s3Client(stuck.endpoint)
+  t.teardown(() => { client.destroy() })
+  const silent = storage(new Disk(new S3Driver({ client, bucket: 'b', visibility: 'private', supportsACL: false })), { idleTimeout: 300 })
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = silent.file('x.bin') }))
+  const head = await fetchBytes(base, '/', 'head').timeout(5000)
+  assertErrorResponse(t, head, 504, { head: true })
+  const conditional = await fetchBytes(base, '/').set('If-None-Match', '"x"').timeout(5000)
+  assertErrorResponse(t, conditional, 504)
+  t.true(await until(() => stuck.open.size === 0, 2000), `${stuck.open.size} requests still open on the storage`)
+})
+
+test.serial('flydrive s3: a client that leaves while HeadObject is pending aborts it on the storage', async (t) => {
+  const stuck = await stuckStorage(t)
+  const client = s3Client(stuck.endpoint)
+  t.teardown(() => { client.destroy() })
+  // A timeout far beyond the test: only the clients' aborts can close the storage's requests.
+  const silent = storage(new Disk(new S3Driver({ client, bucket: 'b', visibility: 'private', supportsACL: false })), { idleTimeout: 60_000 })
+  const base = new URL(await listen(t, downloadApp((ctx) => { ctx.body = silent.file('x.bin') })))
+  const clients = Array.from({ length: 5 }, () => {
+    const req = request({ host: base.hostname, port: base.port, path: '/', method: 'HEAD', agent: false })
+    req.on('error', () => {})
+    req.end()
+    return req
+  })
+  t.true(await until(() => stuck.open.size === 5, 3000), 'five HeadObject requests reached the storage')
+  for (const req of clients) req.destroy()
+  t.true(await until(() => stuck.open.size === 0, 2000), `${stuck.open.size} HeadObject requests still open after their clients left`)
 })

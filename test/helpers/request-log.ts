@@ -21,7 +21,7 @@ export interface LoggedRequest {
  * - `hold`: the whole response is sent, then the server's thread — which the app under test
  *   shares — is kept busy for 300 ms: the app's event loop is held up while the response waits
  *   in its socket.
- * `hang` and `hold` are the origin's and the GCS stub's (sendWithFault); the S3 proxy has the others.
+ * The S3 proxy applies them to GetObject (GET) only, `reset` excepted.
  */
 export type Fault = 'reset' | 'drop' | 'stall' | 'hang' | 'hold' | undefined
 

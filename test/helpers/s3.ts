@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import S3rver from '@20minutes/s3rver'
-import { RequestLog, resetIfDown } from './request-log.ts'
+import { RequestLog, resetIfDown, sendWithFault } from './request-log.ts'
 
 export interface S3Server {
   /** The logging proxy in front of s3rver: give this to the S3 client. */
@@ -41,8 +41,16 @@ export async function startS3 (bucket = 'test-bucket'): Promise<S3Server> {
     log.record(req, res)
     if (resetIfDown(req, log.fault)) return
     const fault = req.method === 'GET' ? log.fault : undefined
+    // Accepted, never answered: the request stays open until the client goes away.
+    if (fault === 'hang') return
     const upstream = request({ host: '127.0.0.1', port: s3Port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers)
+      if (fault === 'hold') {
+        const chunks: Buffer[] = []
+        up.on('data', (chunk: Buffer) => chunks.push(chunk))
+        up.on('end', () => { sendWithFault(res, Buffer.concat(chunks), 'hold') })
+        return
+      }
       const length = Number(up.headers['content-length'] ?? 0)
       let sent = 0
       if (fault === 'drop' || fault === 'stall') {
