@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { Storage, StorageOptions } from '@google-cloud/storage'
 import type { DriverContract } from 'flydrive/types'
+import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
@@ -12,11 +13,23 @@ export type GcsDriverLike = DriverContract & {
   options: { bucket: string, storage?: Storage } & StorageOptions
 }
 
+/** The object generation a stat() saw, on the FileStat it returned (kept by StorageFile's spread). */
+const generationOf = Symbol('gcs generation')
+type GcsStat = FileStat & { [generationOf]?: string }
+
 /**
- * GCS disks: metadata through the driver (the opaque etag, quoted), bytes through the SDK's
- * `createReadStream({ start, end })`. That stream neither ends nor errors when the connection drops
- * mid-body (reference/test-infra.md §8), so it is guarded by an idle timeout and an exact length.
- * open() waits for the response status, so a missing object is still a 404 before any header.
+ * GCS disks: metadata through the SDK's `getMetadata()`, as flydrive's getMetaData() makes it (the
+ * opaque etag, quoted) plus the object's generation; bytes through the SDK's
+ * `createReadStream({ start, end })` of that generation. That stream neither ends nor errors when the
+ * connection drops mid-body (reference/test-infra.md §8), so it is guarded by an idle timeout and an
+ * exact length. open() waits for the response status, so a missing object is still a 404 before any
+ * header.
+ *
+ * Pinning the generation keeps an object replaced since stat() from being sent under the old
+ * validators. The SDK sends no `ifGenerationMatch` with a media read (only `generation`), so the read
+ * asks for the generation stat() saw: without object versioning a replaced generation no longer
+ * exists (404), and that 404 means E_CHANGED (serve() plans again: the new object, or a 404 if it was
+ * deleted). With versioning the old generation is read, which its validators describe.
  */
 export function gcsBackend (driver: GcsDriverLike): Backend {
   const { bucket } = driver.options
@@ -36,14 +49,20 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
         url: `${base}/${encodeKey(bucket)}/${encodeKey(key)}`,
         async stat (): Promise<FileStat> {
           try {
-            return statFromMetaData(await driver.getMetaData(key))
+            const [meta] = await (await getStorage()).bucket(bucket).file(key).getMetadata()
+            const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: Number(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? '') })
+            const generation = String(meta.generation ?? '')
+            // The SDK turns it into a number: one past 2^53 would name another generation.
+            if (/^\d+$/.test(generation) && Number.isSafeInteger(Number(generation))) stat[generationOf] = generation
+            return stat
           } catch (error) {
             throw storageError(error, what)
           }
         },
         async open (stat: FileStat, range: ByteRange | undefined, openOptions?: OpenOptions): Promise<Readable> {
           const signal = openOptions?.signal
-          const file = (await getStorage()).bucket(bucket).file(key)
+          const generation = (stat as GcsStat)[generationOf]
+          const file = (await getStorage()).bucket(bucket).file(key, generation === undefined ? {} : { generation })
           // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
           // hash-checked by the SDK; full reads are (crc32c).
           const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
@@ -57,7 +76,11 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
             await response
           } catch (error) {
             stream.destroy()
-            throw storageError(error, what)
+            const failure = storageError(error, what)
+            if (generation !== undefined && failure instanceof DownloadError && failure.code === 'E_NOT_FOUND') {
+              throw new DownloadError('E_CHANGED', `${what}: generation ${generation} is gone (replaced or deleted since its metadata was read)`, { cause: error })
+            }
+            throw failure
           }
           const expected = range === undefined ? stat.size : range.end - range.start + 1
           return guardStream(stream, { expected, idleTimeout: options.idleTimeout, what })

@@ -7,9 +7,11 @@ import { GCSDriver } from 'flydrive/drivers/gcs'
 import Koa from 'koa'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
+import type { FileStat, StatOptions } from '../../source/types.ts'
 import { StorageFile, presignedRedirect, storage } from '../../adapters/flydrive/index.ts'
 import { fileContract, rawRequest } from '../helpers/file-contract.ts'
 import { listen } from '../helpers/listen.ts'
+import { downloadApp } from '../helpers/koa.ts'
 import { startGcsServer } from '../helpers/gcs-server.ts'
 import type { GcsServer } from '../helpers/gcs-server.ts'
 
@@ -126,4 +128,57 @@ test.serial('flydrive gcs: presignedRedirect() sends the client to a signed URL 
   const object = await fetch(location)
   t.is(object.status, 200)
   t.is(await object.text(), 'contents of docs/ünïcödé résumé.txt\n')
+})
+
+// ——— an object replaced between stat() and open() ———
+
+/** A StorageFile whose object is replaced (or deleted) by `race` right after its first stat(): the race, made deterministic. */
+class Racing extends StorageFile {
+  race: (() => void) | undefined
+  constructor (race: () => void) {
+    super(disk, 'racing.bin')
+    this.race = race
+  }
+
+  override async stat (options?: StatOptions): Promise<FileStat> {
+    const stat = await super.stat(options)
+    const race = this.race
+    this.race = undefined
+    race?.()
+    return stat
+  }
+}
+
+for (const size of [100_000, 1000]) {
+  // 100 kB is streamed (open()); 1 kB is read whole before the headers (read()).
+  test.serial(`flydrive gcs: an object of ${size} bytes replaced between stat() and open() is sent as the new object, under its own validators (planned again), never the new bytes under the old ETag`, async (t) => {
+    const v1 = Buffer.alloc(size, 'A')
+    const v2 = Buffer.alloc(size, 'B') // the same size: only the validators tell them apart
+    gcs.put('racing.bin', v1)
+    const base = await listen(t, downloadApp((ctx) => { ctx.body = new Racing(() => { gcs.put('racing.bin', v2) }) }))
+    gcs.log.clear()
+    const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+    const requests = gcs.log.entries.map((e) => isMedia(e) ? `media ${new URL(e.url, 'http://stub').searchParams.get('generation') ?? 'live'}` : 'metadata')
+    const after = await storage(disk).file('racing.bin').stat()
+    const generation = /^"C(\d+)EAE="$/.exec(after.etag ?? '')?.[1] ?? '' // the stub's etag names the generation
+    t.is(res.status, 200)
+    t.true(res.complete)
+    t.is(res.headers['content-length'], String(size))
+    t.is(res.headers.etag, after.etag, 'the ETag of the object sent')
+    t.is(res.headers['last-modified'], after.lastModified?.toUTCString())
+    t.true(res.body.equals(v2))
+    // metadata, the pinned media read (404: that generation is gone), metadata again, media
+    t.deepEqual(requests, ['metadata', `media ${Number(generation) - 1}`, 'metadata', `media ${generation}`])
+  })
+}
+
+test.serial('flydrive gcs: an object deleted between stat() and open() is a 404, after one more metadata request', async (t) => {
+  gcs.put('racing.bin', Buffer.alloc(100_000, 'A'))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = new Racing(() => { gcs.remove('racing.bin') }) }))
+  gcs.log.clear()
+  const res = await rawRequest(`${base}/`)
+  t.is(res.status, 404)
+  t.is(res.body.toString(), 'Not Found')
+  t.is(res.headers.etag, undefined)
+  t.deepEqual(gcs.log.entries.map((e) => isMedia(e) ? 'media' : 'metadata'), ['metadata', 'media', 'metadata'])
 })

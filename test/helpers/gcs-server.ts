@@ -12,12 +12,14 @@ export interface GcsServer {
   bucket: string
   log: RequestLog
   put (name: string, bytes: string | Uint8Array, contentType?: string): void
+  remove (name: string): void
   stop (): Promise<void>
 }
 
 /**
- * A read-only GCS JSON-API stub (reference/test-infra.md §8): object metadata, media downloads with
- * Range, and the XML-style `/<bucket>/<object>` path that public and signed URLs use. Every request
+ * A read-only GCS JSON-API stub (reference/test-infra.md §8): object metadata (with `generation`),
+ * media downloads with Range and `generation`, and the XML-style `/<bucket>/<object>` path that
+ * public and signed URLs use. Every request
  * is logged, and faults (reset, mid-body drop, stall) are injected through `log.fault`.
  */
 export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer> {
@@ -40,8 +42,11 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
       name = decodeURIComponent(xml[2] ?? '')
       media = true
     }
+    // `?generation=` asks for that generation: like a bucket without object versioning, the stub
+    // keeps only the live one, so any other is missing (404), as GCS answers.
+    const wanted = url.searchParams.get('generation')
     const object = name === undefined ? undefined : objects.get(name)
-    if (object === undefined || name === undefined) {
+    if (object === undefined || name === undefined || (wanted !== null && wanted !== object.generation)) {
       sendJson(res, 404, { error: { code: 404, message: 'No such object', errors: [{ reason: 'notFound' }] } })
       return
     }
@@ -70,6 +75,9 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
     put (name, bytes, contentType = 'application/octet-stream') {
       generation += 1
       objects.set(name, { bytes: Buffer.from(bytes), contentType, updated: new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000), generation: String(generation) })
+    },
+    remove (name) {
+      objects.delete(name)
     },
     async stop () {
       server.closeAllConnections()
