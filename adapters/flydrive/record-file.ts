@@ -1,3 +1,4 @@
+import { isHeaderSafe } from '../../source/download.ts'
 import { StorageFile } from './storage-file.ts'
 import type { DiskLike, StorageFileOptions } from './storage-file.ts'
 import type { Storage } from './storage.ts'
@@ -10,11 +11,14 @@ export interface RecordFileOptions<R> {
   keyField: keyof R & string
   /** The field holding the download name. @default the last key segment */
   nameField?: (keyof R & string) | undefined
-  /** The field holding the Content-Type. @default the storage's, else from the name */
+  /** The field holding the Content-Type (ignored when no header can carry it). @default the storage's, else from the name */
   typeField?: (keyof R & string) | undefined
   /** The field holding the size in bytes, used when the storage reports none. */
   sizeField?: (keyof R & string) | undefined
-  /** The field holding the modification time (Date, ms, or an ISO/SQL date string), used when the storage reports none. */
+  /**
+   * The field holding the modification time (Date, ms, or an ISO/SQL date string; SQLite's
+   * `YYYY-MM-DD HH:MM:SS[.fff…]` is UTC), used when the storage reports none.
+   */
   mtimeField?: (keyof R & string) | undefined
 }
 
@@ -36,8 +40,10 @@ export function recordFile<R extends object> (record: R | null | undefined, opti
   const fileOptions: StorageFileOptions = {}
   const name = nameField === undefined ? undefined : stringField(row[nameField])
   if (name !== undefined) fileOptions.name = name
+  // A type no header can carry (non-ASCII, CR/LF, blank) is bad data in one row, not misuse: the
+  // field is ignored and the storage's type, else the name's, is sent (StorageFile would throw).
   const type = typeField === undefined ? undefined : stringField(row[typeField])
-  if (type !== undefined) fileOptions.contentType = type
+  if (type !== undefined && type.trim() !== '' && isHeaderSafe(type)) fileOptions.contentType = type
   const size = sizeField === undefined ? undefined : sizeOf(row[sizeField])
   const lastModified = mtimeField === undefined ? undefined : dateOf(row[mtimeField])
   if (size !== undefined || lastModified !== undefined) fileOptions.fallback = { size, lastModified }
@@ -57,7 +63,9 @@ function dateOf (value: unknown): Date | undefined {
   let date: Date | undefined
   if (value instanceof Date) date = value
   else if (typeof value === 'number' || typeof value === 'bigint') date = new Date(Number(value))
-  // SQLite's CURRENT_TIMESTAMP is `YYYY-MM-DD HH:MM:SS` in UTC.
-  else if (typeof value === 'string' && value !== '') date = new Date(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(value) ? value.replace(' ', 'T') + 'Z' : value)
+  // SQLite's CURRENT_TIMESTAMP is `YYYY-MM-DD HH:MM:SS` in UTC; strftime('%Y-%m-%d %H:%M:%f') adds
+  // milliseconds, and Django's SQLite backend microseconds (`…:SS.ffffff`, UTC with USE_TZ). Without
+  // the `Z`, JavaScript would read them as local time.
+  else if (typeof value === 'string' && value !== '') date = new Date(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,9})?$/.test(value) ? value.replace(' ', 'T') + 'Z' : value)
   return date !== undefined && !Number.isNaN(date.getTime()) ? date : undefined
 }

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { DatabaseSync } from 'node:sqlite'
 import test from 'ava'
@@ -25,7 +28,10 @@ test.serial.before(async () => {
     INSERT INTO documents VALUES (1, 'uploads/3f9a.bin', 'Q1 résumé (final).txt', 'text/plain; charset=utf-8', 18, '2026-01-02 03:04:05');
     INSERT INTO documents VALUES (2, NULL, 'nothing.txt', NULL, NULL, NULL);
     INSERT INTO documents VALUES (3, '', 'empty.txt', NULL, NULL, NULL);
-    INSERT INTO documents VALUES (4, '../secret.txt', 'secret.txt', NULL, NULL, NULL);`)
+    INSERT INTO documents VALUES (4, '../secret.txt', 'secret.txt', NULL, NULL, NULL);
+    INSERT INTO documents VALUES (5, 'uploads/3f9a.bin', 'rapport €.txt', 'application/pdf; name="rapport €.pdf"', 18, NULL);
+    INSERT INTO documents VALUES (6, 'uploads/3f9a.bin', 'notes.csv', 'text/plain' || char(13, 10) || 'X-Evil: 1', 18, NULL);
+    INSERT INTO documents VALUES (7, 'uploads/3f9a.bin', 'notes.csv', '   ', 18, NULL);`)
 })
 test.after.always(async () => {
   db?.close()
@@ -73,6 +79,62 @@ test('records: size and mtime fields fill in what the storage does not report', 
   t.is(stat.size, 5, 'the storage\'s size wins over the record\'s')
   t.deepEqual(stat.lastModified, new Date('2026-01-02T03:04:05Z'))
   t.is(stat.ranges, false, 'a driver without ranged reads announces none')
+})
+
+test('records: a type field no header can carry (non-ASCII, CR/LF, blank) is ignored: the name gives the type, the row is still served', async (t) => {
+  const base = await documentsApp(t)
+  for (const [id, type] of [[5, 'text/plain; charset=utf-8'], [6, 'text/csv; charset=utf-8'], [7, 'text/csv; charset=utf-8']] as const) {
+    const res = await rawRequest(`${base}/${id}`)
+    t.is(res.status, 200, String(id))
+    t.is(res.headers['content-type'], type, String(id))
+    t.is(res.headers['x-evil'], undefined, String(id))
+    t.is(res.headers['content-length'], '18', String(id))
+    t.is(res.body.toString(), 'quarterly numbers\n', String(id))
+  }
+})
+
+/**
+ * Serves SQLite rows through recordFile() from a child process running in America/New_York (the
+ * test's own process is usually in UTC, where a date read as local time is right by accident).
+ * The driver reports no modification time, so the row's decides Last-Modified.
+ */
+const newYorkApp = `
+  import { DatabaseSync } from 'node:sqlite'
+  import { Readable } from 'node:stream'
+  import { recordFile } from './adapters/flydrive/index.ts'
+  import { download } from './source/download.ts'
+  import { downloadApp } from './test/helpers/koa.ts'
+  const db = new DatabaseSync(':memory:')
+  db.exec(\`CREATE TABLE documents (id INTEGER PRIMARY KEY, file_key TEXT, uploaded_at TEXT);
+    INSERT INTO documents VALUES (1, 'report.txt', '2024-01-02 03:04:05');
+    INSERT INTO documents VALUES (2, 'report.txt', strftime('%Y-%m-%d %H:%M:%f', '2024-01-02 03:04:05.678'));
+    INSERT INTO documents VALUES (3, 'report.txt', '2024-01-02 03:04:05.678000');\`)
+  const driver = { getMetaData: async () => ({ contentLength: 5 }), getStream: async () => Readable.from([Buffer.from('hello')]) }
+  const select = db.prepare('SELECT * FROM documents WHERE id = ?')
+  const server = downloadApp((ctx) => {
+    ctx.body = download(recordFile(select.get(Number(ctx.path.slice(1))), { disk: driver, keyField: 'file_key', mtimeField: 'uploaded_at' }))
+  }).listen(0, '127.0.0.1', () => {
+    console.log(JSON.stringify({ port: server.address().port, offset: new Date(2024, 0, 2).getTimezoneOffset(), stored: select.get(2).uploaded_at }))
+  })
+`
+
+test('records: SQLite timestamps with and without fractional seconds are UTC, whatever the server\'s time zone', async (t) => {
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', newYorkApp], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    env: { ...process.env, TZ: 'America/New_York' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { child.kill() })
+  const [line] = await once(child.stdout, 'data') as [Buffer]
+  const { port, offset, stored } = JSON.parse(line.toString()) as { port: number, offset: number, stored: string }
+  t.is(offset, 300, 'the app runs at UTC-5')
+  t.is(stored, '2024-01-02 03:04:05.678', 'strftime(\'%f\') stores milliseconds')
+  for (const id of [1, 2, 3]) {
+    const res = await rawRequest(`http://127.0.0.1:${port}/${id}`)
+    t.is(res.status, 200, String(id))
+    t.is(res.headers['last-modified'], 'Tue, 02 Jan 2024 03:04:05 GMT', String(id))
+    t.is(res.body.toString(), 'hello', String(id))
+  }
 })
 
 test('records: misuse is a TypeError at the call', (t) => {
