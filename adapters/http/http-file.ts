@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { pipeline, Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
@@ -14,7 +15,11 @@ import { upstreamRequest } from './upstream-request.ts'
 export interface HttpFileOptions {
   /** The download name. @default the last path segment of the URL, percent-decoded */
   name?: string | undefined
-  /** Request headers sent upstream (e.g. Authorization); dropped on a redirect to another origin. */
+  /**
+   * Request headers sent upstream (e.g. Authorization, X-Api-Key). Every one of them is dropped when
+   * a redirect leads to another origin (scheme, host or port) — and stays dropped for the rest of
+   * that chain; a redirect within the origin keeps them.
+   */
   headers?: Readonly<Record<string, string>> | undefined
   /**
    * Milliseconds to wait for the upstream's response headers (connection included), and the longest
@@ -36,11 +41,19 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *
  * - `stat()` is one HEAD request (none of the body is fetched, so HEAD, 304, 412 and 416 never
  *   start a transfer). Only size, type, ETag and Last-Modified are kept: no other upstream header
- *   reaches the client. If the origin refuses HEAD (405/501), a `Range: bytes=0-0` GET stands in.
+ *   reaches the client. If the origin refuses HEAD (405/501), a `Range: bytes=0-0` GET stands in
+ *   (its 416 with `Content-Range: bytes *\/0` is an empty file).
  * - `open(range)` is one GET for exactly those bytes (`Range: bytes=s-e`, only a 206 with the same
  *   Content-Range is accepted, never sliced locally), with `Accept-Encoding: identity` and
  *   `If-Match` (or `If-Unmodified-Since`) so that a file that changed since stat() is E_CHANGED,
- *   never sent under the old validators.
+ *   never sent under the old validators. An origin that ignores those is caught by the response
+ *   itself: another Content-Length (or complete length in Content-Range), ETag or Last-Modified than
+ *   the stat() the response was planned with is E_CHANGED too, before any header (serve() plans
+ *   once more; a HEAD and GET that keep disagreeing → E_UPSTREAM). A body without a length has its
+ *   last planned byte held until its end, so a longer one is cut, never completed.
+ * - An origin that announces ranges but answers a ranged GET with 200 gets the whole file: the
+ *   stat() becomes `ranges: false`, open() throws E_CHANGED so that serve() plans a 200, and the
+ *   next open() takes that 200 body (at most one request more than a ranged read).
  * - When serve() announces the read (`willRead`: a GET with no precondition, whole or one plain
  *   range), stat() is that GET instead — the metadata come from its headers and open() takes its
  *   body when the range planned from the size is the one the upstream sent: one request per
@@ -49,18 +62,26 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  * - The client's conditional headers are evaluated by serve() against the upstream's validators.
  * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (503 → 503); timeouts → 504.
  * - The client going away aborts the upstream request (the signal of `open()`).
+ * - Redirects are followed; one to another origin drops every header of the `headers` option.
  */
 export class HttpFile implements DownloadFile {
   readonly name: string
   readonly url: string
   readonly #headers: OutgoingHttpHeaders
+  /** The names of the app's headers (lower case): dropped on a redirect to another origin. */
+  readonly #originBound: ReadonlySet<string>
   readonly #timeout: number
   readonly #maxRedirects: number
   #stat: Promise<FileStat> | undefined
   /** Where the HEAD ended after redirects, and the headers it took there: the GET goes straight there. */
   #resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
-  /** The body of the GET that stat() made for an announced read, until open() takes it. */
-  readonly #ahead = new ReadAhead<{ response: IncomingMessage, range: ByteRange | undefined }>(({ response }) => { response.destroy() })
+  /**
+   * The body of the GET that stat() made for an announced read (or of a ranged GET answered 200),
+   * until open() takes it: only for a response planned with the same `stat`.
+   */
+  readonly #ahead = new ReadAhead<{ response: IncomingMessage, range: ByteRange | undefined, stat: FileStat }>(({ response }) => { response.destroy() })
+  /** The last stat() a GET contradicted (see #changed()). */
+  #contradicted: FileStat | undefined
 
   constructor (url: string | URL, options: HttpFileOptions = {}) {
     validate(options)
@@ -72,6 +93,7 @@ export class HttpFile implements DownloadFile {
     this.url = parsed.href
     this.name = options.name ?? nameOf(parsed)
     this.#headers = { ...options.headers }
+    this.#originBound = new Set(Object.keys(this.#headers).map((name) => name.toLowerCase()))
     this.#timeout = options.timeout ?? 30_000
     this.#maxRedirects = options.maxRedirects ?? 5
   }
@@ -84,40 +106,70 @@ export class HttpFile implements DownloadFile {
   }
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
-    const stat = await this.stat(options)
-    const pending = this.#ahead.takeIf((held) => samePart(held.range, range))
-    if (pending !== undefined) {
-      const expected = range === undefined ? stat.size : range.end - range.start + 1
-      return guardStream(pending.response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
-    }
-    const target = this.#resolved ?? { url: this.url, headers: this.#headers }
-    const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
-    if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
-    if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
-    else if (stat.lastModified !== undefined) headers['if-unmodified-since'] = formatHttpDate(stat.lastModified)
-    const { response } = await upstreamRequest(target.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal: options?.signal })
-    const status = response.statusCode ?? 0
-    const expectedRange = range === undefined ? undefined : `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`
-    let problem: DownloadError | undefined
-    if (status === 412 || status === 416) {
-      problem = new DownloadError('E_CHANGED', `${this.url}: changed since HEAD (${status})`)
-      this.#stat = undefined
-    } else if (status >= 300 || status < 200) {
-      problem = statusError(this.url, status)
-    } else if (range !== undefined && (status !== 206 || response.headers['content-range'] !== expectedRange)) {
-      problem = new DownloadError('E_UPSTREAM', `${this.url}: asked for ${expectedRange ?? ''}, got ${status} ${response.headers['content-range'] ?? ''}`)
-    } else if (range === undefined && status !== 200) {
-      problem = new DownloadError('E_UPSTREAM', `${this.url}: a full GET answered ${status}`)
-    } else if (!isIdentity(response)) {
-      problem = new DownloadError('E_UPSTREAM', `${this.url}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
-    }
-    if (problem !== undefined) {
-      response.destroy()
-      debug('http GET %s: %s', this.url, problem.message)
-      throw problem
-    }
+    // The stat() this response was planned with: what the bytes opened now must match.
+    const stat = options?.stat ?? await this.stat(options)
     const expected = range === undefined ? stat.size : range.end - range.start + 1
-    return guardStream(response, { expected, idleTimeout: this.#timeout, what: `http ${this.url}` })
+    let held = this.#ahead.take()
+    if (held !== undefined && !sameStat(held.stat, stat)) {
+      held.response.destroy()
+      held = undefined
+    }
+    if (held !== undefined && samePart(held.range, range)) return body(held.response, expected, this.#timeout, this.url)
+    // A whole body in hand while a part is asked for (the origin answered the forwarded Range with
+    // 200): kept aside until the part's own request shows whether the origin serves ranges at all.
+    let aside = held?.range === undefined ? held?.response : undefined
+    if (aside === undefined) held?.response.destroy()
+    try {
+      const target = this.#resolved ?? { url: this.url, headers: this.#headers }
+      const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
+      if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
+      if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
+      else if (stat.lastModified !== undefined) headers['if-unmodified-since'] = formatHttpDate(stat.lastModified)
+      const { response } = await upstreamRequest(target.url, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal: options?.signal })
+      const status = response.statusCode ?? 0
+      const part = status === 206 ? parseContentRange(response.headers['content-range']) : undefined
+      const length = response.headers['content-length']
+      // Another length or other validators than the plan's: the file changed and the origin ignored
+      // If-Match / If-Unmodified-Since. Caught here, before any header is sent.
+      const differs = status >= 200 && status < 300 ? contradiction(response, stat) : undefined
+      let problem: DownloadError | undefined
+      if (status === 412 || status === 416) {
+        problem = new DownloadError('E_CHANGED', `${this.url}: changed since HEAD (${status})`)
+        this.#stat = undefined
+      } else if (status >= 300 || status < 200) {
+        problem = statusError(this.url, status)
+      } else if (!isIdentity(response)) {
+        problem = new DownloadError('E_UPSTREAM', `${this.url}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
+      } else if (differs !== undefined) {
+        problem = this.#changed(stat, differs)
+      } else if (range !== undefined && status === 200) {
+        // The origin announced ranges but sends the whole file: planned again as a 200 with the
+        // whole body (RFC 9110 §14.2; never sliced here), the body in hand taken by the next open().
+        const whole: FileStat = { ...stat, ranges: false }
+        this.#stat = Promise.resolve(whole)
+        if (aside === undefined) {
+          this.#ahead.hold({ response, range: undefined, stat: whole })
+        } else {
+          response.destroy()
+          this.#ahead.hold({ response: aside, range: undefined, stat: whole })
+          aside = undefined
+        }
+        debug('http GET %s: a Range answered 200: planning the whole file', this.url)
+        throw new DownloadError('E_CHANGED', `${this.url}: the origin ignores Range (200 for bytes=${range.start}-${range.end}); planning again as a whole file`)
+      } else if (range !== undefined && (status !== 206 || part?.start !== range.start || part.end !== range.end || (length !== undefined && Number(length) !== expected))) {
+        problem = new DownloadError('E_UPSTREAM', `${this.url}: asked for bytes ${range.start}-${range.end}, got ${status} ${response.headers['content-range'] ?? ''} (Content-Length ${length ?? 'none'})`)
+      } else if (range === undefined && status !== 200) {
+        problem = new DownloadError('E_UPSTREAM', `${this.url}: a full GET answered ${status}`)
+      }
+      if (problem !== undefined) {
+        response.destroy()
+        debug('http GET %s: %s', this.url, problem.message)
+        throw problem
+      }
+      return body(response, expected, this.#timeout, this.url)
+    } finally {
+      aside?.destroy()
+    }
   }
 
   /**
@@ -138,7 +190,7 @@ export class HttpFile implements DownloadFile {
   async #getAhead (range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
     if (range !== undefined) headers.range = range
-    const { response, url, headers: sent } = await upstreamRequest(this.url, { method: 'GET', headers, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
+    const { response, url, headers: sent } = await upstreamRequest(this.url, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
     const status = response.statusCode ?? 0
     const part = status === 206 ? contentRangeOf(response) : undefined
     if ((status !== 200 && (status !== 206 || part === undefined)) || !isIdentity(response)) {
@@ -150,28 +202,45 @@ export class HttpFile implements DownloadFile {
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
     const stat = statFromHeaders(response)
-    this.#ahead.hold({ response, range: part })
+    this.#ahead.hold({ response, range: part, stat })
     debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', this.url, status, stat.size ?? '?', stat.etag ?? '-')
     return stat
   }
 
   async #head (signal: AbortSignal | undefined): Promise<FileStat> {
-    const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal }
+    const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal, originBound: this.#originBound }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
     let { response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
     response.resume()
+    let stat: FileStat | undefined
     if (response.statusCode === 405 || response.statusCode === 501) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
       ({ response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
       response.destroy()
+      // An empty file has no byte 0: RFC 9110 §15.5.17 answers 416 with `Content-Range: bytes */0`.
+      if (response.statusCode === 416 && /^bytes \*\/0$/.test(response.headers['content-range'] ?? '')) stat = emptyStat(response)
     }
     const status = response.statusCode ?? 0
-    if (status !== 200 && status !== 206) throw statusError(this.url, status)
+    if (stat === undefined && status !== 200 && status !== 206) throw statusError(this.url, status)
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
-    const stat = statFromHeaders(response)
+    stat ??= statFromHeaders(response)
     debug('http HEAD %s: %d, size %s, etag %s', this.url, status, stat.size ?? '?', stat.etag ?? '-')
     return stat
+  }
+
+  /**
+   * A GET contradicted the stat() it was planned with: E_CHANGED, and serve() plans again with a
+   * fresh stat(). If that stat() is the same as the contradicted one, the origin's HEAD and GET
+   * disagree for good (not a file that changed): E_UPSTREAM, a 502.
+   */
+  #changed (stat: FileStat, differs: string): DownloadError {
+    this.#stat = undefined
+    const again = this.#contradicted !== undefined && sameStat(this.#contradicted, stat)
+    this.#contradicted = stat
+    return again
+      ? new DownloadError('E_UPSTREAM', `${this.url}: the GET disagrees with the HEAD again (${differs})`)
+      : new DownloadError('E_CHANGED', `${this.url}: changed since stat() (${differs})`)
   }
 }
 
@@ -197,6 +266,84 @@ function statFromHeaders (response: IncomingMessage): FileStat {
     // Without Accept-Ranges: bytes (or with `none`) the file is always sent whole.
     ranges: size !== undefined && response.statusCode === 206 ? true : /\bbytes\b/i.test(h['accept-ranges'] ?? '') && size !== undefined
   }
+}
+
+/** An empty file, from the 416 (`bytes *\/0`) that answered `Range: bytes=0-0`: its validators, not its Content-Type (that of the error body). */
+function emptyStat (response: IncomingMessage): FileStat {
+  const { etag, lastModified } = statFromHeaders(response)
+  return { size: 0, etag, lastModified, contentType: undefined, ranges: true }
+}
+
+/**
+ * How a GET's headers contradict the stat() its response was planned with, or undefined: the
+ * length (a 200's Content-Length, a 206's complete length in Content-Range), then the ETag (weak
+ * comparison: another opaque tag is another representation), else — no ETag on one side —
+ * Last-Modified. A header absent on either side is no contradiction.
+ */
+function contradiction (response: IncomingMessage, stat: FileStat): string | undefined {
+  const h = response.headers
+  if (stat.size !== undefined) {
+    const size = response.statusCode === 206
+      ? parseContentRange(h['content-range'])?.size
+      : /^\d+$/.test(h['content-length'] ?? '') ? Number(h['content-length']) : undefined
+    if (size !== undefined && size !== stat.size) return `${size} bytes, ${stat.size} planned`
+  }
+  const etag = h.etag === undefined ? undefined : parseEntityTag(h.etag)
+  const planned = stat.etag === undefined ? undefined : parseEntityTag(stat.etag)
+  if (etag !== undefined && planned !== undefined) {
+    return etag.opaque === planned.opaque ? undefined : `ETag ${h.etag ?? ''}, ${stat.etag ?? ''} planned`
+  }
+  const modified = h['last-modified'] === undefined ? undefined : parseHttpDate(h['last-modified'])
+  if (modified !== undefined && modified >= 1000 && stat.lastModified !== undefined && modified !== stat.lastModified.getTime()) {
+    return `Last-Modified ${h['last-modified'] ?? ''}, ${stat.lastModified.toUTCString()} planned`
+  }
+  return undefined
+}
+
+/** Whether two stat() results describe the same bytes (size and validators). */
+function sameStat (a: FileStat, b: FileStat): boolean {
+  return a === b || (a.size === b.size && a.etag === b.etag && a.lastModified?.getTime() === b.lastModified?.getTime() && a.ranges === b.ranges)
+}
+
+/**
+ * The response body, held to `expected` bytes. Without a Content-Length (chunked) the upstream's
+ * length is only known at its end, so the byte that completes `expected` waits for that end: a body
+ * longer than planned (a file that grew, under no validator) is then cut short, never completed as
+ * if it were the file.
+ */
+function body (response: IncomingMessage, expected: number | undefined, timeout: number, url: string): Readable {
+  const source = expected !== undefined && expected > 0 && response.headers['content-length'] === undefined ? holdLastByte(response, expected) : response
+  return guardStream(source, { expected, idleTimeout: timeout, what: `http ${url}` })
+}
+
+/** Passes `response` through, but the last of its first `expected` bytes only at its end (or, with more bytes after it, together with them: the guard then fails the body). */
+function holdLastByte (response: IncomingMessage, expected: number): Readable {
+  let received = 0
+  let last: Buffer | undefined
+  const held = new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      if (chunk.length === 0) {
+        callback()
+      } else if (last !== undefined) {
+        const more = Buffer.concat([last, chunk])
+        last = undefined
+        callback(null, more)
+      } else {
+        received += chunk.length
+        if (received !== expected) {
+          callback(null, chunk)
+          return
+        }
+        last = chunk.subarray(chunk.length - 1)
+        callback(null, chunk.length > 1 ? chunk.subarray(0, chunk.length - 1) : undefined)
+      }
+    },
+    flush (callback) {
+      callback(null, last)
+    }
+  })
+  pipeline(response, held, () => {})
+  return held
 }
 
 /** The part a 206 carries (`Content-Range: bytes a-b/size`, a ≤ b < size, its length matching), else undefined. */

@@ -7,6 +7,11 @@ import { debug } from '../../source/debug.ts'
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD'
   headers: OutgoingHttpHeaders
+  /**
+   * Names (lower case) of the headers meant for the first origin only — those the app passed —,
+   * dropped with Authorization, Cookie and Proxy-Authorization when a redirect leaves that origin.
+   */
+  originBound?: ReadonlySet<string> | undefined
   /** Longest wait (ms) for the response headers, connection included. */
   timeout: number
   maxRedirects: number
@@ -17,13 +22,17 @@ export interface UpstreamResponse {
   response: IncomingMessage
   /** The URL that answered, after redirects. */
   url: string
-  /** The request headers sent to it (credentials dropped if a redirect changed the origin). */
+  /** The request headers sent to it (the origin-bound ones dropped if a redirect changed the origin). */
   headers: OutgoingHttpHeaders
 }
 
 const redirectStatuses = new Set([301, 302, 303, 307, 308])
-/** Credentials meant for the first origin are not sent to another one (as fetch does for Authorization). */
-const originBoundHeaders = ['authorization', 'cookie', 'proxy-authorization']
+/**
+ * Credentials meant for the first origin are not sent to another one (as fetch does for
+ * Authorization) — these, and every header the caller names as origin-bound (an app's X-Api-Key,
+ * Private-Token… cannot be told from harmless ones by their names).
+ */
+const credentialHeaders = new Set(['authorization', 'cookie', 'proxy-authorization'])
 
 /**
  * One upstream request with node:http(s), following up to `maxRedirects` redirects. node:http rather
@@ -54,7 +63,10 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
       throw new DownloadError('E_UPSTREAM', `${url}: redirect to a ${next.protocol} URL refused`)
     }
     if (next.origin !== current.origin) {
-      headers = Object.fromEntries(Object.entries(headers).filter(([name]) => !originBoundHeaders.includes(name.toLowerCase())))
+      headers = Object.fromEntries(Object.entries(headers).filter(([name]) => {
+        const lower = name.toLowerCase()
+        return !credentialHeaders.has(lower) && options.originBound?.has(lower) !== true
+      }))
     }
     debug('http %s %s: %d → %s', options.method, current.href, status, next.href)
     current = next

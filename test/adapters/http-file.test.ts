@@ -1,5 +1,8 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
+import { createServer } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { download } from '../../source/download.ts'
 import { HttpFile } from '../../adapters/http/index.ts'
 import { fileContract, rawRequest } from '../helpers/file-contract.ts'
@@ -263,4 +266,257 @@ test('http: options are validated at setup with TypeErrors naming the option', (
   t.throws(() => new HttpFile('https://example.com/x', { timeout: -1 }), { instanceOf: TypeError, message: /timeout/ })
   t.throws(() => new HttpFile('https://example.com/x', { headers: { Range: 'bytes=0-1' } }), { instanceOf: TypeError, message: /may not set Range/ })
   t.throws(() => new HttpFile('https://example.com/x', { headers: { 'X-A': 'a\r\nb' } }), { instanceOf: TypeError, message: /header-safe/ })
+})
+
+// ── A file that changed between stat() and open(), on an origin that ignores the precondition ──
+
+/** An origin object that becomes `next` when the first GET for `path` arrives (after the HEAD that planned the response). */
+function changeOnFirstGet (t: ExecutionContext, path: string, next: Parameters<Origin['put']>[1]): void {
+  let changed = false
+  origin.onRequest = (req) => {
+    if (changed || req.method !== 'GET' || req.url !== path) return
+    changed = true
+    origin.put(path, next)
+  }
+  t.teardown(() => { origin.onRequest = undefined })
+}
+
+const v1 = Buffer.alloc(100_000, 'a')
+const v2 = Buffer.alloc(150_000, 'b')
+const v2same = Buffer.alloc(100_000, 'b')
+
+test.serial('http: a file that grew between HEAD and GET (origin ignoring If-Match) is planned again with the new length, never sent as the old length\'s prefix', async (t) => {
+  origin.put('/grew.bin', { bytes: v1, conditionals: false })
+  changeOnFirstGet(t, '/grew.bin', { bytes: v2, conditionals: false })
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/grew.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+  t.is(res.status, 200)
+  t.true(res.complete)
+  t.is(res.headers['content-length'], '150000')
+  t.true(res.body.equals(v2))
+  t.is(res.headers.etag, origin.log.entries.at(-1)?.headers['if-match'])
+  // The first GET's mismatch (Content-Length 150000, HEAD said 100000) was caught before any header.
+  t.deepEqual(origin.log.entries.map((e) => e.method), ['HEAD', 'GET', 'HEAD', 'GET'])
+})
+
+test.serial('http: same length, another ETag (origin ignoring If-Match) → planned again, sent under the new ETag', async (t) => {
+  origin.put('/etag.bin', { bytes: v1, conditionals: false })
+  changeOnFirstGet(t, '/etag.bin', { bytes: v2same, conditionals: false })
+  const base = await app(t, () => new HttpFile(`${origin.url}/etag.bin`))
+  const first = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+  origin.onRequest = undefined
+  const fresh = await rawRequest(`${base}/`)
+  t.is(first.status, 200)
+  t.is(first.headers['content-length'], '100000')
+  t.true(first.body.equals(v2same))
+  t.is(first.headers.etag, fresh.headers.etag, 'the bytes of v2 under the ETag of v2')
+})
+
+test.serial('http: same length, no ETag, another Last-Modified (origin ignoring If-Unmodified-Since) → planned again, sent under the new date', async (t) => {
+  const old = new Date(Date.UTC(2024, 0, 1))
+  const newer = new Date(Date.UTC(2025, 0, 1))
+  origin.put('/dated.bin', { bytes: v1, etag: undefined, lastModified: old })
+  changeOnFirstGet(t, '/dated.bin', { bytes: v2same, etag: undefined, lastModified: newer })
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/dated.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { 'If-Modified-Since': new Date(Date.UTC(2020, 0, 1)).toUTCString() } })
+  t.is(res.status, 200)
+  t.is(res.headers['last-modified'], newer.toUTCString())
+  t.true(res.body.equals(v2same))
+  t.is(origin.log.entries[1]?.headers['if-unmodified-since'], old.toUTCString())
+  t.deepEqual(origin.log.entries.map((e) => e.method), ['HEAD', 'GET', 'HEAD', 'GET'])
+})
+
+test.serial('http: a part whose Content-Range names another complete length → planned again against the new size', async (t) => {
+  origin.put('/part.bin', { bytes: v1, conditionals: false })
+  changeOnFirstGet(t, '/part.bin', { bytes: v2, conditionals: false })
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/part.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { Range: 'bytes=99990-', 'If-None-Match': '"other"' } })
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], 'bytes 99990-149999/150000')
+  t.true(res.body.equals(v2.subarray(99990)))
+  t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['HEAD ', 'GET bytes=99990-99999', 'HEAD ', 'GET bytes=99990-149999'])
+})
+
+test.serial('http: the one-request route too — a part fetched after the metadata GET, of a file that changed meanwhile, is planned again', async (t) => {
+  // No suffix ranges at this origin: the metadata GET (bytes=-10) answers 200, the part is fetched on its own.
+  origin.put('/ahead.bin', { bytes: v1, conditionals: false })
+  // Changed when the second GET (the part's) arrives.
+  let gets = 0
+  origin.onRequest = (req) => { if (req.url === '/ahead.bin' && req.method === 'GET' && ++gets === 2) origin.put('/ahead.bin', { bytes: v2, conditionals: false }) }
+  t.teardown(() => { origin.onRequest = undefined })
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/ahead.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { Range: 'bytes=-10' } })
+  t.is(res.status, 206)
+  t.is(res.headers['content-range'], 'bytes 149990-149999/150000')
+  t.true(res.body.equals(v2.subarray(149990)))
+  t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['GET bytes=-10', 'GET bytes=99990-99999', 'GET bytes=-10', 'GET bytes=149990-149999'])
+})
+
+/** A plain node:http origin for one test. */
+async function plainOrigin (t: ExecutionContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string, seen: string[] }> {
+  const seen: string[] = []
+  const server = createServer((req, res) => {
+    seen.push(`${req.method ?? ''} ${req.headers.range ?? ''}`.trim())
+    handler(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+test.serial('http: an origin whose GET keeps contradicting its HEAD (another length, If-Unmodified-Since ignored) → 502 after one new plan, nothing of either file sent', async (t) => {
+  const N = 200_000
+  const M = 300_000
+  const newBytes = Buffer.alloc(M, 'b')
+  const lm = new Date(Date.now() - 3600_000).toUTCString()
+  const o = await plainOrigin(t, (req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'Content-Length': N, 'Last-Modified': lm, 'Accept-Ranges': 'bytes' }).end()
+      return
+    }
+    res.writeHead(200, { 'Content-Length': M, 'Last-Modified': new Date().toUTCString() })
+    res.write(newBytes.subarray(0, N))
+    const timer = setTimeout(() => res.end(newBytes.subarray(N)), 300)
+    res.on('close', () => { clearTimeout(timer) })
+  })
+  const errors: Error[] = []
+  const koa = downloadApp((ctx) => { ctx.body = download(new HttpFile(`${o.url}/f.bin`)) })
+  koa.on('error', (error: Error) => { errors.push(error) })
+  const base = await listen(t, koa)
+  const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"whatever"' } })
+  t.is(res.status, 502)
+  t.true(res.complete)
+  t.is(res.headers['content-length'], String(res.body.length))
+  t.is(res.body.toString(), 'Bad Gateway')
+  t.is(res.headers['last-modified'], undefined)
+  t.deepEqual(o.seen, ['HEAD', 'GET', 'HEAD', 'GET'])
+  t.regex(String((errors[0] as { cause?: Error } | undefined)?.cause?.message), /300000.*200000|disagree/)
+})
+
+test.serial('http: a chunked GET (no length, no validators) longer than the HEAD said is cut short, never ended as complete', async (t) => {
+  const N = 100_000
+  const newBytes = Buffer.alloc(150_000, 'b')
+  const o = await plainOrigin(t, (req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'Content-Length': N, 'Accept-Ranges': 'bytes' }).end()
+      return
+    }
+    res.writeHead(200, { 'Transfer-Encoding': 'chunked' })
+    res.write(newBytes.subarray(0, N))
+    const timer = setTimeout(() => res.end(newBytes.subarray(N)), 100)
+    res.on('close', () => { clearTimeout(timer) })
+  })
+  const base = await app(t, () => new HttpFile(`${o.url}/f.bin`))
+  const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"whatever"' } })
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], String(N))
+  t.false(res.complete)
+  t.true(res.body.length < N)
+  // A chunked GET as long as the HEAD said is sent whole (the last byte waits for the upstream's end only).
+  const exact = await plainOrigin(t, (req, res) => {
+    res.writeHead(200, req.method === 'HEAD' ? { 'Content-Length': N } : { 'Transfer-Encoding': 'chunked' })
+    if (req.method === 'HEAD') res.end()
+    else res.end(newBytes.subarray(0, N))
+  })
+  const whole = await rawRequest(`${await app(t, () => new HttpFile(`${exact.url}/f.bin`))}/`, { headers: { 'If-None-Match': '"whatever"' } })
+  t.is(whole.status, 200)
+  t.true(whole.complete)
+  t.true(whole.body.equals(newBytes.subarray(0, N)))
+})
+
+// ── An origin that announces Accept-Ranges: bytes and answers a ranged GET with 200 ──
+
+test.serial('http: an origin that announces ranges but answers a ranged GET with 200 → 200 with the whole file, the body in hand reused, at most one extra request', async (t) => {
+  const big = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251))
+  const small = big.subarray(0, 1000)
+  origin.put('/liar.bin', { bytes: big, ranges: false, headers: { 'Accept-Ranges': 'bytes' } })
+  origin.put('/liar-small.bin', { bytes: small, ranges: false, headers: { 'Accept-Ranges': 'bytes' } })
+  const cases: Array<[string, Record<string, string>, Buffer, string[]]> = [
+    ['/liar.bin', {}, big, ['GET ']],
+    ['/liar.bin', { Range: 'bytes=0-99' }, big, ['GET bytes=0-99', 'GET bytes=0-99']],
+    ['/liar.bin', { Range: 'bytes=-100' }, big, ['GET bytes=-100', 'GET bytes=99900-99999']],
+    ['/liar.bin', { Range: 'bytes=0-9', 'If-None-Match': '"x"' }, big, ['HEAD ', 'GET bytes=0-9']],
+    ['/liar.bin', { Range: 'bytes=0-9,20-29' }, big, ['HEAD ', 'GET bytes=0-29']],
+    ['/liar.bin', { Range: 'bytes=0-9,50000-50009' }, big, ['HEAD ', 'GET bytes=0-9']],
+    ['/liar-small.bin', { Range: 'bytes=0-99' }, small, ['GET bytes=0-99', 'GET bytes=0-99']],
+    ['/liar-small.bin', { Range: 'bytes=5-9', 'If-None-Match': '"x"' }, small, ['HEAD ', 'GET bytes=5-9']]
+  ]
+  for (const [path, headers, bytes, upstream] of cases) {
+    const what = `${path} ${JSON.stringify(headers)}`
+    const url = await app(t, () => new HttpFile(`${origin.url}${path}`))
+    origin.log.clear()
+    const res = await rawRequest(`${url}/`, { headers })
+    t.is(res.status, 200, what)
+    t.true(res.complete, what)
+    t.is(res.headers['content-length'], String(bytes.length), what)
+    t.is(res.headers['content-range'], undefined, what)
+    t.is(res.headers['accept-ranges'], Object.keys(headers).length === 0 ? 'bytes' : 'none', what)
+    t.true(res.body.equals(bytes), what)
+    t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), upstream, what)
+  }
+})
+
+// ── An empty file at an origin that refuses HEAD ──
+
+test.serial('http: an empty file at an origin that refuses HEAD (its one-byte GET answered 416 bytes */0) → size 0, 200 with Content-Length 0', async (t) => {
+  origin.put('/empty.txt', { bytes: '', head: false, contentType: undefined })
+  const base = await app(t, () => new HttpFile(`${origin.url}/empty.txt`))
+  for (const [method, headers, upstream] of [
+    ['GET', {}, ['GET ']],
+    ['HEAD', {}, ['HEAD ', 'GET bytes=0-0']],
+    ['GET', { 'If-None-Match': '"nope"' }, ['HEAD ', 'GET bytes=0-0', 'GET ']],
+    ['GET', { Range: 'bytes=0-' }, ['GET bytes=0-', 'HEAD ', 'GET bytes=0-0', 'GET ']]
+  ] as const) {
+    const what = `${method} ${JSON.stringify(headers)}`
+    origin.log.clear()
+    const res = await rawRequest(`${base}/`, { method, headers })
+    t.is(res.status, 200, what)
+    t.is(res.headers['content-length'], '0', what)
+    t.is(res.headers['content-range'], undefined, what)
+    t.is(res.headers['content-type'], 'text/plain; charset=utf-8', what)
+    t.is(res.body.length, 0, what)
+    t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), upstream, what)
+  }
+  // A 416 for bytes=0-0 that does not say the file is empty is still an upstream failure.
+  const odd = await plainOrigin(t, (req, res) => {
+    if (req.method === 'HEAD') res.writeHead(405, { 'Content-Length': 0 }).end()
+    else res.writeHead(416, { 'Content-Range': 'bytes */5', 'Content-Length': 0 }).end()
+  })
+  t.is((await rawRequest(`${await app(t, () => new HttpFile(`${odd.url}/x.txt`))}/`, { method: 'HEAD' })).status, 502)
+})
+
+// ── Credentials and a redirect to another origin ──
+
+test.serial('http: every header the app passed is dropped on a redirect to another origin, and kept on one within the origin', async (t) => {
+  const other = await startOrigin()
+  t.teardown(async () => { await other.stop() })
+  other.put('/landed.bin', { bytes: 'abc' })
+  origin.put('/same-landed.bin', { bytes: 'abc' })
+  // Another port: another origin.
+  origin.redirect('/cross', `${other.url}/landed.bin`)
+  origin.redirect('/same', '/same-landed.bin')
+  const credentials = { Authorization: 'Bearer s3cret', 'X-Api-Key': 'k3y', 'Private-Token': 'tok', Cookie: 'sid=1' }
+  for (const headers of [{}, { 'If-None-Match': '"x"' }, { Range: 'bytes=1-2', 'If-None-Match': '"x"' }]) {
+    const what = JSON.stringify(headers)
+    other.log.clear()
+    origin.log.clear()
+    const cross = await app(t, () => new HttpFile(`${origin.url}/cross`, { headers: credentials }))
+    const res = await rawRequest(`${cross}/`, { headers })
+    t.is(res.status, headers.Range === undefined ? 200 : 206, what)
+    t.is(res.body.toString(), headers.Range === undefined ? 'abc' : 'bc', what)
+    t.true(origin.log.entries.length > 0 && origin.log.entries.every((e) => e.headers['x-api-key'] === 'k3y' && e.headers['private-token'] === 'tok' && e.headers.authorization === 'Bearer s3cret'), what)
+    t.true(other.log.entries.length > 0, what)
+    for (const e of other.log.entries) {
+      t.deepEqual(Object.keys(e.headers).filter((h) => !['host', 'connection', 'accept-encoding', 'range', 'if-match'].includes(h)), [], `${what}: ${e.method} ${JSON.stringify(e.headers)}`)
+    }
+    origin.log.clear()
+    const same = await app(t, () => new HttpFile(`${origin.url}/same`, { headers: credentials }))
+    t.is((await rawRequest(`${same}/`, { headers })).status, headers.Range === undefined ? 200 : 206, what)
+    t.true(origin.log.entries.some((e) => e.url === '/same-landed.bin'), what)
+    t.true(origin.log.entries.every((e) => e.headers['x-api-key'] === 'k3y' && e.headers['private-token'] === 'tok' && e.headers.authorization === 'Bearer s3cret' && e.headers.cookie === 'sid=1'), what)
+  }
 })

@@ -17,6 +17,11 @@ export interface OriginObject {
   head?: boolean | undefined
   /** Extra response headers (to prove that they do not reach the client). */
   headers?: OutgoingHttpHeaders | undefined
+  /**
+   * `false`: ignores If-Match and If-None-Match (as many dynamic origins do), so that a version put()
+   * between a HEAD and a GET is sent under its own headers instead of a 412. @default true
+   */
+  conditionals?: boolean | undefined
 }
 
 export interface Origin {
@@ -28,12 +33,17 @@ export interface Origin {
   redirect (from: string, to: string, status?: number): void
   /** Answers `path` with `status` and a short text body. */
   fail (path: string, status: number): void
+  /**
+   * Called with every request before it is answered (after it is logged): a test may put() another
+   * version there, e.g. on the first GET after a HEAD. Cleared by the test that sets it.
+   */
+  onRequest: ((req: IncomingMessage) => void) | undefined
   stop (): Promise<void>
 }
 
 /**
  * A local HTTP origin for HttpFile: GET and HEAD, a single Range (206 / 416), If-Match (412),
- * If-None-Match (304), redirects, fixed error statuses, and the faults of RequestLog. Every request
+ * If-None-Match (304) — unless an object ignores them —, a hook to change objects between requests, redirects, fixed error statuses, and the faults of RequestLog. Every request
  * is logged with its Range header and whether its response was cut short.
  */
 export async function startOrigin (): Promise<Origin> {
@@ -45,6 +55,7 @@ export async function startOrigin (): Promise<Origin> {
   const server = createServer((req, res) => {
     log.record(req, res)
     if (resetIfDown(req, log.fault)) return
+    self.onRequest?.(req)
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     const redirect = redirects.get(path)
     if (redirect !== undefined) {
@@ -65,7 +76,7 @@ export async function startOrigin (): Promise<Origin> {
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
-  return {
+  const self: Origin = {
     url: `http://127.0.0.1:${port}`,
     log,
     put (path, object) {
@@ -80,15 +91,17 @@ export async function startOrigin (): Promise<Origin> {
     },
     redirect (from, to, status = 302) { redirects.set(from, { to, status }) },
     fail (path, status) { failures.set(path, status) },
+    onRequest: undefined,
     async stop () {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+  return self
 }
 
 function answer (req: IncomingMessage, res: ServerResponse, object: OriginObject, log: RequestLog): void {
-  const { bytes, etag, lastModified, contentType, ranges = true, chunked = false, head = true } = object
+  const { bytes, etag, lastModified, contentType, ranges = true, chunked = false, head = true, conditionals = true } = object
   if (!head && req.method === 'HEAD') {
     res.writeHead(405, { Allow: 'GET', 'Content-Length': 0 }).end()
     return
@@ -97,12 +110,12 @@ function answer (req: IncomingMessage, res: ServerResponse, object: OriginObject
   const validators: OutgoingHttpHeaders = {}
   if (etag !== undefined) validators.ETag = etag
   if (lastModified !== undefined) validators['Last-Modified'] = lastModified.toUTCString()
-  const ifMatch = req.headers['if-match']
+  const ifMatch = conditionals ? req.headers['if-match'] : undefined
   if (ifMatch !== undefined && ifMatch !== '*' && (etag === undefined || etag.startsWith('W/') || !ifMatch.split(',').map((s) => s.trim()).includes(etag))) {
     res.writeHead(412, { 'Content-Length': 0 }).end()
     return
   }
-  const ifNoneMatch = req.headers['if-none-match']
+  const ifNoneMatch = conditionals ? req.headers['if-none-match'] : undefined
   if (ifNoneMatch !== undefined && etag !== undefined && ifNoneMatch.split(',').map((s) => s.trim().replace(/^W\//, '')).includes(etag.replace(/^W\//, ''))) {
     res.writeHead(304, validators).end()
     return
