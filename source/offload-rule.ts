@@ -131,17 +131,73 @@ function normalizeSourceUrl (fn: string, value: unknown): string {
 
 /**
  * An absolute URL path prefix of the proxy (an nginx internal location, a Caddy matcher prefix):
- * printable ASCII URI characters only, no query, fragment, `.`/`..` or empty segments. Normalised
- * to end with `/`.
+ * printable ASCII URI characters only, no query, fragment, `.`/`..` or empty segments, and no `%`.
+ * Normalised to end with `/`.
  */
 export function normalizeDestinationUrl (fn: string, value: unknown): string {
-  const ok = typeof value === 'string' && /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/.test(value)
+  // No percent-escapes: nginx decodes the X-Accel-Redirect value before matching its locations, a
+  // CGI gateway decodes the Location, Caddy matches the raw value; a prefix with `%20` therefore
+  // never meets the `location`/matcher written from it, on one server or another. Plain characters
+  // mean the same thing to all of them.
+  if (typeof value === 'string' && value.includes('%')) {
+    throw new TypeError(`${fn}: destinationUrl must not contain "%" (the proxy decodes the value the app sends but matches its location on the literal prefix, so no file would be served): use a prefix of plain characters, e.g. '/dl-files/' instead of '/dl%20files/'`)
+  }
+  const ok = typeof value === 'string' && /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/.test(value)
   const segments = ok ? value.split('/').slice(1) : []
   if (segments.at(-1) === '') segments.pop()
-  if (!ok || segments.some((s) => s === '' || s === '.' || s === '..' || /^%2e%2e$|^%2e$|^\.%2e$|^%2e\.$/i.test(s))) {
+  if (!ok || segments.some((s) => s === '' || s === '.' || s === '..')) {
     throw new TypeError(`${fn}: destinationUrl must be an absolute URL path (no scheme, host, query, fragment, empty, "." or ".." segments), e.g. '/protected/'`)
   }
   return segments.length === 0 ? '/' : `/${segments.join('/')}/`
+}
+
+/** The fields of a rule that place it in the proxy's URL space (a plain config object fits too). */
+interface DestinationFields {
+  readonly backend: string
+  readonly sourceDir?: string | undefined
+  readonly sourceUrl?: string | undefined
+  readonly destinationUrl?: string | undefined
+  readonly remote?: boolean | undefined
+  readonly header?: string | undefined
+}
+
+/**
+ * Why `rules` cannot share one proxy, or undefined. Rules whose offload values reach the same
+ * dispatcher — nginx's locations; for Caddy, the `handle_response` matchers on one header name;
+ * the gateway's URL space for `Location` — must not have equal destinations with different
+ * targets, nor nested ones: the proxy matches the value against one location/matcher (nginx the
+ * longest prefix, Caddy the first block), so a value meant for one rule would be served from the
+ * other rule's directory or origin — another file than the one the app authorised. Equal
+ * destinations with the same target (a duplicate rule, or a `sourceDir` rule and one with the same
+ * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
+ * name a directory, not a URL, and never clash.
+ */
+export function destinationConflict (rules: readonly unknown[]): string | undefined {
+  const placed: Array<{ index: number, space: string, destination: string, target: string }> = []
+  for (let index = 0; index < rules.length; index++) {
+    const rule = rules[index] as DestinationFields | null
+    if (rule === null || typeof rule !== 'object' || typeof rule.destinationUrl !== 'string') continue
+    const space = rule.backend === 'nginx'
+      ? 'nginx'
+      : rule.backend === 'caddy'
+        ? `caddy ${(rule.header ?? 'X-Accel-Redirect').toLowerCase()}`
+        : rule.backend === 'internal-redirect' ? 'location' : undefined
+    if (space === undefined) continue
+    const destination = rule.destinationUrl.endsWith('/') ? rule.destinationUrl : rule.destinationUrl + '/'
+    // What the proxy serves under the destination: the generators write the same block for it.
+    const target = rule.remote === true ? 'any origin' : rule.sourceDir !== undefined ? `sourceDir ${rule.sourceDir}` : `sourceUrl ${String(rule.sourceUrl)}`
+    for (const other of placed) {
+      if (other.space !== space) continue
+      const same = other.destination === destination
+      if (same && other.target === target) continue
+      if (!same && !other.destination.startsWith(destination) && !destination.startsWith(other.destination)) continue
+      return `rules[${other.index}] (${other.target} → ${other.destination}) and rules[${index}] (${target} → ${destination}) ` +
+        `${same ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
+        'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
+    }
+    placed.push({ index, space, destination, target })
+  }
+  return undefined
 }
 
 /** `/a/b%20c/` → `['a', 'b c']`; undefined when a segment does not decode (bad `%`, invalid UTF-8). */

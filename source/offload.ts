@@ -3,6 +3,7 @@ import { debug } from './debug.ts'
 import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { formatHttpDate } from './http-date.ts'
+import { destinationConflict } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
@@ -33,6 +34,10 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       throw new TypeError(`offload(): rules[${i}] must be an offload rule (nginx(), apache(), lighttpd(), caddy(), internalRedirect(), negotiated())`)
     }
   })
+  // Checked here, not only by the config generator: an app whose rules collide would hand the
+  // proxy values it serves from another rule's directory, whatever config the proxy runs.
+  const conflict = destinationConflict(list)
+  if (conflict !== undefined) throw new TypeError(`offload(): ${conflict}`)
 
   return async function offloadMiddleware (ctx: Context, next: Next): Promise<void> {
     await next()

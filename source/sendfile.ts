@@ -22,7 +22,8 @@ export async function sendfile (ctx: Context, path: string, options: SendfileOpt
   if (options === null || typeof options !== 'object') throw new TypeError('sendfile(): options must be an object')
   const { root, followSymlinks, ...rest } = options
   validateDownloadOptions(rest, 'sendfile()')
-  const download = new Download(new PathFile(path, { root, followSymlinks }), { attachment: false, ...rest })
+  // `attachment: undefined` means the default too, and sendfile()'s default is inline.
+  const download = new Download(new PathFile(path, { root, followSymlinks }), { ...rest, attachment: rest.attachment ?? false })
   if (isServed(ctx)) {
     ctx.body = download
     return

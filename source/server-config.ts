@@ -3,6 +3,7 @@ import { renderCaddy } from './server-config/caddy.ts'
 import { renderLighttpd } from './server-config/lighttpd.ts'
 import { renderNginx } from './server-config/nginx.ts'
 import type { ConfigRule, FullConfig } from './server-config/shared.ts'
+import { destinationConflict } from './offload-rule.ts'
 
 export type { ConfigRule, FullConfig } from './server-config/shared.ts'
 
@@ -53,6 +54,10 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
     if (full === null || typeof full !== 'object') throw new TypeError('renderServerConfig(): full must be { listen, upstream, prefix }')
     if (typeof full.prefix !== 'string' || !full.prefix.startsWith('/')) throw new TypeError('renderServerConfig(): full.prefix must be an absolute directory')
   }
+  // The same check as offload(): a config that maps one rule's values to another rule's files is
+  // refused, not written (the rules of a config module are plain data, never checked by offload()).
+  const conflict = destinationConflict(rules)
+  if (conflict !== undefined) throw new TypeError(`renderServerConfig(): ${conflict}`)
   const own = rules.filter((rule) => backendsOf[server].includes(rule.backend))
   const negotiated = rules.filter((rule) => rule.backend === 'negotiated').length
   const skipped = rules.length - own.length - negotiated

@@ -1,5 +1,5 @@
 import test from 'ava'
-import { decodeSegments, matchSource, normalizeDestinationUrl, normalizeSource, unsafeSegment } from '../source/offload-rule.ts'
+import { decodeSegments, destinationConflict, matchSource, normalizeDestinationUrl, normalizeSource, unsafeSegment } from '../source/offload-rule.ts'
 import type { DownloadFile } from '../source/types.ts'
 
 const file = (where: { path?: string, url?: string }): DownloadFile => ({
@@ -34,11 +34,36 @@ test('source options: relative sourceDir, bad sourceUrl or neither → TypeError
 test('destinationUrl: normalised to start and end with /; schemes, hosts, queries and dot segments → TypeError', (t) => {
   t.is(normalizeDestinationUrl('f()', '/protected'), '/protected/')
   t.is(normalizeDestinationUrl('f()', '/protected/'), '/protected/')
-  t.is(normalizeDestinationUrl('f()', '/a/b%20c/'), '/a/b%20c/')
+  t.is(normalizeDestinationUrl('f()', "/a/b-c_d~e!$&'()*+,;=:@/"), "/a/b-c_d~e!$&'()*+,;=:@/")
   t.is(normalizeDestinationUrl('f()', '/'), '/')
-  for (const bad of ['protected/', 'http://h/protected/', '//h/p/', '/p?x=1', '/p#f', '/a/../b/', '/a/./b', '/a/%2e%2e/b', '/a//b/', '/a b/', '/ü/', '/p%zz/', '', 42]) {
+  for (const bad of ['protected/', 'http://h/protected/', '//h/p/', '/p?x=1', '/p#f', '/a/../b/', '/a/./b', '/a//b/', '/a b/', '/ü/', '', 42]) {
     t.throws(() => normalizeDestinationUrl('nginx()', bad), { instanceOf: TypeError, message: /^nginx\(\): destinationUrl must be an absolute URL path/ }, String(bad))
   }
+})
+
+test('destinationUrl: a "%" is refused, naming the option and a plain alternative (the proxy decodes the value, not its location)', (t) => {
+  for (const bad of ['/dl%20files/', '/a/%2e%2e/b', '/p%zz/', '/%']) {
+    t.throws(() => normalizeDestinationUrl('caddy()', bad), {
+      instanceOf: TypeError,
+      message: /^caddy\(\): destinationUrl must not contain "%" .*use a prefix of plain characters, e\.g\. '\/dl-files\/' instead of '\/dl%20files\/'$/
+    }, bad)
+  }
+})
+
+test('destinationConflict: equal destinations with different targets, or nested ones, in one URL space', (t) => {
+  const dir = (sourceDir: string, destinationUrl: string, backend = 'nginx'): object => ({ backend, sourceDir, destinationUrl })
+  t.is(destinationConflict([dir('/a', '/p/'), dir('/a', '/p/')]), undefined, 'an identical duplicate is harmless')
+  t.is(destinationConflict([dir('/a', '/p/'), { backend: 'nginx', sourceDir: '/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/' }]), undefined, 'the same directory, also by URL')
+  t.is(destinationConflict([dir('/a', '/p/'), dir('/b', '/q/'), dir('/c', '/pp/')]), undefined, 'siblings, and a prefix that is not a whole segment')
+  t.is(destinationConflict([dir('/a', '/p/'), dir('/b', '/p/', 'caddy'), dir('/c', '/p/', 'internal-redirect')]), undefined, 'different proxies or headers')
+  t.is(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/', header: 'X-Other' }]), undefined, 'Caddy matchers on different headers')
+  t.is(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'lighttpd', sourceDir: '/b', destinationDir: '/a' }]), undefined)
+  t.regex(destinationConflict([dir('/a', '/p/'), dir('/b', '/p/')]) ?? '', /^rules\[0\] \(sourceDir \/a → \/p\/\) and rules\[1\] \(sourceDir \/b → \/p\/\) have the same destinationUrl/)
+  t.regex(destinationConflict([dir('/a', '/p/sub/'), dir('/x', '/q/'), dir('/a', '/p/')]) ?? '', /^rules\[0\] .* and rules\[2\] .* have nested destinationUrls/, 'nested, even over the same directory')
+  t.regex(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/s/', header: 'x-accel-redirect' }]) ?? '', /nested/)
+  t.regex(destinationConflict([dir('/a', '/p/', 'internal-redirect'), dir('/b', '/p/', 'internal-redirect')]) ?? '', /same destinationUrl/)
+  t.regex(destinationConflict([{ backend: 'nginx', remote: true, destinationUrl: '/_remote/' }, dir('/a', '/_remote/https/')]) ?? '', /any origin → \/_remote\/.*nested/)
+  t.regex(destinationConflict([{ backend: 'nginx', sourceUrl: 'https://h/a/', destinationUrl: '/o/' }, { backend: 'nginx', sourceUrl: 'https://h/b/', destinationUrl: '/o' }]) ?? '', /same destinationUrl/)
 })
 
 test('sourceDir matching: whole segments only (/media/nginx never covers /media/nginxfoo/x)', (t) => {

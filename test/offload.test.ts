@@ -204,6 +204,20 @@ test('offload() alone in front of a route works with a bare file wrapper too', a
   t.is(res.headers['content-length'], '0')
 })
 
+test('offload() and downloads(): rules whose destinations coincide or nest on one proxy → TypeError at setup; duplicates are fine', (t) => {
+  // The proxy would serve B's x.txt as A's x.txt (same location), or A/sub/x.txt for C's x.txt (nested).
+  const same = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/b', destinationUrl: '/p/' })]
+  const nested = [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' }), caddy({ sourceDir: '/srv/c', destinationUrl: '/p/sub/' })]
+  const redirects = [internalRedirect({ sourceDir: '/srv/a', destinationUrl: '/private/sub/' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/private/' })]
+  t.throws(() => offload(same), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] \(sourceDir \/srv\/a → \/p\/\) and rules\[1\] \(sourceDir \/srv\/b → \/p\/\) have the same destinationUrl on the same proxy/ })
+  t.throws(() => downloads({ rules: nested }), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] .* and rules\[1\] .* have nested destinationUrls .*give each source its own destinationUrl/ })
+  t.throws(() => downloads({ rules: redirects }), { instanceOf: TypeError, message: /nested destinationUrls/ })
+  t.throws(() => offload([nginx({ remote: true, destinationUrl: '/_remote/' }), nginx({ sourceUrl: 'https://h/a/', destinationUrl: '/_remote/a/' })]), { instanceOf: TypeError, message: /nested/ })
+  t.notThrows(() => downloads({ rules: [same[0]!, same[0]!, nginx({ sourceDir: '/srv/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/' })] }))
+  t.notThrows(() => offload([same[0]!, caddy({ sourceDir: '/srv/b', destinationUrl: '/p/' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/p/' }), apache({ sourceDir: '/srv/d', destinationDir: '/p' })]),
+    'different proxies: nginx locations, Caddy matchers on X-Accel-Redirect, the Location space')
+})
+
 test('offload(): anything but rules → TypeError at setup', (t) => {
   t.throws(() => offload([{} as never]), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] must be an offload rule/ })
   t.throws(() => offload(null as never), { instanceOf: TypeError, message: /^offload\(\): rules\[0\]/ })

@@ -40,6 +40,20 @@ test('sendfile: inline by default, with the filename, the type, the validators a
   t.truthy(res.headers['last-modified'])
 })
 
+test('sendfile: attachment: undefined is the default, inline — streamed and offloaded', async t => {
+  const url = await sendfileApp(t, { root: fixtureRoot, attachment: undefined })
+  const res = await fetchBytes(url, q('hello.txt'))
+  t.is(res.status, 200)
+  t.is(res.headers['content-disposition'], 'inline; filename="hello.txt"')
+  t.is((res.body as Buffer).toString(), 'Hello, world!\n')
+  const offloaded = await listen(t, downloadApp(async (ctx) => {
+    await sendfile(ctx, 'hello.txt', { root: fixtureRoot, attachment: undefined })
+  }, { rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }))
+  const viaRule = await fetchBytes(offloaded, '/')
+  t.is(viaRule.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(viaRule.headers['content-disposition'], 'inline; filename="hello.txt"')
+})
+
 test('sendfile: attachment: true → attachment with the filename', async t => {
   const url = await sendfileApp(t, { root: fixtureRoot, attachment: true })
   const res = await fetchBytes(url, q('ünïcödé.txt'))

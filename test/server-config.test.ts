@@ -62,12 +62,33 @@ test('nginx: a remote rule gets the generic location with every required line an
   t.regex(text, /# resolver /)
 })
 
-test('nginx: two rules with the same destination give one location', (t) => {
+test('nginx: rules that map one destination to the same directory give one location', (t) => {
   const text = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
-    nginx({ sourceDir: '/srv/b', destinationUrl: '/p/' })
+    nginx({ sourceDir: '/srv/a', sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })
   ])
-  t.is(directives(text).filter((l) => l.startsWith('location')).length, 1)
+  t.deepEqual(directives(text).filter((l) => l.startsWith('location') || l.startsWith('alias')), ['location /p/ {', 'alias /srv/a/;'])
+})
+
+test('config: rules whose destinations coincide or nest on the server are refused, naming both (it would serve one rule\'s files for the other\'s)', (t) => {
+  // plain data, as a config module may hold: the generator checks it itself
+  const cases: Array<[ServerName, ConfigRule[], RegExp]> = [
+    ['nginx', [{ backend: 'nginx', sourceDir: '/srv/a', destinationUrl: '/p/' }, { backend: 'nginx', sourceDir: '/srv/b', destinationUrl: '/p' }], /rules\[0\] \(sourceDir \/srv\/a → \/p\/\) and rules\[1\] \(sourceDir \/srv\/b → \/p\/\) have the same destinationUrl/],
+    ['nginx', [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/c', destinationUrl: '/p/sub/' })], /have nested destinationUrls/],
+    ['nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9/a/', destinationUrl: '/o/' }), nginx({ sourceUrl: 'http://127.0.0.1:9/b/', destinationUrl: '/o/' })], /same destinationUrl/],
+    ['caddy', [caddy({ sourceDir: '/srv/c', destinationUrl: '/p/sub/' }), caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })], /nested/],
+    ['caddy', [internalRedirect({ sourceDir: '/srv/a', destinationUrl: '/p/' }), internalRedirect({ sourceUrl: 'https://h/x/', destinationUrl: '/p/' })], /same destinationUrl/]
+  ]
+  for (const [server, rules, message] of cases) {
+    t.throws(() => renderServerConfig(server, rules), { instanceOf: TypeError, message: new RegExp('^renderServerConfig\\(\\): .*' + message.source) })
+  }
+  // Caddy: matchers on different headers never see each other's values
+  t.notThrows(() => renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' }), internalRedirect({ sourceDir: '/srv/b', destinationUrl: '/p/' })]))
+})
+
+test('config: a "%" in a plain-data destinationUrl is refused (the server decodes the value, or never matches it)', (t) => {
+  t.throws(() => renderServerConfig('nginx', [{ backend: 'nginx', sourceDir: '/srv/a', destinationUrl: '/dl%20files/' }]), { instanceOf: TypeError, message: /destinationUrl must not contain "%"/ })
+  t.throws(() => renderServerConfig('caddy', [{ backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/dl%20files/' }]), { instanceOf: TypeError, message: /destinationUrl must not contain "%"/ })
 })
 
 test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (and to a location it shares)', (t) => {
@@ -81,7 +102,7 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
   ])
   const shared = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
-    nginx({ sourceDir: '/srv/a/sub', destinationUrl: '/p/', proxyRefusesSymlinks: true })
+    nginx({ sourceDir: '/srv/a', destinationUrl: '/p/', proxyRefusesSymlinks: true })
   ])
   t.true(directives(shared).includes('disable_symlinks on from=$document_root;'))
 })
@@ -131,6 +152,30 @@ test('lighttpd: x-sendfile enabled with every destinationDir as a docroot', (t) 
   ])
 })
 
+test('lighttpd: a backslash is written as is (its strings know only \\"); a path ending in one is refused', (t) => {
+  const text = renderServerConfig('lighttpd', [lighttpd({ sourceDir: '/srv/we\\ird', destinationDir: '/srv/we\\i"rd' })])
+  t.true(directives(text).includes('"x-sendfile-docroot" => ( "/srv/we\\i\\"rd" )'))
+  t.throws(() => renderServerConfig('lighttpd', [lighttpd({ sourceDir: '/srv/end\\', destinationDir: '/srv/end\\' })]), {
+    instanceOf: TypeError, message: /^renderServerConfig\(\): destinationDir ends with "\\", which a lighttpd string cannot express/
+  })
+})
+
+test('apache: a path with "${" is refused (Apache expands it as a variable); "\\" and a lone "$" are quoted', (t) => {
+  for (const dir of ['/srv/v${HOME}', '/srv/${X']) {
+    t.throws(() => renderServerConfig('apache', [apache({ sourceDir: dir, destinationDir: dir })]), { instanceOf: TypeError, message: /^renderServerConfig\(\): destinationDir contains "\$\{", which Apache expands/ }, dir)
+  }
+  t.throws(() => renderServerConfig('apache', [apache({ sourceDir: '/srv', destinationDir: '/srv' })], { full: { ...full, prefix: '/tmp/${HOME}' } }), { instanceOf: TypeError, message: /prefix contains "\$\{"/ })
+  t.deepEqual(directives(renderServerConfig('apache', [apache({ sourceDir: '/srv/$x\\', destinationDir: '/srv/$x\\' })])).at(-1), 'XSendFilePath "/srv/$x\\\\"')
+})
+
+test('caddy: a backslash stays literal (only \\" is an escape); one before a quote or at the end goes in a backquoted token', (t) => {
+  const root = (dir: string): string | undefined => directives(renderServerConfig('caddy', [caddy({ sourceDir: dir, destinationUrl: '/p/' })])).find((l) => l.startsWith('root'))
+  t.is(root('/srv/we\\i"rd'), 'root * "/srv/we\\i\\"rd"')
+  t.is(root('/srv/end\\'), 'root * `/srv/end\\`')
+  t.is(root('/srv/a\\"q'), 'root * `/srv/a\\"q`', 'a backslash right before a quote: "\\\\\\"" would be two backslashes in Caddy')
+  t.throws(() => root('/srv/`x\\'), { instanceOf: TypeError, message: /no Caddyfile token can express/ })
+})
+
 test('caddy: a sourceDir rule becomes a handle_response rooted at the directory with strip_prefix', (t) => {
   const text = renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/', header: 'X-Offload' })], { upstream: '127.0.0.1:4000' })
   t.deepEqual(directives(text), [
@@ -151,7 +196,7 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
 
 test('caddy: a sourceUrl rule proxies to the origin without the client credentials or the origin type', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
-  for (const line of ['uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
+  for (const line of ['rewrite * {rp.header.X-Accel-Redirect}?', 'uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
     'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition']) {
     t.true(lines.includes(line), line)
   }
@@ -161,6 +206,8 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   const lines = directives(renderServerConfig('caddy', [internalRedirect({ sourceDir: '/srv/files', destinationUrl: '/private/' })]))
   t.deepEqual(lines.slice(1, 5), ['@koa_downloads_1 {', 'status 200', 'header Location "/private/*"', '}'])
   t.true(lines.includes('rewrite * {rp.header.Location}'))
+  // Caddy does not decode the Location: a percent-encoded value gets 404, never a sibling file
+  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1), ['@koa_downloads_1_encoded path_regexp %', 'respond @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
 })
 
 test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', (t) => {

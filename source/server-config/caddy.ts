@@ -1,14 +1,19 @@
 import {
-  assertConfigSafe, describeRule, parseHostPort, quote, splitSourceUrl, withSlash, withoutSlash
+  assertConfigSafe, describeRule, parseHostPort, splitSourceUrl, withSlash, withoutSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
 // Caddyfile tokens expand `{placeholders}` in most directives; a literal brace in a path would be
-// rewritten, so refuse it.
+// rewritten, so refuse it. A quoted token knows one escape, \" (measured with `caddy adapt` 2.6.2):
+// other backslashes are literal, also before an escaped quote, so a backslash right before a quote
+// or at the end cannot be written there; a backquoted token, taken verbatim, can.
 function caddyString (value: string, what: string): string {
   assertConfigSafe(value, what)
   if (/[{}]/.test(value)) throw new TypeError(`renderServerConfig(): ${what} contains "{" or "}", which Caddy reads as a placeholder: ${JSON.stringify(value)}`)
-  return /^[A-Za-z0-9_./:@%+,=-]+$/.test(value) ? value : quote(value)
+  if (/^[A-Za-z0-9_./:@%+,=-]+$/.test(value)) return value
+  if (!/\\(?="|$)/.test(value)) return '"' + value.replaceAll('"', '\\"') + '"'
+  if (!value.includes('`')) return '`' + value + '`'
+  throw new TypeError(`renderServerConfig(): ${what} has a "\\" before a quote or at the end and a "\`", which no Caddyfile token can express: ${JSON.stringify(value)}`)
 }
 
 function headerNameOf (rule: ConfigRule): string {
@@ -22,6 +27,8 @@ function destinationOf (rule: ConfigRule): string {
   if (destination === undefined || !destination.startsWith('/')) {
     throw new TypeError(`renderServerConfig(): ${describeRule(rule)} needs a destinationUrl path starting with "/"`)
   }
+  // The rules refuse it too (normalizeDestinationUrl); a plain config object is not normalised.
+  if (destination.includes('%')) throw new TypeError(`renderServerConfig(): ${describeRule(rule)}: destinationUrl must not contain "%" (Caddy would never match the value the app sends)`)
   return withSlash(destination)
 }
 
@@ -46,21 +53,37 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
     lines.push(`${matcher} ${match}`)
   }
   lines.push(`handle_response ${matcher} {`, ...copyHeaders.map((l) => '\t' + l))
+  // The CGI convention percent-encodes the Location (RFC 3875 §6.3.2) and Caddy does not decode it:
+  // `/private/a%20b.txt` would be served as the file literally named "a%20b.txt" (or fetched from
+  // the origin as that key), another file than the app's "a b.txt". A "%" can only come from such
+  // an encoding (destinationUrl has none), so those values get 404 instead.
+  const encodedRefused = rule.backend === 'internal-redirect'
+    ? [
+        '\t# Caddy does not percent-decode the Location: an encoded name would be another file, so 404',
+        `\t${matcher}_encoded path_regexp %`,
+        `\trespond ${matcher}_encoded 404`
+      ]
+    : []
   if (rule.sourceDir !== undefined) {
     lines.push(
       '\t# rooted at the protected directory, so a ".." cleaned after matching cannot leave it',
       `\troot * ${caddyString(withoutSlash(rule.sourceDir), 'sourceDir')}`,
       `\trewrite * {rp.header.${header}}`,
       `\turi strip_prefix ${caddyString(withoutSlash(destination), 'destinationUrl')}`,
+      ...encodedRefused,
       '\tfile_server'
     )
   } else if (rule.sourceUrl !== undefined) {
     const { origin, basePath } = splitSourceUrl(rule.sourceUrl)
     lines.push(
-      `\trewrite * {rp.header.${header}}`,
+      // The "?" makes rewrite set the query from the value: the value's own (forwardQuery), or
+      // none. Without it, Caddy 2.6 keeps the client's query string and drops the value's.
+      '\t# sets the query too: the one in the value (forwardQuery), else none (not the client\'s)',
+      `\trewrite * {rp.header.${header}}?`,
       basePath === '/'
         ? `\turi strip_prefix ${caddyString(withoutSlash(destination), 'destinationUrl')}`
         : `\turi replace ${caddyString(destination, 'destinationUrl')} ${caddyString(basePath, 'sourceUrl')} 1`,
+      ...encodedRefused,
       `\treverse_proxy ${caddyString(origin, 'sourceUrl')} {`,
       '\t\theader_up Host {upstream_hostport}',
       '\t\t# the client\'s credentials must never reach the origin',

@@ -16,6 +16,8 @@ function destinationOf (rule: ConfigRule): string {
   if (destination === undefined || !destination.startsWith('/')) {
     throw new TypeError(`renderServerConfig(): ${describeRule(rule)} needs a destinationUrl path starting with "/"`)
   }
+  // The rules refuse it too (normalizeDestinationUrl); a plain config object is not normalised.
+  if (destination.includes('%')) throw new TypeError(`renderServerConfig(): ${describeRule(rule)}: destinationUrl must not contain "%" (nginx decodes the X-Accel-Redirect value, so it would never match this location)`)
   return withSlash(destination)
 }
 
@@ -102,7 +104,9 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
   const refusing = new Set(rules.filter((rule) => rule.proxyRefusesSymlinks === true).map(destinationOf))
   for (const rule of rules) {
     const location = destinationOf(rule)
-    if (seen.has(location)) continue // two rules may share a destination (sourceDir and sourceUrl)
+    // Rules sharing a destination map it to the same place (renderServerConfig refused the others):
+    // a duplicate, or the same sourceDir with and without a sourceUrl.
+    if (seen.has(location)) continue
     seen.add(location)
     lines.push('', `# ${describeRule(rule)}`)
     if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location)))

@@ -57,12 +57,15 @@ export function assertConfigSafe (value: string, what: string): void {
   }
 }
 
-/** A double-quoted string with `\` and `"` escaped: the common form of Apache, lighttpd, Caddy and nginx. */
+/**
+ * A double-quoted string with `\` and `"` escaped, as nginx and Apache read it. Not for lighttpd or
+ * Caddy, whose only escape is `\"`: `\\` stays two backslashes there (their generators quote).
+ */
 export function quote (value: string): string {
   return '"' + value.replace(/[\\"]/g, (c) => '\\' + c) + '"'
 }
 
-/** A checked, double-quoted string: the string syntax Apache and lighttpd share. */
+/** A checked, double-quoted string in Apache's syntax (`\\` and `\"` escaped). */
 export function safeQuote (value: string, what: string): string {
   assertConfigSafe(value, what)
   return quote(value)

@@ -20,6 +20,7 @@ test('caddy(): exposes backend, sourceDir, destinationUrl, header (default X-Acc
 test('caddy(): bad destinationUrl, header or forwardQuery → TypeError naming the option', (t) => {
   t.throws(() => caddy({ sourceDir: '/s' } as never), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl is required/ })
   t.throws(() => caddy({ sourceDir: '/s', destinationUrl: 'https://h/p/' }), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl must be/ })
+  t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/dl%20files/' }), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl must not contain "%"/ })
   for (const header of ['Content-Type', 'content-disposition', 'Location', 'Set-Cookie', 'X Bad', '', 'X-\n']) {
     t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/p/', header }), { instanceOf: TypeError, message: /^caddy\(\): header must be/ }, header)
   }

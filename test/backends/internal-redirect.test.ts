@@ -19,6 +19,7 @@ test('internalRedirect(): missing or non-path destinationUrl, no source → Type
   t.throws(() => internalRedirect({ sourceDir: '/s' } as never), { instanceOf: TypeError, message: /^internalRedirect\(\): destinationUrl is required/ })
   t.throws(() => internalRedirect({ sourceDir: '/s', destinationUrl: 'private/' }), { instanceOf: TypeError, message: /^internalRedirect\(\): destinationUrl must be/ })
   t.throws(() => internalRedirect({ sourceDir: '/s', destinationUrl: '//evil.example/x/' }), { instanceOf: TypeError, message: /^internalRedirect\(\): destinationUrl must be/ })
+  t.throws(() => internalRedirect({ sourceDir: '/s', destinationUrl: '/a%20b/' }), { instanceOf: TypeError, message: /^internalRedirect\(\): destinationUrl must not contain "%"/ })
   t.throws(() => internalRedirect({ destinationUrl: '/p/' }), { instanceOf: TypeError, message: /^internalRedirect\(\): sourceDir or sourceUrl is required/ })
 })
 

@@ -32,6 +32,7 @@ test('nginx(): every bad option → TypeError naming nginx() and the option', (t
     [{ destinationUrl: '/p/' }, /sourceDir or sourceUrl is required/],
     [{ sourceDir: 'relative', destinationUrl: '/p/' }, /sourceDir must be an absolute/],
     [{ sourceDir: '/s', destinationUrl: 'http://h/p/' }, /destinationUrl must be an absolute URL path/],
+    [{ sourceDir: '/s', destinationUrl: '/dl%20files/' }, /destinationUrl must not contain "%"/],
     [{ sourceDir: '/s', destinationUrl: '/p/?x' }, /destinationUrl/],
     [{ sourceDir: '/s', destinationUrl: '/p/../q/' }, /destinationUrl/],
     [{ sourceDir: '/s', destinationUrl: '/p/', limitRate: -1 }, /limitRate must be an integer ≥ 0/],

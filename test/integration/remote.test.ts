@@ -50,7 +50,7 @@ const caddyTests = proxyTest('caddy')
 test.before(async () => {
   const origin = await startOrigin()
   // one object per test, so that the origin's log of each is unambiguous (tests run concurrently)
-  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin']) {
+  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin', 'q-nginx.bin', 'q-caddy.bin', 'noq-nginx.bin', 'noq-caddy.bin']) {
     origin.put(`/bucket/${name}`, { bytes: big, headers: originHeaders })
   }
   origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
@@ -59,20 +59,27 @@ test.before(async () => {
   await s3.put('reports/' + hostileName, hostile)
   await s3.put('storage/' + hostileName, hostile)
 
+  // The same origin once more with forwardQuery, under its own destination (served by /origin-q/).
+  const forwarding = {
+    nginx: nginx({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin_q/', forwardQuery: true }),
+    caddy: caddy({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin_q/', forwardQuery: true })
+  }
   const rules: Record<'nginx' | 'caddy', OffloadRule[]> = {
     nginx: [
       nginx({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' }),
-      nginx({ remote: true, destinationUrl: '/_remote/' })
+      nginx({ remote: true, destinationUrl: '/_remote/' }),
+      forwarding.nginx
     ],
-    caddy: [caddy({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' })]
+    caddy: [caddy({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' }), forwarding.caddy]
   }
   const koa = new Koa()
   // One app, the rules chosen by the proxy that forwards the request (X-Test-Proxy is set by the
   // test itself, never by a proxy config: this is test wiring, not a pattern to copy).
   const byProxy = { nginx: downloads({ rules: rules.nginx }), caddy: downloads({ rules: rules.caddy }) }
+  const forwardingByProxy = { nginx: downloads({ rules: [forwarding.nginx] }), caddy: downloads({ rules: [forwarding.caddy] }) }
   koa.use(async (ctx, next) => {
     const which = ctx.get('x-test-proxy') === 'caddy' ? 'caddy' : 'nginx'
-    await byProxy[which](ctx, next)
+    await (ctx.path.startsWith('/origin-q/') ? forwardingByProxy : byProxy)[which](ctx, next)
   })
   const bucket = storage(new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false })))
   koa.use(async (ctx) => {
@@ -80,9 +87,12 @@ test.before(async () => {
       ctx.body = download(await bucket.signedFile(decodeURIComponent(ctx.path.slice('/storage-s3/'.length)), { expiresIn: 600 }))
       return
     }
-    const key = decodeURIComponent(ctx.path.replace(/^\/(origin|s3)\//, ''))
+    const key = decodeURIComponent(ctx.path.replace(/^\/(origin|origin-q|origin-sig|s3)\//, ''))
     const name = key.split('/').at(-1) ?? key
-    if (ctx.path.startsWith('/origin/')) {
+    if (ctx.path.startsWith('/origin-q/') || ctx.path.startsWith('/origin-sig/')) {
+      // an object address with a query of its own (a signature), under either rule
+      ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}?sig=a%2Fb&v=1`, { name }))
+    } else if (ctx.path.startsWith('/origin/')) {
       ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}`, { name }), { cacheControl: 'private, max-age=60' })
     } else if (ctx.path.startsWith('/s3/')) {
       let url = await getSignedUrl(s3.client, new GetObjectCommand({ Bucket: s3.bucket, Key: key }), { expiresIn: 600 })
@@ -144,6 +154,30 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
     t.is(response.headers.get('content-disposition'),
       'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt')
+  })
+}
+
+for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as const) {
+  const headers = { 'X-Test-Proxy': server }
+
+  tests.test(`remote URL via ${server} with forwardQuery: the origin receives the file URL's query, not the client's`, async (t) => {
+    const { origin } = context()
+    const response = await fetch(proxy(server).url + `/origin-q/q-${server}.bin?client=1`, { headers })
+    const body = new Uint8Array(await response.arrayBuffer())
+    t.is(response.status, 200)
+    t.is(sha256(body), sha256(big))
+    const fetched = origin.log.matching(`/bucket/q-${server}.bin`).map((e) => `${e.method} ${e.url}`)
+    t.deepEqual(fetched, [`GET /bucket/q-${server}.bin?sig=a%2Fb&v=1`])
+  })
+
+  tests.test(`remote URL via ${server} without forwardQuery: neither the file URL's query nor the client's reaches the origin`, async (t) => {
+    const { origin } = context()
+    const response = await fetch(proxy(server).url + `/origin-sig/noq-${server}.bin?client=1`, { headers })
+    const body = new Uint8Array(await response.arrayBuffer())
+    t.is(response.status, 200)
+    t.is(sha256(body), sha256(big))
+    const fetched = origin.log.matching(`/bucket/noq-${server}.bin`).map((e) => `${e.method} ${e.url}`)
+    t.deepEqual(fetched, [`GET /bucket/noq-${server}.bin`])
   })
 }
 
