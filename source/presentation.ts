@@ -17,25 +17,30 @@ export interface Presentation {
  * are worked out when first read: a 304 carries neither.
  */
 export function presentationHeaders (download: DownloadBody, stat?: FileStat): Presentation {
-  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, stat)
+  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, download.file.name, stat)
 }
 
 // A class rather than an object literal with getters: one shared shape, no closures per response.
 class LazyPresentation implements Presentation {
   readonly cacheControl: string | undefined
   readonly #options: DownloadOptions
+  /** The name offered to the user (`''`: none). */
   readonly #name: string
+  /** The file's own name, for the type when no name is offered. */
+  readonly #fileName: string
   readonly #stat: FileStat | undefined
 
-  constructor (options: DownloadOptions, name: string, stat: FileStat | undefined) {
+  constructor (options: DownloadOptions, name: string, fileName: string, stat: FileStat | undefined) {
     this.cacheControl = options.cacheControl
     this.#options = options
     this.#name = name
+    this.#fileName = fileName
     this.#stat = stat
   }
 
   get contentType (): string {
-    return contentTypeFor(this.#name, this.#stat?.contentType, this.#options.contentType)
+    // `filename: ''` drops the name from Content-Disposition, not the type its extension gives.
+    return contentTypeFor(this.#name === '' ? this.#fileName : this.#name, this.#stat?.contentType, this.#options.contentType)
   }
 
   get contentDisposition (): string {

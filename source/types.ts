@@ -106,7 +106,7 @@ export interface DownloadOptions {
    */
   attachment?: boolean | undefined
   /**
-   * The name offered to the user. `''` sends the bare disposition type without a filename.
+   * The name offered to the user. `''` sends the bare disposition type without a filename (the Content-Type still comes from the file's own name).
    * @default file.name
    */
   filename?: string | undefined

@@ -5,6 +5,7 @@ import type { Context, Middleware, Next } from 'koa'
 import { get } from 'node:http'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { nginx } from '../source/backends/nginx.ts'
 import { Download, download, isDownloadFile, toDownload } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
 import { PathFile } from '../source/path-file.ts'
@@ -97,24 +98,39 @@ test('download: a DownloadFile of your own (duck-typed, no base class) is served
   t.is((ranged.body as Buffer).toString(), 'st')
 })
 
-const presentations: Array<[string, DownloadOptions, string]> = [
-  ['attachment: false → inline with the filename', { attachment: false }, 'inline; filename="hello.txt"'],
-  ['attachment: true → attachment', { attachment: true }, 'attachment; filename="hello.txt"'],
-  ['filename renames the download', { filename: 'Grüße.txt' }, "attachment; filename=\"Gru_e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt"],
-  ['filename "" → the bare disposition type', { filename: '' }, 'attachment'],
-  ['inline without a filename', { attachment: false, filename: '' }, 'inline'],
-  ['a path in filename keeps only its basename', { filename: '../../etc/passwd' }, 'attachment; filename="passwd"']
+const text = 'text/plain; charset=utf-8'
+// The type comes from the offered name, else (none offered, or '') from the file's own.
+const presentations: Array<[string, DownloadOptions, string, string]> = [
+  ['attachment: false → inline with the filename', { attachment: false }, 'inline; filename="hello.txt"', text],
+  ['attachment: true → attachment', { attachment: true }, 'attachment; filename="hello.txt"', text],
+  ['filename renames the download', { filename: 'Grüße.txt' }, "attachment; filename=\"Gru_e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt", text],
+  ['filename "" → the bare disposition type', { filename: '' }, 'attachment', text],
+  ['inline without a filename', { attachment: false, filename: '' }, 'inline', text],
+  ['a path in filename keeps only its basename', { filename: '../../etc/passwd' }, 'attachment; filename="passwd"', 'application/octet-stream']
 ]
 
-for (const [title, options, disposition] of presentations) {
+for (const [title, options, disposition, type] of presentations) {
   test(`download: ${title}`, async t => {
     const url = await listen(t, downloadApp((ctx) => { ctx.body = download(hello(), options) }))
     const res = await fetchBytes(url, '/')
     t.is(res.status, 200)
     t.is(res.headers['content-disposition'], disposition)
+    t.is(res.headers['content-type'], type)
     t.is((res.body as Buffer).toString(), 'Hello, world!\n')
   })
 }
+
+test('download: filename "" keeps the type of the file\'s own name, streamed and offloaded', async t => {
+  const pdf = new VirtualFile('%PDF-1.4\n', { name: 'report.pdf' })
+  const streamed = await fetchBytes(await listen(t, downloadApp((ctx) => { ctx.body = download(pdf, { attachment: false, filename: '' }) })), '/')
+  t.is(streamed.headers['content-type'], 'application/pdf')
+  t.is(streamed.headers['content-disposition'], 'inline')
+  const rules = [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })]
+  const offloaded = await fetchBytes(await listen(t, downloadApp((ctx) => { ctx.body = download(new PathFile(`${fixtureRoot}/hello.txt`), { filename: '' }) }, { rules })), '/')
+  t.is(offloaded.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(offloaded.headers['content-type'], 'text/plain; charset=utf-8')
+  t.is(offloaded.headers['content-disposition'], 'attachment')
+})
 
 test('download: cacheControl is sent on the 200 and on the 304', async t => {
   const url = await listen(t, downloadApp((ctx) => { ctx.body = download(hello(), { cacheControl: 'private, max-age=60' }) }))
