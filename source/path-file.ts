@@ -19,8 +19,8 @@ export interface PathFileOptions {
   /**
    * With a `root`: check the confinement on the path as written only (lexically, as send, koa-send
    * and nginx's default `disable_symlinks off` do) and follow symlinks wherever they point. Saves
-   * the `realpath` that a HEAD, a conditional request or an offload otherwise costs (bench/: one
-   * thread-pool round trip per request). Only for trees where nobody untrusted can create a symlink:
+   * the symlink check that a HEAD, a conditional request (an `O_PATH` lookup) or an offload (a
+   * `realpath`) otherwise costs (bench/: one thread-pool round trip per request). Only for trees where nobody untrusted can create a symlink:
    * a symlink under the root then serves whatever it points to. @default false
    */
   followSymlinks?: boolean | undefined
@@ -130,12 +130,22 @@ export class PathFile implements DownloadFile {
         return this.#described(held.stats, held.real)
       }
     }
+    // Confined, where Linux can: the metadata of the very file whose location was checked (a
+    // symlink swapped in after a realpath() would otherwise be followed by the stat after it).
+    if (this.#realRoot !== undefined && this.path !== undefined && O_PATH !== undefined && fdPaths !== false) {
+      const located = await this.#locate(this.path, this.#realRoot)
+      if (located !== undefined) {
+        if (!located.stats.isFile()) throw notFound('PathFile: not a regular file')
+        return this.#described(located.stats, located.real)
+      }
+    }
     const real = await this.confine()
     // With the default confinement, this request's realpath() has just walked every component of
     // `real` in the thread pool: the kernel holds its dentries and inode, and a stat of it cannot
     // wait on the disk, like the fstat of a descriptor just opened (bench/: one thread-pool round
     // trip per HEAD or conditional request instead of two). With no realpath, the path has not
-    // been looked up yet: the stat goes to the thread pool.
+    // been looked up yet: the stat goes to the thread pool. (Only where /proc/self/fd is missing
+    // does a confined stat take this route, with its window between the realpath and the stat.)
     const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
     if (!stats.isFile()) throw notFound('PathFile: not a regular file')
     return this.#described(stats, real)
@@ -179,6 +189,25 @@ export class PathFile implements DownloadFile {
     } catch (error) {
       closeSync(fd)
       throw error
+    }
+  }
+
+  /**
+   * The file at `path` and where it really is, from an O_PATH descriptor: a handle on the file
+   * that opens nothing (no read permission needed, no FIFO or device opened), so a HEAD, 304 or
+   * 412 still starts no read. Its fstat and its /proc/self/fd path describe the same inode, the
+   * one the kernel reached through any symlinks at that moment, so no swap can slip in between
+   * the confinement check and the metadata. `undefined` where /proc/self/fd does not tell.
+   */
+  async #locate (path: string, root: string): Promise<{ stats: Stats, real: string } | undefined> {
+    const fd = await openOf(path, O_PATH as number)
+    try {
+      const real = fdPath(fd)
+      if (real === undefined) return undefined
+      if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
+      return { stats: fstatSync(fd), real }
+    } finally {
+      closeSync(fd)
     }
   }
 
@@ -229,12 +258,18 @@ export class PathFile implements DownloadFile {
     }
     // A new descriptor: the file must still be the one stat'ed (rewritten in place meanwhile → new
     // size or mtime; replaced → new inode).
-    const real = seen.real
-    const fd = await openOf(real, constants.O_RDONLY)
+    // O_NONBLOCK: a FIFO renamed over the file must not hold a thread-pool thread waiting for a
+    // writer (sameFile() refuses it just below).
+    const fd = await openOf(seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     try {
+      // The path is looked up again: a symlink swapped in since stat() would lead out of the root.
+      // Where /proc tells, the descriptor itself is checked, as for a read announced to stat().
+      const root = this.#realRoot
+      const real = root === undefined ? undefined : fdPath(fd)
+      if (root !== undefined && real !== undefined && !isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
-      return { fd, stats, real }
+      return { fd, stats, real: real ?? seen.real }
     } catch (error) {
       closeSync(fd)
       throw error
@@ -299,6 +334,9 @@ class PathFileStat implements FileStat {
     return stat !== undefined && #owner in stat && (stat as PathFileStat).#owner === owner ? stat as PathFileStat : undefined
   }
 }
+
+/** Linux's O_PATH (the asm-generic value, which every architecture Node supports on Linux uses); Node does not export it. */
+const O_PATH = process.platform === 'linux' ? 0o10000000 : undefined
 
 /** A path ending in a separator, or in a separator and `.` (a backslash is a file name character on POSIX). */
 const TRAILING_SLASH = sep === '/' ? /\/\.?$/ : /[/\\]\.?$/

@@ -1,7 +1,9 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, realpath, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, openSync } from 'node:fs'
+import { link, mkdir, mkdtemp, realpath, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -122,6 +124,51 @@ for (const size of [1000, 3_000_000]) {
     t.is(res.body.toString(), 'Not Found')
   })
 }
+
+test('a symlink swapped in after stat() that leads out of the root is a 404 even when it reaches the very file stat() described: open() checks where its own descriptor leads', async t => {
+  // The stat() saw root/file.bin, a hard link of a file outside the root (same inode). A symlink
+  // renamed over it then leads out of the root to that inode: comparing the inode alone would pass.
+  const { root, path } = await fresh(1000)
+  const outside = join(root, '..', 'outside.bin')
+  await writeFile(outside, 'OUTSIDE THE ROOT\n')
+  await unlink(path)
+  await link(outside, path)
+  const file = new Hooked(root, async (nth) => {
+    if (nth !== 1) return
+    await symlink('../outside.bin', path + '.link')
+    await rename(path + '.link', path)
+  })
+  const res = await get(t, file)
+  t.is(res.status, 404)
+  t.is(res.body.toString(), 'Not Found')
+})
+
+test('a FIFO renamed over the file between stat and open: 404, and no thread-pool thread is left waiting for a writer', async t => {
+  const { root, path } = await fresh(1000)
+  const fifo = path + '.fifo'
+  const file = new Hooked(root, async (nth) => {
+    if (nth !== 1) return
+    execFileSync('mkfifo', [fifo])
+    await rename(fifo, path)
+  })
+  const app = await startApp((ctx) => { ctx.body = file })
+  t.teardown(app.close)
+  const response = clientRequest(app.port, '/', {})
+  // An open() that waits for a writer never answers: after 5 s this test writes to the FIFO itself
+  // (which lets such an open() return) and fails.
+  let released = false
+  const deadline = setTimeout(() => {
+    released = true
+    const writer = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK)
+    closeSync(writer)
+  }, 5000)
+  const { raw } = await response
+  clearTimeout(deadline)
+  t.false(released, 'the request waited for a FIFO writer')
+  const res = split(raw)
+  t.is(res.status, 404)
+  t.is(res.body.toString(), 'Not Found')
+})
 
 test('a file truncated while it is being sent: the connection is aborted, the client gets fewer bytes than Content-Length, and the failure is logged', async t => {
   const size = 16 * 1024 * 1024
