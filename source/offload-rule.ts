@@ -159,6 +159,9 @@ interface DestinationFields {
   readonly destinationUrl?: string | undefined
   readonly remote?: boolean | undefined
   readonly header?: string | undefined
+  /** negotiated(): its destinations are the values of its mapping, used for X-Accel-Redirect. */
+  readonly allow?: readonly string[] | undefined
+  readonly mapping?: ReadonlyArray<{ readonly sourceDir: string, readonly destinationUrl: string }> | undefined
 }
 
 /**
@@ -171,31 +174,53 @@ interface DestinationFields {
  * destinations with the same target (a duplicate rule, or a `sourceDir` rule and one with the same
  * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
  * name a directory, not a URL, and never clash.
+ *
+ * Each entry of a `negotiated()` mapping is a destination too: it becomes the `X-Accel-Redirect`
+ * value whenever the proxy asks for that header, and whichever proxy asks dispatches it — nginx
+ * by its locations, or Caddy by its matchers on `X-Accel-Redirect` — so it is placed in both
+ * spaces. Its `X-Sendfile` values are the file's own path, not a mapped URL, and a mapping read
+ * from the request (`trustMappingHeader`) is not known here.
  */
 export function destinationConflict (rules: readonly unknown[]): string | undefined {
-  const placed: Array<{ index: number, space: string, destination: string, target: string }> = []
+  const placed: Array<{ name: string, space: string, destination: string, target: string }> = []
+  const place = (name: string, space: string, url: string, target: string): string | undefined => {
+    const destination = url.endsWith('/') ? url : url + '/'
+    for (const other of placed) {
+      if (other.space !== space) continue
+      const same = other.destination === destination
+      if (same && other.target === target) continue
+      if (!same && !other.destination.startsWith(destination) && !destination.startsWith(other.destination)) continue
+      return `${other.name} (${other.target} → ${other.destination}) and ${name} (${target} → ${destination}) ` +
+        `${same ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
+        'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
+    }
+    placed.push({ name, space, destination, target })
+    return undefined
+  }
   for (let index = 0; index < rules.length; index++) {
     const rule = rules[index] as DestinationFields | null
-    if (rule === null || typeof rule !== 'object' || typeof rule.destinationUrl !== 'string') continue
+    if (rule === null || typeof rule !== 'object') continue
+    if (rule.backend === 'negotiated') {
+      if (!Array.isArray(rule.mapping) || !Array.isArray(rule.allow) || !rule.allow.includes('X-Accel-Redirect')) continue
+      for (const entry of rule.mapping as NonNullable<DestinationFields['mapping']>) {
+        for (const space of ['nginx', 'caddy x-accel-redirect']) {
+          const conflict = place(`rules[${index}] mapping`, space, entry.destinationUrl, `sourceDir ${entry.sourceDir}`)
+          if (conflict !== undefined) return conflict
+        }
+      }
+      continue
+    }
+    if (typeof rule.destinationUrl !== 'string') continue
     const space = rule.backend === 'nginx'
       ? 'nginx'
       : rule.backend === 'caddy'
         ? `caddy ${(rule.header ?? 'X-Accel-Redirect').toLowerCase()}`
         : rule.backend === 'internal-redirect' ? 'location' : undefined
     if (space === undefined) continue
-    const destination = rule.destinationUrl.endsWith('/') ? rule.destinationUrl : rule.destinationUrl + '/'
     // What the proxy serves under the destination: the generators write the same block for it.
     const target = rule.remote === true ? 'any origin' : rule.sourceDir !== undefined ? `sourceDir ${rule.sourceDir}` : `sourceUrl ${String(rule.sourceUrl)}`
-    for (const other of placed) {
-      if (other.space !== space) continue
-      const same = other.destination === destination
-      if (same && other.target === target) continue
-      if (!same && !other.destination.startsWith(destination) && !destination.startsWith(other.destination)) continue
-      return `rules[${other.index}] (${other.target} → ${other.destination}) and rules[${index}] (${target} → ${destination}) ` +
-        `${same ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
-        'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
-    }
-    placed.push({ index, space, destination, target })
+    const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target)
+    if (conflict !== undefined) return conflict
   }
   return undefined
 }

@@ -66,6 +66,24 @@ test('destinationConflict: equal destinations with different targets, or nested 
   t.regex(destinationConflict([{ backend: 'nginx', sourceUrl: 'https://h/a/', destinationUrl: '/o/' }, { backend: 'nginx', sourceUrl: 'https://h/b/', destinationUrl: '/o' }]) ?? '', /same destinationUrl/)
 })
 
+test('destinationConflict: a negotiated() mapping is an X-Accel-Redirect destination, for nginx and for Caddy\'s X-Accel-Redirect matchers', (t) => {
+  const neg = (mapping: Array<[string, string]>, allow = ['X-Accel-Redirect']): object =>
+    ({ backend: 'negotiated', allow, mapping: mapping.map(([sourceDir, destinationUrl]) => ({ sourceDir, destinationUrl })) })
+  t.is(destinationConflict([{ backend: 'nginx', sourceDir: '/secret', destinationUrl: '/p/' }, neg([['/public', '/p/']])]),
+    'rules[0] (sourceDir /secret → /p/) and rules[1] mapping (sourceDir /public → /p/) have the same destinationUrl on the same proxy, so it would serve one rule\'s files for the other\'s: ' +
+    'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)')
+  t.regex(destinationConflict([neg([['/public', '/p/']]), { backend: 'caddy', sourceDir: '/secret', destinationUrl: '/p/sub/' }]) ?? '',
+    /^rules\[0\] mapping \(sourceDir \/public → \/p\/\) and rules\[1\] \(sourceDir \/secret → \/p\/sub\/\) have nested destinationUrls/)
+  t.regex(destinationConflict([neg([['/public', '/p/'], ['/secret', '/p/sub/']])]) ?? '', /^rules\[0\] mapping .* and rules\[0\] mapping .* have nested/, 'within one mapping')
+  t.regex(destinationConflict([neg([['/a', '/p/']]), neg([['/b', '/p/']])]) ?? '', /^rules\[0\] mapping .* and rules\[1\] mapping .* have the same destinationUrl/)
+  t.is(destinationConflict([{ backend: 'nginx', sourceDir: '/a', destinationUrl: '/p/' }, neg([['/a', '/p/']])]), undefined, 'the same directory on the same location')
+  t.is(destinationConflict([{ backend: 'nginx', sourceDir: '/a', destinationUrl: '/p/' }, neg([['/b', '/q/']])]), undefined)
+  t.is(destinationConflict([{ backend: 'caddy', sourceDir: '/a', destinationUrl: '/p/', header: 'X-Other' }, { backend: 'internal-redirect', sourceDir: '/a', destinationUrl: '/p/' }, neg([['/b', '/p/']])]), undefined,
+    'negotiated() never sends another matcher header nor a Location')
+  t.is(destinationConflict([{ backend: 'nginx', sourceDir: '/a', destinationUrl: '/p/' }, neg([['/b', '/p/']], ['X-Sendfile'])]), undefined,
+    'without X-Accel-Redirect allowed, the mapping is never sent')
+})
+
 test('sourceDir matching: whole segments only (/media/nginx never covers /media/nginxfoo/x)', (t) => {
   const source = { sourceDir: '/media/nginx' }
   t.deepEqual(matchSource(source, file({ path: '/media/nginx/a/b.txt' })), { via: 'path', segments: ['a', 'b.txt'], search: '' })

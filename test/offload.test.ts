@@ -9,6 +9,7 @@ import { apache } from '../source/backends/apache.ts'
 import { caddy } from '../source/backends/caddy.ts'
 import { internalRedirect } from '../source/backends/internal-redirect.ts'
 import { lighttpd } from '../source/backends/lighttpd.ts'
+import { negotiated } from '../source/backends/negotiated.ts'
 import { nginx } from '../source/backends/nginx.ts'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
@@ -216,6 +217,18 @@ test('offload() and downloads(): rules whose destinations coincide or nest on on
   t.notThrows(() => downloads({ rules: [same[0]!, same[0]!, nginx({ sourceDir: '/srv/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/' })] }))
   t.notThrows(() => offload([same[0]!, caddy({ sourceDir: '/srv/b', destinationUrl: '/p/' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/p/' }), apache({ sourceDir: '/srv/d', destinationDir: '/p' })]),
     'different proxies: nginx locations, Caddy matchers on X-Accel-Redirect, the Location space')
+})
+
+test('offload() and downloads(): a negotiated() mapping on another rule\'s nginx location → TypeError at setup (nginx would serve the other directory\'s file)', (t) => {
+  const secret = nginx({ sourceDir: '/srv/secret', destinationUrl: '/p/' })
+  const publicReports = negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/public-reports': '/p/' } })
+  t.throws(() => downloads({ rules: [secret, publicReports] }), {
+    instanceOf: TypeError,
+    message: /^offload\(\): rules\[0\] \(sourceDir \/srv\/secret → \/p\/\) and rules\[1\] mapping \(sourceDir \/srv\/public-reports → \/p\/\) have the same destinationUrl on the same proxy/
+  })
+  t.throws(() => offload([negotiated({ allow: ['X-Accel-Redirect', 'X-Sendfile'], mapping: { '/srv/public-reports': '/p/sub/' } }), caddy({ sourceDir: '/srv/secret', destinationUrl: '/p/' })]),
+    { instanceOf: TypeError, message: /^offload\(\): rules\[0\] mapping .* and rules\[1\] .* have nested destinationUrls/ })
+  t.notThrows(() => downloads({ rules: [secret, negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/secret': '/p/', '/srv/public-reports': '/r/' } })] }))
 })
 
 test('offload(): anything but rules → TypeError at setup', (t) => {

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import { checkOptions, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget } from '../offload-rule.ts'
@@ -22,14 +23,18 @@ export interface NegotiatedOptions {
   sourceDir?: string | undefined
   /**
    * For `X-Accel-Redirect`: local directory → internal location, literal prefixes on whole segments
-   * (like nginx's `X-Accel-Mapping: /srv/files/=/protected/`, but from your configuration).
+   * (like nginx's `X-Accel-Mapping: /srv/files/=/protected/`, but from your configuration). Two
+   * directories on one location, or one location inside another, are a TypeError, as are locations
+   * that coincide with or nest in another rule's `destinationUrl` (`offload()`, `downloads()`).
    * @example { '/srv/files': '/protected/' }
    */
   mapping?: Readonly<Record<string, string>> | undefined
   /**
    * Read the mapping from the request's `X-Accel-Mapping` header (only when `mapping` is not given).
    * Safe only when the proxy always overwrites that header and the app cannot be reached without the
-   * proxy: otherwise a client chooses where the proxy reads files (Rack CVE-2025-61780).
+   * proxy: otherwise a client chooses where the proxy reads files (Rack CVE-2025-61780). A request
+   * with several `X-Accel-Mapping` lines (a client's, then one an appending proxy added) is not
+   * offloaded.
    * @default false
    */
   trustMappingHeader?: boolean | undefined
@@ -76,6 +81,17 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
     sourceDir: normalizeDir(fn, 'mapping key', dir),
     destinationUrl: normalizeDestinationUrl(fn, url)
   }))
+  // Each destination is a proxy location (or Caddy matcher) of its own: two directories on one, or
+  // one location inside another, would make the proxy serve one directory's files for the other's
+  // (the longest prefix wins in nginx). destinationConflict() checks the same across rules.
+  for (const [i, entry] of mapping.entries()) {
+    for (const other of mapping.slice(0, i)) {
+      const same = entry.destinationUrl === other.destinationUrl
+      if (same ? entry.sourceDir === other.sourceDir : !entry.destinationUrl.startsWith(other.destinationUrl) && !other.destinationUrl.startsWith(entry.destinationUrl)) continue
+      throw new TypeError(`${fn}: mapping ${JSON.stringify(other.sourceDir)} → ${other.destinationUrl} and ${JSON.stringify(entry.sourceDir)} → ${entry.destinationUrl} ` +
+        `${same ? 'have the same destination' : 'have nested destinations'}, so the proxy would serve one directory's files for the other's: give each directory its own location, neither inside another`)
+    }
+  }
   if (o.trustMappingHeader !== undefined && typeof o.trustMappingHeader !== 'boolean') throw new TypeError(`${fn}: trustMappingHeader must be a boolean`)
   const trustMappingHeader = o.trustMappingHeader ?? false
   if (trustMappingHeader && (mapping.length > 0 || !allow.includes('X-Accel-Redirect'))) {
@@ -109,7 +125,7 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile')
         return { header, value, validators: true }
       }
-      const rules = mapping.length > 0 ? mapping : trustMappingHeader ? parseMapping(request.headers['x-accel-mapping'], file) : []
+      const rules = mapping.length > 0 ? mapping : trustMappingHeader ? parseMapping(mappingLines(request), file) : []
       if (rules === undefined) return undefined
       if (rules.length === 0) return void logNoMatch(label, file, 'X-Accel-Redirect needs a mapping (none configured)')
       for (const rule of rules) {
@@ -121,6 +137,18 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
       return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))}`)
     }
   })
+}
+
+/**
+ * The request's `X-Accel-Mapping` lines as received. Node joins repeated header lines with ", " in
+ * `headers`, so a line the client sent followed by the one an appending proxy added would read as
+ * one mapping whose first entry the client chose; Koa's request keeps the Node request as `req`,
+ * whose `headersDistinct` keeps them apart (a plain `{ method, headers }` is taken as it is).
+ */
+function mappingLines (request: OffloadRequest): string | string[] | undefined {
+  const lines = (request as { req?: Partial<Pick<IncomingMessage, 'headersDistinct'>> }).req?.headersDistinct?.['x-accel-mapping']
+  if (lines === undefined) return request.headers['x-accel-mapping']
+  return lines.length === 1 ? lines[0] : lines
 }
 
 /**

@@ -1,3 +1,6 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import test from 'ava'
 import request from 'supertest'
 import { negotiated, parseMapping } from '../../source/backends/negotiated.ts'
@@ -21,6 +24,16 @@ test('negotiated(): allow must list only X-Accel-Redirect / X-Sendfile; bad mapp
   t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/s': '/p/' }, trustMappingHeader: true }), { instanceOf: TypeError, message: /trustMappingHeader needs/ })
   t.throws(() => negotiated({ allow: ['X-Sendfile'], trustMappingHeader: true }), { instanceOf: TypeError, message: /trustMappingHeader needs/ })
   t.throws(() => negotiated({ allow: ['X-Sendfile'], sendfile: 'decoded' as never }), { instanceOf: TypeError, message: /sendfile must be/ })
+})
+
+test('negotiated(): two mapping entries on one location, or one inside another → TypeError naming both', (t) => {
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/public': '/p/', '/srv/secret': '/p/sub/' } }), {
+    instanceOf: TypeError,
+    message: 'negotiated(): mapping "/srv/public" → /p/ and "/srv/secret" → /p/sub/ have nested destinations, so the proxy would serve one directory\'s files for the other\'s: give each directory its own location, neither inside another'
+  })
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/a': '/q/', '/srv/public': '/p', '/srv/secret': '/p/' } }),
+    { instanceOf: TypeError, message: /^negotiated\(\): mapping "\/srv\/public" → \/p\/ and "\/srv\/secret" → \/p\/ have the same destination/ })
+  t.notThrows(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/a': '/p/', '/srv/a/': '/p', '/srv/b': '/pp/' } }), 'the same directory twice; a prefix that is not a whole segment')
 })
 
 test('negotiated: the canonical configured header is sent, whatever the case of the request value', (t) => {
@@ -61,6 +74,28 @@ test('negotiated: the mapping is a literal prefix on whole segments, never a reg
   t.is(ask('/srv/files/x', '/srv/files=//evil.example/'), undefined)
   t.is(ask('/srv/files/x', '/other/=/o/, /srv/files/=/p/'), '/p/x')
   t.is(ask('/srv/files/x', 'garbage'), undefined)
+})
+
+test('negotiated through Koa: several X-Accel-Mapping lines (the client\'s, then an appending proxy\'s) are refused, not read as one joined mapping', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = hello() }, { rules: [negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })] })
+  const server = app.listen(0, '127.0.0.1')
+  t.teardown(() => { server.close() })
+  await once(server, 'listening')
+  // Raw lines: HTTP clients merge or refuse repeated headers themselves.
+  const ask = async (mapping: string[]): Promise<string> => {
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+    // Not end(): the app stops a download whose client has gone; Connection: close ends it.
+    socket.write(['GET / HTTP/1.1', 'Host: app', 'X-Sendfile-Type: X-Accel-Redirect', ...mapping.map((m) => `X-Accel-Mapping: ${m}`), 'Connection: close', '', ''].join('\r\n'))
+    let text = ''
+    for await (const chunk of socket) text += String(chunk)
+    return text
+  }
+  const twice = await ask([`${fixtureRoot}/=/attacker-chosen/`, `${fixtureRoot}/=/protected/`])
+  t.regex(twice, /^HTTP\/1\.1 200 OK\r\n/)
+  t.notRegex(twice, /x-accel-redirect/i)
+  t.true(twice.endsWith('\r\n\r\nHello, world!\n'), 'streamed by Node instead')
+  const single = await ask([`${fixtureRoot}/=/protected/`])
+  t.regex(single, /\r\nX-Accel-Redirect: \/protected\/hello\.txt\r\n/i, 'one line is still honoured')
 })
 
 test('parseMapping: pairs, or undefined for any malformed entry', (t) => {
