@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { createReadStream } from 'node:fs'
+import { request as httpRequest, validateHeaderName, validateHeaderValue } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
+
+// setTimeout() takes at most 2^31-1 ms; a longer one fires at once.
+const maxTimeout = Math.floor((2 ** 31 - 1) / 1000)
 
 const usage = `Usage:
   koa-downloads config <nginx|apache|lighttpd|caddy> --rules <module>
@@ -16,9 +23,14 @@ const usage = `Usage:
       server block; with --listen, --upstream and --prefix: a complete, runnable configuration.
 
   koa-downloads check <url> [--sha256 HEX | --file PATH] [--header "Name: value"]... [--timeout SECONDS]
-      GET <url> through the live proxy and fail (exit 1) when the proxy did not take over the
-      transfer (an offload header, a Location on a 200 or an empty body reached the client), when
-      the status is not 200, or when the bytes differ from the expected sha256 or file.
+      GET <url> through the live proxy and fail (exit 1) when an offload response reached the
+      client (an offload header, a Location on a 200, or an empty body where the file is not
+      empty), when the status is not 200 (redirects are not followed), or when the bytes differ
+      from the expected sha256 or file. It cannot tell bytes the proxy sent from bytes the app
+      streamed because no rule covered the file: to see that a rule matches, check the app
+      itself, bypassing the proxy; that check fails, naming the offload header.
+      --header may be repeated and may set Host (a virtual host reached by its address).
+      --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
 Exit codes: 0 success, 1 failed check or configuration error, 2 usage error.
 `
@@ -79,6 +91,7 @@ async function loadRules (module: string): Promise<ConfigRule[]> {
 
 // Headers that only a proxy should ever see: one reaching the client means nothing intercepted it.
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'x-lighttpd-send-file', 'x-sendfile2']
+const emptySha256 = createHash('sha256').digest('hex')
 
 async function checkCommand (args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -86,47 +99,89 @@ async function checkCommand (args: string[]): Promise<number> {
   })
   if (values.help === true) { process.stdout.write(usage); return 0 }
   const [target, extra] = positionals
-  if (target === undefined || extra !== undefined || !/^https?:\/\//.test(target)) throw new UsageError('check needs one http(s) URL')
+  if (target === undefined || extra !== undefined) throw new UsageError('check needs one http(s) URL')
+  let url: URL
+  try {
+    url = new URL(target)
+  } catch {
+    throw new UsageError(`check needs one http(s) URL, ${JSON.stringify(target)} is not a valid URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`check needs one http(s) URL, not ${url.protocol}`)
   if (values.sha256 !== undefined && values.file !== undefined) throw new UsageError('give --sha256 or --file, not both')
   if (typeof values.sha256 === 'string' && !/^[0-9a-fA-F]{64}$/.test(values.sha256)) throw new UsageError('--sha256 must be 64 hex digits')
-  const timeout = values.timeout === undefined ? 30 : Number(values.timeout)
-  if (!(timeout > 0)) throw new UsageError('--timeout must be a positive number of seconds')
-  const headers = new Headers()
+  const timeout = values.timeout === undefined ? 30 : /^\d+(\.\d+)?$/.test(values.timeout as string) ? Number(values.timeout) : NaN
+  if (!(timeout > 0 && timeout <= maxTimeout)) throw new UsageError(`--timeout must be a number of seconds, more than 0 and at most ${maxTimeout}`)
+  // node:http rather than fetch(), which refuses to set Host: checking a virtual host by its
+  // address needs it. Repeated names become repeated lines, as given.
+  const headers: Record<string, string[]> = { accept: ['*/*'], 'user-agent': ['koa-downloads check'] }
+  const given = new Set<string>()
   for (const line of (values.header ?? []) as string[]) {
     const colon = line.indexOf(':')
     if (colon < 1) throw new UsageError(`--header must be "Name: value", got ${JSON.stringify(line)}`)
-    headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim())
+    const name = line.slice(0, colon).trim()
+    const value = line.slice(colon + 1).trim()
+    try {
+      validateHeaderName(name)
+      validateHeaderValue(name, value)
+    } catch {
+      throw new UsageError(`--header ${JSON.stringify(line)}: not a valid header name and value`)
+    }
+    const key = name.toLowerCase()
+    if (!given.has(key)) headers[key] = []
+    given.add(key)
+    headers[key]!.push(value)
   }
+  const { host, ...others } = headers
+  if (host !== undefined && host.length > 1) throw new UsageError('--header "Host: …" may be given once')
 
   let expected: { sha256: string, size?: number, from: string } | undefined
   if (typeof values.sha256 === 'string') expected = { sha256: values.sha256.toLowerCase(), from: '--sha256' }
   if (typeof values.file === 'string') expected = { ...await hashFile(values.file), from: values.file }
 
-  const response = await fetch(target, { headers, redirect: 'manual', signal: AbortSignal.timeout(timeout * 1000) })
   const hash = createHash('sha256')
   let size = 0
-  const reader = response.body?.getReader()
-  while (reader !== undefined) {
-    const { done, value } = await reader.read()
-    if (done) break
-    hash.update(value)
-    size += value.byteLength
+  let response: IncomingMessage
+  try {
+    // agent: false — one connection, closed after the response, so nothing keeps the process alive.
+    const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host: host[0]! }, agent: false, signal: AbortSignal.timeout(Math.ceil(timeout * 1000)) })
+    sent.end()
+    response = (await once(sent, 'response') as [IncomingMessage])[0]
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      size += chunk.length
+    }
+  } catch (error) {
+    if ((error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
+    throw error
   }
   const digest = hash.digest('hex')
-  const problems: string[] = []
-  if (response.status !== 200) problems.push(`status ${response.status}, expected 200`)
-  for (const name of offloadHeaders) {
-    const value = response.headers.get(name)
-    if (value !== null) problems.push(`the offload header ${name}: ${value} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)`)
+  const status = response.statusCode ?? 0
+  const header = (name: string): string | undefined => {
+    const value = response.headers[name]
+    return Array.isArray(value) ? value.join(', ') : value
   }
-  const location = response.headers.get('location')
-  if (response.status === 200 && location !== null) problems.push(`a 200 with Location: ${location} reached the client: the server did not perform the internal redirect`)
-  if (size === 0) problems.push('the body is empty: the proxy passed the offload response through instead of sending the file')
-  if (expected !== undefined && size > 0) {
+  const problems: string[] = []
+  const location = header('location')
+  if (status >= 300 && status < 400 && location !== undefined) {
+    problems.push(`status ${status}, a redirect to ${location}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
+  } else if (status !== 200) {
+    problems.push(`status ${status}, expected 200`)
+  }
+  for (const name of offloadHeaders) {
+    const value = header(name)
+    if (value !== undefined) problems.push(`the offload header ${name}: ${value} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)`)
+  }
+  if (status === 200 && location !== undefined) problems.push(`a 200 with Location: ${location} reached the client: the server did not perform the internal redirect`)
+  // An empty body is what an offload response passed through looks like, unless the file is empty.
+  const emptyExpected = expected !== undefined && expected.sha256 === emptySha256
+  if (status === 200 && size === 0 && !emptyExpected) {
+    problems.push(`the body is empty: the proxy passed the offload response through instead of sending the file${expected === undefined ? ' (for a file that is really empty, give --file or --sha256)' : ''}`)
+  }
+  if (expected !== undefined && (size > 0 || emptyExpected)) {
     if (expected.size !== undefined && expected.size !== size) problems.push(`got ${size} bytes, ${expected.from} has ${expected.size}`)
     if (expected.sha256 !== digest) problems.push(`sha256 ${digest} of the ${size} bytes received differs from ${expected.sha256} (${expected.from})`)
   }
-  const summary = `${target}: ${response.status}, ${size} bytes, sha256 ${digest}`
+  const summary = `${target}: ${status}, ${size} bytes, sha256 ${digest}`
   if (problems.length > 0) {
     process.stderr.write(`koa-downloads check FAILED ${summary}\n${problems.map((p) => `  - ${p}\n`).join('')}`)
     return 1
@@ -135,8 +190,12 @@ async function checkCommand (args: string[]): Promise<number> {
     `koa-downloads check OK ${summary}`,
     `  - no offload header reached the client (${offloadHeaders.join(', ')}, Location)`,
     expected === undefined ? '  - bytes not compared (give --sha256 or --file)' : `  - bytes match ${expected.from}`,
-    `  - Content-Type: ${response.headers.get('content-type') ?? '(none)'}`,
-    `  - Content-Disposition: ${response.headers.get('content-disposition') ?? '(none)'}`,
+    `  - Content-Type: ${header('content-type') ?? '(none)'}`,
+    `  - Content-Disposition: ${header('content-disposition') ?? '(none)'}`,
+    // A file no rule covers is streamed by the app and reaches the client exactly like one the
+    // proxy sent (nginx answers both with its own Server and Date): no header tells them apart.
+    '  - not proven: that the proxy, not the app, sent the bytes (a file no rule covers is streamed and looks the same);',
+    '    check the app itself, bypassing the proxy: it fails naming the offload header when a rule matches',
     ''
   ].join('\n'))
   return 0
@@ -157,7 +216,7 @@ main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: 
     process.stderr.write(`koa-downloads: ${error.message}\n\n${usage}`)
     process.exitCode = 2
   } else {
-    // fetch() hides the reason (ECONNREFUSED, a timeout) in `cause`
+    // Some errors keep the reason in `cause`
     const cause = (error as { cause?: unknown } | null)?.cause
     const reason = cause instanceof Error ? `: ${cause.message}` : ''
     process.stderr.write(`koa-downloads: ${error instanceof Error ? error.message : String(error)}${reason}\n`)

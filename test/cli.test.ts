@@ -1,6 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { renderServerConfig } from '../source/server-config.ts'
@@ -22,13 +25,16 @@ test.before(async () => {
       case '/sendfile': res.setHeader('X-Sendfile', '/srv/files/x.txt'); res.end(); return
       case '/location': res.setHeader('Location', '/protected/x.txt'); res.end(); return
       case '/empty': res.end(); return
+      case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
+      case '/vhost': res.end(`vhost ${String(req.headers.host)}`); return
+      case '/slow': setTimeout(() => { res.end(body) }, 3000).unref(); return
       default: res.statusCode = 404; res.end('not found')
     }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 })
-test.after.always(() => { server.close() })
+test.after.always(() => { server.closeAllConnections(); server.close() })
 
 
 test('cli: --help prints the usage on stdout and exits 0', async (t) => {
@@ -129,4 +135,79 @@ test('cli check: a malformed --sha256, or --sha256 with --file, is a usage error
   t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   t.is((await runCli(['check', base + '/ok', '--sha256', 'abc'])).code, 2)
   t.is((await runCli(['check', base + '/ok', '--sha256', 'f'.repeat(64), '--file', fixture('rules.ts')])).code, 2)
+})
+
+test('cli check: --header "Host: …" is sent as the Host of the request (a virtual host checked by its address)', async (t) => {
+  t.timeout(60_000)
+  const expected = Buffer.from('vhost downloads.example.com')
+  const { code, stdout, stderr } = await runCli(['check', base + '/vhost', '--header', 'Host: downloads.example.com', '--sha256', sha256(expected)])
+  t.is(stderr, '')
+  t.is(stdout, `koa-downloads check OK ${base}/vhost: 200, 27 bytes, sha256 ${sha256(expected)}\n` +
+    '  - no offload header reached the client (x-accel-redirect, x-sendfile, x-lighttpd-send-file, x-sendfile2, Location)\n' +
+    '  - bytes match --sha256\n' +
+    '  - Content-Type: (none)\n' +
+    '  - Content-Disposition: (none)\n' +
+    '  - not proven: that the proxy, not the app, sent the bytes (a file no rule covers is streamed and looks the same);\n' +
+    '    check the app itself, bypassing the proxy: it fails naming the offload header when a rule matches\n')
+  t.is(code, 0)
+  const twice = await runCli(['check', base + '/vhost', '--header', 'Host: a.example', '--header', 'host: b.example'])
+  t.is(twice.code, 2)
+  t.regex(twice.stderr, /^koa-downloads: --header "Host: …" may be given once\n\nUsage:/)
+})
+
+test('cli check: --timeout is a plain number of seconds up to 2147483 (setTimeout\'s limit); anything else is a usage error, and a timeout says so', async (t) => {
+  t.timeout(60_000)
+  for (const value of ['3000000', '2147484', '1e400', '0x10', '0', '.5', 'soon', '']) {
+    const { code, stdout, stderr } = await runCli(['check', base + '/ok', '--timeout', value])
+    t.is(code, 2, value)
+    t.is(stdout, '')
+    t.regex(stderr, /^koa-downloads: --timeout must be a number of seconds, more than 0 and at most 2147483\n\nUsage:/, value)
+  }
+  const longest = await runCli(['check', base + '/ok', '--timeout', '2147483'])
+  t.is(longest.code, 0, longest.stderr)
+  const slow = await runCli(['check', base + '/slow', '--timeout', '0.5'])
+  t.is(slow.code, 1)
+  t.is(slow.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout)\n')
+})
+
+test('cli check: an unparsable URL, another scheme or an invalid header is a usage error (exit 2)', async (t) => {
+  t.timeout(60_000)
+  const cases: Array<[string[], string]> = [
+    [['check', 'http://[::1/x'], 'check needs one http(s) URL, "http://[::1/x" is not a valid URL'],
+    [['check', 'http://exa mple.com/'], 'check needs one http(s) URL, "http://exa mple.com/" is not a valid URL'],
+    [['check', 'ftp://127.0.0.1/x'], 'check needs one http(s) URL, not ftp:'],
+    [['check', base + '/ok', '--header', 'Bad Name: x'], '--header "Bad Name: x": not a valid header name and value'],
+    [['check', base + '/ok', '--header', 'X-Ok: a\u0007b'], '--header "X-Ok: a\\u0007b": not a valid header name and value']
+  ]
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await runCli(args)
+    t.is(code, 2, args.join(' '))
+    t.is(stdout, '')
+    t.true(stderr.startsWith(`koa-downloads: ${message}\n\nUsage:`), stderr)
+  }
+})
+
+test('cli check: a redirect fails naming its target and that redirects are not followed, not as an empty offload body', async (t) => {
+  t.timeout(60_000)
+  const { code, stderr } = await runCli(['check', base + '/redirect'])
+  t.is(code, 1)
+  t.is(stderr, `koa-downloads check FAILED ${base}/redirect: 302, 0 bytes, sha256 ${sha256(new Uint8Array())}\n` +
+    '  - status 302, a redirect to /login, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)\n')
+})
+
+test('cli check: an empty 200 passes when --file or --sha256 says the file is empty, and only then', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  await writeFile(join(dir, 'empty.txt'), '')
+  const file = await runCli(['check', base + '/empty', '--file', join(dir, 'empty.txt')])
+  t.is(file.code, 0, file.stderr)
+  t.regex(file.stdout, new RegExp(`^koa-downloads check OK ${base}/empty: 200, 0 bytes, sha256 ${sha256(new Uint8Array())}\n`))
+  t.is((await runCli(['check', base + '/empty', '--sha256', sha256(new Uint8Array())])).code, 0)
+  const notEmpty = await runCli(['check', base + '/empty', '--sha256', sha256(body)])
+  t.is(notEmpty.code, 1)
+  t.regex(notEmpty.stderr, /\n {2}- the body is empty: the proxy passed the offload response through instead of sending the file\n$/)
+  const unexpected = await runCli(['check', base + '/ok', '--file', join(dir, 'empty.txt')])
+  t.is(unexpected.code, 1)
+  t.regex(unexpected.stderr, /got 22 bytes, .*empty\.txt has 0\n {2}- sha256 [0-9a-f]{64} of the 22 bytes received differs from e3b0c442/)
 })
