@@ -59,10 +59,18 @@ export interface DownloadExpectation extends ResponseExpectation {
 
 export interface XAccelRedirectExpectation extends ResponseExpectation {
   /**
-   * The redirect, decoded as nginx decodes it (`'/protected/a b.txt'` matches `/protected/a%20b.txt`;
-   * a query after `?` is compared verbatim), or a RegExp tested against the raw header value.
+   * The URI path the proxy serves, decoded as it decodes it: `'/protected/a b.txt'` matches
+   * `/protected/a%20b.txt`, and `'/protected/q?x.txt'` (a file named `q?x.txt`) matches only
+   * `/protected/q%3Fx.txt`, because a raw `?` in the header starts a query (nginx, Caddy). A string
+   * expects no query unless `query` names one. A RegExp is tested against the raw header value.
    */
   redirect?: string | RegExp | undefined
+  /**
+   * What follows the first raw `?` of the header, verbatim (the proxy does not decode it), e.g. a
+   * presigned URL's signature after `/_remote/…`; a RegExp is tested against it; `null` = no `?`.
+   * When omitted, a `redirect` string expects no query and a RegExp or no `redirect` checks none.
+   */
+  query?: string | RegExp | null | undefined
   /** `'percent'` (nginx) or `'raw'` (Caddy: the UTF-8 bytes as sent). @default 'percent' */
   encoding?: 'percent' | 'raw' | undefined
   /** The header carrying the redirect (Caddy rules may name another). @default 'X-Accel-Redirect' */
@@ -78,30 +86,49 @@ export interface XAccelRedirectExpectation extends ResponseExpectation {
 }
 
 export interface XSendfileExpectation extends ResponseExpectation {
-  /** The absolute path, decoded (`'/srv/a b.txt'`), or a RegExp tested against the raw header value. */
+  /**
+   * The absolute path, decoded (`'/srv/a b.txt'`), or a RegExp tested against the raw header value.
+   * The whole value is the path: Apache and lighttpd read no query, so `?` is part of the name.
+   */
   path?: string | RegExp | undefined
   /** `'raw'` for Apache mod_xsendfile (UTF-8 bytes), `'percent'` for lighttpd. @default 'raw' */
   encoding?: 'raw' | 'percent' | undefined
 }
 
 export interface InternalRedirectExpectation extends ResponseExpectation {
-  /** The `Location` path, percent-decoded, or a RegExp tested against the raw header value. */
+  /**
+   * The `Location` path, percent-decoded; a raw `?` starts the query (RFC 3875 §6.2.2), so a file
+   * named `q?x.txt` is `'/private/q?x.txt'` sent as `/private/q%3Fx.txt`. A string expects no query
+   * unless `query` names one. A RegExp is tested against the raw header value.
+   */
   location?: string | RegExp | undefined
+  /** What follows the first raw `?` of `Location`, verbatim; a RegExp is tested against it; `null` = no `?`. */
+  query?: string | RegExp | null | undefined
 }
 
 /** What both response kinds are reduced to. */
 interface Normalized {
   status: number
   header: (name: string) => string | undefined
+  /** Every header name, lower case. */
+  names: () => string[]
+  /** The body's bytes (read once, then kept), or undefined when the response does not hold them. */
   body: () => Promise<Buffer | undefined>
+  /** Why `body()` is undefined, and what to do about it. */
+  bodyHint: () => string
 }
 
 type AnyResponse = Response | { status: number, headers: Record<string, unknown>, body?: unknown, text?: unknown }
 
 /**
- * Asserts a download streamed by the app (not offloaded: no X-Accel-Redirect / X-Sendfile):
- * status, presentation headers and the exact body. supertest decodes `text/*` bodies as UTF-8;
- * for exact bytes of such a body use `.buffer(true).parse(bufferParser)`.
+ * Asserts a download streamed by the app, not offloaded: no X-Accel-Redirect / X-Sendfile, no
+ * `Location` (an internal redirect), and not the empty `Content-Length: 0` response an offload is
+ * when bytes are expected (`body`, or a `Content-Length` in `headers`) or when a header of the
+ * response carries a path (a Caddy rule's own header; name it in `headers` if the app streams it);
+ * an empty file streamed by the app passes. Then status, presentation headers and the exact body.
+ * supertest decodes `text/*` bodies as UTF-8 and hands `multipart/byteranges` (a multi-range 206)
+ * to its form parser, which keeps no bytes: for exact bytes request with
+ * `.buffer(true).parse(bufferParser)`. A HEAD response's body is empty.
  * @example
  * // ava
  * test('streams the report', async (t) => {
@@ -114,25 +141,24 @@ type AnyResponse = Response | { status: number, headers: Record<string, unknown>
  * })
  */
 export async function assertDownload (response: AnyResponse, expected: DownloadExpectation = {}): Promise<void> {
-  const res = normalize(response, 'assertDownload')
-  checkCommon('assertDownload', res, expected)
-  for (const name of ['X-Accel-Redirect', 'X-Sendfile']) {
-    const value = res.header(name)
-    if (value !== undefined) fail('assertDownload', `expected a streamed download, but ${name} is ${JSON.stringify(value)} (offloaded)`, value, undefined)
-  }
+  const fn = 'assertDownload'
+  const res = normalize(response, fn)
+  checkStreamed(fn, res, expected)
+  checkCommon(fn, res, expected)
   if (expected.body !== undefined) {
     const body = await res.body()
     const want = typeof expected.body === 'string' ? Buffer.from(expected.body, 'utf8') : Buffer.from(expected.body)
-    if (body === undefined) fail('assertDownload', 'the response body is not available (supertest: add .buffer(true); fetch: do not read the body before asserting)', undefined, want)
+    if (body === undefined) fail(fn, `the response body is not available: ${res.bodyHint()}`, undefined, want)
     if (!body.equals(want)) {
-      fail('assertDownload', `body differs: ${body.length} bytes received, ${want.length} expected${firstDifference(body, want)}`, body, want)
+      fail(fn, `body differs: ${body.length} bytes received, ${want.length} expected${firstDifference(body, want)}`, body, want)
     }
   }
 }
 
 /**
  * Asserts an nginx (or Caddy) offload: status, the redirect, the X-Accel-* controls, presentation
- * headers and an empty body (Content-Length 0).
+ * headers and an empty body (Content-Length 0). The redirect is the path the proxy serves, decoded;
+ * a raw `?` in the header starts a query, expected only with `query`.
  * @example
  * // ava
  * test('offloads to nginx', async (t) => {
@@ -144,13 +170,18 @@ export async function assertDownload (response: AnyResponse, expected: DownloadE
  * test('offloads to caddy', async () => {
  *   await assertXAccelRedirect(await fetch(`${base}/files/a.pdf`), { redirect: '/protected/a.pdf', encoding: 'raw' })
  * })
+ * // a presigned object through nginx({ remote: true }): the path, then its signed query
+ * await assertXAccelRedirect(res, { redirect: '/_remote/https/b.s3.example/k%20x', query: /^X-Amz-/ })
  */
 export async function assertXAccelRedirect (response: AnyResponse, expected: XAccelRedirectExpectation = {}): Promise<void> {
   const fn = 'assertXAccelRedirect'
   const res = normalize(response, fn)
   checkCommon(fn, res, expected)
   const header = expected.header ?? 'X-Accel-Redirect'
-  checkValue(fn, header, res.header(header), expected.redirect, expected.encoding ?? 'percent')
+  const encoding = expected.encoding ?? 'percent'
+  checkTarget(fn, header, res.header(header), expected.redirect, {
+    encoding, query: expected.query, server: encoding === 'raw' ? 'Caddy' : 'nginx'
+  })
   const controls: Array<[string, string | null | undefined]> = [
     ['X-Accel-Buffering', expected.buffering === undefined || expected.buffering === null ? expected.buffering : expected.buffering ? 'yes' : 'no'],
     ['X-Accel-Limit-Rate', expected.limitRate === undefined || expected.limitRate === null ? expected.limitRate : String(expected.limitRate)],
@@ -179,13 +210,14 @@ export async function assertXAccelRedirect (response: AnyResponse, expected: XAc
 export async function assertXSendfile (response: AnyResponse, expected: XSendfileExpectation = {}): Promise<void> {
   const res = normalize(response, 'assertXSendfile')
   checkCommon('assertXSendfile', res, expected)
-  checkValue('assertXSendfile', 'X-Sendfile', res.header('X-Sendfile'), expected.path, expected.encoding ?? 'raw')
+  checkTarget('assertXSendfile', 'X-Sendfile', res.header('X-Sendfile'), expected.path, { encoding: expected.encoding ?? 'raw' })
   await checkEmpty('assertXSendfile', res)
 }
 
 /**
- * Asserts a CGI-style internal redirect: status 200, the `Location` path (decoded) and an empty body.
- * With supertest, call `.redirects(0)`; fetch does not follow a 200.
+ * Asserts a CGI-style internal redirect: status 200, the `Location` path (decoded; a raw `?` starts
+ * a query, expected only with `query`) and an empty body. With supertest, call `.redirects(0)`;
+ * fetch does not follow a 200.
  * @example
  * // ava
  * test('redirects internally', async (t) => {
@@ -198,33 +230,93 @@ export async function assertXSendfile (response: AnyResponse, expected: XSendfil
  * })
  */
 export async function assertInternalRedirect (response: AnyResponse, expected: InternalRedirectExpectation = {}): Promise<void> {
-  const res = normalize(response, 'assertInternalRedirect')
-  checkCommon('assertInternalRedirect', res, expected)
-  checkValue('assertInternalRedirect', 'Location', res.header('Location'), expected.location, 'percent')
-  await checkEmpty('assertInternalRedirect', res)
+  const fn = 'assertInternalRedirect'
+  const res = normalize(response, fn)
+  checkCommon(fn, res, expected)
+  checkTarget(fn, 'Location', res.header('Location'), expected.location, { encoding: 'percent', query: expected.query, server: 'the gateway' })
+  await checkEmpty(fn, res)
 }
 
 function normalize (response: AnyResponse, fn: string): Normalized {
   if (typeof Response === 'function' && response instanceof Response) {
+    let read: Promise<Buffer | undefined> | undefined
     return {
       status: response.status,
       header: (name) => response.headers.get(name) ?? undefined,
-      body: async () => response.bodyUsed ? undefined : Buffer.from(await response.arrayBuffer())
+      names: () => {
+        const names: string[] = []
+        response.headers.forEach((_, name) => { names.push(name) })
+        return names
+      },
+      body: async () => await (read ??= response.bodyUsed ? Promise.resolve(undefined) : response.arrayBuffer().then((bytes) => Buffer.from(bytes))),
+      bodyHint: () => 'the fetch Response body was read before the assertion (assert first)'
     }
   }
-  const r = response as { status?: unknown, headers?: unknown, body?: unknown, text?: unknown } | null
+  const r = response as { status?: unknown, headers?: unknown, body?: unknown, text?: unknown, req?: unknown } | null
   if (r === null || typeof r !== 'object' || typeof r.status !== 'number' || r.headers === null || typeof r.headers !== 'object') {
     throw new TypeError(`${fn}(): response must be a supertest response or a fetch Response`)
   }
   const headers = r.headers as Record<string, unknown>
+  const header = (name: string): string | undefined => {
+    const value = headers[name.toLowerCase()]
+    return Array.isArray(value) ? value.join(', ') : typeof value === 'string' ? value : undefined
+  }
+  const method = typeof r.req === 'object' && r.req !== null ? (r.req as { method?: unknown }).method : undefined
   return {
     status: r.status,
-    header: (name) => {
-      const value = headers[name.toLowerCase()]
-      return Array.isArray(value) ? value.join(', ') : typeof value === 'string' ? value : undefined
-    },
-    body: async () => Buffer.isBuffer(r.body) ? r.body : typeof r.text === 'string' ? Buffer.from(r.text, 'utf8') : undefined
+    header,
+    names: () => Object.keys(headers).map((name) => name.toLowerCase()),
+    body: async () => Buffer.isBuffer(r.body) ? r.body
+      : typeof r.text === 'string' ? Buffer.from(r.text, 'utf8')
+        : method === 'HEAD' ? Buffer.alloc(0) : undefined,
+    bodyHint: () => {
+      // superagent gives multipart/* to formidable, which parses fields and files and keeps no
+      // bytes; .buffer(true) does not change that, a parser of one's own does.
+      const type = /^\s*(multipart\/[^;\s]*)/i.exec(header('Content-Type') ?? '')?.[1]
+      return type !== undefined
+        ? `supertest hands ${type} to its form parser, which keeps no bytes (.buffer(true) does not change that): request with .parse(bufferParser) from koa-downloads/testing`
+        : 'supertest did not buffer it: request with .buffer(true).parse(bufferParser) from koa-downloads/testing'
+    }
   }
+}
+
+/**
+ * The "not offloaded" half of assertDownload. Every offload response of this library is
+ * `Content-Length: 0` with an empty body, so an empty response is suspect when bytes are expected or
+ * when one of its headers carries a path; an empty file streamed by the app has neither.
+ */
+function checkStreamed (fn: string, res: Normalized, expected: DownloadExpectation): void {
+  for (const name of ['X-Accel-Redirect', 'X-Sendfile']) {
+    const value = res.header(name)
+    if (value !== undefined) fail(fn, `expected a streamed download, but ${name} is ${JSON.stringify(value)} (offloaded)`, value, undefined)
+  }
+  const location = res.header('Location')
+  if (location !== undefined) {
+    const what = res.status === 200 ? 'an internal redirect: offloaded' : 'a redirect'
+    fail(fn, `expected a streamed download, but the ${res.status} response carries Location ${JSON.stringify(location)} (${what})`, location, undefined)
+  }
+  if (res.header('Content-Length')?.trim() !== '0') return
+  const size = expectedSize(expected)
+  if (size !== undefined && size > 0) {
+    fail(fn, `expected a streamed download of ${size} bytes, but the response is empty (Content-Length: 0), as an offloaded one is`, 0, size)
+  }
+  const named = new Set(Object.keys(expected.headers ?? {}).map((name) => name.toLowerCase()))
+  for (const name of res.names()) {
+    if (name === 'content-location' || named.has(name)) continue
+    const value = res.header(name)
+    if (value?.startsWith('/') === true) {
+      fail(fn, `expected a streamed download, but the response is empty (Content-Length: 0) and ${name} is ${JSON.stringify(value)}, which looks like an offload header (a caddy() rule's own header); if the app streams this response, name ${name} in the expected headers`, value, undefined)
+    }
+  }
+}
+
+/** The byte count an expectation implies: `body`'s length, else a `Content-Length` in `headers`. */
+function expectedSize (expected: DownloadExpectation): number | undefined {
+  if (expected.body !== undefined) return typeof expected.body === 'string' ? Buffer.byteLength(expected.body, 'utf8') : expected.body.byteLength
+  for (const [name, want] of Object.entries(expected.headers ?? {})) {
+    if (name.toLowerCase() === 'content-length' && typeof want === 'string' && /^\s*\d+\s*$/.test(want)) return Number(want)
+  }
+  return undefined
 }
 
 function checkCommon (fn: string, res: Normalized, expected: ResponseExpectation): void {
@@ -237,6 +329,9 @@ function checkCommon (fn: string, res: Normalized, expected: ResponseExpectation
   const disposition = res.header('Content-Disposition')
   if (disposition === undefined) fail(fn, 'Content-Disposition is missing', undefined, expected.filename ?? expected.attachment)
   const parsed = parseDisposition(disposition)
+  if (parsed === undefined) {
+    fail(fn, `Content-Disposition is ${JSON.stringify(disposition)}, which is malformed (RFC 6266)`, disposition, expected.filename ?? expected.attachment)
+  }
   if (expected.attachment !== undefined && parsed.type !== (expected.attachment ? 'attachment' : 'inline')) {
     fail(fn, `Content-Disposition is ${JSON.stringify(disposition)}, expected ${expected.attachment ? 'attachment' : 'inline'}`, parsed.type, expected.attachment ? 'attachment' : 'inline')
   }
@@ -254,25 +349,62 @@ function checkHeader (fn: string, res: Normalized, name: string, want: string | 
   }
 }
 
-function checkValue (fn: string, name: string, value: string | undefined, want: string | RegExp | undefined, encoding: 'percent' | 'raw'): void {
+interface Reading {
+  /** `'percent'`: decoded once (nginx, lighttpd, CGI gateways); `'raw'`: UTF-8 bytes as sent (Apache, Caddy). */
+  encoding: 'percent' | 'raw'
+  /** The expected query (`XAccelRedirectExpectation.query`); only for a URI. */
+  query?: string | RegExp | null | undefined
+  /**
+   * Who reads the value as a URI, whose first raw `?` starts a query the server neither decodes nor
+   * looks for on disk (X-Accel-Redirect, Location); named in messages. Absent for a file path
+   * (X-Sendfile: Apache and lighttpd take the whole value as the path).
+   */
+  server?: string
+}
+
+/**
+ * The offload value against its expectation: the path decoded as its server decodes it, compared
+ * whole; for a URI, the query after the first raw `?` compared on its own (proxies.md §2, §5).
+ */
+function checkTarget (fn: string, name: string, value: string | undefined, want: string | RegExp | undefined, reading: Reading): void {
   if (value === undefined) fail(fn, `${name} is absent: the response was not offloaded`, undefined, want ?? 'present')
-  if (want === undefined) return
-  if (want instanceof RegExp) {
-    if (!want.test(value)) fail(fn, `${name} is ${JSON.stringify(value)}, expected to match ${String(want)}`, value, want)
+  if (want instanceof RegExp && !want.test(value)) fail(fn, `${name} is ${JSON.stringify(value)}, expected to match ${String(want)}`, value, want)
+  const uri = reading.server !== undefined
+  const q = uri ? value.indexOf('?') : -1
+  const query = q === -1 ? undefined : value.slice(q + 1)
+  if (typeof want === 'string') {
+    const path = decodePath(q === -1 ? value : value.slice(0, q), reading.encoding)
+    if (path !== want) {
+      if (path !== undefined && query !== undefined && `${path}?${query}` === want) {
+        fail(fn, `${name} is ${JSON.stringify(value)}: ${reading.server ?? 'the server'} reads the path ${JSON.stringify(path)} and the query ${JSON.stringify(query)} (a raw "?" starts a query), expected the path ${JSON.stringify(want)} (a "?" in a file name is sent as %3F; a query is expected with the query option)`, path, want)
+      }
+      const decoded = path === undefined ? 'not decodable: invalid percent-encoding or UTF-8' : `decoded ${JSON.stringify(path)}`
+      fail(fn, `${name} is ${JSON.stringify(value)} (${decoded}${query === undefined ? '' : `, query ${JSON.stringify(query)}`}), expected ${JSON.stringify(want)}`, path, want)
+    }
+  }
+  if (!uri) return
+  const wantQuery = reading.query !== undefined ? reading.query : typeof want === 'string' ? null : undefined
+  if (wantQuery === undefined) return
+  if (wantQuery === null) {
+    if (query !== undefined) {
+      fail(fn, `${name} is ${JSON.stringify(value)}: its raw "?" starts the query ${JSON.stringify(query)}, expected none (a "?" in a file name is sent as %3F; a query is expected with the query option)`, query, null)
+    }
     return
   }
-  const decoded = decodeValue(value, encoding)
-  if (decoded !== want) {
-    fail(fn, `${name} is ${JSON.stringify(value)} (decoded ${JSON.stringify(decoded)}), expected ${JSON.stringify(want)}`, decoded, want)
+  const shown = typeof wantQuery === 'string' ? JSON.stringify(wantQuery) : `to match ${String(wantQuery)}`
+  if (query === undefined) fail(fn, `${name} is ${JSON.stringify(value)}, with no query; expected the query ${shown}`, undefined, wantQuery)
+  if (typeof wantQuery === 'string' ? query !== wantQuery : !wantQuery.test(query)) {
+    fail(fn, `${name} is ${JSON.stringify(value)}: query ${JSON.stringify(query)}, expected ${shown}`, query, wantQuery)
   }
 }
 
-/** Percent-decodes the path (not the query); raw values are UTF-8 bytes carried as latin1. */
-function decodeValue (value: string, encoding: 'percent' | 'raw'): string | undefined {
-  if (encoding === 'raw') return Buffer.from(value, 'latin1').toString('utf8')
-  const q = value.indexOf('?')
-  const [path, query] = q === -1 ? [value, ''] : [value.slice(0, q), value.slice(q)]
-  try { return decodeURIComponent(path) + query } catch { return undefined }
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A path as its server reads it: percent-decoded once, or raw UTF-8 bytes carried as latin1. */
+function decodePath (value: string, encoding: 'percent' | 'raw'): string | undefined {
+  try {
+    return encoding === 'raw' ? utf8.decode(Buffer.from(value, 'latin1')) : decodeURIComponent(value)
+  } catch { return undefined }
 }
 
 async function checkEmpty (fn: string, res: Normalized): Promise<void> {
@@ -282,17 +414,90 @@ async function checkEmpty (fn: string, res: Normalized): Promise<void> {
   if (body !== undefined && body.length > 0) fail(fn, `the offloaded response has a ${body.length}-byte body, expected none`, body.length, 0)
 }
 
-/** `attachment; filename="a"; filename*=UTF-8''%C3%A9` → type and the name a browser would pick. */
-export function parseDisposition (header: string): { type: string, filename: string | undefined } {
-  const type = (header.split(';')[0] ?? '').trim().toLowerCase()
-  const star = /;\s*filename\*\s*=\s*UTF-8''([^;\s]*)/i.exec(header)
-  if (star?.[1] !== undefined) {
-    try { return { type, filename: decodeURIComponent(star[1]) } } catch {}
+/**
+ * A Content-Disposition value (RFC 6266) → its type (lower case) and the name a browser would pick:
+ * `filename*` (RFC 8187, UTF-8 or ISO-8859-1, any language tag) when it decodes, else `filename`.
+ * Parameters are tokens or quoted-strings with backslash escapes (RFC 9110 §5.6.6), so a quoted name
+ * may contain `;` or `filename*=`. `undefined` for a malformed value (an unterminated quoted-string,
+ * a parameter without `=`, a duplicate parameter, stray characters).
+ * @example parseDisposition(`attachment; filename="a"; filename*=UTF-8''%C3%A9`) // { type: 'attachment', filename: 'é' }
+ */
+export function parseDisposition (header: string): { type: string, filename: string | undefined } | undefined {
+  if (typeof header !== 'string') return undefined
+  let i = 0
+  const ows = (): void => { while (header[i] === ' ' || header[i] === '\t') i++ }
+  const token = (): string => {
+    const start = i
+    while (i < header.length && isTchar(header.charCodeAt(i))) i++
+    return header.slice(start, i)
   }
-  const quoted = /;\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"/i.exec(header)
-  if (quoted?.[1] !== undefined) return { type, filename: quoted[1].replace(/\\(.)/g, '$1') }
-  const token = /;\s*filename\s*=\s*([^;\s"]+)/i.exec(header)
-  return { type, filename: token?.[1] }
+  ows()
+  const type = token().toLowerCase()
+  if (type === '') return undefined
+  const params = new Map<string, { value: string, quoted: boolean }>()
+  ows()
+  while (i < header.length) {
+    if (header[i] !== ';') return undefined
+    i++
+    ows()
+    if (i === header.length || header[i] === ';') continue // an empty parameter (RFC 9110 allows it)
+    const name = token().toLowerCase()
+    if (name === '') return undefined
+    // RFC 6266's grammar (RFC 2616 style) allows whitespace around "=", as browsers do.
+    ows()
+    if (header[i] !== '=') return undefined
+    i++
+    ows()
+    let value = ''
+    const quoted = header[i] === '"'
+    if (quoted) {
+      i++
+      for (;;) {
+        if (i >= header.length) return undefined
+        let code = header.charCodeAt(i)
+        if (code === 0x22) break
+        if (code === 0x5c) code = header.charCodeAt(++i) // quoted-pair; NaN at the end fails below
+        if (!isQuotedChar(code)) return undefined
+        value += header[i]
+        i++
+      }
+      i++
+    } else {
+      value = token()
+      if (value === '') return undefined
+    }
+    if (params.has(name)) return undefined // RFC 6266 §4.1: a repeated parameter makes the value invalid
+    params.set(name, { value, quoted })
+    ows()
+  }
+  const star = params.get('filename*')
+  const extended = star === undefined || star.quoted ? undefined : decodeExtValue(star.value)
+  return { type, filename: extended ?? params.get('filename')?.value }
+}
+
+/** token characters (RFC 9110 §5.6.2). */
+function isTchar (code: number): boolean {
+  return (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) ||
+    (code < 0x7f && "!#$%&'*+-.^_`|~".includes(String.fromCharCode(code)))
+}
+
+/** qdtext or the second character of a quoted-pair: HTAB, SP, VCHAR, obs-text. */
+function isQuotedChar (code: number): boolean {
+  return code === 0x09 || (code >= 0x20 && code <= 0xff && code !== 0x7f)
+}
+
+/**
+ * RFC 8187 ext-value: charset'[language]'value-chars → the decoded text, or undefined when malformed,
+ * in another charset, or not valid UTF-8 (a browser then falls back to `filename`).
+ */
+function decodeExtValue (value: string): string | undefined {
+  const match = /^([A-Za-z0-9!#$%&+\-^_`{}~]+)'([A-Za-z0-9-]*)'((?:%[0-9A-Fa-f]{2}|[A-Za-z0-9!#$&+\-.^_`|~])*)$/.exec(value)
+  if (match === null) return undefined
+  const charset = (match[1] ?? '').toLowerCase()
+  const bytes = Buffer.from((match[3] ?? '').replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1')
+  if (charset === 'iso-8859-1') return bytes.toString('latin1')
+  if (charset !== 'utf-8') return undefined
+  try { return utf8.decode(bytes) } catch { return undefined }
 }
 
 function firstDifference (a: Buffer, b: Buffer): string {

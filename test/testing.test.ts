@@ -1,17 +1,22 @@
 import { AssertionError } from 'node:assert'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import test from 'ava'
-import type Koa from 'koa'
+import type { ExecutionContext } from 'ava'
+import fc from 'fast-check'
+import Koa from 'koa'
 import request from 'supertest'
 import { apache } from '../source/backends/apache.ts'
 import { caddy } from '../source/backends/caddy.ts'
 import { internalRedirect } from '../source/backends/internal-redirect.ts'
 import { lighttpd } from '../source/backends/lighttpd.ts'
 import { nginx } from '../source/backends/nginx.ts'
+import { contentDisposition, sanitizeFilename } from '../source/content-disposition.ts'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
+import type { DownloadFile } from '../source/types.ts'
 import { assertDownload, assertInternalRedirect, assertXAccelRedirect, assertXSendfile, bufferParser, parseDisposition } from '../source/testing.ts'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
 
@@ -145,7 +150,7 @@ test('assertDownload fails on wrong bytes, on an offloaded response and on a wro
   t.is(offloaded?.message, 'assertDownload: expected a streamed download, but X-Accel-Redirect is "/protected/nested.txt" (offloaded)')
   const used = await fetch(`${base}/hello.txt`)
   await used.text()
-  await t.throwsAsync(assertDownload(used, { body: 'x' }), { instanceOf: AssertionError, message: /body is not available/ })
+  await t.throwsAsync(assertDownload(used, { body: 'x' }), { instanceOf: AssertionError, message: 'assertDownload: the response body is not available: the fetch Response body was read before the assertion (assert first)' })
 })
 
 test('a non-response argument is a TypeError, not an assertion failure', async (t) => {
@@ -159,3 +164,286 @@ test('parseDisposition: filename* wins over filename; quoted-string unescaped; t
   t.deepEqual(parseDisposition('attachment'), { type: 'attachment', filename: undefined })
 })
 
+
+// ---- A "?" in a file name versus a query: each server's reading of the value (proxies.md §2, §5) ----
+
+/** A directory holding `q?x.txt`: nginx and CGI gateways need it as %3F, Apache and lighttpd take it either way. */
+let qdir = ''
+test.before(async () => {
+  qdir = await mkdtemp(`${tmpdir()}/kd-testing-`)
+  await writeFile(`${qdir}/q?x.txt`, 'q')
+  await writeFile(`${qdir}/empty.txt`, '')
+})
+test.after.always(async () => { await rm(qdir, { recursive: true, force: true }) })
+
+/** An app that answers every request with an empty 200 carrying `headers`: a hand-written offload. */
+function headerApp (headers: Record<string, string>): Koa {
+  const app = new Koa()
+  app.silent = true
+  app.use((ctx) => { ctx.set(headers); ctx.type = 'text/plain'; ctx.body = '' })
+  return app
+}
+
+/** Listens on loopback until the test ends; the base URL. */
+async function listen (t: ExecutionContext, app: Koa): Promise<string> {
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** A file known only by its URL (a storage object). */
+function urlFile (url: string): DownloadFile {
+  return { name: 'object.bin', url, stat: async () => ({ size: 3 }), open: async () => { throw new Error('an offloaded file is never opened') } }
+}
+
+const noQueryAdvice = '(a "?" in a file name is sent as %3F; a query is expected with the query option)'
+
+test('assertXAccelRedirect: a file named q?x.txt passes only as %3F; a raw "?" is the query nginx splits off (supertest and fetch)', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${qdir}/q?x.txt`) }, { rules: [nginx({ sourceDir: qdir, destinationUrl: '/protected/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/q%3Fx.txt')
+  await assertXAccelRedirect(res, { redirect: '/protected/q?x.txt' })
+  await assertXAccelRedirect(res, { redirect: '/protected/q?x.txt', query: null })
+  await assertXAccelRedirect(await fetch(await listen(t, app)), { redirect: '/protected/q?x.txt' })
+
+  // nginx reads this one as the file /protected/q with the args x.txt (measured: 404).
+  const rawApp = headerApp({ 'X-Accel-Redirect': '/protected/q?x.txt' })
+  const splitMessage = 'assertXAccelRedirect: X-Accel-Redirect is "/protected/q?x.txt": nginx reads the path "/protected/q" and the query "x.txt" (a raw "?" starts a query), expected the path "/protected/q?x.txt" ' + noQueryAdvice
+  await t.throwsAsync(assertXAccelRedirect(await request(rawApp.callback()).get('/'), { redirect: '/protected/q?x.txt' }), { instanceOf: AssertionError, message: splitMessage })
+  await t.throwsAsync(assertXAccelRedirect(await fetch(await listen(t, rawApp)), { redirect: '/protected/q?x.txt' }), { instanceOf: AssertionError, message: splitMessage })
+  const raw = await request(rawApp.callback()).get('/')
+  await t.throwsAsync(assertXAccelRedirect(raw, { redirect: '/protected/q' }), {
+    instanceOf: AssertionError, message: `assertXAccelRedirect: X-Accel-Redirect is "/protected/q?x.txt": its raw "?" starts the query "x.txt", expected none ${noQueryAdvice}`
+  })
+  await t.throwsAsync(assertXAccelRedirect(raw, { redirect: '/protected/q', query: null }), { instanceOf: AssertionError, message: /starts the query "x\.txt", expected none/ })
+  // What nginx does with it, spelled out, passes.
+  await assertXAccelRedirect(raw, { redirect: '/protected/q', query: 'x.txt' })
+})
+
+test('assertXAccelRedirect, Caddy (raw): a raw "?" is a query, %3F is not decoded; the caddy() rule streams such a name', async (t) => {
+  const raw = await request(headerApp({ 'X-Caddy': '/protected/q?x.txt' }).callback()).get('/')
+  await t.throwsAsync(assertXAccelRedirect(raw, { header: 'X-Caddy', encoding: 'raw', redirect: '/protected/q?x.txt' }), {
+    instanceOf: AssertionError,
+    message: 'assertXAccelRedirect: X-Caddy is "/protected/q?x.txt": Caddy reads the path "/protected/q" and the query "x.txt" (a raw "?" starts a query), expected the path "/protected/q?x.txt" ' + noQueryAdvice
+  })
+  const encoded = await request(headerApp({ 'X-Caddy': '/protected/q%3Fx.txt' }).callback()).get('/')
+  await t.throwsAsync(assertXAccelRedirect(encoded, { header: 'X-Caddy', encoding: 'raw', redirect: '/protected/q?x.txt' }), {
+    instanceOf: AssertionError, message: 'assertXAccelRedirect: X-Caddy is "/protected/q%3Fx.txt" (decoded "/protected/q%3Fx.txt"), expected "/protected/q?x.txt"'
+  })
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${qdir}/q?x.txt`) }, { rules: [caddy({ sourceDir: qdir, destinationUrl: '/protected/', header: 'X-Caddy' })] })
+  const streamed = await request(app.callback()).get('/')
+  await t.throwsAsync(assertXAccelRedirect(streamed, { header: 'X-Caddy', encoding: 'raw', redirect: '/protected/q?x.txt' }), {
+    instanceOf: AssertionError, message: 'assertXAccelRedirect: X-Caddy is absent: the response was not offloaded'
+  })
+  await assertDownload(streamed, { body: 'q' })
+})
+
+test('assertXAccelRedirect: a presigned query after /_remote/ is expected with query, compared verbatim', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = urlFile('http://127.0.0.1:9000/bucket/k%20x.bin?X-Amz-Signature=a%2Fb') }, { rules: [nginx({ remote: true, destinationUrl: '/_remote/' })] })
+  const res = await request(app.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/_remote/http/127.0.0.1:9000/bucket/k%2520x.bin?X-Amz-Signature=a%2Fb')
+  await assertXAccelRedirect(res, { redirect: '/_remote/http/127.0.0.1:9000/bucket/k%20x.bin', query: 'X-Amz-Signature=a%2Fb' })
+  await assertXAccelRedirect(res, { redirect: /^\/_remote\/http\//, query: /^X-Amz-Signature=/ })
+  await assertXAccelRedirect(res, { redirect: /^\/_remote\/http\// }) // a RegExp alone checks no query
+  await t.throwsAsync(assertXAccelRedirect(res, { redirect: '/_remote/http/127.0.0.1:9000/bucket/k%20x.bin?X-Amz-Signature=a%2Fb' }), {
+    instanceOf: AssertionError, message: /^assertXAccelRedirect: X-Accel-Redirect is ".*": nginx reads the path "\/_remote\/http\/127\.0\.0\.1:9000\/bucket\/k%20x\.bin" and the query "X-Amz-Signature=a%2Fb" \(a raw "\?" starts a query\)/
+  })
+  await t.throwsAsync(assertXAccelRedirect(res, { redirect: '/_remote/http/127.0.0.1:9000/bucket/k%20x.bin' }), {
+    instanceOf: AssertionError, message: `assertXAccelRedirect: X-Accel-Redirect is "/_remote/http/127.0.0.1:9000/bucket/k%2520x.bin?X-Amz-Signature=a%2Fb": its raw "?" starts the query "X-Amz-Signature=a%2Fb", expected none ${noQueryAdvice}`
+  })
+  await t.throwsAsync(assertXAccelRedirect(res, { query: 'X-Amz-Signature=a/b' }), {
+    instanceOf: AssertionError, message: 'assertXAccelRedirect: X-Accel-Redirect is "/_remote/http/127.0.0.1:9000/bucket/k%2520x.bin?X-Amz-Signature=a%2Fb": query "X-Amz-Signature=a%2Fb", expected "X-Amz-Signature=a/b"'
+  })
+  await t.throwsAsync(assertXAccelRedirect(await request(appFor('nginx').callback()).get(nested), { query: 'sig=1' }), {
+    instanceOf: AssertionError, message: 'assertXAccelRedirect: X-Accel-Redirect is "/protected/nested.txt", with no query; expected the query "sig=1"'
+  })
+})
+
+test('assertInternalRedirect: %3F in Location is part of the name, a raw "?" starts the query (supertest and fetch)', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = urlFile('https://cdn.example/media/a%20b/q%3Fx.bin?sig=abc') }, {
+    rules: [internalRedirect({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/', forwardQuery: true })]
+  })
+  const res = await request(app.callback()).get('/').redirects(0)
+  t.is(res.headers.location, '/_origin/a%20b/q%3Fx.bin?sig=abc')
+  await assertInternalRedirect(res, { location: '/_origin/a b/q?x.bin', query: 'sig=abc' })
+  await assertInternalRedirect(await fetch(await listen(t, app)), { location: '/_origin/a b/q?x.bin', query: 'sig=abc' })
+  await t.throwsAsync(assertInternalRedirect(res, { location: '/_origin/a b/q?x.bin' }), {
+    instanceOf: AssertionError, message: `assertInternalRedirect: Location is "/_origin/a%20b/q%3Fx.bin?sig=abc": its raw "?" starts the query "sig=abc", expected none ${noQueryAdvice}`
+  })
+  const raw = await request(headerApp({ Location: '/private/q?x.txt' }).callback()).get('/').redirects(0)
+  await t.throwsAsync(assertInternalRedirect(raw, { location: '/private/q?x.txt' }), {
+    instanceOf: AssertionError,
+    message: 'assertInternalRedirect: Location is "/private/q?x.txt": the gateway reads the path "/private/q" and the query "x.txt" (a raw "?" starts a query), expected the path "/private/q?x.txt" ' + noQueryAdvice
+  })
+})
+
+test('assertXSendfile: the whole value is the file path, "?" included (Apache raw, lighttpd decoded whole)', async (t) => {
+  const apacheApp = downloadApp((ctx) => { ctx.body = new PathFile(`${qdir}/q?x.txt`) }, { rules: [apache({ sourceDir: qdir, destinationDir: '/srv/q' })] })
+  const a = await request(apacheApp.callback()).get('/')
+  t.is(a.headers['x-sendfile'], '/srv/q/q?x.txt')
+  await assertXSendfile(a, { path: '/srv/q/q?x.txt' })
+  const lighttpdApp = downloadApp((ctx) => { ctx.body = new PathFile(`${qdir}/q?x.txt`) }, { rules: [lighttpd({ sourceDir: qdir, destinationDir: '/srv/q' })] })
+  const l = await request(lighttpdApp.callback()).get('/')
+  t.is(l.headers['x-sendfile'], '/srv/q/q%3Fx.txt')
+  await assertXSendfile(l, { path: '/srv/q/q?x.txt', encoding: 'percent' })
+  // lighttpd's buffer_urldecode_path decodes past a raw "?": it serves /srv/q?A.txt for this value.
+  const rawQ = await request(headerApp({ 'X-Sendfile': '/srv/q?%41.txt' }).callback()).get('/')
+  await assertXSendfile(rawQ, { path: '/srv/q?A.txt', encoding: 'percent' })
+  await t.throwsAsync(assertXSendfile(rawQ, { path: '/srv/q?%41.txt', encoding: 'percent' }), {
+    instanceOf: AssertionError, message: 'assertXSendfile: X-Sendfile is "/srv/q?%41.txt" (decoded "/srv/q?A.txt"), expected "/srv/q?%41.txt"'
+  })
+  const invalid = await request(headerApp({ 'X-Sendfile': '/srv/%FF.txt' }).callback()).get('/')
+  await t.throwsAsync(assertXSendfile(invalid, { path: '/srv/\uFFFD.txt', encoding: 'percent' }), {
+    instanceOf: AssertionError, message: 'assertXSendfile: X-Sendfile is "/srv/%FF.txt" (not decodable: invalid percent-encoding or UTF-8), expected "/srv/\uFFFD.txt"'
+  })
+})
+
+// ---- assertDownload: "streamed by Node, not offloaded" ----
+
+test('assertDownload fails on an internal redirect: a 200 carrying Location (supertest and fetch)', async (t) => {
+  const message = 'assertDownload: expected a streamed download, but the 200 response carries Location "/private/nested.txt" (an internal redirect: offloaded)'
+  const res = await request(appFor('redirect').callback()).get(nested).redirects(0)
+  await t.throwsAsync(assertDownload(res), { instanceOf: AssertionError, message })
+  await t.throwsAsync(assertDownload(res, { filename: 'résumé "1".txt', attachment: false }), { instanceOf: AssertionError, message })
+  await t.throwsAsync(assertDownload(await fetch(await listen(t, appFor('redirect')) + nested)), { instanceOf: AssertionError, message })
+})
+
+test('assertDownload fails on a Caddy offload under a header of its own: a path-valued header on an empty response, or bytes expected', async (t) => {
+  const res = await request(appFor('caddy').callback()).get(nested)
+  t.is(res.headers['content-length'], '0')
+  t.is(res.headers['x-caddy'], '/protected/nested.txt')
+  const looks = 'assertDownload: expected a streamed download, but the response is empty (Content-Length: 0) and x-caddy is "/protected/nested.txt", which looks like an offload header (a caddy() rule\'s own header); if the app streams this response, name x-caddy in the expected headers'
+  await t.throwsAsync(assertDownload(res), { instanceOf: AssertionError, message: looks })
+  await t.throwsAsync(assertDownload(res, { filename: 'résumé "1".txt', attachment: true }), { instanceOf: AssertionError, message: looks })
+  await t.throwsAsync(assertDownload(await fetch(await listen(t, appFor('caddy')) + nested)), { instanceOf: AssertionError, message: looks })
+  const bytes = await readFile(`${fixtureRoot}/snow ☃/nested.txt`)
+  const empty = 'assertDownload: expected a streamed download of 8 bytes, but the response is empty (Content-Length: 0), as an offloaded one is'
+  await t.throwsAsync(assertDownload(res, { body: bytes }), { instanceOf: AssertionError, message: empty })
+  await t.throwsAsync(assertDownload(res, { headers: { 'X-Caddy': /./, 'content-length': '8' } }), { instanceOf: AssertionError, message: empty })
+})
+
+test('assertDownload passes on an empty file streamed by the app (GET and HEAD, supertest and fetch)', async (t) => {
+  const app = appFor('stream')
+  const res = await request(app.callback()).get('/empty.txt')
+  t.is(res.headers['content-length'], '0')
+  await assertDownload(res, { body: '', filename: 'résumé "1".txt', attachment: true, headers: { 'Content-Length': '0' } })
+  await assertDownload(res)
+  await assertDownload(await fetch(`${await listen(t, app)}/empty.txt`), { body: new Uint8Array(0) })
+  await assertDownload(await request(app.callback()).head('/empty.txt'), { body: '', headers: { 'Content-Length': '0' } })
+  // A HEAD response has an empty body, whatever its Content-Length.
+  const head = await request(app.callback()).head(nested)
+  await assertDownload(head, { body: '', headers: { 'Content-Length': '8' } })
+  await t.throwsAsync(assertDownload(head, { body: 'x' }), { instanceOf: AssertionError, message: 'assertDownload: body differs: 0 bytes received, 1 expected' })
+})
+
+test('assertDownload: a path-valued header on a streamed empty file fails unless named in headers; on bytes it is no concern', async (t) => {
+  const app = downloadApp((ctx) => {
+    ctx.set('X-Source', `/srv${ctx.path}`)
+    ctx.body = download(new PathFile(`${fixtureRoot}${ctx.path}`))
+  })
+  const empty = await request(app.callback()).get('/empty.txt')
+  await t.throwsAsync(assertDownload(empty), { instanceOf: AssertionError, message: /and x-source is "\/srv\/empty\.txt", which looks like an offload header/ })
+  await assertDownload(empty, { headers: { 'X-Source': '/srv/empty.txt' }, body: '' })
+  await assertDownload(await request(app.callback()).get('/hello.txt'), { body: 'Hello, world!\n' })
+})
+
+// ---- Content-Disposition as a browser reads it ----
+
+test('parseDisposition: a quoted filename may contain ";" and "filename*="; the library\'s own headers round-trip (supertest and fetch)', async (t) => {
+  const name = "a; filename*=UTF-8''x.txt"
+  const header = contentDisposition(name)
+  t.is(header, `attachment; filename="a; filename*=UTF-8''x.txt"`)
+  t.deepEqual(parseDisposition(header), { type: 'attachment', filename: name })
+  const app = downloadApp((ctx) => { ctx.body = download(new PathFile(`${fixtureRoot}/hello.txt`), { filename: ctx.query.name as string }) })
+  const query = `/?name=${encodeURIComponent(name)}`
+  await assertDownload(await request(app.callback()).get(query), { filename: name, attachment: true, body: 'Hello, world!\n' })
+  await assertDownload(await fetch(await listen(t, app) + query), { filename: name, body: 'Hello, world!\n' })
+  const tricky = 'é; filename="x".txt'
+  t.deepEqual(parseDisposition(contentDisposition(tricky, true)), { type: 'inline', filename: tricky })
+  await assertDownload(await request(app.callback()).get(`/?name=${encodeURIComponent(tricky)}`), { filename: tricky })
+})
+
+test('parseDisposition: any name contentDisposition() writes reads back as the sanitised name', (t) => {
+  fc.assert(fc.property(fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({ unit: fc.constantFrom(';', '=', '"', '\\', "'", '*', '%', ' ', 'filename', 'filename*=', "UTF-8''", 'é', '😀', 'a'), maxLength: 12 })
+  ), fc.boolean(), (name, inline) => {
+    const sanitized = sanitizeFilename(name)
+    const parsed = parseDisposition(contentDisposition(name, inline))
+    return parsed?.type === (inline ? 'inline' : 'attachment') && parsed.filename === (sanitized === '' ? undefined : sanitized)
+  }), { numRuns: 3000 })
+  t.pass()
+})
+
+test('parseDisposition: RFC 8187 filename* (language tag, UTF-8 or ISO-8859-1, any case) wins; an unusable one falls back to filename', (t) => {
+  const cases: Array<[string, { type: string, filename: string | undefined }]> = [
+    ["attachment; filename*=UTF-8'en'r%C3%A9sum%C3%A9.txt", { type: 'attachment', filename: 'résumé.txt' }],
+    ["attachment; filename=\"resume.txt\"; filename*=UTF-8'en'r%C3%A9sum%C3%A9.txt", { type: 'attachment', filename: 'résumé.txt' }],
+    ["attachment; filename*=utf-8''%E2%82%AC.txt; filename=\"EUR.txt\"", { type: 'attachment', filename: '€.txt' }],
+    ["attachment; filename*=ISO-8859-1'de'M%E4rz.pdf", { type: 'attachment', filename: 'März.pdf' }],
+    ["INLINE; FILENAME*=UTF-8''a%20b.txt", { type: 'inline', filename: 'a b.txt' }],
+    ["attachment; filename=\"f.txt\"; filename*=UTF-8''%FF.txt", { type: 'attachment', filename: 'f.txt' }], // not UTF-8
+    ["attachment; filename=\"f.txt\"; filename*=KOI8-R''%C1.txt", { type: 'attachment', filename: 'f.txt' }], // unsupported charset
+    ["attachment; filename=\"f.txt\"; filename*=\"UTF-8''a.txt\"", { type: 'attachment', filename: 'f.txt' }], // ext-value is never quoted
+    ["attachment; filename=\"f.txt\"; filename*=UTF-8''a%2.txt", { type: 'attachment', filename: 'f.txt' }], // bad pct-encoding
+    ["attachment; filename=\"f.txt\"; filename*=UTF-8'a.txt", { type: 'attachment', filename: 'f.txt' }], // one quote
+    ["attachment; filename*=UTF-8''%FF.txt", { type: 'attachment', filename: undefined }]
+  ]
+  for (const [header, expected] of cases) t.deepEqual(parseDisposition(header), expected, header)
+})
+
+test('parseDisposition: tokens and quoted-strings per RFC 9110 §5.6.6; a malformed value is undefined, never a crash', (t) => {
+  const valid: Array<[string, { type: string, filename: string | undefined }]> = [
+    ['Inline; filename="say \\"hi\\".txt"', { type: 'inline', filename: 'say "hi".txt' }],
+    ['attachment; filename="a\\\\b.txt"', { type: 'attachment', filename: 'a\\b.txt' }],
+    ['attachment;filename=plain.txt;', { type: 'attachment', filename: 'plain.txt' }],
+    ['attachment ; filename = "spaced.txt" ;; size=42', { type: 'attachment', filename: 'spaced.txt' }],
+    ['attachment; creation-date="Wed, 12 Feb 1997 16:29:51 -0500"; filename=x.txt', { type: 'attachment', filename: 'x.txt' }],
+    ['attachment; filename=""', { type: 'attachment', filename: '' }],
+    ['attachment', { type: 'attachment', filename: undefined }],
+    ['x-custom', { type: 'x-custom', filename: undefined }]
+  ]
+  for (const [header, expected] of valid) t.deepEqual(parseDisposition(header), expected, header)
+  const malformed = ['', ' ', '; filename="a"', '"attachment"', 'attachment filename="a"', 'attachment; filename', 'attachment; filename=',
+    'attachment; filename="unterminated', 'attachment; filename="a\\', 'attachment; filename=a b.txt', 'attachment; filename="a" x',
+    'attachment; filename="a"; filename="b"', "attachment; filename*=UTF-8''a; FILENAME*=UTF-8''b", 'attachment; =a', 'attachment; filename="a\u0000"',
+    "attachment; filename*=UTF-8''a b.txt"]
+  for (const header of malformed) t.is(parseDisposition(header), undefined, JSON.stringify(header))
+  fc.assert(fc.property(fc.string({ unit: fc.constantFrom(';', '=', '"', '\\', "'", '*', '%', ' ', '\t', 'a', 'filename', 'filename*', 'UTF-8', '\u0000', 'é', '\u2028') }), (header) => {
+    const parsed = parseDisposition(header)
+    return parsed === undefined || (typeof parsed.type === 'string' && (parsed.filename === undefined || typeof parsed.filename === 'string'))
+  }), { numRuns: 3000 })
+})
+
+test('assertDownload: a malformed Content-Disposition fails, naming the header', async (t) => {
+  const res = await request(headerApp({ 'Content-Disposition': 'attachment; filename="a' }).callback()).get('/')
+  await t.throwsAsync(assertDownload(res, { filename: 'a' }), { instanceOf: AssertionError, message: 'assertDownload: Content-Disposition is "attachment; filename=\\"a", which is malformed (RFC 6266)' })
+  await t.throwsAsync(assertDownload(res, { attachment: true }), { instanceOf: AssertionError, message: /which is malformed \(RFC 6266\)$/ })
+})
+
+// ---- Bodies supertest does not keep ----
+
+test('assertDownload: a multipart/byteranges 206 through supertest names .parse(bufferParser), which works; .buffer(true) does not', async (t) => {
+  const app = appFor('stream')
+  const ranged = (): request.Test => request(app.callback()).get('/digits.txt').set('Range', 'bytes=0-1,900-901')
+  const message = 'assertDownload: the response body is not available: supertest hands multipart/byteranges to its form parser, which keeps no bytes (.buffer(true) does not change that): request with .parse(bufferParser) from koa-downloads/testing'
+  for (const res of [await ranged(), await ranged().buffer(true)]) {
+    t.regex(res.headers['content-type'] ?? '', /^multipart\/byteranges; boundary=/)
+    await t.throwsAsync(assertDownload(res, { status: 206, body: 'x' }), { instanceOf: AssertionError, message })
+  }
+  for (const res of [await ranged().parse(bufferParser), await ranged().buffer(true).parse(bufferParser)]) {
+    const boundary = /boundary=(\S+)$/.exec(res.headers['content-type'] ?? '')?.[1] ?? ''
+    const part = (range: string): string => `--${boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes ${range}/1000\r\n\r\n01\r\n`
+    await assertDownload(res, { status: 206, contentType: /^multipart\/byteranges/, body: `${part('0-1')}${part('900-901')}--${boundary}--\r\n` })
+  }
+})
+
+test('assertDownload: a body supertest did not buffer names .buffer(true).parse(bufferParser), which works', async (t) => {
+  const app = appFor('stream')
+  const unbuffered = await request(app.callback()).get('/hello.txt').buffer(false)
+  await t.throwsAsync(assertDownload(unbuffered, { body: 'Hello, world!\n' }), {
+    instanceOf: AssertionError, message: 'assertDownload: the response body is not available: supertest did not buffer it: request with .buffer(true).parse(bufferParser) from koa-downloads/testing'
+  })
+  await assertDownload(await request(app.callback()).get('/hello.txt').buffer(true).parse(bufferParser), { body: 'Hello, world!\n' })
+})
