@@ -81,6 +81,7 @@ try {
   for (const workload of workloads) {
     // A new array each time: until run L, 1m and 256m shared one, and the 256m workload ran kd-before twice per round.
     if (before !== undefined && workload.targets.includes('kd')) workload.targets = [workload.targets[0]!, 'kd-before', ...workload.targets.slice(1)]
+    if (before !== undefined && workload.targets.includes('kd-storage')) workload.targets = [workload.targets[0]!, 'kd-storage-before', ...workload.targets.slice(1)]
     if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
     const counter = storage?.counter

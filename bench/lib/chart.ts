@@ -9,6 +9,7 @@ const colours: Record<TargetId, string> = {
   'kd-follow': '#a61e4d',
   'koa-floor': '#ced4da',
   'kd-storage': '#d6336c',
+  'kd-storage-before': '#f783ac',
   'raw-storage': '#868e96',
   'koa-raw': '#868e96',
   'koa-send': '#74c0fc',

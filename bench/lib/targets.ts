@@ -8,7 +8,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-storage-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -27,6 +27,7 @@ export const targetLabels: Record<TargetId, string> = {
   'kd-offload-refuse': 'kd + nginx offload, proxyRefusesSymlinks',
   'koa-floor': 'Koa from memory, no file I/O (ceiling)',
   'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
+  'kd-storage-before': 'koa-downloads storage/remote, --before tree',
   'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
   'koa-raw': 'Koa + fs.createReadStream (baseline)',
   'koa-send': 'Koa + koa-send',
@@ -96,6 +97,11 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
   if (before !== undefined) {
     const old = await startNode('kd-before', join(serverDir, 'kd-stream.ts'), { ...env, ...libraryEnv(before) }, logDir, nodeArgs)
     list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })
+    // The storage workloads' before/after: the same storage server script with the other library.
+    if (storageEnv !== undefined) {
+      const oldStorage = await startNode('kd-storage-before', join(serverDir, 'kd-stream.ts'), { ...env, ...storageEnv, ...libraryEnv(before) }, logDir, nodeArgs)
+      list.push({ id: 'kd-storage-before', label: targetLabels['kd-storage-before'], url: direct(oldStorage), node: oldStorage })
+    }
   }
   return new Map(list.map((target) => [target.id, target]))
 }
