@@ -21,7 +21,7 @@ export interface PresignedRedirectOptions {
  * Mount it inside `downloads()` (on the way back up it runs before serve()):
  * `app.use(downloads()); app.use(presignedRedirect({ expiresIn: 300 }))`. The object is stat'ed
  * first (one metadata request), so a missing object is the app's 404, not the storage's XML error.
- * Other files (local disks, memory, other wrappers) pass through to serve(). The redirect is
+ * Other files (local disks, memory, other wrappers) and HEAD requests pass through to serve(). The redirect is
  * `Cache-Control: private, no-store`: the URL expires, so nothing may keep it.
  *
  * Not an offload rule: rules answer 200 with a header for a proxy to act on, a redirect is for the
@@ -42,7 +42,10 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     await next()
     const download = toDownload(ctx.body)
     if (download === undefined || !(download.file instanceof StorageFile)) return
-    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || ctx.status !== 200) return
+    // Only a GET: the URL is signed for a GET, and a HEAD redirected to it keeps its method (the
+    // signature covers it: the storage answers 403). A HEAD is answered by serve() from the
+    // object's metadata, the same request the redirect would have made first.
+    if (ctx.method !== 'GET' || ctx.status !== 200) return
     const file = download.file
     if (file.path !== undefined) {
       debug('presignedRedirect: %s is on a local disk: streamed', JSON.stringify(file.key))

@@ -229,5 +229,6 @@ export function validateStorageFileOptions (options: StorageFileOptions, where: 
     if (fallback.size !== undefined && (!Number.isSafeInteger(fallback.size) || fallback.size < 0)) throw new TypeError(`${where}: fallback.size must be a non-negative integer`)
     if (fallback.lastModified !== undefined && !(fallback.lastModified instanceof Date)) throw new TypeError(`${where}: fallback.lastModified must be a Date`)
   }
-  if (idleTimeout !== undefined && (!Number.isSafeInteger(idleTimeout) || idleTimeout < 1)) throw new TypeError(`${where}: idleTimeout must be a positive integer (ms)`)
+  // setTimeout() takes at most 2^31 - 1 ms: a longer delay fires at once (every request a 504).
+  if (idleTimeout !== undefined && (!Number.isSafeInteger(idleTimeout) || idleTimeout < 1 || idleTimeout > 2_147_483_647)) throw new TypeError(`${where}: idleTimeout must be an integer from 1 to 2147483647 (ms)`)
 }

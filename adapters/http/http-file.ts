@@ -385,7 +385,8 @@ function validate (options: HttpFileOptions): void {
   }
   const { name, headers, timeout, maxRedirects } = options
   if (name !== undefined && typeof name !== 'string') throw new TypeError('HttpFile(): name must be a string')
-  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1)) throw new TypeError('HttpFile(): timeout must be a positive integer (ms)')
+  // setTimeout() takes at most 2^31 - 1 ms: a longer delay fires at once (every request a 504).
+  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2_147_483_647)) throw new TypeError('HttpFile(): timeout must be an integer from 1 to 2147483647 (ms)')
   if (maxRedirects !== undefined && (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0)) throw new TypeError('HttpFile(): maxRedirects must be a non-negative integer')
   if (headers !== undefined) {
     if (headers === null || typeof headers !== 'object') throw new TypeError('HttpFile(): headers must be an object of strings')

@@ -82,6 +82,9 @@ test('flydrive fs: storage() url option gives file.url from a base URL, encoded 
 test('flydrive fs: options are validated at setup with TypeErrors naming the option', (t) => {
   t.throws(() => storage(disk, { url: 'not a url' }), { instanceOf: TypeError, message: /storage\(\): url/ })
   t.throws(() => new StorageFile(disk, 'a', { idleTimeout: 0 }), { instanceOf: TypeError, message: /idleTimeout/ })
+  // Past setTimeout()'s limit the timer would fire at once: every request a 504.
+  t.throws(() => new StorageFile(disk, 'a', { idleTimeout: 2 ** 31 }), { instanceOf: TypeError, message: /^StorageFile\(\): idleTimeout must be an integer from 1 to 2147483647 \(ms\)$/ })
+  t.notThrows(() => new StorageFile(disk, 'a', { idleTimeout: 2 ** 31 - 1 }))
   t.throws(() => new StorageFile(disk, 'a', { nope: 1 } as never), { instanceOf: TypeError, message: /unknown option "nope"/ })
   t.throws(() => new StorageFile({} as never, 'a'), { instanceOf: TypeError, message: /flydrive Disk/ })
 })

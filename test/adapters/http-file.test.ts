@@ -264,6 +264,7 @@ test('http: name is the last URL segment, percent-decoded, query dropped', (t) =
 test('http: options are validated at setup with TypeErrors naming the option', (t) => {
   t.throws(() => new HttpFile('ftp://example.com/x'), { instanceOf: TypeError, message: /url must be an absolute http/ })
   t.throws(() => new HttpFile('https://example.com/x', { timeout: -1 }), { instanceOf: TypeError, message: /timeout/ })
+  t.throws(() => new HttpFile('https://example.com/x', { timeout: 2 ** 31 }), { instanceOf: TypeError, message: /^HttpFile\(\): timeout must be an integer from 1 to 2147483647 \(ms\)$/ })
   t.throws(() => new HttpFile('https://example.com/x', { headers: { Range: 'bytes=0-1' } }), { instanceOf: TypeError, message: /may not set Range/ })
   t.throws(() => new HttpFile('https://example.com/x', { headers: { 'X-A': 'a\r\nb' } }), { instanceOf: TypeError, message: /header-safe/ })
 })

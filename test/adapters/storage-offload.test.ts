@@ -124,6 +124,17 @@ test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'
   const missing = await rawRequest(`${base}/reports/missing.txt`)
   t.is(missing.status, 404)
   t.is(missing.headers.location, undefined)
+
+  // A HEAD is not redirected: the URL is signed for GET, and the storage refuses it for a HEAD
+  // (403). serve() answers it from the object's metadata instead.
+  const signedForGet = await fetch(location, { method: 'HEAD' })
+  t.is(signedForGet.status, 403)
+  const head = await rawRequest(`${base}/${encodedKey}`, { method: 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers.location, undefined)
+  t.is(head.headers['content-length'], String(Buffer.byteLength(contents)))
+  t.is(head.headers['content-disposition'], 'attachment; filename="Q1 report, final.txt"')
+  t.is(head.body.length, 0)
 })
 
 test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
