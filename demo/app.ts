@@ -13,7 +13,7 @@ import Koa from 'koa'
 import { download, downloads, PathFile, sendfile } from '../source/index.ts'
 import { renderServerConfig, serverNames } from '../source/server-config.ts'
 import type { ServerName } from '../source/server-config.ts'
-import { recordFile, storage } from '../adapters/flydrive/index.ts'
+import { presignedRedirect, recordFile, storage } from '../adapters/flydrive/index.ts'
 import { deliveries, findDelivery, rulesFor } from './deliveries.ts'
 import type { DeliveryId } from './deliveries.ts'
 import { explainPage } from './explain.ts'
@@ -121,15 +121,12 @@ function buildApp (env: DemoEnv, live: ReadonlySet<DeliveryId>, proxy: ServerNam
 
   // One route per delivery; each carries its own offload rules (downloads() works per route).
   for (const delivery of deliveries) {
-    router.get(`/get/${delivery.id}/:source`, downloads({ rules: delivery.rules(env) }), async (ctx) => {
+    // The presigned column: presignedRedirect() (inside downloads()) turns a GET of an S3 object
+    // into a 302 to a signed URL; everything else passes through to serve().
+    const middleware = delivery.id === 'presigned' ? [downloads(), presignedRedirect({ expiresIn: 300 })] : [downloads({ rules: delivery.rules(env) })]
+    router.get(`/get/${delivery.id}/:source`, ...middleware, async (ctx) => {
       const source = findSource(ctx.params.source)
       if (source === undefined) return
-      if (delivery.id === 'presigned' && source.signedUrl !== undefined) {
-        const url = await source.signedUrl(env)
-        if (url === undefined) return unavailable(ctx, env)
-        ctx.redirect(url)
-        return
-      }
       const file = await source.file(env)
       if (file === undefined) return unavailable(ctx, env)
       ctx.body = download(file)

@@ -17,7 +17,7 @@ export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: Dem
   if (file === undefined) return { kind: 'unavailable', note: `No S3 server: ${env.s3Problem ?? 'not configured'}.` }
   if (delivery.id === 'node') return { kind: 'stream', note: 'Node streams it: ranges, conditionals, HEAD.' }
   if (delivery.id === 'presigned') {
-    if (source.signedUrl !== undefined) return { kind: 'redirect', note: '302 to a presigned S3 URL (5 minutes); S3 sends the bytes and the Content-Disposition.' }
+    if (source.objectStore === true) return { kind: 'redirect', note: '302 to a presigned S3 URL (5 minutes, presignedRedirect()); S3 sends the bytes, the Content-Disposition and Content-Type signed into it.' }
     return { kind: 'stream', note: 'Not in an object store, so there is no URL to sign: Node streams it.' }
   }
   for (const rule of delivery.rules(env)) {
