@@ -27,8 +27,21 @@ export class Download extends Readable {
   }
 
   override _read (): void {
+    // A HEAD that serve() answered leaves the Download as the body (Koa sends its Content-Length and
+    // never reads it); a middleware that reads it anyway (a logger measuring the body) gets nothing.
+    if (answered.has(this)) {
+      this.push(null)
+      return
+    }
     this.destroy(new Error('koa-downloads: ctx.body is a Download but no serve() or downloads() middleware handled it; mount downloads() before the route'))
   }
+}
+
+const answered = new WeakSet<Download>()
+
+/** serve() answered the request without a body (HEAD): reading the Download now ends at once, empty. */
+export function markAnswered (download: Download): void {
+  answered.add(download)
 }
 
 /** Marks `file` as the response body, with presentation options. */

@@ -2,7 +2,7 @@ import createHttpError from 'http-errors'
 import type { Context, Middleware, Next } from 'koa'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
-import { Download, toDownload } from './download.ts'
+import { Download, markAnswered, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
@@ -51,7 +51,7 @@ const MARK = Symbol.for('koa-downloads.serve')
 
 /** True when a serve() middleware is on this request's way back (sendfile() then leaves the body to it). */
 export function isServed (ctx: Context): boolean {
-  return (ctx as unknown as Record<symbol, unknown>)[MARK] === true
+  return ((ctx as unknown as Record<symbol, number | undefined>)[MARK] ?? 0) > 0
 }
 
 /**
@@ -66,8 +66,15 @@ export function serve (options: ServeOptions = {}): Middleware {
 /** serve() with options already checked (downloads() checks them under its own name). */
 export function serveWith (resolved: ResolvedServeOptions): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
-    (ctx as unknown as Record<symbol, unknown>)[MARK] = true
-    await next()
+    // How many serve() steps are still on this request's way back: a sendfile() called by a
+    // middleware above them all (an SPA fallback, an error page) must stream the file itself.
+    const marks = ctx as unknown as Record<symbol, number | undefined>
+    marks[MARK] = (marks[MARK] ?? 0) + 1
+    try {
+      await next()
+    } finally {
+      marks[MARK] = (marks[MARK] ?? 1) - 1
+    }
     const body = ctx.body
     if (body === null || typeof body !== 'object') return
     const download = toDownload(body)
@@ -118,7 +125,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it. A bare
         // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
         // 304: setting the status drops any body, so the stream-body setup is skipped (bench/).
-        if (plan.status !== 304 && !(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
+        if (plan.status !== 304) {
+          if (!(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
+          markAnswered(ctx.body as Download)
+        }
         applyHeaders(ctx, plan.status, plan.headers)
         if (plan.status !== 304) {
           if (plan.length !== undefined) ctx.length = plan.length

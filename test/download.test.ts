@@ -4,7 +4,7 @@ import Koa from 'koa'
 import type { Context, Middleware, Next } from 'koa'
 import { get } from 'node:http'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { nginx } from '../source/backends/nginx.ts'
 import { Download, download, isDownloadFile, toDownload } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
@@ -272,4 +272,37 @@ test('download: toDownload returns the Download itself, wraps a bare file with d
   // A stream that happens to have name/stat/open is still a stream, not a file.
   const lookalike = Object.assign(Readable.from([]), { name: 'x', stat: async () => ({}), open: async () => Readable.from([]) })
   t.is(toDownload(lookalike), undefined)
+})
+
+test('download: a HEAD answered by serve() leaves a body that reads as empty — a middleware that reads it (a logger measuring the body) gets no error', async t => {
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  // As koa-logger does for a body of unknown or zero length: pipe it through a counter.
+  let counted = -1
+  app.use(async (ctx, next) => {
+    await next()
+    const body = ctx.body
+    if (body instanceof Readable) {
+      let bytes = 0
+      const counter = new PassThrough()
+      counter.on('data', (chunk: Buffer) => { bytes += chunk.length })
+      counter.on('end', () => { counted = bytes })
+      body.on('error', (error: Error) => { errors.push(error) })
+      body.pipe(counter)
+      counter.resume()
+    }
+  })
+  app.use(downloads())
+  app.use((ctx) => { ctx.body = ctx.path === '/bare' ? new VirtualFile('', { name: 'empty.txt' }) : download(new VirtualFile('', { name: 'empty.txt' })) })
+  const url = await listen(t, app)
+  for (const path of ['/bare', '/wrapped']) {
+    counted = -1
+    const res = await fetchBytes(url, path, 'head')
+    t.is(res.status, 200, path)
+    t.is(res.headers['content-length'], '0', path)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.is(counted, 0, path)
+  }
+  t.deepEqual(errors, [])
 })

@@ -6,6 +6,8 @@ import type { Context } from 'koa'
 import { join } from 'node:path'
 import { nginx } from '../source/backends/nginx.ts'
 import { Download } from '../source/download.ts'
+import { downloads } from '../source/downloads.ts'
+import { PathFile } from '../source/path-file.ts'
 import { sendfile } from '../source/sendfile.ts'
 import type { SendfileOptions } from '../source/sendfile.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
@@ -236,4 +238,27 @@ test('sendfile: an absolute path inside root cannot climb out with dot segments'
   const res = await fetchBytes(url, q(`${fixtureRoot}/subdir/../../secret.txt`))
   assertErrorResponse(t, res, 404)
   t.false((res.body as Buffer).toString().includes('TOP SECRET'))
+})
+
+test('sendfile: called by a middleware above downloads(), after it has run (an SPA fallback for 404s), it streams the file itself', async t => {
+  const app = new Koa()
+  app.silent = true
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(async (ctx, next) => {
+    await next()
+    if (ctx.status === 404) await sendfile(ctx, 'hello.txt', { root: fixtureRoot })
+  })
+  app.use(downloads())
+  app.use((ctx) => { if (ctx.path === '/report') ctx.body = new PathFile('digits.txt', { root: fixtureRoot }) })
+  const url = await listen(t, app)
+  const fallback = await fetchBytes(url, '/some/client/route')
+  t.is(fallback.status, 200)
+  t.is((fallback.body as Buffer).toString(), 'Hello, world!\n')
+  t.is(fallback.headers['content-disposition'], 'inline; filename="hello.txt"')
+  // The route's own download is still served by downloads().
+  const report = await fetchBytes(url, '/report')
+  t.is(report.status, 200)
+  t.is((report.body as Buffer).length, 1000)
+  t.deepEqual(errors, [])
 })
