@@ -45,7 +45,12 @@ const forbiddenCodes = new Set(['EACCES', 'EPERM'])
  */
 export function toHttpError (error: unknown): HttpError {
   const status = statusFor(error)
-  return createHttpError(status, { cause: error, expose: status < 500 })
+  const httpError = createHttpError(status, { expose: status < 500 })
+  // Not enumerable, as the standard `cause` is: http-errors copies its properties as enumerable
+  // ones, and an error handler that serialises an exposed error (JSON.stringify(err)) would then
+  // publish the original failure, file path included.
+  Object.defineProperty(httpError, 'cause', { value: error, enumerable: false, writable: true, configurable: true })
+  return httpError
 }
 
 export function statusFor (error: unknown): number {

@@ -317,3 +317,24 @@ test('a header Node refuses after the source was opened (a wrapper\'s ETag with 
   t.is(file.opens, 1)
   t.true(source?.destroyed)
 })
+
+test('an exposed error (404) serialised by an error handler carries nothing of the original failure; err.cause still holds it', async t => {
+  let serialised = ''
+  let cause: unknown
+  const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/no-such-secret-name.txt`) })
+  app.middleware.unshift(async (ctx, next) => {
+    try {
+      await next()
+    } catch (error) {
+      serialised = JSON.stringify(error)
+      cause = (error as Error).cause
+      ctx.status = (error as HttpError).status
+      ctx.body = { error: (error as HttpError).expose ? error : 'internal' }
+    }
+  })
+  const res = await fetchBytes(await listen(t, app), '/')
+  t.is(res.status, 404)
+  t.false(serialised.includes('no-such-secret-name'), serialised)
+  t.false((res.body as Buffer).toString().includes('no-such-secret-name'))
+  t.is((cause as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
+})

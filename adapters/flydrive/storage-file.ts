@@ -93,6 +93,15 @@ export class StorageFile implements DownloadFile {
     this.url = options.url === false ? undefined : options.url ?? object.url
   }
 
+  /**
+   * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
+   * JSON middleware between the route and it) fails loudly instead of publishing its key, its path
+   * or a presigned URL.
+   */
+  toJSON (): never {
+    throw new TypeError('koa-downloads: a StorageFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
+  }
+
   async stat (options?: StatOptions): Promise<FileStat> {
     const object = this.#object
     if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)

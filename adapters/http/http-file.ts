@@ -98,6 +98,15 @@ export class HttpFile implements DownloadFile {
     this.#maxRedirects = options.maxRedirects ?? 5
   }
 
+  /**
+   * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
+   * JSON middleware between the route and it) fails loudly instead of publishing its URL (a
+   * presigned one carries its signature).
+   */
+  toJSON (): never {
+    throw new TypeError('koa-downloads: an HttpFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
+  }
+
   async stat (options?: StatOptions): Promise<FileStat> {
     const start = this.#stat === undefined ? readToStart(options) : undefined
     if (start !== undefined) this.#stat = this.#getAhead(start.range, options?.signal)

@@ -4,8 +4,10 @@ import { dirname, join } from 'node:path'
 import test from 'ava'
 import { Disk } from 'flydrive'
 import { FSDriver } from 'flydrive/drivers/fs'
+import Koa from 'koa'
 import { StorageFile, storage } from '../../adapters/flydrive/index.ts'
-import { fileContract } from '../helpers/file-contract.ts'
+import { fileContract, rawRequest } from '../helpers/file-contract.ts'
+import { listen } from '../helpers/listen.ts'
 
 let root = ''
 let disk: Disk
@@ -87,4 +89,19 @@ test('flydrive fs: options are validated at setup with TypeErrors naming the opt
   t.notThrows(() => new StorageFile(disk, 'a', { idleTimeout: 2 ** 31 - 1 }))
   t.throws(() => new StorageFile(disk, 'a', { nope: 1 } as never), { instanceOf: TypeError, message: /unknown option "nope"/ })
   t.throws(() => new StorageFile({} as never, 'a'), { instanceOf: TypeError, message: /flydrive Disk/ })
+})
+
+test('flydrive fs: without serve()/downloads(), a StorageFile is never answered as JSON (its key and absolute path)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'kd-json-'))
+  t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
+  await writeFile(join(root, 'private.txt'), 'private')
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use((ctx) => { ctx.body = storage(new Disk(new FSDriver({ location: root, visibility: 'private' }))).file('private.txt') })
+  const res = await rawRequest(await listen(t, app))
+  t.is(res.status, 500)
+  t.false(res.body.toString('latin1').includes(root))
+  t.false(res.body.toString('latin1').includes('private.txt'))
+  t.regex(errors[0]?.message ?? '', /^koa-downloads: a StorageFile reached a JSON serialiser/)
 })

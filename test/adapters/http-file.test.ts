@@ -1,4 +1,5 @@
 import test from 'ava'
+import Koa from 'koa'
 import type { ExecutionContext } from 'ava'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -520,4 +521,15 @@ test.serial('http: every header the app passed is dropped on a redirect to anoth
     t.true(origin.log.entries.some((e) => e.url === '/same-landed.bin'), what)
     t.true(origin.log.entries.every((e) => e.headers['x-api-key'] === 'k3y' && e.headers['private-token'] === 'tok' && e.headers.authorization === 'Bearer s3cret' && e.headers.cookie === 'sid=1'), what)
   }
+})
+
+test('http: without serve()/downloads(), an HttpFile is never answered as JSON (its URL may carry a signature)', async (t) => {
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use((ctx) => { ctx.body = new HttpFile('https://origin.example/report.pdf?X-Amz-Signature=SECRETSIG') })
+  const res = await rawRequest(await listen(t, app))
+  t.is(res.status, 500)
+  t.false(res.body.toString('latin1').includes('SECRETSIG'))
+  t.regex(errors[0]?.message ?? '', /^koa-downloads: an HttpFile reached a JSON serialiser/)
 })
