@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { debug } from './debug.ts'
+import { debug, loggableUrl } from './debug.ts'
 import type { DownloadFile } from './types.ts'
 
 /** Which server a rule hands the transfer to. `negotiated` rules pick it per request (opt-in). */
@@ -311,7 +311,7 @@ function parsedSource (sourceUrl: string): { origin: string, sourceSegments: str
 
 /** Logs why `rule` did not take `file`; names and reasons are JSON-escaped (log injection). */
 export function logNoMatch (rule: string, file: DownloadFile, reason: string): void {
-  debug('offload: %s does not cover %s: %s', rule, JSON.stringify(file.path ?? file.url ?? file.name), reason)
+  debug('offload: %s does not cover %s: %s', rule, file.path !== undefined ? JSON.stringify(file.path) : file.url !== undefined ? loggableUrl(file.url) : JSON.stringify(file.name), reason)
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa'
-import { debug } from './debug.ts'
+import { debug, loggableUrl } from './debug.ts'
 import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { formatHttpDate } from './http-date.ts'
@@ -64,7 +64,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       if (target !== undefined) { rule = candidate; break }
     }
     if (target === undefined || rule === undefined) {
-      debug('offload: %s streamed: no rule covers it', JSON.stringify(file.path ?? file.url))
+      debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
       return
     }
 
@@ -84,7 +84,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       throw toHttpError(error)
     }
     const presentation = presentationHeaders(download, stat)
-    debug('offload: %s → %s %s: %s', JSON.stringify(file.path ?? file.url), rule.backend, target.header, JSON.stringify(target.value))
+    debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
 
     // Koa sets a text/plain type for a string body; the download's own type is set after it.
     ctx.body = ''

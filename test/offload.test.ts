@@ -379,6 +379,30 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
   t.false(stderr.includes('evil\nname'), 'a raw newline never reaches the log')
 })
 
+test('debug: NODE_DEBUG=koa-downloads never prints a presigned URL\'s query (its signature), for offloaded and unmatched URLs', async (t) => {
+  const { execFile } = await import('node:child_process')
+  const here = new URL('.', import.meta.url).href
+  const script = `
+    const { nginx } = await import(${JSON.stringify(new URL('../source/backends/nginx.ts', here).href)})
+    const { offload } = await import(${JSON.stringify(new URL('../source/offload.ts', here).href)})
+    const mw = offload([nginx({ sourceUrl: 'https://media.example/files/', destinationUrl: '/_media/', forwardQuery: true }), nginx({ remote: true, destinationUrl: '/_remote/' })])
+    for (const url of ['https://bucket.example/k.pdf?X-Amz-Signature=SECRETSIG1', 'https://media.example/files/a.pdf?sig=SECRETSIG2', 'ftp://elsewhere.example/x?SECRETSIG3']) {
+      const file = { name: 'k.pdf', url, stat: async () => ({}), open: async () => { throw new Error('never') } }
+      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }
+      await mw(ctx, async () => {})
+    }
+  `
+  const stderr = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
+      if (error) reject(error); else resolve(err)
+    })
+  })
+  t.regex(stderr, /offload: "https:\/\/bucket\.example\/k\.pdf\?…" → nginx X-Accel-Redirect: "\/_remote\/https\/bucket\.example\/k\.pdf\?…"/)
+  t.regex(stderr, /offload: "https:\/\/media\.example\/files\/a\.pdf\?…" → nginx X-Accel-Redirect: "\/_media\/a\.pdf\?…"/)
+  t.regex(stderr, /"ftp:\/\/elsewhere\.example\/x\?…" streamed: no rule covers it/)
+  t.false(stderr.includes('SECRETSIG'), stderr)
+})
+
 test('offload I/O: a PathFile without root is offloaded by name alone (no stat: the proxy answers a missing file)', async (t) => {
   const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/no-such-file.txt`) }, { rules: [protectedNginx] })
   const res = await request(app.callback()).get('/')

@@ -3,7 +3,7 @@ import { pipeline, Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
-import { debug } from '../../source/debug.ts'
+import { debug, withoutQuery } from '../../source/debug.ts'
 import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
@@ -68,6 +68,8 @@ export class HttpFile implements DownloadFile {
   readonly name: string
   readonly url: string
   readonly #headers: OutgoingHttpHeaders
+  /** The URL for log lines and error messages: without its query (a presigned URL's signature). */
+  readonly #shown: string
   /** The names of the app's headers (lower case): dropped on a redirect to another origin. */
   readonly #originBound: ReadonlySet<string>
   readonly #timeout: number
@@ -91,6 +93,7 @@ export class HttpFile implements DownloadFile {
     }
     parsed.hash = ''
     this.url = parsed.href
+    this.#shown = withoutQuery(parsed.href)
     this.name = options.name ?? nameOf(parsed)
     this.#headers = { ...options.headers }
     this.#originBound = new Set(Object.keys(this.#headers).map((name) => name.toLowerCase()))
@@ -123,7 +126,7 @@ export class HttpFile implements DownloadFile {
       held.response.destroy()
       held = undefined
     }
-    if (held !== undefined && samePart(held.range, range)) return body(held.response, expected, this.#timeout, this.url)
+    if (held !== undefined && samePart(held.range, range)) return body(held.response, expected, this.#timeout, this.#shown)
     // A whole body in hand while a part is asked for (the origin answered the forwarded Range with
     // 200): kept aside until the part's own request shows whether the origin serves ranges at all.
     let aside = held?.range === undefined ? held?.response : undefined
@@ -143,12 +146,12 @@ export class HttpFile implements DownloadFile {
       const differs = status >= 200 && status < 300 ? contradiction(response, stat) : undefined
       let problem: DownloadError | undefined
       if (status === 412 || status === 416) {
-        problem = new DownloadError('E_CHANGED', `${this.url}: changed since HEAD (${status})`)
+        problem = new DownloadError('E_CHANGED', `${this.#shown}: changed since HEAD (${status})`)
         this.#stat = undefined
       } else if (status >= 300 || status < 200) {
-        problem = statusError(this.url, status)
+        problem = statusError(this.#shown, status)
       } else if (!isIdentity(response)) {
-        problem = new DownloadError('E_UPSTREAM', `${this.url}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
+        problem = new DownloadError('E_UPSTREAM', `${this.#shown}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
       } else if (differs !== undefined) {
         problem = this.#changed(stat, differs)
       } else if (range !== undefined && status === 200) {
@@ -163,19 +166,19 @@ export class HttpFile implements DownloadFile {
           this.#ahead.hold({ response: aside, range: undefined, stat: whole })
           aside = undefined
         }
-        debug('http GET %s: a Range answered 200: planning the whole file', this.url)
-        throw new DownloadError('E_CHANGED', `${this.url}: the origin ignores Range (200 for bytes=${range.start}-${range.end}); planning again as a whole file`)
+        debug('http GET %s: a Range answered 200: planning the whole file', JSON.stringify(this.#shown))
+        throw new DownloadError('E_CHANGED', `${this.#shown}: the origin ignores Range (200 for bytes=${range.start}-${range.end}); planning again as a whole file`)
       } else if (range !== undefined && (status !== 206 || part?.start !== range.start || part.end !== range.end || (length !== undefined && Number(length) !== expected))) {
-        problem = new DownloadError('E_UPSTREAM', `${this.url}: asked for bytes ${range.start}-${range.end}, got ${status} ${response.headers['content-range'] ?? ''} (Content-Length ${length ?? 'none'})`)
+        problem = new DownloadError('E_UPSTREAM', `${this.#shown}: asked for bytes ${range.start}-${range.end}, got ${status} ${response.headers['content-range'] ?? ''} (Content-Length ${length ?? 'none'})`)
       } else if (range === undefined && status !== 200) {
-        problem = new DownloadError('E_UPSTREAM', `${this.url}: a full GET answered ${status}`)
+        problem = new DownloadError('E_UPSTREAM', `${this.#shown}: a full GET answered ${status}`)
       }
       if (problem !== undefined) {
         response.destroy()
-        debug('http GET %s: %s', this.url, problem.message)
+        debug('http GET %s: %s', JSON.stringify(this.#shown), problem.message)
         throw problem
       }
-      return body(response, expected, this.#timeout, this.url)
+      return body(response, expected, this.#timeout, this.#shown)
     } finally {
       aside?.destroy()
     }
@@ -204,15 +207,15 @@ export class HttpFile implements DownloadFile {
     const part = status === 206 ? contentRangeOf(response) : undefined
     if ((status !== 200 && (status !== 206 || part === undefined)) || !isIdentity(response)) {
       response.destroy()
-      if (status >= 400 && status !== 416) throw statusError(this.url, status)
-      debug('http GET %s: %d %s: asking with HEAD', this.url, status, response.headers['content-range'] ?? '')
+      if (status >= 400 && status !== 416) throw statusError(this.#shown, status)
+      debug('http GET %s: %d %s: asking with HEAD', JSON.stringify(this.#shown), status, response.headers['content-range'] ?? '')
       return await this.#head(signal)
     }
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
     const stat = statFromHeaders(response)
     this.#ahead.hold({ response, range: part, stat })
-    debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', this.url, status, stat.size ?? '?', stat.etag ?? '-')
+    debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', JSON.stringify(this.#shown), status, stat.size ?? '?', stat.etag ?? '-')
     return stat
   }
 
@@ -230,11 +233,11 @@ export class HttpFile implements DownloadFile {
       if (response.statusCode === 416 && /^bytes \*\/0$/.test(response.headers['content-range'] ?? '')) stat = emptyStat(response)
     }
     const status = response.statusCode ?? 0
-    if (stat === undefined && status !== 200 && status !== 206) throw statusError(this.url, status)
+    if (stat === undefined && status !== 200 && status !== 206) throw statusError(this.#shown, status)
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
     stat ??= statFromHeaders(response)
-    debug('http HEAD %s: %d, size %s, etag %s', this.url, status, stat.size ?? '?', stat.etag ?? '-')
+    debug('http HEAD %s: %d, size %s, etag %s', JSON.stringify(this.#shown), status, stat.size ?? '?', stat.etag ?? '-')
     return stat
   }
 
@@ -248,8 +251,8 @@ export class HttpFile implements DownloadFile {
     const again = this.#contradicted !== undefined && sameStat(this.#contradicted, stat)
     this.#contradicted = stat
     return again
-      ? new DownloadError('E_UPSTREAM', `${this.url}: the GET disagrees with the HEAD again (${differs})`)
-      : new DownloadError('E_CHANGED', `${this.url}: changed since stat() (${differs})`)
+      ? new DownloadError('E_UPSTREAM', `${this.#shown}: the GET disagrees with the HEAD again (${differs})`)
+      : new DownloadError('E_CHANGED', `${this.#shown}: changed since stat() (${differs})`)
   }
 }
 

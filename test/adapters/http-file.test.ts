@@ -5,6 +5,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
 import { HttpFile } from '../../adapters/http/index.ts'
 import { fileContract, rawRequest } from '../helpers/file-contract.ts'
 import { downloadApp } from '../helpers/koa.ts'
@@ -532,4 +533,22 @@ test('http: without serve()/downloads(), an HttpFile is never answered as JSON (
   t.is(res.status, 500)
   t.false(res.body.toString('latin1').includes('SECRETSIG'))
   t.regex(errors[0]?.message ?? '', /^koa-downloads: an HttpFile reached a JSON serialiser/)
+})
+
+test('http: error messages name the URL without its query (a presigned URL\'s signature stays out of logs)', async (t) => {
+  const origin = createServer((_req, res) => { res.writeHead(500).end() })
+  origin.listen(0, '127.0.0.1')
+  t.teardown(() => { origin.close() })
+  await new Promise((resolve) => origin.once('listening', resolve))
+  const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/report.pdf?X-Amz-Signature=SECRETSIG`
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(downloads())
+  app.use((ctx) => { ctx.body = new HttpFile(url) })
+  const res = await rawRequest(await listen(t, app))
+  t.is(res.status, 502)
+  const cause = errors[0]?.cause as Error | undefined
+  t.regex(cause?.message ?? '', /\/report\.pdf\?…: /)
+  t.false(cause?.message.includes('SECRETSIG'))
 })
