@@ -157,6 +157,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
+      // koa-compress (and middleware following its convention) leave the body as it is: a
+      // compressed body would carry the identity bytes' ETag and ranges (RFC 9110 §8.8.3, §14),
+      // so a resumed download would splice gzip into plain bytes.
+      ctx.compress = false
       // Koa gave a buffer body its length, and took it from a stream body.
       if (body.length !== undefined && !Buffer.isBuffer(body.data)) ctx.length = body.length
       return

@@ -306,3 +306,20 @@ test('download: a HEAD answered by serve() leaves a body that reads as empty —
   }
   t.deepEqual(errors, [])
 })
+
+test('download: a streamed download sets ctx.compress = false (koa-compress\'s switch): a compressed body would carry the identity bytes\' ETag and ranges', async t => {
+  const seen: Array<[number, unknown]> = []
+  const app = new Koa()
+  app.silent = true
+  app.use(async (ctx, next) => {
+    await next()
+    seen.push([ctx.status, ctx.compress])
+  })
+  app.use(downloads())
+  app.use((ctx) => { ctx.body = ctx.path === '/json' ? { plain: 'object' } : hello() })
+  const url = await listen(t, app)
+  t.is((await fetchBytes(url, '/')).status, 200)
+  t.is((await fetchBytes(url, '/').set('Range', 'bytes=0-4')).status, 206)
+  t.is((await fetchBytes(url, '/json')).status, 200)
+  t.deepEqual(seen, [[200, false], [206, false], [200, undefined]])
+})
