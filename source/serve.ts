@@ -1,5 +1,6 @@
 import createHttpError from 'http-errors'
 import type { Context, Middleware, Next } from 'koa'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
 import { Download, markAnswered, toDownload } from './download.ts'
@@ -45,7 +46,13 @@ export interface ServeOptions {
 
 const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
 
-export interface ResolvedServeOptions { bufferSize: number, chunkSize: number, plan: PlanOptions }
+export interface ResolvedServeOptions {
+  bufferSize: number
+  chunkSize: number
+  plan: PlanOptions
+  /** For a status the route chose itself: the whole file, no validators, ranges or preconditions. */
+  chosen: PlanOptions
+}
 
 const MARK = Symbol.for('koa-downloads.serve')
 
@@ -94,7 +101,8 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
   for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
     if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
   }
-  return { bufferSize, chunkSize, plan: { etag, lastModified, ranges, rangeLimits: { maxParts: maxRanges } } }
+  const rangeLimits = { maxParts: maxRanges }
+  return { bufferSize, chunkSize, plan: { etag, lastModified, ranges, rangeLimits }, chosen: { etag: false, lastModified: false, ranges: false, rangeLimits } }
 }
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
@@ -104,6 +112,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const file = download.file
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
   const statOptions = readIntent(ctx, options.plan, signal)
+  // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
+  // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
+  // ignored when the response would not be 2xx; a 206 stands in for a 200 only).
+  const chosen = ctx.status !== 200 ? ctx.status : undefined
   // Whether the response took the file's bytes; if not, what the wrapper holds is released.
   let handedOver = false
   try {
@@ -116,7 +128,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
-      const plan = planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
+      const plan = chosen === undefined
+        ? planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
+        : planResponse(ctx.method, noHeaders, stat, presentation, options.chosen, Date.now())
       debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
       if (plan.status === 412) throw createHttpError(412)
       if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
@@ -129,7 +143,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
           if (!(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
           markAnswered(ctx.body as Download)
         }
-        applyHeaders(ctx, plan.status, plan.headers)
+        applyHeaders(ctx, chosen ?? plan.status, plan.headers)
         if (plan.status !== 304) {
           if (plan.length !== undefined) ctx.length = plan.length
           else ctx.remove('Content-Length')
@@ -147,7 +161,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         throw failed(ctx, error, 'open')
       }
       try {
-        applyHeaders(ctx, plan.status, plan.headers)
+        applyHeaders(ctx, chosen ?? plan.status, plan.headers)
         if (body.contentType !== undefined) ctx.res.setHeader('Content-Type', body.contentType)
       } catch (error) {
         // A header Node refuses (a third-party wrapper's ETag with a control character): the opened
@@ -169,6 +183,8 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
     if (!handedOver) release(file)
   }
 }
+
+const noHeaders: IncomingHttpHeaders = Object.freeze({})
 
 /**
  * A response that carries none of the file's bytes (HEAD, 304, 412, 416, an error) releases what

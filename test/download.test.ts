@@ -323,3 +323,39 @@ test('download: a streamed download sets ctx.compress = false (koa-compress\'s s
   t.is((await fetchBytes(url, '/json')).status, 200)
   t.deepEqual(seen, [[200, false], [206, false], [200, undefined]])
 })
+
+test('download: a status the route set itself (a 404 page, a 410, a 201 export) is kept, with the whole file and no validators, ranges or preconditions', async t => {
+  const page = '<h1>Not here</h1>\n'
+  const app = new Koa()
+  app.silent = true
+  app.use(downloads())
+  app.use((ctx) => {
+    if (ctx.path === '/export') {
+      ctx.status = 201
+      ctx.body = download(new VirtualFile('a,b\n', { name: 'export.csv' }))
+      return
+    }
+    ctx.status = ctx.path === '/gone' ? 410 : 404
+    ctx.body = download(new VirtualFile(page, { name: 'not-found.html', lastModified: new Date('2026-01-01T00:00:00Z') }), { attachment: false })
+  })
+  const url = await listen(t, app)
+  for (const headers of [{}, { 'If-None-Match': '*' }, { 'If-Modified-Since': 'Fri, 01 Jan 2100 00:00:00 GMT' }, { Range: 'bytes=0-3' }, { 'If-Match': '"other"' }]) {
+    const res = await fetchBytes(url, '/missing').set(headers)
+    const what = JSON.stringify(headers)
+    t.is(res.status, 404, what)
+    t.is((res.body as Buffer).toString(), page, what)
+    t.is(res.headers['content-type'], 'text/html; charset=utf-8', what)
+    t.is(res.headers.etag, undefined, what)
+    t.is(res.headers['last-modified'], undefined, what)
+    t.is(res.headers['content-range'], undefined, what)
+    t.is(res.headers['accept-ranges'], 'none', what)
+  }
+  const head = await fetchBytes(url, '/missing', 'head')
+  t.is(head.status, 404)
+  t.is(head.headers['content-length'], String(Buffer.byteLength(page)))
+  t.is((await fetchBytes(url, '/gone')).status, 410)
+  const created = await fetchBytes(url, '/export', 'post')
+  t.is(created.status, 201)
+  t.is((created.body as Buffer).toString(), 'a,b\n')
+  t.is(created.headers['content-disposition'], 'attachment; filename="export.csv"')
+})
