@@ -4,15 +4,19 @@ import { debuglog } from 'node:util'
 export const debug = debuglog('koa-downloads')
 
 /**
- * A URL or offload value for a log line, quoted, without its query: a presigned URL carries its
- * signature there (X-Amz-Signature, X-Goog-Signature), which a debug log must not hand out.
+ * A URL or offload value for a log line, quoted, without its query (a presigned URL carries its
+ * signature there: X-Amz-Signature, X-Goog-Signature) or credentials, which a log must not hand out.
  */
 export function loggableUrl (value: string): string {
   return JSON.stringify(withoutQuery(value))
 }
 
-/** `value` up to its query, which is replaced by `?…` (for log lines and error messages). */
+/**
+ * `value` without its secrets, for log lines and error messages: the query replaced by `?…`, and
+ * credentials in the authority (`https://user:token@host/`, sent upstream as Basic auth) left out.
+ */
 export function withoutQuery (value: string): string {
   const query = value.indexOf('?')
-  return query === -1 ? value : `${value.slice(0, query)}?…`
+  const bare = query === -1 ? value : `${value.slice(0, query)}?…`
+  return bare.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1')
 }

@@ -82,8 +82,6 @@ export class HttpFile implements DownloadFile {
    * until open() takes it: only for a response planned with the same `stat`.
    */
   readonly #ahead = new ReadAhead<{ response: IncomingMessage, range: ByteRange | undefined, stat: FileStat }>(({ response }) => { response.destroy() })
-  /** The last stat() a GET contradicted (see #changed()). */
-  #contradicted: FileStat | undefined
 
   constructor (url: string | URL, options: HttpFileOptions = {}) {
     validate(options)
@@ -153,7 +151,7 @@ export class HttpFile implements DownloadFile {
       } else if (!isIdentity(response)) {
         problem = new DownloadError('E_UPSTREAM', `${this.#shown}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
       } else if (differs !== undefined) {
-        problem = this.#changed(stat, differs)
+        problem = this.#changed(stat, differs, options?.signal)
       } else if (range !== undefined && status === 200) {
         // The origin announced ranges but sends the whole file: planned again as a 200 with the
         // whole body (RFC 9110 §14.2; never sliced here), the body in hand taken by the next open().
@@ -213,7 +211,12 @@ export class HttpFile implements DownloadFile {
     }
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
-    const stat = statFromHeaders(response)
+    // A plain `bytes=a-b` forwarded and answered 200: the origin ignores ranges, so the response is
+    // planned as the whole file it already holds (no second request, and serve()'s one re-plan is
+    // kept for a file that really changes). A suffix or open range answered 200 says less (some
+    // origins only lack those): the planned part is then asked for itself.
+    const ignoresRanges = range !== undefined && status === 200 && /^bytes=\d+-\d+$/.test(range)
+    const stat = ignoresRanges ? { ...statFromHeaders(response), ranges: false } : statFromHeaders(response)
     this.#ahead.hold({ response, range: part, stat })
     debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', JSON.stringify(this.#shown), status, stat.size ?? '?', stat.etag ?? '-')
     return stat
@@ -246,15 +249,22 @@ export class HttpFile implements DownloadFile {
    * fresh stat(). If that stat() is the same as the contradicted one, the origin's HEAD and GET
    * disagree for good (not a file that changed): E_UPSTREAM, a 502.
    */
-  #changed (stat: FileStat, differs: string): DownloadError {
+  #changed (stat: FileStat, differs: string, signal: AbortSignal | undefined): DownloadError {
     this.#stat = undefined
-    const again = this.#contradicted !== undefined && sameStat(this.#contradicted, stat)
-    this.#contradicted = stat
+    // Per request (its abort signal): another request sharing this instance may have been planned
+    // with the same cached stat() and must get its own re-plan, not this one's verdict.
+    const key = signal ?? this
+    const previous = contradictedStats.get(key)
+    contradictedStats.set(key, stat)
+    const again = previous !== undefined && sameStat(previous, stat)
     return again
       ? new DownloadError('E_UPSTREAM', `${this.#shown}: the GET disagrees with the HEAD again (${differs})`)
       : new DownloadError('E_CHANGED', `${this.#shown}: changed since stat() (${differs})`)
   }
 }
+
+/** The last stat() a GET contradicted, per request (its abort signal; the instance without one): see #changed(). */
+const contradictedStats = new WeakMap<object, FileStat>()
 
 /** Only size, type and validators are taken from the upstream: nothing else reaches the client. */
 function statFromHeaders (response: IncomingMessage): FileStat {
