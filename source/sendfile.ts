@@ -24,9 +24,9 @@ export async function sendfile (ctx: Context, path: string, options: SendfileOpt
   validateDownloadOptions(rest, 'sendfile()')
   // `attachment: undefined` means the default too, and sendfile()'s default is inline.
   const download = new Download(new PathFile(path, { root, followSymlinks }), { ...rest, attachment: rest.attachment ?? false })
-  // As the body, the download makes the response a 200 unless the caller set a status itself
-  // (Koa's rule), which serve() then keeps.
-  ctx.body = download
-  if (isServed(ctx)) return
+  if (isServed(ctx)) {
+    ctx.body = download
+    return
+  }
   await sendDownload(ctx, download, defaults)
 }

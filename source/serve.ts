@@ -115,7 +115,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
   // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
   // ignored when the response would not be 2xx; a 206 stands in for a 200 only).
-  const chosen = ctx.status !== 200 ? ctx.status : undefined
+  // Koa's own flag: a status set by code, not its default 404 (a sendfile() called with no body set)
+  // nor the 200 that setting a body implies.
+  const chosen = (ctx.response as { _explicitStatus?: boolean })._explicitStatus === true && ctx.status !== 200 ? ctx.status : undefined
   // Whether the response took the file's bytes; if not, what the wrapper holds is released.
   let handedOver = false
   try {

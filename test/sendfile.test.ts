@@ -262,3 +262,29 @@ test('sendfile: called by a middleware above downloads(), after it has run (an S
   t.is((report.body as Buffer).length, 1000)
   t.deepEqual(errors, [])
 })
+
+test('sendfile: the koa-static pattern — try the file, let a 404 stand — answers 404 for a missing file (GET and HEAD) and the file when it exists', async t => {
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(async (ctx, next) => {
+    await next()
+    if (ctx.body != null || ctx.status !== 404) return
+    try {
+      await sendfile(ctx, ctx.path, { root: fixtureRoot })
+    } catch (error) {
+      if ((error as HttpError).status !== 404) throw error
+    }
+  })
+  app.use(() => {})
+  const url = await listen(t, app)
+  const missing = await fetchBytes(url, '/no-such-file.txt')
+  t.is(missing.status, 404)
+  t.is((missing.body as Buffer).toString(), 'Not Found')
+  t.is(missing.headers['content-disposition'], undefined)
+  t.is((await fetchBytes(url, '/no-such-file.txt', 'head')).status, 404)
+  const found = await fetchBytes(url, '/hello.txt')
+  t.is(found.status, 200)
+  t.is((found.body as Buffer).toString(), 'Hello, world!\n')
+  t.deepEqual(errors, [])
+})
