@@ -260,12 +260,16 @@ export class PathFile implements DownloadFile {
     // size or mtime; replaced → new inode).
     // O_NONBLOCK: a FIFO renamed over the file must not hold a thread-pool thread waiting for a
     // writer (sameFile() refuses it just below).
-    const fd = await openOf(seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+    // Where /proc tells, the path itself is opened again and the descriptor checked, as for a read
+    // announced to stat(): the real path stat() saw may name a file since unlinked ("… (deleted)"
+    // in /proc), and a replaced file must be E_CHANGED (planned again), not a missing one. Without
+    // /proc, the real path stat() resolved.
+    const root = this.#realRoot
+    const checked = root !== undefined && fdPaths === true
+    const fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     try {
       // The path is looked up again: a symlink swapped in since stat() would lead out of the root.
-      // Where /proc tells, the descriptor itself is checked, as for a read announced to stat().
-      const root = this.#realRoot
-      const real = root === undefined ? undefined : fdPath(fd)
+      const real = checked ? fdPath(fd) : undefined
       if (root !== undefined && real !== undefined && !isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
