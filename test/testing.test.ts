@@ -447,3 +447,16 @@ test('assertDownload: a body supertest did not buffer names .buffer(true).parse(
   })
   await assertDownload(await request(app.callback()).get('/hello.txt').buffer(true).parse(bufferParser), { body: 'Hello, world!\n' })
 })
+
+test('assertDownload passes a 201 export that names what it created with Location (RFC 9110 §15.3.2), and still fails a redirect', async (t) => {
+  const app = downloadApp((ctx) => {
+    ctx.status = ctx.path === '/moved' ? 302 : 201
+    ctx.set('Location', '/exports/42')
+    ctx.body = download(new PathFile(`${fixtureRoot}/hello.txt`))
+  })
+  const created = await request(app.callback()).post('/export')
+  t.is(created.status, 201)
+  await assertDownload(created, { status: 201, filename: 'hello.txt', body: 'Hello, world!\n', headers: { Location: '/exports/42' } })
+  const moved = await request(app.callback()).get('/moved').redirects(0)
+  await t.throwsAsync(assertDownload(moved, { status: 302 }), { instanceOf: AssertionError, message: /^assertDownload: expected a streamed download, but the 302 response carries Location "\/exports\/42" \(a redirect\)$/ })
+})
