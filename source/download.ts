@@ -69,7 +69,9 @@ const noOptions: Readonly<DownloadOptions> = Object.freeze({})
  * object: no stream is built for it on every request), else undefined.
  */
 export function toDownload (body: unknown): DownloadBody | undefined {
-  if (body instanceof Download) return body
+  // A Download a serve() has already answered (a HEAD) is done: an outer offload() or serve() (an
+  // app-level downloads() around a route-level one) must not answer it again.
+  if (body instanceof Download) return answered.has(body) ? undefined : body
   if (isDownloadFile(body) && !(body instanceof Readable)) return { file: body, options: noOptions }
   return undefined
 }
