@@ -141,9 +141,10 @@ async function checkCommand (args: string[]): Promise<number> {
   const hash = createHash('sha256')
   let size = 0
   let response: IncomingMessage
+  const deadline = AbortSignal.timeout(Math.ceil(timeout * 1000))
   try {
     // agent: false — one connection, closed after the response, so nothing keeps the process alive.
-    const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host: host[0]! }, agent: false, signal: AbortSignal.timeout(Math.ceil(timeout * 1000)) })
+    const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host: host[0]! }, agent: false, signal: deadline })
     sent.end()
     response = (await once(sent, 'response') as [IncomingMessage])[0]
     for await (const chunk of response as AsyncIterable<Buffer>) {
@@ -151,7 +152,8 @@ async function checkCommand (args: string[]): Promise<number> {
       size += chunk.length
     }
   } catch (error) {
-    if ((error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
+    // Before the response the request fails with an AbortError; in the body, the response with "aborted".
+    if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
     throw error
   }
   const digest = hash.digest('hex')

@@ -28,6 +28,8 @@ test.before(async () => {
       case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
       case '/vhost': res.end(`vhost ${String(req.headers.host)}`); return
       case '/slow': setTimeout(() => { res.end(body) }, 3000).unref(); return
+      // Headers and a first chunk at once, then the rest of the body stalls.
+      case '/stall': res.writeHead(200, { 'Content-Length': String(body.length + 10) }); res.write(body); setTimeout(() => { res.end('0123456789') }, 3000).unref(); return
       default: res.statusCode = 404; res.end('not found')
     }
   })
@@ -168,6 +170,9 @@ test('cli check: --timeout is a plain number of seconds up to 2147483 (setTimeou
   const slow = await runCli(['check', base + '/slow', '--timeout', '0.5'])
   t.is(slow.code, 1)
   t.is(slow.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout)\n')
+  const stalled = await runCli(['check', base + '/stall', '--timeout', '0.5'])
+  t.is(stalled.code, 1)
+  t.is(stalled.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout)\n')
 })
 
 test('cli check: an unparsable URL, another scheme or an invalid header is a usage error (exit 2)', async (t) => {
