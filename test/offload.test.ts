@@ -351,8 +351,17 @@ test('the request cannot switch offload on or choose a mapping: X-Sendfile-Type 
   t.deepEqual(noOffloadHeaders(sendfile.headers), [])
 })
 
-test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others did not match, names JSON-escaped', async (t) => {
+/** What `script` (an ES module run by a child process with NODE_DEBUG=koa-downloads) writes to stderr. */
+async function debugOutput (script: string): Promise<string> {
   const { execFile } = await import('node:child_process')
+  return await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
+      if (error) reject(error); else resolve(err)
+    })
+  })
+}
+
+test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others did not match, names JSON-escaped', async (t) => {
   const here = new URL('.', import.meta.url).href
   const script = `
     const { nginx } = await import(${JSON.stringify(new URL('../source/backends/nginx.ts', here).href)})
@@ -367,11 +376,7 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
       await mw(ctx, async () => {})
     }
   `
-  const stderr = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
-      if (error) reject(error); else resolve(err)
-    })
-  })
+  const stderr = await debugOutput(script)
   t.regex(stderr, /offload: nginx\(\/srv\/other → \/o\/\) does not cover "\/srv\/files\/ok\.txt": path is not below sourceDir \/srv\/other/)
   t.regex(stderr, /offload: "\/srv\/files\/ok\.txt" → apache X-Sendfile: "\/srv\/files\/ok\.txt"/)
   t.regex(stderr, /offload: apache\(\/srv\/files → \/srv\/files\) does not cover "\/srv\/files\/evil\\nname\.txt": NUL, CR or LF in the path/)
@@ -380,7 +385,6 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
 })
 
 test('debug: NODE_DEBUG=koa-downloads never prints a presigned URL\'s query (its signature), for offloaded and unmatched URLs', async (t) => {
-  const { execFile } = await import('node:child_process')
   const here = new URL('.', import.meta.url).href
   const script = `
     const { nginx } = await import(${JSON.stringify(new URL('../source/backends/nginx.ts', here).href)})
@@ -392,11 +396,7 @@ test('debug: NODE_DEBUG=koa-downloads never prints a presigned URL\'s query (its
       await mw(ctx, async () => {})
     }
   `
-  const stderr = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
-      if (error) reject(error); else resolve(err)
-    })
-  })
+  const stderr = await debugOutput(script)
   t.regex(stderr, /offload: "https:\/\/bucket\.example\/k\.pdf\?…" → nginx X-Accel-Redirect: "\/_remote\/https\/bucket\.example\/k\.pdf\?…"/)
   t.regex(stderr, /offload: "https:\/\/media\.example\/files\/a\.pdf\?…" → nginx X-Accel-Redirect: "\/_media\/a\.pdf\?…"/)
   t.regex(stderr, /"ftp:\/\/elsewhere\.example\/x\?…" streamed: no rule covers it/)
