@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -226,7 +226,10 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
       await stop()
       throw new Error(`${server} exited during start-up (${String(child.exitCode ?? child.signalCode)}):\n${output}`)
     }
-    if (await canConnect(port)) break
+    // Our own server must be the one listening: another test's proxy may have taken the same port
+    // between freePort() and this start (ours then exits with EADDRINUSE and is started again), and
+    // a request sent to that one would get another test's files.
+    if (await canConnect(port) && child.pid !== undefined && listensOn(child.pid, port)) break
     if (Date.now() > deadline) {
       const output = logs()
       await stop()
@@ -235,4 +238,28 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
     await sleep(50)
   }
   return { server, port, url: `http://127.0.0.1:${port}`, prefix, config, logs, stop }
+}
+
+/**
+ * Whether process `pid` holds the socket listening on loopback `port`: the LISTEN entry of
+ * /proc/net/tcp for the port, and a descriptor of `pid` naming that socket's inode.
+ */
+function listensOn (pid: number, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try { text = readFileSync(table, 'utf8') } catch { continue }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      // local_address is HEXIP:HEXPORT, st 0A is LISTEN, the inode is the tenth field
+      if (fields[1]?.endsWith(`:${hexPort}`) === true && fields[3] === '0A' && fields[9] !== undefined) inodes.add(fields[9])
+    }
+  }
+  if (inodes.size === 0) return false
+  let fds: string[]
+  try { fds = readdirSync(`/proc/${pid}/fd`) } catch { return false }
+  return fds.some((fd) => {
+    try { return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '') } catch { return false }
+  })
 }
