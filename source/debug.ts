@@ -8,14 +8,14 @@ export const debug = debuglog('koa-downloads')
  * signature there: X-Amz-Signature, X-Goog-Signature) or credentials, which a log must not hand out.
  */
 export function loggableUrl (value: string): string {
-  return JSON.stringify(withoutQuery(value))
+  return JSON.stringify(redactUrl(value))
 }
 
 /**
  * `value` without its secrets, for log lines and error messages: the query replaced by `?…`, and
  * credentials in the authority (`https://user:token@host/`, sent upstream as Basic auth) left out.
  */
-export function withoutQuery (value: string): string {
+export function redactUrl (value: string): string {
   const query = value.indexOf('?')
   const bare = query === -1 ? value : `${value.slice(0, query)}?…`
   return bare.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1')

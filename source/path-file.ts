@@ -20,8 +20,9 @@ export interface PathFileOptions {
    * With a `root`: check the confinement on the path as written only (lexically, as send, koa-send
    * and nginx's default `disable_symlinks off` do) and follow symlinks wherever they point. Saves
    * the symlink check that a HEAD, a conditional request (an `O_PATH` lookup) or an offload (a
-   * `realpath`) otherwise costs (bench/: one thread-pool round trip per request). Only for trees where nobody untrusted can create a symlink:
-   * a symlink under the root then serves whatever it points to. @default false
+   * `realpath`) otherwise costs (bench/: one thread-pool round trip per request). Only for trees
+   * where nobody untrusted can create a symlink: a symlink under the root then serves whatever it
+   * points to. @default false
    */
   followSymlinks?: boolean | undefined
   /** The download name. @default the basename of the path */
@@ -114,7 +115,7 @@ export class PathFile implements DownloadFile {
     const root = this.#realRoot
     if (root === undefined) return path
     const real = await realpathOf(path)
-    if (!isInside(real, await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
+    refuseOutside(real, await realRoot(root))
     return real
   }
 
@@ -182,7 +183,7 @@ export class PathFile implements DownloadFile {
           closeSync(fd)
           return undefined
         }
-        if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
+        refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
         return { fd, stats, real }
       }
       return { fd, stats, real: path }
@@ -204,7 +205,7 @@ export class PathFile implements DownloadFile {
     try {
       const real = fdPath(fd)
       if (real === undefined) return undefined
-      if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
+      refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
       return { stats: fstatSync(fd), real }
     } finally {
       closeSync(fd)
@@ -257,20 +258,18 @@ export class PathFile implements DownloadFile {
       return await this.#openChecked(undefined)
     }
     // A new descriptor: the file must still be the one stat'ed (rewritten in place meanwhile → new
-    // size or mtime; replaced → new inode).
-    // O_NONBLOCK: a FIFO renamed over the file must not hold a thread-pool thread waiting for a
-    // writer (sameFile() refuses it just below).
-    // Where /proc tells, the path itself is opened again and the descriptor checked, as for a read
-    // announced to stat(): the real path stat() saw may name a file since unlinked ("… (deleted)"
-    // in /proc), and a replaced file must be E_CHANGED (planned again), not a missing one. Without
-    // /proc, the real path stat() resolved.
+    // size or mtime; replaced → new inode). Where /proc tells, the path itself is opened again and
+    // the descriptor's own location checked, as for a read announced to stat() (a symlink swapped
+    // in since would lead out of the root; the real path /proc gave stat() may name a file since
+    // unlinked, "… (deleted)", and a replaced file must be E_CHANGED, not a missing one). Without
+    // /proc, the real path stat() resolved. O_NONBLOCK: a FIFO renamed over the file must not hold
+    // a thread-pool thread waiting for a writer (sameFile() refuses it just below).
     const root = this.#realRoot
     const checked = root !== undefined && fdPaths === true
     const fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     try {
-      // The path is looked up again: a symlink swapped in since stat() would lead out of the root.
       const real = checked ? fdPath(fd) : undefined
-      if (root !== undefined && real !== undefined && !isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) throw notFound('PathFile: a symlink resolves outside the root')
+      if (root !== undefined && real !== undefined) refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
       return { fd, stats, real: real ?? seen.real }
@@ -370,6 +369,11 @@ function fdPath (fd: number): string | undefined {
 
 function readInto (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => { read(fd, buffer, offset, length, position, (error, bytesRead) => { if (error === null) resolve(bytesRead); else reject(error) }) })
+}
+
+/** A real path outside the real root is a 404: a symlink led out of it. */
+function refuseOutside (real: string, realRootDir: string): void {
+  if (!isInside(real, realRootDir)) throw notFound('PathFile: a symlink resolves outside the root')
 }
 
 function isInside (path: string, dir: string): boolean {

@@ -114,9 +114,8 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const statOptions = readIntent(ctx, options.plan, signal)
   // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
   // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
-  // ignored when the response would not be 2xx; a 206 stands in for a 200 only).
-  // Koa's own flag: a status set by code, not its default 404 (a sendfile() called with no body set)
-  // nor the 200 that setting a body implies.
+  // ignored when the response would not be 2xx; a 206 stands in for a 200 only). "Set itself" is
+  // Koa's own flag: not its default 404 (a sendfile() with no body yet), nor the 200 a body implies.
   const chosen = (ctx.response as { _explicitStatus?: boolean })._explicitStatus === true && ctx.status !== 200 ? ctx.status : undefined
   // Whether the response took the file's bytes; if not, what the wrapper holds is released.
   let handedOver = false
@@ -130,9 +129,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
-      const plan = chosen === undefined
-        ? planResponse(ctx.method, ctx.req.headers, stat, presentation, options.plan, Date.now())
-        : planResponse(ctx.method, noHeaders, stat, presentation, options.chosen, Date.now())
+      const plan = planResponse(ctx.method, chosen === undefined ? ctx.req.headers : noHeaders, stat, presentation, chosen === undefined ? options.plan : options.chosen, Date.now())
       debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
       if (plan.status === 412) throw createHttpError(412)
       if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })

@@ -3,7 +3,7 @@ import { pipeline, Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
-import { debug, withoutQuery } from '../../source/debug.ts'
+import { debug, redactUrl } from '../../source/debug.ts'
 import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
@@ -91,7 +91,7 @@ export class HttpFile implements DownloadFile {
     }
     parsed.hash = ''
     this.url = parsed.href
-    this.#shown = withoutQuery(parsed.href)
+    this.#shown = redactUrl(parsed.href)
     this.name = options.name ?? nameOf(parsed)
     this.#headers = { ...options.headers }
     this.#originBound = new Set(Object.keys(this.#headers).map((name) => name.toLowerCase()))

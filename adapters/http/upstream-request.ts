@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { DownloadError } from '../../source/errors.ts'
-import { debug, loggableUrl, withoutQuery } from '../../source/debug.ts'
+import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
 
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD'
@@ -51,16 +51,16 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
     if (!redirectStatuses.has(status) || location === undefined) return { response, url: current.href, headers }
     response.resume()
     if (hop >= options.maxRedirects) {
-      throw new DownloadError('E_UPSTREAM', `${withoutQuery(url)}: more than ${options.maxRedirects} redirects`)
+      throw new DownloadError('E_UPSTREAM', `${redactUrl(url)}: more than ${options.maxRedirects} redirects`)
     }
     let next: URL
     try {
       next = new URL(location, current)
     } catch (error) {
-      throw new DownloadError('E_UPSTREAM', `${withoutQuery(url)}: invalid redirect Location`, { cause: error })
+      throw new DownloadError('E_UPSTREAM', `${redactUrl(url)}: invalid redirect Location`, { cause: error })
     }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new DownloadError('E_UPSTREAM', `${withoutQuery(url)}: redirect to a ${next.protocol} URL refused`)
+      throw new DownloadError('E_UPSTREAM', `${redactUrl(url)}: redirect to a ${next.protocol} URL refused`)
     }
     if (next.origin !== current.origin) {
       headers = Object.fromEntries(Object.entries(headers).filter(([name]) => {
@@ -82,7 +82,7 @@ async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessag
       // One more poll for I/O first: a response that arrived while the loop was held up for longer
       // than the timeout is not a missing one (guarded-stream.ts, arm()).
       setImmediate(() => {
-        if (!settled) req.destroy(new DownloadError('E_TIMEOUT', `${withoutQuery(url.href)}: no response in ${options.timeout} ms`))
+        if (!settled) req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
       })
     }, options.timeout)
     req.once('response', (response) => {
@@ -99,7 +99,7 @@ async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessag
       }
       const code = (error as { code?: string }).code
       debug('http %s %s: %s', options.method, loggableUrl(url.href), error.message)
-      reject(new DownloadError(code === 'ETIMEDOUT' ? 'E_TIMEOUT' : 'E_UPSTREAM', `${withoutQuery(url.href)}: ${code ?? error.message}`, { cause: error }))
+      reject(new DownloadError(code === 'ETIMEDOUT' ? 'E_TIMEOUT' : 'E_UPSTREAM', `${redactUrl(url.href)}: ${code ?? error.message}`, { cause: error }))
     })
     req.end()
   })
