@@ -50,7 +50,7 @@ export interface ResolvedServeOptions {
   bufferSize: number
   chunkSize: number
   plan: PlanOptions
-  /** For a status the route chose itself: the whole file, no validators, ranges or preconditions. */
+  /** For a status the route chose itself: the whole file (none for 204/205/304), no validators, ranges or preconditions. */
   chosen: PlanOptions
 }
 
@@ -120,6 +120,17 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   // Whether the response took the file's bytes; if not, what the wrapper holds is released.
   let handedOver = false
   try {
+    if (chosen !== undefined && BODILESS.has(chosen)) {
+      // A 204, 205 or 304 the route chose carries no body (Koa drops it): nothing is stat'ed or
+      // opened, and nothing describing the representation is sent (Content-Type, -Length,
+      // -Disposition, Accept-Ranges; a chosen status never gets the file's validators). The
+      // download's Cache-Control is kept, as on a 304 of our own; so is every header the route set.
+      debug('%s %s: %d, the route\'s own bodiless status', ctx.method, ctx.path, chosen)
+      const cacheControl = download.options.cacheControl
+      // Setting the status drops the body (Koa destroys a Download) and its type and length.
+      applyHeaders(ctx, chosen, cacheControl === undefined ? {} : { 'Cache-Control': cacheControl })
+      return
+    }
     for (let attempt = 1; ; attempt++) {
       let stat: FileStat
       try {
@@ -184,6 +195,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
 }
 
 const noHeaders: IncomingHttpHeaders = Object.freeze({})
+
+/** The statuses that never carry a body (Koa's statuses.empty): RFC 9110 §15.3.5, §15.3.6, §15.4.5. */
+const BODILESS: ReadonlySet<number> = new Set([204, 205, 304])
 
 /**
  * A response that carries none of the file's bytes (HEAD, 304, 412, 416, an error) releases what

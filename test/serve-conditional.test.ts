@@ -2,6 +2,7 @@ import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
 import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
 import { Readable } from 'node:stream'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
@@ -139,6 +140,41 @@ test('416 and 412 open nothing', async t => {
   t.is((await request(appFor(file)).get('/').set('Range', 'bytes=100-')).status, 416)
   t.is((await request(appFor(file)).get('/').set('If-Match', '"x"')).status, 412)
   t.is(file.opens, 0)
+})
+
+test('a bodiless status the route set itself (204, 205, 304) opens and stats nothing, and carries no representation headers', async t => {
+  for (const status of [204, 205, 304]) {
+    for (const method of ['get', 'head'] as const) {
+      const what = `${method.toUpperCase()} ${status}`
+      const file = new CountingFile(stat)
+      let stats = 0
+      const counted: DownloadFile = { name: file.name, stat: async () => { stats++; return await file.stat() }, open: async (range) => await file.open(range) }
+      let released = false
+      const generated = new Readable({ read () { this.push('never sent') } })
+      generated.once('close', () => { released = true })
+      const handler = downloadApp((ctx) => {
+        ctx.set('ETag', '"the-route-s-own"')
+        ctx.status = status
+        ctx.body = ctx.path === '/generated'
+          ? download(new VirtualFile(generated, { name: 'report.csv', size: 10 }), { cacheControl: 'no-cache' })
+          : download(counted, { cacheControl: 'private, max-age=60' })
+      }).callback()
+      // Conditionals and Range describe a 200: a route's own status ignores them.
+      const res = await request(handler)[method]('/').set('Range', 'bytes=0-3').set('If-None-Match', '"x"')
+      t.is(res.status, status, what)
+      t.is(file.opens, 0, what)
+      t.is(stats, 0, what)
+      t.is(res.headers['cache-control'], 'private, max-age=60', what)
+      t.is(res.headers.etag, '"the-route-s-own"', what)
+      for (const name of ['content-type', 'content-length', 'content-disposition', 'content-range', 'last-modified', 'accept-ranges', 'transfer-encoding']) {
+        t.is(res.headers[name], undefined, `${what}: ${name}`)
+      }
+      const other = await request(handler)[method]('/generated')
+      t.is(other.status, status, what)
+      t.is(other.headers['cache-control'], 'no-cache', what)
+      t.true(released, `${what}: the generated stream is released`)
+    }
+  }
 })
 
 test('local files: the ETag round-trips into a 304, and a stale ETag after a change gives 200', async t => {
