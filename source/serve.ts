@@ -261,7 +261,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent.
     const first = await file.open(multipart.parts[0]?.range, opened)
-    await firstBytes(first)
+    await firstBytes(first, opened.signal)
     return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
   const range = ranges?.[0]
@@ -274,11 +274,11 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const stream = await file.open(range, opened)
   // Our own file stream counts exactly; any other source is held to the length we announce.
   if (stream instanceof FileStream) {
-    await firstBytes(stream)
+    await firstBytes(stream, opened.signal)
     return { data: stream, length }
   }
   const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
-  await firstBytes(data)
+  await firstBytes(data, opened.signal)
   await settledInMemory(data)
   return { data, length }
 }
@@ -287,9 +287,11 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
  * Resolves once the stream has bytes (or has ended), and rejects if it fails first, the stream
  * destroyed — so that a source failing before its first byte still becomes a clean 4xx/5xx instead
  * of a dropped connection. The listener it leaves for 'error' keeps a failure in the gap before Koa
- * pipes the body from crashing the process; Koa's pipeline reports it.
+ * pipes the body from crashing the process; Koa's pipeline reports it. A client that leaves while
+ * the source is still silent (a generated export preparing its first row) rejects it too: the
+ * source is destroyed then, not held until it produces bytes nobody will read (or forever).
  */
-async function firstBytes (stream: Readable): Promise<void> {
+async function firstBytes (stream: Readable, signal: AbortSignal | undefined): Promise<void> {
   stream.on('error', ignore)
   if (stream.readableLength > 0 || stream.readableEnded) return
   try {
@@ -298,14 +300,18 @@ async function firstBytes (stream: Readable): Promise<void> {
         stream.off('readable', onReadable)
         stream.off('error', settle)
         stream.off('close', onClose)
+        signal?.removeEventListener('abort', onAbort)
         if (error === undefined) resolve()
         else reject(error)
       }
       const onReadable = (): void => { settle() }
       const onClose = (): void => { settle(stream.errored ?? (stream.readableEnded ? undefined : new DownloadError('E_UPSTREAM', 'the source closed before sending anything'))) }
+      const onAbort = (): void => { settle(signal?.reason as Error) }
       stream.on('readable', onReadable)
       stream.once('error', settle)
       stream.once('close', onClose)
+      if (signal?.aborted === true) onAbort()
+      else signal?.addEventListener('abort', onAbort, { once: true })
     })
   } catch (error) {
     stream.destroy()

@@ -1,10 +1,14 @@
 import test from 'ava'
+import Koa from 'koa'
+import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { downloads } from '../../source/downloads.ts'
 import { PathFile } from '../../source/path-file.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions } from '../../source/types.ts'
 import { VirtualFile } from '../../source/virtual-file.ts'
@@ -111,6 +115,33 @@ test.serial('abort inside a multipart/byteranges response: every part\'s handle 
   t.true(await settle(() => fdsUnder(dir).length === 0), `fds left: ${fdsUnder(dir).join(', ')}`)
   t.true(await settle(() => socketsOn(app.port).length === 0), `sockets left: ${socketsOn(app.port).join('; ')}`)
   t.deepEqual(app.errors.map((e) => e.message), [])
+})
+
+test.serial('abort while the source has sent nothing yet (a generated export still preparing its first row): the source is released and the request ends', async t => {
+  // Sized: the length guard is what serve() waits on; unsized: the source itself.
+  for (const size of [10, undefined]) {
+    const asked = deferred()
+    let closed = false
+    let finished = false
+    const silent = new Readable({ read () { asked.resolve() } })
+    silent.once('close', () => { closed = true })
+    const koa = new Koa()
+    const errors: Error[] = []
+    koa.on('error', (error: Error) => { errors.push(error) })
+    koa.use(async (_ctx, next) => { try { await next() } finally { finished = true } })
+    koa.use(downloads())
+    koa.use((ctx) => { ctx.body = new VirtualFile(silent, { name: 'export.csv', size }) })
+    const server = koa.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as AddressInfo).port
+    t.teardown(() => { server.closeAllConnections(); server.close() })
+    const received = await abortBeforeHeaders(port, '/', asked.promise)
+    t.is(received, 0)
+    t.true(await settle(() => closed), `size ${size}: the silent source is destroyed when the client leaves`)
+    t.true(await settle(() => finished), `size ${size}: the request ends instead of waiting for a first byte that no one will read`)
+    t.true(await settle(() => socketsOn(port).length === 0), `sockets left: ${socketsOn(port).join('; ')}`)
+    t.deepEqual(errors.map((e) => e.message), [], 'a client abort is not an error')
+  }
 })
 
 test.serial('abort while a generated stream is being sent: the generator is finished (its finally runs)', async t => {
