@@ -25,6 +25,11 @@ type GcsStat = FileStat & { [generationOf]?: string }
  * exact length. open() waits for the response status, so a missing object is still a 404 before any
  * header.
  *
+ * The SDK gives no handle on a request before its response, and takes no abort signal: destroying
+ * its stream then leaves the request open. Our wait for the media response ends at once on the
+ * client's abort, and a response that comes after we gave up is discarded with its connection
+ * (abandoner()).
+ *
  * Pinning the generation keeps an object replaced since stat() from being sent under the old
  * validators. The SDK sends no `ifGenerationMatch` with a media read (only `generation`), so the read
  * asks for the generation stat() saw: without object versioning a replaced generation no longer
@@ -66,16 +71,17 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
           // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
           // hash-checked by the SDK; full reads are (crc32c).
           const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
-          const onAbort = (): void => { stream.destroy() }
-          signal?.addEventListener('abort', onAbort, { once: true })
-          stream.once('close', () => signal?.removeEventListener('abort', onAbort))
+          const abandon = abandoner(stream)
+          signal?.addEventListener('abort', abandon, { once: true })
+          stream.once('close', () => signal?.removeEventListener('abort', abandon))
           try {
             // The SDK sends the request on the first read: read(0) starts it without taking bytes.
-            const response = responded(stream, options.idleTimeout)
+            const response = responded(stream, options.idleTimeout, signal)
             stream.read(0)
             await response
           } catch (error) {
-            stream.destroy()
+            abandon()
+            if (signal?.aborted === true) throw abortError(signal)
             const failure = storageError(error, what)
             if (generation !== undefined && failure instanceof DownloadError && failure.code === 'E_NOT_FOUND') {
               throw new DownloadError('E_CHANGED', `${what}: generation ${generation} is gone (replaced or deleted since its metadata was read)`, { cause: error })
@@ -90,8 +96,42 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
   }
 }
 
-/** Resolves on a 2xx response, rejects with the SDK's error (404 …), a timeout, or an early close. */
-async function responded (stream: Readable, timeout: number): Promise<void> {
+/** The client's abort as an AbortError (passed through by storageError(), quiet in serve()). */
+function abortError (signal: AbortSignal): Error {
+  const reason: unknown = signal.reason
+  if ((reason as { name?: unknown } | null)?.name === 'AbortError') return reason as Error
+  return new DOMException('the client went away', 'AbortError')
+}
+
+/**
+ * A function that gives up on the SDK's read `stream` safely. Before its response, destroying the
+ * stream is fatal: the SDK pipes the response into it when it comes, and pipeline() into a destroyed
+ * stream throws synchronously from the SDK's event handler — an uncaught ERR_STREAM_UNABLE_TO_PIPE
+ * that ends the process. So until then the stream is only marked: it is destroyed right after the
+ * SDK has piped a late response into it (which destroys that response's body), and any error the
+ * abandoned request still reports (the SDK's timeout) is ignored.
+ */
+function abandoner (stream: Readable): () => void {
+  let answered = false
+  let abandoned = false
+  stream.once('response', () => {
+    answered = true
+    // After the SDK's own 'response' handler, which runs after this emit returns.
+    if (abandoned) setImmediate(() => { stream.destroy() })
+  })
+  return () => {
+    if (abandoned) return
+    abandoned = true
+    stream.on('error', () => {})
+    if (answered) stream.destroy()
+  }
+}
+
+/**
+ * Resolves on a 2xx response, rejects with the SDK's error (404 …), a timeout, an early close, or
+ * the client's abort.
+ */
+async function responded (stream: Readable, timeout: number, signal: AbortSignal | undefined): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     // One more poll for I/O before the verdict: a response that arrived while the loop was held up
     // for longer than the timeout is not a missing one (guarded-stream.ts, arm()). done() is a no-op
@@ -104,6 +144,7 @@ async function responded (stream: Readable, timeout: number): Promise<void> {
       stream.off('response', onResponse)
       stream.off('error', done)
       stream.off('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
       if (error === undefined) resolve()
       else reject(error)
     }
@@ -113,9 +154,15 @@ async function responded (stream: Readable, timeout: number): Promise<void> {
       if (status < 300) done()
     }
     const onClose = (): void => { done(new Error('the GCS stream closed before a response')) }
+    const onAbort = (): void => { done(abortError(signal as AbortSignal)) }
+    if (signal?.aborted === true) {
+      onAbort()
+      return
+    }
     stream.on('response', onResponse)
     stream.on('error', done)
     stream.on('close', onClose)
+    signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 

@@ -1,6 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, get } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { buffer } from 'node:stream/consumers'
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { Storage } from '@google-cloud/storage'
 import { Disk } from 'flydrive'
 import { GCSDriver } from 'flydrive/drivers/gcs'
@@ -181,4 +186,105 @@ test.serial('flydrive gcs: an object deleted between stat() and open() is a 404,
   t.is(res.body.toString(), 'Not Found')
   t.is(res.headers.etag, undefined)
   t.deepEqual(gcs.log.entries.map((e) => isMedia(e) ? 'media' : 'metadata'), ['metadata', 'media', 'metadata'])
+})
+
+// ——— a storage that answers late, or never ———
+
+/**
+ * A GCS JSON API that answers nothing by itself: each request waits in `pending` until the test
+ * answers it (or leaves it unanswered). `closed` resolves when the request's connection closes.
+ */
+async function startSilentGcs (t: ExecutionContext): Promise<{ client: Storage, next: () => Promise<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> }> {
+  const waiting: Array<(value: { req: IncomingMessage, res: ServerResponse, closed: Promise<void> }) => void> = []
+  const arrived: Array<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> = []
+  const server = createServer((req, res) => {
+    const entry = { req, res, closed: new Promise<void>((resolve) => { req.socket.once('close', () => { resolve() }) }) }
+    const taker = waiting.shift()
+    if (taker === undefined) arrived.push(entry)
+    else taker(entry)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  })
+  const client = new Storage({ apiEndpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, projectId: 'test', retryOptions: { autoRetry: false, maxRetries: 0 } })
+  return {
+    client,
+    next: async () => arrived.shift() ?? await new Promise((resolve) => { waiting.push(resolve) })
+  }
+}
+
+/** Whether `closed` settles within a generous 5 s (false: the request was left open). */
+async function closes (closed: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const gaveUp = new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, 5000) })
+  try {
+    return await Promise.race([closed.then(() => true), gaveUp])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const silentMetadata = JSON.stringify({ name: 'late.bin', bucket: 'b', size: String(1 << 20), contentType: 'application/octet-stream', etag: 'CAE=', updated: '2026-01-01T00:00:00.000Z', generation: '1' })
+
+test.serial('flydrive gcs: a client that leaves while the media request waits → AbortError; the response that comes later is discarded and its connection closed (the process survives)', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 60_000 }).file('late.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  await statted
+  const client = new AbortController()
+  const opened = file.open(undefined, { signal: client.signal })
+  const media = await silent.next()
+  t.is(new URL(media.req.url ?? '', 'http://x').searchParams.get('alt'), 'media')
+  client.abort()
+  const error = await t.throwsAsync(opened)
+  t.is((error as Error).name, 'AbortError')
+  // The storage answers after all: before the fix, the SDK's pipeline() into the stream we had
+  // destroyed threw ERR_STREAM_UNABLE_TO_PIPE from an event handler (an uncaught exception).
+  media.res.writeHead(200, { 'Content-Length': 1 << 20 }).end(Buffer.alloc(1 << 20))
+  t.true(await closes(media.closed), 'the storage saw the connection closed')
+})
+
+test.serial('flydrive gcs, through serve(): a client that disconnects while GCS has not answered yet gets nothing; the late answer neither crashes the app nor stays open', async (t) => {
+  const silent = await startSilentGcs(t)
+  const media = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  let left: () => void = () => {}
+  const leaves = new Promise<void>((resolve) => { left = resolve })
+  const base = await listen(t, downloadApp((ctx) => {
+    ctx.res.once('close', left)
+    ctx.body = download(media.file('late.bin'))
+  }))
+  const request = get(`${base}/`)
+  request.on('error', () => {})
+  // Metadata first, then the media read (GCS has no read-ahead).
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  const read = await silent.next()
+  t.is(new URL(read.req.url ?? '', 'http://x').searchParams.get('alt'), 'media')
+  request.destroy()
+  await leaves
+  read.res.writeHead(200, { 'Content-Length': 1 << 20 }).end(Buffer.alloc(1 << 20))
+  t.true(await closes(read.closed), 'the storage saw the connection closed')
+  // The app still serves.
+  const statted = fetch(`${base}/`)
+  ;(await silent.next()).res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"code":404}}')
+  t.is((await statted).status, 404)
+})
+
+test.serial('flydrive gcs: a media response that comes after the idle timeout gave up is discarded and its connection closed (the process survives)', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 100 }).file('late.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  await statted
+  const opened = file.open()
+  const media = await silent.next()
+  const error = await t.throwsAsync(opened)
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  // Slower than our timeout, faster than the SDK's own (60 s by default): before the fix, the SDK's
+  // pipeline() into the stream we had destroyed threw ERR_STREAM_UNABLE_TO_PIPE (uncaught).
+  media.res.writeHead(200, { 'Content-Length': 1 << 20 }).end(Buffer.alloc(1 << 20))
+  t.true(await closes(media.closed), 'the storage saw the connection closed')
 })
