@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { Storage, StorageOptions } from '@google-cloud/storage'
+import type { File, Storage, StorageOptions } from '@google-cloud/storage'
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
@@ -26,9 +26,12 @@ type GcsStat = FileStat & { [generationOf]?: string }
  * header.
  *
  * The SDK gives no handle on a request before its response, and takes no abort signal: destroying
- * its stream then leaves the request open. Our wait for the media response ends at once on the
- * client's abort, and a response that comes after we gave up is discarded with its connection
- * (abandoner()).
+ * its stream then leaves the request open. Only its per-request `timeout` (node-fetch's, 60 s by
+ * default) aborts the request itself. So every request of ours carries a `timeout` of idleTimeout
+ * plus a second (boundedFile()): a storage that never answers has its request closed soon after we
+ * give up on it, and a request left behind by a client that went away lasts no longer. Our own waits
+ * (metadata, media response) end at once on the client's abort, and a response that comes after we
+ * gave up is discarded with its connection (abandoner()).
  *
  * Pinning the generation keeps an object replaced since stat() from being sent under the old
  * validators. The SDK sends no `ifGenerationMatch` with a media read (only `generation`), so the read
@@ -52,9 +55,10 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
       const what = `gcs ${bucket}/${key}`
       return {
         url: `${base}/${encodeKey(bucket)}/${encodeKey(key)}`,
-        async stat (): Promise<FileStat> {
+        async stat (signal?: AbortSignal): Promise<FileStat> {
           try {
-            const [meta] = await (await getStorage()).bucket(bucket).file(key).getMetadata()
+            const file = boundedFile((await getStorage()).bucket(bucket).file(key), options.idleTimeout)
+            const [meta] = await within(file.getMetadata(), options.idleTimeout, signal)
             const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: Number(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? '') })
             const generation = String(meta.generation ?? '')
             // The SDK turns it into a number: one past 2^53 would name another generation.
@@ -67,7 +71,7 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
         async open (stat: FileStat, range: ByteRange | undefined, openOptions?: OpenOptions): Promise<Readable> {
           const signal = openOptions?.signal
           const generation = (stat as GcsStat)[generationOf]
-          const file = (await getStorage()).bucket(bucket).file(key, generation === undefined ? {} : { generation })
+          const file = boundedFile((await getStorage()).bucket(bucket).file(key, generation === undefined ? {} : { generation }), options.idleTimeout)
           // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
           // hash-checked by the SDK; full reads are (crc32c).
           const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
@@ -93,6 +97,57 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
         }
       }
     }
+  }
+}
+
+/**
+ * Added to idleTimeout for the SDK's own request timeout: our wait gives its verdict after one more
+ * poll for I/O (responded()), node-fetch's timer does not, so a response that arrived while the event
+ * loop was held up past idleTimeout must not be cut by the SDK first.
+ */
+const SDK_TIMEOUT_GRACE = 1000
+
+/**
+ * `file` with every request it sends carrying a node-fetch `timeout` of at most idleTimeout + grace:
+ * the only way to have the SDK abort a request that has no response yet (the timer runs from the
+ * socket to the response head, and for a metadata request on to the end of its JSON body; a media
+ * body is guarded by guardStream()). A shorter `timeout` of the Storage client is kept.
+ */
+function boundedFile (file: File, idleTimeout: number): File {
+  const timeout = idleTimeout + SDK_TIMEOUT_GRACE
+  const request = (reqOpts: { timeout?: number }): { timeout?: number } => {
+    const own = reqOpts.timeout
+    reqOpts.timeout = typeof own === 'number' && own > 0 && own < timeout ? own : timeout
+    return reqOpts
+  }
+  file.interceptors.push({ request: request as unknown as NonNullable<File['interceptors'][number]['request']> })
+  return file
+}
+
+/**
+ * `promise`, or a rejection when `timeout` ms pass first (ETIMEDOUT → E_TIMEOUT) or `signal`
+ * aborts (the client went away). The operation itself is bounded by boundedFile().
+ */
+async function within<T> (promise: Promise<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
+  promise.catch(() => {})
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(abortError(signal))
+        return
+      }
+      onAbort = () => { reject(abortError(signal as AbortSignal)) }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      // One more poll for I/O before the verdict, as in responded().
+      timer = setTimeout(() => {
+        setImmediate(() => { reject(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' })) })
+      }, timeout)
+    })])
+  } finally {
+    clearTimeout(timer)
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   }
 }
 

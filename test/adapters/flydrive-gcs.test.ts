@@ -76,10 +76,9 @@ function objectWith ({ sdkTimeout, idleTimeout }: { sdkTimeout: number, idleTime
   return storage(new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' })), { idleTimeout }).file('contract/object.bin')
 }
 
-test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after the idle timeout; the SDK\'s own request timeout closes the request', async (t) => {
-  // The SDK gives no handle on a request before its response: destroying its stream then does not
-  // abort the request. Its own per-request timeout (Storage's `timeout`, 60 s by default) does.
-  const file = objectWith({ sdkTimeout: 1000, idleTimeout: 100 })
+test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after the idle timeout, and the request is closed then (not after the SDK\'s 60 s)', async (t) => {
+  // The SDK's default per-request timeout (60 s): the request must still be closed by ours.
+  const file = objectWith({ sdkTimeout: 60_000, idleTimeout: 100 })
   await file.stat()
   gcs.log.clear()
   gcs.log.fault = 'hang'
@@ -88,7 +87,7 @@ test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after 
   t.is((error as { code?: string }).code, 'E_TIMEOUT')
   t.is(((error as Error).cause as Error | undefined)?.message, 'no response in 100 ms', 'the idle timeout answered, not the SDK\'s')
   const media = await gcs.log.settledWhere(isMedia)
-  t.true(media.closedEarly)
+  t.true(media.closedEarly, 'the storage saw the request closed')
 })
 
 test.serial('flydrive gcs: the SDK\'s own request timeout, when it comes first, is a timeout too (504), not a storage failure', async (t) => {
@@ -287,4 +286,26 @@ test.serial('flydrive gcs: a media response that comes after the idle timeout ga
   // pipeline() into the stream we had destroyed threw ERR_STREAM_UNABLE_TO_PIPE (uncaught).
   media.res.writeHead(200, { 'Content-Length': 1 << 20 }).end(Buffer.alloc(1 << 20))
   t.true(await closes(media.closed), 'the storage saw the connection closed')
+})
+
+test.serial('flydrive gcs: stat() that gets no metadata answer → E_TIMEOUT (504) after idleTimeout, and the request is closed', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 100 }).file('late.bin')
+  const statted = file.stat()
+  const metadata = await silent.next()
+  const error = await t.throwsAsync(statted)
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.is((error as { status?: number }).status, 504)
+  t.true(await closes(metadata.closed), 'the storage saw the metadata request closed')
+})
+
+test.serial('flydrive gcs: stat() honours the client\'s abort signal while the metadata request waits', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 60_000 }).file('late.bin')
+  const client = new AbortController()
+  const statted = file.stat({ signal: client.signal })
+  await silent.next()
+  client.abort()
+  const error = await t.throwsAsync(statted)
+  t.is((error as Error).name, 'AbortError')
 })
