@@ -41,7 +41,8 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *
  * - `stat()` is one HEAD request (none of the body is fetched, so HEAD, 304, 412 and 416 never
  *   start a transfer). Only size, type, ETag and Last-Modified are kept: no other upstream header
- *   reaches the client. If the origin refuses HEAD (405/501), a `Range: bytes=0-0` GET stands in
+ *   reaches the client. If the origin refuses HEAD (405/501, or 403: a presigned URL is signed for
+ *   GET only), a `Range: bytes=0-0` GET stands in
  *   (its 416 with `Content-Range: bytes *\/0` is an empty file).
  * - `open(range)` is one GET for exactly those bytes (`Range: bytes=s-e`, only a 206 with the same
  *   Content-Range is accepted, never sliced locally), with `Accept-Encoding: identity` and
@@ -228,8 +229,10 @@ export class HttpFile implements DownloadFile {
     let { response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
     response.resume()
     let stat: FileStat | undefined
-    if (response.statusCode === 405 || response.statusCode === 501) {
+    if (response.statusCode === 405 || response.statusCode === 501 || response.statusCode === 403) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
+      // 403 too: a presigned URL (S3, GCS) is signed for GET, its method included, so the storage
+      // refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same 502.
       ({ response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
       response.destroy()
       // An empty file has no byte 0: RFC 9110 §15.5.17 answers 416 with `Content-Range: bytes */0`.

@@ -4,14 +4,18 @@ import type { ExecutionContext } from 'ava'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Disk } from 'flydrive'
+import { S3Driver } from 'flydrive/drivers/s3'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import { HttpFile } from '../../adapters/http/index.ts'
+import { storage } from '../../adapters/flydrive/index.ts'
 import { fileContract, rawRequest } from '../helpers/file-contract.ts'
 import { downloadApp } from '../helpers/koa.ts'
 import { listen } from '../helpers/listen.ts'
 import { startOrigin } from '../helpers/origin.ts'
 import type { Origin } from '../helpers/origin.ts'
+import { startS3 } from '../helpers/s3.ts'
 
 let origin: Origin
 
@@ -198,6 +202,35 @@ test.serial('http: an origin that refuses HEAD (405) is stat\'ed with a one-byte
   t.is(res.headers['content-range'], 'bytes 3-5/10')
   t.is(res.body.toString(), '345')
   t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['HEAD ', 'GET bytes=0-0', 'GET bytes=3-5'])
+})
+
+test.serial('http: a presigned S3 URL (signed for GET: its HEAD is a 403) serves HEAD and conditional requests through a one-byte ranged GET (was 502)', async (t) => {
+  // @20minutes/s3rver checks SigV4, whose canonical request includes the method.
+  const s3 = await startS3()
+  t.teardown(async () => { await s3.stop() })
+  const bytes = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz')
+  await s3.put('docs/report.pdf', bytes, 'application/pdf')
+  const disk = new Disk(new S3Driver({ client: s3.client, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
+  const signed = (await storage(disk).signedFile('docs/report.pdf', { expiresIn: 600 })).url ?? ''
+  t.is((await fetch(signed, { method: 'HEAD' })).status, 403, 'the storage refuses a HEAD of the GET-signed URL')
+  const base = await app(t, () => new HttpFile(signed))
+
+  const head = await rawRequest(`${base}/`, { method: 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], '36')
+  t.is(head.headers['content-type'], 'application/pdf')
+  t.is(head.headers['content-disposition'], 'attachment; filename="report.pdf"')
+  const etag = head.headers.etag ?? ''
+  t.regex(etag, /^"[0-9a-f]{32}"$/)
+
+  const notModified = await rawRequest(`${base}/`, { headers: { 'If-None-Match': etag } })
+  t.is(notModified.status, 304)
+  t.is(notModified.body.length, 0)
+
+  const ranged = await rawRequest(`${base}/`, { headers: { Range: 'bytes=3-5', 'If-Range': etag } })
+  t.is(ranged.status, 206)
+  t.is(ranged.headers['content-range'], 'bytes 3-5/36')
+  t.is(ranged.body.toString(), '345')
 })
 
 test.serial('http: a chunked upstream (no Content-Length) is streamed chunked, without ranges', async (t) => {
