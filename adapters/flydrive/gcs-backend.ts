@@ -4,6 +4,7 @@ import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
+import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
@@ -80,7 +81,7 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
           stream.once('close', () => signal?.removeEventListener('abort', abandon))
           try {
             // The SDK sends the request on the first read: read(0) starts it without taking bytes.
-            const response = responded(stream, options.idleTimeout, signal)
+            const response = responded(stream, options.idleTimeout, signal, range === undefined ? undefined : { ...range, size: stat.size, what })
             stream.read(0)
             await response
           } catch (error) {
@@ -184,9 +185,11 @@ function abandoner (stream: Readable): () => void {
 
 /**
  * Resolves on a 2xx response, rejects with the SDK's error (404 …), a timeout, an early close, or
- * the client's abort.
+ * the client's abort. A ranged read must be answered 206 with exactly the part asked for (as S3's
+ * is): an endpoint that ignores Range sends the object from byte 0, which the length guard would
+ * only stop after those wrong bytes went out under the part's Content-Range.
  */
-async function responded (stream: Readable, timeout: number, signal: AbortSignal | undefined): Promise<void> {
+async function responded (stream: Readable, timeout: number, signal: AbortSignal | undefined, part?: ByteRange & { size: number | undefined, what: string }): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     // One more poll for I/O before the verdict: a response that arrived while the loop was held up
     // for longer than the timeout is not a missing one (guarded-stream.ts, arm()). done() is a no-op
@@ -203,10 +206,19 @@ async function responded (stream: Readable, timeout: number, signal: AbortSignal
       if (error === undefined) resolve()
       else reject(error)
     }
-    const onResponse = (response: { statusCode?: number, status?: number }): void => {
+    const onResponse = (response: { statusCode?: number, status?: number, headers?: Record<string, string | undefined> }): void => {
       const status = response.statusCode ?? response.status ?? 200
       // An error status is followed by the SDK's 'error' event, which carries the details.
-      if (status < 300) done()
+      if (status >= 300) return
+      if (part !== undefined) {
+        const header = response.headers?.['content-range']
+        const sent = status === 206 ? parseContentRange(header) : undefined
+        if (sent === undefined || sent.start !== part.start || sent.end !== part.end || (part.size !== undefined && sent.size !== part.size)) {
+          done(new DownloadError('E_UPSTREAM', `${part.what}: asked for bytes ${part.start}-${part.end}, got ${status} ${header ?? '(no Content-Range)'}`))
+          return
+        }
+      }
+      done()
     }
     const onClose = (): void => { done(new Error('the GCS stream closed before a response')) }
     const onAbort = (): void => { done(abortError(signal as AbortSignal)) }

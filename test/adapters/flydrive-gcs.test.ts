@@ -309,3 +309,37 @@ test.serial('flydrive gcs: stat() honours the client\'s abort signal while the m
   const error = await t.throwsAsync(statted)
   t.is((error as Error).name, 'AbortError')
 })
+
+test.serial('flydrive gcs: a ranged read answered 200 from byte 0 (an endpoint that ignores Range) → 502 before any header, never those bytes under the part\'s Content-Range', async (t) => {
+  const silent = await startSilentGcs(t)
+  const size = 1 << 20
+  const object = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) object[i] = i >> 16 // each 64 KiB block holds its number
+  const media = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(media.file('late.bin')) }))
+  const answered = rawRequest(`${base}/`, { headers: { Range: 'bytes=131072-655359', 'If-None-Match': '"other"' } })
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  const read = await silent.next()
+  t.is(read.req.headers.range, 'bytes=131072-655359')
+  read.res.writeHead(200, { 'Content-Length': size }).end(object)
+  const res = await answered
+  t.is(res.status, 502)
+  t.is(res.headers['content-range'], undefined)
+  t.is(res.body.toString(), 'Bad Gateway')
+})
+
+test.serial('flydrive gcs: a ranged read answered 206 with another part → E_UPSTREAM, the stream never returned', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' }))).file('late.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  await statted
+  const opened = file.open({ start: 100, end: 199 })
+  const read = await silent.next()
+  t.is(read.req.headers.range, 'bytes=100-199')
+  read.res.writeHead(206, { 'Content-Range': `bytes 0-99/${1 << 20}`, 'Content-Length': 100 }).end(Buffer.alloc(100))
+  const error = await t.throwsAsync(opened)
+  t.is((error as { code?: string }).code, 'E_UPSTREAM')
+  t.regex((error as Error).message, /asked for bytes 100-199, got 206 bytes 0-99\/1048576/)
+  t.true(await closes(read.closed))
+})
