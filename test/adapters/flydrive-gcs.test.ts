@@ -343,3 +343,25 @@ test.serial('flydrive gcs: a ranged read answered 206 with another part → E_UP
   t.regex((error as Error).message, /asked for bytes 100-199, got 206 bytes 0-99\/1048576/)
   t.true(await closes(read.closed))
 })
+
+test.serial('flydrive gcs: a media body that streams for longer than idleTimeout + 1 s, never silent for long, arrives whole (the lowered SDK timeout covers only the wait for the response)', async (t) => {
+  const silent = await startSilentGcs(t)
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 200 }).file('slow.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata.replace(String(1 << 20), '40000'))
+  await statted
+  const opened = file.open()
+  const media = await silent.next()
+  media.res.writeHead(200, { 'Content-Length': 40_000 })
+  // 40 chunks 50 ms apart, read as they come: 2 s in all, longer than the SDK timeout of 1.2 s.
+  media.res.write(Buffer.alloc(1000, 0))
+  const collected = buffer(await opened)
+  for (let i = 1; i < 40; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    media.res.write(Buffer.alloc(1000, i))
+  }
+  media.res.end()
+  const bytes = await collected
+  t.is(bytes.length, 40_000)
+  t.is(bytes[39_999], 39)
+})
