@@ -63,6 +63,8 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   headers['Content-Type'] = presentation.contentType
   headers['Content-Disposition'] = presentation.contentDisposition
   headers['Accept-Ranges'] = rangeable ? 'bytes' : 'none'
+  const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+  if (coding !== undefined) headers['Content-Encoding'] = coding
 
   const range = request.range
   if (method === 'GET' && range !== undefined && rangeable) {
@@ -80,6 +82,8 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
         headers['Content-Range'] = `bytes ${first.start}-${first.end}/${size}`
         return { status: 206, headers, ranges, length: first.end - first.start + 1, reason: `range ${first.start}-${first.end} of ${size}` }
       }
+      // A coding describes the whole body; the parts of a multipart body have no header for it.
+      if (coding !== undefined) return full(headers, size, `several ranges of ${coding}-coded bytes: the whole file`)
       return { status: 206, headers, ranges, length: undefined, reason: `${ranges.length} ranges of ${size} (multipart)` }
     }
     return full(headers, size, `Range ignored: ${parsed.reason}`)
@@ -89,6 +93,24 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
 
 function full (headers: Record<string, string | null>, size: number | undefined, reason: string): ResponsePlan {
   return { status: 200, headers, ranges: undefined, length: size, reason }
+}
+
+const CODING = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
+
+/**
+ * A stored coding as a Content-Encoding value (RFC 9110 §8.4): lower-cased tokens, without
+ * `identity` (no coding) and `aws-chunked` (an upload framing some S3-compatible stores keep in the
+ * metadata, not a coding of the stored bytes). Anything else that is not a token list: none.
+ */
+export function contentCodingOf (value: string): string | undefined {
+  const codings: string[] = []
+  for (const part of value.split(',')) {
+    const coding = part.trim().toLowerCase()
+    if (coding === '' || coding === 'identity' || coding === 'aws-chunked') continue
+    if (!CODING.test(coding)) return undefined
+    codings.push(coding)
+  }
+  return codings.length === 0 ? undefined : codings.join(', ')
 }
 
 /**

@@ -14,6 +14,14 @@ export interface FileStat {
   /** The type the source declares (storage metadata, upstream header), used verbatim. */
   contentType?: string | undefined
   /**
+   * The content coding the bytes are stored in (`gzip`, `br`: an object uploaded with
+   * `Content-Encoding` metadata), sent as `Content-Encoding`. `size`, ranges and validators then
+   * describe the encoded bytes, as the storage itself serves them; a request for several ranges gets
+   * the whole file (a multipart body has no place for a coding). `identity`, `aws-chunked`, or a
+   * value that is not a list of tokens, is ignored.
+   */
+  contentEncoding?: string | undefined
+  /**
    * Whether `open({ start, end })` reads just that range at the source.
    * @default true when `size` is known
    */

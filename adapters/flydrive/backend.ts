@@ -47,14 +47,16 @@ export function driverKind (driver: object): 'fs' | 's3' | 'gcs' | 'driver' {
 }
 
 /** Size, type, validators from flydrive metadata; the etag quoted when a driver returns it bare (GCS). */
-export function statFromMetaData (meta: { contentType?: string | undefined, contentLength?: number | undefined, etag?: string | undefined, lastModified?: Date | undefined }): FileStat {
+export function statFromMetaData (meta: { contentType?: string | undefined, contentLength?: number | undefined, etag?: string | undefined, lastModified?: Date | undefined, contentEncoding?: string | undefined }): FileStat {
   const size = typeof meta.contentLength === 'number' && Number.isSafeInteger(meta.contentLength) && meta.contentLength >= 0 ? meta.contentLength : undefined
   const lastModified = meta.lastModified instanceof Date && !Number.isNaN(meta.lastModified.getTime()) && meta.lastModified.getTime() >= 1000 ? meta.lastModified : undefined
   return {
     size,
     lastModified,
     etag: quoteEtag(meta.etag),
-    contentType: meta.contentType === '' ? undefined : meta.contentType
+    contentType: meta.contentType === '' ? undefined : meta.contentType,
+    // The stored bytes are sent as they are (S3 and GCS reads ask for no decoding): their coding too.
+    contentEncoding: typeof meta.contentEncoding === 'string' && meta.contentEncoding !== '' ? meta.contentEncoding : undefined
   }
 }
 

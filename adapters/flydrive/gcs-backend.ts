@@ -60,7 +60,7 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
           try {
             const file = boundedFile((await getStorage()).bucket(bucket).file(key), options.idleTimeout)
             const [meta] = await within(file.getMetadata(), options.idleTimeout, signal)
-            const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: Number(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? '') })
+            const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: Number(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? ''), contentEncoding: meta.contentEncoding })
             const generation = String(meta.generation ?? '')
             // The SDK turns it into a number: one past 2^53 would name another generation.
             if (/^\d+$/.test(generation) && Number.isSafeInteger(Number(generation))) stat[generationOf] = generation

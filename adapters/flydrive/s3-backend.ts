@@ -49,7 +49,7 @@ export function s3Backend (driver: S3DriverLike): Backend {
             const s3 = await getClient()
             const response = await sendWithin(command, options.idleTimeout, signal, async (abortSignal) => await s3.send(command, { abortSignal }))
             // What flydrive's getMetaData() reads from the same response.
-            return statFromMetaData({ contentType: response.ContentType, contentLength: response.ContentLength, etag: response.ETag, lastModified: response.LastModified })
+            return statFromMetaData({ contentType: response.ContentType, contentLength: response.ContentLength, etag: response.ETag, lastModified: response.LastModified, contentEncoding: response.ContentEncoding })
           } catch (error) {
             throw storageError(error, what)
           }
@@ -96,7 +96,7 @@ export function s3Backend (driver: S3DriverLike): Backend {
               part = { start: sent.start, end: sent.end }
               size = sent.size
             }
-            const stat = statFromMetaData({ contentType: response.ContentType, contentLength: size, etag: response.ETag, lastModified: response.LastModified })
+            const stat = statFromMetaData({ contentType: response.ContentType, contentLength: size, etag: response.ETag, lastModified: response.LastModified, contentEncoding: response.ContentEncoding })
             const expected = part === undefined ? stat.size : part.end - part.start + 1
             return { stat, part, body: guardStream(body, { expected, idleTimeout: options.idleTimeout, what }) }
           } catch (error) {

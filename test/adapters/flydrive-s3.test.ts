@@ -1,4 +1,7 @@
-import { createServer } from 'node:http'
+import { createServer, get as httpGet } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { gzipSync } from 'node:zlib'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import type { ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'node:http'
@@ -74,6 +77,36 @@ test.serial('flydrive s3: signedFile() gives a presigned URL that s3rver (checki
   t.is(await res.text(), 'contents')
   const tampered = (file.url ?? '').replace(/X-Amz-Signature=([0-9a-f])/, (_, c: string) => `X-Amz-Signature=${c === '0' ? '1' : '0'}`)
   t.is((await fetch(tampered)).status, 403)
+})
+
+test.serial('flydrive s3: an object stored gzip-coded (Content-Encoding metadata) is sent with its Content-Encoding, whole and ranged, its bytes as stored', async (t) => {
+  const csv = Buffer.from('id,total\n' + Array.from({ length: 300 }, (_, i) => `${i},${i * 7}`).join('\n'))
+  const gz = gzipSync(csv)
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'exports/report.csv', Body: gz, ContentType: 'text/csv', ContentEncoding: 'gzip' }))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk).file('exports/report.csv') }))
+  // node:http, which does not decode: the client must get the stored bytes and be told their coding.
+  const fetchRaw = async (headers: Record<string, string>): Promise<{ res: IncomingMessage, body: Buffer }> => await new Promise((resolve, reject) => {
+    httpGet(`${base}/`, { headers }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => { resolve({ res, body: Buffer.concat(chunks) }) })
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+  // Plain (one GetObject), conditional (HeadObject + GetObject) and ranged.
+  for (const headers of [{}, { 'If-None-Match': '"other"' }]) {
+    const { res, body } = await fetchRaw(headers)
+    t.is(res.statusCode, 200)
+    t.is(res.headers['content-encoding'], 'gzip')
+    t.is(res.headers['content-type'], 'text/csv')
+    t.is(res.headers['content-length'], String(gz.length))
+    t.deepEqual(body, gz)
+  }
+  const { res, body } = await fetchRaw({ Range: 'bytes=100-199' })
+  t.is(res.statusCode, 206)
+  t.is(res.headers['content-encoding'], 'gzip')
+  t.is(res.headers['content-range'], `bytes 100-199/${gz.length}`)
+  t.deepEqual(body, gz.subarray(100, 200))
 })
 
 // ——— stat({ willRead }): GetObject as the metadata request ———
