@@ -190,6 +190,13 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'uri strip_prefix /protected',
     'file_server',
     '}',
+    '}',
+    // beside it in the site: Caddy's own errors lose the download's headers copied from the app
+    'handle_errors {',
+    'header -Content-Type',
+    'header -Content-Disposition',
+    'header -Cache-Control',
+    'respond "" {err.status_code}',
     '}'
   ])
 })
@@ -197,7 +204,9 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
 test('caddy: a sourceUrl rule proxies to the origin without the client credentials or the origin type', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
   for (const line of ['rewrite * {rp.header.X-Accel-Redirect}?', 'uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
-    'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition']) {
+    'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition',
+    // the origin's error statuses are passed on without the download's headers
+    '@koa_downloads_1_failed status 4xx 5xx', 'handle_response @koa_downloads_1_failed {', 'copy_response']) {
     t.true(lines.includes(line), line)
   }
 })
@@ -207,7 +216,8 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   t.deepEqual(lines.slice(1, 5), ['@koa_downloads_1 {', 'status 200', 'header Location "/private/*"', '}'])
   t.true(lines.includes('rewrite * {rp.header.Location}'))
   // Caddy does not decode the Location: a percent-encoded value gets 404, never a sibling file
-  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1), ['@koa_downloads_1_encoded path_regexp %', 'respond @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
+  // (an error, so that handle_errors drops the download's headers from the 404)
+  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {')), ['@koa_downloads_1_encoded path_regexp %', 'error @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
 })
 
 test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', (t) => {
@@ -216,7 +226,7 @@ test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', 
 
 test('caddy full: admin off, bind to the listen host, storage in the prefix', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
-  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://127.0.0.1:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {']) {
+  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://127.0.0.1:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {', 'handle_errors {']) {
     t.true(lines.includes(line), line)
   }
 })

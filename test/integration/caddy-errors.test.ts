@@ -1,0 +1,138 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Koa from 'koa'
+import { HttpFile } from '../../adapters/http/http-file.ts'
+import { caddy } from '../../source/backends/caddy.ts'
+import { internalRedirect } from '../../source/backends/internal-redirect.ts'
+import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
+import { PathFile } from '../../source/path-file.ts'
+import { startOrigin } from '../helpers/origin.ts'
+import type { Origin } from '../helpers/origin.ts'
+import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import type { RunningProxy } from '../helpers/proxies.ts'
+import test from 'ava'
+
+// copy_response_headers writes the app's Content-Type, Content-Disposition and Cache-Control before
+// file_server or the origin answers. A 404 that Caddy gives afterwards — the file gone since the
+// app decided to offload, a refused encoded Location, an origin's own error — must not carry the
+// download's headers: a browser would save the error as "report.pdf". Proven with the generated
+// Caddyfile and the real Caddy.
+const { available, test: caddyTest } = proxyTest('caddy')
+
+let state: { root: string, origin: Origin, server: Server, proxy: RunningProxy, appSent: Map<string, Record<string, unknown>> } | undefined
+const ctx = (): NonNullable<typeof state> => {
+  if (state === undefined) throw new Error('caddy did not start (see test.before)')
+  return state
+}
+
+if (available) {
+  test.before(async () => {
+    const root = await mkdtemp(join(tmpdir(), 'kd-caddy-errors-'))
+    await mkdir(join(root, 'protected'))
+    await writeFile(join(root, 'protected', 'here.txt'), 'here\n')
+    await mkdir(join(root, 'other'))
+    await writeFile(join(root, 'other', 'a b.txt'), 'a b\n')
+    makeWorldReadable(root)
+    const origin = await startOrigin()
+    // The origin's base paths have percent-escapes of their own (an encoded space, an encoded "%").
+    origin.put('/my%20bucket/obj%20one.txt', { bytes: 'object one\n', contentType: 'application/x-origin' })
+    origin.put('/100%25/k.txt', { bytes: 'percent base\n' })
+    origin.put('/my%20bucket/short.txt', { bytes: 'short\n' })
+    const rules = [
+      caddy({ sourceDir: join(root, 'protected'), destinationUrl: '/protected/' }),
+      internalRedirect({ sourceDir: join(root, 'other'), destinationUrl: '/ir/' }),
+      caddy({ sourceUrl: `${origin.url}/my%20bucket/`, destinationUrl: '/_o1/' }),
+      caddy({ sourceUrl: `${origin.url}/100%25/`, destinationUrl: '/_o2/' })
+    ]
+    const appSent = new Map<string, Record<string, unknown>>()
+    const app = new Koa()
+    app.use(async (c, next) => {
+      await next()
+      appSent.set(c.url, { ...c.response.headers })
+    })
+    app.use(downloads({ rules }))
+    app.use((c) => {
+      const options = { cacheControl: 'private, max-age=60' }
+      // A PathFile without root costs the app no I/O: a file that is gone is Caddy's to find.
+      if (c.path.startsWith('/local/')) c.body = download(new PathFile(join(root, 'protected', decodeURIComponent(c.path.slice(7)))), options)
+      else if (c.path.startsWith('/ir/')) c.body = download(new PathFile(decodeURIComponent(c.path.slice(4)), { root: join(root, 'other') }), options)
+      else if (c.path.startsWith('/remote/')) c.body = download(new HttpFile(origin.url + c.path.slice(7)), options)
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const proxy = await startProxy('caddy', { rules, appPort: (server.address() as AddressInfo).port })
+    state = { root, origin, server, proxy, appSent }
+  })
+  test.afterEach.always((t) => { logProxiesIfFailed(t, state === undefined ? [] : [state.proxy]) })
+  test.after.always(async () => {
+    await state?.proxy.stop()
+    state?.server.closeAllConnections()
+    state?.server.close()
+    await state?.origin.stop()
+    if (state !== undefined) await rm(state.root, { recursive: true, force: true })
+  })
+}
+
+const downloadHeaders = (response: Response): Array<string | null> =>
+  ['content-disposition', 'content-type', 'cache-control'].map((name) => response.headers.get(name))
+
+caddyTest('caddy: a file gone by the time Caddy serves it is a 404 without the download\'s Content-Disposition, Content-Type or Cache-Control', async (t) => {
+  const { proxy, appSent } = ctx()
+  const here = await fetch(proxy.url + '/local/here.txt')
+  t.is(here.status, 200)
+  t.is(await here.text(), 'here\n')
+  t.deepEqual(downloadHeaders(here), ['attachment; filename="here.txt"', 'text/plain; charset=utf-8', 'private, max-age=60'])
+  const gone = await fetch(proxy.url + '/local/gone.txt')
+  t.is(await gone.text(), '')
+  t.is(gone.status, 404)
+  t.is(appSent.get('/local/gone.txt')?.['x-accel-redirect'], '/protected/gone.txt', 'the app offloaded it: Caddy answered the 404')
+  t.deepEqual(downloadHeaders(gone), [null, null, null])
+})
+
+caddyTest('caddy: an internalRedirect Location refused for its "%" is a 404 without the download\'s headers', async (t) => {
+  const { proxy, appSent } = ctx()
+  const response = await fetch(proxy.url + '/ir/a%20b.txt')
+  t.is(await response.text(), '')
+  t.is(response.status, 404)
+  t.is(appSent.get('/ir/a%20b.txt')?.location, '/ir/a%20b.txt', 'the app offloaded it: Caddy refused the encoded Location')
+  t.deepEqual(downloadHeaders(response), [null, null, null])
+})
+
+caddyTest('caddy sourceUrl: the origin\'s 404 reaches the client with its own body, without the download\'s headers; its 416 keeps Content-Range', async (t) => {
+  const { proxy, appSent } = ctx()
+  const missing = await fetch(proxy.url + '/remote/my%20bucket/missing.txt')
+  t.is(await missing.text(), 'not found\n')
+  t.is(missing.status, 404)
+  t.is(appSent.get('/remote/my%20bucket/missing.txt')?.['x-accel-redirect'], '/_o1/missing.txt')
+  t.is(missing.headers.get('content-disposition'), null)
+  t.is(missing.headers.get('cache-control'), null)
+  // (Content-Type: the origin's is dropped for the app's; Go sniffs one for the body, which for this
+  // text is the string the download's type happens to have, so it proves nothing here.)
+  const unsatisfiable = await fetch(proxy.url + '/remote/my%20bucket/short.txt', { headers: { Range: 'bytes=500-' } })
+  await unsatisfiable.arrayBuffer()
+  t.is(unsatisfiable.status, 416)
+  t.is(unsatisfiable.headers.get('content-range'), 'bytes */6')
+  t.is(unsatisfiable.headers.get('content-disposition'), null)
+})
+
+caddyTest('caddy sourceUrl: a base path with percent-escapes (%20, %25) fetches the file from that exact upstream path', async (t) => {
+  const { proxy, origin, appSent } = ctx()
+  const one = await fetch(proxy.url + '/remote/my%20bucket/obj%20one.txt')
+  t.is(await one.text(), 'object one\n')
+  t.is(one.status, 200)
+  t.is(appSent.get('/remote/my%20bucket/obj%20one.txt')?.['x-accel-redirect'], '/_o1/obj one.txt')
+  t.is(one.headers.get('content-disposition'), 'attachment; filename="obj one.txt"')
+  t.is(one.headers.get('content-type'), 'text/plain; charset=utf-8', 'the app\'s type, not the origin\'s')
+  const range = await fetch(proxy.url + '/remote/my%20bucket/obj%20one.txt', { headers: { Range: 'bytes=0-5' } })
+  t.is(await range.text(), 'object')
+  t.is(range.status, 206)
+  const percent = await fetch(proxy.url + '/remote/100%25/k.txt')
+  t.is(await percent.text(), 'percent base\n')
+  t.is(percent.status, 200)
+  t.deepEqual(origin.log.entries.map((e) => e.url).filter((url) => /obj|k\.txt/.test(url)), ['/my%20bucket/obj%20one.txt', '/my%20bucket/obj%20one.txt', '/100%25/k.txt'])
+})
