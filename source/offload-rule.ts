@@ -159,6 +159,8 @@ interface DestinationFields {
   readonly destinationUrl?: string | undefined
   readonly remote?: boolean | undefined
   readonly header?: string | undefined
+  /** nginx(): the X-Accel-Charset it sends, which its location's `charset` line must make known. */
+  readonly charset?: string | false | undefined
   /** negotiated(): its destinations are the values of its mapping, used for X-Accel-Redirect. */
   readonly allow?: readonly string[] | undefined
   readonly mapping?: ReadonlyArray<{ readonly sourceDir: string, readonly destinationUrl: string }> | undefined
@@ -175,6 +177,10 @@ interface DestinationFields {
  * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
  * name a directory, not a URL, and never clash.
  *
+ * nginx() rules sharing a location must also agree on `charset`: the location has one `charset`
+ * line, and nginx drops an X-Accel-Charset it does not know. Their other settings (buffering,
+ * limitRate, expires) are headers each rule sends with its own responses, and may differ.
+ *
  * Each entry of a `negotiated()` mapping is a destination too: it becomes the `X-Accel-Redirect`
  * value whenever the proxy asks for that header, and whichever proxy asks dispatches it — nginx
  * by its locations, or Caddy by its matchers on `X-Accel-Redirect` — so it is placed in both
@@ -182,19 +188,26 @@ interface DestinationFields {
  * from the request (`trustMappingHeader`) is not known here.
  */
 export function destinationConflict (rules: readonly unknown[]): string | undefined {
-  const placed: Array<{ name: string, space: string, destination: string, target: string }> = []
-  const place = (name: string, space: string, url: string, target: string): string | undefined => {
+  const placed: Array<{ name: string, space: string, destination: string, target: string, charset: string | undefined }> = []
+  const place = (name: string, space: string, url: string, target: string, charset?: string): string | undefined => {
     const destination = url.endsWith('/') ? url : url + '/'
     for (const other of placed) {
       if (other.space !== space) continue
       const same = other.destination === destination
+      // One nginx location has one `charset` line, written from the first rule: another rule's
+      // X-Accel-Charset would then be unknown to nginx and silently dropped (measured: charset
+      // 'iso-8859-1' next to a charset: false rule gave no charset at all).
+      if (same && other.target === target && other.charset !== undefined && charset !== undefined && other.charset !== charset) {
+        return `${other.name} (charset ${other.charset}) and ${name} (charset ${charset}) share the nginx location ${destination}, ` +
+          'which has a single `charset` line, so one rule\'s X-Accel-Charset would be ignored: give them the same charset, or each its own destinationUrl'
+      }
       if (same && other.target === target) continue
       if (!same && !other.destination.startsWith(destination) && !destination.startsWith(other.destination)) continue
       return `${other.name} (${other.target} → ${other.destination}) and ${name} (${target} → ${destination}) ` +
         `${same ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
         'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
     }
-    placed.push({ name, space, destination, target })
+    placed.push({ name, space, destination, target, charset })
     return undefined
   }
   for (let index = 0; index < rules.length; index++) {
@@ -219,7 +232,9 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     if (space === undefined) continue
     // What the proxy serves under the destination: the generators write the same block for it.
     const target = rule.remote === true ? 'any origin' : rule.sourceDir !== undefined ? `sourceDir ${rule.sourceDir}` : `sourceUrl ${String(rule.sourceUrl)}`
-    const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target)
+    // The charset line its location gets (server-config/nginx.ts): none for false, else the name.
+    const charset = rule.backend === 'nginx' ? (rule.charset === false ? 'none' : JSON.stringify(typeof rule.charset === 'string' ? rule.charset.toLowerCase() : 'utf-8')) : undefined
+    const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target, charset)
     if (conflict !== undefined) return conflict
   }
   return undefined

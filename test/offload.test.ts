@@ -219,6 +219,25 @@ test('offload() and downloads(): rules whose destinations coincide or nest on on
     'different proxies: nginx locations, Caddy matchers on X-Accel-Redirect, the Location space')
 })
 
+test('offload() and downloads(): nginx rules sharing a location with different charsets → TypeError at setup; other settings may differ', (t) => {
+  // The location gets one `charset` line, from the first rule; measured with the real nginx: a rule
+  // with charset 'iso-8859-1' behind a charset: false one lost its charset (application/octet-stream
+  // instead of application/octet-stream; charset=iso-8859-1), silently.
+  const plain = nginx({ sourceDir: '/srv/a', destinationUrl: '/p/', charset: false })
+  const latin = nginx({ sourceDir: '/srv/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/', charset: 'iso-8859-1' })
+  t.throws(() => offload([plain, latin]), {
+    instanceOf: TypeError,
+    message: 'offload(): rules[0] (charset none) and rules[1] (charset "iso-8859-1") share the nginx location /p/, which has a single `charset` line, ' +
+      'so one rule\'s X-Accel-Charset would be ignored: give them the same charset, or each its own destinationUrl'
+  })
+  t.throws(() => downloads({ rules: [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/a', destinationUrl: '/p', charset: 'koi8-r' })] }),
+    { instanceOf: TypeError, message: /rules\[0\] \(charset "utf-8"\) and rules\[1\] \(charset "koi8-r"\) share the nginx location \/p\// })
+  // The default is utf-8, names are case-insensitive; buffering, limitRate and expires are headers
+  // each rule sends with its own responses.
+  t.notThrows(() => offload([nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/a', destinationUrl: '/p/', charset: 'UTF-8', limitRate: 1024, buffering: false, expires: 60 })]))
+  t.notThrows(() => offload([plain, nginx({ sourceDir: '/srv/b', destinationUrl: '/q/', charset: 'koi8-r' }), caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })]), 'other locations and proxies')
+})
+
 test('offload() and downloads(): a negotiated() mapping on another rule\'s nginx location → TypeError at setup (nginx would serve the other directory\'s file)', (t) => {
   const secret = nginx({ sourceDir: '/srv/secret', destinationUrl: '/p/' })
   const publicReports = negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/public-reports': '/p/' } })

@@ -22,6 +22,13 @@ test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: fal
   t.false(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: false })])).some((line) => line.startsWith('charset')))
 })
 
+test('nginx: rules sharing a location must agree on charset (it has one charset line): TypeError, also for rules of separate offload() calls', (t) => {
+  // an app-wide rule and a per-route one: offload() sees each alone, the config module has both
+  const rules = [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1', limitRate: 1000 })]
+  t.throws(() => renderServerConfig('nginx', rules), { instanceOf: TypeError, message: /^renderServerConfig\(\): rules\[0\] \(charset "utf-8"\) and rules\[1\] \(charset "iso-8859-1"\) share the nginx location \/p\// })
+  t.notThrows(() => renderServerConfig('nginx', [rules[0]!, nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', limitRate: 1000 })]))
+})
+
 test('nginx: a directory with spaces and quotes is quoted and escaped', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/my "files"', destinationUrl: '/p/' })])
   t.true(directives(text).includes('alias "/srv/my \\"files\\"/";'))
