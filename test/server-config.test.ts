@@ -14,7 +14,7 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
-  t.deepEqual(directives(text), ['location /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', '}'])
+  t.deepEqual(directives(text), ['location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', '}'])
 })
 
 test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: false sends none and needs none', (t) => {
@@ -42,7 +42,7 @@ test('nginx: a directory containing "$" is refused (nginx would read a variable)
 test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential and header lines', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/bucket/', destinationUrl: '/_origin/' })])
   t.deepEqual(directives(text), [
-    'location /_origin/ {',
+    'location ^~ /_origin/ {',
     'internal;',
     'charset utf-8;',
     'proxy_set_header Authorization "";',
@@ -74,7 +74,7 @@ test('nginx: rules that map one destination to the same directory give one locat
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
     nginx({ sourceDir: '/srv/a', sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })
   ])
-  t.deepEqual(directives(text).filter((l) => l.startsWith('location') || l.startsWith('alias')), ['location /p/ {', 'alias /srv/a/;'])
+  t.deepEqual(directives(text).filter((l) => l.startsWith('location') || l.startsWith('alias')), ['location ^~ /p/ {', 'alias /srv/a/;'])
 })
 
 test('config: rules whose destinations coincide or nest on the server are refused, naming both (it would serve one rule\'s files for the other\'s)', (t) => {
@@ -104,8 +104,8 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', '}',
-    'location /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', '}'
+    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', '}',
+    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', '}'
   ])
   const shared = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
@@ -122,7 +122,7 @@ test('nginx: an explicit charset adds a charset line to the location', (t) => {
 test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (t) => {
   const lines = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
   for (const line of ['pid /tmp/kd-x/nginx.pid;', 'error_log stderr notice;', 'access_log /tmp/kd-x/access.log;', 'client_body_temp_path /tmp/kd-x/tmp/body;',
-    'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location / { proxy_pass http://127.0.0.1:3000; }', 'location /p/ {', 'user nobody nogroup;']) {
+    'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location / { proxy_pass http://127.0.0.1:3000; }', 'location ^~ /p/ {', 'user nobody nogroup;']) {
     t.true(lines.includes(line), line)
   }
 })
@@ -256,5 +256,5 @@ test('misuse is a TypeError naming the option', (t) => {
 
 test('negotiated() rules are not rendered, and a comment says why', (t) => {
   const rules: ConfigRule[] = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), { backend: 'negotiated' }]
-  t.regex(renderServerConfig('nginx', rules), /location \/p\/ \{[^]*\n# 1 negotiated\(\) rule\(s\) not rendered: the proxy must send X-Sendfile-Type itself\n$/)
+  t.regex(renderServerConfig('nginx', rules), /location \^~ \/p\/ \{[^]*\n# 1 negotiated\(\) rule\(s\) not rendered: the proxy must send X-Sendfile-Type itself\n$/)
 })

@@ -7,7 +7,7 @@ import type { DownloadFile } from '../types.ts'
 export interface NginxOptions extends SourceOptions {
   /**
    * The `internal` location that serves the files, e.g. `'/protected/'` with
-   * `location /protected/ { internal; alias /srv/files/; }`. The file's path below `sourceDir`
+   * `location ^~ /protected/ { internal; alias /srv/files/; }`. The file's path below `sourceDir`
    * (or its URL path below `sourceUrl`) is appended, each segment percent-encoded.
    */
   destinationUrl: string
@@ -20,7 +20,7 @@ export interface NginxOptions extends SourceOptions {
    * `sourceDir` is not allowed. URLs with `//`, `.` or `..` segments are streamed instead.
    *
    * For one fixed origin, prefer `nginx({ sourceUrl: 'https://origin.example/media/', destinationUrl:
-   * '/_origin/' })` with `location /_origin/ { internal; proxy_pass https://origin.example/media/; }`.
+   * '/_origin/' })` with `location ^~ /_origin/ { internal; proxy_pass https://origin.example/media/; }`.
    * @default false
    * @example nginx({ remote: true, destinationUrl: '/_remote/' })
    */
@@ -89,7 +89,7 @@ const fn = 'nginx()'
  * Offload to nginx with `X-Accel-Redirect` (reference/proxies.md §2, §5, §9).
  * @example
  * app.use(downloads({ rules: [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected/' })] }))
- * // nginx: location /protected/ { internal; alias /srv/files/; }
+ * // nginx: location ^~ /protected/ { internal; alias /srv/files/; }
  */
 export function nginx (options: NginxOptions): NginxRule {
   const o = checkOptions(fn, options, keys)

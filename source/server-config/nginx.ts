@@ -46,10 +46,17 @@ function charsetLines (rule: ConfigRule): string[] {
   return ['    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")', `    charset ${nginxString(charset, 'charset')};`]
 }
 
+// `^~`: once this prefix is the longest match, nginx skips the regex locations. Without it a
+// server's usual `location ~* \.(jpg|css)$ { … }` takes the redirected `/protected/photo.jpg` and
+// serves it from its own root (measured with nginx 1.22: another file, under the download's name).
+function prefixLocation (location: string): string {
+  return `location ^~ ${nginxString(location, 'destinationUrl')} {`
+}
+
 function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boolean): string[] {
   const location = destinationOf(rule)
   return [
-    `location ${nginxString(location, 'destinationUrl')} {`,
+    prefixLocation(location),
     '    # reachable only through X-Accel-Redirect: a client request gets 404',
     '    internal;',
     ...charsetLines(rule),
@@ -65,7 +72,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string): string[] {
   const location = destinationOf(rule)
   const { origin, basePath } = splitSourceUrl(sourceUrl)
   return [
-    `location ${nginxString(location, 'destinationUrl')} {`,
+    prefixLocation(location),
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
     ...charsetLines(rule),

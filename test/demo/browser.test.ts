@@ -127,7 +127,7 @@ browserTest('browser: without a proxy, an offload cell opens the headers view (X
     const text = await page.textContent('body') ?? ''
     t.true(text.includes('x-accel-redirect'))
     t.true(text.includes('/_protected/files/r%C3%A9sum%C3%A9%20%E2%82%AC.txt'))
-    t.true(text.includes('location /_protected/files/'))
+    t.true(text.includes('location ^~ /_protected/files/'))
     t.is(downloads, 0)
   })
 })

@@ -108,7 +108,7 @@ test('demo: unknown cells, traversal and missing records are 404 without a path 
 
 test('demo: /config/nginx is the `koa-downloads config nginx` snippet for the demo\'s nginx rules', async (t) => {
   const text = await (await fetch(`${base}/config/nginx`)).text()
-  t.true(text.includes(`location /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")\n    charset utf-8;\n    alias ${filesDir}/;\n}`))
+  t.true(text.includes(`location ^~ /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")\n    charset utf-8;\n    alias ${filesDir}/;\n}`))
   t.true(text.includes(`proxy_pass ${demo.env.originUrl}files/;`))
   t.true(text.includes('location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'))
 })
