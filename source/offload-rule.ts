@@ -70,6 +70,11 @@ export interface SourceMatch {
   readonly segments: readonly string[]
   /** The file URL's query string with its `?` (only for `via: 'url'`), else `''`. */
   readonly search: string
+  /**
+   * For `via: 'url'`: the same segments as the file URL writes them (percent-escapes kept), to
+   * check that a proxy fetching the decoded path asks the origin for this URL (proxy-path.ts).
+   */
+  readonly rawSegments?: readonly string[] | undefined
 }
 
 /** Why a decoded segment can never be emitted (see reference/proxies.md §2, §6). */
@@ -309,7 +314,8 @@ function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
     const why = unsafeSegment(segment)
     if (why !== undefined) return `${why} below sourceUrl ${sourceUrl}`
   }
-  return { via: 'url', segments, search: url.search === '?' ? '' : url.search }
+  const rawSegments = url.pathname.split('/').slice(1 + sourceSegments.length)
+  return { via: 'url', segments, search: url.search === '?' ? '' : url.search, rawSegments }
 }
 
 // Rules are few and long-lived: parse each normalised sourceUrl once, not per request.

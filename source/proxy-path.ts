@@ -69,3 +69,54 @@ export function remotePath (prefix: string, fileUrl: URL): string | undefined {
   const value = `${prefix}${fileUrl.protocol.slice(0, -1)}/${fileUrl.host}${fileUrl.pathname.replaceAll('%', '%25')}${fileUrl.search === '?' ? '' : fileUrl.search}`
   return /^[\x21-\x7e]+$/.test(value) ? value : undefined
 }
+
+/** The sub-delimiters, `:` and `@` that nginx 1.22 sends unescaped when it re-encodes a decoded path (measured). */
+export const nginxLiteral = "!$&'()*+,;=:@"
+/** The same for Caddy (Go's path escaping): `!'()*` are escaped. */
+export const caddyLiteral = '$&+,;=:@'
+
+const unreserved = /^[A-Za-z0-9\-._~]$/
+const subDelimiter = /^[!$&'()*+,;=:@]$/
+
+function escapeChar (char: string): string {
+  let out = ''
+  for (const byte of Buffer.from(char, 'utf8')) out += '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  return out
+}
+
+/**
+ * RFC 3986 §6.2.2 normal form of a raw path segment: hex digits upper-case, escapes of unreserved
+ * characters decoded, characters no URI may hold literally (space, `|`, `[`, non-ASCII…) escaped.
+ * What is left to tell two forms apart is how each writes the sub-delimiters, `:` and `@`.
+ */
+function normalSegment (raw: string): string {
+  let out = ''
+  for (let i = 0; i < raw.length; i++) {
+    const char = raw[i] as string
+    if (char === '%' && /^[0-9A-Fa-f]{2}$/.test(raw.slice(i + 1, i + 3))) {
+      const decoded = String.fromCharCode(parseInt(raw.slice(i + 1, i + 3), 16))
+      out += unreserved.test(decoded) ? decoded : '%' + raw.slice(i + 1, i + 3).toUpperCase()
+      i += 2
+    } else {
+      out += unreserved.test(char) || subDelimiter.test(char) ? char : escapeChar(char)
+    }
+  }
+  return out
+}
+
+/**
+ * Whether a proxy that fetches a fixed origin's file from its decoded path (nginx's `proxy_pass`
+ * with a URI, Caddy's `reverse_proxy` after `rewrite`) asks the origin for the file URL itself.
+ * The proxy re-encodes the path its own way, writing the characters of `literal` unescaped and
+ * escaping the other sub-delimiters; RFC 3986 §2.2 does not make `p%2Bq` and `p+q` the same
+ * path, and an origin may treat them apart (one that decodes `+` as a space fetches another key). So
+ * a name whose URL writes one of them the other way round is streamed instead.
+ */
+export function sameOnTheWire (rawSegments: readonly string[], segments: readonly string[], literal: string): boolean {
+  if (rawSegments.length !== segments.length) return false
+  return segments.every((segment, index) => {
+    let sent = ''
+    for (const char of segment) sent += unreserved.test(char) || literal.includes(char) ? char : escapeChar(char)
+    return sent === normalSegment(rawSegments[index] as string)
+  })
+}

@@ -108,8 +108,8 @@ test('sourceDir matching: NUL, CR or LF in the path never match', (t) => {
 test('sourceUrl matching: same scheme, host and port, whole decoded segments, query kept apart', (t) => {
   const source = { sourceUrl: 'https://cdn.example/media/' }
   t.deepEqual(matchSource(source, file({ url: 'https://cdn.example/media/a%20b/%C3%BC.txt?sig=1' })),
-    { via: 'url', segments: ['a b', 'ü.txt'], search: '?sig=1' })
-  t.deepEqual(matchSource(source, file({ url: 'https://CDN.example:443/media/x.txt' })), { via: 'url', segments: ['x.txt'], search: '' })
+    { via: 'url', segments: ['a b', 'ü.txt'], search: '?sig=1', rawSegments: ['a%20b', '%C3%BC.txt'] })
+  t.deepEqual(matchSource(source, file({ url: 'https://CDN.example:443/media/x.txt' })), { via: 'url', segments: ['x.txt'], search: '', rawSegments: ['x.txt'] })
   t.regex(matchSource(source, file({ url: 'https://cdn.example/mediafoo/x.txt' })) as string, /not below sourceUrl/)
   t.regex(matchSource(source, file({ url: 'http://cdn.example/media/x.txt' })) as string, /origin/)
   t.regex(matchSource(source, file({ url: 'https://cdn.example:8443/media/x.txt' })) as string, /origin/)
@@ -120,8 +120,8 @@ test('sourceUrl matching: same scheme, host and port, whole decoded segments, qu
 
 test('sourceUrl matching: percent-encoding case and non-encoded characters compare equal', (t) => {
   const source = { sourceUrl: 'https://h.example/m%C3%A9dia/' }
-  t.deepEqual(matchSource(source, file({ url: 'https://h.example/m%c3%a9dia/x' })), { via: 'url', segments: ['x'], search: '' })
-  t.deepEqual(matchSource(source, file({ url: 'https://h.example/média/x' })), { via: 'url', segments: ['x'], search: '' })
+  t.deepEqual(matchSource(source, file({ url: 'https://h.example/m%c3%a9dia/x' })), { via: 'url', segments: ['x'], search: '', rawSegments: ['x'] })
+  t.deepEqual(matchSource(source, file({ url: 'https://h.example/média/x' })), { via: 'url', segments: ['x'], search: '', rawSegments: ['x'] })
 })
 
 test('sourceUrl matching: encoded /, NUL, CR, LF, empty segments and bad UTF-8 never match', (t) => {
@@ -137,7 +137,7 @@ test('sourceUrl matching: encoded /, NUL, CR, LF, empty segments and bad UTF-8 n
 test('files with neither path nor url never match; both sources are tried', (t) => {
   const source = { sourceDir: '/m', sourceUrl: 'https://h.example/m/' }
   t.regex(matchSource(source, file({})) as string, /no path; the file has no url/)
-  t.deepEqual(matchSource(source, file({ path: '/other/x', url: 'https://h.example/m/x' })), { via: 'url', segments: ['x'], search: '' })
+  t.deepEqual(matchSource(source, file({ path: '/other/x', url: 'https://h.example/m/x' })), { via: 'url', segments: ['x'], search: '', rawSegments: ['x'] })
 })
 
 test('unsafeSegment names every refused form; decodeSegments refuses bad escapes', (t) => {

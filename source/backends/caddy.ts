@@ -1,6 +1,6 @@
 import { checkOptions, matchValue, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
-import { caddyPath } from '../proxy-path.ts'
+import { caddyLiteral, caddyPath, sameOnTheWire } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
 
 export interface CaddyOptions extends SourceOptions {
@@ -66,9 +66,11 @@ export function caddy (options: CaddyOptions): CaddyRule {
     forwardQuery,
     match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => {
+        // the origin must get the file URL itself, not another spelling of it (see sameOnTheWire)
+        if (found.rawSegments !== undefined && !sameOnTheWire(found.rawSegments, found.segments, caddyLiteral)) return undefined
         const path = caddyPath(destinationUrl, found.segments)
         return path === undefined || !forwardQuery ? path : path + found.search
-      }, 'Caddy cannot serve a name with "?", control characters or a trailing space')
+      }, 'Caddy cannot serve a name with "?", control characters or a trailing space, nor fetch a URL that escapes "$&+,;=:@" or writes "!\'()*" unescaped (it would ask the origin for another URL)')
       return value === undefined ? undefined : { header, value, validators: false }
     }
   })

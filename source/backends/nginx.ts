@@ -1,7 +1,7 @@
 import { charsetOf } from '../content-type.ts'
 import { checkOptions, logNoMatch, matchSource, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
-import { encodedPath, remotePath } from '../proxy-path.ts'
+import { encodedPath, nginxLiteral, remotePath, sameOnTheWire } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
 
 export interface NginxOptions extends SourceOptions {
@@ -153,6 +153,9 @@ export function nginx (options: NginxOptions): NginxRule {
       } else {
         const found = matchSource(source, file)
         if (typeof found === 'string') return void logNoMatch(label, file, found)
+        if (found.rawSegments !== undefined && !sameOnTheWire(found.rawSegments, found.segments, nginxLiteral)) {
+          return void logNoMatch(label, file, 'nginx would ask the origin for another URL: it re-encodes the path and writes "!$&\'()*+,;=:@" unescaped')
+        }
         value = encodedPath(destinationUrl, found.segments)
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be percent-encoded')
         if (forwardQuery) value += found.search
