@@ -27,7 +27,8 @@ import type { Stream } from 'node:stream'
 
 /**
  * A supertest/superagent parser that keeps the body as exact bytes whatever its type: superagent
- * decodes `text/*` bodies as UTF-8 (lossy for other bytes), so compare such bodies after
+ * decodes `text/*` bodies, and those of any type it does not know as binary (`application/zip`, office
+ * documents…), as UTF-8 (lossy for other bytes), so compare such bodies after
  * `request(app.callback()).get(path).buffer(true).parse(bufferParser)`.
  */
 export function bufferParser (res: Stream, callback: (error: Error | null, body: Buffer) => void): void {
@@ -116,6 +117,8 @@ interface Normalized {
   body: () => Promise<Buffer | undefined>
   /** Why `body()` is undefined, and what to do about it. */
   bodyHint: () => string
+  /** When `body()` is text the client decoded (so not necessarily the bytes sent): why, and what to do. */
+  decodedHint: () => string | undefined
 }
 
 type AnyResponse = Response | { status: number, headers: Record<string, unknown>, body?: unknown, text?: unknown }
@@ -126,9 +129,10 @@ type AnyResponse = Response | { status: number, headers: Record<string, unknown>
  * when bytes are expected (`body`, or a `Content-Length` in `headers`) or when a header of the
  * response carries a path (a Caddy rule's own header; name it in `headers` if the app streams it);
  * an empty file streamed by the app passes. Then status, presentation headers and the exact body.
- * supertest decodes `text/*` bodies as UTF-8 and hands `multipart/byteranges` (a multi-range 206)
- * to its form parser, which keeps no bytes: for exact bytes request with
- * `.buffer(true).parse(bufferParser)`. A HEAD response's body is empty.
+ * supertest decodes `text/*` bodies (and `application/zip`, any type it does not know as binary) as
+ * UTF-8 and hands `multipart/byteranges` (a multi-range 206) to its form parser, which keeps no
+ * bytes: for exact bytes request with `.buffer(true).parse(bufferParser)`. A HEAD response's body
+ * is empty.
  * @example
  * // ava
  * test('streams the report', async (t) => {
@@ -150,7 +154,8 @@ export async function assertDownload (response: AnyResponse, expected: DownloadE
     const want = typeof expected.body === 'string' ? Buffer.from(expected.body, 'utf8') : Buffer.from(expected.body)
     if (body === undefined) fail(fn, `the response body is not available: ${res.bodyHint()}`, undefined, want)
     if (!body.equals(want)) {
-      fail(fn, `body differs: ${body.length} bytes received, ${want.length} expected${firstDifference(body, want)}`, body, want)
+      const decoded = res.decodedHint()
+      fail(fn, `body differs: ${body.length} bytes received, ${want.length} expected${firstDifference(body, want)}${decoded === undefined ? '' : `; ${decoded}`}`, body, want)
     }
   }
 }
@@ -249,7 +254,8 @@ function normalize (response: AnyResponse, fn: string): Normalized {
         return names
       },
       body: async () => await (read ??= response.bodyUsed ? Promise.resolve(undefined) : response.arrayBuffer().then((bytes) => Buffer.from(bytes))),
-      bodyHint: () => 'the fetch Response body was read before the assertion (assert first)'
+      bodyHint: () => 'the fetch Response body was read before the assertion (assert first)',
+      decodedHint: () => undefined
     }
   }
   const r = response as { status?: unknown, headers?: unknown, body?: unknown, text?: unknown, req?: unknown } | null
@@ -276,7 +282,12 @@ function normalize (response: AnyResponse, fn: string): Normalized {
       return type !== undefined
         ? `supertest hands ${type} to its form parser, which keeps no bytes (.buffer(true) does not change that): request with .parse(bufferParser) from koa-downloads/testing`
         : 'supertest did not buffer it: request with .buffer(true).parse(bufferParser) from koa-downloads/testing'
-    }
+    },
+    // superagent keeps bytes only for the types it knows as binary (image/*, application/pdf,
+    // application/octet-stream, …); any other body (text/*, application/zip, office documents…) it
+    // decodes as UTF-8, which turns every invalid sequence into U+FFFD: the text is not the bytes sent.
+    decodedHint: () => Buffer.isBuffer(r.body) || typeof r.text !== 'string' || !r.text.includes('\uFFFD') ? undefined
+      : `supertest decoded this ${header('Content-Type') ?? 'untyped'} body as UTF-8 text, which changes bytes that are not valid UTF-8: request with .buffer(true).parse(bufferParser) from koa-downloads/testing to compare the exact bytes`
   }
 }
 

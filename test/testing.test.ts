@@ -16,6 +16,7 @@ import { nginx } from '../source/backends/nginx.ts'
 import { contentDisposition, sanitizeFilename } from '../source/content-disposition.ts'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
 import type { DownloadFile } from '../source/types.ts'
 import { assertDownload, assertInternalRedirect, assertXAccelRedirect, assertXSendfile, bufferParser, parseDisposition } from '../source/testing.ts'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
@@ -138,6 +139,18 @@ test('assertDownload: streamed bytes compared exactly, via supertest and fetch',
 test('assertDownload: supertest decodes text/* bodies lossily; the bytes are exact with bufferParser', async (t) => {
   const lossy = await request(appFor('stream').callback()).get('/binary.bin')
   await t.throwsAsync(assertDownload(lossy, { body: await readFile(`${fixtureRoot}/binary.bin`) }), { instanceOf: AssertionError, message: /^assertDownload: body differs: \d+ bytes received, 200000 expected/ })
+})
+
+test('assertDownload: supertest decodes application/zip (any type it does not know as binary) as UTF-8 too; the failure says so, and bufferParser gives the bytes', async (t) => {
+  // A ZIP local header: bytes 10 to 13 are not valid UTF-8.
+  const zip = Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x00, 0x00, 0x08, 0x00, 0xb7, 0x8c, 0xfe, 0xff])
+  const app = downloadApp((ctx) => { ctx.body = download(new VirtualFile(zip, { name: 'export.zip' })) })
+  const decoded = await request(app.callback()).get('/export.zip')
+  t.is(decoded.headers['content-type'], 'application/zip')
+  t.is(decoded.text, 'PK\u0003\u0004\u0014\u0000\u0000\u0000\b\u0000\uFFFD\uFFFD\uFFFD\uFFFD')
+  const error = await t.throwsAsync(assertDownload(decoded, { filename: 'export.zip', body: zip }), { instanceOf: AssertionError })
+  t.is(error?.message, 'assertDownload: body differs: 22 bytes received, 14 expected; first difference at byte 10; supertest decoded this application/zip body as UTF-8 text, which changes bytes that are not valid UTF-8: request with .buffer(true).parse(bufferParser) from koa-downloads/testing to compare the exact bytes')
+  await assertDownload(await request(app.callback()).get('/export.zip').buffer(true).parse(bufferParser), { filename: 'export.zip', body: zip })
 })
 
 test('assertDownload fails on wrong bytes, on an offloaded response and on a wrong type', async (t) => {
