@@ -1,11 +1,12 @@
 // What the README's examples leave to the user ("your permission check", "your rows"), as the
 // README test provides it. See test/demo/readme.test.ts.
 
-export interface Report { file: string, title: string }
+/** `file`: the path below /srv/reports (README); `key`: the object in storage (docs/adapters.md). */
+export interface Report { file: string, key: string, title: string }
 
 /** Report 42 belongs to everyone; any other id is unknown (the route then answers 404). */
 export async function findReport (id: string | undefined, _user: unknown): Promise<Report | undefined> {
-  return id === '42' ? { file: 'q1.pdf', title: 'Q1 — résumé' } : undefined
+  return id === '42' ? { file: 'q1.pdf', key: 'reports/q1.pdf', title: 'Q1 — résumé' } : undefined
 }
 
 export async function * generateCsvRows (): AsyncGenerator<string> {

@@ -27,10 +27,11 @@ const readme = await readFile(join(repo, 'README.md'), 'utf8')
 const blocks = blocksOf(readme)
 const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 
-// The migration guide's blocks are fragments of an app: typechecked (not run), with the app,
-// router, database and storage they mention declared.
+// The blocks of the migration guide and of the adapters page are fragments of an app: typechecked
+// (not run), with the app, router, database, storage and functions they use but do not declare.
 const guide = await readFile(join(repo, 'docs/migrating-from-django.md'), 'utf8')
 const guideBlocks = blocksOf(guide).filter((b) => b.lang === 'ts')
+const adapterBlocks = blocksOf(await readFile(join(repo, 'docs/adapters.md'), 'utf8')).filter((b) => b.lang === 'ts')
 
 // What a block needs besides its own code. `testing` talks to "your app": the two apps above it.
 const preludes: Record<string, string> = {
@@ -65,6 +66,22 @@ test.before(async (t) => {
   for (const [i, block] of guideBlocks.entries()) {
     const code = box.transform(block).replace(/^export \{ [\w, ]+ \}$/m, '')
     await box.write(`guide-${i}.ts`, `${guideContext}\n${code}\nexport {}\n`)
+  }
+  // An adapters block may make its own app and router, and import download(): declare only the rest.
+  const fragmentNames: Record<string, string> = {
+    Koa: "import type Koa from 'koa'",
+    Router: "import type Router from '@koa/router'",
+    app: 'declare const app: Koa',
+    router: 'declare const router: Router',
+    media: `declare const media: import('${box.fromSandbox('adapters/flydrive/index.ts')}').Storage`,
+    download: `declare const download: typeof import('${box.fromSandbox('source/index.ts')}').download`,
+    downloads: `declare const downloads: typeof import('${box.fromSandbox('source/index.ts')}').downloads`
+  }
+  for (const [i, block] of adapterBlocks.entries()) {
+    const code = box.transform(block).replace(/^export \{ [\w, ]+ \}$/m, '')
+    const own = (name: string): boolean => new RegExp(`^(?:const|let|function) ${name}\\b|^import (?:type )?(?:${name}\\b|\\{[^}]*\\b${name}\\b[^}]*\\})`, 'm').test(code)
+    const context = Object.entries(fragmentNames).filter(([name]) => !own(name)).map(([, line]) => line)
+    await box.write(`adapters-${i}.ts`, `${context.join('\n')}\n${code}\nexport {}\n`)
   }
   typeErrors = box.typecheck()
   // Import in README order: `testing` uses the apps of the blocks above it.
@@ -198,6 +215,12 @@ for (const id of Object.keys(checks)) {
 test('docs: every ```ts block of docs/migrating-from-django.md typechecks', (t) => {
   t.true(guideBlocks.length >= 3)
   const errors = typeErrors.split('\n').filter((line) => /guide-\d+\.ts\(/.test(line))
+  t.deepEqual(errors, [])
+})
+
+test('docs: every ```ts block of docs/adapters.md typechecks', (t) => {
+  t.true(adapterBlocks.length >= 3)
+  const errors = typeErrors.split('\n').filter((line) => /adapters-\d+\.ts\(/.test(line))
   t.deepEqual(errors, [])
 })
 
