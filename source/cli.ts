@@ -25,10 +25,11 @@ const usage = `Usage:
   koa-downloads check <url> [--sha256 HEX | --file PATH] [--header "Name: value"]... [--timeout SECONDS]
       GET <url> through the live proxy and fail (exit 1) when an offload response reached the
       client (an offload header, a Location on a 200, or an empty body where the file is not
-      empty), when the status is not 200 (redirects are not followed), or when the bytes differ
-      from the expected sha256 or file. It cannot tell bytes the proxy sent from bytes the app
-      streamed because no rule covered the file: to see that a rule matches, check the app
-      itself, bypassing the proxy; that check fails, naming the offload header.
+      empty), when the status is not 200 (redirects are not followed), when the response is cut
+      short, or when the bytes differ from the expected sha256 or file. It cannot tell bytes the
+      proxy sent from bytes the app streamed because no rule covered the file: to see that a
+      rule matches, check the app itself, bypassing the proxy; that check fails, naming the
+      offload header.
       --header may be repeated and may set Host (a virtual host reached by its address).
       --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
@@ -140,7 +141,9 @@ async function checkCommand (args: string[]): Promise<number> {
 
   const hash = createHash('sha256')
   let size = 0
-  let response: IncomingMessage
+  let response: IncomingMessage | undefined
+  // Why the body ended before its end, when the connection closed in the middle of it.
+  let cut: string | undefined
   const deadline = AbortSignal.timeout(Math.ceil(timeout * 1000))
   try {
     // agent: false — one connection, closed after the response, so nothing keeps the process alive.
@@ -154,7 +157,12 @@ async function checkCommand (args: string[]): Promise<number> {
   } catch (error) {
     // Before the response the request fails with an AbortError; in the body, the response with "aborted".
     if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
-    throw error
+    if (response === undefined) throw error
+    // A download cut short is a failed check like any other: say what arrived and what was announced.
+    const length = response.headers['content-length']
+    cut = length === undefined
+      ? `the response was cut short: the connection closed after ${size} bytes, before the end of its chunked body`
+      : `the response was cut short: the connection closed after ${size} bytes of the ${length} its Content-Length announced`
   }
   const digest = hash.digest('hex')
   const status = response.statusCode ?? 0
@@ -162,7 +170,7 @@ async function checkCommand (args: string[]): Promise<number> {
     const value = response.headers[name]
     return Array.isArray(value) ? value.join(', ') : value
   }
-  const problems: string[] = []
+  const problems: string[] = cut === undefined ? [] : [cut]
   const location = header('location')
   if (status >= 300 && status < 400 && location !== undefined) {
     problems.push(`status ${status}, a redirect to ${location}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
@@ -176,10 +184,10 @@ async function checkCommand (args: string[]): Promise<number> {
   if (status === 200 && location !== undefined) problems.push(`a 200 with Location: ${location} reached the client: the server did not perform the internal redirect`)
   // An empty body is what an offload response passed through looks like, unless the file is empty.
   const emptyExpected = expected !== undefined && expected.sha256 === emptySha256
-  if (status === 200 && size === 0 && !emptyExpected) {
+  if (cut === undefined && status === 200 && size === 0 && !emptyExpected) {
     problems.push(`the body is empty: the proxy passed the offload response through instead of sending the file${expected === undefined ? ' (for a file that is really empty, give --file or --sha256)' : ''}`)
   }
-  if (expected !== undefined && (size > 0 || emptyExpected)) {
+  if (cut === undefined && expected !== undefined && (size > 0 || emptyExpected)) {
     if (expected.size !== undefined && expected.size !== size) problems.push(`got ${size} bytes, ${expected.from} has ${expected.size}`)
     if (expected.sha256 !== digest) problems.push(`sha256 ${digest} of the ${size} bytes received differs from ${expected.sha256} (${expected.from})`)
   }

@@ -27,6 +27,8 @@ test.before(async () => {
       case '/empty': res.end(); return
       case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
       case '/vhost': res.end(`vhost ${String(req.headers.host)}`); return
+      // The headers announce more than is sent, then the connection closes: a download cut short.
+      case '/cut': res.writeHead(200, { 'Content-Length': String(body.length + 100) }); res.write(body, () => { res.socket?.destroy() }); return
       case '/slow': setTimeout(() => { res.end(body) }, 3000).unref(); return
       // Headers and a first chunk at once, then the rest of the body stalls.
       case '/stall': res.writeHead(200, { 'Content-Length': String(body.length + 10) }); res.write(body); setTimeout(() => { res.end('0123456789') }, 3000).unref(); return
@@ -198,6 +200,17 @@ test('cli check: a redirect fails naming its target and that redirects are not f
   t.is(code, 1)
   t.is(stderr, `koa-downloads check FAILED ${base}/redirect: 302, 0 bytes, sha256 ${sha256(new Uint8Array())}\n` +
     '  - status 302, a redirect to /login, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)\n')
+})
+
+test('cli check: a body cut short (the connection closed before Content-Length) fails naming the bytes received and announced, not as a bare "aborted"', async (t) => {
+  t.timeout(60_000)
+  for (const args of [[], ['--sha256', sha256(body)]]) {
+    const { code, stdout, stderr } = await runCli(['check', base + '/cut', ...args])
+    t.is(code, 1)
+    t.is(stdout, '')
+    t.is(stderr, `koa-downloads check FAILED ${base}/cut: 200, 22 bytes, sha256 ${sha256(body)}\n` +
+      '  - the response was cut short: the connection closed after 22 bytes of the 122 its Content-Length announced\n')
+  }
 })
 
 test('cli check: an empty 200 passes when --file or --sha256 says the file is empty, and only then', async (t) => {
