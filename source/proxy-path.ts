@@ -77,6 +77,13 @@ export const caddyLiteral = '$&+,;=:@'
 
 const unreserved = /^[A-Za-z0-9\-._~]$/
 const subDelimiter = /^[!$&'()*+,;=:@]$/
+/**
+ * Sub-delimiters that name the same file escaped or not at every common origin: S3, GCS, nginx,
+ * Apache and Node's static servers decode them before the lookup. Not `+` (S3 website endpoints
+ * and form-style decoders read it as a space in a path) nor `;` (Java servlet containers cut a
+ * path parameter at it): a proxy that writes those unescaped may ask for another file.
+ */
+const interchangeable = /^[!$&'()*,=:@]$/
 
 function escapeChar (char: string): string {
   let out = ''
@@ -85,9 +92,10 @@ function escapeChar (char: string): string {
 }
 
 /**
- * RFC 3986 §6.2.2 normal form of a raw path segment: hex digits upper-case, escapes of unreserved
- * characters decoded, characters no URI may hold literally (space, `|`, `[`, non-ASCII…) escaped.
- * What is left to tell two forms apart is how each writes the sub-delimiters, `:` and `@`.
+ * A raw path segment in a normal form (RFC 3986 §6.2.2, and further): hex digits upper-case,
+ * escapes of unreserved and interchangeable characters decoded, characters no URI may hold
+ * literally (space, `|`, `[`, non-ASCII…) escaped. What is left to tell two forms apart is how each
+ * writes `+` and `;`.
  */
 function normalSegment (raw: string): string {
   let out = ''
@@ -95,7 +103,7 @@ function normalSegment (raw: string): string {
     const char = raw[i] as string
     if (char === '%' && /^[0-9A-Fa-f]{2}$/.test(raw.slice(i + 1, i + 3))) {
       const decoded = String.fromCharCode(parseInt(raw.slice(i + 1, i + 3), 16))
-      out += unreserved.test(decoded) ? decoded : '%' + raw.slice(i + 1, i + 3).toUpperCase()
+      out += unreserved.test(decoded) || interchangeable.test(decoded) ? decoded : '%' + raw.slice(i + 1, i + 3).toUpperCase()
       i += 2
     } else {
       out += unreserved.test(char) || subDelimiter.test(char) ? char : escapeChar(char)
@@ -108,15 +116,16 @@ function normalSegment (raw: string): string {
  * Whether a proxy that fetches a fixed origin's file from its decoded path (nginx's `proxy_pass`
  * with a URI, Caddy's `reverse_proxy` after `rewrite`) asks the origin for the file URL itself.
  * The proxy re-encodes the path its own way, writing the characters of `literal` unescaped and
- * escaping the other sub-delimiters; RFC 3986 §2.2 does not make `p%2Bq` and `p+q` the same
- * path, and an origin may treat them apart (one that decodes `+` as a space fetches another key). So
- * a name whose URL writes one of them the other way round is streamed instead.
+ * escaping the other sub-delimiters. RFC 3986 §2.2 does not make `p%2Bq` and `p+q` the same path,
+ * and some origins do not either (see `interchangeable`): a name whose URL writes `+` or `;` the
+ * other way round is streamed instead. The other sub-delimiters (`report (1).pdf`, `it's.txt`,
+ * `a&b.csv`) count as the same URL either way, so that such common names stay offloaded.
  */
 export function sameOnTheWire (rawSegments: readonly string[], segments: readonly string[], literal: string): boolean {
   if (rawSegments.length !== segments.length) return false
   return segments.every((segment, index) => {
     let sent = ''
-    for (const char of segment) sent += unreserved.test(char) || literal.includes(char) ? char : escapeChar(char)
+    for (const char of segment) sent += unreserved.test(char) || interchangeable.test(char) || literal.includes(char) ? char : escapeChar(char)
     return sent === normalSegment(rawSegments[index] as string)
   })
 }

@@ -70,7 +70,7 @@ export function caddy (options: CaddyOptions): CaddyRule {
         if (found.rawSegments !== undefined && !sameOnTheWire(found.rawSegments, found.segments, caddyLiteral)) return undefined
         const path = caddyPath(destinationUrl, found.segments)
         return path === undefined || !forwardQuery ? path : path + found.search
-      }, 'Caddy cannot serve a name with "?", control characters or a trailing space, nor fetch a URL that escapes "$&+,;=:@" or writes "!\'()*" unescaped (it would ask the origin for another URL)')
+      }, 'Caddy cannot serve a name with "?", control characters or a trailing space, nor fetch a URL that escapes "+" or ";" (it sends them unescaped: another URL at some origins)')
       return value === undefined ? undefined : { header, value, validators: false }
     }
   })

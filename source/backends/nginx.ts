@@ -154,7 +154,7 @@ export function nginx (options: NginxOptions): NginxRule {
         const found = matchSource(source, file)
         if (typeof found === 'string') return void logNoMatch(label, file, found)
         if (found.rawSegments !== undefined && !sameOnTheWire(found.rawSegments, found.segments, nginxLiteral)) {
-          return void logNoMatch(label, file, 'nginx would ask the origin for another URL: it re-encodes the path and writes "!$&\'()*+,;=:@" unescaped')
+          return void logNoMatch(label, file, 'nginx would ask the origin for another URL: it re-encodes the path and writes "+" and ";" unescaped')
         }
         value = encodedPath(destinationUrl, found.segments)
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be percent-encoded')
