@@ -149,8 +149,8 @@ export function renderCaddy (rules: readonly ConfigRule[], full?: FullConfig, up
       '# Replace the site\'s reverse_proxy to the Koa app with:',
       ...(upstreamText === undefined ? ['# (the app is assumed on 127.0.0.1:3000: pass --upstream host:port)'] : []),
       ...caddyReverseProxy(rules, upstreamText ?? '127.0.0.1:3000'),
-      '# and add this to the same site, beside the reverse_proxy (if the site has a handle_errors',
-      '# already, add the header lines to it):',
+      '# and, if the site has no handle_errors of its own, add this beside the reverse_proxy (a site',
+      '# with its own error pages keeps them: these lines would strip their Content-Type too):',
       ...caddyErrorHandler
     ].join('\n') + '\n'
   }
