@@ -41,8 +41,8 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *
  * - `stat()` is one HEAD request (none of the body is fetched, so HEAD, 304, 412 and 416 never
  *   start a transfer). Only size, type, ETag and Last-Modified are kept: no other upstream header
- *   reaches the client. If the origin refuses HEAD (405/501, or 403: a presigned URL is signed for
- *   GET only), a `Range: bytes=0-0` GET stands in
+ *   reaches the client. If the origin refuses HEAD (405/501, or 403 to a presigned URL, which is
+ *   signed for GET only), a `Range: bytes=0-0` GET stands in
  *   (its 416 with `Content-Range: bytes *\/0` is an empty file).
  * - `open(range)` is one GET for exactly those bytes (`Range: bytes=s-e`, only a 206 with the same
  *   Content-Range is accepted, never sliced locally), with `Accept-Encoding: identity` and
@@ -229,10 +229,11 @@ export class HttpFile implements DownloadFile {
     let { response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
     response.resume()
     let stat: FileStat | undefined
-    if (response.statusCode === 405 || response.statusCode === 501 || response.statusCode === 403) {
+    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && signedForGet(this.url))) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
-      // 403 too: a presigned URL (S3, GCS) is signed for GET, its method included, so the storage
-      // refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same 502.
+      // 403 too for a presigned URL (S3, GCS, Azure): it is signed for GET, its method included, so
+      // the storage refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same
+      // 502. Any other 403 is the origin's answer: no second request (a counted or one-time link).
       ({ response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
       response.destroy()
       // An empty file has no byte 0: RFC 9110 §15.5.17 answers 416 with `Content-Range: bytes */0`.
@@ -291,6 +292,19 @@ function statFromHeaders (response: IncomingMessage): FileStat {
     // Without Accept-Ranges: bytes (or with `none`) the file is always sent whole.
     ranges: size !== undefined && response.statusCode === 206 ? true : /\bbytes\b/i.test(h['accept-ranges'] ?? '') && size !== undefined
   }
+}
+
+/** Query parameters that carry a URL signature: AWS SigV4, GCS V4 and V2, Azure SAS. */
+const signatureParameters = new Set(['x-amz-signature', 'x-goog-signature', 'signature', 'sig'])
+
+/** Whether `url` looks presigned, so that its signature covers the method (a HEAD of it is refused). */
+function signedForGet (url: string): boolean {
+  const query = url.indexOf('?')
+  if (query === -1) return false
+  for (const name of new URLSearchParams(url.slice(query + 1)).keys()) {
+    if (signatureParameters.has(name.toLowerCase())) return true
+  }
+  return false
 }
 
 /** An empty file, from the 416 (`bytes *\/0`) that answered `Range: bytes=0-0`: its validators, not its Content-Type (that of the error body). */

@@ -175,6 +175,15 @@ test.serial('http: upstream statuses map to 404, 502, 503 and never leak the ups
   }
 })
 
+test.serial('http: a 403 to the HEAD of a URL that is not presigned is the answer: 502 after one request, no GET tried', async (t) => {
+  origin.fail('/forbidden.bin', 403)
+  origin.log.clear()
+  const base = await app(t, () => new HttpFile(`${origin.url}/forbidden.bin?download=1`))
+  const res = await rawRequest(`${base}/`, { method: 'HEAD' })
+  t.is(res.status, 502)
+  t.deepEqual(origin.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['HEAD '])
+})
+
 test.serial('http: an origin that ignores Range is served whole (no ranges announced, nothing sliced locally)', async (t) => {
   origin.put('/noranges.bin', { bytes: '0123456789', ranges: false })
   origin.log.clear()
