@@ -59,7 +59,9 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
 test('nginx: a remote rule gets the generic location with every required line and its reason', (t) => {
   const text = renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })])
   const lines = directives(text)
-  t.is(lines[0], 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {')
+  // the regex nested in a ^~ prefix location: no regex location of the server is tried first
+  t.deepEqual(lines.slice(0, 3), ['location ^~ /_remote/ {', 'internal;', 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'])
+  t.deepEqual(lines.slice(-3), ['}', 'return 404;', '}'])
   for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_pass $rscheme://$rhost/$rpath$is_args$args;']) {
     t.true(lines.includes(line), line)

@@ -42,9 +42,11 @@ if (available) {
     makeWorldReadable(root)
     const origin = await startOrigin()
     origin.put('/bucket/photo.jpg', { bytes: 'the origin photo\n' })
+    origin.put('/elsewhere/photo.jpg', { bytes: 'the photo of any origin\n' })
     const rules = [
       nginx({ sourceDir: join(root, 'protected'), destinationUrl: '/protected/' }),
-      nginx({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' })
+      nginx({ sourceUrl: `${origin.url}/bucket/`, destinationUrl: '/_origin/' }),
+      nginx({ remote: true, destinationUrl: '/_remote/' })
     ]
     const app = new Koa()
     app.use(downloads({ rules }))
@@ -52,6 +54,7 @@ if (available) {
       // app URLs without the file's extension: only the redirected URI ends in .jpg
       if (c.path === '/photos/local') c.body = download(new PathFile('photo.jpg', { root: join(root, 'protected') }))
       if (c.path === '/photos/remote') c.body = download(new HttpFile(`${origin.url}/bucket/photo.jpg`))
+      if (c.path === '/photos/any') c.body = download(new HttpFile(`${origin.url}/elsewhere/photo.jpg?X-Amz-Signature=abc`))
     })
     const server = app.listen(0, '127.0.0.1')
     await once(server, 'listening')
@@ -93,4 +96,15 @@ nginxTest('nginx: a site regex location (\\.jpg$) does not take the redirected U
   t.is(await remote.text(), 'the origin photo\n')
   t.is(remote.status, 200)
   t.is(remote.headers.get('content-disposition'), 'attachment; filename="photo.jpg"')
+})
+
+nginxTest('nginx: a site regex location that comes first does not take the redirected URI of a remote: true rule (its regex is nested in a ^~ location)', async (t) => {
+  const { proxy } = ctx()
+  t.true(proxy.config.indexOf('location ~* \\.(jpg|png|css)$') < proxy.config.indexOf('/_remote/'), 'the site\'s regex location stands before the generated ones')
+  const any = await fetch(proxy.url + '/photos/any')
+  t.is(await any.text(), 'the photo of any origin\n')
+  t.is(any.status, 200)
+  t.is(any.headers.get('content-disposition'), 'attachment; filename="photo.jpg"')
+  // a value the pattern does not take, and a client's own request: 404, never a file of the server
+  t.is((await fetch(proxy.url + '/_remote/photo.jpg')).status, 404)
 })
