@@ -23,6 +23,23 @@ export interface GuardOptions {
  */
 const guarded = new WeakSet<Readable>()
 
+/**
+ * Calls `expire` once `ms` have passed and the event loop has then polled for I/O once more.
+ * Expired timers run before that poll: after a hold-up longer than `ms` (a long synchronous task,
+ * a GC pause, a CPU-starved machine), a response that reached the socket meanwhile is still unread,
+ * and is not a missing one (guardStream()'s idle timer does the same per chunk). The function
+ * returned cancels it, also between the timer and that poll. For the waits for a response's head:
+ * the upstream request of HttpFile, S3's and GCS's requests.
+ */
+export function expireAfterPoll (ms: number, expire: () => void): () => void {
+  let live = true
+  const timer = setTimeout(() => { setImmediate(() => { if (live) expire() }) }, ms)
+  return () => {
+    live = false
+    clearTimeout(timer)
+  }
+}
+
 /** Whether `stream` came out of guardStream() with a length check (serve() then adds none). */
 export function isLengthGuarded (stream: Readable): boolean {
   return guarded.has(stream)

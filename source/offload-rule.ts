@@ -198,18 +198,17 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     const destination = url.endsWith('/') ? url : url + '/'
     for (const other of placed) {
       if (other.space !== space) continue
-      const same = other.destination === destination
       // One nginx location has one `charset` line, written from the first rule: another rule's
       // X-Accel-Charset would then be unknown to nginx and silently dropped (measured: charset
       // 'iso-8859-1' next to a charset: false rule gave no charset at all).
-      if (same && other.target === target && other.charset !== undefined && charset !== undefined && other.charset !== charset) {
+      if (other.destination === destination && other.target === target && other.charset !== undefined && charset !== undefined && other.charset !== charset) {
         return `${other.name} (charset ${other.charset}) and ${name} (charset ${charset}) share the nginx location ${destination}, ` +
           'which has a single `charset` line, so one rule\'s X-Accel-Charset would be ignored: give them the same charset, or each its own destinationUrl'
       }
-      if (same && other.target === target) continue
-      if (!same && !other.destination.startsWith(destination) && !destination.startsWith(other.destination)) continue
+      const clash = destinationClash(other.destination, other.target, destination, target)
+      if (clash === undefined) continue
       return `${other.name} (${other.target} → ${other.destination}) and ${name} (${target} → ${destination}) ` +
-        `${same ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
+        `${clash === 'same' ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
         'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
     }
     placed.push({ name, space, destination, target, charset })
@@ -243,6 +242,16 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     if (conflict !== undefined) return conflict
   }
   return undefined
+}
+
+/**
+ * How two destinations (normalised, ending with `/`) clash on one proxy: the same prefix for
+ * different targets, or one prefix inside the other (nginx takes the longest, Caddy the first
+ * matcher). The same prefix for the same target is no clash.
+ */
+export function destinationClash (a: string, aTarget: string, b: string, bTarget: string): 'same' | 'nested' | undefined {
+  if (a === b) return aTarget === bTarget ? undefined : 'same'
+  return a.startsWith(b) || b.startsWith(a) ? 'nested' : undefined
 }
 
 /** `/a/b%20c/` → `['a', 'b c']`; undefined when a segment does not decode (bad `%`, invalid UTF-8). */

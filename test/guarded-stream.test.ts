@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { PassThrough, Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
-import { guardStream } from '../source/guarded-stream.ts'
+import { expireAfterPoll, guardStream } from '../source/guarded-stream.ts'
 
 async function drain (stream: Readable): Promise<{ bytes: Buffer, error: unknown }> {
   const chunks: Buffer[] = []
@@ -143,4 +143,18 @@ test('guardStream: destroying the guarded stream (client abort) destroys the sou
   const guarded = guardStream(source, { what: 'x' })
   guarded.destroy()
   t.true(source.destroyed)
+})
+
+test('expireAfterPoll: expires once its delay has passed (here after the loop was held up past it); a cancel before stops it (the poll itself is pinned by the held-up-loop tests of S3, GCS and HttpFile)', async t => {
+  const expired: string[] = []
+  const cancelLater = expireAfterPoll(5, () => { expired.push('kept') })
+  const cancelNow = expireAfterPoll(5, () => { expired.push('cancelled') })
+  cancelNow()
+  // A loop held up past the delay: the timer has expired, the callback waits for the next poll.
+  const until = Date.now() + 20
+  while (Date.now() < until) { /* hold the event loop */ }
+  await new Promise<void>((resolve) => { setTimeout(resolve, 0) })
+  await new Promise<void>((resolve) => { setImmediate(resolve) })
+  t.deepEqual(expired, ['kept'])
+  cancelLater()
 })

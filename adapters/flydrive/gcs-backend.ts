@@ -3,12 +3,12 @@ import type { File, Storage, StorageOptions } from '@google-cloud/storage'
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
-import { guardStream } from '../../source/guarded-stream.ts'
+import { expireAfterPoll, guardStream } from '../../source/guarded-stream.ts'
 import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
-import { storageError } from './storage-error.ts'
+import { noResponseError, storageError } from './storage-error.ts'
 
 export type GcsDriverLike = DriverContract & {
   options: { bucket: string, storage?: Storage } & StorageOptions
@@ -131,7 +131,7 @@ function boundedFile (file: File, idleTimeout: number): File {
  */
 async function within<T> (promise: Promise<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
   promise.catch(() => {})
-  let timer: NodeJS.Timeout | undefined
+  let cancel: (() => void) | undefined
   let onAbort: (() => void) | undefined
   try {
     return await Promise.race([promise, new Promise<never>((resolve, reject) => {
@@ -141,13 +141,10 @@ async function within<T> (promise: Promise<T>, timeout: number, signal: AbortSig
       }
       onAbort = () => { reject(abortError(signal as AbortSignal)) }
       signal?.addEventListener('abort', onAbort, { once: true })
-      // One more poll for I/O before the verdict, as in responded().
-      timer = setTimeout(() => {
-        setImmediate(() => { reject(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' })) })
-      }, timeout)
+      cancel = expireAfterPoll(timeout, () => { reject(noResponseError(timeout)) })
     })])
   } finally {
-    clearTimeout(timer)
+    cancel?.()
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
   }
 }
@@ -191,14 +188,10 @@ function abandoner (stream: Readable): () => void {
  */
 async function responded (stream: Readable, timeout: number, signal: AbortSignal | undefined, part?: ByteRange & { size: number | undefined, what: string }): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    // One more poll for I/O before the verdict: a response that arrived while the loop was held up
-    // for longer than the timeout is not a missing one (guarded-stream.ts, arm()). done() is a no-op
-    // once the promise has settled.
-    const timer = setTimeout(() => {
-      setImmediate(() => { done(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' })) })
-    }, timeout)
+    // done() is a no-op once the promise has settled.
+    const cancel = expireAfterPoll(timeout, () => { done(noResponseError(timeout)) })
     const done = (error?: unknown): void => {
-      clearTimeout(timer)
+      cancel()
       stream.off('response', onResponse)
       stream.off('error', done)
       stream.off('close', onClose)

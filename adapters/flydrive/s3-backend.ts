@@ -3,12 +3,12 @@ import type { GetObjectCommand, HeadObjectCommand, S3Client, S3ClientConfig } fr
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
-import { guardStream } from '../../source/guarded-stream.ts'
+import { expireAfterPoll, guardStream } from '../../source/guarded-stream.ts'
 import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
-import { storageError } from './storage-error.ts'
+import { noResponseError, storageError } from './storage-error.ts'
 
 export type S3DriverLike = DriverContract & {
   options: { bucket: string, client?: S3Client, cdnUrl?: string } & S3ClientConfig
@@ -121,21 +121,13 @@ export function s3Backend (driver: S3DriverLike): Backend {
  */
 async function sendWithin<T> (command: GetObjectCommand | HeadObjectCommand, timeout: number, signal: AbortSignal | undefined, send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController()
-  let timer: NodeJS.Timeout | undefined
+  let cancel: (() => void) | undefined
   const arm = (): void => {
-    const mine = setTimeout(() => {
-      // One more poll for I/O before the verdict: a response that arrived while the loop was held up
-      // for longer than the timeout is not a missing one (guarded-stream.ts, arm()).
-      setImmediate(() => {
-        if (timer !== mine) return
-        controller.abort(Object.assign(new Error(`no response in ${timeout} ms`), { code: 'ETIMEDOUT' }))
-      })
-    }, timeout)
-    timer = mine
+    cancel = expireAfterPoll(timeout, () => { controller.abort(noResponseError(timeout)) })
   }
   const disarm = (): void => {
-    clearTimeout(timer)
-    timer = undefined
+    cancel?.()
+    cancel = undefined
   }
   // Innermost in the stack (deserialize step, low priority): `next` is the HTTP handler itself, which
   // resolves with the response head, once per attempt (retries are armed again).

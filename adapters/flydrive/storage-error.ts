@@ -19,6 +19,11 @@ interface ErrorShape {
   response?: { status?: unknown }
 }
 
+/** The failure of a storage request with no response within `ms` (code ETIMEDOUT: E_TIMEOUT, a 504). */
+export function noResponseError (ms: number): Error {
+  return Object.assign(new Error(`no response in ${ms} ms`), { code: 'ETIMEDOUT' })
+}
+
 /** True for the error of an aborted operation (the client went away): not a storage failure. */
 export function isAbort (error: unknown): boolean {
   const e = error as ErrorShape | null

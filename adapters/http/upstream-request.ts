@@ -3,6 +3,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { DownloadError } from '../../source/errors.ts'
 import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
+import { expireAfterPoll } from '../../source/guarded-stream.ts'
 
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD'
@@ -77,22 +78,15 @@ async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessag
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest
   return await new Promise<IncomingMessage>((resolve, reject) => {
     const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }) })
-    let settled = false
-    const timer = setTimeout(() => {
-      // One more poll for I/O first: a response that arrived while the loop was held up for longer
-      // than the timeout is not a missing one (guarded-stream.ts, arm()).
-      setImmediate(() => {
-        if (!settled) req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
-      })
-    }, options.timeout)
+    const cancel = expireAfterPoll(options.timeout, () => {
+      req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
+    })
     req.once('response', (response) => {
-      settled = true
-      clearTimeout(timer)
+      cancel()
       resolve(response)
     })
     req.once('error', (error) => {
-      settled = true
-      clearTimeout(timer)
+      cancel()
       if (error instanceof DownloadError || error.name === 'AbortError') {
         reject(error)
         return

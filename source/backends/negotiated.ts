@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
-import { checkOptions, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
+import { checkOptions, destinationClash, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget } from '../offload-rule.ts'
 import { encodedFilePath, encodedPath, rawFilePath } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
@@ -86,10 +86,10 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
   // (the longest prefix wins in nginx). destinationConflict() checks the same across rules.
   for (const [i, entry] of mapping.entries()) {
     for (const other of mapping.slice(0, i)) {
-      const same = entry.destinationUrl === other.destinationUrl
-      if (same ? entry.sourceDir === other.sourceDir : !entry.destinationUrl.startsWith(other.destinationUrl) && !other.destinationUrl.startsWith(entry.destinationUrl)) continue
+      const clash = destinationClash(other.destinationUrl, other.sourceDir, entry.destinationUrl, entry.sourceDir)
+      if (clash === undefined) continue
       throw new TypeError(`${fn}: mapping ${JSON.stringify(other.sourceDir)} → ${other.destinationUrl} and ${JSON.stringify(entry.sourceDir)} → ${entry.destinationUrl} ` +
-        `${same ? 'have the same destination' : 'have nested destinations'}, so the proxy would serve one directory's files for the other's: give each directory its own location, neither inside another`)
+        `${clash === 'same' ? 'have the same destination' : 'have nested destinations'}, so the proxy would serve one directory's files for the other's: give each directory its own location, neither inside another`)
     }
   }
   if (o.trustMappingHeader !== undefined && typeof o.trustMappingHeader !== 'boolean') throw new TypeError(`${fn}: trustMappingHeader must be a boolean`)
