@@ -4,6 +4,7 @@ import { createServer, get } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { buffer } from 'node:stream/consumers'
+import { gzipSync } from 'node:zlib'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { Storage } from '@google-cloud/storage'
@@ -56,6 +57,35 @@ test.serial('flydrive gcs: stat() is one metadata request; the bare GCS etag is 
 test.serial('flydrive gcs: url is the public URL on the API endpoint, key encoded per segment', (t) => {
   const file = new StorageFile(disk, 'docs/ünïcödé résumé.txt')
   t.is(file.url, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
+})
+
+test.serial('flydrive gcs: an object stored gzip-coded (contentEncoding metadata) is sent with its Content-Encoding, whole and ranged, its bytes as stored (the SDK asked not to gunzip)', async (t) => {
+  const csv = Buffer.from('id,total\n' + Array.from({ length: 300 }, (_, i) => `${i},${i * 7}`).join('\n'))
+  const gz = gzipSync(csv)
+  gcs.put('exports/report.csv', gz, 'text/csv', 'gzip')
+  // The stub transcodes like GCS for a client that does not accept gzip: the adapter must not be one.
+  const transcoded = await rawRequest(`${gcs.endpoint}/${gcs.bucket}/exports/report.csv`, { headers: { Range: 'bytes=0-9' } })
+  t.is(transcoded.status, 200)
+  t.deepEqual(transcoded.body, csv)
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk).file('exports/report.csv') }))
+  // rawRequest (node:http) does not decode: the client must get the stored bytes and be told their coding.
+  for (const headers of [{}, { 'If-None-Match': '"other"' }, { 'Accept-Encoding': 'identity' }]) {
+    const res = await rawRequest(`${base}/`, { headers })
+    t.is(res.status, 200)
+    t.is(res.headers['content-encoding'], 'gzip')
+    t.is(res.headers['content-type'], 'text/csv')
+    t.is(res.headers['content-length'], String(gz.length))
+    t.deepEqual(res.body, gz)
+  }
+  const ranged = await rawRequest(`${base}/`, { headers: { Range: 'bytes=100-199' } })
+  t.is(ranged.status, 206)
+  t.is(ranged.headers['content-encoding'], 'gzip')
+  t.is(ranged.headers['content-range'], `bytes 100-199/${gz.length}`)
+  t.deepEqual(ranged.body, gz.subarray(100, 200))
+  const head = await rawRequest(`${base}/`, { method: 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers['content-encoding'], 'gzip')
+  t.is(head.headers['content-length'], String(gz.length))
 })
 
 test.serial('flydrive gcs: a mid-body drop errors the stream after the idle timeout instead of hanging', async (t) => {

@@ -1,17 +1,19 @@
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
+import { gunzipSync } from 'node:zlib'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RequestLog, resetIfDown, sendWithFault } from './request-log.ts'
 
-interface StoredObject { bytes: Buffer, contentType: string, updated: Date, generation: string }
+interface StoredObject { bytes: Buffer, contentType: string, contentEncoding: string | undefined, updated: Date, generation: string }
 
 export interface GcsServer {
   /** `http://127.0.0.1:<port>`: the `apiEndpoint` of `new Storage({ apiEndpoint, projectId })`. */
   endpoint: string
   bucket: string
   log: RequestLog
-  put (name: string, bytes: string | Uint8Array, contentType?: string): void
+  /** `contentEncoding`: the object's stored coding (metadata `contentEncoding`), e.g. `'gzip'`. */
+  put (name: string, bytes: string | Uint8Array, contentType?: string, contentEncoding?: string): void
   remove (name: string): void
   stop (): Promise<void>
 }
@@ -19,7 +21,9 @@ export interface GcsServer {
 /**
  * A read-only GCS JSON-API stub (reference/test-infra.md §8): object metadata (with `generation`),
  * media downloads with Range and `generation`, and the XML-style `/<bucket>/<object>` path that
- * public and signed URLs use. Every request
+ * public and signed URLs use. An object stored gzip-coded is sent as stored, with `Content-Encoding:
+ * gzip`, to a request that accepts gzip (Range applies to the stored bytes); to one that does not,
+ * it is decompressed and sent whole, Range ignored (GCS's "decompressive transcoding"). Every request
  * is logged, and faults (reset, mid-body drop, stall) are injected through `log.fault`.
  */
 export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer> {
@@ -57,6 +61,7 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
         bucket,
         size: String(object.bytes.length),
         contentType: object.contentType,
+        ...(object.contentEncoding === undefined ? {} : { contentEncoding: object.contentEncoding }),
         md5Hash: createHash('md5').update(object.bytes).digest('base64'),
         etag: `C${object.generation}EAE=`,
         updated: object.updated.toISOString(),
@@ -72,9 +77,9 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
     log,
-    put (name, bytes, contentType = 'application/octet-stream') {
+    put (name, bytes, contentType = 'application/octet-stream', contentEncoding) {
       generation += 1
-      objects.set(name, { bytes: Buffer.from(bytes), contentType, updated: new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000), generation: String(generation) })
+      objects.set(name, { bytes: Buffer.from(bytes), contentType, contentEncoding, updated: new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000), generation: String(generation) })
     },
     remove (name) {
       objects.delete(name)
@@ -87,11 +92,24 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
 }
 
 function sendMedia (req: IncomingMessage, res: ServerResponse, object: StoredObject, log: RequestLog): void {
+  res.setHeader('Content-Type', object.contentType)
+  res.setHeader('x-goog-generation', object.generation)
+  // GCS names the stored coding on every media response: the SDK checks a whole read's hashes only
+  // when the bytes come as stored ('identity', or 'gzip' sent gzip-coded).
+  res.setHeader('x-goog-stored-content-encoding', object.contentEncoding ?? 'identity')
+  if (object.contentEncoding !== undefined) {
+    if (object.contentEncoding === 'gzip' && !/\bgzip\b/i.test(req.headers['accept-encoding'] ?? '')) {
+      // Decompressive transcoding: the decoded bytes, whole, with no length.
+      res.writeHead(200, { 'Transfer-Encoding': 'chunked' })
+      if (req.method === 'HEAD') res.end()
+      else sendWithFault(res, gunzipSync(object.bytes), log.fault)
+      return
+    }
+    res.setHeader('Content-Encoding', object.contentEncoding)
+  }
   const size = object.bytes.length
   const match = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
   let body = object.bytes
-  res.setHeader('Content-Type', object.contentType)
-  res.setHeader('x-goog-generation', object.generation)
   if (match !== null) {
     const start = Number(match[1])
     const end = Math.min(match[2] === '' || match[2] === undefined ? size - 1 : Number(match[2]), size - 1)
@@ -104,7 +122,7 @@ function sendMedia (req: IncomingMessage, res: ServerResponse, object: StoredObj
     res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`)
   } else {
     res.statusCode = 200
-    res.setHeader('x-goog-hash', `md5=${createHash('md5').update(object.bytes).digest('base64')}`)
+    res.setHeader('x-goog-hash', `crc32c=${crc32c(object.bytes)},md5=${createHash('md5').update(object.bytes).digest('base64')}`)
   }
   res.setHeader('Content-Length', body.length)
   if (req.method === 'HEAD') {
@@ -112,6 +130,21 @@ function sendMedia (req: IncomingMessage, res: ServerResponse, object: StoredObj
     return
   }
   sendWithFault(res, body, log.fault)
+}
+
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = (c & 1) !== 0 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1
+  return c >>> 0
+})
+
+/** CRC-32C (Castagnoli) of `bytes`, big-endian and base64, as GCS's `x-goog-hash` gives it. */
+function crc32c (bytes: Buffer): string {
+  let crc = 0xffffffff
+  for (const byte of bytes) crc = (crcTable[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8)
+  const out = Buffer.alloc(4)
+  out.writeUInt32BE((crc ^ 0xffffffff) >>> 0)
+  return out.toString('base64')
 }
 
 function sendJson (res: ServerResponse, status: number, value: unknown): void {
