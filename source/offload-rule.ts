@@ -341,7 +341,7 @@ function parsedSource (sourceUrl: string): { origin: string, sourceSegments: str
 
 /** Logs why `rule` did not take `file`; names and reasons are JSON-escaped (log injection). */
 export function logNoMatch (rule: string, file: DownloadFile, reason: string): void {
-  debug('offload: %s does not cover %s: %s', rule, file.path !== undefined ? JSON.stringify(file.path) : file.url !== undefined ? loggableUrl(file.url) : JSON.stringify(file.name), reason)
+  if (debug.enabled) debug('offload: %s does not cover %s: %s', rule, file.path !== undefined ? JSON.stringify(file.path) : file.url !== undefined ? loggableUrl(file.url) : JSON.stringify(file.name), reason)
 }
 
 /**

@@ -64,7 +64,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       if (target !== undefined) { rule = candidate; break }
     }
     if (target === undefined || rule === undefined) {
-      debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
+      if (debug.enabled) debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
       return
     }
 
@@ -84,7 +84,8 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       throw toHttpError(error)
     }
     const presentation = presentationHeaders(download, stat)
-    debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
+    // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
+    if (debug.enabled) debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
 
     // Koa sets a text/plain type for a string body; the download's own type is set after it.
     ctx.body = ''
