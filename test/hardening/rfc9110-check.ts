@@ -122,10 +122,12 @@ function parseContentRange (value: string | undefined): { first: number, last: n
 export function checkMultipart (body: Buffer, boundary: string, file: Buffer): string[] {
   const problems: string[] = []
   const delimiter = Buffer.from(`--${boundary}`, 'latin1')
-  let at = 0
   let parts = 0
-  if (!body.subarray(0, delimiter.length).equals(delimiter)) return ['multipart: the body does not start with --boundary']
-  at = delimiter.length
+  // RFC 2046 §5.1.1: multipart-body := [preamble CRLF] dash-boundary …; nginx and Apache send an
+  // empty preamble (the body starts with CRLF--boundary). Any other preamble is not taken.
+  let at = body.subarray(0, 2).toString('latin1') === '\r\n' ? 2 : 0
+  if (!body.subarray(at, at + delimiter.length).equals(delimiter)) return ['multipart: the body does not start with --boundary']
+  at += delimiter.length
   for (;;) {
     if (body.subarray(at, at + 2).toString('latin1') === '--') {
       if (body.subarray(at + 2).toString('latin1') !== '\r\n' && at + 2 !== body.length) problems.push('multipart: bytes after the closing delimiter')
