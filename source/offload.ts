@@ -25,7 +25,9 @@ import type { FileStat } from './types.ts'
  * and any file known by URL, cost no I/O at all. A failure is thrown as the HTTP error `serve()`
  * would give, with no offload header set.
  *
- * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response.
+ * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response,
+ * except a GET for several ranges of a file offloaded to an origin (a rule without `sourceDir`),
+ * which is streamed: the proxy would send the origin's multipart body under the app's Content-Type.
  */
 export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
   const list = Array.isArray(rules) ? [...rules] : [rules]
@@ -65,6 +67,15 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     }
     if (target === undefined || rule === undefined) {
       if (debug.enabled) debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
+      return
+    }
+    // A rule without sourceDir (negotiated() aside: local files only) offloads to an origin: the
+    // proxy forwards the client's Range to it and hides the origin's Content-Type (the app's wins),
+    // so the origin's multipart/byteranges would reach the client under the download's own type
+    // (measured with nginx and Caddy). Several ranges are streamed instead.
+    const range = ctx.request.headers.range
+    if (rule.sourceDir === undefined && rule.backend !== 'negotiated' && ctx.method === 'GET' && typeof range === 'string' && range.includes(',')) {
+      debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
       return
     }
 
