@@ -7,6 +7,7 @@ import { destinationConflict } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
+import { evaluatePreconditions } from './preconditions.ts'
 import { presentationHeaders } from './presentation.ts'
 import type { FileStat } from './types.ts'
 
@@ -27,7 +28,9 @@ import type { FileStat } from './types.ts'
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response,
  * except a GET for several ranges of a file offloaded to an origin (a rule without `sourceDir`),
- * which is streamed: the proxy would send the origin's multipart body under the app's Content-Type.
+ * which is streamed: the proxy would send the origin's multipart body under the app's Content-Type;
+ * and, for the rules whose proxy gets the app's validators (Apache, lighttpd), a request whose
+ * preconditions fail, which serve() answers (304, 412): those proxies get some of them wrong.
  */
 export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
   const list = Array.isArray(rules) ? [...rules] : [rules]
@@ -94,6 +97,20 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     } catch (error) {
       throw toHttpError(error)
     }
+    const now = Date.now()
+    if (target.validators && stat !== undefined) {
+      // Apache and lighttpd answer conditionals with the validators sent below, but not all as
+      // RFC 9110 says: lighttpd evaluates neither If-Match nor If-Unmodified-Since on an X-Sendfile
+      // response (it sends the file where 412 is due), and Apache ignores If-None-Match next to an
+      // If-Modified-Since that says modified, or a Range (test/hardening/fuzz-offload.test.ts). The
+      // stat is made, so the app evaluates them first, at no I/O cost: a 304 or 412 is left to
+      // serve(), and only a request that passes is offloaded.
+      const verdict = evaluatePreconditions(ctx.method, ctx.request.headers, { etag: stat.etag, lastModified: lastModifiedOf(stat, now) })
+      if (verdict.status !== 200) {
+        debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)
+        return
+      }
+    }
     const presentation = presentationHeaders(download, stat)
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
     if (debug.enabled) debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
@@ -109,7 +126,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     if (target.validators && stat !== undefined) {
       if (stat.etag !== undefined) res.setHeader('ETag', stat.etag)
       // The proxy answers the conditionals with these: the same clamped date streaming sends.
-      const lastModified = lastModifiedOf(stat, Date.now())
+      const lastModified = lastModifiedOf(stat, now)
       if (lastModified !== undefined) res.setHeader('Last-Modified', formatHttpDate(lastModified))
     }
     res.setHeader(target.header, target.value)

@@ -99,7 +99,14 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
   const responses: AppResponse[] = []
   const app = new Koa()
   app.use(async (ctx, next) => {
-    await next()
+    try {
+      await next()
+    } catch (error) {
+      // An HTTP error (a 412, a 404 …) thrown for Koa to answer: its status, and no header of ours
+      // (Koa's error response keeps none of them).
+      responses.push({ method: ctx.method, url: ctx.url, status: (error as { status?: number }).status ?? 500, headers: {} })
+      throw error
+    }
     const headers: Record<string, string> = {}
     for (const [name, value] of Object.entries(ctx.response.headers)) headers[name] = String(value)
     responses.push({ method: ctx.method, url: ctx.url, status: ctx.status, headers })

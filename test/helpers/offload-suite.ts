@@ -156,8 +156,11 @@ export function offloadSuite (options: SuiteOptions): Suite {
     appOffloaded(t, url)
   })
 
-  proxied(`${label}: If-None-Match with the response's ETag → 304, answered by the proxy`, async (t) => {
-    const { proxy, fixtures } = context()
+  // Servers that get the app's validators (Apache, lighttpd) get only the requests whose
+  // preconditions pass: the app answers a 304 or 412 itself (offload.ts).
+  const answeredBy = options.appValidators === undefined ? 'the proxy' : 'the app'
+  proxied(`${label}: If-None-Match with the response's ETag → 304, answered by ${answeredBy}`, async (t) => {
+    const { proxy, app, fixtures } = context()
     const url = filesUrl(fixtures.big.name) + '?conditional=1'
     const first = await fetch(proxy.url + url)
     await first.arrayBuffer()
@@ -165,9 +168,38 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.truthy(etag)
     const second = await fetch(proxy.url + url, { headers: { 'If-None-Match': etag ?? '' } })
     t.is(second.status, 304)
+    t.is(second.headers.get('etag'), etag)
     t.is((await second.arrayBuffer()).byteLength, 0)
-    appOffloaded(t, url)
+    if (options.appValidators === undefined) appOffloaded(t, url)
+    else {
+      t.is(app.last(url)?.status, 304, 'the app answered 304')
+      t.is(app.last(url)?.headers[offloadHeader.toLowerCase()], undefined, `the app sent no ${offloadHeader}`)
+    }
   })
+
+  if (options.appValidators !== undefined) {
+    proxied(`${label}: If-Match with another ETag, or an If-Unmodified-Since before the file's date → 412 from the app; If-Match with the file's ETag and a Range → 206 from the proxy`, async (t) => {
+      const { proxy, app, fixtures } = context()
+      const url = filesUrl(fixtures.big.name) + '?if-match=1'
+      const first = await fetch(proxy.url + url)
+      await first.arrayBuffer()
+      const etag = first.headers.get('etag') ?? ''
+      const lastModified = Date.parse(first.headers.get('last-modified') ?? '')
+      t.false(Number.isNaN(lastModified))
+      for (const headers of [{ 'If-Match': '"another"' }, { 'If-Unmodified-Since': new Date(lastModified - 1000).toUTCString(), Range: 'bytes=0-9' }]) {
+        const res = await fetch(proxy.url + url, { headers })
+        t.is(res.status, 412, JSON.stringify(headers))
+        t.is(res.headers.get('content-disposition'), null)
+        await res.arrayBuffer()
+        t.is(app.last(url)?.status, 412, 'the app answered 412')
+        t.is(app.last(url)?.headers[offloadHeader.toLowerCase()], undefined, `the app sent no ${offloadHeader}`)
+      }
+      const passing = await fetch(proxy.url + url, { headers: { 'If-Match': etag, Range: 'bytes=0-9' } })
+      t.is(passing.status, 206)
+      t.deepEqual(Buffer.from(await passing.arrayBuffer()), fixtures.big.bytes.subarray(0, 10))
+      appOffloaded(t, url)
+    })
+  }
 
   proxied(`${label}: HEAD → 200 with the file's Content-Length and no body`, async (t) => {
     const { proxy, app, fixtures } = context()
