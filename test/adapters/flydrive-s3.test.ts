@@ -198,7 +198,8 @@ test.serial('flydrive s3: no response to GetObject → 504 after idleTimeout, be
 test.serial('flydrive s3: a GetObject response that arrives while the event loop is held up past idleTimeout is read, not timed out', async (t) => {
   const bytes = Buffer.alloc(100_000, 0x6c)
   await s3.put('hang/held.bin', bytes)
-  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk, { idleTimeout: 100 }).file('hang/held.bin') }))
+  // 300 ms: under load the request itself may take a while to reach the proxy; the hold is 900.
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk, { idleTimeout: 300 }).file('hang/held.bin') }))
   s3.log.clear()
   s3.log.fault = 'hold' // the proxy sends the response, then holds this thread for 3× the timeout
   const res = await fetchBytes(base, '/').timeout(5000)

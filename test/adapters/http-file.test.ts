@@ -271,14 +271,15 @@ test.serial('http: a response that arrives while the event loop is held up past 
     res.end(body) // into the kernel at once
     // Origin, app and client share this thread: it is held up for 3× the app's timeout, and the
     // turn ends by running the timers that expired meanwhile, before the next poll reads the response.
-    const until = Date.now() + 300
+    const until = Date.now() + 900
     while (Date.now() < until) {}
   })
   await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { late.closeAllConnections(); late.close() })
   const address = late.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
-  const base = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/x.bin`, { timeout: 100 }))
+  // 300 ms, not less: under load the request itself may take a while to reach the origin.
+  const base = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/x.bin`, { timeout: 300 }))
   const res = await rawRequest(`${base}/`)
   t.is(res.status, 200)
   t.true(res.complete)

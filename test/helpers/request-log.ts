@@ -19,7 +19,7 @@ export interface LoggedRequest {
  * - `stall`: headers and the first bytes are sent, then nothing until the client goes away;
  * - `hang`: no response at all (not even headers) until the client goes away;
  * - `hold`: the whole response is sent, then the server's thread — which the app under test
- *   shares — is kept busy for 300 ms: the app's event loop is held up while the response waits
+ *   shares — is kept busy for 900 ms: the app's event loop is held up while the response waits
  *   in its socket.
  * The S3 proxy applies them to GetObject (GET) only, `reset` excepted.
  */
@@ -86,7 +86,7 @@ export function sendWithFault (res: ServerResponse, body: Uint8Array, fault: Fau
   if (fault === 'hang') return
   res.end(body)
   if (fault === 'hold') {
-    const until = Date.now() + 300
+    const until = Date.now() + 900
     while (Date.now() < until) {}
   }
 }
