@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import test from 'ava'
 import { apache } from '../source/backends/apache.ts'
 import { caddy } from '../source/backends/caddy.ts'
@@ -7,6 +9,7 @@ import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import type { ConfigRule, ServerName } from '../source/server-config.ts'
 
+const run = promisify(execFile)
 const full = { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/tmp/kd-x' }
 
 /** The non-comment lines, trimmed: what the server actually reads. */
@@ -237,6 +240,38 @@ test('caddy full: admin off, bind to the listen host, storage in the prefix', (t
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
   for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://127.0.0.1:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {', 'handle_errors {']) {
     t.true(lines.includes(line), line)
+  }
+})
+
+// The "# Run:" line is the command a user pastes into a shell. Each program is a shell function that
+// prints its arguments one per line (and Caddy's environment): the words the real program would get.
+test('full: the "# Run:" line of each server runs as written in a POSIX shell, with the prefix as one word even with a space or a quote', async (t) => {
+  const fake = [
+    'mkdir () { printf \'%s\\n\' mkdir "$@"; }',
+    'nginx () { printf \'%s\\n\' nginx "$@"; }',
+    'apache2 () { printf \'%s\\n\' apache2 "$@"; }',
+    'lighttpd () { printf \'%s\\n\' lighttpd "$@"; }',
+    'caddy () { printf \'%s\\n\' "XDG_CONFIG_HOME=$XDG_CONFIG_HOME" "XDG_DATA_HOME=$XDG_DATA_HOME" caddy "$@"; }'
+  ].join('\n')
+  const rules: Record<ServerName, ConfigRule> = {
+    nginx: nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
+    apache: apache({ sourceDir: '/srv/a', destinationDir: '/srv/a' }),
+    lighttpd: lighttpd({ sourceDir: '/srv/a', destinationDir: '/srv/a' }),
+    caddy: caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })
+  }
+  for (const prefix of ['/tmp/kd-x', "/tmp/kd x's"]) {
+    const words: Record<ServerName, string[]> = {
+      nginx: ['mkdir', '-p', `${prefix}/tmp`, 'nginx', '-p', prefix, '-c', `${prefix}/nginx.conf`, '-e', 'stderr', '-g', 'daemon off;'],
+      apache: ['apache2', '-f', `${prefix}/httpd.conf`, '-DFOREGROUND'],
+      lighttpd: ['lighttpd', '-D', '-f', `${prefix}/lighttpd.conf`],
+      caddy: [`XDG_CONFIG_HOME=${prefix}/cfg`, `XDG_DATA_HOME=${prefix}/data`, 'caddy', 'run', '--config', `${prefix}/Caddyfile`, '--adapter', 'caddyfile']
+    }
+    for (const server of ['nginx', 'apache', 'lighttpd', 'caddy'] as const) {
+      const text = renderServerConfig(server, [rules[server]], { full: { ...full, prefix } })
+      const line = /^# Run: (.*)$/m.exec(text)?.[1] ?? ''
+      const { stdout } = await run('sh', ['-c', `${fake}\n${line}`])
+      t.deepEqual(stdout.split('\n').slice(0, -1), words[server], `${server}, prefix ${prefix}: ${line}`)
+    }
   }
 })
 

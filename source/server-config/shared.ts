@@ -65,6 +65,14 @@ export function quote (value: string): string {
   return '"' + value.replace(/[\\"]/g, (c) => '\\' + c) + '"'
 }
 
+/**
+ * A POSIX shell word for the `# Run:` line of a full configuration, so that the line runs as
+ * written when pasted into a shell: a plain path as is, anything else in single quotes.
+ */
+export function shellWord (value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : "'" + value.replaceAll("'", "'\\''") + "'"
+}
+
 /** A checked, double-quoted string in Apache's syntax (`\\` and `\"` escaped). */
 export function safeQuote (value: string, what: string): string {
   assertConfigSafe(value, what)
