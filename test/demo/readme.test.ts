@@ -8,10 +8,12 @@
 // `app.listen(…)` is dropped — plus a prelude that imports the user's functions (findReport, …) from
 // test/demo/readme-stubs.ts. tsc checks all blocks with the project's strict settings; then each
 // block is imported and its app answers requests, with exact statuses, headers and bytes.
+import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import type { RequestListener } from 'node:http'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
 import test from 'ava'
 import Koa from 'koa'
 import type Router from '@koa/router'
@@ -23,6 +25,7 @@ import { blocksOf, createSandbox, repo } from './readme-sandbox.ts'
 import type { Sandbox } from './readme-sandbox.ts'
 import { csvText } from './readme-stubs.ts'
 
+const run = promisify(execFile)
 const readme = await readFile(join(repo, 'README.md'), 'utf8')
 const blocks = blocksOf(readme)
 const tsBlocks = blocks.filter((b) => b.lang === 'ts')
@@ -32,6 +35,11 @@ const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 const guide = await readFile(join(repo, 'docs/migrating-from-django.md'), 'utf8')
 const guideBlocks = blocksOf(guide).filter((b) => b.lang === 'ts')
 const adapterBlocks = blocksOf(await readFile(join(repo, 'docs/adapters.md'), 'utf8')).filter((b) => b.lang === 'ts')
+
+// The deployment guides: each page's first ```ts block is the offload-rules.ts its `koa-downloads
+// config` command reads, and the configurations the page prints must be what that command prints.
+const deployServers = ['nginx', 'apache', 'lighttpd', 'caddy'] as const
+const deployPages = new Map(await Promise.all(deployServers.map(async (server) => [server, await readFile(join(repo, `docs/deployment/${server}.md`), 'utf8')] as const)))
 
 // What a block needs besides its own code. `testing` talks to "your app": the two apps above it.
 const preludes: Record<string, string> = {
@@ -82,6 +90,20 @@ test.before(async (t) => {
     const own = (name: string): boolean => new RegExp(`^(?:const|let|function) ${name}\\b|^import (?:type )?(?:${name}\\b|\\{[^}]*\\b${name}\\b[^}]*\\})`, 'm').test(code)
     const context = Object.entries(fragmentNames).filter(([name]) => !own(name)).map(([, line]) => line)
     await box.write(`adapters-${i}.ts`, `${context.join('\n')}\n${code}\nexport {}\n`)
+  }
+  // A deployment block may use `app` (declared here), a rule builder it shows without its import, and
+  // ./offload-rules.ts (the page's first block).
+  for (const [server, page] of deployPages) {
+    for (const [i, block] of blocksOf(page).filter((b) => b.lang === 'ts').entries()) {
+      const code = box.transform(block).replaceAll("from './offload-rules.ts'", `from './deploy-${server}-0.ts'`)
+      const context = [
+        ...(/\bapp\./.test(code) && !/^const app\b/m.test(code) ? ["import type Koa from 'koa'", 'declare const app: Koa'] : []),
+        ...deployServers
+          .filter((name) => new RegExp(`\\b${name}\\(`).test(code) && !new RegExp(`^import \\{[^}]*\\b${name}\\b`, 'm').test(code))
+          .map((name) => `import { ${name} } from '${box.fromSandbox('source/index.ts')}'`)
+      ]
+      await box.write(`deploy-${server}-${i}.ts`, `${context.join('\n')}\n${code}\nexport {}\n`)
+    }
   }
   typeErrors = box.typecheck()
   // Import in README order: `testing` uses the apps of the blocks above it.
@@ -223,6 +245,27 @@ test('docs: every ```ts block of docs/adapters.md typechecks', (t) => {
   const errors = typeErrors.split('\n').filter((line) => /adapters-\d+\.ts\(/.test(line))
   t.deepEqual(errors, [])
 })
+
+for (const server of deployServers) {
+  test(`docs: docs/deployment/${server}.md: its \`\`\`ts blocks typecheck, and each configuration it prints is what its \`koa-downloads config\` command prints for its rules`, async (t) => {
+    t.deepEqual(typeErrors.split('\n').filter((line) => line.includes(`deploy-${server}-`)), [])
+    const page = deployPages.get(server) ?? ''
+    const blocks = blocksOf(page)
+    const command = blocks.find((b) => b.lang === 'sh' && b.code.includes('koa-downloads config'))?.code.trim() ?? ''
+    t.regex(command, new RegExp(`^npx koa-downloads config ${server} --rules \\./offload-rules\\.ts( --upstream \\S+)?$`))
+    // "Add `--listen … --upstream … --prefix …`" (possibly wrapped): the complete configuration.
+    const fullArgs = (/`(--listen \S+\s+--upstream \S+\s+--prefix\s+\S+)`/.exec(page)?.[1] ?? '').split(/\s+/)
+    t.is(fullArgs.length, 6)
+    const dir = sandbox?.dir ?? ''
+    const args = command.split(' ').slice(2).map((arg) => arg === './offload-rules.ts' ? join(dir, `deploy-${server}-0.ts`) : arg)
+    const cli = async (extra: string[]): Promise<string> => {
+      const { stdout } = await run(process.execPath, [join(repo, 'source/cli.ts'), ...args, ...extra])
+      return stdout.replaceAll(`${dir}/srv/`, '/srv/')
+    }
+    const printed = blocks.filter((b) => b.code.startsWith('# koa-downloads: ')).map((b) => `${b.code}\n`)
+    t.deepEqual(printed, [await cli([]), await cli(fullArgs)])
+  })
+}
 
 test('readme: every npm command (in shell blocks and in the text) is a script of package.json', async (t) => {
   const scripts = (JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
