@@ -15,7 +15,15 @@ export interface Outcome {
 export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: DemoDelivery): Promise<Outcome> {
   const file = await source.file(env)
   if (file === undefined) return { kind: 'unavailable', note: `No S3 server: ${env.s3Problem ?? 'not configured'}.` }
-  if (delivery.id === 'node') return { kind: 'stream', note: 'Node streams it: ranges, conditionals, HEAD.' }
+  if (delivery.id === 'node') {
+    // An in-memory stream without a size or validator (the generated CSV) gets neither ranges nor
+    // conditionals; stat() costs nothing for such a file (a remote or stored one is not asked).
+    const stat = file.path === undefined && file.url === undefined ? await file.stat() : undefined
+    if (stat !== undefined && stat.size === undefined && stat.etag === undefined && stat.lastModified === undefined) {
+      return { kind: 'stream', note: 'Node streams it chunked: no length and no validator, so no ranges (Accept-Ranges: none) and no conditionals; HEAD.' }
+    }
+    return { kind: 'stream', note: 'Node streams it: ranges, conditionals, HEAD.' }
+  }
   if (delivery.id === 'presigned') {
     if (source.objectStore === true) return { kind: 'redirect', note: '302 to a presigned S3 URL (5 minutes, presignedRedirect()); S3 sends the bytes, the Content-Disposition and Content-Type signed into it.' }
     return { kind: 'stream', note: 'Not in an object store, so there is no URL to sign: Node streams it.' }

@@ -80,6 +80,19 @@ for (const delivery of deliveries) {
         const bytes = expected[source.id]
         if (bytes !== undefined) t.deepEqual(body, await bytes(), where)
         else t.true(body.toString().startsWith('n,square\n1,1\n2,4\n'), where)
+        if (delivery.id === 'node') {
+          // The sentence promises ranges, or says there are none.
+          const ranged = await fetch(`${base}/get/${delivery.id}/${source.id}`, { headers: { Range: 'bytes=0-3' } })
+          const part = Buffer.from(await ranged.arrayBuffer())
+          if (outcome.note.includes('no ranges')) {
+            t.is(ranged.status, 200, `${where}: Range`)
+            t.is(ranged.headers.get('accept-ranges'), 'none', `${where}: Range`)
+          } else {
+            t.regex(outcome.note, /\branges\b/, where)
+            t.is(ranged.status, 206, `${where}: Range`)
+            t.deepEqual(part, body.subarray(0, 4), `${where}: Range`)
+          }
+        }
       }
     }
   })
