@@ -18,8 +18,8 @@ const usage = `Usage:
   koa-downloads config <nginx|apache|lighttpd|caddy> --rules <module>
                        [--upstream HOST:PORT] [--listen HOST:PORT --prefix DIR]
       Print the server configuration that executes the app's offload rules.
-      <module> exports the rules: a "rules" export, or a default export that is an array of
-      rules or an object with "rules". Without --listen/--prefix: a snippet to paste into your
+      <module> exports the rules: a "rules" export, or a default export that is a rule, an
+      array of rules or an object with "rules". Without --listen/--prefix: a snippet to paste into your
       server block; with --listen, --upstream and --prefix: a complete, runnable configuration.
 
   koa-downloads check <url> [--sha256 HEX | --file PATH] [--header "Name: value"]... [--timeout SECONDS]
@@ -83,9 +83,13 @@ async function configCommand (args: string[]): Promise<number> {
 async function loadRules (module: string): Promise<ConfigRule[]> {
   const loaded = await import(pathToFileURL(resolve(module)).href) as { rules?: unknown, default?: unknown }
   const exported = loaded.rules ?? loaded.default
-  const rules = Array.isArray(exported) ? exported : (exported as { rules?: unknown } | undefined)?.rules
-  if (!Array.isArray(rules)) {
-    throw new TypeError(`${module} must export "rules" (or a default export): an array of offload rules, or an object with "rules"`)
+  // As downloads({ rules }) takes them: an array, or one rule on its own.
+  const listOf = (value: unknown): unknown[] | undefined => Array.isArray(value)
+    ? value
+    : typeof (value as { backend?: unknown } | null | undefined)?.backend === 'string' ? [value] : undefined
+  const rules = listOf(exported) ?? listOf((exported as { rules?: unknown } | null | undefined)?.rules)
+  if (rules === undefined) {
+    throw new TypeError(`${module} must export "rules" (or a default export): an offload rule or an array of them, or an object with "rules"`)
   }
   return rules as ConfigRule[]
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
+import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import { sha256 } from './helpers/app.ts'
 import { runCli } from './helpers/offload-suite.ts'
@@ -72,6 +73,14 @@ test('cli config: a default export { rules } is accepted', async (t) => {
   t.is(code, 0)
   t.regex(stdout, /"x-sendfile-docroot" => \( "\/srv\/files" \)/)
   t.regex(stdout, /"port" => 4000,/)
+})
+
+test('cli config: a module exporting one rule on its own (as downloads({ rules }) takes it) is accepted', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
+  const { code, stdout, stderr } = await runCli(['config', 'nginx', '--rules', fixture('rules-single.ts')])
+  t.is(code, 0, stderr)
+  t.is(stdout, renderServerConfig('nginx', [nginx({ sourceDir: '/srv/single', destinationUrl: '/single/' })]))
+  t.regex(stdout, /location \^~ \/single\/ \{/)
 })
 
 test('cli config: --listen, --upstream and --prefix give the full configuration', async (t) => {
