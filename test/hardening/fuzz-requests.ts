@@ -1,16 +1,16 @@
 import fc from 'fast-check'
 import type { Sent, Served } from './rfc9110-check.ts'
 
-// Request generators shared by the fuzz tests (fuzz-headers.test.ts: the app itself;
-// fuzz-offload.test.ts: the same requests through each real proxy). Dates are around `mtime`,
-// the modification time the tests give their files.
+// The request generators of the RFC 9110 fuzz tests (fuzz-headers: local and in-memory files;
+// fuzz-sources: storage and remote sources; fuzz-offload: the same requests through each real
+// proxy), aimed at one file's validators.
 
-/** The files' modification time: the generated dates cluster around it. */
+/** The modification time the tests give their files; dates are generated around it for a file that has no Last-Modified. */
 export const mtime = Date.UTC(2024, 2, 10, 12, 30, 15)
 
 /** Any byte a client can put in a header value: visible ASCII, space, tab and obs-text. */
-export const headerChar = fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constant(0x09), fc.integer({ min: 0x80, max: 0xff })).map((c) => String.fromCharCode(c))
-export const garbage = fc.string({ unit: headerChar, maxLength: 40 })
+const headerChar = fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constant(0x09), fc.integer({ min: 0x80, max: 0xff })).map((c) => String.fromCharCode(c))
+const garbage = fc.string({ unit: headerChar, maxLength: 40 })
 
 const number = fc.oneof(
   fc.nat({ max: 1100 }),
@@ -51,7 +51,8 @@ export function formatDate (ms: number, form: number): string {
   return `${days[d.getUTCDay()]} ${months[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${time} ${d.getUTCFullYear()}`
 }
 
-const date = fc.oneof(
+/** HTTP dates around `mtime` (the file's Last-Modified, to hit it exactly and on both sides), odd ones and garbage. */
+const dateNear = (mtime: number): fc.Arbitrary<string> => fc.oneof(
   { arbitrary: fc.tuple(fc.integer({ min: -3 * 86400, max: 3 * 86400 }), fc.constantFrom(0, 0, 0, 1, 2)).map(([offset, form]) => formatDate(mtime + offset * 1000, form)), weight: 3 },
   { arbitrary: fc.constantFrom(0, 1, 2).map((form) => formatDate(mtime, form)), weight: 3 },
   { arbitrary: fc.constantFrom(`${formatDate(mtime, 0)}, ${formatDate(mtime, 0)}`, 'Sun, 06 Nov 1994 08:49:37 GMT', 'Fri, 31 Dec 9999 23:59:59 GMT', 'Thu, 01 Jan 1970 00:00:00 GMT', 'Mon, 10 Mar 2024 12:30:15 GMT', '0', '-1'), weight: 1 },
@@ -69,10 +70,15 @@ const etag = (current: string | undefined): fc.Arbitrary<string> => {
   )
 }
 
-export const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined, freq: 2 })
+const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined, freq: 2 })
 
-/** `conditionals`: also the four precondition headers; else Range and If-Range only (to reach 206/416 often). */
+/**
+ * A GET or HEAD with any mix of Range, If-Range and (with `conditionals`) the four precondition
+ * headers, valid or not, aimed at `served`'s validators. Without `conditionals`: Range and If-Range
+ * only (to reach 206/416 often).
+ */
 export function request (served: Served, conditionals: boolean): fc.Arbitrary<Sent> {
+  const date = dateNear(served.lastModified ?? mtime)
   const sometimes = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => conditionals ? fc.option(arb, { nil: undefined, freq: 3 }) : fc.constant(undefined)
   return fc.record({
     method: fc.constantFrom<'GET' | 'HEAD'>('GET', 'GET', 'GET', 'HEAD'),
@@ -98,16 +104,28 @@ export function request (served: Served, conditionals: boolean): fc.Arbitrary<Se
   })
 }
 
-/** Run first, so that every outcome is reached whatever the seed: 206, multipart, 416, 304, 412. */
+/**
+ * Run first, so that every outcome is reached whatever the seed: 206, multipart, 416, 304, 412 — by
+ * `*` and Last-Modified too, for a file without an ETag —, and If-Range with the current tag made
+ * weak (which must send the whole file).
+ */
 export function examples (served: Served): Array<[Sent]> {
   const etag = served.etag ?? '"x"'
+  const dated: Array<[Sent]> = served.lastModified === undefined
+    ? []
+    : [
+        [{ method: 'GET', headers: { 'if-modified-since': formatDate(served.lastModified, 0) } }],
+        [{ method: 'HEAD', headers: { 'if-unmodified-since': formatDate(served.lastModified - 86_400_000, 0) } }]
+      ]
   return [
     [{ method: 'GET', headers: { range: 'bytes=0-9' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9,200-209' } }],
     [{ method: 'GET', headers: { range: 'bytes=5000-6000' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': '"other"' } }],
     [{ method: 'GET', headers: { 'if-none-match': etag } }],
-    [{ method: 'HEAD', headers: { 'if-match': '"other"' } }]
+    [{ method: 'GET', headers: { 'if-none-match': '*' } }],
+    [{ method: 'HEAD', headers: { 'if-match': '"other"' } }],
+    [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': etag.startsWith('W/') ? etag : `W/${etag}` } }],
+    ...dated
   ]
 }
-
