@@ -215,8 +215,10 @@ export class HttpFile implements DownloadFile {
     // A plain `bytes=a-b` forwarded and answered 200: the origin ignores ranges, so the response is
     // planned as the whole file it already holds (no second request, and serve()'s one re-plan is
     // kept for a file that really changes). A suffix or open range answered 200 says less (some
-    // origins only lack those): the planned part is then asked for itself.
-    const ignoresRanges = range !== undefined && status === 200 && /^bytes=\d+-\d+$/.test(range)
+    // origins only lack those): the planned part is then asked for itself. So does an empty file's
+    // 200: it has no byte to range over (nginx answers any Range of it so), and its HEAD's
+    // Accept-Ranges stands.
+    const ignoresRanges = range !== undefined && status === 200 && /^bytes=\d+-\d+$/.test(range) && response.headers['content-length'] !== '0'
     const stat = ignoresRanges ? { ...statFromHeaders(response), ranges: false } : statFromHeaders(response)
     this.#ahead.hold({ response, range: part, stat })
     debug('http GET %s: %d, size %s, etag %s (metadata and body in one request)', JSON.stringify(this.#shown), status, stat.size ?? '?', stat.etag ?? '-')

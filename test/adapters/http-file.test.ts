@@ -507,6 +507,22 @@ test.serial('http: an origin that announces ranges but answers a ranged GET with
   }
 })
 
+test.serial('http: an empty file whose origin answers any Range with 200 (as nginx does) keeps Accept-Ranges: bytes, as its HEAD (was none for a ranged GET)', async (t) => {
+  // nginx's static module: an empty file is 200 whatever the Range, and announces ranges.
+  const o = await plainOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'Content-Length': 0, 'Accept-Ranges': 'bytes', ETag: '"65eda7d7-0"', 'Last-Modified': 'Sun, 10 Mar 2024 12:30:15 GMT' }).end()
+  })
+  const base = await app(t, () => new HttpFile(`${o.url}/empty.bin`))
+  for (const [method, headers] of [['HEAD', {}], ['GET', {}], ['GET', { Range: 'bytes=0-9' }], ['HEAD', { Range: 'bytes=0-9' }]] as const) {
+    const what = `${method} ${JSON.stringify(headers)}`
+    const res = await rawRequest(`${base}/`, { method, headers })
+    t.is(res.status, 200, what)
+    t.is(res.headers['content-length'], '0', what)
+    t.is(res.headers['accept-ranges'], 'bytes', what)
+    t.is(res.headers['content-range'], undefined, what)
+  }
+})
+
 // ── An empty file at an origin that refuses HEAD ──
 
 test.serial('http: an empty file at an origin that refuses HEAD (its one-byte GET answered 416 bytes */0) → size 0, 200 with Content-Length 0', async (t) => {
