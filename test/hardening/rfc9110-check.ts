@@ -6,6 +6,16 @@ export interface Served {
   etag: string | undefined
   /** Last-Modified in ms (whole seconds), when the file has one. */
   lastModified: number | undefined
+  /**
+   * `false`: the source cannot read a part (an origin that ignores Range, a storage driver without
+   * ranged reads), so Range is ignored: every answer is the whole file, with `Accept-Ranges: none`.
+   */
+  ranges?: false | undefined
+  /**
+   * `false`: the size is unknown until the body ends (an origin that sends it chunked, without
+   * Content-Length): a 200 is chunked, without Content-Length, and Range is ignored.
+   */
+  sized?: false | undefined
 }
 
 export interface Sent {
@@ -25,7 +35,8 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   const allowed = new Set([200])
   if (has('if-none-match') || has('if-modified-since')) allowed.add(304)
   if (has('if-match') || has('if-unmodified-since')) allowed.add(412)
-  if (sent.method === 'GET' && has('range')) { allowed.add(206); allowed.add(416) }
+  const rangeable = file.ranges !== false && file.sized !== false
+  if (sent.method === 'GET' && has('range') && rangeable) { allowed.add(206); allowed.add(416) }
   if (!allowed.has(res.status)) problems.push(`status ${res.status} is not one of ${[...allowed].join(', ')} for this request`)
   if (res.status >= 500) problems.push(`a ${res.status}`)
   if (!res.complete) problems.push('the body is shorter than its framing promised')
@@ -40,6 +51,10 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   if (has('if-match') && file.etag !== undefined && listHas(sent.headers['if-match'] ?? '', file.etag, false) && res.status === 412) {
     problems.push('If-Match lists the current strong ETag, yet 412')
   }
+  // If-Range (§13.1.5): the part only when it names the current representation by a strong
+  // validator; a weak or another tag, a date that is not Last-Modified (or none) → the whole file.
+  const ifRange = sent.headers['if-range']
+  if (res.status === 206 && ifRange !== undefined && !ifRangeMatches(ifRange, file)) problems.push(`206 although If-Range ${ifRange} does not name the current representation strongly`)
 
   const disposition = h['content-disposition']
   if (disposition !== undefined) problems.push(...checkDisposition(disposition))
@@ -47,7 +62,13 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
 
   switch (res.status) {
     case 200: {
-      if (h['content-length'] !== String(size)) problems.push(`200: Content-Length ${h['content-length']} is not the size ${size}`)
+      if (file.sized === false) {
+        if (h['content-length'] !== undefined) problems.push(`200 of a source of unknown size with Content-Length ${h['content-length']}`)
+        if (sent.method === 'GET' && h['transfer-encoding']?.toLowerCase() !== 'chunked') problems.push('200 of a source of unknown size, not chunked')
+      } else if (h['content-length'] !== String(size)) {
+        problems.push(`200: Content-Length ${h['content-length']} is not the size ${size}`)
+      }
+      if (!rangeable && h['accept-ranges'] !== 'none') problems.push(`200 of a source without ranges with Accept-Ranges ${h['accept-ranges']}`)
       if (sent.method === 'GET' && !res.body.equals(file.bytes)) problems.push('200: the body is not the file')
       if (h['content-range'] !== undefined) problems.push('200 with Content-Range')
       if (h['content-type'] === undefined) problems.push('200 without Content-Type')
@@ -94,6 +115,47 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   return problems
 }
 
+/**
+ * What a response must agree on with the plain 200 of the same file (`reference`: the headers of an
+ * unconditional GET): a 200 or 206 carries the same validators, Cache-Control, Content-Disposition,
+ * Accept-Ranges and Content-Encoding (and Content-Type, but for the multipart one); a 304 the
+ * ETag and Cache-Control the 200 would (§15.4.5), and its Last-Modified when there is no ETag.
+ */
+export function checkConsistency (res: RawResponse, reference: Record<string, string>): string[] {
+  const problems: string[] = []
+  const h = res.headers
+  const same = (name: string): void => {
+    if (h[name] !== reference[name]) problems.push(`${res.status}: ${name} ${h[name]} is not the 200's ${reference[name]}`)
+  }
+  if (res.status === 200 || res.status === 206) {
+    for (const name of ['etag', 'last-modified', 'cache-control', 'content-disposition', 'accept-ranges', 'content-encoding']) same(name)
+    if (h['content-type']?.startsWith('multipart/byteranges') !== true) same('content-type')
+  } else if (res.status === 304) {
+    same('etag')
+    same('cache-control')
+    if (reference.etag === undefined || h['last-modified'] !== undefined) same('last-modified')
+  }
+  return problems
+}
+
+/** Fields that may differ between two responses to the same request: the connection's, the framing's, the clock's. */
+const unrelated = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding'])
+
+/**
+ * HEAD (§9.3.2): the status and header fields the GET of the same request gets — without its
+ * Range and If-Range, which a HEAD ignores (§14.2) —, Content-Length included, and no body.
+ */
+export function checkHeadMatchesGet (head: RawResponse, get: RawResponse): string[] {
+  const problems: string[] = []
+  if (head.status !== get.status) return [`HEAD ${head.status}, GET ${get.status}`]
+  if (head.body.length !== 0) problems.push('HEAD with a body')
+  for (const name of new Set([...Object.keys(head.headers), ...Object.keys(get.headers)])) {
+    if (unrelated.has(name)) continue
+    if (head.headers[name] !== get.headers[name]) problems.push(`${name}: HEAD ${head.headers[name]}, GET ${get.headers[name]}`)
+  }
+  return problems
+}
+
 function checkErrorHygiene (sent: Sent, res: RawResponse, problems: string[]): void {
   for (const name of ['etag', 'last-modified', 'content-disposition', 'accept-ranges']) {
     if (res.headers[name] !== undefined) problems.push(`${res.status} with ${name}`)
@@ -101,6 +163,34 @@ function checkErrorHygiene (sent: Sent, res: RawResponse, problems: string[]): v
   // HEAD carries the Content-Length the GET's error body would have, and no body.
   if (sent.method === 'GET' && res.headers['content-length'] !== String(res.body.length)) problems.push(`${res.status}: Content-Length is not the error body's length`)
   if (sent.method === 'HEAD' && res.body.length !== 0) problems.push(`${res.status} to a HEAD with a body`)
+}
+
+/** Whether If-Range's value names `file` by its strong ETag, or by exactly its Last-Modified. */
+function ifRangeMatches (value: string, file: Served): boolean {
+  if (value.startsWith('"') || value.startsWith('W/')) return file.etag !== undefined && !file.etag.startsWith('W/') && value === file.etag
+  return file.lastModified !== undefined && parseDate(value) === file.lastModified
+}
+
+const monthNames = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+
+/** The three HTTP-date forms of §5.6.7, strictly (ms), else undefined. The weekday is not checked. */
+export function parseDate (value: string): number | undefined {
+  let fields: [day: string, month: string, year: number, time: string] | undefined
+  const imf = /^[A-Z][a-z]{2}, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d:\d\d:\d\d) GMT$/.exec(value)
+  const rfc850 = /^[A-Z][a-z]+day, (\d\d)-([A-Z][a-z]{2})-(\d\d) (\d\d:\d\d:\d\d) GMT$/.exec(value)
+  const asctime = /^[A-Z][a-z]{2} ([A-Z][a-z]{2}) ([ \d]\d) (\d\d:\d\d:\d\d) (\d{4})$/.exec(value)
+  if (imf !== null) fields = [imf[1] ?? '', imf[2] ?? '', Number(imf[3]), imf[4] ?? '']
+  if (rfc850 !== null) {
+    // A two-digit year more than 50 years ahead is in the past century.
+    const year = 2000 + Number(rfc850[3])
+    fields = [rfc850[1] ?? '', rfc850[2] ?? '', year > new Date().getUTCFullYear() + 50 ? year - 100 : year, rfc850[4] ?? '']
+  }
+  if (asctime !== null) fields = [asctime[2] ?? '', asctime[1] ?? '', Number(asctime[4]), asctime[3] ?? '']
+  if (fields === undefined) return undefined
+  const [day, month, year, time] = [Number(fields[0]), monthNames.indexOf(fields[1]), fields[2], fields[3].split(':').map(Number)]
+  const [hours = 0, minutes = 0, seconds = 0] = time
+  if (month === -1 || day < 1 || day > 31 || hours > 23 || minutes > 59 || seconds > 60) return undefined
+  return Date.UTC(year, month, day, hours, minutes, seconds)
 }
 
 /** Whether a comma list of entity-tags contains `etag` (weak comparison when `weak`; strong: neither side W/). */
