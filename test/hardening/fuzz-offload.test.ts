@@ -277,6 +277,20 @@ const deviations: Deviation[] = [
       Number(/bytes (\d+)-(-?\d+)\//.exec(problem)?.[2]) === Number(/bytes (\d+)-(-?\d+)\//.exec(problem)?.[1]) - 1
   },
   {
+    // nginx compares the start of an If-Range date with Last-Modified and ignores what follows.
+    where: 'docs/deployment/nginx.md: an If-Range that starts with the current Last-Modified date',
+    servers: ['nginx'],
+    covers: (problem, sent, res, served) => res.status === 206 && served.lastModified !== undefined &&
+      (sent.headers['if-range'] ?? '').startsWith(new Date(served.lastModified).toUTCString()) && problem.startsWith('206 although If-Range ')
+  },
+  {
+    // Go's http.ServeContent reads the first entity-tag of If-Range and ignores the rest.
+    where: 'docs/deployment/caddy.md: an If-Range that starts with the current ETag',
+    servers: ['caddy'],
+    covers: (problem, sent, res, served) => res.status === 206 && served.etag !== undefined && !served.etag.startsWith('W/') &&
+      (sent.headers['if-range'] ?? '').startsWith(served.etag) && problem.startsWith('206 although If-Range ')
+  },
+  {
     where: 'docs/deployment/apache.md: HEAD of an empty file',
     servers: ['apache'],
     covers: (problem, sent, res, served) => sent.method === 'HEAD' && served.bytes.length === 0 && res.headers['content-length'] === undefined &&
