@@ -52,6 +52,9 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
     'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;',
     'proxy_hide_header Content-Type;',
+    'proxy_hide_header Cache-Control;',
+    'proxy_hide_header Expires;',
+    'proxy_hide_header Set-Cookie;',
     'proxy_hide_header x-amz-request-id;',
     'proxy_hide_header x-amz-id-2;',
     'proxy_pass http://127.0.0.1:9000/bucket/;',
@@ -66,7 +69,8 @@ test('nginx: a remote rule gets the generic location with every required line an
   t.deepEqual(lines.slice(0, 3), ['location ^~ /_remote/ {', 'internal;', 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'])
   t.deepEqual(lines.slice(-3), ['}', 'return 404;', '}'])
   for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
-    'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_pass $rscheme://$rhost/$rpath$is_args$args;']) {
+    'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_hide_header Cache-Control;', 'proxy_hide_header Set-Cookie;',
+    'proxy_pass $rscheme://$rhost/$rpath$is_args$args;']) {
     t.true(lines.includes(line), line)
   }
   t.regex(text, /# SigV4 signs the Host header/)

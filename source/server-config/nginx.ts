@@ -31,6 +31,11 @@ const hiddenOriginHeaders = [
   '# origin\'s type and two Content-Disposition headers',
   'proxy_hide_header Content-Disposition;',
   'proxy_hide_header Content-Type;',
+  '# and its Cache-Control: without these the client gets the origin\'s caching headers beside the',
+  '# app\'s (two Cache-Control), and the origin\'s cookies for the app\'s site',
+  'proxy_hide_header Cache-Control;',
+  'proxy_hide_header Expires;',
+  'proxy_hide_header Set-Cookie;',
   '# storage internals',
   'proxy_hide_header x-amz-request-id;',
   'proxy_hide_header x-amz-id-2;'

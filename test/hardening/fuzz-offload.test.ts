@@ -53,6 +53,9 @@ interface Target {
   appPreconditions?: true
 }
 
+/** Files no rule covers: streamed by Node through the proxy, which must leave the answer as it is. */
+const streamedPaths = ['/origin/data.bin', '/origin/empty.txt']
+
 const targets: Target[] = [
   {
     label: 'nginx',
@@ -62,14 +65,14 @@ const targets: Target[] = [
       nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
       nginx({ sourceUrl: origin, destinationUrl: '/_origin/' })
     ],
-    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin']
+    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin', ...streamedPaths]
   },
   {
     label: 'apache',
     server: 'apache',
     offloadHeader: 'x-sendfile',
     rules: (dir) => [apache({ sourceDir: dir, destinationDir: dir })],
-    paths: ['/files/data.bin', '/files/empty.txt'],
+    paths: ['/files/data.bin', '/files/empty.txt', ...streamedPaths],
     appPreconditions: true
   },
   {
@@ -77,7 +80,7 @@ const targets: Target[] = [
     server: 'lighttpd',
     offloadHeader: 'x-sendfile',
     rules: (dir) => [lighttpd({ sourceDir: dir, destinationDir: dir })],
-    paths: ['/files/data.bin', '/files/empty.txt'],
+    paths: ['/files/data.bin', '/files/empty.txt', ...streamedPaths],
     appPreconditions: true
   },
   {
@@ -88,14 +91,14 @@ const targets: Target[] = [
       caddy({ sourceDir: dir, destinationUrl: '/protected/' }),
       caddy({ sourceUrl: origin, destinationUrl: '/_origin/' })
     ],
-    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin']
+    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin', ...streamedPaths]
   },
   {
     label: 'internalRedirect via caddy',
     server: 'caddy',
     offloadHeader: 'location',
     rules: (dir) => [internalRedirect({ sourceDir: dir, destinationUrl: '/protected/' })],
-    paths: ['/files/data.bin', '/files/empty.txt']
+    paths: ['/files/data.bin', '/files/empty.txt', ...streamedPaths]
   }
 ]
 
@@ -144,7 +147,7 @@ async function start (target: Target): Promise<Running> {
     const name = ctx.path.split('/').at(-1) ?? ''
     if (!(name in bytes)) return
     if (ctx.path.startsWith('/files/')) ctx.body = download(new PathFile(name, { root: protectedDir }), { cacheControl: CACHE_CONTROL })
-    else if (ctx.path.startsWith('/origin/')) ctx.body = download(new PathFile(name, { root: originDir }))
+    else if (ctx.path.startsWith('/origin/')) ctx.body = download(new PathFile(name, { root: originDir }), { cacheControl: CACHE_CONTROL })
     else if (ctx.path.startsWith('/remote/')) ctx.body = download(new HttpFile(`${appUrl}/origin/${name}`), { cacheControl: CACHE_CONTROL })
   })
   server.on('request', app.callback())
@@ -356,7 +359,7 @@ for (const target of targets) {
           const res = await rawRequest(proxy.port, method, path, { ...headers, 'x-fuzz-id': tag })
           // Several ranges of a file at an origin are streamed by the app (offload.ts): the proxy
           // would hand the client the origin's multipart body under the download's own type.
-          const streamed = path.startsWith('/remote/') && method === 'GET' && (headers.range ?? '').includes(',')
+          const streamed = path.startsWith('/origin/') || (path.startsWith('/remote/') && method === 'GET' && (headers.range ?? '').includes(','))
           // Apache and lighttpd: a 304 or 412 may come from the app, which evaluates the
           // preconditions first, or from the server (an empty If-Match, which the app ignores);
           // anything else must have been offloaded.

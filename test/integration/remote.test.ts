@@ -30,7 +30,15 @@ import type { S3Server } from '../helpers/s3.ts'
 
 const big = randomBytes(1024 * 1024)
 const hostile = Buffer.from('remote résumé\n')
-const originHeaders = { 'Content-Type': 'application/x-origin', 'Content-Disposition': 'attachment; filename="origin.bin"', 'x-amz-request-id': 'internal' }
+const originHeaders = {
+  'Content-Type': 'application/x-origin',
+  'Content-Disposition': 'attachment; filename="origin.bin"',
+  'x-amz-request-id': 'internal',
+  // a bucket's own caching policy and a CDN's cookie: the app's Cache-Control must be the only one
+  'Cache-Control': 'public, max-age=31536000',
+  Expires: 'Thu, 01 Jan 2037 00:00:00 GMT',
+  'Set-Cookie': 'origin=1; Path=/'
+}
 
 interface Running { origin: Origin, s3: S3Server, app: Server, appUrl: string, proxies: Partial<Record<ServerName, RunningProxy>> }
 let running: Running | undefined
@@ -130,6 +138,8 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     t.is(response.headers.get('content-type'), 'application/octet-stream')
     t.is(response.headers.get('content-disposition'), `attachment; filename="full-${server}.bin"`)
     t.is(response.headers.get('cache-control'), 'private, max-age=60')
+    t.is(response.headers.get('expires'), null)
+    t.is(response.headers.get('set-cookie'), null)
     t.is(response.headers.get('x-amz-request-id'), null)
     t.is(response.headers.get('x-accel-redirect'), null)
     const fetched = origin.log.matching(`/bucket/full-${server}.bin`).filter((e) => e.method === 'GET')
