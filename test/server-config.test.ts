@@ -17,7 +17,7 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
-  t.deepEqual(directives(text), ['location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', '}'])
+  t.deepEqual(directives(text), ['location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', '}'])
 })
 
 test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: false sends none and needs none', (t) => {
@@ -113,8 +113,8 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', '}',
-    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', '}'
+    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', '}',
+    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', '}'
   ])
   const shared = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),

@@ -69,6 +69,8 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
     ...refuseSymlinks
       ? ['    # proxyRefusesSymlinks: the app does not realpath these files; nginx refuses (403/404) any symlink below the alias', '    disable_symlinks on from=$document_root;']
       : [],
+    '    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")',
+    '    if (-d $request_filename) { return 404; }',
     '}'
   ]
 }
