@@ -16,10 +16,13 @@ function caddyString (value: string, what: string): string {
   throw new TypeError(`renderServerConfig(): ${what} has a "\\" before a quote or at the end and a "\`", which no Caddyfile token can express: ${JSON.stringify(value)}`)
 }
 
+// `{rp.header.<name>}` looks the name up as written, in Go's canonical form (measured with Caddy
+// 2.6.2: `{rp.header.x-accel-redirect}` is empty, so the rewrite lost the value: 404, or 400 for a
+// sourceUrl rule), while the matcher and HTTP itself ignore case: write every name canonically.
 function headerNameOf (rule: ConfigRule): string {
   const header = rule.backend === 'internal-redirect' ? 'Location' : rule.header ?? 'X-Accel-Redirect'
   if (!/^[A-Za-z0-9-]+$/.test(header)) throw new TypeError(`renderServerConfig(): ${describeRule(rule)} has an invalid header name`)
-  return header
+  return header.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, letter: string) => dash + letter.toUpperCase())
 }
 
 function destinationOf (rule: ConfigRule): string {

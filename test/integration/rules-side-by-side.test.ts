@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Koa from 'koa'
+import { HttpFile } from '../../adapters/http/http-file.ts'
+import { caddy } from '../../source/backends/caddy.ts'
 import { nginx } from '../../source/backends/nginx.ts'
 import { downloads } from '../../source/downloads.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
@@ -59,6 +61,7 @@ async function setUp (server: ServerName, rulesFor: (dir: string, originUrl: str
     const rest = decodeURIComponent(ctx.path.slice(3))
     if (ctx.path.startsWith('/f/')) ctx.body = new PathFile(rest, { root: dir })
     else if (ctx.path.startsWith('/o/')) ctx.body = new PathFile(rest, { root: dir })
+    else if (ctx.path.startsWith('/u/')) ctx.body = new HttpFile(originUrl + ctx.path.slice(3))
   })
   appServer.server.on('request', app.callback())
   let proxy: RunningProxy
@@ -93,4 +96,20 @@ nginxTest('nginx: a directory handed to an offload rule is a 404, as when Node s
     t.is(file.status, 200)
     t.is(file.body.toString(), 'file b\n')
   }
+})
+
+const caddyTest = proxyTest('caddy').test
+caddyTest('caddy: a rule whose header name is not written canonically (x-accel-redirect, x-OFFLOAD) is served — Caddy\'s {rp.header.*} placeholder is case-sensitive', async (t) => {
+  const { proxy, sent, stop } = await setUp('caddy', (dir, originUrl) => [
+    caddy({ sourceDir: join(dir, 'sub'), destinationUrl: '/protected/', header: 'x-accel-redirect' }),
+    caddy({ sourceUrl: originUrl, destinationUrl: '/_origin/', header: 'x-OFFLOAD' })
+  ])
+  t.teardown(stop)
+  const local = await rawRequest(proxy.port, 'GET', '/f/sub/b.txt')
+  t.is(local.status, 200, local.head)
+  t.is(local.body.toString(), 'file b\n')
+  const remote = await rawRequest(proxy.port, 'GET', '/u/a.txt')
+  t.is(remote.status, 200, remote.head)
+  t.is(remote.body.toString(), 'file a\n')
+  t.deepEqual(sent, ['x-accel-redirect: /protected/b.txt', 'x-offload: /_origin/a.txt'])
 })
