@@ -102,6 +102,15 @@ test('config: rules whose destinations coincide or nest on the server are refuse
   t.notThrows(() => renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' }), internalRedirect({ sourceDir: '/srv/b', destinationUrl: '/p/' })]))
 })
 
+test('nginx: destinationUrl "/" is refused by the rule and by the generator (nginx -t: duplicate location "/", the app\'s own)', (t) => {
+  for (const remote of [false, true]) {
+    t.throws(() => nginx(remote ? { remote, destinationUrl: '/' } : { sourceDir: '/srv/a', destinationUrl: '/' }), { instanceOf: TypeError, message: /^nginx\(\): destinationUrl cannot be "\/": the internal location would take every URL of the server/ })
+  }
+  t.throws(() => renderServerConfig('nginx', [{ backend: 'nginx', sourceDir: '/srv/a', destinationUrl: '/' }]), { instanceOf: TypeError, message: /^renderServerConfig\(\): .*destinationUrl cannot be "\/"/ })
+  // Caddy matches a header, not the server's URL space: "/" stays possible there
+  t.notThrows(() => renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/' })]))
+})
+
 test('config: a "%" in a plain-data destinationUrl is refused (the server decodes the value, or never matches it)', (t) => {
   t.throws(() => renderServerConfig('nginx', [{ backend: 'nginx', sourceDir: '/srv/a', destinationUrl: '/dl%20files/' }]), { instanceOf: TypeError, message: /destinationUrl must not contain "%"/ })
   t.throws(() => renderServerConfig('caddy', [{ backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/dl%20files/' }]), { instanceOf: TypeError, message: /destinationUrl must not contain "%"/ })

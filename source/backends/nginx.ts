@@ -98,6 +98,9 @@ export function nginx (options: NginxOptions): NginxRule {
   const source = normalizeSource(fn, o, !remote)
   if (o.destinationUrl === undefined) throw new TypeError(`${fn}: destinationUrl is required (the internal location, e.g. '/protected/')`)
   const destinationUrl = normalizeDestinationUrl(fn, o.destinationUrl)
+  // `location ^~ / { internal; … }` would take the app's own `location /` (nginx -t: duplicate
+  // location "/"), and every client request with it.
+  if (destinationUrl === '/') throw new TypeError(`${fn}: destinationUrl cannot be "/": the internal location would take every URL of the server, the app's too; use a prefix of its own, e.g. '/protected/'`)
   const forwardQuery = remote || (optionalBoolean('forwardQuery', o.forwardQuery) ?? false)
   const proxyRefusesSymlinks = optionalBoolean('proxyRefusesSymlinks', o.proxyRefusesSymlinks) ?? false
   if (proxyRefusesSymlinks && source.sourceDir === undefined) throw new TypeError(`${fn}: proxyRefusesSymlinks needs a sourceDir (it is about local files)`)

@@ -18,6 +18,7 @@ function destinationOf (rule: ConfigRule): string {
   }
   // The rules refuse it too (normalizeDestinationUrl); a plain config object is not normalised.
   if (destination.includes('%')) throw new TypeError(`renderServerConfig(): ${describeRule(rule)}: destinationUrl must not contain "%" (nginx decodes the X-Accel-Redirect value, so it would never match this location)`)
+  if (withSlash(destination) === '/') throw new TypeError(`renderServerConfig(): ${describeRule(rule)}: destinationUrl cannot be "/" (the internal location would take every URL of the server, the app's too)`)
   return withSlash(destination)
 }
 
