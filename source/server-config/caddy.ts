@@ -74,6 +74,17 @@ function failedOrigin (matcher: string): string[] {
   ]
 }
 
+/**
+ * A destination as `uri replace` sees it: it searches the escaped path, which Go writes with
+ * `!'()*` escaped (the other characters a destinationUrl may hold stay as they are). Written
+ * plainly, `/it's/` never matched `/it%27s/…`, and the request went to the origin unreplaced, as
+ * `/it%27s/<file>`: another path than the rule's (measured with Caddy 2.6.2). `uri strip_prefix`
+ * compares decoded characters and needs no such form.
+ */
+function goEscaped (path: string): string {
+  return path.replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+}
+
 function handleBlock (rule: ConfigRule, index: number): string[] {
   const header = headerNameOf(rule)
   const destination = destinationOf(rule)
@@ -117,7 +128,7 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       `\trewrite * {rp.header.${header}}?`,
       basePath === '/'
         ? `\turi strip_prefix ${caddyString(withoutSlash(destination), 'destinationUrl')}`
-        : `\turi replace ${caddyString(destination, 'destinationUrl')} ${caddyString(basePath, 'sourceUrl')} 1`,
+        : `\turi replace ${caddyString(goEscaped(destination), 'destinationUrl')} ${caddyString(basePath, 'sourceUrl')} 1`,
       ...encodedRefused,
       `\treverse_proxy ${caddyString(origin, 'sourceUrl')} {`,
       '\t\theader_up Host {upstream_hostport}',

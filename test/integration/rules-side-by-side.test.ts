@@ -113,3 +113,19 @@ caddyTest('caddy: a rule whose header name is not written canonically (x-accel-r
   t.is(remote.body.toString(), 'file a\n')
   t.deepEqual(sent, ['x-accel-redirect: /protected/b.txt', 'x-offload: /_origin/a.txt'])
 })
+
+caddyTest('caddy: a sourceUrl rule whose destinationUrl has a character Go escapes in paths (\' ( ) ! *) reaches the origin at the rule\'s path — `uri replace` searches the escaped path', async (t) => {
+  const { proxy, sent, stop } = await setUp('caddy', (_dir, originUrl) => [
+    caddy({ sourceUrl: originUrl + 'sub/', destinationUrl: '/(x)!*/' }),
+    caddy({ sourceUrl: originUrl, destinationUrl: "/it's/" })
+  ])
+  t.teardown(stop)
+  const res = await rawRequest(proxy.port, 'GET', '/u/a.txt')
+  t.is(res.status, 200, res.head)
+  t.is(res.body.toString(), 'file a\n')
+  const nested = await rawRequest(proxy.port, 'GET', '/u/sub/b.txt')
+  t.is(nested.status, 200, nested.head)
+  t.is(nested.body.toString(), 'file b\n')
+  // unreplaced, the origin (this app) was asked for /it%27s/a.txt: another path, here a 404
+  t.deepEqual(sent, ["x-accel-redirect: /it's/a.txt", 'x-accel-redirect: /(x)!*/b.txt'])
+})
