@@ -65,5 +65,5 @@ test('package: npm pack from a fresh checkout builds dist/, ships every exports 
   await writeFile(join(consumer, 'offload-rules.ts'), "import { nginx } from 'koa-downloads'\nexport const rules = [nginx({ sourceDir: '/srv/private', destinationUrl: '/protected/' })]\n")
   const bin = join(installed, manifest.bin['koa-downloads'] ?? '')
   const config = await run(process.execPath, [bin, 'config', 'nginx', '--rules', './offload-rules.ts'], { cwd: consumer })
-  t.regex(config.stdout, /\nlocation \^~ \/protected\/ \{\n[\s\S]*\n {4}alias \/srv\/private\/;\n\}\n/)
+  t.regex(config.stdout, /\nlocation \^~ \/protected\/ \{\n[\s\S]*\n {4}alias \/srv\/private\/;\n[\s\S]*\}\n/)
 })
