@@ -196,6 +196,25 @@ test('app-wide: app.use(downloads({ rules })) in front of a router', async (t) =
   t.is(res.headers['content-disposition'], 'attachment; filename="some thing.txt"')
 })
 
+test('nested: a route\'s own downloads({ rules }) answers its downloads itself; the app-wide rules do not apply on that route', async (t) => {
+  const app = new Koa()
+  const router = new Router()
+  const handler = (ctx: Koa.Context): void => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }
+  // The app-wide rule covers the file, the route's rule does not: the route's serve() streams it.
+  app.use(downloads({ rules: [protectedNginx] }))
+  router.get('/own', downloads({ rules: lighttpd({ sourceDir: '/srv/elsewhere', destinationDir: '/srv/elsewhere' }) }), handler)
+  router.get('/both', downloads({ rules: [lighttpd({ sourceDir: '/srv/elsewhere', destinationDir: '/srv/elsewhere' }), protectedNginx] }), handler)
+  router.get('/app', handler)
+  app.use(router.routes())
+  const own = await request(app.callback()).get('/own')
+  t.is(own.status, 200)
+  t.is(own.text, 'Hello, world!\n')
+  t.deepEqual(noOffloadHeaders(own.headers), [])
+  // Listing the app-wide rule in the route's rules too gives it back.
+  t.is((await request(app.callback()).get('/both')).headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is((await request(app.callback()).get('/app')).headers['x-accel-redirect'], '/protected/hello.txt')
+})
+
 test('offload() alone in front of a route works with a bare file wrapper too', async (t) => {
   const app = new Koa()
   app.use(offload(protectedNginx))
