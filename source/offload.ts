@@ -33,6 +33,26 @@ import type { FileStat } from './types.ts'
  * preconditions fail, which serve() answers (304, 412): those proxies get some of them wrong.
  */
 export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
+  return offloadWith(rules, { etag: true, lastModified: true })
+}
+
+/** The `etag` and `lastModified` options of the serve() step behind offload(). */
+export interface ServedValidators {
+  etag: boolean
+  lastModified: boolean
+}
+
+/**
+ * offload() in front of a serve() with these `etag` / `lastModified` options (downloads() passes
+ * its own). For the proxies that get the app's validators, the preconditions are evaluated as that
+ * serve() evaluates them, with the validators it uses: a request the app does not offload must be
+ * one serve() answers with 304 or 412. With the file's ETag instead, under `etag: false`, a
+ * revalidation with the offload response's ETag was judged "not modified", left to serve(), which
+ * ignores that ETag, and got the whole file streamed by Node where the proxy answered 304 before.
+ * The offload response still carries both validators: without an ETag, Apache's mod_xsendfile sends
+ * `ETag: "0"` for every file (docs/deployment/apache.md).
+ */
+export function offloadWith (rules: OffloadRule | OffloadRule[], served: ServedValidators): Middleware {
   const list = Array.isArray(rules) ? [...rules] : [rules]
   list.forEach((rule, i) => {
     if (rule === null || typeof rule !== 'object' || typeof rule.match !== 'function' || typeof rule.backend !== 'string') {
@@ -97,15 +117,18 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     } catch (error) {
       throw toHttpError(error)
     }
-    const now = Date.now()
-    if (target.validators && stat !== undefined) {
+    const validators = target.validators && stat !== undefined ? { etag: stat.etag, lastModified: lastModifiedOf(stat, Date.now()) } : undefined
+    if (validators !== undefined) {
       // Apache and lighttpd answer conditionals with the validators sent below, but not all as
       // RFC 9110 says: lighttpd evaluates neither If-Match nor If-Unmodified-Since on an X-Sendfile
       // response (it sends the file where 412 is due), and Apache ignores If-None-Match next to an
       // If-Modified-Since that says modified, or a Range (test/hardening/fuzz-offload.test.ts). The
       // stat is made, so the app evaluates them first, at no I/O cost: a 304 or 412 is left to
       // serve(), and only a request that passes is offloaded.
-      const verdict = evaluatePreconditions(ctx.method, ctx.request.headers, { etag: stat.etag, lastModified: lastModifiedOf(stat, now) })
+      const verdict = evaluatePreconditions(ctx.method, ctx.request.headers, {
+        etag: served.etag ? validators.etag : undefined,
+        lastModified: served.lastModified ? validators.lastModified : undefined
+      })
       if (verdict.status !== 200) {
         debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)
         return
@@ -123,11 +146,10 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     res.setHeader('Content-Type', presentation.contentType)
     res.setHeader('Content-Disposition', presentation.contentDisposition)
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
-    if (target.validators && stat !== undefined) {
-      if (stat.etag !== undefined) res.setHeader('ETag', stat.etag)
+    if (validators !== undefined) {
       // The proxy answers the conditionals with these: the same clamped date streaming sends.
-      const lastModified = lastModifiedOf(stat, now)
-      if (lastModified !== undefined) res.setHeader('Last-Modified', formatHttpDate(lastModified))
+      if (validators.etag !== undefined) res.setHeader('ETag', validators.etag)
+      if (validators.lastModified !== undefined) res.setHeader('Last-Modified', formatHttpDate(validators.lastModified))
     }
     res.setHeader(target.header, target.value)
     const controls = target.controls?.(presentation.contentType)

@@ -286,6 +286,32 @@ test('apache: X-Sendfile with the raw path, plus the file\'s ETag and Last-Modif
   t.is(res.headers['last-modified'], stat.lastModified?.toUTCString())
 })
 
+test('apache and lighttpd under downloads({ etag: false }) or ({ lastModified: false }): the app evaluates the preconditions with serve()\'s validators — a revalidation with the one serve() ignores is offloaded (the proxy answers it), never left to serve() to stream the whole file', async (t) => {
+  const stat = await new PathFile(`${fixtureRoot}/hello.txt`).stat()
+  const etag = stat.etag ?? ''
+  const date = stat.lastModified?.toUTCString() ?? ''
+  for (const rule of [apache({ sourceDir: fixtureRoot, destinationDir: '/srv/files' }), lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv/files' })]) {
+    for (const options of [{ etag: false }, { lastModified: false }]) {
+      const label = `${rule.backend} ${JSON.stringify(options)}`
+      const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [rule], ...options })
+      const plain = await request(app.callback()).get('/')
+      t.is(plain.headers['x-sendfile'], '/srv/files/hello.txt', label)
+      // Both validators still go to the proxy (without an ETag, Apache sends ETag: "0" for every file).
+      t.is(plain.headers.etag, etag, label)
+      t.is(plain.headers['last-modified'], date, label)
+      // The validator serve() ignores: the request passes, and the proxy answers it with that validator.
+      const ignored = await request(app.callback()).get('/').set(options.etag === false ? 'If-None-Match' : 'If-Modified-Since', options.etag === false ? etag : date)
+      t.is(ignored.status, 200, label)
+      t.is(ignored.text, '', label)
+      t.is(ignored.headers['x-sendfile'], '/srv/files/hello.txt', label)
+      // The one it sends: 304 from the app.
+      const kept = await request(app.callback()).get('/').set(options.etag === false ? 'If-Modified-Since' : 'If-None-Match', options.etag === false ? date : etag)
+      t.is(kept.status, 304, label)
+      t.is(kept.headers['x-sendfile'], undefined, label)
+    }
+  }
+})
+
 test('apache and lighttpd: a file dated in the future is offloaded with Last-Modified no later than now (RFC 9110 §8.8.2.1)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kd-future-'))
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
