@@ -244,6 +244,43 @@ const nginxKeys = new Set(['nginx', 'nginx-empty', 'nginx-lm', 'nginx-noranges']
 const keys = ['fs', 's3', 'gcs', 'record-s3', 'record-driver', 'origin', 'origin-noranges', 'origin-lm', 'origin-weak', 'origin-nohead', 'origin-bare', 'nginx', 'nginx-lm', 'nginx-noranges']
 const emptyKeys = ['fs-empty', 's3-empty', 'gcs-empty', 'origin-empty', 'nginx-empty']
 
+/**
+ * What each source must say of itself. The checker's expectations (ranges, length, validators) come
+ * from the source's own stat(), so without this a source that lost its ranged reads or its ETag
+ * would be checked against that loss, and pass: every Range answered 200 is what a source without
+ * ranges must do.
+ */
+interface Capabilities { ranges: boolean, sized: boolean, etag: 'strong' | 'weak' | 'none', lastModified: boolean }
+const full: Capabilities = { ranges: true, sized: true, etag: 'strong', lastModified: true }
+const expectedCapabilities: Record<string, Capabilities> = {
+  fs: full,
+  'fs-empty': full,
+  s3: full,
+  's3-empty': full,
+  gcs: full,
+  'gcs-empty': full,
+  'record-s3': full,
+  // a driver with no ranged read and no validators: the record's mtime field
+  'record-driver': { ranges: false, sized: true, etag: 'none', lastModified: true },
+  origin: full,
+  'origin-empty': full,
+  'origin-noranges': { ...full, ranges: false },
+  'origin-lm': { ...full, etag: 'none' },
+  'origin-weak': { ...full, etag: 'weak' },
+  'origin-nohead': full,
+  'origin-bare': { ranges: false, sized: false, etag: 'none', lastModified: false },
+  nginx: full,
+  'nginx-empty': full,
+  'nginx-lm': { ...full, etag: 'none' },
+  'nginx-noranges': { ...full, ranges: false }
+}
+const capabilitiesOf = (served: Served): Capabilities => ({
+  ranges: served.ranges !== false,
+  sized: served.sized !== false,
+  etag: served.etag === undefined ? 'none' : served.etag.startsWith('W/') ? 'weak' : 'strong',
+  lastModified: served.lastModified !== undefined
+})
+
 const cases: Array<[string, boolean]> = [...keys.flatMap((key): Array<[string, boolean]> => [[key, false], [key, true]]), ...emptyKeys.map((key): [string, boolean] => [key, true])]
 for (const [key, conditionals] of cases) {
   const headers = conditionals ? 'Range, If-Range, If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since' : 'Range and If-Range'
@@ -251,6 +288,7 @@ for (const [key, conditionals] of cases) {
   define(`fuzz sources: ${headers} on ${key} → never a 5xx, always a valid RFC 9110 response, consistent with its 200 and its HEAD/GET twin`, async t => {
     const source = sources.get(key)
     if (source === undefined) throw new Error(`${key}: not set up (see test.before)`)
+    t.deepEqual(capabilitiesOf(source.served), expectedCapabilities[key], 'what the source says of itself (its stat)')
     const statuses = new Map<string, number>()
     await fc.assert(fc.asyncProperty(request(source.served, conditionals), async (sent) => {
       const res = await check(key, source, sent)
