@@ -25,7 +25,7 @@ import { startGcsServer } from '../helpers/gcs-server.ts'
 import type { GcsServer } from '../helpers/gcs-server.ts'
 import { startOrigin } from '../helpers/origin.ts'
 import type { Origin } from '../helpers/origin.ts'
-import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import { makeWorldReadable, nginxConfig, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 import { startS3 } from '../helpers/s3.ts'
 import type { S3Server } from '../helpers/s3.ts'
@@ -140,25 +140,17 @@ test.before(async () => {
     nginx = await startProxy('nginx', {
       rules: [],
       appPort: 0,
-      configFor: ({ port: nginxPort, prefix }) => [
-        'worker_processes 1;',
-        `pid ${prefix}/nginx.pid;`,
-        'error_log stderr notice;',
-        'user nobody nogroup;',
-        'events { worker_connections 64; }',
-        'http {',
+      configFor: ({ port: nginxPort, prefix }) => nginxConfig(prefix, [
         '  default_type application/octet-stream;',
         '  access_log off;',
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${prefix}/tmp/${kind};`),
         '  server {',
         `    listen 127.0.0.1:${nginxPort};`,
         `    root "${www}";`,
         '    location /strong/ { }',
         '    location /lm/ { etag off; }',
         '    location /noranges/ { max_ranges 0; }',
-        '  }',
-        '}'
-      ].join('\n')
+        '  }'
+      ])
     })
     const nginxUrl = nginx.url
     entries.push(

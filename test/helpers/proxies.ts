@@ -104,6 +104,24 @@ export async function checkGeneratedConfig (server: ServerName, rules: readonly 
   }
 }
 
+/**
+ * A complete nginx.conf for a test's own `configFor`: one worker as `nobody`, logs to stderr, every
+ * temp path under `prefix`, and `http` holding `httpLines` (server blocks and settings).
+ */
+export function nginxConfig (prefix: string, httpLines: string[]): string {
+  return [
+    'worker_processes 1;',
+    `pid ${prefix}/nginx.pid;`,
+    'error_log stderr notice;',
+    'user nobody nogroup;',
+    'events { worker_connections 64; }',
+    'http {',
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${prefix}/tmp/${kind};`),
+    ...httpLines,
+    '}'
+  ].join('\n')
+}
+
 export interface StartProxyOptions {
   /** The app's offload rules: the config is what `koa-downloads config <server> --rules …` prints for them. */
   rules: readonly ConfigRule[]

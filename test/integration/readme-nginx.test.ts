@@ -7,7 +7,7 @@ import Router from '@koa/router'
 import Koa from 'koa'
 import ava from 'ava'
 import { downloads, nginx, PathFile, renderServerConfig } from '../../source/index.ts'
-import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import { makeWorldReadable, nginxConfig, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 
 // The README's "complete nginx example", run as written (only the addresses and the directory are
@@ -61,22 +61,14 @@ test('README: the complete nginx example serves the README app\'s offloaded invo
   proxy = await startProxy('nginx', {
     rules,
     appPort,
-    configFor: ({ port, prefix }) => [
-      'worker_processes 1;',
-      `pid ${prefix}/nginx.pid;`,
-      'error_log stderr notice;',
-      'user nobody nogroup;',
-      'events { worker_connections 64; }',
-      'http {',
+    configFor: ({ port, prefix }) => nginxConfig(prefix, [
       '  include /etc/nginx/mime.types;',
       `  access_log ${prefix}/access.log;`,
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${prefix}/tmp/${kind};`),
       serverBlock
         .replace('listen 80;', `listen 127.0.0.1:${port};`)
         .replace('proxy_pass http://127.0.0.1:3000;', `proxy_pass http://127.0.0.1:${appPort};`)
-        .replace('alias /srv/private/;', `alias "${privateDir}/";`),
-      '}'
-    ].join('\n')
+        .replace('alias /srv/private/;', `alias "${privateDir}/";`)
+    ])
   })
   const response = await fetch(`${proxy.url}/invoices/${encodeURIComponent('März 2026.pdf')}`)
   t.is(response.status, 200)
