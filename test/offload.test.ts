@@ -215,6 +215,17 @@ test('nested: a route\'s own downloads({ rules }) answers its downloads itself; 
   t.is((await request(app.callback()).get('/app')).headers['x-accel-redirect'], '/protected/hello.txt')
 })
 
+test('serve options shape streamed responses only: with ranges: false and maxRanges: 1, a Range request is still offloaded as it is (the proxy answers the Range)', async (t) => {
+  const app = new Koa()
+  app.use(downloads({ ranges: false, maxRanges: 1, rules: [protectedNginx] }))
+  app.use((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) })
+  const res = await request(app.callback()).get('/').set('Range', 'bytes=0-1,3-4')
+  t.is(res.status, 200)
+  t.is(res.headers['x-accel-redirect'], '/protected/hello.txt')
+  t.is(res.headers['content-length'], '0')
+  t.is(res.headers['accept-ranges'], undefined)
+})
+
 test('offload() alone in front of a route works with a bare file wrapper too', async (t) => {
   const app = new Koa()
   app.use(offload(protectedNginx))
