@@ -1,7 +1,7 @@
-import { createServer, get as httpGet } from 'node:http'
+import { Agent, createServer, get as httpGet } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { gzipSync } from 'node:zlib'
-import { PutObjectCommand } from '@aws-sdk/client-s3'
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import type { ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'node:http'
@@ -10,7 +10,7 @@ import { Disk } from 'flydrive'
 import { S3Driver } from 'flydrive/drivers/s3'
 import { StorageFile, storage } from '../../adapters/flydrive/index.ts'
 import { fileContract } from '../helpers/file-contract.ts'
-import { s3Client, startS3 } from '../helpers/s3.ts'
+import { S3_CREDENTIALS, s3Client, startS3 } from '../helpers/s3.ts'
 import type { S3Server } from '../helpers/s3.ts'
 import { downloadApp } from '../helpers/koa.ts'
 import { assertErrorResponse } from '../helpers/error-response.ts'
@@ -107,6 +107,30 @@ test.serial('flydrive s3: an object stored gzip-coded (Content-Encoding metadata
   t.is(res.headers['content-encoding'], 'gzip')
   t.is(res.headers['content-range'], `bytes 100-199/${gz.length}`)
   t.deepEqual(body, gz.subarray(100, 200))
+})
+
+test.serial('flydrive s3: every streamed download holds one of the S3 client\'s sockets until its client has read it all; with the pool full, the next download waits for a socket and gets 504 after idleTimeout (docs/adapters.md: size maxSockets)', async (t) => {
+  // Far more than the kernel's and the streams' buffers hold between S3 and the stalled client.
+  await s3.put('pool/big.bin', Buffer.alloc(32 << 20, 0x62))
+  await s3.put('pool/small.txt', 'small\n')
+  // The SDK's pool is 50 sockets per client by default; one here.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy() })
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS, maxAttempts: 1, requestHandler: { httpAgent: agent } })
+  const media = storage(new Disk(new S3Driver({ client, bucket: s3.bucket, visibility: 'private' })), { idleTimeout: 500 })
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = media.file(ctx.path.slice(1)) }))
+  // A client that takes the headers and then stops reading: its download keeps the socket.
+  const stalled = await new Promise<IncomingMessage>((resolve, reject) => { httpGet(`${base}/pool/big.bin`, resolve).on('error', reject) })
+  stalled.pause()
+  t.is(stalled.statusCode, 200)
+  const waiting = await fetchBytes(base, '/pool/small.txt')
+  t.is(waiting.status, 504)
+  stalled.destroy()
+  // The socket is free again once that download is gone.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const after = await fetchBytes(base, '/pool/small.txt')
+  t.is(after.status, 200)
+  t.is((after.body as Buffer).toString(), 'small\n')
 })
 
 // ——— stat({ willRead }): GetObject as the metadata request ———
