@@ -1,6 +1,6 @@
 import compose from 'koa-compose'
 import type { Middleware } from 'koa'
-import { offloadWith } from './offload.ts'
+import { offload } from './offload.ts'
 import type { OffloadRule } from './offload-rule.ts'
 import { resolveServeOptions, serveWith } from './serve.ts'
 import type { ServeOptions } from './serve.ts'
@@ -22,10 +22,8 @@ export interface DownloadsOptions extends ServeOptions {
 export function downloads (options: DownloadsOptions = {}): Middleware {
   if (options === null || typeof options !== 'object') throw new TypeError('downloads(): options must be an object')
   const { rules = [], ...serveOptions } = options
-  const resolved = resolveServeOptions(serveOptions, 'downloads()')
-  const serve = serveWith(resolved)
+  const serve = serveWith(resolveServeOptions(serveOptions, 'downloads()'))
   // No rule: nothing to offload, and no second middleware to pass through per request.
   if (Array.isArray(rules) && rules.length === 0) return serve
-  // The preconditions the app evaluates before offloading are serve()'s: the same validators.
-  return compose([serve, offloadWith(rules, { etag: resolved.plan.etag, lastModified: resolved.plan.lastModified })])
+  return compose([serve, offload(rules)])
 }

@@ -9,6 +9,7 @@ import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions } from './preconditions.ts'
 import { presentationHeaders } from './presentation.ts'
+import { servedPlan } from './serve.ts'
 import type { FileStat } from './types.ts'
 
 /**
@@ -33,26 +34,6 @@ import type { FileStat } from './types.ts'
  * preconditions fail, which serve() answers (304, 412): those proxies get some of them wrong.
  */
 export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
-  return offloadWith(rules, { etag: true, lastModified: true })
-}
-
-/** The `etag` and `lastModified` options of the serve() step behind offload(). */
-export interface ServedValidators {
-  etag: boolean
-  lastModified: boolean
-}
-
-/**
- * offload() in front of a serve() with these `etag` / `lastModified` options (downloads() passes
- * its own). For the proxies that get the app's validators, the preconditions are evaluated as that
- * serve() evaluates them, with the validators it uses: a request the app does not offload must be
- * one serve() answers with 304 or 412. With the file's ETag instead, under `etag: false`, a
- * revalidation with the offload response's ETag was judged "not modified", left to serve(), which
- * ignores that ETag, and got the whole file streamed by Node where the proxy answered 304 before.
- * The offload response still carries both validators: without an ETag, Apache's mod_xsendfile sends
- * `ETag: "0"` for every file (docs/deployment/apache.md).
- */
-export function offloadWith (rules: OffloadRule | OffloadRule[], served: ServedValidators): Middleware {
   const list = Array.isArray(rules) ? [...rules] : [rules]
   list.forEach((rule, i) => {
     if (rule === null || typeof rule !== 'object' || typeof rule.match !== 'function' || typeof rule.backend !== 'string') {
@@ -125,9 +106,16 @@ export function offloadWith (rules: OffloadRule | OffloadRule[], served: ServedV
       // If-Modified-Since that says modified, or a Range (test/hardening/fuzz-offload.test.ts). The
       // stat is made, so the app evaluates them first, at no I/O cost: a 304 or 412 is left to
       // serve(), and only a request that passes is offloaded.
+      // With the validators of the serve() that answers what is not offloaded (its etag /
+      // lastModified options; both without one): a request left to it must be one it answers with
+      // 304 or 412. With the file's ETag under serve({ etag: false }), a revalidation with the
+      // offload response's ETag was judged "not modified", left to serve(), which ignores that
+      // ETag, and streamed whole. The offload response still carries both validators: without an
+      // ETag, Apache's mod_xsendfile sends `ETag: "0"` for every file (docs/deployment/apache.md).
+      const plan = servedPlan(ctx)
       const verdict = evaluatePreconditions(ctx.method, ctx.request.headers, {
-        etag: served.etag ? validators.etag : undefined,
-        lastModified: served.lastModified ? validators.lastModified : undefined
+        etag: plan?.etag !== false ? validators.etag : undefined,
+        lastModified: plan?.lastModified !== false ? validators.lastModified : undefined
       })
       if (verdict.status !== 200) {
         debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)

@@ -55,10 +55,19 @@ export interface ResolvedServeOptions {
 }
 
 const MARK = Symbol.for('koa-downloads.serve')
+const PLAN = Symbol.for('koa-downloads.serve-plan')
 
 /** True when a serve() middleware is on this request's way back (sendfile() then leaves the body to it). */
 export function isServed (ctx: Context): boolean {
   return ((ctx as unknown as Record<symbol, number | undefined>)[MARK] ?? 0) > 0
+}
+
+/**
+ * The plan options (`etag`, `lastModified` …) of the innermost serve() on this request's way back:
+ * the one that answers what offload() leaves in `ctx.body`. Undefined without serve().
+ */
+export function servedPlan (ctx: Context): PlanOptions | undefined {
+  return (ctx as unknown as Record<symbol, PlanOptions | undefined>)[PLAN]
 }
 
 /**
@@ -75,12 +84,15 @@ export function serveWith (resolved: ResolvedServeOptions): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
     // How many serve() steps are still on this request's way back: a sendfile() called by a
     // middleware above them all (an SPA fallback, an error page) must stream the file itself.
-    const marks = ctx as unknown as Record<symbol, number | undefined>
-    marks[MARK] = (marks[MARK] ?? 0) + 1
+    const marks = ctx as unknown as Record<symbol, number | PlanOptions | undefined>
+    marks[MARK] = (marks[MARK] as number | undefined ?? 0) + 1
+    const outer = marks[PLAN]
+    marks[PLAN] = resolved.plan
     try {
       await next()
     } finally {
-      marks[MARK] = (marks[MARK] ?? 1) - 1
+      marks[MARK] = (marks[MARK] as number | undefined ?? 1) - 1
+      marks[PLAN] = outer
     }
     const body = ctx.body
     if (body === null || typeof body !== 'object') return

@@ -15,6 +15,7 @@ import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
 import { offload } from '../source/offload.ts'
 import { PathFile } from '../source/path-file.ts'
+import { serve } from '../source/serve.ts'
 import type { DownloadFile, StatOptions } from '../source/types.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
@@ -297,14 +298,15 @@ test('apache: X-Sendfile with the raw path, plus the file\'s ETag and Last-Modif
   t.is(res.headers['last-modified'], stat.lastModified?.toUTCString())
 })
 
-test('apache and lighttpd under downloads({ etag: false }) or ({ lastModified: false }): the app evaluates the preconditions with serve()\'s validators — a revalidation with the one serve() ignores is offloaded (the proxy answers it), never left to serve() to stream the whole file', async (t) => {
+test('apache and lighttpd under downloads({ etag: false }) or ({ lastModified: false }), or serve() and offload() mounted apart: the app evaluates the preconditions with serve()\'s validators — a revalidation with the one serve() ignores is offloaded (the proxy answers it), never left to serve() to stream the whole file', async (t) => {
   const stat = await new PathFile(`${fixtureRoot}/hello.txt`).stat()
   const etag = stat.etag ?? ''
   const date = stat.lastModified?.toUTCString() ?? ''
   for (const rule of [apache({ sourceDir: fixtureRoot, destinationDir: '/srv/files' }), lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv/files' })]) {
-    for (const options of [{ etag: false }, { lastModified: false }]) {
-      const label = `${rule.backend} ${JSON.stringify(options)}`
-      const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }, { rules: [rule], ...options })
+    for (const [options, apart] of [[{ etag: false }, false], [{ lastModified: false }, false], [{ etag: false }, true], [{ lastModified: false }, true]] as const) {
+      const label = `${rule.backend} ${JSON.stringify(options)}${apart ? ' serve() + offload()' : ''}`
+      const handler = (ctx: Koa.Context): void => { ctx.body = new PathFile(`${fixtureRoot}/hello.txt`) }
+      const app = apart ? new Koa().use(serve(options)).use(offload(rule)).use(handler) : downloadApp(handler, { rules: [rule], ...options })
       const plain = await request(app.callback()).get('/')
       t.is(plain.headers['x-sendfile'], '/srv/files/hello.txt', label)
       // Both validators still go to the proxy (without an ETag, Apache sends ETag: "0" for every file).
