@@ -105,13 +105,12 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       // response (it sends the file where 412 is due), and Apache ignores If-None-Match next to an
       // If-Modified-Since that says modified, or a Range (test/hardening/fuzz-offload.test.ts). The
       // stat is made, so the app evaluates them first, at no I/O cost: a 304 or 412 is left to
-      // serve(), and only a request that passes is offloaded.
-      // With the validators of the serve() that answers what is not offloaded (its etag /
-      // lastModified options; both without one): a request left to it must be one it answers with
-      // 304 or 412. With the file's ETag under serve({ etag: false }), a revalidation with the
-      // offload response's ETag was judged "not modified", left to serve(), which ignores that
-      // ETag, and streamed whole. The offload response still carries both validators: without an
-      // ETag, Apache's mod_xsendfile sends `ETag: "0"` for every file (docs/deployment/apache.md).
+      // serve(), and only a request that passes is offloaded. They are judged with the validators
+      // of that serve() (its etag / lastModified options; both without one), so that what is left
+      // to it is what it answers with 304 or 412: with the file's ETag under serve({ etag: false }),
+      // a revalidation by ETag was left to serve(), which ignores it and streamed the whole file.
+      // The offload response still carries both validators: without an ETag, Apache's
+      // mod_xsendfile sends `ETag: "0"` for every file (docs/deployment/apache.md).
       const plan = servedPlan(ctx)
       const verdict = evaluatePreconditions(ctx.method, ctx.request.headers, {
         etag: plan?.etag !== false ? validators.etag : undefined,
