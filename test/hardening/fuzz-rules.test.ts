@@ -44,6 +44,11 @@ import type { RawResponse } from './raw-http.ts'
 // limitRate only as time (rates here are 0 or 50 MB/s; nginx.md cites its own timing test).
 
 const RULE_SETS = 12
+// A fixed seed: about four in five random per-route nginx sets clash (two routers drawing from one
+// small pool of destinations), so six random ones were all refused in one CI run of four, and
+// nothing ran through the proxy. With this seed every test runs sets through its server (nginx
+// per-route: 2 of 6). FUZZ_SEED=<n> explores other sets.
+const SEED = process.env.FUZZ_SEED === undefined ? 3 : Number(process.env.FUZZ_SEED)
 
 /** Directory names: nested and sibling sources, case and NFC/NFD twins, `%41` next to `A`. */
 const dirNames = ['a', 'A', 'a b', 'ü', 'u\u0308', '%41', 'd;1', 'x+y', "it's", '日本', 'a#b', 'q?', 'd"q']
@@ -559,7 +564,7 @@ for (const [server, spec] of servers) {
       try {
         await fc.assert(fc.asyncProperty(treeArb, setupArb, async (tree, setup) => {
           await runSetup(server, tree, setup, counts)
-        }), { numRuns: perRoute ? RULE_SETS / 2 : RULE_SETS, endOnFailure: true })
+        }), { numRuns: perRoute ? RULE_SETS / 2 : RULE_SETS, endOnFailure: true, seed: SEED })
       } catch (error) {
         t.log(String((error as Error).cause ?? error))
         throw error
