@@ -2,7 +2,8 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug, loggableUrl } from './debug.ts'
 import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
-import { formatHttpDate } from './http-date.ts'
+import { parseEntityTag } from './etag.ts'
+import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
@@ -120,6 +121,15 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
         debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)
         return
       }
+      // Apache's date parser reads the first date of `<date>, <date>` or `<date>x` and answers 304,
+      // 412 or a range by it, where RFC 9110 ignores a field that is not one HTTP-date (and an
+      // If-Range that is neither one entity-tag nor one date cannot match: the whole file is due).
+      // No client sends such a field of its own accord: the request is streamed, by the RFC.
+      const malformed = malformedValidatorField(ctx.method, ctx.request.headers)
+      if (malformed !== undefined) {
+        debug('offload: %s streamed: %s is not one HTTP-date or entity-tag', JSON.stringify(file.name), malformed)
+        return
+      }
     }
     const presentation = presentationHeaders(download, stat)
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
@@ -142,4 +152,15 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     const controls = target.controls?.(presentation.contentType)
     if (controls !== undefined) for (const name in controls) res.setHeader(name, controls[name] as string)
   }
+}
+
+/** The first of If-Modified-Since, If-Unmodified-Since and (next to the Range of a GET) If-Range that the RFC says to ignore as malformed. */
+function malformedValidatorField (method: string, headers: Context['request']['headers']): string | undefined {
+  const modified = headers['if-modified-since']
+  if (modified !== undefined && parseHttpDate(modified) === undefined) return 'If-Modified-Since'
+  const unmodified = headers['if-unmodified-since']
+  if (unmodified !== undefined && parseHttpDate(unmodified) === undefined) return 'If-Unmodified-Since'
+  const ifRange = headers['if-range']
+  if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
+  return undefined
 }

@@ -151,7 +151,22 @@ test('apache: XSendFile On and one quoted XSendFilePath per destinationDir', (t)
     apache({ sourceUrl: 'http://cdn.example/x/', destinationDir: '/data/a b/' }),
     apache({ sourceDir: '/srv/c', destinationDir: '/data/c' })
   ])
-  t.deepEqual(directives(text), ['XSendFile On', 'XSendFilePath "/data/a b"', 'XSendFilePath "/data/c"'])
+  const lines = directives(text)
+  t.deepEqual(lines.filter((l) => l.startsWith('XSendFile')), ['XSendFile On', 'XSendFilePath "/data/a b"', 'XSendFilePath "/data/c"'])
+  // Apache's ranges are off for an If-Range that is not one entity-tag or HTTP-date (its lenient date parser would send one).
+  t.deepEqual(lines.filter((l) => !l.startsWith('XSendFile')).map((l) => l.replace(/=~ m#.*#"/, '=~ m#…#"')), ['<If "-n req(\'If-Range\') && ! req(\'If-Range\') =~ m#…#">', 'MaxRanges none', '</If>'])
+})
+
+test('apache: the If-Range pattern takes one entity-tag or one HTTP-date in its three forms, and nothing else', (t) => {
+  const line = directives(renderServerConfig('apache', [apache({ sourceDir: '/srv/a', destinationDir: '/srv/a' })])).find((l) => l.startsWith('<If ')) ?? ''
+  // The regular expression as Apache's PCRE sees it (\x22 is a double quote).
+  const pattern = new RegExp((/m#(.*)#"/.exec(line)?.[1] ?? '(?!)').replaceAll('\\x22', '"'))
+  for (const valid of ['"abc"', 'W/"abc"', '""', 'Sun, 10 Mar 2024 12:30:15 GMT', 'Sunday, 10-Mar-24 12:30:15 GMT', 'Sun Mar 10 12:30:15 2024', 'Sun Mar  1 12:30:15 2024']) {
+    t.true(pattern.test(valid), valid)
+  }
+  for (const malformed of ['Sun, 10 Mar 2024 12:30:15 GMT, Sun, 10 Mar 2024 12:30:15 GMT', 'Sun, 10 Mar 2024 12:30:15 GMTx', 'Sun, 10 Mar 2024 12:30:15 GMT "x"', '"a", "b"', 'abc', '*', 'W/abc', '10 Mar 2024']) {
+    t.false(pattern.test(malformed), malformed)
+  }
 })
 
 test('apache full: modules, pid, the proxy to the app and the sendfile lines in the vhost', (t) => {

@@ -9,11 +9,29 @@ function apacheString (value: string, what: string): string {
   return safeQuote(value, what)
 }
 
+const DAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const LONG_DAY = '(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '[0-9]{2}:[0-9]{2}:[0-9]{2}'
+/** An entity-tag, or an HTTP-date in one of its three forms (RFC 9110 §8.8.3, §5.6.7), and nothing else. */
+const IF_RANGE_VALID = [
+  '^(W/)?\\x22[^\\x22]*\\x22$',
+  `^${DAY}, [0-9]{2} ${MONTH} [0-9]{4} ${TIME} GMT$`,
+  `^${LONG_DAY}, [0-9]{2}-${MONTH}-[0-9]{2} ${TIME} GMT$`,
+  `^${DAY} ${MONTH} [ 0-9][0-9] ${TIME} [0-9]{4}$`
+].join('|')
+
 export function apacheDirectives (rules: readonly ConfigRule[]): string[] {
   return [
     '# mod_xsendfile (Debian: libapache2-mod-xsendfile 0.12; a2enmod xsendfile) takes the raw path',
     '# from X-Sendfile and serves it with Apache\'s own ranges and conditionals.',
     'XSendFile On',
+    '# Apache reads the first date of an If-Range such as "<date>, <date>" or "<date>x" and sends the',
+    '# range, where RFC 9110 sends the whole file (an If-Range that is not one entity-tag or one',
+    '# HTTP-date cannot match). Apache then leaves the Range of such a request alone: the app decides.',
+    `<If "-n req('If-Range') && ! req('If-Range') =~ m#${IF_RANGE_VALID}#">`,
+    '  MaxRanges none',
+    '</If>',
     '# the allow-list: a path outside these directories gets 404',
     ...rules.map((rule) => `# ${describeRule(rule)}`),
     ...destinationDirs(rules).map((dir) => `XSendFilePath ${apacheString(dir, 'destinationDir')}`)

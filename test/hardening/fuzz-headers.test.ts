@@ -17,8 +17,9 @@ import { rawRequest } from './raw-http.ts'
 import { checkDisposition, checkResponse } from './rfc9110-check.ts'
 import type { Sent, Served } from './rfc9110-check.ts'
 import { examples, mtime, request } from './fuzz-requests.ts'
+import { fuzzScale } from '../helpers/fuzz.ts'
 
-const RUNS = 250
+const RUNS = fuzzScale(250)
 let dir = ''
 let server: Server
 let port = 0
@@ -70,7 +71,7 @@ async function send (path: string, sent: Sent): Promise<Awaited<ReturnType<typeo
 for (const [key, conditionals] of [['data', false], ['data', true], ['memory', false], ['memory', true], ['empty', true]] as const) {
   const headers = conditionals ? 'Range, If-Range, If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since' : 'Range and If-Range'
   test(`fuzz: ${headers} on the ${key} file → never a 5xx, always a valid RFC 9110 response`, async t => {
-    t.timeout(120_000)
+    t.timeout(fuzzScale(120_000))
     const served = (files.get(key) as { served: Served }).served
     const statuses = new Map<string, number>()
     await fc.assert(fc.asyncProperty(request(served, conditionals), async (sent) => {
@@ -111,7 +112,7 @@ const filename = fc.oneof(
 )
 
 test('fuzz: any download({ filename }) → never a 5xx, exactly one Content-Disposition, printable ASCII, that parses back (fallback first, filename* UTF-8 and NFC, no control, bidi or separator), and nothing smuggled', async t => {
-  t.timeout(120_000)
+  t.timeout(fuzzScale(120_000))
   const served = (files.get('memory') as { served: Served }).served
   await fc.assert(fc.asyncProperty(filename, fc.constantFrom<'GET' | 'HEAD'>('GET', 'HEAD'), async (name, method) => {
     const res = await rawRequest(port, method, `/memory?name=${Buffer.from(name, 'utf16le').toString('base64url')}`)

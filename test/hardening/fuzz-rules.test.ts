@@ -25,6 +25,7 @@ import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 import { pool, rawRequest } from './raw-http.ts'
 import type { RawResponse } from './raw-http.ts'
+import { fuzzScale, fuzzSeed } from '../helpers/fuzz.ts'
 
 // Several offload rules side by side, through the real proxies: random rule sets (1–5 rules, nested
 // and sibling sources over a random tree of hostile names, random destinations and controls) for
@@ -43,12 +44,12 @@ import type { RawResponse } from './raw-http.ts'
 // own cache and must not show (no Expires, no Cache-Control); buffering is not observable, and
 // limitRate only as time (rates here are 0 or 50 MB/s; nginx.md cites its own timing test).
 
-const RULE_SETS = 12
-// A fixed seed: about four in five random per-route nginx sets clash (two routers drawing from one
-// small pool of destinations), so six random ones were all refused in one CI run of four, and
-// nothing ran through the proxy. With this seed every test runs sets through its server (nginx
-// per-route: 2 of 6). FUZZ_SEED=<n> explores other sets.
-const SEED = process.env.FUZZ_SEED === undefined ? 3 : Number(process.env.FUZZ_SEED)
+const RULE_SETS = 2 * Math.ceil(fuzzScale(12) / 2)
+// A seed of its own (test/helpers/fuzz.ts): about four in five random per-route nginx sets clash
+// (two routers drawing from one small pool of destinations), so six random ones were all refused
+// in one CI run of four, and nothing ran through the proxy. With this seed every test runs sets
+// through its server (nginx per-route: 2 of 6). FUZZ_SEED=<n> or random explores other sets.
+const SEED = fuzzSeed(3)
 
 /** Directory names: nested and sibling sources, case and NFC/NFD twins, `%41` next to `A`. */
 const dirNames = ['a', 'A', 'a b', 'ü', 'u\u0308', '%41', 'd;1', 'x+y', "it's", '日本', 'a#b', 'q?', 'd"q']
@@ -556,7 +557,7 @@ for (const [server, spec] of servers) {
   const { test: proxied } = proxyTest(server)
   for (const perRoute of [false, true]) {
     proxied(`${server}: random ${perRoute ? 'per-route rule sets (two routers, config from the union)' : 'app-wide rule sets'}: clashes refused alike by downloads() and the config; every file arrives whole via the first rule covering it, with that rule's controls, or streamed`, async (t) => {
-      t.timeout(300_000)
+      t.timeout(fuzzScale(300_000))
       const counts = new Map<string, number>()
       const setupArb: fc.Arbitrary<Setup> = perRoute
         ? fc.tuple(specsArb(spec, 3), specsArb(spec, 3)).map(([a, b]) => ({ groups: [{ prefix: '/r1', specs: a }, { prefix: '/r2', specs: b }] }))
@@ -564,7 +565,7 @@ for (const [server, spec] of servers) {
       try {
         await fc.assert(fc.asyncProperty(treeArb, setupArb, async (tree, setup) => {
           await runSetup(server, tree, setup, counts)
-        }), { numRuns: perRoute ? RULE_SETS / 2 : RULE_SETS, endOnFailure: true, seed: SEED })
+        }), { numRuns: perRoute ? RULE_SETS / 2 : RULE_SETS, endOnFailure: true, ...(SEED === undefined ? {} : { seed: SEED }) })
       } catch (error) {
         t.log(String((error as Error).cause ?? error))
         throw error

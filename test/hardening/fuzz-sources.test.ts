@@ -34,6 +34,7 @@ import { rawRequest } from './raw-http.ts'
 import type { RawResponse } from './raw-http.ts'
 import { checkConsistency, checkHeadMatchesGet, checkResponse } from './rfc9110-check.ts'
 import type { Sent, Served } from './rfc9110-check.ts'
+import { fuzzScale } from '../helpers/fuzz.ts'
 
 // fuzz-headers.test.ts for every other kind of source: StorageFile over flydrive's fs, S3 (s3rver)
 // and GCS (the JSON-API stub) drivers, recordFile() through S3 and through a driver without ranged
@@ -44,7 +45,7 @@ import type { Sent, Served } from './rfc9110-check.ts'
 // plain 200 of the same file, and — for a HEAD or a GET without Range — against its HEAD/GET twin.
 
 /** Per source and header set: 33 properties of 40 runs (plus their examples) keep the file to seconds. */
-const RUNS = 40
+const RUNS = fuzzScale(40)
 const mtime = Date.UTC(2024, 2, 10, 12, 30, 15)
 const cacheControl = 'private, max-age=60'
 const nginxTests = proxyTest('nginx')
