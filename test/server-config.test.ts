@@ -57,9 +57,40 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
     'proxy_hide_header Set-Cookie;',
     'proxy_hide_header x-amz-request-id;',
     'proxy_hide_header x-amz-id-2;',
+    ...interceptLines,
     'proxy_pass http://127.0.0.1:9000/bucket/;',
-    '}'
+    '}',
+    ...errorLocations
   ])
+})
+
+// The origin's errors: nginx's own page instead of the origin's body, mapped as the app maps them when it streams.
+const interceptLines = [
+  'proxy_intercept_errors on;',
+  'error_page 404 410 = @koa_downloads_404;',
+  'error_page 429 503 = @koa_downloads_503;',
+  'error_page 408 504 = @koa_downloads_504;',
+  'error_page 300 301 302 303 305 307 308 = @koa_downloads_502;',
+  'error_page 400 401 402 403 405 406 407 409 411 413 414 = @koa_downloads_502;',
+  'error_page 415 417 421 422 423 424 425 426 428 431 451 = @koa_downloads_502;',
+  'error_page 500 501 502 505 506 507 508 510 511 = @koa_downloads_502;'
+]
+const errorLocations = ['location @koa_downloads_404 { return 404; }', 'location @koa_downloads_503 { return 503; }', 'location @koa_downloads_504 { return 504; }', 'location @koa_downloads_502 { return 502; }']
+
+test('nginx: every 3xx, 4xx and 5xx an origin may send is intercepted, except 304, 412 and 416 (the answers to the client\'s own headers); the named locations come once, and only with an origin location', (t) => {
+  const codes = interceptLines.slice(1).flatMap((line) => line.replace(/^error_page | = .*$/g, '').split(' ').map(Number))
+  const standard = [300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511]
+  t.deepEqual([...codes].sort((a, b) => a - b), standard.filter((code) => code !== 304 && code !== 412 && code !== 416))
+  const both = directives(renderServerConfig('nginx', [
+    nginx({ sourceUrl: 'http://127.0.0.1:9000/a/', destinationUrl: '/_a/' }),
+    nginx({ remote: true, destinationUrl: '/_remote/' }),
+    nginx({ sourceDir: '/srv/x', destinationUrl: '/x/' })
+  ]))
+  t.is(both.filter((line) => line === 'proxy_intercept_errors on;').length, 2)
+  t.deepEqual(both.slice(-4), errorLocations)
+  t.is(both.filter((line) => line.startsWith('location @')).length, 4)
+  const local = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/x', destinationUrl: '/x/' })]))
+  t.false(local.some((line) => line.startsWith('location @') || line.startsWith('error_page') || line.startsWith('proxy_intercept_errors')), 'a local rule needs none')
 })
 
 test('nginx: a remote rule gets the generic location with every required line and its reason', (t) => {
@@ -67,10 +98,10 @@ test('nginx: a remote rule gets the generic location with every required line an
   const lines = directives(text)
   // the regex nested in a ^~ prefix location: no regex location of the server is tried first
   t.deepEqual(lines.slice(0, 3), ['location ^~ /_remote/ {', 'internal;', 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'])
-  t.deepEqual(lines.slice(-3), ['}', 'return 404;', '}'])
+  t.deepEqual(lines.slice(-7, -4), ['}', 'return 404;', '}'])
   for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_hide_header Cache-Control;', 'proxy_hide_header Set-Cookie;',
-    'proxy_pass $rscheme://$rhost/$rpath$is_args$args;']) {
+    'proxy_pass $rscheme://$rhost/$rpath$is_args$args;', ...interceptLines, ...errorLocations]) {
     t.true(lines.includes(line), line)
   }
   t.regex(text, /# SigV4 signs the Host header/)

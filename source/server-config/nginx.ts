@@ -42,6 +42,39 @@ const hiddenOriginHeaders = [
   'proxy_hide_header x-amz-id-2;'
 ]
 
+// An origin's error is not the download. Passed through, its body (for S3 an XML document naming
+// the bucket and the key) reached the client under the app's Content-Type and Content-Disposition,
+// so a browser could save it as the file (measured with nginx 1.22). proxy_intercept_errors hands
+// the statuses listed here to named locations that answer with nginx's own page, mapped as the app
+// maps a storage's or an origin's failure when it streams (storage-error.ts, http-file.ts): missing
+// → 404, throttled or down → 503, timed out → 504, anything else (refused credentials, an expired
+// signature, a redirect to another region) → 502. nginx's own failures to reach the origin take the
+// same pages. 304, 412 and 416 (with its Content-Range) are the origin's answers to the client's
+// conditional and range headers: they pass through.
+const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly number[]]> = [
+  [404, [404, 410]],
+  [503, [429, 503]],
+  [504, [408, 504]],
+  [502, [300, 301, 302, 303, 305, 307, 308]],
+  [502, [400, 401, 402, 403, 405, 406, 407, 409, 411, 413, 414]],
+  [502, [415, 417, 421, 422, 423, 424, 425, 426, 428, 431, 451]],
+  [502, [500, 501, 502, 505, 506, 507, 508, 510, 511]]
+]
+const errorLocation = (status: number): string => `@koa_downloads_${status}`
+const interceptLines = [
+  '# an error of the origin gets nginx\'s own page (the @koa_downloads_ locations), not the origin\'s',
+  '# body (an S3 error names the bucket and the key) under the download\'s type; 304, 412 and 416',
+  '# pass through',
+  'proxy_intercept_errors on;',
+  ...interceptedErrors.map(([status, codes]) => `error_page ${codes.join(' ')} = ${errorLocation(status)};`)
+]
+const errorLocations = [
+  '',
+  '# The pages of the origin locations\' errors (named locations belong to the server block; paste',
+  '# them once per server)',
+  ...[...new Set(interceptedErrors.map(([status]) => status))].map((status) => `location ${errorLocation(status)} { return ${status}; }`)
+]
+
 /**
  * The rule sends `X-Accel-Charset` (by default the charset of the download's type, utf-8 for text):
  * nginx honours it only for a charset it knows, else it logs `unknown charset "utf-8" to override`.
@@ -84,7 +117,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string): string[] {
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
     ...charsetLines(rule),
-    ...[...credentialLines, ...hiddenOriginHeaders].map((line) => '    ' + line),
+    ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
     '}'
@@ -108,7 +141,7 @@ function remoteLocation (rule: ConfigRule): string[] {
     ...charsetLines(rule).map((line) => '    ' + line),
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
-    ...[...credentialLines, ...hiddenOriginHeaders].map((line) => '        ' + line),
+    ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
     '        # proxy_pass with variables resolves at request time: set a resolver for DNS names, e.g.',
     '        # resolver 127.0.0.53 valid=30s;',
     '        proxy_pass $rscheme://$rhost/$rpath$is_args$args;',
@@ -135,6 +168,7 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
     else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule))
     else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl))
   }
+  if (rules.some((rule) => rule.sourceDir === undefined)) lines.push(...errorLocations)
   return lines
 }
 

@@ -95,10 +95,14 @@ nginxTest('nginx: a presigned S3 URL through /_remote/ reaches s3rver intact (it
   t.is(res.headers['content-disposition'], 'attachment; filename="2026 q1 (final).txt"')
 })
 
-nginxTest('nginx: a tampered presigned URL through /_remote/ is refused by s3rver, no bytes sent', async (t) => {
+nginxTest('nginx: a tampered presigned URL through /_remote/ is refused by s3rver, no bytes sent: nginx\'s 502 page, not the storage\'s error', async (t) => {
   const res = await rawRequest(`${proxy?.url ?? ''}/tampered/${encodedKey}`)
-  t.is(res.status, 403)
+  t.is(res.status, 502)
+  // nginx's page (with the charset of the rule's X-Accel-Charset, as the download's text type has one)
+  t.is(res.headers['content-type'], 'text/html; charset=utf-8')
+  t.regex(res.body.toString(), /<title>502 Bad Gateway<\/title>/)
   t.false(res.body.toString().includes(contents))
+  t.false(res.body.toString().includes('Signature'), 'the storage\'s XML stays behind')
 })
 
 test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'s disposition; the storage serves it, with Range', async (t) => {

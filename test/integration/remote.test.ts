@@ -40,6 +40,12 @@ const originHeaders = {
   'Set-Cookie': 'origin=1; Path=/'
 }
 
+/** An origin's error status → what the client gets from nginx (the app's mapping when it streams: storage-error.ts, http-file.ts). */
+const originFailures: ReadonlyArray<readonly [number, number]> = [
+  [400, 502], [401, 502], [403, 502], [404, 404], [405, 502], [409, 502], [410, 404], [429, 503],
+  [500, 502], [501, 502], [502, 502], [503, 503], [504, 504], [301, 502]
+]
+
 interface Running { origin: Origin, s3: S3Server, app: Server, appUrl: string, proxies: Partial<Record<ServerName, RunningProxy>> }
 let running: Running | undefined
 const context = (): Running => {
@@ -62,6 +68,10 @@ test.before(async () => {
     origin.put(`/bucket/${name}`, { bytes: big, headers: originHeaders })
   }
   origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
+  // failing objects: a short text body naming the status, and a cookie (helpers/origin.ts)
+  for (const [status] of originFailures) origin.fail(`/bucket/fail-${status}.bin`, status)
+  origin.redirect('/bucket/fail-301.bin', 'http://other-region.example/bucket/fail-301.bin', 301)
+  origin.put('/bucket/passed-nginx.bin', { bytes: big, headers: originHeaders })
   const s3 = await startS3('signed')
   await s3.put('big.bin', big)
   await s3.put('reports/' + hostileName, hostile)
@@ -207,10 +217,62 @@ nginxTests.test('presigned S3 URL via nginx /_remote/: an encoded key arrives in
   t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
 })
 
-nginxTests.test('presigned S3 URL via nginx /_remote/: a tampered signature → 403 from S3 (the URL is passed as signed)', async (t) => {
+nginxTests.test('presigned S3 URL via nginx /_remote/: a tampered signature → S3 refuses it (the URL is passed as signed), and the client gets a 502 without S3\'s error', async (t) => {
+  const { s3 } = context()
   const response = await fetch(proxy('nginx').url + '/s3/big.bin?tamper=1')
-  await response.arrayBuffer()
-  t.is(response.status, 403)
+  const body = await response.text()
+  t.is(response.status, 502)
+  t.true(body.includes('<title>502 Bad Gateway</title>'), body)
+  t.false(body.includes('Signature') || body.includes(s3.bucket), 'S3\'s XML (its code, the bucket, the string to sign) stays behind')
+})
+
+nginxTests.test('presigned S3 URL via nginx /_remote/: a missing key → 404 with nginx\'s page, not S3\'s NoSuchKey naming the bucket and the key', async (t) => {
+  const { s3 } = context()
+  const response = await fetch(proxy('nginx').url + '/s3/no-such-key.bin')
+  const body = await response.text()
+  t.is(response.status, 404)
+  t.is(response.headers.get('content-type'), 'text/html')
+  t.true(body.includes('<title>404 Not Found</title>'), body)
+  t.false(body.includes('NoSuchKey') || body.includes(s3.bucket) || body.includes('no-such-key'), body)
+  t.deepEqual(s3.log.matching('/no-such-key.bin').map((e) => e.method), ['GET'], 'nginx asked S3, once')
+})
+
+nginxTests.test('remote URL via nginx /_origin/: an origin\'s error status becomes nginx\'s own page, mapped as the app maps it when streaming, without the origin\'s body, type or cookie', async (t) => {
+  const { origin } = context()
+  for (const [status, expected] of originFailures) {
+    const response = await fetch(proxy('nginx').url + `/origin/fail-${status}.bin`, { headers: { 'X-Test-Proxy': 'nginx' }, redirect: 'manual' })
+    const body = await response.text()
+    t.is(response.status, expected, `origin ${status}`)
+    t.is(response.headers.get('content-type'), 'text/html', `origin ${status}: nginx's page, not the download's type`)
+    t.regex(body, new RegExp(`^<html>\\r\\n<head><title>${expected} `), `origin ${status}`)
+    t.false(body.includes('upstream'), `origin ${status}: the origin's body stays behind`)
+    t.is(response.headers.get('set-cookie'), null)
+    t.is(response.headers.get('location'), null)
+    t.is(response.headers.get('x-accel-redirect'), null)
+    t.deepEqual(origin.log.matching(`/bucket/fail-${status}.bin`).map((e) => e.method), ['GET'], `origin ${status}: nginx asked the origin once`)
+  }
+})
+
+nginxTests.test('remote URL via nginx /_origin/: the origin\'s answers to the client\'s conditionals and ranges pass through (206, 304, 412, 416 with Content-Range)', async (t) => {
+  const url = proxy('nginx').url + '/origin/passed-nginx.bin'
+  const headers = { 'X-Test-Proxy': 'nginx' }
+  const full = await fetch(url, { headers })
+  await full.arrayBuffer()
+  const etag = full.headers.get('etag') ?? ''
+  t.is(full.status, 200)
+  const ranged = await fetch(url, { headers: { ...headers, Range: 'bytes=10-19' } })
+  t.is(ranged.status, 206)
+  t.deepEqual(Buffer.from(await ranged.arrayBuffer()), big.subarray(10, 20))
+  const notModified = await fetch(url, { headers: { ...headers, 'If-None-Match': etag } })
+  t.is(notModified.status, 304)
+  t.is(notModified.headers.get('etag'), etag)
+  const failed = await fetch(url, { headers: { ...headers, 'If-Match': '"other"' } })
+  await failed.arrayBuffer()
+  t.is(failed.status, 412)
+  const unsatisfiable = await fetch(url, { headers: { ...headers, Range: `bytes=${big.length}-` } })
+  await unsatisfiable.arrayBuffer()
+  t.is(unsatisfiable.status, 416)
+  t.is(unsatisfiable.headers.get('content-range'), `bytes */${big.length}`)
 })
 
 nginxTests.test('storage remote (flydrive S3 signedFile) via nginx /_remote/: byte-identical, with the app\'s Content-Disposition', async (t) => {
