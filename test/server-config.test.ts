@@ -276,10 +276,21 @@ test('caddy: a sourceUrl rule proxies to the origin without the client credentia
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
   for (const line of ['rewrite * {rp.header.X-Accel-Redirect}?', 'uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
     'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition',
-    // the origin's error statuses are passed on without the download's headers
-    '@koa_downloads_1_failed status 4xx 5xx', 'handle_response @koa_downloads_1_failed {', 'copy_response']) {
+    'header_down -Content-Type', 'header_down -Content-Disposition']) {
     t.true(lines.includes(line), line)
   }
+  // the origin's 412 and 416 are passed on without the download's headers; its other errors become
+  // Caddy's, mapped as the app maps them when streaming (the first matching handle_response wins)
+  const first = lines.indexOf('@koa_downloads_1_conditional status 412 416')
+  const errors = lines.slice(first, lines.indexOf('error 502', first) + 2)
+  t.deepEqual(errors, [
+    '@koa_downloads_1_conditional status 412 416', 'handle_response @koa_downloads_1_conditional {',
+    'header -Content-Type', 'header -Content-Disposition', 'header -Cache-Control', 'copy_response', '}',
+    '@koa_downloads_1_missing status 404 410', 'handle_response @koa_downloads_1_missing {', 'error 404', '}',
+    '@koa_downloads_1_unavailable status 429 503', 'handle_response @koa_downloads_1_unavailable {', 'error 503', '}',
+    '@koa_downloads_1_timeout status 408 504', 'handle_response @koa_downloads_1_timeout {', 'error 504', '}',
+    '@koa_downloads_1_failed status 300 301 302 303 305 307 308 4xx 5xx', 'handle_response @koa_downloads_1_failed {', 'error 502', '}'
+  ])
 })
 
 test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {

@@ -61,16 +61,36 @@ const caddyErrorHandler = [
   '}'
 ]
 
-// An origin's error status (a missing key, an expired signature) is passed on with its own body,
-// not as the download: without the app's copied headers (copy_response keeps the origin's others).
+// An origin's error is not the download. Its answers to the client's own conditional and range
+// headers (412, and 416 with its Content-Range) are passed on as they are, without the app's
+// copied headers. Any other error status becomes an error of Caddy's, mapped as the app maps a
+// failing origin when it streams (storage-error.ts, http-file.ts): missing → 404, throttled or
+// down → 503, timed out → 504, anything else (refused credentials, an expired signature, a
+// redirect to another region) → 502. The site's handle_errors answers it, without the origin's
+// body: copied on, an S3 error (XML naming the bucket and the key) reached the client (measured
+// with Caddy 2.6.2). The first matching handle_response wins.
+const originErrors: ReadonlyArray<readonly [suffix: string, codes: string, status: number]> = [
+  ['missing', '404 410', 404],
+  ['unavailable', '429 503', 503],
+  ['timeout', '408 504', 504],
+  ['failed', '300 301 302 303 305 307 308 4xx 5xx', 502]
+]
 function failedOrigin (matcher: string): string[] {
   return [
-    '\t# an error of the origin is not the download: without the app\'s headers',
-    `\t${matcher}_failed status 4xx 5xx`,
-    `\thandle_response ${matcher}_failed {`,
+    '\t# the origin\'s answers to the client\'s conditionals and ranges: without the app\'s headers',
+    `\t${matcher}_conditional status 412 416`,
+    `\thandle_response ${matcher}_conditional {`,
     ...copied.map((name) => `\t\theader -${name}`),
     '\t\tcopy_response',
-    '\t}'
+    '\t}',
+    '\t# any other error of the origin: Caddy\'s error (handle_errors), not the origin\'s body (an S3',
+    '\t# error names the bucket and the key)',
+    ...originErrors.flatMap(([suffix, codes, status]) => [
+      `\t${matcher}_${suffix} status ${codes}`,
+      `\thandle_response ${matcher}_${suffix} {`,
+      `\t\terror ${status}`,
+      '\t}'
+    ])
   ]
 }
 

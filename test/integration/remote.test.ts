@@ -69,8 +69,10 @@ test.before(async () => {
   }
   origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
   // failing objects: a short text body naming the status, and a cookie (helpers/origin.ts)
-  for (const [status] of originFailures) origin.fail(`/bucket/fail-${status}.bin`, status)
-  origin.redirect('/bucket/fail-301.bin', 'http://other-region.example/bucket/fail-301.bin', 301)
+  for (const server of ['nginx', 'caddy']) {
+    for (const [status] of originFailures) origin.fail(`/bucket/fail-${status}-${server}.bin`, status)
+    origin.redirect(`/bucket/fail-301-${server}.bin`, `http://other-region.example/bucket/fail-301-${server}.bin`, 301)
+  }
   origin.put('/bucket/passed-nginx.bin', { bytes: big, headers: originHeaders })
   const s3 = await startS3('signed')
   await s3.put('big.bin', big)
@@ -237,21 +239,32 @@ nginxTests.test('presigned S3 URL via nginx /_remote/: a missing key → 404 wit
   t.deepEqual(s3.log.matching('/no-such-key.bin').map((e) => e.method), ['GET'], 'nginx asked S3, once')
 })
 
-nginxTests.test('remote URL via nginx /_origin/: an origin\'s error status becomes nginx\'s own page, mapped as the app maps it when streaming, without the origin\'s body, type or cookie', async (t) => {
-  const { origin } = context()
-  for (const [status, expected] of originFailures) {
-    const response = await fetch(proxy('nginx').url + `/origin/fail-${status}.bin`, { headers: { 'X-Test-Proxy': 'nginx' }, redirect: 'manual' })
-    const body = await response.text()
-    t.is(response.status, expected, `origin ${status}`)
-    t.is(response.headers.get('content-type'), 'text/html', `origin ${status}: nginx's page, not the download's type`)
-    t.regex(body, new RegExp(`^<html>\\r\\n<head><title>${expected} `), `origin ${status}`)
-    t.false(body.includes('upstream'), `origin ${status}: the origin's body stays behind`)
-    t.is(response.headers.get('set-cookie'), null)
-    t.is(response.headers.get('location'), null)
-    t.is(response.headers.get('x-accel-redirect'), null)
-    t.deepEqual(origin.log.matching(`/bucket/fail-${status}.bin`).map((e) => e.method), ['GET'], `origin ${status}: nginx asked the origin once`)
-  }
-})
+for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as const) {
+  const page = server === 'nginx' ? 'nginx\'s own page' : 'Caddy\'s handle_errors (an empty body)'
+  tests.test(`remote URL via ${server} /_origin/: an origin's error status becomes ${page}, mapped as the app maps it when streaming, without the origin's body, type or cookie, nor the download's type`, async (t) => {
+    const { origin } = context()
+    for (const [status, expected] of originFailures) {
+      const response = await fetch(proxy(server).url + `/origin/fail-${status}-${server}.bin`, { headers: { 'X-Test-Proxy': server }, redirect: 'manual' })
+      const body = await response.text()
+      t.is(response.status, expected, `origin ${status}`)
+      if (server === 'nginx') {
+        t.is(response.headers.get('content-type'), 'text/html', `origin ${status}: nginx's page, not the download's type`)
+        t.regex(body, new RegExp(`^<html>\\r\\n<head><title>${expected} `), `origin ${status}`)
+      } else {
+        t.is(body, '', `origin ${status}`)
+        t.is(response.headers.get('content-type'), null, `origin ${status}`)
+        // (nginx keeps these two from the app's response, docs/deployment/nginx.md §4)
+        t.is(response.headers.get('content-disposition'), null, `origin ${status}`)
+        t.is(response.headers.get('cache-control'), null, `origin ${status}`)
+      }
+      t.false(body.includes('upstream'), `origin ${status}: the origin's body stays behind`)
+      t.is(response.headers.get('set-cookie'), null)
+      t.is(response.headers.get('location'), null)
+      t.is(response.headers.get('x-accel-redirect'), null)
+      t.deepEqual(origin.log.matching(`/bucket/fail-${status}-${server}.bin`).map((e) => e.method), ['GET'], `origin ${status}: ${server} asked the origin once`)
+    }
+  })
+}
 
 nginxTests.test('remote URL via nginx /_origin/: the origin\'s answers to the client\'s conditionals and ranges pass through (206, 304, 412, 416 with Content-Range)', async (t) => {
   const url = proxy('nginx').url + '/origin/passed-nginx.bin'
