@@ -94,6 +94,19 @@ function failedOrigin (matcher: string): string[] {
   ]
 }
 
+// Caddy's transport waits for an origin without limit by default: an origin that accepted the
+// connection and never answered, or stopped sending mid-body, held the client's request open with
+// nothing sent (measured with Caddy 2.6.2). These are nginx's proxy_read_timeout default: no
+// response headers within 60 s → 504 (handle_errors), no body byte for 60 s → the connection is
+// closed, so the client sees a cut-short transfer, never a complete-looking file.
+const originTimeouts = [
+  '\t# without these Caddy waits for a silent origin without limit (nginx\'s default: 60 s)',
+  '\ttransport http {',
+  '\t\tresponse_header_timeout 60s',
+  '\t\tread_timeout 60s',
+  '\t}'
+]
+
 /**
  * A destination as `uri replace` sees it: it searches the escaped path, which Go writes with
  * `!'()*` escaped (the other characters a destinationUrl may hold stay as they are). Written
@@ -163,6 +176,7 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       '\t\theader_down -Set-Cookie',
       '\t\theader_down -x-amz-request-id',
       '\t\theader_down -x-amz-id-2',
+      ...originTimeouts.map((l) => '\t' + l),
       ...failedOrigin(matcher).map((l) => '\t' + l),
       '\t}'
     )
