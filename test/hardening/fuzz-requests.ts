@@ -121,6 +121,9 @@ export function examples (served: Served): Array<[Sent]> {
         [{ method: 'GET', headers: { range: 'bytes=0-0', 'if-range': `${formatDate(served.lastModified, 0)}, ${formatDate(served.lastModified, 0)}` } }],
         [{ method: 'GET', headers: { range: 'bytes=0-0', 'if-range': `${formatDate(served.lastModified, 0)}x` } }],
         [{ method: 'GET', headers: { range: 'bytes=0-0', 'if-range': `${formatDate(served.lastModified, 0)} "x"` } }],
+        // The same for the other two dates: a lenient parser answers 304 or 412, where the RFC ignores the field.
+        [{ method: 'GET', headers: { 'if-modified-since': `${formatDate(served.lastModified, 0)}, ${formatDate(served.lastModified, 0)}` } }],
+        [{ method: 'GET', headers: { 'if-unmodified-since': `${formatDate(served.lastModified - 86_400_000, 0)}x` } }],
         [{ method: 'GET', headers: { range: 'bytes=0-0', 'if-range': formatDate(served.lastModified, 1) } }],
         [{ method: 'GET', headers: { range: 'bytes=0-0', 'if-range': formatDate(served.lastModified, 2) } }]
       ]
