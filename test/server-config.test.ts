@@ -299,7 +299,16 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   t.true(lines.includes('rewrite * {rp.header.Location}'))
   // Caddy does not decode the Location: a percent-encoded value gets 404, never a sibling file
   // (an error, so that handle_errors drops the download's headers from the 404)
-  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {')), ['@koa_downloads_1_encoded path_regexp %', 'error @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
+  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {')), ['@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`', 'error @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
+})
+
+test('caddy: an internalRedirect sourceUrl rule tests the Location for "%", not the path that uri replace made of it', (t) => {
+  // The sourceUrl's own path may hold escapes: checked after `uri replace` (Caddy runs `error` after
+  // `uri`), a "%" of `/o/%2541/` refused every file
+  const lines = directives(renderServerConfig('caddy', [internalRedirect({ sourceUrl: 'http://127.0.0.1:1/o/%2541/', destinationUrl: '/p/' })]))
+  t.true(lines.includes('uri replace /p/ /o/%2541/ 1'))
+  t.true(lines.includes('@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`'))
+  t.false(lines.some((l) => l.includes('path_regexp')))
 })
 
 test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', (t) => {

@@ -133,13 +133,16 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
   lines.push(`handle_response ${matcher} {`, ...copyHeaders.map((l) => '\t' + l))
   // The CGI convention percent-encodes the Location (RFC 3875 §6.3.2) and Caddy does not decode it:
   // `/private/a%20b.txt` would be served as the file literally named "a%20b.txt" (or fetched from
-  // the origin as that key), another file than the app's "a b.txt". A "%" can only come from such
-  // an encoding (destinationUrl has none), so those values get 404 instead.
+  // the origin as that key), another file than the app's "a b.txt". A "%" in the value's path can
+  // only come from such an encoding (destinationUrl has none), so those values get 404 instead.
+  // The value itself is tested, not the rewritten path: Caddy runs `error` after `uri replace`,
+  // which puts the sourceUrl's path in front, and a "%" of that path (`/o/%2541/`) refused every
+  // file (measured with Caddy 2.6.2). The query (forwardQuery) may hold escapes.
   const encodedRefused = rule.backend === 'internal-redirect'
     ? [
         '\t# Caddy does not percent-decode the Location: an encoded name would be another file, so 404',
         '\t# (an error, not respond: handle_errors then drops the headers copied from the app)',
-        `\t${matcher}_encoded path_regexp %`,
+        `\t${matcher}_encoded expression \`{rp.header.${header}}.matches("^[^?]*%")\``,
         `\terror ${matcher}_encoded 404`
       ]
     : []
