@@ -237,7 +237,8 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
     }
     await rm(prefix, { recursive: true, force: true })
   }
-  const deadline = Date.now() + 10_000
+  // (generous: with two test runs sharing the two cores, the starts slow down)
+  const deadline = Date.now() + 20_000
   while (true) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const output = logs()
@@ -251,7 +252,7 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
     if (Date.now() > deadline) {
       const output = logs()
       await stop()
-      throw new Error(`${server} did not accept connections on ${port} within 10 s:\n${output}`)
+      throw new Error(`${server} did not accept connections on ${port} within 20 s:\n${output}`)
     }
     await sleep(50)
   }
