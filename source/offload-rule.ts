@@ -22,6 +22,13 @@ export interface OffloadTarget {
    * then `offload()` stats the file once and sends them.
    */
   readonly validators: boolean
+  /**
+   * Whether the server answers with the validators the app streams the file with, without being
+   * sent them: nginx for a local file (its ETag is `"<mtime hex>-<size hex>"`, as the app's). Then,
+   * as with `validators`, `offload()` may stream a request that server would misjudge (a malformed
+   * date it reads leniently) without the client seeing another ETag.
+   */
+  readonly sameValidators?: boolean | undefined
   /** Further control headers (nginx `X-Accel-*`), given the final Content-Type of the response. */
   readonly controls?: ((contentType: string) => Readonly<Record<string, string>>) | undefined
 }

@@ -83,17 +83,21 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
       return
     }
-    // An If-Range that is neither one entity-tag nor one HTTP-date cannot match: the whole file is
-    // due. nginx and Apache read the date at the start of `<date>, <date>` or `<date>x` and send the
-    // range (measured, test/hardening/fuzz-offload.test.ts). No client sends such a value: it is
-    // streamed, by the RFC — where the proxy's validators are the app's, so that the client sees
-    // one ETag: Apache and lighttpd get the app's, and nginx computes the same for a local file.
-    // (Go's, in Caddy, differ: Caddy's reading of such values stays, docs/deployment/caddy.md.)
-    const ifRange = ctx.request.headers['if-range']
-    const sameValidators = target.validators === true || (rule.backend === 'nginx' && file.path !== undefined)
-    if (sameValidators && ctx.method === 'GET' && range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) {
-      debug('offload: %s streamed: If-Range %s is not one entity-tag or HTTP-date', JSON.stringify(file.name), JSON.stringify(ifRange))
-      return
+    // Fields the RFC says to ignore, which some servers read: an If-Modified-Since or
+    // If-Unmodified-Since that is not one HTTP-date (ignored, §13.1.3–4), and next to a GET's Range
+    // an If-Range that is neither one entity-tag nor one HTTP-date (it cannot match: the whole file
+    // is due). nginx and Apache read the date at the start of `<date>, <date>` or `<date>x` and
+    // answer 304, 412 or the range (measured, test/hardening/fuzz-offload.test.ts). No client sends
+    // such a field of its own accord: the request is streamed, by the RFC — where the server's
+    // validators are the app's, so that the client sees one ETag either way: Apache and lighttpd
+    // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ;
+    // its reading of `If-Range: "x", "x"` stays, docs/deployment/caddy.md.)
+    if (target.validators || target.sameValidators === true) {
+      const malformed = malformedField(ctx.method, ctx.request.headers)
+      if (malformed !== undefined) {
+        debug('offload: %s streamed: %s is not one HTTP-date%s', JSON.stringify(file.name), malformed, malformed === 'If-Range' ? ' or entity-tag' : '')
+        return
+      }
     }
 
     // Offloading opens nothing, and touches the file only where the answer depends on it: a PathFile
@@ -133,14 +137,6 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
         debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)
         return
       }
-      // Apache's date parser reads the first date of `<date>, <date>` or `<date>x` and answers 304
-      // or 412 by it, where RFC 9110 ignores a field that is not one HTTP-date. No client sends
-      // such a field of its own accord: the request is streamed, by the RFC.
-      const malformed = malformedDateField(ctx.request.headers)
-      if (malformed !== undefined) {
-        debug('offload: %s streamed: %s is not one HTTP-date', JSON.stringify(file.name), malformed)
-        return
-      }
     }
     const presentation = presentationHeaders(download, stat)
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
@@ -165,11 +161,13 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
   }
 }
 
-/** If-Modified-Since or If-Unmodified-Since when it is not one HTTP-date (which the RFC says to ignore). */
-function malformedDateField (headers: Context['request']['headers']): string | undefined {
+/** The first field the RFC says to ignore as malformed: If-Modified-Since, If-Unmodified-Since, If-Range next to a GET's Range. */
+function malformedField (method: string, headers: Context['request']['headers']): string | undefined {
   const modified = headers['if-modified-since']
   if (modified !== undefined && parseHttpDate(modified) === undefined) return 'If-Modified-Since'
   const unmodified = headers['if-unmodified-since']
   if (unmodified !== undefined && parseHttpDate(unmodified) === undefined) return 'If-Unmodified-Since'
+  const ifRange = headers['if-range']
+  if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
   return undefined
 }

@@ -394,6 +394,54 @@ test('sourceUrl: a URL file is offloaded to a fixed origin location, query dropp
   t.is(b.headers['x-accel-redirect'], '/_origin/a%20b/%C3%A9.bin?sig=abc')
 })
 
+test('a malformed If-Modified-Since / If-Unmodified-Since, or If-Range next to a GET\'s Range, is streamed where the server shows the app\'s validators (nginx local files, negotiated X-Accel-Redirect, Apache, lighttpd), and offloaded elsewhere', async (t) => {
+  const date = 'Sun, 10 Mar 2024 12:30:15 GMT'
+  const malformed: Array<Record<string, string>> = [
+    { 'If-Modified-Since': `${date}, ${date}` },
+    { 'If-Unmodified-Since': `${date}x` },
+    { Range: 'bytes=0-0', 'If-Range': `${date}, ${date}` },
+    { Range: 'bytes=0-0', 'If-Range': '"a", "a"' }
+  ]
+  // well-formed ones, and an If-Range without a Range (ignored), are offloaded as usual
+  const wellFormed: Array<Record<string, string>> = [
+    { 'If-Modified-Since': 'Sun, 06 Nov 1994 08:49:37 GMT' },
+    { 'If-Unmodified-Since': 'Sunday, 06-Nov-94 08:49:37 GMT' },
+    { Range: 'bytes=0-0', 'If-Range': 'Sun Nov  6 08:49:37 1994' },
+    { Range: 'bytes=0-0', 'If-Range': '"a"' },
+    { 'If-Range': `${date}, ${date}` }
+  ]
+  const local = new PathFile(`${fixtureRoot}/digits.txt`)
+  // a file known by both path and url, matched by the url: the origin answers, with its own validators
+  const both: DownloadFile = { ...urlFile('https://cdn.example/media/digits.txt', 'digits.txt'), path: `${fixtureRoot}/digits.txt` }
+  const cases: Array<[string, Parameters<typeof downloads>[0], DownloadFile, boolean]> = [
+    ['nginx, local file', { rules: [protectedNginx] }, local, true],
+    ['negotiated X-Accel-Redirect', { rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [fixtureRoot]: '/protected/' } })] }, local, true],
+    ['apache', { rules: [apache({ sourceDir: fixtureRoot, destinationDir: fixtureRoot })] }, local, true],
+    ['lighttpd', { rules: [lighttpd({ sourceDir: fixtureRoot, destinationDir: fixtureRoot })] }, local, true],
+    ['caddy (Go\'s validators are not the app\'s)', { rules: [caddy({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }, local, false],
+    ['nginx, a file matched by its url', { rules: [nginx({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/' })] }, both, false]
+  ]
+  for (const [label, options, file, streams] of cases) {
+    const app = downloadApp((ctx) => { ctx.body = file }, options)
+    for (const headers of malformed) {
+      const res = await request(app.callback()).get('/').set('X-Sendfile-Type', 'X-Accel-Redirect').set(headers)
+      const offloaded = res.headers['x-accel-redirect'] !== undefined || res.headers['x-sendfile'] !== undefined
+      t.is(offloaded, !streams, `${label}: ${JSON.stringify(headers)}`)
+      if (streams) {
+        // streamed as the RFC says: the field is ignored, so the whole file
+        t.is(res.status, 200, `${label}: ${JSON.stringify(headers)}`)
+        t.is(res.headers['content-length'], '1000')
+      }
+    }
+    for (const headers of wellFormed) {
+      const res = await request(app.callback()).get('/').set('X-Sendfile-Type', 'X-Accel-Redirect').set(headers)
+      // (Apache and lighttpd: a failing precondition is answered by the app itself)
+      const offloaded = res.headers['x-accel-redirect'] !== undefined || res.headers['x-sendfile'] !== undefined || res.status === 412
+      t.true(offloaded, `${label}: ${JSON.stringify(headers)}`)
+    }
+  }
+})
+
 test('nginx remote: any http(s) URL through /_remote/, signed query kept, % doubled', async (t) => {
   const app = downloadApp((ctx) => { ctx.body = urlFile('http://127.0.0.1:9000/bucket/k%20x.bin?X-Amz-Signature=a%2Fb') }, { rules: [nginx({ remote: true, destinationUrl: '/_remote/' })] })
   const res = await request(app.callback()).get('/')

@@ -132,7 +132,8 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
         const found = matchSource({ sourceDir: rule.sourceDir }, file)
         if (typeof found === 'string') continue
         const value = encodedPath(rule.destinationUrl, found.segments)
-        if (value !== undefined) return { header, value, validators: false }
+        // nginx serves the local file (X-Accel-Redirect) with the app's own validators
+        if (value !== undefined) return { header, value, validators: false, sameValidators: true }
       }
       return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))}`)
     }

@@ -143,6 +143,7 @@ export function nginx (options: NginxOptions): NginxRule {
     proxyRefusesSymlinks,
     match (file: DownloadFile, _request: OffloadRequest): OffloadTarget | undefined {
       let value: string | undefined
+      let local = false
       if (remote) {
         if (typeof file.url !== 'string') return void logNoMatch(label, file, 'the file has no url')
         if (source.sourceUrl !== undefined) {
@@ -162,8 +163,9 @@ export function nginx (options: NginxOptions): NginxRule {
         value = encodedPath(destinationUrl, found.segments)
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be percent-encoded')
         if (forwardQuery) value += found.search
+        local = found.via === 'path'
       }
-      return { header: 'X-Accel-Redirect', value, validators: false, controls }
+      return { header: 'X-Accel-Redirect', value, validators: false, sameValidators: local, controls }
     }
   })
 }

@@ -73,7 +73,8 @@ const originErrors: ReadonlyArray<readonly [suffix: string, codes: string, statu
   ['missing', '404 410', 404],
   ['unavailable', '429 503', 503],
   ['timeout', '408 504', 504],
-  ['failed', '300 301 302 303 305 307 308 4xx 5xx', 502]
+  // (every 3xx but 304, which passes on: `3xx` would take it)
+  ['failed', `${Array.from({ length: 100 }, (_, i) => 300 + i).filter((code) => code !== 304).join(' ')} 4xx 5xx`, 502]
 ]
 function failedOrigin (matcher: string): string[] {
   return [

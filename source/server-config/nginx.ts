@@ -51,20 +51,23 @@ const hiddenOriginHeaders = [
 // signature, a redirect to another region) → 502. nginx's own failures to reach the origin take the
 // same pages. 304, 412 and 416 (with its Content-Range) are the origin's answers to the client's
 // conditional and range headers: they pass through.
-const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly number[]]> = [
-  [404, [404, 410]],
-  [503, [429, 503]],
-  [504, [408, 504]],
-  [502, [300, 301, 302, 303, 305, 307, 308]],
-  [502, [400, 401, 402, 403, 405, 406, 407, 409, 411, 413, 414]],
-  [502, [415, 417, 421, 422, 423, 424, 425, 426, 428, 431, 451]],
-  [502, [500, 501, 502, 505, 506, 507, 508, 510, 511]]
-]
+/** The origin's statuses nginx passes on: its answers to the client's own conditional and range headers. */
+const passedOn = new Set([304, 412, 416])
+/** Mapped like a failing origin when the app streams; every other intercepted status becomes 502. */
+const mappedErrors = new Map([[404, 404], [410, 404], [429, 503], [503, 503], [408, 504], [504, 504]])
+// Every code error_page takes (300–599, whatever the origin invents: a CDN's 520, a 418), but 499,
+// nginx's own "client closed the request", which error_page refuses (nginx -t: invalid value).
+const interceptedCodes = Array.from({ length: 300 }, (_, i) => 300 + i).filter((code) => !passedOn.has(code) && code !== 499)
+const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly number[]]> = [404, 503, 504, 502].flatMap((status) => {
+  const codes = interceptedCodes.filter((code) => (mappedErrors.get(code) ?? 502) === status)
+  // 20 codes to a line
+  return Array.from({ length: Math.ceil(codes.length / 20) }, (_, i) => [status, codes.slice(i * 20, i * 20 + 20)] as const)
+})
 const errorLocation = (status: number): string => `@koa_downloads_${status}`
 const interceptLines = [
   '# an error of the origin gets nginx\'s own page (the @koa_downloads_ locations), not the origin\'s',
-  '# body (an S3 error names the bucket and the key) under the download\'s type; 304, 412 and 416',
-  '# pass through',
+  '# body (an S3 error names the bucket and the key) under the download\'s type: every status from',
+  '# 300 to 599 but 304, 412 and 416, which pass through (and 499, nginx\'s own)',
   'proxy_intercept_errors on;',
   ...interceptedErrors.map(([status, codes]) => `error_page ${codes.join(' ')} = ${errorLocation(status)};`)
 ]

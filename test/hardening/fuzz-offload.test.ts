@@ -367,13 +367,13 @@ for (const target of targets) {
           const res = await rawRequest(proxy.port, method, path, { ...headers, 'x-fuzz-id': tag })
           // Several ranges of a file at an origin are streamed by the app (offload.ts): the proxy
           // would hand the client the origin's multipart body under the download's own type.
-          // So is a GET with a Range and an If-Range that is not one entity-tag or HTTP-date, where
-          // the proxy's validators are the app's (nginx and Apache read some of those as matching),
-          // and, for Apache and lighttpd, an If-Modified-Since or If-Unmodified-Since that is not one
-          // HTTP-date (Apache reads those too): offload.ts.
+          // So is, where the proxy's validators are the app's (Apache, lighttpd, nginx's local files),
+          // a request with an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, or a
+          // GET with a Range and an If-Range that is neither one entity-tag nor one HTTP-date: nginx
+          // and Apache read some of those as dates (offload.ts).
           const sameValidators = target.appPreconditions === true || (target.label === 'nginx' && path.startsWith('/files/'))
           const streamed = path.startsWith('/origin/') || (path.startsWith('/remote/') && method === 'GET' && (headers.range ?? '').includes(',')) ||
-            (sameValidators && malformedIfRange(method, headers)) || (target.appPreconditions === true && malformedDate(headers))
+            (sameValidators && (malformedIfRange(method, headers) || malformedDate(headers)))
           // Apache and lighttpd: a 304 or 412 may come from the app, which evaluates the
           // preconditions first, or from the server (an empty If-Match, which the app ignores);
           // anything else must have been offloaded.

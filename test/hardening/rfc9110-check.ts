@@ -33,8 +33,10 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   const has = (name: string): boolean => sent.headers[name] !== undefined
   const size = file.bytes.length
   const allowed = new Set([200])
-  if (has('if-none-match') || has('if-modified-since')) allowed.add(304)
-  if (has('if-match') || has('if-unmodified-since')) allowed.add(412)
+  // A date field that is not one HTTP-date is ignored (§13.1.3, §13.1.4): it cannot cause a 304 or 412.
+  const validDate = (name: string): boolean => sent.headers[name] !== undefined && parseDate(sent.headers[name] ?? '') !== undefined
+  if (has('if-none-match') || validDate('if-modified-since')) allowed.add(304)
+  if (has('if-match') || validDate('if-unmodified-since')) allowed.add(412)
   const rangeable = file.ranges !== false && file.sized !== false
   if (sent.method === 'GET' && has('range') && rangeable) { allowed.add(206); allowed.add(416) }
   if (!allowed.has(res.status)) problems.push(`status ${res.status} is not one of ${[...allowed].join(', ')} for this request`)

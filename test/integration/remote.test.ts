@@ -43,7 +43,9 @@ const originHeaders = {
 /** An origin's error status → what the client gets from nginx (the app's mapping when it streams: storage-error.ts, http-file.ts). */
 const originFailures: ReadonlyArray<readonly [number, number]> = [
   [400, 502], [401, 502], [403, 502], [404, 404], [405, 502], [409, 502], [410, 404], [429, 503],
-  [500, 502], [501, 502], [502, 502], [503, 503], [504, 504], [301, 502]
+  [500, 502], [501, 502], [502, 502], [503, 503], [504, 504], [301, 502],
+  // codes outside the usual lists: an unassigned 3xx, a 418, a CDN's own 520 (found by review: nginx passed them on)
+  [306, 502], [418, 502], [520, 502], [599, 502]
 ]
 
 interface Running { origin: Origin, s3: S3Server, app: Server, appUrl: string, proxies: Partial<Record<ServerName, RunningProxy>> }
