@@ -45,7 +45,7 @@ const hiddenOriginHeaders = [
 // An origin's error is not the download. Passed through, its body (for S3 an XML document naming
 // the bucket and the key) reached the client under the app's Content-Type and Content-Disposition,
 // so a browser could save it as the file (measured with nginx 1.22). proxy_intercept_errors hands
-// the statuses listed here to named locations that answer with nginx's own page, mapped as the app
+// the statuses below to named locations that answer with nginx's own page, mapped as the app
 // maps a storage's or an origin's failure when it streams (storage-error.ts, http-file.ts): missing
 // → 404, throttled or down → 503, timed out → 504, anything else (refused credentials, an expired
 // signature, a redirect to another region) → 502. nginx's own failures to reach the origin take the
@@ -73,8 +73,7 @@ const interceptLines = [
 ]
 const errorLocations = [
   '',
-  '# The pages of the origin locations\' errors (named locations belong to the server block; paste',
-  '# them once per server)',
+  '# The pages of the origin locations\' errors (named locations belong to the server block)',
   ...[...new Set(interceptedErrors.map(([status]) => status))].map((status) => `location ${errorLocation(status)} { return ${status}; }`)
 ]
 
