@@ -90,8 +90,8 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
     // answer 304, 412 or the range (measured, test/hardening/fuzz-offload.test.ts). No client sends
     // such a field of its own accord: the request is streamed, by the RFC — where the server's
     // validators are the app's, so that the client sees one ETag either way: Apache and lighttpd
-    // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ;
-    // its reading of `If-Range: "x", "x"` stays, docs/deployment/caddy.md.)
+    // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ:
+    // the generated Caddy block drops the Range next to such an If-Range itself.)
     if (target.validators || target.sameValidators === true) {
       const malformed = malformedField(ctx.method, ctx.request.headers)
       if (malformed !== undefined) {

@@ -259,9 +259,22 @@ test('caddy: a backslash stays literal (only \\" is an escape); one before a quo
   t.throws(() => root('/srv/`x\\'), { instanceOf: TypeError, message: /no Caddyfile token can express/ })
 })
 
+test('caddy: the If-Range pattern (a Caddyfile string, RE2) takes one entity-tag or one HTTP-date in its three forms, and nothing else', (t) => {
+  const line = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })])).find((l) => l.startsWith('not header_regexp If-Range ')) ?? ''
+  const pattern = new RegExp(JSON.parse(line.slice('not header_regexp If-Range '.length)) as string)
+  for (const valid of ['"abc"', 'W/"abc"', '""', 'Sun, 10 Mar 2024 12:30:15 GMT', 'Sunday, 10-Mar-24 12:30:15 GMT', 'Sun Mar 10 12:30:15 2024', 'Sun Mar  1 12:30:15 2024']) {
+    t.true(pattern.test(valid), valid)
+  }
+  for (const malformed of ['"a", "a"', '"a" x', '"a",', 'Sun, 10 Mar 2024 12:30:15 GMT, Sun, 10 Mar 2024 12:30:15 GMT', 'Sun, 10 Mar 2024 12:30:15 GMTx', 'abc', '*', 'W/abc']) {
+    t.false(pattern.test(malformed), malformed)
+  }
+  t.false(directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })])).some((l) => l.includes('If-Range')), 'an origin judges its own If-Range')
+})
+
 test('caddy: a sourceDir rule becomes a handle_response rooted at the directory with strip_prefix', (t) => {
   const text = renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/', header: 'X-Offload' })], { upstream: '127.0.0.1:4000' })
-  t.deepEqual(directives(text), [
+  const lines = directives(text)
+  t.deepEqual(lines, [
     'reverse_proxy 127.0.0.1:4000 {',
     '@koa_downloads_1 header X-Offload "/protected/*"',
     'handle_response @koa_downloads_1 {',
@@ -271,6 +284,12 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'root * /srv/files',
     'rewrite * {rp.header.X-Offload}',
     'uri strip_prefix /protected',
+    // a malformed If-Range: the Range is dropped (Go would read the first tag of a list)
+    '@koa_downloads_1_if_range {',
+    'header If-Range *',
+    lines.find((l) => l.startsWith('not header_regexp If-Range "')) ?? 'not header_regexp If-Range',
+    '}',
+    'request_header @koa_downloads_1_if_range -Range',
     'file_server',
     '}',
     '}',
@@ -311,7 +330,10 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   t.true(lines.includes('rewrite * {rp.header.Location}'))
   // Caddy does not decode the Location: a percent-encoded value gets 404, never a sibling file
   // (an error, so that handle_errors drops the download's headers from the 404)
-  t.deepEqual(lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {')), ['@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`', 'error @koa_downloads_1_encoded 404', 'file_server', '}', '}'])
+  const block = lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {'))
+  t.deepEqual(block.slice(0, 2), ['@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`', 'error @koa_downloads_1_encoded 404'])
+  // (then the malformed If-Range lines of every sourceDir block)
+  t.deepEqual(block.slice(-4), ['request_header @koa_downloads_1_if_range -Range', 'file_server', '}', '}'])
 })
 
 test('caddy: an internalRedirect sourceUrl rule tests the Location for "%", not the path that uri replace made of it', (t) => {

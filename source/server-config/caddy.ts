@@ -108,6 +108,29 @@ const originTimeouts = [
   '\t}'
 ]
 
+// Go's ServeContent (file_server) reads the first entity-tag of an If-Range such as `"x", "x"` or
+// `"x" junk` and sends the range, where RFC 9110 sends the whole file: a value that is neither one
+// entity-tag nor one HTTP-date cannot match (measured with Caddy 2.6.2). The app cannot stream such
+// requests instead (Go's ETag is not the app's), so the block drops their Range: file_server then
+// sends the whole file, as the RFC says.
+const IF_RANGE_VALID = [
+  '^(W/)?\\"[^\\"]*\\"$',
+  '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$',
+  '^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [0-9]{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$',
+  '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$'
+].join('|')
+function malformedIfRange (matcher: string): string[] {
+  return [
+    '\t# an If-Range that is neither one entity-tag nor one HTTP-date cannot match: the whole file (Go',
+    '\t# would read the first tag of `"x", "x"` and send the range)',
+    `\t${matcher}_if_range {`,
+    '\t\theader If-Range *',
+    `\t\tnot header_regexp If-Range "${IF_RANGE_VALID}"`,
+    '\t}',
+    `\trequest_header ${matcher}_if_range -Range`
+  ]
+}
+
 /**
  * A destination as `uri replace` sees it: it searches the escaped path, which Go writes with
  * `!'()*` escaped (the other characters a destinationUrl may hold stay as they are). Written
@@ -154,6 +177,7 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       `\trewrite * {rp.header.${header}}`,
       `\turi strip_prefix ${caddyString(withoutSlash(destination), 'destinationUrl')}`,
       ...encodedRefused,
+      ...malformedIfRange(matcher),
       '\tfile_server'
     )
   } else if (rule.sourceUrl !== undefined) {

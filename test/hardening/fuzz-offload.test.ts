@@ -294,14 +294,6 @@ const deviations: Deviation[] = [
       Number(/bytes (\d+)-(-?\d+)\//.exec(problem)?.[2]) === Number(/bytes (\d+)-(-?\d+)\//.exec(problem)?.[1]) - 1
   },
   {
-    // Go's http.ServeContent reads the first entity-tag of If-Range and ignores the rest. (The app
-    // cannot stream such requests instead: Go's ETag is not the app's, so the client would see two.)
-    where: 'docs/deployment/caddy.md: an If-Range that starts with the current ETag',
-    servers: ['caddy'],
-    covers: (problem, sent, res, served) => res.status === 206 && served.etag !== undefined && !served.etag.startsWith('W/') &&
-      (sent.headers['if-range'] ?? '').startsWith(served.etag) && problem.startsWith('206 although If-Range ')
-  },
-  {
     where: 'docs/deployment/apache.md: HEAD of an empty file',
     servers: ['apache'],
     covers: (problem, sent, res, served) => sent.method === 'HEAD' && served.bytes.length === 0 && res.headers['content-length'] === undefined &&

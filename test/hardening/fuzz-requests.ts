@@ -136,6 +136,9 @@ export function examples (served: Served): Array<[Sent]> {
     [{ method: 'GET', headers: { 'if-none-match': '*' } }],
     [{ method: 'HEAD', headers: { 'if-match': '"other"' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': etag.startsWith('W/') ? etag : `W/${etag}` } }],
+    // not one entity-tag, but starting with the current one: Go read the first and sent the range
+    [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': `${etag}, ${etag}` } }],
+    [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': `${etag} x` } }],
     ...dated
   ]
 }
