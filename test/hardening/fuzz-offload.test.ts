@@ -387,7 +387,13 @@ for (const target of targets) {
               if (res.body.length !== 0) problems.push('a body on a HEAD')
               // (a GET may chunk what the HEAD announces with no framing at all)
               const boundaryless = (r: RawResponse): string[] => stableHeaders(r).filter((line) => !line.startsWith('transfer-encoding:')).map((line) => line.replace(/boundary=\S+/, 'boundary=…'))
-              if (get.status !== res.status || boundaryless(res).join('\n') !== boundaryless(get).join('\n')) problems.push(`HEAD with Range differs from its GET:\nHEAD ${res.status} ${stableHeaders(res).join(' | ')}\nGET  ${get.status} ${stableHeaders(get).join(' | ')}`)
+              // Except where the app streams the GET (a malformed If-Range, which nginx reads as a
+              // date) and nginx answers the HEAD: the GET is then the whole file, as the RFC says, and
+              // the HEAD nginx's range (docs/deployment/nginx.md, "HEAD with a Range").
+              const streamedGet = target.server === 'nginx' && path.startsWith('/files/') && malformedIfRange('GET', sent.headers)
+              if (streamedGet) {
+                if (get.status === 206) problems.push('the GET with a malformed If-Range got the range')
+              } else if (get.status !== res.status || boundaryless(res).join('\n') !== boundaryless(get).join('\n')) problems.push(`HEAD with Range differs from its GET:\nHEAD ${res.status} ${stableHeaders(res).join(' | ')}\nGET  ${get.status} ${stableHeaders(get).join(' | ')}`)
             } else {
               problems = untolerated(target, [...checkResponse(sent, res, served), ...offloadProblems(path, sent, res, served)], sent, res, served)
             }
