@@ -54,6 +54,13 @@ interface Target {
   appPreconditions?: true
 }
 
+/** A name every offload header must carry encoded or raw (space, `#`, `;`, `+`, `,`, `'`, parentheses). */
+const oddName = "a b#;+,'(x).bin"
+const bytes: Record<string, Buffer> = { 'data.bin': randomBytes(1000), 'empty.txt': Buffer.alloc(0), [oddName]: randomBytes(700) }
+/** The file name of a client path (its last segment, decoded). */
+const nameOf = (path: string): string => decodeURIComponent(path.split('/').at(-1) ?? '')
+const oddPath = `/files/${encodeURIComponent(oddName)}`
+
 /** Files no rule covers: streamed by Node through the proxy, which must leave the answer as it is. */
 const streamedPaths = ['/origin/data.bin', '/origin/empty.txt']
 
@@ -66,14 +73,14 @@ const targets: Target[] = [
       nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
       nginx({ sourceUrl: origin, destinationUrl: '/_origin/' })
     ],
-    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin', ...streamedPaths]
+    paths: ['/files/data.bin', '/files/empty.txt', oddPath, '/remote/data.bin', ...streamedPaths]
   },
   {
     label: 'apache',
     server: 'apache',
     offloadHeader: 'x-sendfile',
     rules: (dir) => [apache({ sourceDir: dir, destinationDir: dir })],
-    paths: ['/files/data.bin', '/files/empty.txt', ...streamedPaths],
+    paths: ['/files/data.bin', '/files/empty.txt', oddPath, ...streamedPaths],
     appPreconditions: true
   },
   {
@@ -81,7 +88,7 @@ const targets: Target[] = [
     server: 'lighttpd',
     offloadHeader: 'x-sendfile',
     rules: (dir) => [lighttpd({ sourceDir: dir, destinationDir: dir })],
-    paths: ['/files/data.bin', '/files/empty.txt', ...streamedPaths],
+    paths: ['/files/data.bin', '/files/empty.txt', oddPath, ...streamedPaths],
     appPreconditions: true
   },
   {
@@ -92,7 +99,7 @@ const targets: Target[] = [
       caddy({ sourceDir: dir, destinationUrl: '/protected/' }),
       caddy({ sourceUrl: origin, destinationUrl: '/_origin/' })
     ],
-    paths: ['/files/data.bin', '/files/empty.txt', '/remote/data.bin', ...streamedPaths]
+    paths: ['/files/data.bin', '/files/empty.txt', oddPath, '/remote/data.bin', ...streamedPaths]
   },
   {
     label: 'internalRedirect via caddy',
@@ -129,7 +136,6 @@ interface Running {
   stop: () => Promise<void>
 }
 
-const bytes: Record<string, Buffer> = { 'data.bin': randomBytes(1000), 'empty.txt': Buffer.alloc(0) }
 
 async function start (target: Target): Promise<Running> {
   const root = await mkdtemp(join(tmpdir(), 'kd-fuzz-offload-'))
@@ -158,7 +164,8 @@ async function start (target: Target): Promise<Running> {
   })
   app.use(downloads({ rules }))
   app.use((ctx) => {
-    const name = ctx.path.split('/').at(-1) ?? ''
+    let name: string
+    try { name = nameOf(ctx.path) } catch { return }
     if (!(name in bytes)) return
     if (ctx.path.startsWith('/files/')) ctx.body = download(new PathFile(name, { root: protectedDir }), { cacheControl: CACHE_CONTROL })
     else if (ctx.path.startsWith('/origin/')) ctx.body = download(new PathFile(name, { root: originDir }), { cacheControl: CACHE_CONTROL })
@@ -176,7 +183,7 @@ async function start (target: Target): Promise<Running> {
   const served = new Map<string, Served>()
   for (const path of target.paths) {
     const res = await rawRequest(proxy.port, 'GET', path)
-    const file = bytes[path.split('/').at(-1) ?? ''] as Buffer
+    const file = bytes[nameOf(path)] as Buffer
     if (res.status !== 200 || !res.body.equals(file)) throw new Error(`${target.label}: a plain GET ${path} → ${res.status}\n${res.head}\n${proxy.logs()}`)
     const lastModified = res.headers['last-modified']
     served.set(path, { bytes: file, etag: res.headers.etag, lastModified: lastModified === undefined ? undefined : Date.parse(lastModified) })
@@ -205,7 +212,7 @@ function stableHeaders (res: RawResponse): string[] {
 function offloadProblems (path: string, sent: Sent, res: RawResponse, served: Served): string[] {
   const problems: string[] = []
   for (const [name] of res.all) if (offloadHeaders.includes(name)) problems.push(`the offload header ${name} reached the client`)
-  const name = path.split('/').at(-1) ?? ''
+  const name = nameOf(path)
   const dispositions = res.all.filter(([n]) => n === 'content-disposition').map(([, v]) => v)
   if (res.status === 200 || res.status === 206) {
     if (dispositions.length !== 1 || dispositions[0] !== `attachment; filename="${name}"`) problems.push(`${res.status} with Content-Disposition ${JSON.stringify(dispositions)}`)
