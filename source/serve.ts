@@ -54,12 +54,13 @@ export interface ResolvedServeOptions {
   chosen: PlanOptions
 }
 
-const MARK = Symbol.for('koa-downloads.serve')
+// The plan options of the innermost serve() still on this request's way back (undefined when none
+// is): set while its downstream runs, then restored to the outer one's.
 const PLAN = Symbol.for('koa-downloads.serve-plan')
 
 /** True when a serve() middleware is on this request's way back (sendfile() then leaves the body to it). */
 export function isServed (ctx: Context): boolean {
-  return ((ctx as unknown as Record<symbol, number | undefined>)[MARK] ?? 0) > 0
+  return servedPlan(ctx) !== undefined
 }
 
 /**
@@ -82,16 +83,15 @@ export function serve (options: ServeOptions = {}): Middleware {
 /** serve() with options already checked (downloads() checks them under its own name). */
 export function serveWith (resolved: ResolvedServeOptions): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
-    // How many serve() steps are still on this request's way back: a sendfile() called by a
-    // middleware above them all (an SPA fallback, an error page) must stream the file itself.
-    const marks = ctx as unknown as Record<symbol, number | PlanOptions | undefined>
-    marks[MARK] = (marks[MARK] as number | undefined ?? 0) + 1
+    // This serve() is on the request's way back while its downstream runs: offload() judges with its
+    // plan options, and a sendfile() called by a middleware above every serve() (an SPA fallback,
+    // an error page) finds none and streams the file itself.
+    const marks = ctx as unknown as Record<symbol, PlanOptions | undefined>
     const outer = marks[PLAN]
     marks[PLAN] = resolved.plan
     try {
       await next()
     } finally {
-      marks[MARK] = (marks[MARK] as number | undefined ?? 1) - 1
       marks[PLAN] = outer
     }
     const body = ctx.body

@@ -1,4 +1,4 @@
-import { describeRule, destinationDirs, parseHostPort, safeQuote, shellWord, withoutSlash } from './shared.ts'
+import { describeRule, destinationDirs, parseHostPort, safeQuote, shellWord, validIfRangePattern, withoutSlash } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
 // Apache expands `${NAME}` in every configuration line (Define'd or environment variables; an
@@ -9,17 +9,8 @@ function apacheString (value: string, what: string): string {
   return safeQuote(value, what)
 }
 
-const DAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
-const LONG_DAY = '(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
-const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
-const TIME = '[0-9]{2}:[0-9]{2}:[0-9]{2}'
-/** An entity-tag, or an HTTP-date in one of its three forms (RFC 9110 §8.8.3, §5.6.7), and nothing else. */
-const IF_RANGE_VALID = [
-  '^(W/)?\\x22[^\\x22]*\\x22$',
-  `^${DAY}, [0-9]{2} ${MONTH} [0-9]{4} ${TIME} GMT$`,
-  `^${LONG_DAY}, [0-9]{2}-${MONTH}-[0-9]{2} ${TIME} GMT$`,
-  `^${DAY} ${MONTH} [ 0-9][0-9] ${TIME} [0-9]{4}$`
-].join('|')
+// An entity-tag or an HTTP-date, and nothing else (a double quote is \x22 in an Apache string).
+const IF_RANGE_VALID = validIfRangePattern('\\x22')
 
 export function apacheDirectives (rules: readonly ConfigRule[]): string[] {
   return [

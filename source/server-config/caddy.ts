@@ -1,5 +1,6 @@
 import {
-  assertConfigSafe, describeRule, parseHostPort, shellWord, splitSourceUrl, withSlash, withoutSlash
+  assertConfigSafe, describeRule, ORIGIN_ERROR_STATUSES, ORIGIN_STATUSES_PASSED_ON, parseHostPort, shellWord, splitSourceUrl,
+  validIfRangePattern, withSlash, withoutSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
@@ -64,17 +65,14 @@ const caddyErrorHandler = [
 // An origin's error is not the download. Its answers to the client's own conditional and range
 // headers (412, and 416 with its Content-Range) are passed on as they are, without the app's
 // copied headers. Any other error status becomes an error of Caddy's, mapped as the app maps a
-// failing origin when it streams (storage-error.ts, http-file.ts): missing → 404, throttled or
-// down → 503, timed out → 504, anything else (refused credentials, an expired signature, a
-// redirect to another region) → 502. The site's handle_errors answers it, without the origin's
+// failing origin when it streams (ORIGIN_ERROR_STATUSES, as nginx's pages; anything else, such as
+// refused credentials, an expired signature or a redirect to another region, → 502). The site's handle_errors answers it, without the origin's
 // body: copied on, an S3 error (XML naming the bucket and the key) reached the client (measured
 // with Caddy 2.6.2). The first matching handle_response wins.
 const originErrors: ReadonlyArray<readonly [suffix: string, codes: string, status: number]> = [
-  ['missing', '404 410', 404],
-  ['unavailable', '429 503', 503],
-  ['timeout', '408 504', 504],
-  // (every 3xx but 304, which passes on: `3xx` would take it)
-  ['failed', `${Array.from({ length: 100 }, (_, i) => 300 + i).filter((code) => code !== 304).join(' ')} 4xx 5xx`, 502]
+  ...ORIGIN_ERROR_STATUSES.map(({ name, status, codes }) => [name, codes.join(' '), status] as const),
+  // every other 3xx (but 304, passed on: `3xx` would take it), 4xx and 5xx; 412 and 416 are taken first
+  ['failed', `${Array.from({ length: 100 }, (_, i) => 300 + i).filter((code) => !ORIGIN_STATUSES_PASSED_ON.includes(code)).join(' ')} 4xx 5xx`, 502]
 ]
 function failedOrigin (matcher: string): string[] {
   return [
@@ -113,12 +111,7 @@ const originTimeouts = [
 // entity-tag nor one HTTP-date cannot match (measured with Caddy 2.6.2). The app cannot stream such
 // requests instead (Go's ETag is not the app's), so the block drops their Range: file_server then
 // sends the whole file, as the RFC says.
-const IF_RANGE_VALID = [
-  '^(W/)?\\"[^\\"]*\\"$',
-  '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$',
-  '^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [0-9]{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$',
-  '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$'
-].join('|')
+const IF_RANGE_VALID = validIfRangePattern('\\"')
 function malformedIfRange (matcher: string): string[] {
   return [
     '\t# an If-Range that is neither one entity-tag nor one HTTP-date cannot match: the whole file (Go',

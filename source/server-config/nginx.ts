@@ -1,5 +1,6 @@
 import {
-  assertConfigSafe, describeRule, isRemoteRule, parseHostPort, quote, shellWord, splitSourceUrl, withSlash
+  assertConfigSafe, describeRule, isRemoteRule, ORIGIN_ERROR_STATUSES, ORIGIN_STATUSES_PASSED_ON, parseHostPort, quote, shellWord,
+  splitSourceUrl, withSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
@@ -46,21 +47,17 @@ const hiddenOriginHeaders = [
 // the bucket and the key) reached the client under the app's Content-Type and Content-Disposition,
 // so a browser could save it as the file (measured with nginx 1.22). proxy_intercept_errors hands
 // the statuses below to named locations that answer with nginx's own page, mapped as the app
-// maps a storage's or an origin's failure when it streams (storage-error.ts, http-file.ts): missing
-// → 404, throttled or down → 503, timed out → 504, anything else (refused credentials, an expired
-// signature, a redirect to another region) → 502. nginx's own failures to reach the origin take the
-// same pages. 304, 412 and 416 (with its Content-Range) are the origin's answers to the client's
-// conditional and range headers: they pass through.
-/** The origin's statuses nginx passes on: its answers to the client's own conditional and range headers. */
-const passedOn = new Set([304, 412, 416])
-/** Mapped like a failing origin when the app streams; every other intercepted status becomes 502. */
-const mappedErrors = new Map([[404, 404], [410, 404], [429, 503], [503, 503], [408, 504], [504, 504]])
-// Every code error_page takes (300–599, whatever the origin invents: a CDN's 520, a 418), but 499,
-// nginx's own "client closed the request", which error_page refuses (nginx -t: invalid value).
-const interceptedCodes = Array.from({ length: 300 }, (_, i) => 300 + i).filter((code) => !passedOn.has(code) && code !== 499)
-const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly number[]]> = [404, 503, 504, 502].flatMap((status) => {
-  const codes = interceptedCodes.filter((code) => (mappedErrors.get(code) ?? 502) === status)
-  // 20 codes to a line
+// maps a failing origin when it streams (ORIGIN_ERROR_STATUSES; anything else, such as refused
+// credentials, an expired signature or a redirect to another region, → 502). nginx's own failures
+// to reach the origin take the same pages. 304, 412 and 416 (with its Content-Range) are the
+// origin's answers to the client's conditional and range headers: they pass through.
+// Every code error_page takes (300–599, whatever the origin invents: a CDN's 520, a 418) but those
+// passed on, and 499, nginx's own "client closed the request", which error_page refuses (nginx -t:
+// invalid value). 20 codes to a line.
+const interceptedCodes = Array.from({ length: 300 }, (_, i) => 300 + i).filter((code) => !ORIGIN_STATUSES_PASSED_ON.includes(code) && code !== 499)
+const statusOf = (code: number): number => ORIGIN_ERROR_STATUSES.find(({ codes }) => codes.includes(code))?.status ?? 502
+const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly number[]]> = [...ORIGIN_ERROR_STATUSES.map(({ status }) => status), 502].flatMap((status) => {
+  const codes = interceptedCodes.filter((code) => statusOf(code) === status)
   return Array.from({ length: Math.ceil(codes.length / 20) }, (_, i) => [status, codes.slice(i * 20, i * 20 + 20)] as const)
 })
 const errorLocation = (status: number): string => `@koa_downloads_${status}`

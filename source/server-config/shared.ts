@@ -122,3 +122,35 @@ export function splitSourceUrl (sourceUrl: string): { origin: string, host: stri
 export function isRemoteRule (rule: ConfigRule): boolean {
   return rule.remote === true
 }
+
+/**
+ * A regular expression (PCRE for Apache, RE2 for Caddy) that takes one entity-tag or one HTTP-date
+ * in any of its three forms (RFC 9110 §8.8.3, §5.6.7) and nothing else: the If-Range values that can
+ * match. `dquote` is how the server's config string writes a double quote inside the pattern.
+ */
+export function validIfRangePattern (dquote: string): string {
+  const day = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+  const longDay = '(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+  const month = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+  const time = '[0-9]{2}:[0-9]{2}:[0-9]{2}'
+  return [
+    `^(W/)?${dquote}[^${dquote}]*${dquote}$`,
+    `^${day}, [0-9]{2} ${month} [0-9]{4} ${time} GMT$`,
+    `^${longDay}, [0-9]{2}-${month}-[0-9]{2} ${time} GMT$`,
+    `^${day} ${month} [ 0-9][0-9] ${time} [0-9]{4}$`
+  ].join('|')
+}
+
+/**
+ * An origin's error status → the status the proxy answers with, as the app maps a failing origin
+ * when it streams (adapters: storage-error.ts, http-file.ts): missing → 404, throttled or down → 503,
+ * timed out → 504. Any other status from 300 to 599 becomes 502, but those in
+ * `ORIGIN_STATUSES_PASSED_ON`: the origin's answers to the client's own conditional and range
+ * headers.
+ */
+export const ORIGIN_ERROR_STATUSES: ReadonlyArray<{ readonly name: string, readonly status: number, readonly codes: readonly number[] }> = [
+  { name: 'missing', status: 404, codes: [404, 410] },
+  { name: 'unavailable', status: 503, codes: [429, 503] },
+  { name: 'timeout', status: 504, codes: [408, 504] }
+]
+export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]

@@ -112,6 +112,9 @@ const targets: Target[] = [
 
 const notDate = (value: string | undefined): boolean => value !== undefined && parseDate(value) === undefined
 
+/** Whether the proxy answers `path` with the app's own validators: Apache and lighttpd (sent them), nginx for a local file (offload.ts). */
+const sharesValidators = (target: Target, path: string): boolean => target.appPreconditions === true || (target.label === 'nginx' && path.startsWith('/files/'))
+
 /** Whether If-Modified-Since or If-Unmodified-Since is not one HTTP-date. */
 function malformedDate (headers: Record<string, string>): boolean {
   return notDate(headers['if-modified-since']) || notDate(headers['if-unmodified-since'])
@@ -370,9 +373,8 @@ for (const target of targets) {
           // a request with an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, or a
           // GET with a Range and an If-Range that is neither one entity-tag nor one HTTP-date: nginx
           // and Apache read some of those as dates (offload.ts).
-          const sameValidators = target.appPreconditions === true || (target.label === 'nginx' && path.startsWith('/files/'))
           const streamed = path.startsWith('/origin/') || (path.startsWith('/remote/') && method === 'GET' && (headers.range ?? '').includes(',')) ||
-            (sameValidators && (malformedIfRange(method, headers) || malformedDate(headers)))
+            (sharesValidators(target, path) && (malformedIfRange(method, headers) || malformedDate(headers)))
           // Apache and lighttpd: a 304 or 412 may come from the app, which evaluates the
           // preconditions first, or from the server (an empty If-Match, which the app ignores);
           // anything else must have been offloaded.
@@ -397,7 +399,7 @@ for (const target of targets) {
               // Except where the app streams the GET (a malformed If-Range, which nginx reads as a
               // date) and nginx answers the HEAD: the GET is then the whole file, as the RFC says, and
               // the HEAD nginx's range (docs/deployment/nginx.md, "HEAD with a Range").
-              const streamedGet = target.server === 'nginx' && path.startsWith('/files/') && malformedIfRange('GET', sent.headers)
+              const streamedGet = target.server === 'nginx' && sharesValidators(target, path) && malformedIfRange('GET', sent.headers)
               if (streamedGet) {
                 if (get.status === 206) problems.push('the GET with a malformed If-Range got the range')
               } else if (get.status !== res.status || boundaryless(res).join('\n') !== boundaryless(get).join('\n')) problems.push(`HEAD with Range differs from its GET:\nHEAD ${res.status} ${stableHeaders(res).join(' | ')}\nGET  ${get.status} ${stableHeaders(get).join(' | ')}`)

@@ -200,6 +200,9 @@ function generateWithCli (server: ServerName, rules: readonly ConfigRule[], pref
   return result.stdout
 }
 
+/** How long a proxy may take to accept connections (generous: with two test runs sharing the two cores, starts slow down). */
+const START_SECONDS = 20
+
 async function startOnce (server: ServerName, { rules, appPort, configFor }: StartProxyOptions): Promise<RunningProxy> {
   const prefix = await mkdtemp(join(tmpdir(), `kd-${server}-`))
   const port = await freePort()
@@ -237,8 +240,7 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
     }
     await rm(prefix, { recursive: true, force: true })
   }
-  // (generous: with two test runs sharing the two cores, the starts slow down)
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + START_SECONDS * 1000
   while (true) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const output = logs()
@@ -252,7 +254,7 @@ async function startOnce (server: ServerName, { rules, appPort, configFor }: Sta
     if (Date.now() > deadline) {
       const output = logs()
       await stop()
-      throw new Error(`${server} did not accept connections on ${port} within 20 s:\n${output}`)
+      throw new Error(`${server} did not accept connections on ${port} within ${START_SECONDS} s:\n${output}`)
     }
     await sleep(50)
   }
