@@ -82,6 +82,31 @@ export function parseEntityTagList (header: string): '*' | EntityTag[] | undefin
   return tags
 }
 
+/**
+ * Whether `header` is written as RFC 9110 says: `*`, or a comma list whose every member is an
+ * entity-tag (empty elements and OWS allowed, so `''` is an empty list). parseEntityTagList()
+ * reads more than that (it skips malformed members); offload() streams a request whose If-Match or
+ * If-None-Match is not this clean, because proxies read such fields in ways of their own.
+ */
+export function isEntityTagList (header: string): boolean {
+  let start = 0
+  let end = header.length
+  while (start < end && isOws(header.charCodeAt(start))) start++
+  while (end > start && isOws(header.charCodeAt(end - 1))) end--
+  if (end - start === 1 && header.charCodeAt(start) === 0x2a /* * */) return true
+  let i = start
+  while (i < end) {
+    const code = header.charCodeAt(i)
+    if (code === COMMA || isOws(code)) { i++; continue }
+    const tagEnd = scanEntityTag(header, i)
+    if (tagEnd === -1) return false
+    i = tagEnd
+    while (i < end && isOws(header.charCodeAt(i))) i++
+    if (i < end && header.charCodeAt(i) !== COMMA) return false
+  }
+  return true
+}
+
 /** Strong comparison: neither tag is weak and the opaque-tags are identical (If-Match, If-Range). */
 export function strongMatch (a: EntityTag, b: EntityTag): boolean {
   return !a.weak && !b.weak && a.opaque === b.opaque

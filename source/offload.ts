@@ -2,7 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug, loggableUrl } from './debug.ts'
 import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
-import { parseEntityTag } from './etag.ts'
+import { isEntityTagList, parseEntityTag } from './etag.ts'
 import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
@@ -83,19 +83,21 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
       debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
       return
     }
-    // Fields the RFC says to ignore, which some servers read: an If-Modified-Since or
-    // If-Unmodified-Since that is not one HTTP-date (ignored, §13.1.3–4), and next to a GET's Range
-    // an If-Range that is neither one entity-tag nor one HTTP-date (it cannot match: the whole file
-    // is due). nginx and Apache read the date at the start of `<date>, <date>` or `<date>x` and
-    // answer 304, 412 or the range (measured, test/hardening/fuzz-offload.test.ts). No client sends
-    // such a field of its own accord: the request is streamed, by the RFC — where the server's
+    // Malformed conditional fields, which the app ignores and some servers read: an
+    // If-Modified-Since or If-Unmodified-Since that is not one HTTP-date (ignored, §13.1.3–4); next
+    // to a GET's Range, an If-Range that is neither one entity-tag nor one HTTP-date (it cannot
+    // match: the whole file is due); an If-Match or If-None-Match that is not `*` or a list of
+    // entity-tags. nginx and Apache read the date at the start of `<date>, <date>` or `<date>x`, and
+    // Apache takes any If-None-Match that starts with `*` for `*`; they answer 304, 412 or the range
+    // (measured, test/hardening/fuzz-offload.test.ts). No client sends such a field of its own
+    // accord: the request is streamed, and answered as the app reads it — where the server's
     // validators are the app's, so that the client sees one ETag either way: Apache and lighttpd
     // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ:
     // the generated Caddy block drops the Range next to such an If-Range itself.)
     if (target.validators || target.sameValidators === true) {
       const malformed = malformedField(ctx.method, ctx.request.headers)
       if (malformed !== undefined) {
-        debug('offload: %s streamed: %s is not one HTTP-date%s', JSON.stringify(file.name), malformed, malformed === 'If-Range' ? ' or entity-tag' : '')
+        debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
         return
       }
     }
@@ -161,8 +163,17 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
   }
 }
 
-/** The first field the RFC says to ignore as malformed: If-Modified-Since, If-Unmodified-Since, If-Range next to a GET's Range. */
+/**
+ * The first malformed conditional field, which the app ignores and a proxy may read in a way of its
+ * own: an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, an If-Match or
+ * If-None-Match that is not `*` or a list of entity-tags, an If-Range next to a GET's Range that is
+ * neither one entity-tag nor one HTTP-date.
+ */
 function malformedField (method: string, headers: Context['request']['headers']): string | undefined {
+  const match = headers['if-match']
+  if (match !== undefined && !isEntityTagList(match)) return 'If-Match'
+  const noneMatch = headers['if-none-match']
+  if (noneMatch !== undefined && !isEntityTagList(noneMatch)) return 'If-None-Match'
   const modified = headers['if-modified-since']
   if (modified !== undefined && parseHttpDate(modified) === undefined) return 'If-Modified-Since'
   const unmodified = headers['if-unmodified-since']

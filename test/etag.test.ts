@@ -1,6 +1,6 @@
 import test from 'ava'
 import { createHash } from 'node:crypto'
-import { contentEtag, parseEntityTag, parseEntityTagList, statEtag, strongMatch, weakMatch } from '../source/etag.ts'
+import { contentEtag, isEntityTagList, parseEntityTag, parseEntityTagList, statEtag, strongMatch, weakMatch } from '../source/etag.ts'
 import type { EntityTag } from '../source/etag.ts'
 
 const strong = (opaque: string): EntityTag => ({ weak: false, opaque: `"${opaque}"` })
@@ -34,25 +34,30 @@ for (const [title, value] of malformedTags) {
   })
 }
 
-const lists: Array<[title: string, header: string, expected: '*' | EntityTag[] | undefined]> = [
-  ['a single tag', '"a"', [strong('a')]],
-  ['a list with OWS', '"a" ,\tW/"b",  "c"', [strong('a'), weak('b'), strong('c')]],
-  ['empty list elements', '"a",, ,"b",', [strong('a'), strong('b')]],
-  ['leading and trailing commas', ', "a" ,', [strong('a')]],
-  ['a comma inside a tag is not a separator', '"a,b", "c"', [strong('a,b'), strong('c')]],
-  ['malformed members skipped', 'xyz, "a", W/b, "c" d, "e"', [strong('a'), strong('e')]],
-  ['an unterminated member skipped', '"a, "b"', [strong('b')]],
-  ['star', '*', '*'],
-  ['star with OWS', ' * ', '*'],
-  ['star inside a list is not star', '*, "a"', [strong('a')]],
-  ['only malformed members → ignored', 'abc, def', undefined],
-  ['a list of stars → ignored', '*, *', undefined],
-  ['empty → ignored', '', undefined],
-  ['only commas → ignored', ' , ,, ', undefined]
+// [title, header, what parseEntityTagList reads, whether isEntityTagList calls it clean]
+const lists: Array<[title: string, header: string, expected: '*' | EntityTag[] | undefined, clean: boolean]> = [
+  ['a single tag', '"a"', [strong('a')], true],
+  ['a list with OWS', '"a" ,\tW/"b",  "c"', [strong('a'), weak('b'), strong('c')], true],
+  ['empty list elements', '"a",, ,"b",', [strong('a'), strong('b')], true],
+  ['leading and trailing commas', ', "a" ,', [strong('a')], true],
+  ['a comma inside a tag is not a separator', '"a,b", "c"', [strong('a,b'), strong('c')], true],
+  ['malformed members skipped', 'xyz, "a", W/b, "c" d, "e"', [strong('a'), strong('e')], false],
+  ['an unterminated member skipped', '"a, "b"', [strong('b')], false],
+  ['star', '*', '*', true],
+  ['star with OWS', ' * ', '*', true],
+  ['star inside a list is not star', '*, "a"', [strong('a')], false],
+  ['star followed by obs-text is not star', '*\x80', undefined, false],
+  ['a tag followed by a character', '"a"x', undefined, false],
+  ['a tag followed by non-OWS white space', '"a"\xa0', undefined, false],
+  ['only malformed members → ignored', 'abc, def', undefined, false],
+  ['a list of stars → ignored', '*, *', undefined, false],
+  ['empty → ignored', '', undefined, true],
+  ['only commas → ignored', ' , ,, ', undefined, true]
 ]
-for (const [title, header, expected] of lists) {
-  test(`etag: parseEntityTagList, ${title}`, t => {
+for (const [title, header, expected, clean] of lists) {
+  test(`etag: parseEntityTagList and isEntityTagList, ${title}`, t => {
     t.deepEqual(parseEntityTagList(header), expected)
+    t.is(isEntityTagList(header), clean)
   })
 }
 

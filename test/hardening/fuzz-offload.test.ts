@@ -120,6 +120,11 @@ function malformedDate (headers: Record<string, string>): boolean {
   return notDate(headers['if-modified-since']) || notDate(headers['if-unmodified-since'])
 }
 
+/** Whether If-Match or If-None-Match is neither `*` nor a clean list of entity-tags. */
+function malformedTagList (headers: Record<string, string>): boolean {
+  return [headers['if-match'], headers['if-none-match']].some((value) => value !== undefined && !/^[ \t]*\*[ \t]*$/.test(value) && tagsOf(value) === undefined)
+}
+
 /** Whether a GET has a Range and an If-Range that is neither one entity-tag nor one HTTP-date. */
 function malformedIfRange (method: string, headers: Record<string, string>): boolean {
   const ifRange = headers['if-range']
@@ -239,7 +244,7 @@ function offloadProblems (path: string, sent: Sent, res: RawResponse, served: Se
 
 /** The quoted entity-tags of a clean comma list (empty elements allowed), or undefined. */
 function tagsOf (list: string): string[] | undefined {
-  if (!/^\s*(?:(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"\s*)?(?:,\s*(?:(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"\s*)?)*$/.test(list)) return undefined
+  if (!/^[ \t]*(?:(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*)?(?:,[ \t]*(?:(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"[ \t]*)?)*$/.test(list)) return undefined
   return list.match(/(?:W\/)?"[^"]*"/g) ?? []
 }
 const listsWeak = (list: string | undefined, etag: string | undefined): boolean =>
@@ -370,11 +375,12 @@ for (const target of targets) {
           // Several ranges of a file at an origin are streamed by the app (offload.ts): the proxy
           // would hand the client the origin's multipart body under the download's own type.
           // So is, where the proxy's validators are the app's (Apache, lighttpd, nginx's local files),
-          // a request with an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, or a
-          // GET with a Range and an If-Range that is neither one entity-tag nor one HTTP-date: nginx
-          // and Apache read some of those as dates (offload.ts).
+          // a request with an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, an
+          // If-Match or If-None-Match that is not `*` or a list of entity-tags, or a GET with a Range
+          // and an If-Range that is neither one entity-tag nor one HTTP-date: nginx and Apache read
+          // some of those their own way (offload.ts).
           const streamed = path.startsWith('/origin/') || (path.startsWith('/remote/') && method === 'GET' && (headers.range ?? '').includes(',')) ||
-            (sharesValidators(target, path) && (malformedIfRange(method, headers) || malformedDate(headers)))
+            (sharesValidators(target, path) && (malformedIfRange(method, headers) || malformedDate(headers) || malformedTagList(headers)))
           // Apache and lighttpd: a 304 or 412 may come from the app, which evaluates the
           // preconditions first, or from the server (an empty If-Match, which the app ignores);
           // anything else must have been offloaded.

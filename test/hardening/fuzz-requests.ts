@@ -134,6 +134,10 @@ export function examples (served: Served): Array<[Sent]> {
     [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': '"other"' } }],
     [{ method: 'GET', headers: { 'if-none-match': etag } }],
     [{ method: 'GET', headers: { 'if-none-match': '*' } }],
+    // not `*`, but starting with it: Apache answered 304 (found by a random seed)
+    [{ method: 'GET', headers: { 'if-none-match': '*\x80' } }],
+    [{ method: 'GET', headers: { 'if-none-match': `${etag} x` } }],
+    [{ method: 'GET', headers: { 'if-match': `x, ${etag}x` } }],
     [{ method: 'HEAD', headers: { 'if-match': '"other"' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': etag.startsWith('W/') ? etag : `W/${etag}` } }],
     // not one entity-tag, but starting with the current one: Go read the first and sent the range
