@@ -302,16 +302,20 @@ export function matchSource (source: { sourceDir?: string | undefined, sourceUrl
 
 function matchDir (sourceDir: string, filePath: string): SourceMatch | string {
   if (/[\0\r\n]/.test(filePath)) return 'NUL, CR or LF in the path'
-  const resolved = path.resolve(filePath)
+  // A PathFile's path is already absolute and normalised: resolving it again would give it back.
+  const resolved = path.sep === '/' && filePath.charCodeAt(0) === 0x2f && !NOT_NORMALISED.test(filePath) ? filePath : path.resolve(filePath)
   const prefix = sourceDir === '/' ? '/' : sourceDir + '/'
   if (!resolved.startsWith(prefix)) return `path is not below sourceDir ${sourceDir}`
-  const segments = resolved.slice(prefix.length).split('/')
-  for (const segment of segments) {
-    const why = unsafeSegment(segment)
-    if (why !== undefined) return `${why} below sourceDir ${sourceDir}`
-  }
-  return { via: 'path', segments, search: '' }
+  const rest = resolved.slice(prefix.length)
+  // A resolved path has no empty, `.` or `..` segment below the prefix, and its segments no `/`:
+  // of unsafeSegment()'s reasons, only the empty rest (the directory itself) and a lone surrogate remain.
+  if (rest === '') return `an empty path segment below sourceDir ${sourceDir}`
+  if (!rest.isWellFormed()) return `a lone surrogate in the path below sourceDir ${sourceDir}`
+  return { via: 'path', segments: rest.split('/'), search: '' }
 }
+
+/** An empty, `.` or `..` segment, or a trailing slash: what path.resolve() would change in an absolute path. */
+const NOT_NORMALISED = /\/\/|\/\.\.?(?:\/|$)|\/$/
 
 function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
   let url: URL

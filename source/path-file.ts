@@ -69,13 +69,19 @@ export class PathFile implements DownloadFile {
     if (root !== undefined && (typeof root !== 'string' || root === '')) throw new TypeError('PathFile: root must be a non-empty string')
     if (name !== undefined && typeof name !== 'string') throw new TypeError('PathFile: name must be a string')
     if (typeof followSymlinks !== 'boolean') throw new TypeError('PathFile: followSymlinks must be a boolean')
-    const rootDir = root === undefined ? undefined : resolve(root)
+    const rootDir = root === undefined ? undefined : resolvedRoot(root)
     // With a root, an absolute path already inside it is taken as is (django-sendfile passes full
     // paths); any other absolute path is read relative to the root (koa-send style: `ctx.path`).
     // Either way the result lies inside the root.
-    const absolute = rootDir === undefined
-      ? resolve(path)
-      : isAbsolute(path) && isInside(resolve(path), rootDir) ? resolve(path) : resolve(rootDir, isAbsolute(path) ? `.${sep}${path}` : path)
+    let absolute: string
+    if (rootDir === undefined) absolute = resolve(path)
+    else if (isAbsolute(path)) {
+      const direct = resolve(path)
+      absolute = isInside(direct, rootDir) ? direct : resolve(rootDir, `.${sep}${path}`)
+    } else if (sep === '/' && path !== '' && path !== '.' && path !== '..' && !path.includes('/')) {
+      // One plain segment (a file name): what resolve() would give, without its normalising pass.
+      absolute = rootDir === '/' ? '/' + path : rootDir + '/' + path
+    } else absolute = resolve(rootDir, path)
     let refused: string | undefined
     if (path.includes('\0')) refused = 'the path contains a NUL byte'
     else if (path === '') refused = 'the path is empty'
@@ -375,6 +381,17 @@ function readInto (fd: number, buffer: Buffer, offset: number, length: number, p
 function refuseOutside (real: string, realRootDir: string): void {
   if (!isInside(real, realRootDir)) throw notFound('PathFile: a symlink resolves outside the root')
 }
+
+/** resolve(root), kept for absolute roots (whose resolution does not depend on the working directory): a few per app. */
+function resolvedRoot (root: string): string {
+  let dir = resolvedRoots.get(root)
+  if (dir === undefined) {
+    dir = resolve(root)
+    if (isAbsolute(root) && resolvedRoots.size < 64) resolvedRoots.set(root, dir)
+  }
+  return dir
+}
+const resolvedRoots = new Map<string, string>()
 
 function isInside (path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep)

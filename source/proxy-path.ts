@@ -11,9 +11,20 @@
  * and is already a URI path.
  */
 export function encodedPath (prefix: string, segments: readonly string[]): string | undefined {
-  if (!segments.every((s) => s.isWellFormed())) return undefined
-  return prefix + segments.map(encodeURIComponent).join('/')
+  let value = prefix
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i] as string
+    if (i > 0) value += '/'
+    // The common name is its own encoding: no call into encodeURIComponent (bench/: the offload path).
+    if (UNRESERVED.test(segment)) value += segment
+    else if (segment.isWellFormed()) value += encodeURIComponent(segment)
+    else return undefined
+  }
+  return value
 }
+
+/** Characters `encodeURIComponent` leaves as they are. */
+const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]*$/
 
 /**
  * Apache mod_xsendfile 0.12 and Caddy take the raw path, undecoded. Node's `setHeader` writes each

@@ -80,8 +80,12 @@ export function serve (options: ServeOptions = {}): Middleware {
   return serveWith(resolveServeOptions(options, 'serve()'))
 }
 
-/** serve() with options already checked (downloads() checks them under its own name). */
-export function serveWith (resolved: ResolvedServeOptions): Middleware {
+/**
+ * serve() with options already checked (downloads() checks them under its own name). `first`:
+ * a step run once the downstream has, before this one, with this serve()'s plan options still
+ * set (downloads()' offload step).
+ */
+export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context) => Promise<void>): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
     // This serve() is on the request's way back while its downstream runs: offload() judges with its
     // plan options, and a sendfile() called by a middleware above every serve() (an SPA fallback,
@@ -91,6 +95,7 @@ export function serveWith (resolved: ResolvedServeOptions): Middleware {
     marks[PLAN] = resolved.plan
     try {
       await next()
+      if (first !== undefined) await first(ctx)
     } finally {
       marks[PLAN] = outer
     }
