@@ -1,4 +1,6 @@
 import test from 'ava'
+import fc from 'fast-check'
+import path from 'node:path'
 import { decodeSegments, destinationConflict, matchSource, normalizeDestinationUrl, normalizeSource, unsafeSegment } from '../source/offload-rule.ts'
 import type { DownloadFile } from '../source/types.ts'
 
@@ -150,4 +152,20 @@ test('unsafeSegment names every refused form; decodeSegments refuses bad escapes
   t.is(unsafeSegment('...'), undefined)
   t.deepEqual(decodeSegments('/a%20b/c/'), ['a b', 'c'])
   t.is(decodeSegments('/a%zz'), undefined)
+})
+
+test('sourceDir matching of any path equals matching its path.resolve() (normalised paths skip the resolve), on whole segments', (t) => {
+  const segment = fc.constantFrom('a', 'b c', '.', '..', '', '.x', '..y', 'x.', 'ü', 'x\uD800')
+  const filePath = fc.tuple(fc.constantFrom('/', '/a/', 'a/', '//'), fc.array(segment, { maxLength: 6 }), fc.constantFrom('', '/', '/.', '/..'))
+    .map(([lead, segments, tail]) => lead + segments.join('/') + tail)
+  for (const sourceDir of ['/a', '/']) {
+    fc.assert(fc.property(filePath, (p) => {
+      const resolved = path.resolve(p)
+      const prefix = sourceDir === '/' ? '/' : sourceDir + '/'
+      const rest = resolved.startsWith(prefix) ? resolved.slice(prefix.length) : undefined
+      const found = matchSource({ sourceDir }, file({ path: p }))
+      if (rest === undefined || rest === '' || !rest.isWellFormed()) t.is(typeof found, 'string', p)
+      else t.deepEqual(found, { via: 'path', segments: rest.split('/'), search: '' }, p)
+    }), { numRuns: 3000 })
+  }
 })

@@ -1,9 +1,10 @@
 import test from 'ava'
+import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
 import type { PathFileOptions } from '../source/path-file.ts'
@@ -374,5 +375,20 @@ test('path-file: device files and FIFOs are not regular files → 404, never rea
     assertErrorResponse(t, await fetchBytes(url, q(path)), 404)
     assertErrorResponse(t, await fetchBytes(url, q(path)).set('If-None-Match', '"x"'), 404)
     assertErrorResponse(t, await fetchBytes(url, q(path), 'head'), 404, { head: true })
+  }
+})
+
+test('PathFile: a name under a root is the root joined with it as path.resolve() would, whatever the name (plain names skip the resolve)', (t) => {
+  const name = fc.oneof(fc.string({ unit: 'grapheme-ascii', maxLength: 12 }), fc.constantFrom('.', '..', '', 'a/b', '/a', 'a/../../x', '..x', 'x..', 'a\\b', 'ü'))
+  for (const root of ['/srv/files', '/srv/files/', '/', '/srv/./files/../files']) {
+    fc.assert(fc.property(name, (n) => {
+      const file = new PathFile(n, { root })
+      const realRoot = resolve(root)
+      const absolute = resolve(realRoot, n.startsWith('/') ? '.' + n : n)
+      const inside = absolute === realRoot || absolute.startsWith(realRoot === '/' ? '/' : realRoot + '/')
+      const refused = n === '' || n.includes('\0') || /\/\.?$/.test(n) || !inside
+      t.is(file.path, refused ? undefined : absolute, JSON.stringify([root, n]))
+      if (!refused) t.is(file.name, basename(absolute))
+    }), { numRuns: 500 })
   }
 })

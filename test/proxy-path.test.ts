@@ -1,4 +1,5 @@
 import test from 'ava'
+import fc from 'fast-check'
 import { caddyPath, encodedFilePath, encodedPath, fromRawPath, rawFilePath, rawPath, remotePath } from '../source/proxy-path.ts'
 
 /** The bytes Node's setHeader writes for a header value (one byte per char ≤ U+00FF). */
@@ -64,6 +65,14 @@ test('encoded values are printable ASCII without CR, LF, NUL for any name, and r
     t.regex(encodedPath('/p/', [name]) ?? '', /^[\x21-\x7e]+$/)
   }
   t.is(encodedPath('/p/', ['x\uDC00']), undefined)
+})
+
+test('encodedPath is encodeURIComponent of each segment, joined with / (its fast path for plain names included), or undefined for a lone surrogate', (t) => {
+  const segment = fc.oneof(fc.string({ unit: 'grapheme-ascii' }), fc.string({ unit: 'binary' }), fc.constantFrom('', 'a', "it's(1)!~*", 'a b', '%', 'x\uD800', '\uDC00'))
+  fc.assert(fc.property(fc.array(segment, { minLength: 1, maxLength: 4 }), (segments) => {
+    const expected = segments.every((s) => s.isWellFormed()) ? '/p/' + segments.map(encodeURIComponent).join('/') : undefined
+    t.is(encodedPath('/p/', segments), expected)
+  }), { numRuns: 2000 })
 })
 
 test('nginx remote path: scheme/host[:port], % doubled in the path, query unchanged (proxies.md §9)', (t) => {
