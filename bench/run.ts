@@ -25,7 +25,7 @@ const listOption = (name: string): string[] | undefined => args.find((arg) => ar
 /** --only=4k,ranges: just these workloads; --targets=kd,koa-raw: just these servers */
 const only = listOption('only')
 const onlyTargets = listOption('targets')
-/** --before=<dir>: also run the library of another checkout (target kd-before) */
+/** --before=<dir>: also run the library of another checkout (targets kd-before, kd-offload-before, kd-storage-before) */
 const before = args.find((arg) => arg.startsWith('--before='))?.slice('--before='.length)
 /** --cpu-prof: the koa-downloads servers write V8 CPU profiles into bench/results/profiles/ */
 const nodeArgs = args.includes('--cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${new URL('./results/profiles/', import.meta.url).pathname}`] : []
@@ -82,6 +82,10 @@ try {
     // A new array each time: until run L, 1m and 256m shared one, and the 256m workload ran kd-before twice per round.
     if (before !== undefined && workload.targets.includes('kd')) workload.targets = [workload.targets[0]!, 'kd-before', ...workload.targets.slice(1)]
     if (before !== undefined && workload.targets.includes('kd-storage')) workload.targets = [workload.targets[0]!, 'kd-storage-before', ...workload.targets.slice(1)]
+    if (before !== undefined && workload.targets.includes('kd-offload')) {
+      const at = workload.targets.indexOf('kd-offload') + 1
+      workload.targets = [...workload.targets.slice(0, at), 'kd-offload-before', ...workload.targets.slice(at)]
+    }
     if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
     const counter = storage?.counter

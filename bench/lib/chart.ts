@@ -19,6 +19,7 @@ const colours: Record<TargetId, string> = {
   'kd-offload': '#e8590c',
   'kd-offload-follow': '#d9480f',
   'kd-offload-refuse': '#fd7e14',
+  'kd-offload-before': '#ffc078',
   'xaccel-hand': '#ffa94d',
   'kd-via-nginx': '#ae3ec9'
 }

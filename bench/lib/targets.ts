@@ -8,7 +8,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'kd-storage-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-storage-before' | 'kd-offload-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -28,6 +28,7 @@ export const targetLabels: Record<TargetId, string> = {
   'koa-floor': 'Koa from memory, no file I/O (ceiling)',
   'kd-storage': 'koa-downloads (StorageFile / HttpFile)',
   'kd-storage-before': 'koa-downloads storage/remote, --before tree',
+  'kd-offload-before': 'kd + nginx offload, --before tree',
   'raw-storage': 'Koa + GetObject / http.get pipe (baseline)',
   'koa-raw': 'Koa + fs.createReadStream (baseline)',
   'koa-send': 'Koa + koa-send',
@@ -49,7 +50,8 @@ export { freePort }
 /**
  * Starts every server; `nodeArgs` (e.g. --cpu-prof) go to the koa-downloads processes only.
  * `before`: another checkout of the project (e.g. `git archive HEAD~1`) whose library, built into its
- * dist/, runs in this checkout's streaming server as the extra target `kd-before`, for before/after
+ * dist/, runs in this checkout's streaming server as the extra target `kd-before` (and in its offload
+ * server, behind the same nginx, as `kd-offload-before`), for before/after
  * figures of a core change in one run (the same server script: only the library differs).
  */
 export async function startTargets (fixtures: Fixtures, storageEnv: Record<string, string> | undefined, nodeArgs: string[], before?: string): Promise<Map<TargetId, Target>> {
@@ -66,10 +68,13 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     start('koa-floor', false), start('kd-follow', true, 'kd-stream', follow), start('kd-offload-follow', true, 'kd-offload', follow),
     start('kd-offload-refuse', true, 'kd-offload', { KD_PROXY_REFUSES_SYMLINKS: '1' })
   ])
+  // The offload app with the other library, behind the same nginx (its own location, the same
+  // internal one): before/after of the offload path.
+  const kdOffloadBefore = before === undefined ? undefined : await start('kd-offload-before', true, 'kd-offload', libraryEnv(before))
   const prefix = join(fixtures.dir, 'nginx')
   mkdirSync(join(prefix, 'tmp'), { recursive: true })
   const listen = await freePort()
-  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdOffloadFollow: kdOffloadFollow.port, kdOffloadRefuse: kdOffloadRefuse.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
+  const proxy = await startNginx(prefix, nginxConfig(prefix, fixtures.root, { listen, kdOffload: kdOffload.port, kdOffloadFollow: kdOffloadFollow.port, kdOffloadRefuse: kdOffloadRefuse.port, kdOffloadBefore: kdOffloadBefore?.port, kdStream: kdProxied.port, xaccel: xaccel.port }), listen)
 
   const direct = (child: Child) => (name: string) => `http://127.0.0.1:${child.port}/files/${name}`
   const via = (location: string) => (name: string) => `http://127.0.0.1:${proxy.port}/${location}/${name}`
@@ -97,6 +102,7 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
   if (before !== undefined) {
     const old = await startNode('kd-before', join(serverDir, 'kd-stream.ts'), { ...env, ...libraryEnv(before) }, logDir, nodeArgs)
     list.splice(1, 0, { id: 'kd-before', label: targetLabels['kd-before'], url: direct(old), node: old })
+    if (kdOffloadBefore !== undefined) list.push({ id: 'kd-offload-before', label: targetLabels['kd-offload-before'], url: via('files-before'), node: kdOffloadBefore })
     // The storage workloads' before/after: the same storage server script with the other library.
     if (storageEnv !== undefined) {
       const oldStorage = await startNode('kd-storage-before', join(serverDir, 'kd-stream.ts'), { ...env, ...storageEnv, ...libraryEnv(before) }, logDir, nodeArgs)
