@@ -57,29 +57,9 @@ export function parseEntityTag (value: string): EntityTag | undefined {
  * which the grammar does not allow. No valid member → undefined: the caller ignores the header.
  */
 export function parseEntityTagList (header: string): '*' | EntityTag[] | undefined {
-  let start = 0
-  let end = header.length
-  while (start < end && isOws(header.charCodeAt(start))) start++
-  while (end > start && isOws(header.charCodeAt(end - 1))) end--
-  if (end - start === 1 && header.charCodeAt(start) === 0x2a /* * */) return '*'
   let tags: EntityTag[] | undefined
-  let i = start
-  while (i < end) {
-    const code = header.charCodeAt(i)
-    if (code === COMMA || isOws(code)) { i++; continue }
-    const tagEnd = scanEntityTag(header, i)
-    let next = tagEnd === -1 ? i : tagEnd
-    while (next < end && isOws(header.charCodeAt(next))) next++
-    if (tagEnd !== -1 && (next === end || header.charCodeAt(next) === COMMA)) {
-      (tags ??= []).push(toEntityTag(header, i, tagEnd))
-      i = next
-    } else {
-      // Malformed member: skip to the next comma.
-      const comma = header.indexOf(',', next)
-      i = comma === -1 ? end : comma
-    }
-  }
-  return tags
+  const read = scanList(header, (start, end) => { (tags ??= []).push(toEntityTag(header, start, end)) })
+  return read === '*' ? '*' : tags
 }
 
 /**
@@ -89,22 +69,38 @@ export function parseEntityTagList (header: string): '*' | EntityTag[] | undefin
  * If-None-Match is not this clean, because proxies read such fields in ways of their own.
  */
 export function isEntityTagList (header: string): boolean {
+  return scanList(header) !== 'malformed'
+}
+
+/**
+ * Reads `header` as `*` or a comma list, calling `found` with the bounds of each entity-tag member
+ * and skipping malformed members to the next comma: `'*'`, or whether a member was skipped.
+ */
+function scanList (header: string, found?: (start: number, end: number) => void): '*' | 'clean' | 'malformed' {
   let start = 0
   let end = header.length
   while (start < end && isOws(header.charCodeAt(start))) start++
   while (end > start && isOws(header.charCodeAt(end - 1))) end--
-  if (end - start === 1 && header.charCodeAt(start) === 0x2a /* * */) return true
+  if (end - start === 1 && header.charCodeAt(start) === 0x2a /* * */) return '*'
+  let result: 'clean' | 'malformed' = 'clean'
   let i = start
   while (i < end) {
     const code = header.charCodeAt(i)
     if (code === COMMA || isOws(code)) { i++; continue }
     const tagEnd = scanEntityTag(header, i)
-    if (tagEnd === -1) return false
-    i = tagEnd
-    while (i < end && isOws(header.charCodeAt(i))) i++
-    if (i < end && header.charCodeAt(i) !== COMMA) return false
+    let next = tagEnd === -1 ? i : tagEnd
+    while (next < end && isOws(header.charCodeAt(next))) next++
+    if (tagEnd !== -1 && (next === end || header.charCodeAt(next) === COMMA)) {
+      found?.(i, tagEnd)
+      i = next
+    } else {
+      // Malformed member: skip to the next comma.
+      result = 'malformed'
+      const comma = header.indexOf(',', next)
+      i = comma === -1 ? end : comma
+    }
   }
-  return true
+  return result
 }
 
 /** Strong comparison: neither tag is weak and the opaque-tags are identical (If-Match, If-Range). */

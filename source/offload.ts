@@ -58,8 +58,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
   const conflict = destinationConflict(list)
   if (conflict !== undefined) throw new TypeError(`offload(): ${conflict}`)
 
+  if (list.length === 0) return async function noRules (): Promise<void> {}
   return async function offloadResponse (ctx: Context): Promise<void> {
-    if (list.length === 0) return
     const download = toDownload(ctx.body)
     if (download === undefined) return
     const { file } = download
