@@ -215,7 +215,7 @@ test('apache: the If-Range pattern takes one entity-tag or one HTTP-date in its 
 test('apache full: modules, pid, the proxy to the app and the sendfile lines in the vhost', (t) => {
   const lines = directives(renderServerConfig('apache', [apache({ sourceDir: '/srv/a', destinationDir: '/srv/a' })], { full }))
   for (const line of ['Listen 127.0.0.1:8080', 'PidFile "/tmp/kd-x/httpd.pid"', 'LoadModule xsendfile_module /usr/lib/apache2/modules/mod_xsendfile.so',
-    '<VirtualHost 127.0.0.1:8080>', 'ProxyPass / http://127.0.0.1:3000/ ttl=2', 'XSendFile On', 'XSendFilePath "/srv/a"', '</VirtualHost>']) {
+    '<VirtualHost 127.0.0.1:8080>', 'ProxyPass / http://127.0.0.1:3000/ disablereuse=On', 'XSendFile On', 'XSendFilePath "/srv/a"', '</VirtualHost>']) {
     t.true(lines.includes(line), line)
   }
 })
