@@ -1,6 +1,6 @@
 // The app closes an idle keep-alive connection after its server.keepAliveTimeout (Node: 5 s by
 // default). A proxy that sends a request on that connection just as the app closes it loses the
-// request, unless it sends it again: found by random seeds of test/hardening/fuzz-rules.test.ts,
+// request, unless it sends it again: found by a random seed of test/hardening/fuzz-rules.test.ts,
 // where Apache answered 502 ("AH01102: error reading status line from remote server …
 // Connection reset by peer") for requests the app never saw, and reproduced by sending requests
 // through Apache just as the app's timer fired (2 of 60 lost). Each generated configuration must
@@ -98,7 +98,7 @@ async function get (proxy: RunningProxy): Promise<string> {
 
 for (const server of ['nginx', 'lighttpd', 'apache', 'caddy'] as const) {
   const { test: proxied } = proxyTest(server)
-  proxied(`${server}: a request that the app drops on a reused connection still reaches the client as the app's answer`, async (t) => {
+  proxied(`${server}: with an app that drops every request made on a reused connection, each request still gets the app's answer (a connection per request, or the lost one sent again)`, async (t) => {
     await withProxy(server, async (proxy, app) => {
       if (server === 'apache') t.true(proxy.config.includes(`  ProxyPass / http://127.0.0.1:${app.port}/ disablereuse=On\n`), 'the generated ProxyPass line')
       const answers: string[] = []
