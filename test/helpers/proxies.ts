@@ -9,6 +9,11 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import test from 'ava'
 import type { ImplementationFn } from 'ava'
+import { apache } from '../../source/backends/apache.ts'
+import { caddy } from '../../source/backends/caddy.ts'
+import { lighttpd } from '../../source/backends/lighttpd.ts'
+import { nginx } from '../../source/backends/nginx.ts'
+import type { OffloadRule } from '../../source/offload-rule.ts'
 import { renderServerConfig } from '../../source/server-config.ts'
 import { freePort } from './free-port.ts'
 import type { ConfigRule, ServerName } from '../../source/server-config.ts'
@@ -27,6 +32,14 @@ const missing = (server: ServerName): string | undefined =>
   required[server].find((path) => simulated.has(server) || !existsSync(path))
 
 const warned = new Set<ServerName>()
+
+/** The plainest rule per server for the files of `dir`: the proxy serves them from where they are. */
+export const dirRuleFor: Record<ServerName, (dir: string) => OffloadRule> = {
+  nginx: (dir) => nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
+  apache: (dir) => apache({ sourceDir: dir, destinationDir: dir }),
+  lighttpd: (dir) => lighttpd({ sourceDir: dir, destinationDir: dir }),
+  caddy: (dir) => caddy({ sourceDir: dir, destinationUrl: '/protected/' })
+}
 
 /**
  * `test` when the proxy is installed; otherwise `test.skip` with the reason in the title (one

@@ -3,26 +3,15 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Koa from 'koa'
-import { apache } from '../../source/backends/apache.ts'
-import { caddy } from '../../source/backends/caddy.ts'
-import { lighttpd } from '../../source/backends/lighttpd.ts'
-import { nginx } from '../../source/backends/nginx.ts'
 import { downloads } from '../../source/downloads.ts'
-import type { OffloadRule } from '../../source/offload-rule.ts'
 import { PathFile } from '../../source/path-file.ts'
 import type { ServerName } from '../../source/server-config.ts'
-import { makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import { dirRuleFor, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 
 // Directory names the config languages quote differently: a backslash is an escape character in
 // nginx and Apache strings (`\\` is one backslash) but literal in lighttpd and Caddy strings, whose
 // only escape is `\"`. The generated config must name the same directory the app offloads from, so
 // the real proxy serves the file (not a 403/404 for a directory with two backslashes).
-const rulesFor: Record<ServerName, (dir: string) => OffloadRule> = {
-  nginx: (dir) => nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
-  apache: (dir) => apache({ sourceDir: dir, destinationDir: dir }),
-  lighttpd: (dir) => lighttpd({ sourceDir: dir, destinationDir: dir }),
-  caddy: (dir) => caddy({ sourceDir: dir, destinationUrl: '/protected/' })
-}
 // lighttpd cannot end a string with a backslash: that case is refused (test/server-config.test.ts).
 const names: Record<ServerName, string[]> = {
   nginx: ['we\\ird', 'end\\'],
@@ -41,7 +30,7 @@ for (const server of ['nginx', 'apache', 'lighttpd', 'caddy'] as const) {
       // the same name with the backslashes doubled: where a mis-quoted config would point
       await mkdir(join(root, name.replaceAll('\\', '\\\\')), { recursive: true })
       makeWorldReadable(root)
-      const rule = rulesFor[server](dir)
+      const rule = dirRuleFor[server](dir)
       const app = new Koa()
       app.use(downloads({ rules: [rule] }))
       app.use((ctx) => { ctx.body = new PathFile('a.txt', { root: dir }) })

@@ -13,18 +13,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { apache, caddy, lighttpd, nginx } from '../../source/index.ts'
-import type { OffloadRule } from '../../source/index.ts'
 import type { ServerName } from '../../source/server-config.ts'
-import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
+import { dirRuleFor, logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
-
-const rulesFor: Record<ServerName, (dir: string) => OffloadRule> = {
-  nginx: (dir) => nginx({ sourceDir: dir, destinationUrl: '/protected/' }),
-  apache: (dir) => apache({ sourceDir: dir, destinationDir: dir }),
-  lighttpd: (dir) => lighttpd({ sourceDir: dir, destinationDir: dir }),
-  caddy: (dir) => caddy({ sourceDir: dir, destinationUrl: '/protected/' })
-}
 
 interface CountingApp {
   port: number
@@ -74,7 +65,7 @@ async function withProxy (server: ServerName, run: (proxy: RunningProxy, app: Co
   const app = await countingApp()
   let proxy: RunningProxy | undefined
   try {
-    proxy = await startProxy(server, { rules: [rulesFor[server](dir)], appPort: app.port })
+    proxy = await startProxy(server, { rules: [dirRuleFor[server](dir)], appPort: app.port })
     await run(proxy, app)
   } finally {
     if (proxy !== undefined) {
