@@ -3,7 +3,11 @@ import { DownloadError } from './errors.ts'
 import { debug } from './debug.ts'
 
 export interface GuardOptions {
-  /** Exact number of bytes the source must deliver; fewer or more is an error, never a clean end. */
+  /**
+   * Exact number of bytes the source must deliver; fewer or more is an error, never a clean end.
+   * The last of them is passed on once the source has ended, so a longer source fails before the
+   * consumer has them all.
+   */
   expected?: number | undefined
   /**
    * Longest silence (ms) tolerated while the consumer is waiting for bytes. Time spent paused by
@@ -96,13 +100,32 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     }
   })
 
+  // The byte that completes `expected` is passed on only at the source's end. A client given every
+  // byte of its Content-Length holds a complete response, whatever happens next; so a source longer
+  // than it said (a generated report, a storage whose metadata was stale) must fail before that
+  // byte, or its overrun, found with its next chunk, would only close a connection already done.
+  let last: Buffer | undefined
+
   source.pause()
-  source.on('data', (chunk: Buffer | string) => {
-    received += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
-    if (expected !== undefined && received > expected) {
-      debug('%s: source sent more than the expected %d bytes', what, expected)
-      fail(new DownloadError('E_UPSTREAM', `${what}: the source sent more than ${expected} bytes`))
-      return
+  source.on('data', (data: Buffer | string) => {
+    let chunk = data
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
+    received += size
+    if (expected !== undefined && received >= expected) {
+      if (received > expected) {
+        debug('%s: source sent more than the expected %d bytes', what, expected)
+        fail(new DownloadError('E_UPSTREAM', `${what}: the source sent more than ${expected} bytes`))
+        return
+      }
+      if (size === 0) return
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      last = bytes.subarray(bytes.length - 1)
+      chunk = bytes.subarray(0, bytes.length - 1)
+      if (chunk.length === 0) {
+        // Nothing to pass on: the source keeps flowing, to its end (or its overrun).
+        arm()
+        return
+      }
     }
     if (out.push(chunk)) {
       arm()
@@ -119,6 +142,7 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
       fail(new DownloadError('E_UPSTREAM', `${what}: the source ended after ${received} of ${expected} bytes`))
       return
     }
+    if (last !== undefined) out.push(last)
     out.push(null)
   })
   source.once('error', (error: Error) => {

@@ -389,7 +389,10 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   }
   const code = (error as { code?: string } | null)?.code
   if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') {
-    if (this.res.headersSent || this.req.destroyed) {
+    // A client that resets its connection while the download is still being prepared (an upstream
+    // request, a generated stream's first bytes): Koa passes on the socket's ECONNRESET before the
+    // response's 'close' aborts our signal, and before the request counts as destroyed.
+    if (this.res.headersSent || this.req.destroyed || this.req.socket?.destroyed === true) {
       debug('%s: client went away (%s)', this.path, code)
       return
     }

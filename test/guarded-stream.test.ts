@@ -33,6 +33,40 @@ test('guardStream: a source that sends more than expected is an error', async (t
   t.regex((error as Error).message, /more than 6 bytes/)
 })
 
+test('guardStream: the byte that completes the expected length waits for the source\'s end, so a longer source fails before the consumer has them all', async (t) => {
+  const source = new PassThrough()
+  const guarded = guardStream(source, { expected: 6, what: 'x' })
+  const received: Buffer[] = []
+  guarded.on('data', (chunk: Buffer) => { received.push(chunk) })
+  const failed = new Promise<Error>((resolve) => { guarded.once('error', resolve) })
+  source.write('abc')
+  source.write('def')
+  await sleep(20)
+  t.is(Buffer.concat(received).toString(), 'abcde', 'all but the last byte, while the source has not ended')
+  source.write('g')
+  t.regex((await failed).message, /^x: the source sent more than 6 bytes$/)
+  t.is(Buffer.concat(received).toString(), 'abcde')
+  t.true(source.destroyed)
+})
+
+test('guardStream: the held byte follows at the end, also when it came alone or in a string chunk', async (t) => {
+  for (const chunks of [['abcde', 'f'], ['abcdef'], ['a', 'b', 'c', 'd', 'e', 'f']]) {
+    const source = new PassThrough()
+    const guarded = guardStream(source, { expected: 6, what: 'x' })
+    const drained = drain(guarded)
+    for (const chunk of chunks) source.write(chunk)
+    await sleep(5)
+    source.end()
+    const { bytes, error } = await drained
+    t.is(error, undefined)
+    t.is(bytes.toString(), 'abcdef', chunks.join('|'))
+  }
+  const strings = guardStream(Readable.from(['ab', 'cé'], { objectMode: false }), { expected: 5, what: 'x' })
+  const { bytes, error } = await drain(strings)
+  t.is(error, undefined)
+  t.is(bytes.toString(), 'abcé')
+})
+
 test('guardStream: a source destroyed without ending is an error', async (t) => {
   const source = new PassThrough()
   const guarded = guardStream(source, { what: 'x' })

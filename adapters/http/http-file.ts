@@ -1,5 +1,4 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
-import { pipeline, Transform } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
@@ -347,44 +346,13 @@ function sameStat (a: FileStat, b: FileStat): boolean {
 }
 
 /**
- * The response body, held to `expected` bytes. Without a Content-Length (chunked) the upstream's
- * length is only known at its end, so the byte that completes `expected` waits for that end: a body
- * longer than planned (a file that grew, under no validator) is then cut short, never completed as
- * if it were the file.
+ * The response body, held to `expected` bytes: fewer or more is an error, and the byte that
+ * completes them waits for the upstream's end (guardStream()). Without a Content-Length (chunked)
+ * the upstream's length is only known at that end, so a body longer than planned (a file that
+ * grew, under no validator) is cut short, never completed as if it were the file.
  */
 function body (response: IncomingMessage, expected: number | undefined, timeout: number, url: string): Readable {
-  const source = expected !== undefined && expected > 0 && response.headers['content-length'] === undefined ? holdLastByte(response, expected) : response
-  return guardStream(source, { expected, idleTimeout: timeout, what: `http ${url}` })
-}
-
-/** Passes `response` through, but the last of its first `expected` bytes only at its end (or, with more bytes after it, together with them: the guard then fails the body). */
-function holdLastByte (response: IncomingMessage, expected: number): Readable {
-  let received = 0
-  let last: Buffer | undefined
-  const held = new Transform({
-    transform (chunk: Buffer, _encoding, callback) {
-      if (chunk.length === 0) {
-        callback()
-      } else if (last !== undefined) {
-        const more = Buffer.concat([last, chunk])
-        last = undefined
-        callback(null, more)
-      } else {
-        received += chunk.length
-        if (received !== expected) {
-          callback(null, chunk)
-          return
-        }
-        last = chunk.subarray(chunk.length - 1)
-        callback(null, chunk.length > 1 ? chunk.subarray(0, chunk.length - 1) : undefined)
-      }
-    },
-    flush (callback) {
-      callback(null, last)
-    }
-  })
-  pipeline(response, held, () => {})
-  return held
+  return guardStream(response, { expected, idleTimeout: timeout, what: `http ${url}` })
 }
 
 /** The part a 206 carries (`Content-Range: bytes a-b/size`, a ≤ b < size, its length matching), else undefined. */
