@@ -1,6 +1,6 @@
 import createHttpError from 'http-errors'
 import type { Context, Middleware, Next } from 'koa'
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
 import { Download, markAnswered, toDownload } from './download.ts'
@@ -204,6 +204,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       ctx.compress = false
       // Koa gave a buffer body its length, and took it from a stream body.
       if (body.length !== undefined && !Buffer.isBuffer(body.data)) ctx.length = body.length
+      else if (body.length === undefined && !Buffer.isBuffer(body.data) && ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 0) resetOnFailure(ctx.res, body.data)
       return
     }
   } finally {
@@ -266,6 +267,29 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
     if (value === null || value === undefined) res.removeHeader(name)
     else res.setHeader(name, value)
   }
+}
+
+/** Responses whose connection resetOnFailure() reset. */
+const resetBySource = new WeakSet<ServerResponse>()
+
+/**
+ * A body of unknown length to an HTTP/1.0 client — nginx's default towards its upstreams — has no
+ * chunked framing: it ends with the connection, so a failure mid-body, closing the connection as
+ * the end would, reached the client as a complete file (and nginx passed it on as one, RFC 9112
+ * §6.3). A failing body resets the connection instead (RST), which clients and proxies report as
+ * a cut transfer. Listeners put first: Koa's pipeline closes the socket (FIN) on the same events.
+ */
+function resetOnFailure (res: ServerResponse, stream: Readable): void {
+  const socket = res.socket
+  const reset = (): void => {
+    if (socket === null || socket.destroyed || stream.readableEnded) return
+    // The reset closes the response, which aborts the download's signal as a client leaving
+    // would: the failure is still the source's, and reported (onDownloadError).
+    resetBySource.add(res)
+    socket.resetAndDestroy()
+  }
+  stream.prependOnceListener('error', reset)
+  stream.prependOnceListener('close', reset)
 }
 
 /** Opens exactly the bytes the plan sends, touching nothing on ctx, so that a failure can still become a clean 404/5xx. */
@@ -383,7 +407,7 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   if (error !== null && error !== undefined && error === state.reported) return
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
-  if (state.signal.aborted) {
+  if (state.signal.aborted && !resetBySource.has(this.res)) {
     debug('%s: client went away (%s)', this.path, (error as Error | null)?.message ?? String(error))
     return
   }

@@ -231,7 +231,8 @@ test('lighttpd: x-sendfile enabled with every destinationDir as a docroot', (t) 
     '"port" => 4000,',
     '"x-sendfile" => "enable",',
     '"x-sendfile-docroot" => ( "/srv/a", "/srv/\\"b\\"" )',
-    ') ) )'
+    ') ) )',
+    'server.stream-response-body = 2'
   ])
 })
 

@@ -284,6 +284,38 @@ test('virtual-file: a sized stream that ends early after the headers were sent a
   t.is(result.body, '12345')
 })
 
+test('virtual-file: a stream of unknown size that fails mid-body, to an HTTP/1.0 client (nginx\'s default upstream protocol): the connection is reset, never closed as a complete body; one that ends is closed normally', async t => {
+  // HTTP/1.0 has no chunked framing: the body ends with the connection, so a FIN after a failure
+  // would read as the whole file (RFC 9112 §6.3). HTTP/1.1 gets chunks, whose missing end shows it.
+  async function * failing (): AsyncGenerator<Buffer> {
+    yield Buffer.alloc(100_000, 0x61)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    throw new Error('the export failed')
+  }
+  async function * whole (): AsyncGenerator<Buffer> {
+    yield Buffer.alloc(100_000, 0x61)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    yield Buffer.from('end')
+  }
+  for (const [make, expected] of [[failing, 'ECONNRESET'], [whole, 'FIN']] as const) {
+    const url = await appOf(t, () => new VirtualFile(make(), { name: 'export.csv' }))
+    const { hostname, port } = new URL(url)
+    const { ending, bytes } = await new Promise<{ ending: string, bytes: Buffer }>((resolve) => {
+      const socket = connect(Number(port), hostname, () => { socket.write('GET / HTTP/1.0\r\n\r\n') })
+      const chunks: Buffer[] = []
+      let ending = 'FIN'
+      socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      socket.on('error', (error: NodeJS.ErrnoException) => { ending = error.code ?? error.message })
+      socket.on('close', () => { resolve({ ending, bytes: Buffer.concat(chunks) }) })
+    })
+    const head = bytes.subarray(0, bytes.indexOf('\r\n\r\n')).toString('latin1')
+    t.regex(head, /^HTTP\/1\.1 200 OK\r\n/, make.name)
+    t.notRegex(head, /content-length|transfer-encoding/i, make.name)
+    t.is(ending, expected, make.name)
+    if (make === whole) t.true(bytes.subarray(-3).equals(Buffer.from('end')))
+  }
+})
+
 test('virtual-file: a sized stream longer than its size, found out after the headers: the client never gets all of Content-Length (the last byte waits for the source\'s end)', async t => {
   async function * long (): AsyncGenerator<Buffer> {
     yield Buffer.from('1234567890')

@@ -22,9 +22,20 @@ export function lighttpdProxyServer (rules: readonly ConfigRule[], upstream: Hos
     `  "port" => ${upstream.port},`,
     '  "x-sendfile" => "enable",',
     `  "x-sendfile-docroot" => ( ${roots.join(', ')} )`,
-    ') ) )'
+    ') ) )',
+    ...streamResponseBody
   ]
 }
+
+// Measured with lighttpd 1.4.69: with the default (0) lighttpd reads the app's whole response
+// before sending any of it, and a body the app cut short (a generated export that failed after
+// its headers) then went out as complete, with its length; with 1 or 2 the client sees the cut.
+const streamResponseBody = [
+  '# pass on what the app streams as it comes, paced by the client: the default (0) first reads the',
+  '# whole response (a large download into lighttpd\'s temp files), and then sends a body the app',
+  '# cut short as complete',
+  'server.stream-response-body = 2'
+]
 
 export function renderLighttpd (rules: readonly ConfigRule[], full?: FullConfig, upstreamText?: string): string {
   const upstream = parseHostPort(full?.upstream ?? upstreamText ?? '127.0.0.1:3000', 'upstream')
