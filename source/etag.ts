@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { debug } from './debug.ts'
 
 /**
  * Entity-tags (RFC 9110 §8.8.3): generation, parsing of single tags and of the comma lists that
@@ -43,6 +44,17 @@ function scanEntityTag (value: string, start: number): number {
 function toEntityTag (value: string, start: number, end: number): EntityTag {
   const weak = value.charCodeAt(start) === 0x57
   return { weak, opaque: value.slice(weak ? start + 2 : start, end) }
+}
+
+/**
+ * `tag` when it is one entity-tag, else undefined: what a file wrapper's stat() reports is sent
+ * and compared only when well-formed (a bare `abc`, or one with a control character that Node
+ * would refuse as a header value, is left out as if the wrapper had none).
+ */
+export function wellFormedEtag (tag: string | undefined): string | undefined {
+  if (tag === undefined || scanEntityTag(tag, 0) === tag.length) return tag
+  debug('an ETag that is not an entity-tag (RFC 9110 §8.8.3) is not sent: %s', JSON.stringify(tag))
+  return undefined
 }
 
 /** One entity-tag, exactly (no surrounding whitespace), else undefined. */

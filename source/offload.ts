@@ -2,13 +2,13 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug, loggableUrl } from './debug.ts'
 import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
-import { isEntityTagList, parseEntityTag } from './etag.ts'
+import { isEntityTagList, parseEntityTag, wellFormedEtag } from './etag.ts'
 import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
-import { evaluatePreconditions } from './preconditions.ts'
+import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { presentationHeaders } from './presentation.ts'
 import { servedPlan } from './serve.ts'
 import type { FileStat } from './types.ts'
@@ -106,7 +106,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ:
     // the generated Caddy block drops the Range next to such an If-Range itself.)
     if (target.validators || target.sameValidators === true) {
-      const malformed = malformedField(ctx.method, ctx.request.headers)
+      const malformed = malformedField(ctx.method, ctx.request.headers, ctx)
       if (malformed !== undefined) {
         debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
         return
@@ -128,7 +128,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     } catch (error) {
       throw toHttpError(error)
     }
-    const validators = target.validators && stat !== undefined ? { etag: stat.etag, lastModified: lastModifiedOf(stat, Date.now()) } : undefined
+    const validators = target.validators && stat !== undefined ? { etag: wellFormedEtag(stat.etag), lastModified: lastModifiedOf(stat, Date.now()) } : undefined
     if (validators !== undefined) {
       // Apache and lighttpd answer conditionals with the validators sent below, but not all as
       // RFC 9110 says: lighttpd evaluates neither If-Match nor If-Unmodified-Since on an X-Sendfile
@@ -176,11 +176,12 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
 
 /**
  * The first malformed conditional field, which the app ignores and a proxy may read in a way of its
- * own: an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date, an If-Match or
+ * own: an If-Modified-Since or If-Unmodified-Since that is not one HTTP-date (or comes in more than
+ * one line), an If-Match or
  * If-None-Match that is not `*` or a list of entity-tags, an If-Range next to a GET's Range that is
  * neither one entity-tag nor one HTTP-date.
  */
-function malformedField (method: string, headers: Context['request']['headers']): string | undefined {
+function malformedField (method: string, headers: Context['request']['headers'], ctx: Context): string | undefined {
   const match = headers['if-match']
   if (match !== undefined && !isEntityTagList(match)) return 'If-Match'
   const noneMatch = headers['if-none-match']
@@ -189,6 +190,8 @@ function malformedField (method: string, headers: Context['request']['headers'])
   if (modified !== undefined && parseHttpDate(modified) === undefined) return 'If-Modified-Since'
   const unmodified = headers['if-unmodified-since']
   if (unmodified !== undefined && parseHttpDate(unmodified) === undefined) return 'If-Unmodified-Since'
+  // Node keeps the first line of a repeated date field: ignored by the app, read by the servers.
+  if ((modified !== undefined || unmodified !== undefined) && repeatedDateFields(ctx.req.rawHeaders).length > 0) return 'repeated If-Modified-Since or If-Unmodified-Since'
   const ifRange = headers['if-range']
   if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
   return undefined

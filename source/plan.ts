@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { wellFormedEtag } from './etag.ts'
 import { formatHttpDate } from './http-date.ts'
 import { evaluatePreconditions, ifRangeAllows } from './preconditions.ts'
 import type { Validators } from './preconditions.ts'
@@ -37,7 +38,7 @@ export type ResponsePlan =
 
 export function planResponse (method: string, request: IncomingHttpHeaders, stat: FileStat, presentation: Presentation, options: PlanOptions, now: number): ResponsePlan {
   const validators: Validators = {
-    etag: options.etag ? stat.etag : undefined,
+    etag: options.etag ? wellFormedEtag(stat.etag) : undefined,
     lastModified: options.lastModified ? lastModifiedOf(stat, now) : undefined
   }
   const size = stat.size

@@ -1,6 +1,7 @@
 import { parseEntityTag, parseEntityTagList, strongMatch, weakMatch } from './etag.ts'
 import type { EntityTag } from './etag.ts'
 import { parseHttpDate } from './http-date.ts'
+import type { IncomingHttpHeaders } from 'node:http'
 
 /**
  * Conditional requests (RFC 9110 §13.2.2 steps 1–4, and If-Range §13.1.5),
@@ -80,6 +81,38 @@ export function evaluatePreconditions (method: string, headers: ConditionalHeade
     }
   }
   return PASS
+}
+
+/**
+ * The request's headers as the preconditions must read them: without an If-Modified-Since or
+ * If-Unmodified-Since sent in more than one line. Node's `req.headers` keeps the first line of
+ * each and drops the others, but a recipient MUST ignore such a field with more than one member
+ * (RFC 9110 §13.1.3, §13.1.4) — read as Node gives it, the answer would depend on the order of the
+ * lines. The same object when nothing is to be left out (every request without those fields).
+ */
+export function conditionalHeaders (req: { headers: IncomingHttpHeaders, rawHeaders: readonly string[] }): IncomingHttpHeaders {
+  const headers = req.headers
+  if (headers['if-modified-since'] === undefined && headers['if-unmodified-since'] === undefined) return headers
+  const repeated = repeatedDateFields(req.rawHeaders)
+  if (repeated.length === 0) return headers
+  const kept = { ...headers }
+  for (const name of repeated) delete kept[name]
+  return kept
+}
+
+/** Which of If-Modified-Since and If-Unmodified-Since `rawHeaders` carries more than once. */
+export function repeatedDateFields (rawHeaders: readonly string[]): Array<'if-modified-since' | 'if-unmodified-since'> {
+  let modified = 0
+  let unmodified = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? ''
+    if (name.length === 17 && name.toLowerCase() === 'if-modified-since') modified++
+    else if (name.length === 19 && name.toLowerCase() === 'if-unmodified-since') unmodified++
+  }
+  const repeated: Array<'if-modified-since' | 'if-unmodified-since'> = []
+  if (modified > 1) repeated.push('if-modified-since')
+  if (unmodified > 1) repeated.push('if-unmodified-since')
+  return repeated
 }
 
 function anyMatch (list: EntityTag[], current: EntityTag | undefined, match: (a: EntityTag, b: EntityTag) => boolean): boolean {

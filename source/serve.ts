@@ -11,6 +11,7 @@ import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
+import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
 import type { DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
@@ -133,7 +134,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
   // ignored when the response would not be 2xx; a 206 stands in for a 200 only). "Set itself" is
   // Koa's own flag: not its default 404 (a sendfile() with no body yet), nor the 200 a body implies.
-  const chosen = (ctx.response as { _explicitStatus?: boolean })._explicitStatus === true && ctx.status !== 200 ? ctx.status : undefined
+  // A 206 is not kept either: it needs the Content-Range of a requested range (RFC 9110 §15.3.7),
+  // so it is the Range header's to decide, as for a 200.
+  const status = ctx.status
+  const chosen = (ctx.response as { _explicitStatus?: boolean })._explicitStatus === true && status !== 200 && status !== 206 ? status : undefined
   // Whether the response took the file's bytes; if not, what the wrapper holds is released.
   let handedOver = false
   try {
@@ -157,7 +161,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
-      const plan = planResponse(ctx.method, chosen === undefined ? ctx.req.headers : noHeaders, stat, presentation, chosen === undefined ? options.plan : options.chosen, Date.now())
+      const plan = planResponse(ctx.method, chosen === undefined ? conditionalHeaders(ctx.req) : noHeaders, stat, presentation, chosen === undefined ? options.plan : options.chosen, Date.now())
       debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
       if (plan.status === 412) throw createHttpError(412)
       if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
@@ -191,8 +195,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         applyHeaders(ctx, chosen ?? plan.status, plan.headers)
         if (body.contentType !== undefined) ctx.res.setHeader('Content-Type', body.contentType)
       } catch (error) {
-        // A header Node refuses (a third-party wrapper's ETag with a control character): the opened
-        // source is closed, not left to leak with the error response.
+        // Every value is checked before it gets here (a wrapper's malformed ETag is left out, an
+        // unsafe Content-Type replaced); should Node still refuse one, the opened source is
+        // closed, not left to leak with the error response.
         if (!Buffer.isBuffer(body.data)) body.data.destroy()
         throw error
       }

@@ -9,7 +9,10 @@ export interface FileStat {
   size?: number | undefined
   /** Modification time. Omitted from the response when unknown or the Unix epoch. */
   lastModified?: Date | undefined
-  /** A complete entity-tag, quotes included: `"abc"` (strong) or `W/"abc"` (weak). */
+  /**
+   * A complete entity-tag, quotes included: `"abc"` (strong) or `W/"abc"` (weak). Anything else
+   * (`abc`, a control character) is left out of the response and its comparisons, with a debug line.
+   */
   etag?: string | undefined
   /** The type the source declares (storage metadata, upstream header), used verbatim. */
   contentType?: string | undefined

@@ -360,6 +360,26 @@ test('download: a status the route set itself (a 404 page, a 410, a 201 export) 
   t.is(created.headers['content-disposition'], 'attachment; filename="export.csv"')
 })
 
+test('download: a 206 the route set itself is not kept: the Range header decides (a 206 needs the Content-Range of a requested range)', async t => {
+  const app = new Koa()
+  app.silent = true
+  app.use(downloads())
+  app.use((ctx) => {
+    ctx.status = 206
+    ctx.body = download(new VirtualFile('0123456789', { name: 'digits.txt' }))
+  })
+  const url = await listen(t, app)
+  const whole = await fetchBytes(url, '/')
+  t.is(whole.status, 200)
+  t.is((whole.body as Buffer).toString(), '0123456789')
+  t.is(whole.headers['content-range'], undefined)
+  const part = await fetchBytes(url, '/').set('Range', 'bytes=2-4')
+  t.is(part.status, 206)
+  t.is((part.body as Buffer).toString(), '234')
+  t.is(part.headers['content-range'], 'bytes 2-4/10')
+  t.is((await fetchBytes(url, '/').set('If-None-Match', whole.headers.etag as string)).status, 304)
+})
+
 test('download: a route-level downloads() inside an app-level downloads({ rules }): HEAD answers like GET (streamed), never offloaded by the outer rules', async t => {
   const routeLevel = downloads()
   const app = new Koa()

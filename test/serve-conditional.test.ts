@@ -216,3 +216,24 @@ test('a future Last-Modified does not keep answering If-Modified-Since with 304 
   t.is(res.status, 200)
   t.is(res.text, '0123456789')
 })
+
+test('a date precondition sent in two lines is ignored, whichever line comes first (RFC 9110 §13.1.3, §13.1.4: more than one member); one line still counts', async t => {
+  const before = 'Fri, 02 Jan 2026 03:04:04 GMT'
+  const after = 'Fri, 02 Jan 2026 03:04:06 GMT'
+  const app = appFor(new CountingFile(stat))
+  // supertest's types allow a list for Cookie only; Node's client sends each member as a line.
+  const twoLines = (first: string, second: string): string => [first, second] as unknown as string
+  for (const lines of [[after, before], [before, after]] as Array<[string, string]>) {
+    const modified = await request(app).get('/').set('If-Modified-Since', twoLines(...lines))
+    t.is(modified.status, 200, `If-Modified-Since ${lines.join(' / ')}`)
+    t.is(modified.text, '0123456789')
+    const unmodified = await request(app).get('/').set('If-Unmodified-Since', twoLines(...lines))
+    t.is(unmodified.status, 200, `If-Unmodified-Since ${lines.join(' / ')}`)
+  }
+  t.is((await request(app).get('/').set('If-Modified-Since', after)).status, 304)
+  t.is((await request(app).get('/').set('If-Unmodified-Since', before)).status, 412)
+  // Two lines of the same date are two members too; other fields are read as before.
+  const same = await request(app).get('/').set('If-Modified-Since', twoLines(after, after)).set('If-None-Match', '"v0"')
+  t.is(same.status, 200)
+  t.is((await request(app).get('/').set('If-Modified-Since', twoLines(after, after)).set('If-None-Match', '"v1"')).status, 304)
+})
