@@ -17,8 +17,15 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
-  t.deepEqual(directives(text), ['location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', '}'])
+  t.deepEqual(directives(text), [
+    'location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    ...errorLocation(403, 404)
+  ])
 })
+
+// nginx's own errors after an X-Accel-Redirect keep the app's Cache-Control: their pages add no-store.
+const fileErrorPages = ['error_page 403 = @koa_downloads_403;', 'error_page 404 = @koa_downloads_404;']
+const errorLocation = (...statuses: number[]): string[] => statuses.map((status) => `location @koa_downloads_${status} { add_header Cache-Control "no-store" always; return ${status}; }`)
 
 test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: false sends none and needs none', (t) => {
   t.true(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1' })])).includes('charset iso-8859-1;'))
@@ -68,7 +75,7 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
 })
 
 // The origin's errors: nginx's own page instead of the origin's body, mapped as the app maps them when it streams.
-const errorLocations = ['location @koa_downloads_404 { return 404; }', 'location @koa_downloads_503 { return 503; }', 'location @koa_downloads_504 { return 504; }', 'location @koa_downloads_502 { return 502; }']
+const errorLocations = errorLocation(404, 502, 503, 504)
 /** The `error_page` lines of a location, as code → named location. */
 const errorPages = (lines: string[]): Map<number, string> => {
   const pages = new Map<number, string>()
@@ -82,7 +89,7 @@ const errorPages = (lines: string[]): Map<number, string> => {
   return pages
 }
 
-test('nginx: every status from 300 to 599 an origin may send is intercepted (a CDN\'s 520, a 418), except 304, 412 and 416 (the answers to the client\'s own headers) and 499 (nginx\'s own, which error_page refuses); the named locations come once, and only with an origin location', (t) => {
+test('nginx: every status from 300 to 599 an origin may send is intercepted (a CDN\'s 520, a 418), except 304, 412 and 416 (the answers to the client\'s own headers) and 499 (nginx\'s own, which error_page refuses); the named locations come once', (t) => {
   const pages = errorPages(directives(renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/a/', destinationUrl: '/_a/' })])))
   for (let code = 300; code < 600; code++) {
     const expected = [304, 412, 416, 499].includes(code)
@@ -98,11 +105,13 @@ test('nginx: every status from 300 to 599 an origin may send is intercepted (a C
   t.is(both.filter((line) => line === 'proxy_intercept_errors on;').length, 2)
   // the /_remote/ location has the same error_page lines as the fixed origin's
   const single = directives(renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/a/', destinationUrl: '/_a/' })])).filter((line) => line.startsWith('error_page '))
-  t.deepEqual(both.filter((line) => line.startsWith('error_page ')), [...single, ...single])
-  t.deepEqual(both.slice(-4), errorLocations)
-  t.is(both.filter((line) => line.startsWith('location @')).length, 4)
+  t.deepEqual(both.filter((line) => line.startsWith('error_page ')), [...single, ...single, ...fileErrorPages])
+  // each named location once, for the origins' statuses and a local file's
+  t.deepEqual(both.slice(-5), errorLocation(403, 404, 502, 503, 504))
+  t.is(both.filter((line) => line.startsWith('location @')).length, 5)
   const local = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/x', destinationUrl: '/x/' })]))
-  t.false(local.some((line) => line.startsWith('location @') || line.startsWith('error_page') || line.startsWith('proxy_intercept_errors')), 'a local rule needs none')
+  t.false(local.some((line) => line.startsWith('proxy_intercept_errors')), 'a local rule intercepts nothing')
+  t.deepEqual(local.filter((line) => line.startsWith('error_page') || line.startsWith('location @')), [...fileErrorPages, ...errorLocation(403, 404)])
 })
 
 test('nginx: a remote rule gets the generic location with every required line and its reason', (t) => {
@@ -126,7 +135,7 @@ test('nginx: rules that map one destination to the same directory give one locat
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
     nginx({ sourceDir: '/srv/a', sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })
   ])
-  t.deepEqual(directives(text).filter((l) => l.startsWith('location') || l.startsWith('alias')), ['location ^~ /p/ {', 'alias /srv/a/;'])
+  t.deepEqual(directives(text).filter((l) => l.startsWith('location ^~') || l.startsWith('alias')), ['location ^~ /p/ {', 'alias /srv/a/;'])
 })
 
 test('config: rules whose destinations coincide or nest on the server are refused, naming both (it would serve one rule\'s files for the other\'s)', (t) => {
@@ -165,8 +174,9 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', '}',
-    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', '}'
+    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    ...errorLocation(403, 404)
   ])
   const shared = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),

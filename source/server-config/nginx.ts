@@ -61,6 +61,9 @@ const interceptedErrors: ReadonlyArray<readonly [status: number, codes: readonly
   return Array.from({ length: Math.ceil(codes.length / 20) }, (_, i) => [status, codes.slice(i * 20, i * 20 + 20)] as const)
 })
 const errorLocation = (status: number): string => `@koa_downloads_${status}`
+// The statuses nginx's static module gives a file it cannot open: gone (404), or refused — by the
+// permissions or, under proxyRefusesSymlinks, by disable_symlinks (403).
+const fileErrorStatuses = [403, 404]
 const interceptLines = [
   '# an error of the origin gets nginx\'s own page (the @koa_downloads_ locations), not the origin\'s',
   '# body (an S3 error names the bucket and the key) under the download\'s type: every status from',
@@ -68,11 +71,20 @@ const interceptLines = [
   'proxy_intercept_errors on;',
   ...interceptedErrors.map(([status, codes]) => `error_page ${codes.join(' ')} = ${errorLocation(status)};`)
 ]
-const errorLocations = [
-  '',
-  '# The pages of the origin locations\' errors (named locations belong to the server block)',
-  ...[...new Set(interceptedErrors.map(([status]) => status))].map((status) => `location ${errorLocation(status)} { return ${status}; }`)
-]
+// An error nginx answers after an X-Accel-Redirect still carries the headers it took over from the
+// app's response, its Cache-Control among them, and nginx has no directive to remove those. A
+// browser kept such an error for the download's max-age (measured with Chromium: a 404, 403 or 502
+// under `private, max-age=3600` was shown again from its cache, the server not asked). The error
+// pages add `no-store`, which wins over any other Cache-Control directive the response carries.
+function errorLocations (statuses: readonly number[]): string[] {
+  return [
+    '',
+    '# The pages of nginx\'s own errors after an X-Accel-Redirect (named locations belong to the',
+    '# server block). They still carry the app\'s Cache-Control, which nginx cannot remove: no-store',
+    '# keeps a browser from showing the error again from its cache for the download\'s max-age.',
+    ...statuses.map((status) => `location ${errorLocation(status)} { add_header Cache-Control "no-store" always; return ${status}; }`)
+  ]
+}
 
 /**
  * The rule sends `X-Accel-Charset` (by default the charset of the download's type, utf-8 for text):
@@ -104,6 +116,8 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
       : [],
     '    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")',
     '    if (-d $request_filename) { return 404; }',
+    '    # a file gone or refused by the time nginx opens it: nginx\'s page, not cached (below)',
+    ...fileErrorStatuses.map((status) => `    error_page ${status} = ${errorLocation(status)};`),
     '}'
   ]
 }
@@ -167,7 +181,11 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
     else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule))
     else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl))
   }
-  if (rules.some((rule) => rule.sourceDir === undefined)) lines.push(...errorLocations)
+  const statuses = new Set<number>()
+  for (const rule of rules) {
+    for (const status of rule.sourceDir !== undefined ? fileErrorStatuses : interceptedErrors.map(([status]) => status)) statuses.add(status)
+  }
+  if (statuses.size > 0) lines.push(...errorLocations([...statuses].sort((a, b) => a - b)))
   return lines
 }
 

@@ -32,6 +32,9 @@ test('nginx proxyRefusesSymlinks: symlinks below the source directory are refuse
     const response = await fetch(proxy.url + url)
     const body = Buffer.from(await response.arrayBuffer())
     t.is(response.status, status, name)
+    // nginx keeps the app's Cache-Control on its own error; the generated page adds no-store, so
+    // that a browser does not show the refusal again from its cache (docs/deployment/nginx.md §4).
+    t.is(response.headers.get('cache-control'), 'private, max-age=60, no-store', name)
     t.false(body.includes(Buffer.from('SECRET')), `${name}: the target's bytes are not in the body`)
     t.false(body.includes(fixtures.big.bytes.subarray(0, 64)), `${name}: nor those of the file the inside link points to`)
     // The app did not resolve the path: it offloaded the link as named, and nginx refused it.
@@ -42,15 +45,17 @@ test('nginx proxyRefusesSymlinks: symlinks below the source directory are refuse
   // Control: the regular file the inside link points to is served.
   const direct = await fetch(proxy.url + filesUrl(fixtures.big.name))
   t.is(direct.status, 200)
+  t.is(direct.headers.get('cache-control'), 'private, max-age=60')
   t.is((await direct.arrayBuffer()).byteLength, fixtures.big.bytes.length)
 })
 
-test('nginx proxyRefusesSymlinks: a missing file is nginx\'s 404; ".." is still refused by the app (404, nothing offloaded)', async (t) => {
+test('nginx proxyRefusesSymlinks: a missing file is nginx\'s 404, not to be cached; ".." is still refused by the app (404, nothing offloaded)', async (t) => {
   const { proxy, app } = context()
   const missing = filesUrl('no-such-file.bin')
   const response = await fetch(proxy.url + missing)
   await response.arrayBuffer()
   t.is(response.status, 404)
+  t.is(response.headers.get('cache-control'), 'private, max-age=60, no-store')
   t.is(app.last(missing)?.headers['x-accel-redirect'], '/protected/no-such-file.bin')
   await assertAppOwn404(t, context(), '/files/..%2Fpublic%2Fpublic.txt', 'X-Accel-Redirect', 'streamed by node')
 })

@@ -36,10 +36,11 @@ ava.after.always(async () => {
   await rm(root, { recursive: true, force: true })
 })
 
-test('README: the nginx location block is what `koa-downloads config nginx` prints for the README rules', t => {
+test('README: the nginx location block and its error pages are what `koa-downloads config nginx` prints for the README rules', t => {
   const generated = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/private', destinationUrl: '/protected/' })])
-  const location = /(# nginx\(\{[\s\S]*?\n\})/.exec(generated)?.[1] ?? ''
-  t.not(location, '')
+  // Everything after the snippet's two header lines: the location and the named error locations.
+  const location = /\n\n(# nginx\(\{[\s\S]*)\n$/.exec(generated)?.[1] ?? ''
+  t.regex(location, /location @koa_downloads_404 /)
   const indented = location.split('\n').map((line) => line === '' ? line : `    ${line}`).join('\n')
   t.true(serverBlock.includes(indented), `README block lacks:\n${indented}`)
 })

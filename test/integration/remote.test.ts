@@ -252,6 +252,9 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
       if (server === 'nginx') {
         t.is(response.headers.get('content-type'), 'text/html', `origin ${status}: nginx's page, not the download's type`)
         t.regex(body, new RegExp(`^<html>\\r\\n<head><title>${expected} `), `origin ${status}`)
+        // nginx keeps the app's Cache-Control (docs/deployment/nginx.md §4); the page's no-store
+        // keeps a browser from reusing the error for the download's max-age.
+        t.is(response.headers.get('cache-control'), 'private, max-age=60, no-store', `origin ${status}`)
       } else {
         t.is(body, '', `origin ${status}`)
         t.is(response.headers.get('content-type'), null, `origin ${status}`)
