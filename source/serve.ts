@@ -412,12 +412,14 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   if (error !== null && error !== undefined && error === state.reported) return
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
-  if (state.signal.aborted && !resetBySource.has(this.res)) {
+  // A connection resetOnFailure() reset was the source's failure, whatever its code says.
+  const sourceReset = resetBySource.has(this.res)
+  if (state.signal.aborted && !sourceReset) {
     debug('%s: client went away (%s)', this.path, (error as Error | null)?.message ?? String(error))
     return
   }
   const code = (error as { code?: string } | null)?.code
-  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE') {
+  if (!sourceReset && (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE')) {
     // A client that resets its connection while the download is still being prepared (an upstream
     // request, a generated stream's first bytes): Koa passes on the socket's ECONNRESET before the
     // response's 'close' aborts our signal, and before the request counts as destroyed.
