@@ -74,14 +74,23 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
   }
 }
 
-async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessage> {
+/**
+ * One request. Node's agent keeps connections to an origin open between requests; an origin may
+ * close one just as a request goes out on it (its idle timeout, without a `Keep-Alive: timeout`
+ * hint for the agent to heed: S3, nginx), and the request is lost unanswered — reset, or closed
+ * before any response. Such a GET or HEAD is sent once more, on a new connection, as Caddy does
+ * and Node's documentation of `request.reusedSocket` advises; any other failure is final.
+ */
+async function once (url: URL, options: UpstreamRequest, fresh = false): Promise<IncomingMessage> {
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest
   return await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }) })
+    const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(fresh ? { agent: false } : {}) })
     const cancel = expireAfterPoll(options.timeout, () => {
       req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
     })
+    let answered = false
     req.once('response', (response) => {
+      answered = true
       cancel()
       resolve(response)
     })
@@ -92,6 +101,11 @@ async function once (url: URL, options: UpstreamRequest): Promise<IncomingMessag
         return
       }
       const code = (error as { code?: string }).code
+      if (!answered && !fresh && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+        debug('http %s %s: %s on a reused connection: sent again on a new one', options.method, loggableUrl(url.href), code)
+        once(url, options, true).then(resolve, reject)
+        return
+      }
       debug('http %s %s: %s', options.method, loggableUrl(url.href), error.message)
       reject(new DownloadError(code === 'ETIMEDOUT' ? 'E_TIMEOUT' : 'E_UPSTREAM', `${redactUrl(url.href)}: ${code ?? error.message}`, { cause: error }))
     })
