@@ -502,6 +502,12 @@ async function runSetup (server: ServerName, tree: Tree, setup: Setup, counts: M
     const log = new Map<string, Sent>()
     const app = new Koa()
     app.silent = true
+    // The app's own failures (a 502 it answered itself records nothing): named in a problem's line.
+    const appErrors = new Map<string, string>()
+    app.on('error', (error: Error & { status?: number }, ctx?: Koa.Context) => {
+      const cause = (error.cause as Error | undefined)?.message
+      appErrors.set(ctx?.get('x-fuzz-id') ?? '', `${error.status ?? 500} ${error.message}${cause === undefined ? '' : ` (${cause})`}`)
+    })
     app.use(recorder(log))
     if (groups.length === 1 && groups[0]?.prefix === '') {
       app.use(middlewares[0] as Middleware)
@@ -526,7 +532,7 @@ async function runSetup (server: ServerName, tree: Tree, setup: Setup, counts: M
         const found = problemsOf(server, world, setup, c, res, log.get(id))
         const sent = log.get(id)
         for (const label of [c.label, sent?.header === undefined ? `${res.status} streamed` : `${res.status} via ${sent.header}`]) counts.set(label, (counts.get(label) ?? 0) + 1)
-        if (found.length > 0) problems.push(`${c.label} ${c.target} → ${res.status}: ${found.join('; ')}\n  app sent ${JSON.stringify(log.get(id))}`)
+        if (found.length > 0) problems.push(`${c.label} ${c.target} → ${res.status}: ${found.join('; ')}\n  app sent ${JSON.stringify(log.get(id))}${appErrors.has(id) ? `\n  app error: ${appErrors.get(id) ?? ''}` : ''}`)
       })
       if (problems.length > 0) {
         throw new Error(`${problems.length} problem(s) with rules\n${groups.map((g) => `${g.prefix || 'app-wide'}: ${JSON.stringify(g.specs)}`).join('\n')}\ntree ${JSON.stringify(tree.dirs)}\n${problems.slice(0, 12).join('\n')}\n--- config ---\n${running.config}\n--- ${server} output ---\n${running.logs().slice(-2000)}`)
