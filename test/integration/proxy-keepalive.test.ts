@@ -9,11 +9,11 @@
 // lost again, on a new one.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ServerName } from '../../source/server-config.ts'
+import { firstOnEachConnection } from '../helpers/drop-reused.ts'
 import { dirRuleFor, logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy } from '../helpers/proxies.ts'
 
@@ -33,19 +33,11 @@ interface CountingApp {
  */
 async function countingApp (): Promise<CountingApp> {
   let connections = 0
-  let dropped = 0
-  const served = new WeakMap<Socket, number>()
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const n = (served.get(req.socket) ?? 0) + 1
-    served.set(req.socket, n)
-    if (n > 1) {
-      dropped++
-      req.socket.destroy()
-      return
-    }
+  const { handle, dropped } = firstOnEachConnection((_req, res) => {
     res.setHeader('Content-Type', 'text/plain')
-    res.end(`ok ${n}\n`)
+    res.end('ok 1\n')
   })
+  const server = createServer(handle)
   // Long enough that the app itself never closes an idle connection during a test.
   server.keepAliveTimeout = 60_000
   server.on('connection', () => { connections++ })
@@ -53,7 +45,7 @@ async function countingApp (): Promise<CountingApp> {
   return {
     port: (server.address() as AddressInfo).port,
     connections: () => connections,
-    dropped: () => dropped,
+    dropped,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
   }
 }
