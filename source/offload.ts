@@ -106,7 +106,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ:
     // the generated Caddy block drops the Range next to such an If-Range itself.)
     if (target.validators || target.sameValidators === true) {
-      const malformed = malformedField(ctx.method, ctx.request.headers, ctx)
+      const malformed = malformedField(ctx)
       if (malformed !== undefined) {
         debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
         return
@@ -181,7 +181,9 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
  * If-None-Match that is not `*` or a list of entity-tags, an If-Range next to a GET's Range that is
  * neither one entity-tag nor one HTTP-date.
  */
-function malformedField (method: string, headers: Context['request']['headers'], ctx: Context): string | undefined {
+function malformedField (ctx: Context): string | undefined {
+  const method = ctx.method
+  const headers = ctx.request.headers
   const match = headers['if-match']
   if (match !== undefined && !isEntityTagList(match)) return 'If-Match'
   const noneMatch = headers['if-none-match']

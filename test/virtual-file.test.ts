@@ -15,6 +15,7 @@ import { download } from '../source/download.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import type { VirtualContent, VirtualFileOptions } from '../source/virtual-file.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
+import { rawRequest } from './helpers/file-contract.ts'
 import { downloadApp } from './helpers/koa.ts'
 import { fetchBytes, listen } from './helpers/listen.ts'
 
@@ -272,10 +273,10 @@ test('virtual-file: a sized stream that ends early after the headers were sent a
   }
   const file = new VirtualFile(slow(), { name: 'short.bin', size: 10 })
   const { url } = await appServing(t, file)
-  const result = await outcomeOf(url)
+  const result = await rawRequest(url)
   t.is(result.status, 200)
   t.false(result.complete)
-  t.is(result.body, '12345')
+  t.is(result.body.toString(), '12345')
 })
 
 test('virtual-file: a stream of unknown size that fails mid-body, to an HTTP/1.0 client (nginx\'s default upstream protocol): the connection is reset, never closed as a complete body; one that ends is closed normally', async t => {
@@ -327,8 +328,8 @@ test('virtual-file: a sized stream longer than its size, found out after the hea
   // Not even the tenth byte: with all ten the client would hold a complete response (the overrun,
   // found 50 ms later, could then only close a connection already done with).
   t.is(rest.toString(), '123456789')
-  const result = await outcomeOf(url)
-  t.deepEqual(result, { status: 200, complete: false, body: '123456789' })
+  const result = await rawRequest(url)
+  t.deepEqual({ status: result.status, complete: result.complete, body: result.body.toString() }, { status: 200, complete: false, body: '123456789' })
 })
 
 test('virtual-file: a sized stream longer than its size, found out before the headers → a clean 502', async t => {
@@ -338,17 +339,6 @@ test('virtual-file: a sized stream longer than its size, found out before the he
   t.is(res.status, 502)
   t.false(res.body.toString().includes('HTTP/1.1'))
 })
-
-/** A GET as an HTTP client takes it: the status, whether the response ended complete, the body. */
-async function outcomeOf (url: string): Promise<{ status: number | undefined, complete: boolean, body: string }> {
-  return await new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
-      res.on('close', () => { resolve({ status: res.statusCode, complete: res.complete, body }) })
-    }).on('error', reject)
-  })
-}
 
 /** The raw bytes of a GET / on a keep-alive connection, split into the header block and what follows it. */
 async function rawExchange (url: string): Promise<{ head: string, rest: Buffer }> {

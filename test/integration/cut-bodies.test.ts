@@ -6,7 +6,6 @@
 // that connection (RST) on a failure, since a normal close would read as the end of the file.
 import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { get } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -16,6 +15,7 @@ import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import { VirtualFile } from '../../source/virtual-file.ts'
 import type { ServerName } from '../../source/server-config.ts'
+import { rawRequest } from '../helpers/file-contract.ts'
 import { dirRuleFor, logProxiesIfFailed, makeWorldReadable, nginxConfig, proxyTest, startProxy } from '../helpers/proxies.ts'
 import type { RunningProxy, StartProxyOptions } from '../helpers/proxies.ts'
 
@@ -44,18 +44,12 @@ async function exportApp (): Promise<{ server: Server, port: number, failures: (
   return { server, port: (server.address() as AddressInfo).port, failures: () => failures }
 }
 
-interface Outcome { status: number | undefined, complete: boolean, bytes: number }
+interface Outcome { status: number, complete: boolean, bytes: number }
 
 /** GET through the proxy, as a client would take it: whether the response ended as complete. */
 async function fetchOutcome (url: string): Promise<Outcome> {
-  return await new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let bytes = 0
-      res.on('data', (chunk: Buffer) => { bytes += chunk.length })
-      res.on('error', () => {})
-      res.on('close', () => { resolve({ status: res.statusCode, complete: res.complete, bytes }) })
-    }).on('error', reject)
-  })
+  const { status, complete, body } = await rawRequest(url)
+  return { status, complete, bytes: body.length }
 }
 
 async function throughProxy (server: ServerName, t: { passed: boolean, log: (...values: unknown[]) => void }, configFor?: StartProxyOptions['configFor']): Promise<{ fails: Outcome, ends: Outcome, sized: Outcome, failures: number }> {
@@ -115,7 +109,7 @@ for (const server of ['nginx', 'apache', 'lighttpd'] as const) {
   const { test } = proxyTest('nginx')
   test('nginx behind a hand-written `location / { proxy_pass …; }` (HTTP/1.0 to the app): the app resets the connection of a failing body of unknown length, and nginx passes the cut on', async (t) => {
     let sent = ''
-    const { fails, ends } = await throughProxy('nginx', t, ({ port, prefix, appPort }) => {
+    const { fails, ends, sized, failures } = await throughProxy('nginx', t, ({ port, prefix, appPort }) => {
       sent = nginxConfig(prefix, [`  server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${appPort}; } }`])
       return sent
     })
@@ -123,5 +117,7 @@ for (const server of ['nginx', 'apache', 'lighttpd'] as const) {
     t.is(fails.status, 200)
     t.false(fails.complete, `${fails.bytes} bytes, ended as complete`)
     t.deepEqual(ends, whole)
+    t.false(sized.complete, `sized: ${sized.bytes} bytes, ended as complete`)
+    t.is(failures, 2, 'the app reported both failures, the reset one included')
   })
 }
