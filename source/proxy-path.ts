@@ -44,11 +44,22 @@ export function fromRawPath (value: string): string {
   return Buffer.from(value, 'latin1').toString('utf8')
 }
 
-/** lighttpd: an absolute directory plus segments, every segment of both percent-encoded. */
+/**
+ * lighttpd: an absolute directory plus segments, every segment of both percent-encoded. Undefined
+ * for a path with a control character or DEL: lighttpd decodes the value and then replaces each
+ * of them by `_` (measured, 1.4.69), so `a%01b` would send the file `a_b` — another file, or a 404.
+ */
 export function encodedFilePath (dir: string, segments: readonly string[]): string | undefined {
   const dirSegments = dir === '/' ? [] : dir.split('/').slice(1)
+  for (const part of [dirSegments, segments]) {
+    for (const segment of part) {
+      if (CONTROL.test(segment)) return undefined
+    }
+  }
   return encodedPath('/', [...dirSegments, ...segments])
 }
+
+const CONTROL = /[\0-\x1f\x7f]/
 
 /** Apache: an absolute directory plus segments, raw. */
 export function rawFilePath (dir: string, segments: readonly string[]): string | undefined {

@@ -17,6 +17,6 @@ export function lighttpd (options: LighttpdOptions): LighttpdRule {
     backend: 'lighttpd',
     allowList: 'x-sendfile-docroot',
     encode: encodedFilePath,
-    refusal: 'the name cannot be percent-encoded'
+    refusal: 'the name is not well-formed Unicode or has a control character (lighttpd would read it as "_", another file)'
   })
 }

@@ -18,6 +18,16 @@ import { makeWorldReadable } from './proxies.ts'
 
 /** A name with a space, `%`, non-ASCII letters and a double quote: every encoding trap at once. */
 export const hostileName = 'my "résumé" 100% done.txt'
+/**
+ * Names with a control character, each beside a decoy whose name has `_` in its place: lighttpd
+ * turns a decoded control character into `_` (measured), so a sendfile path carrying one named the
+ * decoy.
+ */
+export const controlNames: ReadonlyArray<{ name: string, decoy: string }> = [
+  { name: 'ctl\x01name.txt', decoy: 'ctl_name.txt' },
+  { name: 'tab\tname.txt', decoy: 'tab_name.txt' },
+  { name: 'del\x7fname.txt', decoy: 'del_name.txt' }
+]
 
 export interface Fixtures {
   root: string
@@ -48,6 +58,10 @@ export async function makeFixtures (): Promise<Fixtures> {
   await writeFile(join(protectedDir, hostileName), hostile)
   await writeFile(join(protectedDir, 'slow', 'slow.bin'), slow)
   await writeFile(join(publicDir, 'public.txt'), 'streamed by node\n')
+  for (const { name, decoy } of controlNames) {
+    await writeFile(join(protectedDir, name), `the file named ${JSON.stringify(name)}\n`)
+    await writeFile(join(protectedDir, decoy), 'DECOY: another user\'s file\n')
+  }
   makeWorldReadable(root)
   return {
     root,
@@ -92,6 +106,7 @@ export interface TestApp {
  * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
  * `GET /storage/<key>` serves the same tree through flydrive's fs driver (StorageFile, which has a path).
  * `GET /remote/public.txt` is an HttpFile of the app's own `/public/public.txt` (a URL no rule covers).
+ * `GET /record/<n>` serves `controlNames[n]` below `protectedDir` (a name from a record, not the URL).
  * `GET /memory/hello.txt` (in-memory) and `GET /generated/rows.csv` (an async generator) have no
  * path or url: always streamed.
  */
@@ -129,6 +144,14 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
     }
     if (ctx.path === '/generated/rows.csv') {
       ctx.body = download(new VirtualFile(generatedRows(), { name: 'rows.csv' }))
+      return
+    }
+    const record = /^\/record\/(\d+)$/.exec(ctx.path)
+    if (record !== null) {
+      // A name found by id, as in a database record: one a request URL could not carry (a proxy
+      // refuses control characters in its request line).
+      const name = controlNames[Number(record[1])]?.name
+      if (name !== undefined) ctx.body = download(new PathFile(name, { root: fixtures.protectedDir }))
       return
     }
     const inline = ctx.query.inline === '1'

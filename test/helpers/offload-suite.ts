@@ -4,7 +4,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
-import { filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
+import { controlNames, filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
 import type { Fixtures, TestApp } from './app.ts'
 import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from './proxies.ts'
 import type { RunningProxy, StartProxyOptions } from './proxies.ts'
@@ -238,6 +238,24 @@ export function offloadSuite (options: SuiteOptions): Suite {
       t.regex(app.last(url)?.headers[offloadHeader.toLowerCase()] ?? '', /%20%22r%C3%A9sum%C3%A9%22%20100%25%20done\.txt$/)
     })
   }
+
+  proxied(`${label}: a name with a control character gets that file's bytes (offloaded or streamed), never its decoy's`, async (t) => {
+    const { proxy, app } = context()
+    for (const [index, { name }] of controlNames.entries()) {
+      const url = `/record/${index}`
+      const response = await fetch(proxy.url + url)
+      const body = await response.text()
+      const sent = app.last(url)
+      if (options.encodedNamesUnsupported !== undefined && sent?.headers[offloadHeader.toLowerCase()] !== undefined) {
+        // The limitation pinned above: a 404, never another file.
+        t.is(response.status, 404, JSON.stringify(name))
+        t.false(body.includes('DECOY'), JSON.stringify(name))
+        continue
+      }
+      t.is(response.status, 200, JSON.stringify(name))
+      t.is(body, `the file named ${JSON.stringify(name)}\n`)
+    }
+  })
 
   proxied(`${label}: a file outside every rule is streamed by Node, no offload header anywhere`, async (t) => {
     const { proxy, app } = context()
