@@ -29,8 +29,8 @@ export interface OffloadTarget {
    * date it reads leniently) without the client seeing another ETag.
    */
   readonly sameValidators?: boolean | undefined
-  /** Further control headers (nginx `X-Accel-*`), given the final Content-Type of the response. */
-  readonly controls?: ((contentType: string) => Readonly<Record<string, string>>) | undefined
+  /** Further control headers (nginx `X-Accel-*`). */
+  readonly controls?: Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -189,8 +189,8 @@ interface DestinationFields {
  * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
  * name a directory, not a URL, and never clash.
  *
- * nginx() rules sharing a location must also agree on `charset`: the location has one `charset`
- * line, and nginx drops an X-Accel-Charset it does not know. Their other settings (buffering,
+ * nginx() rules sharing a location must also agree on `charset` when both set one: the location
+ * has one `source_charset` line, and nginx drops an X-Accel-Charset it does not know. Their other settings (buffering,
  * limitRate, expires) are headers each rule sends with its own responses, and may differ.
  *
  * Each entry of a `negotiated()` mapping is a destination too: it becomes the `X-Accel-Redirect`
@@ -205,12 +205,12 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     const destination = url.endsWith('/') ? url : url + '/'
     for (const other of placed) {
       if (other.space !== space) continue
-      // One nginx location has one `charset` line, written from the first rule: another rule's
-      // X-Accel-Charset would then be unknown to nginx and silently dropped (measured: charset
-      // 'iso-8859-1' next to a charset: false rule gave no charset at all).
+      // One nginx location has one `source_charset` line, the charset of the first rule that sets
+      // one: another rule's X-Accel-Charset would then be unknown to nginx and silently dropped.
+      // A rule without a charset sends none, and shares a location with any.
       if (other.destination === destination && other.target === target && other.charset !== undefined && charset !== undefined && other.charset !== charset) {
         return `${other.name} (charset ${other.charset}) and ${name} (charset ${charset}) share the nginx location ${destination}, ` +
-          'which has a single `charset` line, so one rule\'s X-Accel-Charset would be ignored: give them the same charset, or each its own destinationUrl'
+          'which has a single `source_charset` line, so one rule\'s X-Accel-Charset would be ignored: give them the same charset, or each its own destinationUrl'
       }
       const clash = destinationClash(other.destination, other.target, destination, target)
       if (clash === undefined) continue
@@ -243,8 +243,8 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     if (space === undefined) continue
     // What the proxy serves under the destination: the generators write the same block for it.
     const target = rule.remote === true ? 'any origin' : rule.sourceDir !== undefined ? `sourceDir ${rule.sourceDir}` : `sourceUrl ${String(rule.sourceUrl)}`
-    // The charset line its location gets (server-config/nginx.ts): none for false, else the name.
-    const charset = rule.backend === 'nginx' ? (rule.charset === false ? 'none' : JSON.stringify(typeof rule.charset === 'string' ? rule.charset.toLowerCase() : 'utf-8')) : undefined
+    // The charset its location must know (server-config/nginx.ts), when the rule sends one.
+    const charset = rule.backend === 'nginx' && typeof rule.charset === 'string' ? JSON.stringify(rule.charset.toLowerCase()) : undefined
     const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target, charset)
     if (conflict !== undefined) return conflict
   }

@@ -169,7 +169,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (validators.lastModified !== undefined) res.setHeader('Last-Modified', formatHttpDate(validators.lastModified))
     }
     res.setHeader(target.header, target.value)
-    const controls = target.controls?.(presentation.contentType)
+    const controls = target.controls
     if (controls !== undefined) for (const name in controls) res.setHeader(name, controls[name] as string)
   }
 }

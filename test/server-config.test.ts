@@ -18,7 +18,7 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
   t.deepEqual(directives(text), [
-    'location ^~ /protected/ {', 'internal;', 'charset utf-8;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /protected/ {', 'internal;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
 })
@@ -27,16 +27,21 @@ test('nginx: a sourceDir rule becomes an internal location aliased to the direct
 const fileErrorPages = ['error_page 403 = @koa_downloads_403;', 'error_page 404 = @koa_downloads_404;']
 const errorLocation = (...statuses: number[]): string[] => statuses.map((status) => `location @koa_downloads_${status} { add_header Cache-Control "no-store" always; return ${status}; }`)
 
-test('nginx: the charset of X-Accel-Charset is made known to nginx; charset: false sends none and needs none', (t) => {
-  t.true(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1' })])).includes('charset iso-8859-1;'))
-  t.false(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: false })])).some((line) => line.startsWith('charset')))
+test('nginx: a rule\'s charset is made known to nginx with source_charset (charset would append one to text types); without one, no line', (t) => {
+  t.true(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1' })])).includes('source_charset iso-8859-1;'))
+  for (const options of [{}, { charset: false as const }]) {
+    t.false(directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', ...options })])).some((line) => /charset/.test(line)))
+  }
 })
 
-test('nginx: rules sharing a location must agree on charset (it has one charset line): TypeError, also for rules of separate offload() calls', (t) => {
+test('nginx: rules sharing a location must agree on charset when both set one (it has one source_charset line): TypeError, also for rules of separate offload() calls', (t) => {
   // an app-wide rule and a per-route one: offload() sees each alone, the config module has both
-  const rules = [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' }), nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1', limitRate: 1000 })]
+  const rules = [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'utf-8' }), nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'iso-8859-1', limitRate: 1000 })]
   t.throws(() => renderServerConfig('nginx', rules), { instanceOf: TypeError, message: /^renderServerConfig\(\): rules\[0\] \(charset "utf-8"\) and rules\[1\] \(charset "iso-8859-1"\) share the nginx location \/p\// })
   t.notThrows(() => renderServerConfig('nginx', [rules[0]!, nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', limitRate: 1000 })]))
+  // A rule without a charset sends none: the location takes the charset of the one that does, wherever it stands.
+  const mixed = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' }), rules[1]!]))
+  t.deepEqual(mixed.filter((line) => /charset/.test(line)), ['source_charset iso-8859-1;'])
 })
 
 test('nginx: a directory with spaces and quotes is quoted and escaped', (t) => {
@@ -56,7 +61,6 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
   t.deepEqual(lines, [
     'location ^~ /_origin/ {',
     'internal;',
-    'charset utf-8;',
     'proxy_set_header Authorization "";',
     'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;',
@@ -174,8 +178,8 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location ^~ /a/ {', 'internal;', 'charset utf-8;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
-    'location ^~ /b/ {', 'internal;', 'charset utf-8;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /a/ {', 'internal;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /b/ {', 'internal;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
   const shared = renderServerConfig('nginx', [
@@ -185,9 +189,9 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
   t.true(directives(shared).includes('disable_symlinks on from=$document_root;'))
 })
 
-test('nginx: an explicit charset adds a charset line to the location', (t) => {
+test('nginx: an explicit charset adds a source_charset line to the location', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/', charset: 'utf-8' })])
-  t.true(directives(text).includes('charset utf-8;'))
+  t.true(directives(text).includes('source_charset utf-8;'))
 })
 
 test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (t) => {

@@ -22,7 +22,7 @@ import { assertDownload, assertInternalRedirect, assertXAccelRedirect, assertXSe
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
 
 const rootRules = {
-  nginx: nginx({ sourceDir: `${fixtureRoot}/snow ☃`, destinationUrl: '/protected/', limitRate: 1024, buffering: false, expires: 60 }),
+  nginx: nginx({ sourceDir: `${fixtureRoot}/snow ☃`, destinationUrl: '/protected/', limitRate: 1024, buffering: false, expires: 60, charset: 'utf-8' }),
   apache: apache({ sourceDir: `${fixtureRoot}/snow ☃`, destinationDir: '/srv/snow ☃' }),
   lighttpd: lighttpd({ sourceDir: `${fixtureRoot}/snow ☃`, destinationDir: '/srv/snow ☃' }),
   caddy: caddy({ sourceDir: `${fixtureRoot}/snow ☃`, destinationUrl: '/protected/', header: 'X-Caddy' }),

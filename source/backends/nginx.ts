@@ -1,4 +1,3 @@
-import { charsetOf } from '../content-type.ts'
 import { checkOptions, logNoMatch, matchSource, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
 import { encodedPath, nginxLiteral, remotePath, sameOnTheWire } from '../proxy-path.ts'
@@ -51,8 +50,11 @@ export interface NginxOptions extends SourceOptions {
    */
   expires?: number | Date | false | undefined
   /**
-   * `X-Accel-Charset`: a charset name sent on every offload, or `false` to never send one.
-   * @default the charset of the response's Content-Type, when it has one (else no header)
+   * `X-Accel-Charset`: a charset name sent on every offload, which nginx sets as the charset of
+   * the response's Content-Type (and recodes to, where a `charset_map` allows it); `koa-downloads
+   * config` makes it known to the location (`source_charset`). `false`, like the default, sends
+   * none: the Content-Type then goes out as the app set it, its charset included.
+   * @default none
    */
   charset?: string | false | undefined
   /**
@@ -123,10 +125,8 @@ export function nginx (options: NginxOptions): NginxRule {
   if (buffering !== undefined) fixed['X-Accel-Buffering'] = buffering ? 'yes' : 'no'
   if (limitRate !== undefined) fixed['X-Accel-Limit-Rate'] = String(limitRate)
   if (expires !== undefined) fixed['X-Accel-Expires'] = accelExpires(expires)
-  const controls = (contentType: string): Record<string, string> => {
-    const value = charset === false ? undefined : charset ?? charsetOf(contentType)
-    return value === undefined ? fixed : { ...fixed, 'X-Accel-Charset': value }
-  }
+  if (typeof charset === 'string') fixed['X-Accel-Charset'] = charset
+  const controls = Object.keys(fixed).length > 0 ? Object.freeze(fixed) : undefined
   const label = `nginx(${remote ? 'remote' : source.sourceDir ?? source.sourceUrl} → ${destinationUrl})`
 
   // Frozen: the config generator reads these fields, and they must stay what match() uses.

@@ -87,13 +87,22 @@ function errorLocations (statuses: readonly number[]): string[] {
 }
 
 /**
- * The rule sends `X-Accel-Charset` (by default the charset of the download's type, utf-8 for text):
- * nginx honours it only for a charset it knows, else it logs `unknown charset "utf-8" to override`.
+ * A rule with a `charset` sends it as `X-Accel-Charset`, which nginx honours only for a charset it
+ * knows (else it logs `unknown charset "…" to override`). `source_charset` makes it known and,
+ * unlike `charset`, appends nothing to the Content-Type of responses that do not ask for it
+ * (`charset utf-8;` turned the app's `text/plain` into `text/plain; charset=utf-8`: measured).
  */
-function charsetLines (rule: ConfigRule): string[] {
-  if (rule.charset === false) return []
-  const charset = typeof rule.charset === 'string' ? rule.charset : 'utf-8'
-  return ['    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")', `    charset ${nginxString(charset, 'charset')};`]
+function charsetLines (charset: string | undefined): string[] {
+  if (charset === undefined) return []
+  return ['    # makes the rule\'s X-Accel-Charset known to nginx (else "unknown charset … to override")', `    source_charset ${nginxString(charset, 'charset')};`]
+}
+
+/** The charset a location must know: that of the first rule for it that sends one (renderServerConfig refused two different ones). */
+function locationCharset (rules: readonly ConfigRule[], location: string): string | undefined {
+  for (const rule of rules) {
+    if (typeof rule.charset === 'string' && destinationOf(rule) === location) return rule.charset
+  }
+  return undefined
 }
 
 // `^~`: once this prefix is the longest match, nginx skips the regex locations. Without it a
@@ -103,13 +112,13 @@ function prefixLocation (location: string): string {
   return `location ^~ ${nginxString(location, 'destinationUrl')} {`
 }
 
-function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boolean): string[] {
+function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boolean, charset: string | undefined): string[] {
   const location = destinationOf(rule)
   return [
     prefixLocation(location),
     '    # reachable only through X-Accel-Redirect: a client request gets 404',
     '    internal;',
-    ...charsetLines(rule),
+    ...charsetLines(charset),
     `    alias ${nginxString(withSlash(sourceDir), 'sourceDir')};`,
     ...refuseSymlinks
       ? ['    # proxyRefusesSymlinks: the app does not realpath these files; nginx refuses (403/404) any symlink below the alias', '    disable_symlinks on from=$document_root;']
@@ -122,14 +131,14 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
   ]
 }
 
-function originLocation (rule: ConfigRule, sourceUrl: string): string[] {
+function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined): string[] {
   const location = destinationOf(rule)
   const { origin, basePath } = splitSourceUrl(sourceUrl)
   return [
     prefixLocation(location),
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
-    ...charsetLines(rule),
+    ...charsetLines(charset),
     ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
@@ -137,7 +146,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string): string[] {
   ]
 }
 
-function remoteLocation (rule: ConfigRule): string[] {
+function remoteLocation (rule: ConfigRule, charset: string | undefined): string[] {
   const location = destinationOf(rule)
   const pattern = '^' + location.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$'
   return [
@@ -151,7 +160,7 @@ function remoteLocation (rule: ConfigRule): string[] {
     `    location ~ ${quote(pattern)} {`,
     '        # without `internal` this is an open proxy to any host',
     '        internal;',
-    ...charsetLines(rule).map((line) => '    ' + line),
+    ...charsetLines(charset).map((line) => '    ' + line),
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
     ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
@@ -177,9 +186,10 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
     if (seen.has(location)) continue
     seen.add(location)
     lines.push('', `# ${describeRule(rule)}`)
-    if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location)))
-    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule))
-    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl))
+    const charset = locationCharset(rules, location)
+    if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location), charset))
+    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule, charset))
+    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl, charset))
   }
   const statuses = new Set<number>()
   for (const rule of rules) {

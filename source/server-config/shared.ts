@@ -11,7 +11,7 @@ export interface ConfigRule {
   readonly destinationDir?: string | undefined
   /** Caddy: the response header the `handle_response` matcher looks at. */
   readonly header?: string | undefined
-  /** nginx: the X-Accel-Charset the rule sends (needs a `charset` line in the location). */
+  /** nginx: the X-Accel-Charset the rule sends (needs a `source_charset` line in the location). */
   readonly charset?: string | false | undefined
   /** nginx: the generic "any origin" form (`/_remote/<scheme>/<host>/<path>`). */
   readonly remote?: boolean | undefined

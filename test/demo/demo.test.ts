@@ -121,7 +121,7 @@ test('demo: unknown cells, traversal and missing records are 404 without a path 
 
 test('demo: /config/nginx is the `koa-downloads config nginx` snippet for the demo\'s nginx rules', async (t) => {
   const text = await (await fetch(`${base}/config/nginx`)).text()
-  t.true(text.includes(`location ^~ /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    # makes the charset of X-Accel-Charset known to nginx (else "unknown charset … to override")\n    charset utf-8;\n    alias ${filesDir}/;\n    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")\n    if (-d $request_filename) { return 404; }\n    # a file gone or refused by the time nginx opens it: nginx's page, not cached (below)\n    error_page 403 = @koa_downloads_403;\n    error_page 404 = @koa_downloads_404;\n}`))
+  t.true(text.includes(`location ^~ /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    alias ${filesDir}/;\n    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")\n    if (-d $request_filename) { return 404; }\n    # a file gone or refused by the time nginx opens it: nginx's page, not cached (below)\n    error_page 403 = @koa_downloads_403;\n    error_page 404 = @koa_downloads_404;\n}`))
   t.true(text.includes('location @koa_downloads_404 { add_header Cache-Control "no-store" always; return 404; }'))
   t.true(text.includes(`proxy_pass ${demo.env.originUrl}files/;`))
   t.true(text.includes('location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'))

@@ -193,8 +193,8 @@ function spaceOf (spec: RuleSpec): string | undefined {
 }
 /** What the proxy serves under the destination: the source directory, or the origin. */
 const targetOf = (spec: RuleSpec): string => spec.source === 'remote' ? 'any' : spec.source === 'url' ? `url ${spec.dir}` : `dir ${spec.dir}`
-/** The `charset` line of an nginx location (the rules sharing it must agree). */
-const charsetLineOf = (spec: RuleSpec): string => spec.charset === false ? 'none' : (spec.charset ?? 'utf-8').toLowerCase()
+/** The charset an nginx rule sends, which its location must know (rules sharing one that both send one must agree). */
+const charsetOf = (spec: RuleSpec): string | undefined => typeof spec.charset === 'string' ? spec.charset.toLowerCase() : undefined
 
 /** Why two rules cannot share one proxy (README "Offload: rules"; docs/deployment/nginx.md §1). */
 function clashOf (world: World, specs: readonly RuleSpec[]): string | undefined {
@@ -206,7 +206,7 @@ function clashOf (world: World, specs: readonly RuleSpec[]): string | undefined 
       if (spaceOf(a) === undefined || spaceOf(a) !== spaceOf(b)) continue
       if (a.destination === b.destination) {
         if (targetOf(a) !== targetOf(b)) return `rules ${j} and ${i}: same destination ${a.destination}, other sources`
-        if (a.backend === 'nginx' && charsetLineOf(a) !== charsetLineOf(b)) return `rules ${j} and ${i}: one location, charsets ${charsetLineOf(a)} and ${charsetLineOf(b)}`
+        if (a.backend === 'nginx' && charsetOf(a) !== undefined && charsetOf(b) !== undefined && charsetOf(a) !== charsetOf(b)) return `rules ${j} and ${i}: one location, charsets ${charsetOf(a)} and ${charsetOf(b)}`
       } else if (a.destination.startsWith(b.destination) || b.destination.startsWith(a.destination)) {
         return `rules ${j} and ${i}: nested destinations ${a.destination} and ${b.destination}`
       }
@@ -458,7 +458,7 @@ function problemsOf (server: ServerName, world: World, setup: Setup, c: Case, re
     if (spec.buffering !== undefined) controls['x-accel-buffering'] = spec.buffering ? 'yes' : 'no'
     if (spec.limitRate !== undefined) controls['x-accel-limit-rate'] = String(spec.limitRate)
     if (spec.expires !== undefined) controls['x-accel-expires'] = spec.expires === false ? '0' : String(spec.expires)
-    const charset = spec.charset === false ? undefined : spec.charset ?? /;\s*charset=([^;\s]+)/i.exec(sent.contentType ?? '')?.[1]?.toLowerCase()
+    const charset = typeof spec.charset === 'string' ? spec.charset : undefined
     if (charset !== undefined) controls['x-accel-charset'] = charset
     if (JSON.stringify(sent.controls, Object.keys(sent.controls).sort()) !== JSON.stringify(controls, Object.keys(controls).sort())) {
       problems.push(`controls ${JSON.stringify(sent.controls)}, rule ${pick.index} has ${JSON.stringify(controls)}`)
