@@ -197,9 +197,12 @@ test('nginx: an explicit charset adds a source_charset line to the location', (t
 test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (t) => {
   const lines = directives(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
   for (const line of ['pid /tmp/kd-x/nginx.pid;', 'error_log stderr notice;', 'access_log /tmp/kd-x/access.log;', 'client_body_temp_path /tmp/kd-x/tmp/body;',
-    'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location / { proxy_pass http://127.0.0.1:3000; }', 'location ^~ /p/ {', 'user nobody nogroup;']) {
+    'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location ^~ /p/ {', 'user nobody nogroup;']) {
     t.true(lines.includes(line), line)
   }
+  // the app's location, with room for a long offload's response head (nginx.test.ts: 502 without)
+  const app = lines.indexOf('location / {')
+  t.deepEqual(lines.slice(app, app + 5), ['location / {', 'proxy_pass http://127.0.0.1:3000;', 'proxy_buffer_size 16k;', 'proxy_busy_buffers_size 24k;', '}'])
 })
 
 test('apache: XSendFile On and one quoted XSendFilePath per destinationDir', (t) => {

@@ -1,6 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { nginx } from '../../source/backends/nginx.ts'
 import { filesUrl } from '../helpers/app.ts'
 import { offloadSuite } from '../helpers/offload-suite.ts'
+import { makeWorldReadable } from '../helpers/proxies.ts'
 
 const { test, context } = offloadSuite({
   server: 'nginx',
@@ -46,4 +49,24 @@ test('nginx: X-Accel-Limit-Rate 64 KiB/s makes a 256 KiB download take at least 
   t.is(response.headers.get('x-accel-limit-rate'), null, 'nginx consumes the control header')
   // 256 KiB at 64 KiB/s is ~4 s; 2 s leaves a wide margin and still fails when the limit is ignored
   t.true(elapsed >= 2000, `took ${Math.round(elapsed)} ms`)
+})
+
+test('nginx: a long non-ASCII path and name (4.8 KB of response head from the app) is delivered, not a 502 "upstream sent too big header"', async (t) => {
+  const { proxy, app, fixtures } = context()
+  // five directories of 84 × 日 (252 bytes each, a legal name) and a file of 80 × 日: the
+  // percent-encoded X-Accel-Redirect is 4.5 KB and the Content-Disposition's filename* 0.7 KB,
+  // beyond nginx's default 4 KiB buffer for the app's response head (proxy_buffer_size)
+  const segment = '日'.repeat(84)
+  const file = '日'.repeat(80) + '.txt'
+  const name = [segment, segment, segment, segment, segment, file].join('/')
+  await mkdir(join(fixtures.protectedDir, name, '..'), { recursive: true })
+  await writeFile(join(fixtures.protectedDir, name), 'the long path\n')
+  makeWorldReadable(fixtures.protectedDir)
+  const url = filesUrl(name)
+  const response = await fetch(proxy.url + url)
+  t.is(response.status, 200)
+  t.is(await response.text(), 'the long path\n')
+  const sent = app.last(url)?.headers
+  t.true((sent?.['x-accel-redirect']?.length ?? 0) > 4500, 'offloaded, with the long value')
+  t.true((sent?.['content-disposition']?.length ?? 0) > 700)
 })
