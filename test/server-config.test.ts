@@ -302,13 +302,20 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'root * /srv/files',
     'rewrite * {rp.header.X-Offload}',
     'uri strip_prefix /protected',
+    // a Range that does not start with `bytes=` exactly: dropped (Go would answer 416)
+    '@koa_downloads_1_range_unit expression `!{http.request.header.Range}.startsWith("bytes=")`',
+    'request_header @koa_downloads_1_range_unit -Range',
     // a malformed If-Range: the Range is dropped (Go would read the first tag of a list)
     '@koa_downloads_1_if_range {',
     'header If-Range *',
     lines.find((l) => l.startsWith('not header_regexp If-Range "')) ?? 'not header_regexp If-Range',
     '}',
     'request_header @koa_downloads_1_if_range -Range',
-    'file_server',
+    // a directory: 404, not its index.html nor a redirect adding "/"
+    'file_server {',
+    'index ""',
+    'disable_canonical_uris',
+    '}',
     '}',
     '}',
     // beside it in the site: Caddy's own errors lose the download's headers copied from the app
@@ -350,8 +357,8 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   // (an error, so that handle_errors drops the download's headers from the 404)
   const block = lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {'))
   t.deepEqual(block.slice(0, 2), ['@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`', 'error @koa_downloads_1_encoded 404'])
-  // (then the malformed If-Range lines of every sourceDir block)
-  t.deepEqual(block.slice(-4), ['request_header @koa_downloads_1_if_range -Range', 'file_server', '}', '}'])
+  // (then the Range and If-Range lines of every sourceDir block, and its file_server)
+  t.deepEqual(block.slice(-7), ['request_header @koa_downloads_1_if_range -Range', 'file_server {', 'index ""', 'disable_canonical_uris', '}', '}', '}'])
 })
 
 test('caddy: an internalRedirect sourceUrl rule tests the Location for "%", not the path that uri replace made of it', (t) => {

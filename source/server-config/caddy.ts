@@ -124,6 +124,36 @@ function malformedIfRange (matcher: string): string[] {
   ]
 }
 
+// Go's ServeContent (file_server) reads a Range only when it starts with `bytes=` exactly, and
+// answers 416 to any other: `BYTES=0-9` (a unit is case-insensitive: honour it) and `items=0-9` (an
+// unknown unit MUST be ignored), where RFC 9110 §14.1–14.2 sends the range or the whole file
+// (measured with Caddy 2.6.2). The block drops such a Range, so file_server sends the whole file.
+// `{http.request.header.Range}` joins several Range fields with "," and Go reads the first, so
+// the matcher reads the first too. An absent Range reads as "" and is "dropped" to no effect.
+function rangeOfOtherUnit (matcher: string): string[] {
+  return [
+    '\t# a Range that file_server would refuse with 416 (`BYTES=0-9`, `items=0-9`): the whole file, as',
+    '\t# RFC 9110 allows for an other-case unit and requires for an unknown one',
+    `\t${matcher}_range_unit expression \`!{http.request.header.Range}.startsWith("bytes=")\``,
+    `\trequest_header ${matcher}_range_unit -Range`
+  ]
+}
+
+// A value naming a directory is not a download. file_server's defaults served the directory's
+// index.html as the file (200, with the download's Content-Disposition) or redirected to the path
+// with a "/" added (308, revealing the rewritten path), where streaming, nginx, Apache and lighttpd
+// answer 404. An index name "" joins to the directory itself, which is still a directory, so
+// file_server gives its 404 (an error: handle_errors drops the copied headers); without index file
+// there is no canonical redirect either, and `disable_canonical_uris` makes sure of it (measured
+// with Caddy 2.6.2; `index off` would look for a file named "off").
+const fileServer = [
+  '\tfile_server {',
+  '\t\t# a directory is not a download: 404 (not its index.html, not a redirect adding a "/")',
+  '\t\tindex ""',
+  '\t\tdisable_canonical_uris',
+  '\t}'
+]
+
 /**
  * A destination as `uri replace` sees it: it searches the escaped path, which Go writes with
  * `!'()*` escaped (the other characters a destinationUrl may hold stay as they are). Written
@@ -170,8 +200,9 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       `\trewrite * {rp.header.${header}}`,
       `\turi strip_prefix ${caddyString(withoutSlash(destination), 'destinationUrl')}`,
       ...encodedRefused,
+      ...rangeOfOtherUnit(matcher),
       ...malformedIfRange(matcher),
-      '\tfile_server'
+      ...fileServer
     )
   } else if (rule.sourceUrl !== undefined) {
     const { origin, basePath } = splitSourceUrl(rule.sourceUrl)

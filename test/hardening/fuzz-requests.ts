@@ -131,6 +131,11 @@ export function examples (served: Served): Array<[Sent]> {
     [{ method: 'GET', headers: { range: 'bytes=0-9' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9,200-209' } }],
     [{ method: 'GET', headers: { range: 'bytes=5000-6000' } }],
+    // a unit in another case (case-insensitive: the range or the whole file) and an unknown unit
+    // (ignored: the whole file); Go's ServeContent (Caddy) answered 416 to all three
+    [{ method: 'GET', headers: { range: 'BYTES=0-9' } }],
+    [{ method: 'GET', headers: { range: 'Bytes=0-9' } }],
+    [{ method: 'GET', headers: { range: 'items=0-9' } }],
     [{ method: 'GET', headers: { range: 'bytes=0-9', 'if-range': '"other"' } }],
     [{ method: 'GET', headers: { 'if-none-match': etag } }],
     [{ method: 'GET', headers: { 'if-none-match': '*' } }],

@@ -38,8 +38,10 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   if (has('if-none-match') || validDate('if-modified-since')) allowed.add(304)
   if (has('if-match') || validDate('if-unmodified-since')) allowed.add(412)
   const rangeable = file.ranges !== false && file.sized !== false
-  if (sent.method === 'GET' && has('range') && rangeable) { allowed.add(206); allowed.add(416) }
-  if (!allowed.has(res.status)) problems.push(`status ${res.status} is not one of ${[...allowed].join(', ')} for this request`)
+  const latitude = sent.method === 'GET' && rangeable ? rangeLatitude(sent.headers.range, size) : 'ignore'
+  if (latitude !== 'ignore') allowed.add(206)
+  if (latitude === 'either') allowed.add(416)
+  if (!allowed.has(res.status)) problems.push(`status ${res.status} is not one of ${[...allowed].join(', ')} for this request${latitude === 'honour' && res.status === 416 ? ' (one satisfiable byte range: honour it or send the whole file)' : ''}`)
   if (res.status >= 500) problems.push(`a ${res.status}`)
   if (!res.complete) problems.push('the body is shorter than its framing promised')
 
@@ -165,6 +167,27 @@ function checkErrorHygiene (sent: Sent, res: RawResponse, problems: string[]): v
   // HEAD carries the Content-Length the GET's error body would have, and no body.
   if (sent.method === 'GET' && res.headers['content-length'] !== String(res.body.length)) problems.push(`${res.status}: Content-Length is not the error body's length`)
   if (sent.method === 'HEAD' && res.body.length !== 0) problems.push(`${res.status} to a HEAD with a body`)
+}
+
+/**
+ * What RFC 9110 lets a server do with a GET's Range, read from the value alone. `'ignore'`: no
+ * Range, or a unit other than `bytes` — an unknown unit MUST be ignored (§14.2): the whole file
+ * only. `'honour'`: one valid byte range, satisfiable (§14.1.1), of a non-empty file, its unit in
+ * any case (units are case-insensitive, §14.1): the part, or the whole file (a server MAY ignore
+ * Range), never 416. `'either'`: anything else — an invalid or unsatisfiable range set, or several
+ * ranges, which a server MAY reject (§14.2) —: the part, the whole file or 416. Numbers of more
+ * than 15 digits are left to `'either'` (an implementation's integer limits).
+ */
+function rangeLatitude (value: string | undefined, size: number): 'ignore' | 'honour' | 'either' {
+  if (value === undefined) return 'ignore'
+  const unit = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)=/.exec(value)?.[1]
+  if (unit !== undefined && unit.toLowerCase() !== 'bytes') return 'ignore'
+  const single = /^bytes=(?:(\d{1,15})-(\d{0,15})|-(\d{1,15}))$/i.exec(value)
+  if (single === null || size === 0) return 'either'
+  const [, first, last, suffix] = single
+  if (suffix !== undefined) return Number(suffix) > 0 ? 'honour' : 'either'
+  if (last !== '' && Number(last) < Number(first)) return 'either'
+  return Number(first) < size ? 'honour' : 'either'
 }
 
 /** Whether If-Range's value names `file` by its strong ETag, or by exactly its Last-Modified. */
