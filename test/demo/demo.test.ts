@@ -163,3 +163,46 @@ withNginx.test('demo:nginx: every nginx cell delivers the real bytes through ngi
     if (child.exitCode === null) child.kill('SIGKILL')
   }
 })
+
+/** The local addresses listening on `port`, from /proc/net/tcp and tcp6 (hex, as the kernel writes them). */
+async function listeningAddresses (port: number): Promise<string[]> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  const found: string[] = []
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '')
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/)
+      if (state === '0A' && local?.endsWith(`:${hexPort}`)) found.push(local.slice(0, -5))
+    }
+  }
+  return found
+}
+
+test('npm run demo (demo/server.ts) listens on the loopback interface only, on PORT; HOST widens it', async (t) => {
+  t.timeout(60_000)
+  for (const [host, expected] of [[undefined, ['0100007F']], ['0.0.0.0', ['00000000']]] as const) {
+    const port = await freePort()
+    const { HOST: _unset, ...inherited } = process.env
+    const env = { ...inherited, PORT: String(port), ...host === undefined ? {} : { HOST: host } }
+    const child = spawn(process.execPath, ['demo/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+    try {
+      const ready = await Promise.race([
+        new Promise<boolean>((resolve) => { child.stdout.on('data', () => { if (output.includes(`:${port}  (Ctrl-C to stop)`)) resolve(true) }) }),
+        exited.then(() => false)
+      ])
+      t.true(ready, output)
+      t.deepEqual(await listeningAddresses(port), [...expected], `HOST ${host ?? '(unset)'}`)
+      const index = await fetch(`http://127.0.0.1:${port}/`)
+      t.is(index.status, 200)
+      await index.arrayBuffer()
+      child.kill('SIGINT')
+      t.is(await exited, 0, output)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  }
+})
