@@ -72,7 +72,9 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       return
     }
     if (file.path === undefined && file.url === undefined) {
-      debug('offload: %s streamed: the file has neither path nor url (memory or generated)', JSON.stringify(file.name))
+      debug(file instanceof PathFile
+        ? 'offload: %s not offloaded: its path was refused (NUL byte, empty, ending with "/", or outside the root), which serve() answers with 404'
+        : 'offload: %s streamed: the file has neither path nor url (memory or generated)', JSON.stringify(file.name))
       return
     }
     let target: OffloadTarget | undefined

@@ -162,7 +162,8 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
       const plan = planResponse(ctx.method, chosen === undefined ? conditionalHeaders(ctx.req) : noHeaders, stat, presentation, chosen === undefined ? options.plan : options.chosen, Date.now())
-      debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
+      if (chosen === undefined) debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
+      else debug('%s %s: %d, the route\'s own status, with %s', ctx.method, ctx.path, chosen, plan.reason)
       if (plan.status === 412) throw createHttpError(412)
       if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
 

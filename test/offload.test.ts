@@ -512,13 +512,45 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
       const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }
       await mw(ctx, async () => {})
     }
+    const refused = new PathFile('../secret.txt', { root: '/srv/files' })
+    await mw({ method: 'GET', status: 200, body: refused, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }, async () => {})
   `
   const stderr = await debugOutput(script)
+  t.regex(stderr, /offload: "secret\.txt" not offloaded: its path was refused \(NUL byte, empty, ending with "\/", or outside the root\), which serve\(\) answers with 404/)
+  t.false(stderr.includes('neither path nor url'), 'a refused path is not called memory or generated')
   t.regex(stderr, /offload: nginx\(\/srv\/other → \/o\/\) does not cover "\/srv\/files\/ok\.txt": path is not below sourceDir \/srv\/other/)
   t.regex(stderr, /offload: "\/srv\/files\/ok\.txt" → apache X-Sendfile: "\/srv\/files\/ok\.txt"/)
   t.regex(stderr, /offload: apache\(\/srv\/files → \/srv\/files\) does not cover "\/srv\/files\/evil\\nname\.txt": NUL, CR or LF in the path/)
   t.regex(stderr, /offload: "\/elsewhere\/x\.txt" streamed: no rule covers it/)
   t.false(stderr.includes('evil\nname'), 'a raw newline never reaches the log')
+})
+
+test('debug: NODE_DEBUG=koa-downloads logs the status the client gets: the route\'s own (a 404 page), not the 200 of the plan', async (t) => {
+  const here = new URL('.', import.meta.url).href
+  const script = `
+    const { default: Koa } = await import('koa')
+    const { downloads } = await import(${JSON.stringify(new URL('../source/downloads.ts', here).href)})
+    const { VirtualFile } = await import(${JSON.stringify(new URL('../source/virtual-file.ts', here).href)})
+    const app = new Koa()
+    app.use(downloads())
+    app.use((ctx) => {
+      ctx.body = new VirtualFile('<h1>not here</h1>', { name: 'missing.html' })
+      if (ctx.path === '/own') ctx.status = 404
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    for (const path of ['/own', '/plain']) {
+      const res = await fetch('http://127.0.0.1:' + server.address().port + path)
+      await res.arrayBuffer()
+      console.error('client got', path, res.status)
+    }
+    server.close()
+  `
+  const stderr = await debugOutput(script)
+  t.regex(stderr, /client got \/own 404/)
+  t.regex(stderr, /GET \/own: 404, the route's own status, with the whole file/)
+  t.notRegex(stderr, /GET \/own: 200/)
+  t.regex(stderr, /GET \/plain: 200, the whole file/)
 })
 
 test('debug: NODE_DEBUG=koa-downloads never prints a presigned URL\'s query (its signature), for offloaded and unmatched URLs', async (t) => {
