@@ -24,7 +24,7 @@ test('package: npm pack from a fresh checkout builds dist/, ships every exports 
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   // A checkout: the tracked files a build needs, no dist/ (plus a stale file a build must not ship).
   const checkout = join(dir, 'checkout')
-  for (const entry of ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'tsconfig.build.json', 'source', 'adapters']) {
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'SECURITY.md', 'tsconfig.json', 'tsconfig.build.json', 'source', 'adapters', 'docs']) {
     await cp(join(repo, entry), join(checkout, entry), { recursive: true })
   }
   const modules = await realpath(join(repo, 'node_modules'))
@@ -42,12 +42,21 @@ test('package: npm pack from a fresh checkout builds dist/, ships every exports 
   ].map((path) => path.replace(/^\.\//, ''))
   t.deepEqual(targets.filter((path) => !files.has(path)), [], 'exports/bin targets missing from the tarball')
   t.false(files.has('dist/source/removed-module.js'), 'a stale file of an earlier build was shipped')
+  // The README's relative links (docs/…, SECURITY.md) resolve inside the installed package too.
+  const links = [...(await readFile(join(repo, 'README.md'), 'utf8')).matchAll(/\]\((?!https?:|#)([^)#]+)/g)].map((m) => m[1] ?? '')
+  t.true(links.length > 5)
+  t.deepEqual(links.filter((link) => !files.has(link)), [], 'README links missing from the tarball')
 
   // A consumer: the tarball unpacked as node_modules/koa-downloads, its dependencies and koa beside it.
   const consumer = join(dir, 'consumer')
   const installed = join(consumer, 'node_modules/koa-downloads')
   await mkdir(installed, { recursive: true })
   await run('tar', ['-xzf', join(dir, packed?.filename ?? ''), '-C', installed, '--strip-components=1'])
+  // The source maps carry their sources: the .ts files they name are not in the package, and a
+  // stack trace under --enable-source-maps would point at a file that does not exist.
+  const map = JSON.parse(await readFile(join(installed, 'dist/source/testing.js.map'), 'utf8')) as { sources: string[], sourcesContent?: Array<string | null> }
+  t.deepEqual(map.sources, ['../../source/testing.ts'])
+  t.is(map.sourcesContent?.[0], await readFile(join(repo, 'source/testing.ts'), 'utf8'))
   for (const name of [...Object.keys(manifest.dependencies), 'koa']) await symlink(join(modules, name), join(consumer, 'node_modules', name))
   await writeFile(join(consumer, 'package.json'), '{ "type": "module" }\n')
   await writeFile(join(consumer, 'names.js'), [
