@@ -1,0 +1,103 @@
+// Koa over node:http2 (an app serving browsers directly, with no proxy in front): the same answers
+// as over HTTP/1.1 — bytes, ranges, multipart, 304, HEAD — and a source failing mid-body resets
+// the stream, so the client sees a cut transfer rather than a complete file.
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import http2 from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import test from 'ava'
+import Koa from 'koa'
+import { download } from '../source/download.ts'
+import { downloads } from '../source/downloads.ts'
+import { PathFile } from '../source/path-file.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
+import { fixtureRoot } from './helpers/koa.ts'
+
+interface H2Response { status: number, headers: http2.IncomingHttpHeaders, body: Buffer, error: Error | undefined }
+
+const errors: Error[] = []
+let server: http2.Http2Server
+let origin = ''
+
+test.before(async () => {
+  const app = new Koa()
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(downloads())
+  app.use((ctx) => {
+    if (ctx.path === '/binary') ctx.body = download(new PathFile('binary.bin', { root: fixtureRoot }), { filename: 'données.bin' })
+    else if (ctx.path === '/fails') {
+      ctx.body = new VirtualFile((async function * () {
+        yield Buffer.alloc(100_000, 0x61)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        throw new Error('the export failed')
+      })(), { name: 'export.csv' })
+    }
+  })
+  server = http2.createServer(app.callback())
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+test.after.always(() => { server?.close() })
+
+async function h2 (path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<H2Response> {
+  const session = http2.connect(origin)
+  try {
+    const stream = session.request({ ':path': path, ...headers })
+    const [responseHeaders] = await once(stream, 'response') as [http2.IncomingHttpHeaders]
+    const chunks: Buffer[] = []
+    let error: Error | undefined
+    try {
+      for await (const chunk of stream) chunks.push(chunk as Buffer)
+    } catch (caught) {
+      error = caught as Error
+    }
+    return { status: Number(responseHeaders[':status']), headers: responseHeaders, body: Buffer.concat(chunks), error }
+  } finally {
+    session.close()
+  }
+}
+
+test.serial('HTTP/2: a whole file, a range, several ranges, a 304 and a HEAD are answered as over HTTP/1.1', async (t) => {
+  const bytes = await readFile(join(fixtureRoot, 'binary.bin'))
+  const whole = await h2('/binary')
+  t.is(whole.status, 200)
+  t.is(whole.error, undefined)
+  t.deepEqual(whole.body, bytes)
+  t.is(whole.headers['content-length'], String(bytes.length))
+  t.is(whole.headers['content-disposition'], 'attachment; filename="donnees.bin"; filename*=UTF-8\'\'donn%C3%A9es.bin')
+  t.is(whole.headers['accept-ranges'], 'bytes')
+  const etag = String(whole.headers.etag)
+
+  const range = await h2('/binary', { range: 'bytes=10-19' })
+  t.is(range.status, 206)
+  t.is(range.headers['content-range'], `bytes 10-19/${bytes.length}`)
+  t.deepEqual(range.body, bytes.subarray(10, 20))
+
+  const multi = await h2('/binary', { range: 'bytes=0-9,1000-1009' })
+  t.is(multi.status, 206)
+  const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(String(multi.headers['content-type']))?.[1] ?? ''
+  t.not(boundary, '')
+  t.is(multi.headers['content-length'], String(multi.body.length))
+  t.true(multi.body.includes(Buffer.concat([Buffer.from(`Content-Range: bytes 1000-1009/${bytes.length}\r\n\r\n`), bytes.subarray(1000, 1010)])))
+
+  const notModified = await h2('/binary', { 'if-none-match': etag })
+  t.is(notModified.status, 304)
+  t.is(notModified.body.length, 0)
+  t.is(notModified.headers.etag, etag)
+
+  const head = await h2('/binary', { ':method': 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], String(bytes.length))
+  t.is(head.body.length, 0)
+  t.deepEqual(errors, [])
+})
+
+test.serial('HTTP/2: a source failing after its first bytes resets the stream (the client sees an error, not the end of the file), and the failure is reported', async (t) => {
+  const cut = await h2('/fails')
+  t.is(cut.status, 200)
+  t.truthy(cut.error, 'the stream ended with an error')
+  t.regex(cut.error?.message ?? '', /NGHTTP2_INTERNAL_ERROR|RST_STREAM|closed with error/i)
+  t.true(errors.some((error) => error.message === 'the export failed'))
+})
