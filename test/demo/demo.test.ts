@@ -1,6 +1,7 @@
 // The demo application over HTTP: every cell of the index does what the page says, the headers
 // view cannot be steered by the client, and `npm run demo:nginx` delivers real bytes through nginx.
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -129,22 +130,27 @@ test('demo: /config/nginx is the `koa-downloads config nginx` snippet for the de
 
 const withNginx = proxyTest('nginx')
 
+/** A demo script in a child process; `ready` resolves true once its stdout shows `readyText`, false if it exits first. */
+function startScript (args: string[], env: NodeJS.ProcessEnv, readyText: string): { child: ChildProcess, exited: Promise<number | null>, ready: Promise<boolean>, output: () => string } {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  const ready = Promise.race([
+    new Promise<boolean>((resolve) => { child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); if (output.includes(readyText)) resolve(true) }) }),
+    exited.then(() => false)
+  ])
+  return { child, exited, ready, output: () => output }
+}
+
 withNginx.test('demo:nginx: every nginx cell delivers the real bytes through nginx; Ctrl-C stops nginx and removes the temp dirs', async (t) => {
   t.timeout(60_000)
   const port = await freePort()
-  const child = spawn(process.execPath, ['demo/with-proxy.ts', 'nginx'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  const { child, exited, ready, output } = startScript(['demo/with-proxy.ts', 'nginx'], { ...process.env, PORT: String(port) }, `on http://127.0.0.1:${port}`)
   try {
-    const ready = await Promise.race([
-      new Promise<boolean>((resolve) => { child.stdout.on('data', () => { if (output.includes(`on http://127.0.0.1:${port}`)) resolve(true) }) }),
-      exited.then(() => false)
-    ])
-    t.true(ready, output)
-    const prefix = /config in (\S+)\/nginx\.conf/.exec(output)?.[1] ?? ''
-    t.true(existsSync(prefix), output)
+    t.true(await ready, output())
+    const prefix = /config in (\S+)\/nginx\.conf/.exec(output())?.[1] ?? ''
+    t.true(existsSync(prefix), output())
     for (const source of ['path', 'storage', 'record', 'remote', 's3'] as const) {
       const response = await fetch(`http://127.0.0.1:${port}/get/nginx/${source}`)
       t.is(response.status, 200, source)
@@ -157,7 +163,7 @@ withNginx.test('demo:nginx: every nginx cell delivers the real bytes through ngi
     t.is(ranged.headers.get('content-range'), 'bytes 3-8/47')
     t.is(await ranged.text(), 'résum') // bytes 3–8 of "Un résumé…": é is two bytes
     child.kill('SIGINT')
-    t.is(await exited, 0, output)
+    t.is(await exited, 0, output())
     t.false(existsSync(prefix))
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
@@ -184,23 +190,15 @@ test('npm run demo (demo/server.ts) listens on the loopback interface only, on P
     const port = await freePort()
     const { HOST: _unset, ...inherited } = process.env
     const env = { ...inherited, PORT: String(port), ...host === undefined ? {} : { HOST: host } }
-    const child = spawn(process.execPath, ['demo/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+    const { child, exited, ready, output } = startScript(['demo/server.ts'], env, `:${port}  (Ctrl-C to stop)`)
     try {
-      const ready = await Promise.race([
-        new Promise<boolean>((resolve) => { child.stdout.on('data', () => { if (output.includes(`:${port}  (Ctrl-C to stop)`)) resolve(true) }) }),
-        exited.then(() => false)
-      ])
-      t.true(ready, output)
+      t.true(await ready, output())
       t.deepEqual(await listeningAddresses(port), [...expected], `HOST ${host ?? '(unset)'}`)
       const index = await fetch(`http://127.0.0.1:${port}/`)
       t.is(index.status, 200)
       await index.arrayBuffer()
       child.kill('SIGINT')
-      t.is(await exited, 0, output)
+      t.is(await exited, 0, output())
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')
     }
