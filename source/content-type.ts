@@ -31,8 +31,3 @@ export function lookupContentType (name: string): string {
   return type
 }
 
-/** The charset parameter of a Content-Type, lower-cased, or undefined. */
-export function charsetOf (contentType: string): string | undefined {
-  const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType)
-  return match?.[1]?.toLowerCase()
-}

@@ -190,8 +190,9 @@ interface DestinationFields {
  * name a directory, not a URL, and never clash.
  *
  * nginx() rules sharing a location must also agree on `charset` when both set one: the location
- * has one `source_charset` line, and nginx drops an X-Accel-Charset it does not know. Their other settings (buffering,
- * limitRate, expires) are headers each rule sends with its own responses, and may differ.
+ * has one `source_charset` line, and nginx drops an X-Accel-Charset it does not know. Their other
+ * settings (buffering, limitRate, expires) are headers each rule sends with its own responses, and
+ * may differ.
  *
  * Each entry of a `negotiated()` mapping is a destination too: it becomes the `X-Accel-Redirect`
  * value whenever the proxy asks for that header, and whichever proxy asks dispatches it — nginx
