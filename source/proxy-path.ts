@@ -50,13 +50,8 @@ export function fromRawPath (value: string): string {
  * of them by `_` (measured, 1.4.69), so `a%01b` would send the file `a_b` — another file, or a 404.
  */
 export function encodedFilePath (dir: string, segments: readonly string[]): string | undefined {
-  const dirSegments = dir === '/' ? [] : dir.split('/').slice(1)
-  for (const part of [dirSegments, segments]) {
-    for (const segment of part) {
-      if (CONTROL.test(segment)) return undefined
-    }
-  }
-  return encodedPath('/', [...dirSegments, ...segments])
+  const whole = [...dir === '/' ? [] : dir.split('/').slice(1), ...segments]
+  return whole.some((segment) => CONTROL.test(segment)) ? undefined : encodedPath('/', whole)
 }
 
 const CONTROL = /[\0-\x1f\x7f]/
