@@ -7,9 +7,10 @@ import { statFromMetaData } from './backend.ts'
 import { storageError } from './storage-error.ts'
 
 /**
- * Any other flydrive driver (a custom one, the FakeDisk): metadata and whole-object streams through
- * the driver contract. It has no ranged read, so `ranges: false` makes serve() answer Range requests
- * with the full file instead of reading and discarding.
+ * Any other flydrive driver (a custom one; not FakeDisk, which wraps an FSDriver: a local disk):
+ * metadata and whole-object streams through the driver contract. It has no ranged read, so
+ * `ranges: false` makes serve() answer Range requests with the full file instead of reading and
+ * discarding.
  */
 export function driverBackend (driver: DriverContract): Backend {
   return {

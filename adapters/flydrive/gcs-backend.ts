@@ -9,6 +9,7 @@ import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
 import { noResponseError, storageError } from './storage-error.ts'
+import { debug } from '../../source/debug.ts'
 
 export type GcsDriverLike = DriverContract & {
   options: { bucket: string, storage?: Storage } & StorageOptions
@@ -72,29 +73,39 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
         async open (stat: FileStat, range: ByteRange | undefined, openOptions?: OpenOptions): Promise<Readable> {
           const signal = openOptions?.signal
           const generation = (stat as GcsStat)[generationOf]
-          const file = boundedFile((await getStorage()).bucket(bucket).file(key, generation === undefined ? {} : { generation }), options.idleTimeout)
-          // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
-          // hash-checked by the SDK; full reads are (crc32c).
-          const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
-          const abandon = abandoner(stream)
-          signal?.addEventListener('abort', abandon, { once: true })
-          stream.once('close', () => signal?.removeEventListener('abort', abandon))
-          try {
-            // The SDK sends the request on the first read: read(0) starts it without taking bytes.
-            const response = responded(stream, options.idleTimeout, signal, range === undefined ? undefined : { ...range, size: stat.size, what })
-            stream.read(0)
-            await response
-          } catch (error) {
-            abandon()
-            if (signal?.aborted === true) throw abortError(signal)
-            const failure = storageError(error, what)
-            if (generation !== undefined && failure instanceof DownloadError && failure.code === 'E_NOT_FOUND') {
-              throw new DownloadError('E_CHANGED', `${what}: generation ${generation} is gone (replaced or deleted since its metadata was read)`, { cause: error })
+          const client = await getStorage()
+          const retry = retryPolicy(client.retryOptions)
+          for (let attempt = 0; ; attempt++) {
+            const file = boundedFile(client.bucket(bucket).file(key, generation === undefined ? {} : { generation }), options.idleTimeout, { retries: false })
+            // The stored bytes, as metadata sized them (no transparent gunzip). Ranged reads are never
+            // hash-checked by the SDK; full reads are (crc32c).
+            const stream = file.createReadStream(range === undefined ? { decompress: false } : { start: range.start, end: range.end, decompress: false })
+            const abandon = abandoner(stream)
+            signal?.addEventListener('abort', abandon, { once: true })
+            stream.once('close', () => signal?.removeEventListener('abort', abandon))
+            try {
+              // The SDK sends the request on the first read: read(0) starts it without taking bytes.
+              const response = responded(stream, options.idleTimeout, signal, range === undefined ? undefined : { ...range, size: stat.size, what })
+              stream.read(0)
+              await response
+            } catch (error) {
+              abandon()
+              if (signal?.aborted === true) throw abortError(signal)
+              const wait = retry(error, attempt)
+              if (wait !== undefined) {
+                debug('%s: %s, read again in %d ms (retry %d)', what, (error as Error | null)?.message ?? String(error), wait, attempt + 1)
+                await pause(wait, signal)
+                continue
+              }
+              const failure = storageError(error, what)
+              if (generation !== undefined && failure instanceof DownloadError && failure.code === 'E_NOT_FOUND') {
+                throw new DownloadError('E_CHANGED', `${what}: generation ${generation} is gone (replaced or deleted since its metadata was read)`, { cause: error })
+              }
+              throw failure
             }
-            throw failure
+            const expected = range === undefined ? stat.size : range.end - range.start + 1
+            return guardStream(stream, { expected, idleTimeout: options.idleTimeout, what })
           }
-          const expected = range === undefined ? stat.size : range.end - range.start + 1
-          return guardStream(stream, { expected, idleTimeout: options.idleTimeout, what })
         }
       }
     }
@@ -113,16 +124,67 @@ const SDK_TIMEOUT_GRACE = 1000
  * the only way to have the SDK abort a request that has no response yet (the timer runs from the
  * socket to the response head, and for a metadata request on to the end of its JSON body; a media
  * body is guarded by guardStream()). A shorter `timeout` of the Storage client is kept.
+ *
+ * `retries: false` turns the SDK's own retries off (`maxRetries: 0`, which also stops its retries of
+ * a request that got no response). Media reads need that: when the SDK retries a read answered with
+ * an error status (a 503, a 429 …), it pipes the late response into the stream it has already
+ * destroyed, and that pipeline() throws from its event handler — an uncaught
+ * ERR_STREAM_UNABLE_TO_PIPE that ends the process (@google-cloud/storage 7.x with teeny-request 9).
+ * open() retries those reads itself (retryPolicy()).
  */
-function boundedFile (file: File, idleTimeout: number): File {
+function boundedFile (file: File, idleTimeout: number, { retries = true }: { retries?: boolean } = {}): File {
   const timeout = idleTimeout + SDK_TIMEOUT_GRACE
-  const request = (reqOpts: { timeout?: number }): { timeout?: number } => {
+  const request = (reqOpts: { timeout?: number, maxRetries?: number }): { timeout?: number, maxRetries?: number } => {
     const own = reqOpts.timeout
     reqOpts.timeout = typeof own === 'number' && own > 0 && own < timeout ? own : timeout
+    if (!retries) reqOpts.maxRetries = 0
     return reqOpts
   }
   file.interceptors.push({ request: request as unknown as NonNullable<File['interceptors'][number]['request']> })
   return file
+}
+
+type RetryOptions = Storage['retryOptions']
+
+/**
+ * The Storage client's own retry settings, applied by open() to its media reads (the SDK's are off
+ * there: boundedFile()). A failed read is tried again while `autoRetry` is on, fewer than
+ * `maxRetries` retries were made and the client's `retryableErrorFn` accepts the error (by default:
+ * 408, 429, 500, 502, 503, 504 and a connection reset before the response), after the SDK's delay:
+ * retryDelayMultiplier^retry seconds plus up to one second of jitter, at most `maxRetryDelay`, and
+ * never past `totalTimeout` from the first read. Returns that delay in ms, or undefined: no retry.
+ * Our own timeout (no response within idleTimeout) is not retried.
+ */
+function retryPolicy (options: RetryOptions | undefined): (error: unknown, attempt: number) => number | undefined {
+  const started = Date.now()
+  return (error, attempt) => {
+    if (options === undefined || options.autoRetry === false) return undefined
+    if (attempt >= (options.maxRetries ?? 3)) return undefined
+    if (error instanceof DownloadError || options.retryableErrorFn?.(error as Parameters<NonNullable<RetryOptions['retryableErrorFn']>>[0]) !== true) return undefined
+    const delay = Math.pow(options.retryDelayMultiplier ?? 2, attempt) * 1000 + Math.floor(Math.random() * 1000)
+    const left = (options.totalTimeout ?? 600) * 1000 - (Date.now() - started)
+    const wait = Math.min(delay, (options.maxRetryDelay ?? 64) * 1000, left)
+    return wait > 0 ? wait : undefined
+  }
+}
+
+/** Resolves after `ms`, or rejects at once with the client's abort. */
+async function pause (ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(abortError(signal))
+      return
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(abortError(signal as AbortSignal))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 /**

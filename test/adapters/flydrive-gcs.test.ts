@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { Storage } from '@google-cloud/storage'
+import type { RetryOptions } from '@google-cloud/storage'
 import { Disk } from 'flydrive'
 import { GCSDriver } from 'flydrive/drivers/gcs'
 import Koa from 'koa'
@@ -224,7 +225,7 @@ test.serial('flydrive gcs: an object deleted between stat() and open() is a 404,
  * A GCS JSON API that answers nothing by itself: each request waits in `pending` until the test
  * answers it (or leaves it unanswered). `closed` resolves when the request's connection closes.
  */
-async function startSilentGcs (t: ExecutionContext): Promise<{ client: Storage, next: () => Promise<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> }> {
+async function startSilentGcs (t: ExecutionContext, retryOptions: RetryOptions = { autoRetry: false, maxRetries: 0 }): Promise<{ client: Storage, next: () => Promise<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> }> {
   const waiting: Array<(value: { req: IncomingMessage, res: ServerResponse, closed: Promise<void> }) => void> = []
   const arrived: Array<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> = []
   const server = createServer((req, res) => {
@@ -239,7 +240,7 @@ async function startSilentGcs (t: ExecutionContext): Promise<{ client: Storage, 
     server.closeAllConnections()
     await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
   })
-  const client = new Storage({ apiEndpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, projectId: 'test', retryOptions: { autoRetry: false, maxRetries: 0 } })
+  const client = new Storage({ apiEndpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, projectId: 'test', retryOptions })
   return {
     client,
     next: async () => arrived.shift() ?? await new Promise((resolve) => { waiting.push(resolve) })
@@ -258,6 +259,85 @@ async function closes (closed: Promise<void>): Promise<boolean> {
 }
 
 const silentMetadata = JSON.stringify({ name: 'late.bin', bucket: 'b', size: String(1 << 20), contentType: 'application/octet-stream', etag: 'CAE=', updated: '2026-01-01T00:00:00.000Z', generation: '1' })
+
+// With the SDK's own retries on (its default), a media read answered 503 crashed the process: the SDK
+// piped the retried response into the stream it had destroyed (an uncaught ERR_STREAM_UNABLE_TO_PIPE
+// from teeny-request). The adapter turns them off for media reads and retries by the client's
+// retryOptions itself. maxRetryDelay keeps the back-off short here; everything else is the default.
+test.serial('flydrive gcs, through serve(): a media read answered 503 with the SDK\'s default retries on is read again, and the client gets the file (the process survives)', async (t) => {
+  const silent = await startSilentGcs(t, { maxRetryDelay: 0.05 })
+  const object = Buffer.alloc(1 << 20, 0x61)
+  const media = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(media.file('late.bin')) }))
+  const answered = rawRequest(`${base}/`)
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  const first = await silent.next()
+  t.is(new URL(first.req.url ?? '', 'http://x').searchParams.get('alt'), 'media')
+  first.res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"error":{"code":503,"message":"Backend Error"}}')
+  const second = await silent.next()
+  t.is(new URL(second.req.url ?? '', 'http://x').searchParams.get('alt'), 'media')
+  t.is(new URL(second.req.url ?? '', 'http://x').searchParams.get('generation'), '1', 'the retry reads the generation stat() saw')
+  second.res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': object.length }).end(object)
+  const res = await answered
+  t.is(res.status, 200)
+  t.is(res.headers['content-length'], String(object.length))
+  t.deepEqual(res.body, object)
+})
+
+test.serial('flydrive gcs: media reads answered 503 each time → retried maxRetries times, then a 503 for the client, never a crash', async (t) => {
+  const silent = await startSilentGcs(t, { maxRetries: 2, maxRetryDelay: 0.05 })
+  const media = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(media.file('late.bin')) }))
+  const answered = rawRequest(`${base}/`)
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  for (let i = 0; i < 3; i++) {
+    const read = await silent.next()
+    t.is(new URL(read.req.url ?? '', 'http://x').searchParams.get('alt'), 'media', `read ${i + 1}`)
+    read.res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"error":{"code":503,"message":"Backend Error"}}')
+  }
+  const res = await answered
+  t.is(res.status, 503)
+  t.is(res.body.toString(), 'Service Unavailable')
+})
+
+test.serial('flydrive gcs: a 404 or a 403 on the media read is not retried', async (t) => {
+  const silent = await startSilentGcs(t, { maxRetryDelay: 0.05 })
+  const media = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(media.file('late.bin')) }))
+  for (const [status, expected] of [[403, 502], [404, 404]] as const) {
+    const answered = rawRequest(`${base}/`)
+    ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+    ;(await silent.next()).res.writeHead(status, { 'Content-Type': 'application/json' }).end(`{"error":{"code":${status},"message":"no"}}`)
+    if (status === 404) {
+      // generation 1 is gone: serve() plans again, and the object is missing now
+      ;(await silent.next()).res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":{"code":404,"message":"No such object"}}')
+    }
+    const res = await answered
+    t.is(res.status, expected)
+  }
+  const late = await Promise.race([silent.next().then(() => 'another request'), new Promise((resolve) => setTimeout(() => { resolve('none') }, 300))])
+  t.is(late, 'none')
+})
+
+test.serial('flydrive gcs: a client that leaves while open() waits to read again ends the wait at once (AbortError), and no further read is sent', async (t) => {
+  // the default back-off: the first retry waits 1–2 s
+  const silent = await startSilentGcs(t, {})
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' }))).file('late.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  await statted
+  const client = new AbortController()
+  const opened = file.open(undefined, { signal: client.signal })
+  ;(await silent.next()).res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"error":{"code":503,"message":"Backend Error"}}')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started = Date.now()
+  client.abort()
+  const error = await t.throwsAsync(opened)
+  t.is((error as Error).name, 'AbortError')
+  t.true(Date.now() - started < 500, 'the back-off does not outlast the client')
+  const late = await Promise.race([silent.next().then(() => 'another request'), new Promise((resolve) => setTimeout(() => { resolve('none') }, 2500))])
+  t.is(late, 'none')
+})
 
 test.serial('flydrive gcs: a client that leaves while the media request waits → AbortError; the response that comes later is discarded and its connection closed (the process survives)', async (t) => {
   const silent = await startSilentGcs(t)
