@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { Storage } from '@google-cloud/storage'
-import type { RetryOptions } from '@google-cloud/storage'
+import type { StorageOptions } from '@google-cloud/storage'
 import { Disk } from 'flydrive'
 import { GCSDriver } from 'flydrive/drivers/gcs'
 import Koa from 'koa'
@@ -225,7 +225,7 @@ test.serial('flydrive gcs: an object deleted between stat() and open() is a 404,
  * A GCS JSON API that answers nothing by itself: each request waits in `pending` until the test
  * answers it (or leaves it unanswered). `closed` resolves when the request's connection closes.
  */
-async function startSilentGcs (t: ExecutionContext, retryOptions: RetryOptions = { autoRetry: false, maxRetries: 0 }): Promise<{ client: Storage, next: () => Promise<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> }> {
+async function startSilentGcs (t: ExecutionContext, retryOptions: StorageOptions['retryOptions'] = { autoRetry: false, maxRetries: 0 }): Promise<{ client: Storage, next: () => Promise<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> }> {
   const waiting: Array<(value: { req: IncomingMessage, res: ServerResponse, closed: Promise<void> }) => void> = []
   const arrived: Array<{ req: IncomingMessage, res: ServerResponse, closed: Promise<void> }> = []
   const server = createServer((req, res) => {
