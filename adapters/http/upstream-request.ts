@@ -50,7 +50,7 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
     const status = response.statusCode ?? 0
     const location = response.headers.location
     if (!redirectStatuses.has(status) || location === undefined) return { response, url: current.href, headers }
-    response.resume()
+    discard(response)
     if (hop >= options.maxRedirects) {
       throw new DownloadError('E_UPSTREAM', `${redactUrl(url)}: more than ${options.maxRedirects} redirects`)
     }
@@ -72,6 +72,33 @@ export async function upstreamRequest (url: string, options: UpstreamRequest): P
     debug('http %s %s: %d → %s', options.method, loggableUrl(current.href), status, loggableUrl(next.href))
     current = next
   }
+}
+
+/** How much of a redirect's body is read so that its connection can serve another request: bytes, ms. */
+const redirectBodyBytes = 16 * 1024
+const redirectBodyMs = 1000
+
+/**
+ * A redirect's body is not wanted, only its connection: a short one (the "Found. Redirecting to …"
+ * page of most servers) is read to its end so that the agent can reuse the socket, as resume()
+ * does. A longer one (by its Content-Length or by what arrives), or one still unfinished after a
+ * second, is destroyed with its connection: an endless or stalled body would otherwise keep the app
+ * reading it, its socket open, long after the client got its file.
+ */
+function discard (response: IncomingMessage): void {
+  const length = Number(response.headers['content-length'] ?? 0)
+  if (!(length <= redirectBodyBytes)) {
+    response.destroy()
+    return
+  }
+  let read = 0
+  const timer = setTimeout(() => { response.destroy() }, redirectBodyMs)
+  timer.unref()
+  response.once('close', () => { clearTimeout(timer) })
+  response.on('data', (chunk: Buffer) => {
+    read += chunk.length
+    if (read > redirectBodyBytes) response.destroy()
+  })
 }
 
 /**

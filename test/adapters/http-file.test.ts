@@ -670,3 +670,27 @@ test.serial('http: a GET or HEAD lost on a kept-alive connection the origin drop
   t.is(res.status, 502)
   t.deepEqual(broken.seen, ['GET'])
 })
+
+test.serial('http: a redirect\'s short body is read to its end, so that its connection serves a later request; a long one is closed unread', async (t) => {
+  const sockets = new Set<unknown>()
+  const o = await plainOrigin(t, (req, res) => {
+    sockets.add(req.socket)
+    if (req.url === '/moved.bin') res.writeHead(302, { Location: '/here.bin', 'Content-Type': 'text/plain', 'Content-Length': 28 }).end('Found. Redirecting to /here.')
+    else if (req.url === '/moved-long.bin') res.writeHead(302, { Location: '/here.bin', 'Content-Length': 1024 * 1024 }).end(Buffer.alloc(1024 * 1024, 'x'))
+    else res.writeHead(200, { 'Content-Length': 5 }).end('hello')
+  })
+  for (const [path, connections] of [['/moved.bin', 2], ['/moved-long.bin', 4]] as const) {
+    sockets.clear()
+    const base = await app(t, () => new HttpFile(`${o.url}${path}`))
+    for (let i = 0; i < 3; i++) {
+      const res = await rawRequest(`${base}/`)
+      t.is(res.status, 200, path)
+      t.is(res.body.toString(), 'hello', path)
+    }
+    // The first redirect's connection is still busy with its body when the GET that follows it
+    // goes out: that GET opens a second one. Later requests take those two, while a redirect body
+    // too long to read closes its connection each time.
+    t.is(sockets.size, connections, path)
+  }
+  t.deepEqual(o.seen, Array(12).fill('GET'))
+})

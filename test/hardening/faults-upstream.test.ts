@@ -20,6 +20,8 @@ let origin: Server
 let originPort = 0
 /** What the origin saw: per path, how many requests, and how many ended before the response finished. */
 const seen = new Map<string, { requests: number, cutShort: number }>()
+/** Bytes of its endless body the origin's /redirect-endless handed to its socket. */
+let endlessWritten = 0
 
 function head (res: ServerResponse, extra: Record<string, string> = {}): void {
   res.writeHead(200, { 'Content-Length': String(SIZE), 'Content-Type': 'application/octet-stream', ETag: '"o1"', 'Accept-Ranges': 'bytes', Connection: 'close', ...extra })
@@ -110,6 +112,25 @@ function handle (req: IncomingMessage, res: ServerResponse): void {
       head(res, { 'Content-Encoding': 'gzip' })
       res.end(bytes)
       return
+    case '/redirect-endless': {
+      // A 302 whose chunked body never ends: 64 KiB after 64 KiB, as fast as it is read.
+      res.writeHead(302, { Location: '/ok.bin', Connection: 'close' })
+      if (isHead) { res.end(); return }
+      const more = (): void => {
+        while (!res.destroyed) {
+          endlessWritten += 65536
+          if (!res.write(bytes.subarray(0, 65536))) { res.once('drain', more); return }
+        }
+      }
+      more()
+      return
+    }
+    case '/redirect-stalls':
+      // A 302 whose chunked body starts, then goes silent for good.
+      res.writeHead(302, { Location: '/ok.bin', Connection: 'close' })
+      if (isHead) res.end()
+      else res.write('Found. Redirecting to /ok.bin')
+      return
     case '/status-500': res.writeHead(500, { Connection: 'close' }).end('boom'); return
     case '/status-503': res.writeHead(503, { Connection: 'close' }).end(); return
     case '/status-404': res.writeHead(404, { Connection: 'close' }).end(); return
@@ -198,6 +219,24 @@ test.serial('upstream stalls mid-body: after the idle timeout the transfer is ab
   t.true(await settle(() => app.errors.some((e) => /no data for 400 ms/.test(e.message))), app.errors.map((e) => e.message).join(' | '))
   t.true(await settle(() => upstreamSockets().length === 0), upstreamSockets().join('; '))
 })
+
+for (const [path, what] of [['/redirect-endless', 'never ends'], ['/redirect-stalls', 'stalls']] as const) {
+  test.serial(`a redirect whose body ${what}: the file is served, and the redirect's connection closed instead of read on (was read forever)`, async t => {
+    const app = await proxyApp(t, 5000)
+    const before = seen.get(path)?.cutShort ?? 0
+    const written = endlessWritten
+    const res = split((await clientRequest(app.port, path)).raw)
+    t.is(res.status, 200)
+    t.is(res.headers['content-length'], String(SIZE))
+    t.true(res.body.equals(bytes))
+    t.true(await settle(() => (seen.get(path)?.cutShort ?? 0) > before), 'the origin saw its redirect response cut')
+    t.true(await settle(() => upstreamSockets().length === 0), upstreamSockets().join('; '))
+    t.deepEqual(app.errors.map((e) => e.message), [])
+    // Loopback socket buffers take a few MiB of the endless body; the app reads a few KiB of them,
+    // where reading on for a second (a bound in time only) would make it hundreds of MiB.
+    if (path === '/redirect-endless') t.true(endlessWritten - written < 32 * SIZE, `${endlessWritten - written} bytes of the endless body written`)
+  })
+}
 
 test.serial('client aborts while a slow upstream is streaming: the upstream request is aborted too, nothing logged', async t => {
   const app = await proxyApp(t, 5000)
