@@ -142,14 +142,15 @@ export class HttpFile implements DownloadFile {
       // Another length or other validators than the plan's: the file changed and the origin ignored
       // If-Match / If-Unmodified-Since. Caught here, before any header is sent.
       const differs = status >= 200 && status < 300 ? contradiction(response, stat) : undefined
+      const encoded = encodingProblem(response)
       let problem: DownloadError | undefined
       if (status === 412 || status === 416) {
         problem = new DownloadError('E_CHANGED', `${this.#shown}: changed since HEAD (${status})`)
         this.#stat = undefined
       } else if (status >= 300 || status < 200) {
         problem = statusError(this.#shown, status)
-      } else if (!isIdentity(response)) {
-        problem = new DownloadError('E_UPSTREAM', `${this.#shown}: Content-Encoding ${String(response.headers['content-encoding'])} despite Accept-Encoding: identity`)
+      } else if (encoded !== undefined) {
+        problem = new DownloadError('E_UPSTREAM', `${this.#shown}: ${encoded}`)
       } else if (differs !== undefined) {
         problem = this.#changed(stat, differs, options?.signal)
       } else if (range !== undefined && status === 200) {
@@ -203,7 +204,7 @@ export class HttpFile implements DownloadFile {
     const { response, url, headers: sent } = await upstreamRequest(this.url, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
     const status = response.statusCode ?? 0
     const part = status === 206 ? contentRangeOf(response) : undefined
-    if ((status !== 200 && (status !== 206 || part === undefined)) || !isIdentity(response)) {
+    if ((status !== 200 && (status !== 206 || part === undefined)) || encodingProblem(response) !== undefined) {
       response.destroy()
       if (status >= 400 && status !== 416) throw statusError(this.#shown, status)
       debug('http GET %s: %d %s: asking with HEAD', JSON.stringify(this.#shown), status, response.headers['content-range'] ?? '')
@@ -274,7 +275,7 @@ const contradictedStats = new WeakMap<object, FileStat>()
 /** Only size, type and validators are taken from the upstream: nothing else reaches the client. */
 function statFromHeaders (response: IncomingMessage): FileStat {
   const h = response.headers
-  const identity = isIdentity(response)
+  const identity = encodingProblem(response) === undefined
   let size: number | undefined
   if (response.statusCode === 206) {
     size = parseContentRange(h['content-range'])?.size
@@ -365,9 +366,22 @@ function contentRangeOf (response: IncomingMessage): ByteRange | undefined {
   return { start, end }
 }
 
-function isIdentity (response: IncomingMessage): boolean {
+/**
+ * Why the body is not the file's bytes as they are, or undefined: a Content-Encoding other than
+ * identity (Accept-Encoding: identity asked for none), or a transfer coding other than chunked.
+ * Node undoes the chunked framing only: the body of a `Transfer-Encoding: gzip, chunked` (no TE
+ * header asks for one) would reach the client still compressed, as if it were the file.
+ */
+function encodingProblem (response: IncomingMessage): string | undefined {
   const encoding = response.headers['content-encoding']
-  return encoding === undefined || encoding === '' || encoding.toLowerCase() === 'identity'
+  if (encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity') {
+    return `Content-Encoding ${encoding} despite Accept-Encoding: identity`
+  }
+  const transfer = response.headers['transfer-encoding']
+  if (transfer !== undefined && transfer.split(',').some((coding) => !/^\s*(chunked)?\s*$/i.test(coding))) {
+    return `Transfer-Encoding ${transfer}: a transfer coding other than chunked`
+  }
+  return undefined
 }
 
 function statusError (url: string, status: number): DownloadError {

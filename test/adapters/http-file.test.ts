@@ -4,6 +4,7 @@ import type { ExecutionContext } from 'ava'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { gzipSync } from 'node:zlib'
 import { Disk } from 'flydrive'
 import { S3Driver } from 'flydrive/drivers/s3'
 import { download } from '../../source/download.ts'
@@ -693,4 +694,28 @@ test.serial('http: a redirect\'s short body is read to its end, so that its conn
     t.is(sockets.size, connections, path)
   }
   t.deepEqual(o.seen, Array(12).fill('GET'))
+})
+
+test.serial('http: a transfer coding other than chunked (Transfer-Encoding: gzip, chunked) is refused as a Content-Encoding is: 502 before any header, never the compressed bytes as the file (was a 200 with them)', async (t) => {
+  const gz = gzipSync(Buffer.from('the real file content\n'.repeat(10)))
+  // Node's server frames the body in chunks itself and sends the header as given.
+  const o = await plainOrigin(t, (req, res) => {
+    res.writeHead(200, { 'Transfer-Encoding': 'gzip, chunked', 'Content-Type': 'text/plain', ETag: '"te1"' })
+    res.end(req.method === 'HEAD' ? undefined : gz)
+  })
+  const errors: Error[] = []
+  const koa = downloadApp((ctx) => { ctx.body = download(new HttpFile(`${o.url}/report.txt`)) })
+  koa.on('error', (error: Error) => { errors.push(error) })
+  const base = await listen(t, koa)
+  for (const headers of [{}, { 'If-None-Match': '"other"' }]) {
+    const what = JSON.stringify(headers)
+    errors.length = 0
+    const res = await rawRequest(`${base}/`, { headers })
+    t.is(res.status, 502, what)
+    t.true(res.complete, what)
+    t.is(res.headers['content-length'], '11', what)
+    t.is(res.headers.etag, undefined, what)
+    t.is(res.body.toString(), 'Bad Gateway', what)
+    t.is((errors[0]?.cause as Error | undefined)?.message, `${o.url}/report.txt: Transfer-Encoding gzip, chunked: a transfer coding other than chunked`, what)
+  }
 })
