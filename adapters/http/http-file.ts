@@ -60,7 +60,9 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *   download instead of two. Anything else (an upstream 416, a different part) falls back to the
  *   HEAD + GET above; a body nobody took is aborted at the end of the turn.
  * - The client's conditional headers are evaluated by serve() against the upstream's validators.
- * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (503 → 503); timeouts → 504.
+ * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (429, 503 → 503); timeouts,
+ *   and an upstream 408 or 504, → 504. A body that is not the file's bytes as they are (a
+ *   Content-Encoding, a transfer coding other than chunked) → 502, from the HEAD already.
  * - The client going away aborts the upstream request (the signal of `open()`).
  * - Redirects are followed; one to another origin drops every header of the `headers` option.
  */
@@ -243,6 +245,13 @@ export class HttpFile implements DownloadFile {
     }
     const status = response.statusCode ?? 0
     if (stat === undefined && status !== 200 && status !== 206) throw statusError(this.#shown, status)
+    // The GET would be refused for such a body (502): so is the HEAD that announces it, so that a
+    // HEAD, a 304 or a 412 answer as the GET does.
+    const encoded = stat === undefined ? encodingProblem(response) : undefined
+    if (encoded !== undefined) {
+      debug('http HEAD %s: %s', JSON.stringify(this.#shown), encoded)
+      throw new DownloadError('E_UPSTREAM', `${this.#shown}: ${encoded}`)
+    }
     const { 'accept-encoding': _, range: __, ...kept } = sent
     this.#resolved = { url, headers: kept }
     stat ??= statFromHeaders(response)
@@ -272,17 +281,19 @@ export class HttpFile implements DownloadFile {
 /** The last stat() a GET contradicted, per request (its abort signal; the instance without one): see #changed(). */
 const contradictedStats = new WeakMap<object, FileStat>()
 
-/** Only size, type and validators are taken from the upstream: nothing else reaches the client. */
+/**
+ * Only size, type and validators are taken from the upstream: nothing else reaches the client. Of
+ * a response whose body is the file's bytes (an encoded one is refused before: encodingProblem()).
+ */
 function statFromHeaders (response: IncomingMessage): FileStat {
   const h = response.headers
-  const identity = encodingProblem(response) === undefined
   let size: number | undefined
   if (response.statusCode === 206) {
     size = parseContentRange(h['content-range'])?.size
   } else if (/^\d+$/.test(h['content-length'] ?? '')) {
     size = Number(h['content-length'])
   }
-  if (!identity || (size !== undefined && !Number.isSafeInteger(size))) size = undefined
+  if (size !== undefined && !Number.isSafeInteger(size)) size = undefined
   const etag = h.etag !== undefined && parseEntityTag(h.etag) !== undefined && isHeaderSafe(h.etag) ? h.etag : undefined
   const modified = h['last-modified'] === undefined ? undefined : parseHttpDate(h['last-modified'])
   const type = h['content-type']
@@ -387,7 +398,9 @@ function encodingProblem (response: IncomingMessage): string | undefined {
 function statusError (url: string, status: number): DownloadError {
   if (status === 404 || status === 410) return notFound(`${url}: upstream ${status}`)
   if (status === 503 || status === 429) return new DownloadError('E_UNAVAILABLE', `${url}: upstream ${status}`)
-  if (status === 504) return new DownloadError('E_TIMEOUT', `${url}: upstream 504`)
+  // 408: the origin gave up waiting (for the request): a timeout too, as the generated nginx and
+  // Caddy configurations and storage-error.ts map it.
+  if (status === 504 || status === 408) return new DownloadError('E_TIMEOUT', `${url}: upstream ${status}`)
   return new DownloadError('E_UPSTREAM', `${url}: upstream ${status}`)
 }
 

@@ -166,8 +166,8 @@ test.serial('http: Authorization is not sent to another origin after a redirect'
   t.true(other.log.entries.every((e) => e.headers.authorization === undefined))
 })
 
-test.serial('http: upstream statuses map to 404, 502, 503 and never leak the upstream body', async (t) => {
-  for (const [status, expected] of [[410, 404], [500, 502], [403, 502], [503, 503]] as const) {
+test.serial('http: upstream statuses map to 404, 502, 503, 504 (408 too, a timeout as the nginx and Caddy configurations have it; was 502) and never leak the upstream body', async (t) => {
+  for (const [status, expected] of [[410, 404], [500, 502], [403, 502], [503, 503], [408, 504], [504, 504]] as const) {
     origin.fail(`/status-${status}`, status)
     const base = await app(t, () => new HttpFile(`${origin.url}/status-${status}`))
     const res = await rawRequest(`${base}/`)
@@ -717,5 +717,33 @@ test.serial('http: a transfer coding other than chunked (Transfer-Encoding: gzip
     t.is(res.headers.etag, undefined, what)
     t.is(res.body.toString(), 'Bad Gateway', what)
     t.is((errors[0]?.cause as Error | undefined)?.message, `${o.url}/report.txt: Transfer-Encoding gzip, chunked: a transfer coding other than chunked`, what)
+  }
+})
+
+test.serial('http: an origin whose HEAD announces an encoded body (Content-Encoding: gzip, or a transfer coding) → 502 for HEAD and conditional requests too, as for the GET (HEAD was a 200, a matching If-None-Match a 304)', async (t) => {
+  const gz = gzipSync(Buffer.from('the real file content\n'.repeat(10)))
+  for (const coding of [{ 'Content-Encoding': 'gzip', 'Content-Length': String(gz.length) }, { 'Transfer-Encoding': 'gzip, chunked' }]) {
+    const o = await plainOrigin(t, (req, res) => {
+      res.writeHead(200, { ...coding, 'Accept-Ranges': 'bytes', ETag: '"z1"' })
+      res.end(req.method === 'HEAD' ? undefined : gz)
+    })
+    const base = await app(t, () => new HttpFile(`${o.url}/file.bin`))
+    for (const [method, headers, upstream] of [
+      ['HEAD', {}, ['HEAD']],
+      ['GET', { 'If-None-Match': '"z1"' }, ['HEAD']],
+      // The GET that was to be stat() and body at once is refused for its coding: its HEAD decides.
+      ['GET', {}, ['GET', 'HEAD']],
+      ['GET', { Range: 'bytes=0-9' }, ['GET bytes=0-9', 'HEAD']]
+    ] as const) {
+      const what = `${JSON.stringify(coding)} ${method} ${JSON.stringify(headers)}`
+      o.seen.length = 0
+      const res = await rawRequest(`${base}/`, { method, headers })
+      t.is(res.status, 502, what)
+      t.is(res.headers['content-length'], '11', what)
+      t.is(res.headers.etag, undefined, what)
+      t.is(res.headers['content-disposition'], undefined, what)
+      t.is(res.body.toString(), method === 'HEAD' ? '' : 'Bad Gateway', what)
+      t.deepEqual(o.seen, upstream, what)
+    }
   }
 })
