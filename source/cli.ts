@@ -22,7 +22,8 @@ const usage = `Usage:
       array of rules or an object with "rules". Without --listen/--prefix: a snippet to paste into your
       server block; with --listen, --upstream and --prefix: a complete, runnable configuration.
 
-  koa-downloads check <url> [--sha256 HEX | --file PATH] [--header "Name: value"]... [--timeout SECONDS]
+  koa-downloads check <url> [--sha256 HEX | --file PATH] [--rules <module>] [--offload-header NAME]...
+                      [--header "Name: value"]... [--timeout SECONDS]
       GET <url> through the live proxy and fail (exit 1) when an offload response reached the
       client (an offload header, a Location on a 200, or an empty body where the file is not
       empty), when the status is not 200 (redirects are not followed), when the response is cut
@@ -30,6 +31,10 @@ const usage = `Usage:
       proxy sent from bytes the app streamed because no rule covered the file: to see that a
       rule matches, check the app itself, bypassing the proxy; that check fails, naming the
       offload header.
+      The offload headers are X-Accel-Redirect, X-Sendfile, X-Lighttpd-Send-File, X-Sendfile2,
+      the headers of the rules in --rules <module> (a caddy({ header }) rule's own) and each
+      --offload-header. An empty 200 also fails when a header of it looks like one (a value
+      starting with "/", other than Content-Location, or any X-Accel-* header).
       --header may be repeated and may set Host (a virtual host reached by its address).
       --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
@@ -95,12 +100,18 @@ async function loadRules (module: string): Promise<ConfigRule[]> {
 }
 
 // Headers that only a proxy should ever see: one reaching the client means nothing intercepted it.
+// A caddy({ header }) rule names its own: check learns it from --rules or --offload-header.
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'x-lighttpd-send-file', 'x-sendfile2']
 const emptySha256 = createHash('sha256').digest('hex')
 
 async function checkCommand (args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    sha256: { type: 'string' }, file: { type: 'string' }, header: { type: 'string', multiple: true }, timeout: { type: 'string' }
+    sha256: { type: 'string' },
+    file: { type: 'string' },
+    header: { type: 'string', multiple: true },
+    timeout: { type: 'string' },
+    rules: { type: 'string' },
+    'offload-header': { type: 'string', multiple: true }
   })
   if (values.help === true) { process.stdout.write(usage); return 0 }
   const [target, extra] = positionals
@@ -138,6 +149,23 @@ async function checkCommand (args: string[]): Promise<number> {
   }
   const { host, ...others } = headers
   if (host !== undefined && host.length > 1) throw new UsageError('--header "Host: …" may be given once')
+  const offloadNames = new Set(offloadHeaders)
+  for (const name of (values['offload-header'] ?? []) as string[]) {
+    try {
+      validateHeaderName(name)
+    } catch {
+      throw new UsageError(`--offload-header ${JSON.stringify(name)}: not a valid header name`)
+    }
+    offloadNames.add(name.toLowerCase())
+  }
+  // The app's own rules name the headers it sends: a caddy({ header }) rule's is any name at all.
+  // Location has checks of its own (a redirect, or a 200 carrying it).
+  if (typeof values.rules === 'string') {
+    for (const rule of await loadRules(values.rules)) {
+      const name = (rule as { header?: unknown }).header
+      if (typeof name === 'string' && name.toLowerCase() !== 'location') offloadNames.add(name.toLowerCase())
+    }
+  }
 
   let expected: { sha256: string, size?: number, from: string } | undefined
   if (typeof values.sha256 === 'string') expected = { sha256: values.sha256.toLowerCase(), from: '--sha256' }
@@ -181,9 +209,23 @@ async function checkCommand (args: string[]): Promise<number> {
   } else if (status !== 200) {
     problems.push(`status ${status}, expected 200`)
   }
-  for (const name of offloadHeaders) {
+  for (const name of offloadNames) {
     const value = header(name)
     if (value !== undefined) problems.push(`the offload header ${name}: ${value} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)`)
+  }
+  // Every offload response is an empty 200, and a header named by no list still gives one away: a
+  // path (a caddy({ header }) rule's value, when neither --rules nor --offload-header named it)
+  // or an nginx control header, which nginx itself never passes on. An empty file served by the
+  // proxy has neither, so an empty file no longer hides a leak behind matching bytes.
+  if (cut === undefined && status === 200 && size === 0) {
+    for (const name of Object.keys(response.headers)) {
+      const value = header(name)
+      if (offloadNames.has(name) || name === 'content-location' || value === undefined) continue
+      const why = name.startsWith('x-accel-') ? 'an nginx control header' : value.startsWith('/') ? 'a path' : undefined
+      if (why !== undefined) {
+        problems.push(`the empty response carries ${name}: ${value} (${why}), which looks like an offload header that reached the client: the proxy did not intercept it (name a rule's own header with --rules or --offload-header)`)
+      }
+    }
   }
   if (status === 200 && location !== undefined) problems.push(`a 200 with Location: ${location} reached the client: the server did not perform the internal redirect`)
   // An empty body is what an offload response passed through looks like, unless the file is empty.
@@ -202,7 +244,7 @@ async function checkCommand (args: string[]): Promise<number> {
   }
   process.stdout.write([
     `koa-downloads check OK ${summary}`,
-    `  - no offload header reached the client (${offloadHeaders.join(', ')}, Location)`,
+    `  - no offload header reached the client (${[...offloadNames].join(', ')}, Location)`,
     expected === undefined ? '  - bytes not compared (give --sha256 or --file)' : `  - bytes match ${expected.from}`,
     `  - Content-Type: ${header('content-type') ?? '(none)'}`,
     `  - Content-Disposition: ${header('content-disposition') ?? '(none)'}`,

@@ -26,6 +26,12 @@ test.before(async () => {
       case '/sendfile': res.setHeader('X-Sendfile', '/srv/files/x.txt'); res.end(); return
       case '/location': res.setHeader('Location', '/protected/x.txt'); res.end(); return
       case '/empty': res.end(); return
+      // A caddy({ header }) rule's own header, leaked: on an empty body (the offload response), and
+      // on bytes (only a name given to check finds it there).
+      case '/custom': res.setHeader('X-Caddy-File', '/protected/x.txt'); res.end(); return
+      case '/custom-bytes': res.setHeader('X-Caddy-File', '/protected/x.txt'); res.end(body); return
+      case '/accel-control': res.setHeader('X-Accel-Buffering', 'no'); res.end(); return
+      case '/content-location': res.setHeader('Content-Location', '/files/empty.txt'); res.end(); return
       case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
       case '/vhost': res.end(`vhost ${String(req.headers.host)}`); return
       // The headers announce more than is sent, then the connection closes: a download cut short.
@@ -237,4 +243,51 @@ test('cli check: an empty 200 passes when --file or --sha256 says the file is em
   const unexpected = await runCli(['check', base + '/ok', '--file', join(dir, 'empty.txt')])
   t.is(unexpected.code, 1)
   t.regex(unexpected.stderr, /got 22 bytes, .*empty\.txt has 0\n {2}- sha256 [0-9a-f]{64} of the 22 bytes received differs from e3b0c442/)
+})
+
+test('cli check: a header of the rules (--rules) or an --offload-header is an offload header on any response; the OK line lists them', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  const module = join(dir, 'rules.mjs')
+  await writeFile(module, 'export const rules = [{ backend: "caddy", sourceDir: "/srv/files", destinationUrl: "/protected/", header: "X-Caddy-File" }]\n')
+  const leaked = '  - the offload header x-caddy-file: /protected/x.txt reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)\n'
+  for (const named of [['--rules', module], ['--offload-header', 'X-Caddy-File']]) {
+    const empty = await runCli(['check', base + '/custom', '--sha256', sha256(new Uint8Array()), ...named])
+    t.is(empty.code, 1, named.join(' '))
+    t.is(empty.stderr, `koa-downloads check FAILED ${base}/custom: 200, 0 bytes, sha256 ${sha256(new Uint8Array())}\n` + leaked)
+    const bytes = await runCli(['check', base + '/custom-bytes', '--sha256', sha256(body), ...named])
+    t.is(bytes.code, 1, named.join(' '))
+    t.is(bytes.stderr, `koa-downloads check FAILED ${base}/custom-bytes: 200, 22 bytes, sha256 ${sha256(body)}\n` + leaked)
+    const ok = await runCli(['check', base + '/ok', ...named, '--offload-header', 'x-sendfile'])
+    t.is(ok.code, 0, ok.stderr)
+    t.true(ok.stdout.includes('\n  - no offload header reached the client (x-accel-redirect, x-sendfile, x-lighttpd-send-file, x-sendfile2, x-caddy-file, Location)\n'), ok.stdout)
+  }
+  // Unnamed, a header on bytes is the app's business: the bytes are what the client wanted.
+  const unnamed = await runCli(['check', base + '/custom-bytes', '--sha256', sha256(body)])
+  t.is(unnamed.code, 0, unnamed.stderr)
+  for (const name of ['Bad Name', '']) {
+    const bad = await runCli(['check', base + '/ok', '--offload-header', name])
+    t.is(bad.code, 2)
+    t.true(bad.stderr.startsWith(`koa-downloads: --offload-header ${JSON.stringify(name)}: not a valid header name\n\nUsage:`), bad.stderr)
+  }
+})
+
+test('cli check: an empty 200 with a path-valued header (not Content-Location) or an X-Accel-* header fails naming it, even when the file is empty', async (t) => {
+  t.timeout(60_000)
+  const empty = sha256(new Uint8Array())
+  const suspect = (header: string, why: string): string => `  - the empty response carries ${header} (${why}), which looks like an offload header that reached the client: the proxy did not intercept it (name a rule's own header with --rules or --offload-header)\n`
+  const custom = await runCli(['check', base + '/custom', '--sha256', empty])
+  t.is(custom.code, 1)
+  t.is(custom.stderr, `koa-downloads check FAILED ${base}/custom: 200, 0 bytes, sha256 ${empty}\n` + suspect('x-caddy-file: /protected/x.txt', 'a path'))
+  // A file that is not empty: the empty body fails too, and the header is named beside it.
+  const unsaid = await runCli(['check', base + '/custom'])
+  t.is(unsaid.code, 1)
+  t.is(unsaid.stderr, `koa-downloads check FAILED ${base}/custom: 200, 0 bytes, sha256 ${empty}\n` + suspect('x-caddy-file: /protected/x.txt', 'a path') +
+    '  - the body is empty: the proxy passed the offload response through instead of sending the file (for a file that is really empty, give --file or --sha256)\n')
+  const control = await runCli(['check', base + '/accel-control', '--sha256', empty])
+  t.is(control.code, 1)
+  t.is(control.stderr, `koa-downloads check FAILED ${base}/accel-control: 200, 0 bytes, sha256 ${empty}\n` + suspect('x-accel-buffering: no', 'an nginx control header'))
+  const contentLocation = await runCli(['check', base + '/content-location', '--sha256', empty])
+  t.is(contentLocation.code, 0, contentLocation.stderr)
 })

@@ -1,8 +1,12 @@
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { caddy } from '../../source/backends/caddy.ts'
 import { nginx } from '../../source/backends/nginx.ts'
+import { renderServerConfig } from '../../source/server-config.ts'
 import { sha256 } from '../helpers/app.ts'
 import { proxiedApp, runCli } from '../helpers/offload-suite.ts'
+import { startProxy } from '../helpers/proxies.ts'
 
 // `koa-downloads check` through a real nginx running the generated config: what it accepts, and
 // what it cannot see.
@@ -52,4 +56,56 @@ test('check via nginx: a file no rule covers, streamed by the app, passes too, a
   // What tells them apart is the app's own answer: no offload header for this path.
   const direct = await runCli(['check', app.url + '/public/public.txt'])
   t.is(direct.code, 0, direct.stderr)
+})
+
+// A caddy({ header }) rule sends a header of its own name, which no fixed list knows.
+const caddyRules = (protectedDir: string) => [caddy({ sourceDir: protectedDir, destinationUrl: '/protected/', header: 'X-Caddy-File' })]
+const viaCaddy = proxiedApp({
+  server: 'caddy',
+  rules: ({ protectedDir }) => caddyRules(protectedDir),
+  prepare: async ({ protectedDir }) => { await writeFile(join(protectedDir, 'empty.txt'), '') }
+})
+
+viaCaddy.test('check via Caddy, caddy({ header }): an empty file Caddy sends passes; its header leaked by a mis-wired Caddy, or from the app itself, fails naming it, empty file or not', async (t) => {
+  t.timeout(120_000)
+  const { proxy, app, fixtures } = viaCaddy.context()
+  const file = join(fixtures.protectedDir, 'empty.txt')
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-check-'))
+  const module = join(dir, 'rules.mjs')
+  await writeFile(module, `export const rules = ${JSON.stringify(caddyRules(fixtures.protectedDir))}\n`)
+  // The matcher looks at another header name, as in a config written for the default rule.
+  const miswired = await startProxy('caddy', {
+    rules: caddyRules(fixtures.protectedDir),
+    appPort: app.port,
+    configFor: ({ port, prefix, appPort }) => renderServerConfig('caddy', caddyRules(fixtures.protectedDir), { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+      .replaceAll('header X-Caddy-File', 'header X-Accel-Redirect')
+  })
+  t.teardown(async () => { await miswired.stop(); await rm(dir, { recursive: true }) })
+
+  const served = await runCli(['check', proxy.url + '/files/empty.txt', '--file', file, '--rules', module])
+  t.is(served.stderr, '')
+  t.is(served.code, 0)
+  t.true(served.stdout.includes('\n  - no offload header reached the client (x-accel-redirect, x-sendfile, x-lighttpd-send-file, x-sendfile2, x-caddy-file, Location)\n'), served.stdout)
+  t.is(app.last('/files/empty.txt')?.headers['x-caddy-file'], '/protected/empty.txt', 'Caddy, not the app, sent it')
+  t.is((await runCli(['check', proxy.url + '/files/empty.txt', '--file', file])).code, 0, 'no header of the proxy\'s answer looks like an offload header')
+
+  const leaked = (value: string): string => `  - the offload header x-caddy-file: ${value} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)\n`
+  const suspect = (value: string): string => `  - the empty response carries x-caddy-file: ${value} (a path), which looks like an offload header that reached the client: the proxy did not intercept it (name a rule's own header with --rules or --offload-header)\n`
+  const emptyBody = '  - the body is empty: the proxy passed the offload response through instead of sending the file\n'
+  for (const base of [miswired.url, app.url]) {
+    const url = base + '/files/empty.txt'
+    const named = await runCli(['check', url, '--file', file, '--rules', module])
+    t.is(named.code, 1, base)
+    t.is(named.stderr, `koa-downloads check FAILED ${url}: 200, 0 bytes, sha256 ${emptySha256}\n` + leaked('/protected/empty.txt'))
+    const byName = await runCli(['check', url, '--file', file, '--offload-header', 'x-caddy-file'])
+    t.is(byName.code, 1, base)
+    t.is(byName.stderr, named.stderr)
+    const unnamed = await runCli(['check', url, '--file', file])
+    t.is(unnamed.code, 1, base)
+    t.is(unnamed.stderr, `koa-downloads check FAILED ${url}: 200, 0 bytes, sha256 ${emptySha256}\n` + suspect('/protected/empty.txt'))
+    const big = base + '/files/big.bin'
+    const bytes = await runCli(['check', big, '--sha256', fixtures.big.sha256])
+    t.is(bytes.code, 1, base)
+    t.is(bytes.stderr, `koa-downloads check FAILED ${big}: 200, 0 bytes, sha256 ${emptySha256}\n` + suspect('/protected/big.bin') + emptyBody)
+  }
 })
