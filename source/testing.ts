@@ -64,6 +64,8 @@ export interface XAccelRedirectExpectation extends ResponseExpectation {
    * `/protected/a%20b.txt`, and `'/protected/q?x.txt'` (a file named `q?x.txt`) matches only
    * `/protected/q%3Fx.txt`, because a raw `?` in the header starts a query (nginx, Caddy). A string
    * expects no query unless `query` names one. A RegExp is tested against the raw header value.
+   * The header is read as bytes, which must be UTF-8 once decoded: a hand-set `'/protected/März.txt'`
+   * goes out with the single byte 0xE4 for "ä" (nginx: 404) and fails.
    */
   redirect?: string | RegExp | undefined
   /**
@@ -90,6 +92,7 @@ export interface XSendfileExpectation extends ResponseExpectation {
   /**
    * The absolute path, decoded (`'/srv/a b.txt'`), or a RegExp tested against the raw header value.
    * The whole value is the path: Apache and lighttpd read no query, so `?` is part of the name.
+   * The header is read as bytes, which must be UTF-8 (once decoded, for lighttpd).
    */
   path?: string | RegExp | undefined
   /** `'raw'` for Apache mod_xsendfile (UTF-8 bytes), `'percent'` for lighttpd. @default 'raw' */
@@ -100,7 +103,8 @@ export interface InternalRedirectExpectation extends ResponseExpectation {
   /**
    * The `Location` path, percent-decoded; a raw `?` starts the query (RFC 3875 §6.2.2), so a file
    * named `q?x.txt` is `'/private/q?x.txt'` sent as `/private/q%3Fx.txt`. A string expects no query
-   * unless `query` names one. A RegExp is tested against the raw header value.
+   * unless `query` names one. A RegExp is tested against the raw header value. The header is read
+   * as bytes, which must be UTF-8 once decoded.
    */
   location?: string | RegExp | undefined
   /** What follows the first raw `?` of `Location`, verbatim; a RegExp is tested against it; `null` = no `?`. */
@@ -386,12 +390,13 @@ function checkTarget (fn: string, name: string, value: string | undefined, want:
   const q = uri ? value.indexOf('?') : -1
   const query = q === -1 ? undefined : value.slice(q + 1)
   if (typeof want === 'string') {
-    const path = decodePath(q === -1 ? value : value.slice(0, q), reading.encoding)
+    const read = decodePath(q === -1 ? value : value.slice(0, q), reading.encoding)
+    const path = 'path' in read ? read.path : undefined
     if (path !== want) {
       if (path !== undefined && query !== undefined && `${path}?${query}` === want) {
         fail(fn, `${name} is ${JSON.stringify(value)}: ${reading.server ?? 'the server'} reads the path ${JSON.stringify(path)} and the query ${JSON.stringify(query)} (a raw "?" starts a query), expected the path ${JSON.stringify(want)} (a "?" in a file name is sent as %3F; a query is expected with the query option)`, path, want)
       }
-      const decoded = path === undefined ? 'not decodable: invalid percent-encoding or UTF-8' : `decoded ${JSON.stringify(path)}`
+      const decoded = 'path' in read ? `decoded ${JSON.stringify(read.path)}` : `not decodable: ${read.reason}`
       fail(fn, `${name} is ${JSON.stringify(value)} (${decoded}${query === undefined ? '' : `, query ${JSON.stringify(query)}`}), expected ${JSON.stringify(want)}`, path, want)
     }
   }
@@ -413,11 +418,44 @@ function checkTarget (fn: string, name: string, value: string | undefined, want:
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** A path as its server reads it: percent-decoded once, or raw UTF-8 bytes carried as latin1. */
-function decodePath (value: string, encoding: 'percent' | 'raw'): string | undefined {
-  try {
-    return encoding === 'raw' ? utf8.decode(Buffer.from(value, 'latin1')) : decodeURIComponent(value)
-  } catch { return undefined }
+/**
+ * A path as its server reads it, or why it reads none. A header value is bytes, and both response
+ * kinds hand it over one character per byte (latin1: Node's parser, fetch's ByteString), as Node's
+ * setHeader writes it: a hand-written `'/protected/März.txt'` goes out with the single byte 0xE4,
+ * which is not the UTF-8 name on disk (nginx: 404), while the UTF-8 bytes of "ä" sent raw are
+ * (proxies.md §2). So the value is taken as bytes, each `%XX` replaced by its byte for `'percent'`
+ * (nginx, lighttpd, CGI gateways decode once; `'raw'`: Apache, Caddy take them as sent), and the
+ * result must be strict UTF-8. decodeURIComponent would read the characters as code points instead.
+ */
+function decodePath (value: string, encoding: 'percent' | 'raw'): { path: string } | { reason: string } {
+  // Only a response built by hand can hold one: Node refuses to send it (ERR_INVALID_CHAR).
+  const wide = /[^\0-\xff]/u.exec(value)?.[0]
+  if (wide !== undefined) return { reason: `${JSON.stringify(wide)} is above U+00FF, which no header can carry` }
+  const raw = Buffer.from(value, 'latin1')
+  let bytes = raw
+  if (encoding === 'percent') {
+    const bad = /%(?![0-9A-Fa-f]{2})/.exec(value)
+    if (bad !== null) return { reason: `invalid percent-encoding ${JSON.stringify(value.slice(bad.index, bad.index + 3))}` }
+    bytes = Buffer.from(value.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1')
+  }
+  try { return { path: utf8.decode(bytes) } } catch {}
+  const shown = bytes.toString('latin1').replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
+  const at = invalidUtf8At(raw)
+  const hint = at === -1 ? '' : `; a header carries one byte per character, so the raw ${JSON.stringify(value[at])} is the single byte 0x${raw[at]?.toString(16).toUpperCase()}, not UTF-8: ` +
+    (encoding === 'percent' ? 'percent-encode the name' : "send the name's UTF-8 bytes, Buffer.from(name).toString('latin1')")
+  return { reason: `its bytes${value.includes('%') && encoding === 'percent' ? ', percent-decoded,' : ''} "${shown}" are not UTF-8${hint}` }
+}
+
+/** The offset of the first byte of `bytes` that starts no valid UTF-8 sequence, or -1. */
+function invalidUtf8At (bytes: Buffer): number {
+  for (let i = 0; i < bytes.length;) {
+    const lead = bytes[i] ?? 0
+    const length = lead < 0x80 ? 1 : lead < 0xc2 ? 0 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : lead < 0xf5 ? 4 : 0
+    if (length === 0) return i
+    try { utf8.decode(bytes.subarray(i, i + length)) } catch { return i }
+    i += length
+  }
+  return -1
 }
 
 async function checkEmpty (fn: string, res: Normalized): Promise<void> {

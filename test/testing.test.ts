@@ -308,8 +308,68 @@ test('assertXSendfile: the whole value is the file path, "?" included (Apache ra
   })
   const invalid = await request(headerApp({ 'X-Sendfile': '/srv/%FF.txt' }).callback()).get('/')
   await t.throwsAsync(assertXSendfile(invalid, { path: '/srv/\uFFFD.txt', encoding: 'percent' }), {
-    instanceOf: AssertionError, message: 'assertXSendfile: X-Sendfile is "/srv/%FF.txt" (not decodable: invalid percent-encoding or UTF-8), expected "/srv/\uFFFD.txt"'
+    instanceOf: AssertionError, message: 'assertXSendfile: X-Sendfile is "/srv/%FF.txt" (not decodable: its bytes, percent-decoded, "/srv/\\xFF.txt" are not UTF-8), expected "/srv/\uFFFD.txt"'
   })
+  const broken = await request(headerApp({ 'X-Sendfile': '/srv/%F.txt' }).callback()).get('/')
+  await t.throwsAsync(assertXSendfile(broken, { path: '/srv/%F.txt', encoding: 'percent' }), {
+    instanceOf: AssertionError, message: 'assertXSendfile: X-Sendfile is "/srv/%F.txt" (not decodable: invalid percent-encoding "%F."), expected "/srv/%F.txt"'
+  })
+})
+
+// ---- Header values are bytes (proxies.md §2) ----
+
+/** `name` as Node sends a header string: one byte per character, so the UTF-8 bytes as latin1. */
+const utf8Bytes = (name: string): string => Buffer.from(name, 'utf8').toString('latin1')
+
+test('the path helpers read the header as bytes: a hand-written "ä" is the single byte 0xE4 (nginx: 404) and fails; its UTF-8 bytes, raw or percent-encoded, pass (supertest and fetch)', async (t) => {
+  const headers = (path: (p: string) => string): Record<string, string> => ({
+    'X-Accel-Redirect': path('/protected/März.txt'), 'X-Sendfile': path('/srv/März.txt'), Location: path('/private/März.txt'), 'X-Caddy': path('/protected/März.txt')
+  })
+  const responses = async (app: Koa): Promise<Array<request.Response | Response>> => [await request(app.callback()).get('/').redirects(0), await fetch(await listen(t, app))]
+  for (const r of await responses(headerApp(headers((p) => p)))) {
+    // Both clients hand the byte 0xE4 over as "ä" (U+00E4): the string looks right, the bytes are not.
+    t.is(r instanceof Response ? r.headers.get('x-accel-redirect') : r.headers['x-accel-redirect'], '/protected/M\u00e4rz.txt')
+    const percent = (name: string, value: string): string => `${name} is ${JSON.stringify(value)} (not decodable: its bytes "${value.replace('ä', '\\xE4')}" are not UTF-8; a header carries one byte per character, so the raw "ä" is the single byte 0xE4, not UTF-8: percent-encode the name)`
+    await t.throwsAsync(assertXAccelRedirect(r, { redirect: '/protected/März.txt' }), {
+      instanceOf: AssertionError, message: `assertXAccelRedirect: ${percent('X-Accel-Redirect', '/protected/März.txt')}, expected "/protected/März.txt"`
+    })
+    await t.throwsAsync(assertXSendfile(r, { path: '/srv/März.txt', encoding: 'percent' }), {
+      instanceOf: AssertionError, message: `assertXSendfile: ${percent('X-Sendfile', '/srv/März.txt')}, expected "/srv/März.txt"`
+    })
+    await t.throwsAsync(assertInternalRedirect(r, { location: '/private/März.txt' }), {
+      instanceOf: AssertionError, message: `assertInternalRedirect: ${percent('Location', '/private/März.txt')}, expected "/private/März.txt"`
+    })
+    // Apache and Caddy take the bytes as sent: the advice differs.
+    const raw = (name: string, value: string): string => `${name} is ${JSON.stringify(value)} (not decodable: its bytes "${value.replace('ä', '\\xE4')}" are not UTF-8; a header carries one byte per character, so the raw "ä" is the single byte 0xE4, not UTF-8: send the name's UTF-8 bytes, Buffer.from(name).toString('latin1'))`
+    await t.throwsAsync(assertXSendfile(r, { path: '/srv/März.txt' }), { instanceOf: AssertionError, message: `assertXSendfile: ${raw('X-Sendfile', '/srv/März.txt')}, expected "/srv/März.txt"` })
+    await t.throwsAsync(assertXAccelRedirect(r, { header: 'X-Caddy', encoding: 'raw', redirect: '/protected/März.txt' }), {
+      instanceOf: AssertionError, message: `assertXAccelRedirect: ${raw('X-Caddy', '/protected/März.txt')}, expected "/protected/März.txt"`
+    })
+  }
+  // The bytes nginx serves März.txt for (measured, proxies.md §2): UTF-8, raw or percent-encoded.
+  for (const r of [...await responses(headerApp(headers(utf8Bytes))), ...await responses(headerApp(headers((p) => p.replace('ä', '%C3%A4'))))]) {
+    await assertXAccelRedirect(r, { redirect: '/protected/März.txt' })
+    await assertXSendfile(r, { path: '/srv/März.txt', encoding: 'percent' })
+    await assertInternalRedirect(r, { location: '/private/März.txt' })
+  }
+  for (const r of await responses(headerApp(headers(utf8Bytes)))) {
+    await assertXSendfile(r, { path: '/srv/März.txt' })
+    await assertXAccelRedirect(r, { header: 'X-Caddy', encoding: 'raw', redirect: '/protected/März.txt' })
+  }
+})
+
+test('the path helpers: %E4 (latin1, percent-encoded) is not UTF-8 once decoded; a character above U+00FF is no header value (a response built by hand)', async (t) => {
+  const escaped = await request(headerApp({ 'X-Accel-Redirect': '/protected/M%E4rz.txt' }).callback()).get('/')
+  await t.throwsAsync(assertXAccelRedirect(escaped, { redirect: '/protected/März.txt' }), {
+    instanceOf: AssertionError, message: 'assertXAccelRedirect: X-Accel-Redirect is "/protected/M%E4rz.txt" (not decodable: its bytes, percent-decoded, "/protected/M\\xE4rz.txt" are not UTF-8), expected "/protected/März.txt"'
+  })
+  const built = { status: 200, headers: { 'x-accel-redirect': '/protected/☃.txt', 'x-sendfile': '/srv/☃.txt', location: '/private/☃.txt' }, body: Buffer.alloc(0) }
+  const wide = 'not decodable: "☃" is above U+00FF, which no header can carry'
+  await t.throwsAsync(assertXAccelRedirect(built, { redirect: '/protected/☃.txt' }), { instanceOf: AssertionError, message: `assertXAccelRedirect: X-Accel-Redirect is "/protected/☃.txt" (${wide}), expected "/protected/☃.txt"` })
+  await t.throwsAsync(assertXSendfile(built, { path: '/srv/☃.txt' }), { instanceOf: AssertionError, message: `assertXSendfile: X-Sendfile is "/srv/☃.txt" (${wide}), expected "/srv/☃.txt"` })
+  await t.throwsAsync(assertInternalRedirect(built, { location: '/private/☃.txt' }), { instanceOf: AssertionError, message: `assertInternalRedirect: Location is "/private/☃.txt" (${wide}), expected "/private/☃.txt"` })
+  // Buffer.from(value, 'latin1') alone would take "☃" (U+2603) for the byte 0x03.
+  await t.throwsAsync(assertXSendfile({ ...built, headers: { 'x-sendfile': '/srv/\u2603' } }, { path: '/srv/\u0003' }), { instanceOf: AssertionError, message: /above U\+00FF/ })
 })
 
 // ---- assertDownload: "streamed by Node, not offloaded" ----
