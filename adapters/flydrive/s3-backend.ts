@@ -1,12 +1,13 @@
 import type { Readable } from 'node:stream'
-import type { GetObjectCommand, HeadObjectCommand, S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
+import type { GetObjectCommand, GetObjectCommandOutput, HeadObjectCommand, S3Client, S3ClientConfig } from '@aws-sdk/client-s3'
 import type { DriverContract } from 'flydrive/types'
 import { DownloadError } from '../../source/errors.ts'
+import { parseEntityTag, weakMatch } from '../../source/etag.ts'
 import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { expireAfterPoll, guardStream } from '../../source/guarded-stream.ts'
 import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
-import { statFromMetaData } from './backend.ts'
+import { quoteEtag, statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
 import { noResponseError, storageError } from './storage-error.ts'
 
@@ -17,8 +18,9 @@ export type S3DriverLike = DriverContract & {
 /**
  * S3 disks: metadata through the SDK's HeadObject (the quoted MD5 ETag is strong), bytes through
  * its GetObject with `Range` and `IfMatch` (an object replaced since stat() → E_CHANGED, never a
- * body under the old validators). Every request carries the client's abort signal, and the wait for
- * its response is bounded by `idleTimeout` (sendWithin()). flydrive's getMetaData() takes neither.
+ * body under the old validators; a store that ignores If-Match is caught by the response's own ETag
+ * and length). Every request carries the client's abort signal, and the wait for its response is
+ * bounded by `idleTimeout` (sendWithin()). flydrive's getMetaData() takes neither.
  *
  * flydrive keeps its S3Client private: a driver built with `{ client }` shares it, one built from an
  * S3ClientConfig gets a second client from the same config (created once per driver). The SDK is
@@ -70,6 +72,14 @@ export function s3Backend (driver: S3DriverLike): Backend {
             if (range !== undefined && response.ContentRange !== `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`) {
               (response.Body as Readable | undefined)?.destroy()
               throw Object.assign(new Error(`unexpected Content-Range ${response.ContentRange ?? '(none)'}`), { status: 416 })
+            }
+            // If-Match is not enough: s3rver and some S3-compatible stores ignore it on reads, and
+            // send the object that replaced the planned one (of the same size, so the Content-Range
+            // above agrees) under a 200/206. Its own validators tell: caught before any header.
+            const differs = contradiction(response, stat, range)
+            if (differs !== undefined) {
+              (response.Body as Readable | undefined)?.destroy()
+              throw new DownloadError('E_CHANGED', `${what}: changed since its metadata was read (${differs})`)
             }
             body = response.Body as Readable
           } catch (error) {
@@ -147,6 +157,23 @@ async function sendWithin<T> (command: GetObjectCommand | HeadObjectCommand, tim
   } finally {
     disarm()
   }
+}
+
+/**
+ * How a GetObject response contradicts the stat() its read was planned with, or undefined: its ETag
+ * (weak comparison, after the quoting stat() applies: a store that sends it bare, or weak, names the
+ * same object), then for a whole read its ContentLength (a part's complete length is checked in its
+ * Content-Range). A value absent on either side is no contradiction.
+ */
+function contradiction (response: GetObjectCommandOutput, stat: FileStat, range: ByteRange | undefined): string | undefined {
+  const sent = response.ETag === undefined ? undefined : quoteEtag(response.ETag)
+  const sentTag = sent === undefined ? undefined : parseEntityTag(sent)
+  const plannedTag = stat.etag === undefined ? undefined : parseEntityTag(stat.etag)
+  if (sentTag !== undefined && plannedTag !== undefined && !weakMatch(sentTag, plannedTag)) return `ETag ${sent ?? ''}, ${stat.etag ?? ''} planned`
+  if (range === undefined && stat.size !== undefined && response.ContentLength !== undefined && response.ContentLength !== stat.size) {
+    return `${response.ContentLength} bytes, ${stat.size} planned`
+  }
+  return undefined
 }
 
 /** The public (unsigned) URL prefix of the bucket, when the config says it without I/O. */

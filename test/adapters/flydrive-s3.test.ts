@@ -3,13 +3,15 @@ import type { IncomingMessage } from 'node:http'
 import { gzipSync } from 'node:zlib'
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { request } from 'node:http'
 import test from 'ava'
 import { Disk } from 'flydrive'
 import { S3Driver } from 'flydrive/drivers/s3'
 import { StorageFile, storage } from '../../adapters/flydrive/index.ts'
-import { fileContract } from '../helpers/file-contract.ts'
+import type { ByteRange, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
+import { fileContract, rawRequest } from '../helpers/file-contract.ts'
 import { S3_CREDENTIALS, s3Client, startS3 } from '../helpers/s3.ts'
 import type { S3Server } from '../helpers/s3.ts'
 import { downloadApp } from '../helpers/koa.ts'
@@ -66,6 +68,162 @@ test.serial('flydrive s3: a changed object between stat() and open() → E_CHANG
   const after = await file.stat()
   t.not(after.etag, before.etag)
   t.is(after.size, 22)
+})
+
+test.serial('flydrive s3: an object replaced by one of the same size between stat() and open() → E_CHANGED, whole and ranged, although s3rver ignores If-Match', async (t) => {
+  for (const range of [undefined, { start: 0, end: 4 }]) {
+    const what = JSON.stringify(range) ?? 'whole'
+    await s3.put('changing.txt', 'first version')
+    const file = storage(disk).file('changing.txt')
+    const before = await file.stat()
+    await s3.put('changing.txt', 'other version') // 13 bytes too: only the ETag tells them apart
+    s3.log.clear()
+    const error = await t.throwsAsync(file.open(range), undefined, what)
+    t.is((error as { code?: string }).code, 'E_CHANGED', what)
+    // The GetObject asked for the old object and got the new one: the store ignored If-Match.
+    t.deepEqual(s3.log.entries.map((e) => `${e.method} ${e.headers['if-match'] ?? ''}`), [`GET ${before.etag ?? ''}`], what)
+    const after = await file.stat()
+    t.not(after.etag, before.etag, what)
+    t.is(after.size, 13, what)
+  }
+})
+
+/**
+ * A StorageFile whose object `race` replaces right after its first stat() (`when: 'stat'`), or
+ * right before its second open() (`when: 'second part'`: the first part of a multipart response
+ * read whole, the next not yet asked for): the race with a writer, made deterministic.
+ */
+class Racing extends StorageFile {
+  readonly #when: 'stat' | 'second part'
+  #race: (() => Promise<void>) | undefined
+  #opens = 0
+  constructor (key: string, when: 'stat' | 'second part', race: () => Promise<void>) {
+    super(disk, key)
+    this.#when = when
+    this.#race = race
+  }
+
+  override async stat (options?: StatOptions): Promise<FileStat> {
+    const stat = await super.stat(options)
+    if (this.#when === 'stat') await this.#run()
+    return stat
+  }
+
+  override async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
+    if (this.#when === 'second part' && ++this.#opens === 2) await this.#run()
+    return await super.open(range, options)
+  }
+
+  async #run (): Promise<void> {
+    const race = this.#race
+    this.#race = undefined
+    await race?.()
+  }
+}
+
+for (const size of [100_000, 1000]) {
+  // 100 kB is streamed (open()); 1 kB is read whole before the headers (read()).
+  test.serial(`flydrive s3: an object of ${size} bytes replaced by one of the same size between stat() and open() is sent as the new object under its own ETag (planned again), never the new bytes under the old ETag`, async (t) => {
+    const v1 = Buffer.alloc(size, 'A')
+    const v2 = Buffer.alloc(size, 'B')
+    await s3.put('racing.bin', v1)
+    const base = await listen(t, downloadApp((ctx) => { ctx.body = new Racing('racing.bin', 'stat', async () => { await s3.put('racing.bin', v2) }) }))
+    s3.log.clear()
+    // A precondition: HeadObject, then GetObject (no read-ahead).
+    const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+    const requests = s3.log.entries.map((e) => e.method)
+    const after = await storage(disk).file('racing.bin').stat()
+    t.is(res.status, 200)
+    t.true(res.complete)
+    t.is(res.headers['content-length'], String(size))
+    t.is(res.headers.etag, after.etag, 'the ETag of the object sent')
+    t.true(res.body.equals(v2))
+    // HeadObject (v1), GetObject with If-Match v1 (answered with v2), HeadObject (v2), GetObject
+    t.deepEqual(requests, ['HEAD', 'GET', 'HEAD', 'GET'])
+  })
+}
+
+test.serial('flydrive s3: an object replaced by one of the same size between the parts of a multipart response → the response is cut short, never a part of the new object under the old ETag', async (t) => {
+  const v1 = Buffer.alloc(300_000, 'A')
+  const v2 = Buffer.alloc(300_000, 'B')
+  await s3.put('racing.bin', v1)
+  const etag = (await storage(disk).file('racing.bin').stat()).etag
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = new Racing('racing.bin', 'second part', async () => { await s3.put('racing.bin', v2) }) }))
+  s3.log.clear()
+  const res = await rawRequest(`${base}/`, { headers: { Range: 'bytes=0-99999,200000-299999' } })
+  t.is(res.status, 206)
+  t.is(res.headers.etag, etag)
+  const boundary = /^multipart\/byteranges; boundary=(\w+)$/.exec(res.headers['content-type'] ?? '')?.[1] ?? ''
+  t.not(boundary, '')
+  t.false(res.complete)
+  t.true(res.body.length < Number(res.headers['content-length']))
+  // What arrived is the start of the response for the old object: its first part, then nothing
+  // of the second (its GetObject brought the new object, refused before a byte was sent).
+  const planned = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-99999/300000\r\n\r\n`, 'latin1'),
+    v1.subarray(0, 100_000),
+    Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 200000-299999/300000\r\n\r\n`, 'latin1')
+  ])
+  t.true(res.body.equals(planned.subarray(0, res.body.length)), 'a prefix of the old object\'s response')
+  t.false(res.body.includes('B'.repeat(16)))
+  t.deepEqual(s3.log.entries.map((e) => `${e.method} ${e.range ?? ''}`), ['HEAD ', 'GET bytes=0-99999', 'GET bytes=200000-299999'])
+})
+
+/**
+ * An S3-compatible store (s3rver behind a proxy) whose GetObject sends its ETag as `rewrite` makes
+ * it, HeadObject's left as S3 sends it (quoted): the forms other stores use. The Host header is
+ * forwarded untouched, so the client's signatures verify.
+ */
+async function rewritingStore (t: import('ava').ExecutionContext, rewrite: (etag: string) => string | undefined): Promise<Disk> {
+  const target = new URL(s3.directEndpoint)
+  const server = createServer((req, res) => {
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      const { etag, ...headers } = up.headers
+      const sent = req.method === 'GET' && etag !== undefined ? rewrite(etag) : etag
+      res.writeHead(up.statusCode ?? 502, sent === undefined ? headers : { ...headers, etag: sent })
+      up.pipe(res)
+    })
+    upstream.on('error', () => res.socket?.destroy())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const client = s3Client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.teardown(async () => {
+    client.destroy()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  })
+  return new Disk(new S3Driver({ client, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
+}
+
+for (const [form, rewrite] of [
+  ['bare', (etag: string) => etag.replace(/^"|"$/g, '')],
+  ['weak', (etag: string) => `W/${etag}`]
+] as const) {
+  test.serial(`flydrive s3: a store whose GetObject sends the ETag ${form} reads the object HeadObject described (no false E_CHANGED), and still refuses a replaced one`, async (t) => {
+    const store = await rewritingStore(t, rewrite)
+    await s3.put('forms.txt', 'first version')
+    const same = new StorageFile(store, 'forms.txt')
+    await same.stat()
+    t.is(Buffer.from(await same.read()).toString(), 'first version')
+    t.is(Buffer.from(await same.read({ start: 6, end: 12 })).toString(), 'version')
+    const replaced = new StorageFile(store, 'forms.txt')
+    await replaced.stat()
+    await s3.put('forms.txt', 'other version')
+    const error = await t.throwsAsync(replaced.read())
+    t.is((error as { code?: string }).code, 'E_CHANGED')
+  })
+}
+
+test.serial('flydrive s3: a store whose GetObject sends no ETag: a whole read of another length than stat() saw → E_CHANGED before any byte', async (t) => {
+  const store = await rewritingStore(t, () => undefined)
+  await s3.put('forms.txt', 'first version')
+  const file = new StorageFile(store, 'forms.txt')
+  await file.stat()
+  await s3.put('forms.txt', 'second version, longer')
+  const error = await t.throwsAsync(file.open())
+  t.is((error as { code?: string }).code, 'E_CHANGED')
+  t.is((await file.stat()).size, 22)
 })
 
 test.serial('flydrive s3: signedFile() gives a presigned URL that s3rver (checking signatures) accepts, with Range', async (t) => {
