@@ -274,8 +274,22 @@ main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: 
   } else {
     // Some errors keep the reason in `cause`
     const cause = (error as { cause?: unknown } | null)?.cause
-    const reason = cause instanceof Error ? `: ${cause.message}` : ''
-    process.stderr.write(`koa-downloads: ${error instanceof Error ? error.message : String(error)}${reason}\n`)
+    const reason = cause instanceof Error ? `: ${describe(cause)}` : ''
+    process.stderr.write(`koa-downloads: ${describe(error)}${reason}\n`)
     process.exitCode = 1
   }
 })
+
+/**
+ * What an error says, never nothing: Node's AggregateError for a name whose every address refused
+ * (`localhost` as ::1 and 127.0.0.1) has an empty message, the reasons being in its `errors`. Such
+ * an error is told by its code (or name) and each inner error's message.
+ */
+function describe (error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const inner = error instanceof AggregateError ? (error.errors as unknown[]).map(describe) : []
+  if (inner.length === 0 && error.message !== '') return error.message
+  const code = (error as { code?: unknown }).code
+  const head = error.message !== '' ? error.message : typeof code === 'string' && code !== '' ? code : error.name
+  return inner.length === 0 ? head : `${head}: ${inner.join('; ')}`
+}

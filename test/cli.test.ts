@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
@@ -290,4 +291,36 @@ test('cli check: an empty 200 with a path-valued header (not Content-Location) o
   t.is(control.stderr, `koa-downloads check FAILED ${base}/accel-control: 200, 0 bytes, sha256 ${empty}\n` + suspect('x-accel-buffering: no', 'an nginx control header'))
   const contentLocation = await runCli(['check', base + '/content-location', '--sha256', empty])
   t.is(contentLocation.code, 0, contentLocation.stderr)
+})
+
+test('cli check: a connection refused at every address of a name (an AggregateError, whose message is empty) names its code and each address\'s error', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  // The usual /etc/hosts, where localhost is ::1 and 127.0.0.1, for a name of the test's own:
+  // Node then tries both addresses and reports both refusals together.
+  const hook = join(dir, 'dual.mjs')
+  await writeFile(hook, `import dns from 'node:dns'
+const lookup = dns.lookup
+dns.lookup = function (host, options, callback) {
+  if (typeof options === 'function') { callback = options; options = {} }
+  if (host !== 'dual.test') return lookup.call(this, host, options, callback)
+  const all = [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }]
+  process.nextTick(() => { options.all ? callback(null, all) : callback(null, all[0].address, all[0].family) })
+}
+`)
+  const cli = fileURLToPath(new URL('../source/cli.ts', import.meta.url))
+  const { code, stdout, stderr } = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', hook, cli, 'check', 'http://dual.test:1/x'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d })
+    child.once('error', reject)
+    child.once('close', (exit) => { resolve({ code: exit, stdout: out, stderr: err }) })
+  })
+  t.is(code, 1)
+  t.is(stdout, '')
+  // Where ::1 is not configured, its connect fails otherwise (EADDRNOTAVAIL …): named all the same.
+  t.regex(stderr, /^koa-downloads: E[A-Z]+: connect E[A-Z]+ ::1:1; connect ECONNREFUSED 127\.0\.0\.1:1\n$/)
 })
