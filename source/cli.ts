@@ -38,7 +38,8 @@ const usage = `Usage:
       --header may be repeated and may set Host (a virtual host reached by its address).
       --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
-Exit codes: 0 success, 1 failed check or configuration error, 2 usage error.
+Exit codes: 0 success, 1 failed check or configuration error, 2 usage error (a --file that
+cannot be read too: no request is made).
 `
 
 class UsageError extends Error {}
@@ -86,7 +87,13 @@ async function configCommand (args: string[]): Promise<number> {
 }
 
 async function loadRules (module: string): Promise<ConfigRule[]> {
-  const loaded = await import(pathToFileURL(resolve(module)).href) as { rules?: unknown, default?: unknown }
+  let loaded: { rules?: unknown, default?: unknown }
+  try {
+    loaded = await import(pathToFileURL(resolve(module)).href) as typeof loaded
+  } catch (error) {
+    // A syntax error's message ("Unexpected end of input") says nothing of where it came from.
+    throw new Error(`cannot load --rules ${module}: ${describe(error)}`)
+  }
   const exported = loaded.rules ?? loaded.default
   // As downloads({ rules }) takes them: an array, or one rule on its own.
   const listOf = (value: unknown): unknown[] | undefined => Array.isArray(value)
@@ -169,7 +176,17 @@ async function checkCommand (args: string[]): Promise<number> {
 
   let expected: { sha256: string, size?: number, from: string } | undefined
   if (typeof values.sha256 === 'string') expected = { sha256: values.sha256.toLowerCase(), from: '--sha256' }
-  if (typeof values.file === 'string') expected = { ...await hashFile(values.file), from: values.file }
+  if (typeof values.file === 'string') {
+    // Read before any request: a file that cannot be read is a mistake in the command, not a
+    // failed check (exit 1 would say the deployment is wrong).
+    try {
+      expected = { ...await hashFile(values.file), from: values.file }
+    } catch (error) {
+      const code = (error as { code?: unknown }).code
+      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : describe(error)
+      throw new UsageError(`--file ${values.file}: ${reason}`)
+    }
+  }
 
   const hash = createHash('sha256')
   let size = 0

@@ -3,7 +3,7 @@ import { renderCaddy } from './server-config/caddy.ts'
 import { renderLighttpd } from './server-config/lighttpd.ts'
 import { renderNginx } from './server-config/nginx.ts'
 import type { ConfigRule, FullConfig } from './server-config/shared.ts'
-import { destinationConflict } from './offload-rule.ts'
+import { destinationConflict, normalizeDir } from './offload-rule.ts'
 
 export type { ConfigRule, FullConfig } from './server-config/shared.ts'
 
@@ -47,6 +47,24 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   for (const rule of rules) {
     if (rule === null || typeof rule !== 'object' || typeof rule.backend !== 'string') {
       throw new TypeError('renderServerConfig(): every rule must be an offload rule (nginx(), apache(), …)')
+    }
+  }
+  // A config module may hold plain data that no factory normalised: a relative directory would be
+  // written as is (`alias ../etc/;`), read by the server from wherever it runs. What nginx(),
+  // caddy() … refuse is refused here too.
+  for (const [index, rule] of rules.entries()) {
+    const mapping = (rule as { mapping?: unknown }).mapping
+    const dirs: Array<[string, unknown]> = [['sourceDir', rule.sourceDir], ['destinationDir', rule.destinationDir]]
+    if (Array.isArray(mapping)) {
+      for (const [i, entry] of mapping.entries()) dirs.push([`mapping[${i}].sourceDir`, (entry as { sourceDir?: unknown } | null)?.sourceDir])
+    }
+    for (const [option, value] of dirs) {
+      if (value === undefined) continue
+      try {
+        normalizeDir(`renderServerConfig(): rules[${index}] (${rule.backend})`, option, value)
+      } catch (error) {
+        throw new TypeError(`${(error as Error).message}, got ${JSON.stringify(value)}`)
+      }
     }
   }
   const { full, upstream } = options

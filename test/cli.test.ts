@@ -324,3 +324,61 @@ dns.lookup = function (host, options, callback) {
   // Where ::1 is not configured, its connect fails otherwise (EADDRNOTAVAIL …): named all the same.
   t.regex(stderr, /^koa-downloads: E[A-Z]+: connect E[A-Z]+ ::1:1; connect ECONNREFUSED 127\.0\.0\.1:1\n$/)
 })
+
+test('cli check: a --file that does not exist or is a directory is a usage error (exit 2) naming it, before any request', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  // Port 9 (discard) has no server here: a request would fail as a refused connection, exit 1.
+  for (const [file, reason] of [[join(dir, 'missing.txt'), 'no such file'], [dir, 'a directory, not a file']] as const) {
+    const { code, stdout, stderr } = await runCli(['check', 'http://127.0.0.1:9/x', '--file', file])
+    t.is(code, 2, file)
+    t.is(stdout, '')
+    t.true(stderr.startsWith(`koa-downloads: --file ${file}: ${reason}\n\nUsage:`), stderr)
+  }
+})
+
+test('cli config: a rules module that cannot be loaded fails with exit 1 naming it, with the reason', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  const cases: Array<[string, string, string]> = [
+    ['syntax.mjs', 'export const rules = [\n', 'Unexpected end of input'],
+    ['throws.mjs', 'throw new Error("boom at import")\n', 'boom at import']
+  ]
+  for (const [name, text, reason] of cases) {
+    await writeFile(join(dir, name), text)
+    const module = join(dir, name)
+    const { code, stdout, stderr } = await runCli(['config', 'nginx', '--rules', module])
+    t.is(code, 1, name)
+    t.is(stdout, '')
+    t.is(stderr, `koa-downloads: cannot load --rules ${module}: ${reason}\n`)
+  }
+  const missing = join(dir, 'missing.mjs')
+  const absent = await runCli(['config', 'nginx', '--rules', missing])
+  t.is(absent.code, 1)
+  t.true(absent.stderr.startsWith(`koa-downloads: cannot load --rules ${missing}: Cannot find module`), absent.stderr)
+})
+
+test('cli config: plain-data rules with a directory the factories refuse (relative, control characters) fail with exit 1 naming rule, option and value', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  const refused = (what: string, got: string): string =>
+    `koa-downloads: renderServerConfig(): ${what} must be an absolute directory path without control characters, e.g. '/srv/files', got ${got}\n`
+  const cases: Array<[string, object[], string]> = [
+    ['nginx', [{ backend: 'nginx', sourceDir: '/srv/ok', destinationUrl: '/p/' }, { backend: 'nginx', sourceDir: '../etc', destinationUrl: '/q/' }], refused('rules[1] (nginx): sourceDir', '"../etc"')],
+    ['caddy', [{ backend: 'caddy', sourceDir: 'srv/rel', destinationUrl: '/p/' }], refused('rules[0] (caddy): sourceDir', '"srv/rel"')],
+    ['apache', [{ backend: 'apache', sourceDir: '/srv/ok', destinationDir: 'data' }], refused('rules[0] (apache): destinationDir', '"data"')],
+    ['lighttpd', [{ backend: 'lighttpd', sourceDir: '/srv/a\tb', destinationDir: '/srv/ok' }], refused('rules[0] (lighttpd): sourceDir', '"/srv/a\\tb"')],
+    ['nginx', [{ backend: 'nginx', sourceDir: '/srv/ok', destinationUrl: '/p/' }, { backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: 'files', destinationUrl: '/n/' }] }], refused('rules[1] (negotiated): mapping[0].sourceDir', '"files"')]
+  ]
+  for (const [index, [server, rules, message]] of cases.entries()) {
+    const module = join(dir, `rules-${index}.mjs`)
+    await writeFile(module, `export const rules = ${JSON.stringify(rules)}\n`)
+    const { code, stdout, stderr } = await runCli(['config', server, '--rules', module])
+    t.is(code, 1, message)
+    t.is(stdout, '')
+    t.is(stderr, message)
+  }
+})
