@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import path from 'node:path'
 import { checkOptions, destinationClash, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget } from '../offload-rule.ts'
@@ -33,8 +32,8 @@ export interface NegotiatedOptions {
    * Read the mapping from the request's `X-Accel-Mapping` header (only when `mapping` is not given).
    * Safe only when the proxy always overwrites that header and the app cannot be reached without the
    * proxy: otherwise a client chooses where the proxy reads files (Rack CVE-2025-61780). A request
-   * with several `X-Accel-Mapping` lines (a client's, then one an appending proxy added) is not
-   * offloaded.
+   * with several `X-Accel-Mapping` lines (a client's, then one an appending proxy added), over
+   * HTTP/1.1 or HTTP/2, is not offloaded.
    * @default false
    */
   trustMappingHeader?: boolean | undefined
@@ -125,7 +124,7 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile')
         return { header, value, validators: true }
       }
-      const rules = mapping.length > 0 ? mapping : trustMappingHeader ? parseMapping(mappingLines(request), file) : []
+      const rules = mapping.length > 0 ? mapping : trustMappingHeader ? trustedMapping(request, file) : []
       if (rules === undefined) return undefined
       if (rules.length === 0) return void logNoMatch(label, file, 'X-Accel-Redirect needs a mapping (none configured)')
       for (const rule of rules) {
@@ -143,13 +142,30 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
 /**
  * The request's `X-Accel-Mapping` lines as received. Node joins repeated header lines with ", " in
  * `headers`, so a line the client sent followed by the one an appending proxy added would read as
- * one mapping whose first entry the client chose; Koa's request keeps the Node request as `req`,
- * whose `headersDistinct` keeps them apart (a plain `{ method, headers }` is taken as it is).
+ * one mapping whose first entry the client chose. They are counted in `rawHeaders` of the Node
+ * request (Koa's request keeps it as `req`), which HTTP/1.1 and HTTP/2 requests both have;
+ * `headersDistinct` is HTTP/1.1's only, and over HTTP/2 the joined value won. `undefined` when there
+ * is nothing to count them in (a plain `{ method, headers }`).
  */
-function mappingLines (request: OffloadRequest): string | string[] | undefined {
-  const lines = (request as { req?: Partial<Pick<IncomingMessage, 'headersDistinct'>> }).req?.headersDistinct?.['x-accel-mapping']
-  if (lines === undefined) return request.headers['x-accel-mapping']
-  return lines.length === 1 ? lines[0] : lines
+function mappingLines (request: OffloadRequest): string[] | undefined {
+  const raw = (request as { req?: { rawHeaders?: unknown } }).req?.rawHeaders
+  if (!Array.isArray(raw)) return undefined
+  const lines: string[] = []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (typeof raw[i] === 'string' && (raw[i] as string).toLowerCase() === 'x-accel-mapping') lines.push(String(raw[i + 1]))
+  }
+  return lines
+}
+
+/** The request's mapping, or undefined (logged) when it has several lines or they cannot be counted. */
+function trustedMapping (request: OffloadRequest, file: DownloadFile): Array<{ sourceDir: string, destinationUrl: string }> | undefined {
+  const lines = mappingLines(request)
+  if (lines === undefined) {
+    if (request.headers['x-accel-mapping'] === undefined) return []
+    // One line or a client's joined to the proxy's: the joined value cannot tell, so it is not used.
+    return void logNoMatch('negotiated()', file, 'X-Accel-Mapping lines cannot be counted (the request has no rawHeaders)')
+  }
+  return parseMapping(lines.length <= 1 ? lines[0] : lines, file)
 }
 
 /**

@@ -1,17 +1,24 @@
 import { once } from 'node:events'
+import http2 from 'node:http2'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import test from 'ava'
 import request from 'supertest'
 import { negotiated, parseMapping } from '../../source/backends/negotiated.ts'
 import { PathFile } from '../../source/path-file.ts'
+import type { OffloadRequest } from '../../source/offload-rule.ts'
 import type { DownloadFile } from '../../source/types.ts'
 import { downloadApp, fixtureRoot } from '../helpers/koa.ts'
 
 const file = (path: string): DownloadFile => ({
   name: 'x', path, stat: async () => ({}), open: async () => { throw new Error('never opened') }
 })
-const req = (headers: Record<string, string | string[]>): { method: string, headers: Record<string, string | string[]> } => ({ method: 'GET', headers })
+/** A request as Koa's: its headers, and the Node request's raw lines (an array value: several lines). */
+const req = (headers: Record<string, string | string[]>): OffloadRequest & { req: { rawHeaders: string[] } } => ({
+  method: 'GET',
+  headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, name === 'set-cookie' || !Array.isArray(value) ? value : value.join(', ')])),
+  req: { rawHeaders: Object.entries(headers).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).flatMap((line) => [name, line])) }
+})
 const hello = (): PathFile => new PathFile(`${fixtureRoot}/hello.txt`)
 
 test('negotiated(): allow must list only X-Accel-Redirect / X-Sendfile; bad mapping and trust combinations → TypeError', (t) => {
@@ -96,6 +103,49 @@ test('negotiated through Koa: several X-Accel-Mapping lines (the client\'s, then
   t.true(twice.endsWith('\r\n\r\nHello, world!\n'), 'streamed by Node instead')
   const single = await ask([`${fixtureRoot}/=/protected/`])
   t.regex(single, /\r\nX-Accel-Redirect: \/protected\/hello\.txt\r\n/i, 'one line is still honoured')
+})
+
+test('negotiated: X-Accel-Mapping lines are counted in the Node request\'s rawHeaders (any case), not in the joined headers; without rawHeaders a mapping is refused', (t) => {
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const f = file('/srv/files/x')
+  const joined = '/srv/=/attacker-chosen/, /srv/files/=/protected/'
+  const headers = { 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': joined }
+  // What Koa hands over for two lines: headers joined by Node, rawHeaders as received.
+  const twoLines = { method: 'GET', headers, req: { rawHeaders: ['X-Sendfile-Type', 'X-Accel-Redirect', 'X-Accel-Mapping', '/srv/=/attacker-chosen/', 'x-accel-mapping', '/srv/files/=/protected/'] } }
+  t.is(rule.match(f, twoLines), undefined)
+  // The same joined value sent as one line by the proxy is its own mapping: both entries apply.
+  const oneLine = { method: 'GET', headers, req: { rawHeaders: ['X-Sendfile-Type', 'X-Accel-Redirect', 'X-Accel-Mapping', joined] } }
+  t.is(rule.match(f, oneLine)?.value, '/attacker-chosen/files/x')
+  t.is(rule.match(f, { method: 'GET', headers }), undefined, 'no rawHeaders: one line or several cannot be told apart')
+  const noRaw = { method: 'GET', headers, req: {} }
+  t.is(rule.match(f, noRaw), undefined)
+  t.is(rule.match(f, { method: 'GET', headers: { 'x-sendfile-type': 'X-Accel-Redirect' } }), undefined, 'no mapping at all')
+})
+
+test('negotiated over HTTP/2 (h2c): several X-Accel-Mapping lines are refused as over HTTP/1.1 (Http2ServerRequest has no headersDistinct); one line is honoured', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = hello() }, { rules: [negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })] })
+  const server = http2.createServer(app.callback())
+  t.teardown(() => { server.close() })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const ask = async (mapping: string[]): Promise<{ headers: http2.IncomingHttpHeaders, body: string }> => {
+    const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    try {
+      // The raw form sends each line on its own, as an appending proxy does.
+      const stream = session.request([':method', 'GET', ':path', '/', 'x-sendfile-type', 'X-Accel-Redirect', ...mapping.flatMap((m) => ['x-accel-mapping', m])] as unknown as http2.OutgoingHttpHeaders)
+      const [headers] = await once(stream, 'response') as [http2.IncomingHttpHeaders]
+      let body = ''
+      for await (const chunk of stream) body += String(chunk)
+      return { headers, body }
+    } finally { session.close() }
+  }
+  const twice = await ask([`${fixtureRoot}/=/attacker-chosen/`, `${fixtureRoot}/=/protected/`])
+  t.is(Number(twice.headers[':status']), 200)
+  t.is(twice.headers['x-accel-redirect'], undefined)
+  t.is(twice.body, 'Hello, world!\n', 'streamed by Node instead')
+  const single = await ask([`${fixtureRoot}/=/protected/`])
+  t.is(single.headers['x-accel-redirect'], '/protected/hello.txt', 'one line is still honoured')
+  t.is(single.body, '')
 })
 
 test('parseMapping: pairs, or undefined for any malformed entry', (t) => {
