@@ -76,10 +76,14 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
   if (o.mapping !== undefined && (o.mapping === null || typeof o.mapping !== 'object' || Array.isArray(o.mapping))) {
     throw new TypeError(`${fn}: mapping must be an object { '/local/dir': '/internal/location/' }`)
   }
-  const mapping = Object.entries(o.mapping ?? {}).map(([dir, url]) => ({
-    sourceDir: normalizeDir(fn, 'mapping key', dir),
-    destinationUrl: normalizeDestinationUrl(fn, url)
-  }))
+  const mapping = Object.entries(o.mapping ?? {}).map(([dir, url]) => {
+    const sourceDir = normalizeDir(fn, 'mapping key', dir)
+    const destinationUrl = normalizeDestinationUrl(fn, url)
+    // As for nginx(): behind nginx the redirect would go back into `location /`, to the app, which
+    // offloads it again (500, "rewrite or internal redirection cycle").
+    if (destinationUrl === '/') throw new TypeError(`${fn}: the location of mapping ${JSON.stringify(sourceDir)} cannot be "/": it would take every URL of the server, the app's too; use a prefix of its own, e.g. '/protected/'`)
+    return { sourceDir, destinationUrl }
+  })
   // Each destination is a proxy location (or Caddy matcher) of its own: two directories on one, or
   // one location inside another, would make the proxy serve one directory's files for the other's
   // (the longest prefix wins in nginx). destinationConflict() checks the same across rules.
@@ -187,6 +191,10 @@ export function parseMapping (header: string | string[] | undefined, file: Downl
     } catch {
       return void logNoMatch('negotiated()', file, `malformed X-Accel-Mapping ${JSON.stringify(header)}`)
     }
+  }
+  // The option's rule (negotiated(), nginx()): "/" is the app's own location, a redirect there loops.
+  if (result.some((entry) => entry.destinationUrl === '/')) {
+    return void logNoMatch('negotiated()', file, `X-Accel-Mapping ${JSON.stringify(header)} maps to "/", which would take every URL of the server, the app's too`)
   }
   return result
 }

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import http2 from 'node:http2'
 import { connect } from 'node:net'
@@ -41,6 +42,37 @@ test('negotiated(): two mapping entries on one location, or one inside another �
   t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/a': '/q/', '/srv/public': '/p', '/srv/secret': '/p/' } }),
     { instanceOf: TypeError, message: /^negotiated\(\): mapping "\/srv\/public" → \/p\/ and "\/srv\/secret" → \/p\/ have the same destination/ })
   t.notThrows(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/a': '/p/', '/srv/a/': '/p', '/srv/b': '/pp/' } }), 'the same directory twice; a prefix that is not a whole segment')
+})
+
+/** What `script` (an ES module run by a child process with NODE_DEBUG=koa-downloads) writes to stderr. */
+async function debugOutput (script: string): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, _out, err) => {
+      if (error) reject(error); else resolve(err)
+    })
+  })
+}
+const negotiatedUrl = JSON.stringify(new URL('../../source/backends/negotiated.ts', import.meta.url).href)
+
+test('negotiated: a mapping to "/" is refused, as nginx() refuses it (behind nginx it loops back into the app\'s location /): the option → TypeError, the header → ignored with a debug line', async (t) => {
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/files/': '/' } }), {
+    instanceOf: TypeError,
+    message: 'negotiated(): the location of mapping "/srv/files" cannot be "/": it would take every URL of the server, the app\'s too; use a prefix of its own, e.g. \'/protected/\''
+  })
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/other': '/o/', '/srv/files': '/' } }), { instanceOf: TypeError, message: /^negotiated\(\): the location of mapping "\/srv\/files" cannot be "\/"/ })
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const ask = (mapping: string): string | undefined => rule.match(file('/srv/files/x'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': mapping }))?.value
+  t.is(ask('/srv/files/=/'), undefined)
+  t.is(ask('/srv/files=/'), undefined)
+  t.is(ask('/srv/files/=/protected/, /srv/=/'), undefined, 'the whole header, not only that entry')
+  t.is(ask('/srv/files/=/protected/'), '/protected/x')
+  const stderr = await debugOutput(`
+    const { negotiated } = await import(${negotiatedUrl})
+    const file = { name: 'x', path: '/srv/files/x', stat: async () => ({}), open: async () => { throw new Error('never opened') } }
+    const headers = { 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/files/=/' }
+    negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true }).match(file, { method: 'GET', headers, req: { rawHeaders: ['X-Accel-Mapping', '/srv/files/=/'] } })
+  `)
+  t.regex(stderr, /offload: negotiated\(\) does not cover "\/srv\/files\/x": X-Accel-Mapping "\/srv\/files\/=\/" maps to "\/", which would take every URL of the server, the app's too\n/)
 })
 
 test('negotiated: the canonical configured header is sent, whatever the case of the request value', (t) => {
