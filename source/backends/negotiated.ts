@@ -33,7 +33,8 @@ export interface NegotiatedOptions {
    * Safe only when the proxy always overwrites that header and the app cannot be reached without the
    * proxy: otherwise a client chooses where the proxy reads files (Rack CVE-2025-61780). A request
    * with several `X-Accel-Mapping` lines (a client's, then one an appending proxy added), over
-   * HTTP/1.1 or HTTP/2, is not offloaded.
+   * HTTP/1.1 or HTTP/2, is not offloaded. The value's bytes are read as UTF-8 (nginx sends a
+   * `proxy_set_header` value as written); a value that is not UTF-8 is not used.
    * @default false
    */
   trustMappingHeader?: boolean | undefined
@@ -138,7 +139,10 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
         // nginx serves the local file (X-Accel-Redirect) with the app's own validators
         if (value !== undefined) return { header, value, validators: false, sameValidators: true }
       }
-      return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))}`)
+      // The mapping as understood, so that one that never matches (a typo, the direction reversed,
+      // rack#1556) shows why.
+      const shown = rules.map((rule) => `${JSON.stringify(rule.sourceDir)} → ${rule.destinationUrl}`).join(', ')
+      return void logNoMatch(label, file, `no mapping covers ${JSON.stringify(path.resolve(file.path))} (${mapping.length > 0 ? 'mapping' : 'X-Accel-Mapping'}: ${shown})`)
     }
   })
 }
@@ -179,8 +183,13 @@ function trustedMapping (request: OffloadRequest, file: DownloadFile): Array<{ s
 export function parseMapping (header: string | string[] | undefined, file: DownloadFile): Array<{ sourceDir: string, destinationUrl: string }> | undefined {
   if (header === undefined) return []
   if (typeof header !== 'string') return void logNoMatch('negotiated()', file, 'several X-Accel-Mapping headers')
+  // Node hands header bytes over one character per byte (latin1): nginx's `/srv/dätä/` arrives as
+  // "/srv/dÃ¤tÃ¤/" and would never match the file's path. Read as UTF-8, as file names are; bytes
+  // that are not UTF-8 name no directory this process could give, so the header is not used.
+  const text = utf8Value(header)
+  if (text === undefined) return void logNoMatch('negotiated()', file, `X-Accel-Mapping ${JSON.stringify(header)} is not UTF-8`)
   const result: Array<{ sourceDir: string, destinationUrl: string }> = []
-  for (const entry of header.split(',')) {
+  for (const entry of text.split(',')) {
     const eq = entry.indexOf('=')
     try {
       if (eq === -1) throw new TypeError('no "="')
@@ -189,12 +198,21 @@ export function parseMapping (header: string | string[] | undefined, file: Downl
         destinationUrl: normalizeDestinationUrl(fn, entry.slice(eq + 1).trim())
       })
     } catch {
-      return void logNoMatch('negotiated()', file, `malformed X-Accel-Mapping ${JSON.stringify(header)}`)
+      return void logNoMatch('negotiated()', file, `malformed X-Accel-Mapping ${JSON.stringify(text)}`)
     }
   }
   // The option's rule (negotiated(), nginx()): "/" is the app's own location, a redirect there loops.
   if (result.some((entry) => entry.destinationUrl === '/')) {
-    return void logNoMatch('negotiated()', file, `X-Accel-Mapping ${JSON.stringify(header)} maps to "/", which would take every URL of the server, the app's too`)
+    return void logNoMatch('negotiated()', file, `X-Accel-Mapping ${JSON.stringify(text)} maps to "/", which would take every URL of the server, the app's too`)
   }
   return result
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** A header value (one character per byte) read as strict UTF-8, or undefined. */
+function utf8Value (value: string): string | undefined {
+  // A character above U+00FF is no byte: only a request built by hand holds one.
+  if (/[^\0-\xff]/u.test(value)) return undefined
+  try { return utf8.decode(Buffer.from(value, 'latin1')) } catch { return undefined }
 }

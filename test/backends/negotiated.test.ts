@@ -180,6 +180,54 @@ test('negotiated over HTTP/2 (h2c): several X-Accel-Mapping lines are refused as
   t.is(single.body, '')
 })
 
+test('negotiated: a trusted X-Accel-Mapping is read as UTF-8 bytes (Node gives them one character per byte), so a non-ASCII directory matches; bytes that are not UTF-8 are ignored', (t) => {
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const ask = (mapping: string): string | undefined => rule.match(file('/srv/dätä/a b.txt'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': mapping }))?.value
+  // What Node reads for nginx's `proxy_set_header X-Accel-Mapping "/srv/dätä/=/protected/";`
+  t.is(ask(Buffer.from('/srv/dätä/=/protected/', 'utf8').toString('latin1')), '/protected/a%20b.txt')
+  t.is(ask(Buffer.from('/other/=/o/, /srv/dätä/=/protected/', 'utf8').toString('latin1')), '/protected/a%20b.txt')
+  // The latin1 bytes of "ä" (0xE4) are not UTF-8: no directory of this process is named by them.
+  t.is(ask('/srv/d\u00e4t\u00e4/=/protected/'), undefined)
+  t.is(ask('/srv/\u2603/=/protected/'), undefined, 'above U+00FF: no header byte, a request built by hand')
+  t.is(ask('/srv/=/p/'), '/p/d%C3%A4t%C3%A4/a%20b.txt')
+})
+
+test('negotiated through Koa: X-Accel-Mapping naming a non-ASCII directory in UTF-8 (as nginx sends it) offloads files below it', async (t) => {
+  const nested = new PathFile(`${fixtureRoot}/snow ☃/nested.txt`)
+  const app = downloadApp((ctx) => { ctx.body = nested }, { rules: [negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })] })
+  const server = app.listen(0, '127.0.0.1')
+  t.teardown(() => { server.close() })
+  await once(server, 'listening')
+  const ask = async (mapping: Buffer): Promise<string> => {
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+    socket.write(Buffer.concat([Buffer.from('GET / HTTP/1.1\r\nHost: app\r\nX-Sendfile-Type: X-Accel-Redirect\r\nConnection: close\r\nX-Accel-Mapping: '), mapping, Buffer.from('\r\n\r\n')]))
+    let text = ''
+    for await (const chunk of socket) text += String(chunk)
+    return text
+  }
+  t.regex(await ask(Buffer.from(`${fixtureRoot}/snow ☃/=/protected/`, 'utf8')), /\r\nX-Accel-Redirect: \/protected\/nested\.txt\r\n/i)
+  const latin1 = await ask(Buffer.from(`${fixtureRoot}/snow ä/=/protected/`, 'latin1'))
+  t.notRegex(latin1, /x-accel-redirect/i)
+})
+
+test('negotiated: the debug line shows the mapping as read (UTF-8) when none covers the file, and says when the header is not UTF-8', async (t) => {
+  const stderr = await debugOutput(`
+    const { negotiated } = await import(${negotiatedUrl})
+    const file = { name: 'x', path: '/srv/data/x', stat: async () => ({}), open: async () => { throw new Error('never opened') } }
+    const ask = (line) => negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+      .match(file, { method: 'GET', headers: { 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': line }, req: { rawHeaders: ['X-Accel-Mapping', line] } })
+    ask(Buffer.from('/srv/dätä/=/protected/, /srv/x/=/x/', 'utf8').toString('latin1'))
+    ask('/srv/d\\u00e4t\\u00e4/=/protected/')
+    negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/other': '/o/' } }).match(file, { method: 'GET', headers: { 'x-sendfile-type': 'X-Accel-Redirect' } })
+  `)
+  const lines = stderr.split('\n').filter((line) => line.includes('does not cover')).map((line) => line.replace(/^KOA-DOWNLOADS \d+: /, ''))
+  t.deepEqual(lines, [
+    'offload: negotiated(X-Accel-Redirect) does not cover "/srv/data/x": no mapping covers "/srv/data/x" (X-Accel-Mapping: "/srv/dätä" → /protected/, "/srv/x" → /x/)',
+    'offload: negotiated() does not cover "/srv/data/x": X-Accel-Mapping "/srv/dätä/=/protected/" is not UTF-8',
+    'offload: negotiated(X-Accel-Redirect) does not cover "/srv/data/x": no mapping covers "/srv/data/x" (mapping: "/srv/other" → /o/)'
+  ])
+})
+
 test('parseMapping: pairs, or undefined for any malformed entry', (t) => {
   const f = file('/x')
   t.deepEqual(parseMapping('/a/=/p/, /b=/q', f), [{ sourceDir: '/a', destinationUrl: '/p/' }, { sourceDir: '/b', destinationUrl: '/q/' }])
