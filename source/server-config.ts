@@ -3,7 +3,8 @@ import { renderCaddy } from './server-config/caddy.ts'
 import { renderLighttpd } from './server-config/lighttpd.ts'
 import { renderNginx } from './server-config/nginx.ts'
 import type { ConfigRule, FullConfig } from './server-config/shared.ts'
-import { destinationConflict, normalizeDir } from './offload-rule.ts'
+import { destinationConflict, normalizeDestinationUrl, normalizeDir } from './offload-rule.ts'
+import { quote, withSlash } from './server-config/shared.ts'
 
 export type { ConfigRule, FullConfig } from './server-config/shared.ts'
 
@@ -52,19 +53,26 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   // A config module may hold plain data that no factory normalised: a relative directory would be
   // written as is (`alias ../etc/;`), read by the server from wherever it runs. What nginx(),
   // caddy() … refuse is refused here too.
-  for (const [index, rule] of rules.entries()) {
-    const mapping = (rule as { mapping?: unknown }).mapping
-    const dirs: Array<[string, unknown]> = [['sourceDir', rule.sourceDir], ['destinationDir', rule.destinationDir]]
-    if (Array.isArray(mapping)) {
-      for (const [i, entry] of mapping.entries()) dirs.push([`mapping[${i}].sourceDir`, (entry as { sourceDir?: unknown } | null)?.sourceDir])
+  const refuse = (check: () => unknown, value: unknown): void => {
+    try {
+      check()
+    } catch (error) {
+      throw new TypeError(`${(error as Error).message}, got ${JSON.stringify(value)}`)
     }
-    for (const [option, value] of dirs) {
-      if (value === undefined) continue
-      try {
-        normalizeDir(`renderServerConfig(): rules[${index}] (${rule.backend})`, option, value)
-      } catch (error) {
-        throw new TypeError(`${(error as Error).message}, got ${JSON.stringify(value)}`)
-      }
+  }
+  for (const [index, rule] of rules.entries()) {
+    const where = `renderServerConfig(): rules[${index}] (${rule.backend})`
+    for (const option of ['sourceDir', 'destinationDir'] as const) {
+      if (rule[option] !== undefined) refuse(() => normalizeDir(where, option, rule[option]), rule[option])
+    }
+    // A negotiated() mapping is printed in a comment (the locations to write by hand): a line
+    // break in it would be a line of the configuration.
+    const mapping = (rule as { mapping?: unknown }).mapping
+    if (rule.backend !== 'negotiated' || !Array.isArray(mapping)) continue
+    for (const [i, entry] of mapping.entries()) {
+      const { sourceDir, destinationUrl } = (entry ?? {}) as { sourceDir?: unknown, destinationUrl?: unknown }
+      refuse(() => normalizeDir(`${where} mapping[${i}]`, 'sourceDir', sourceDir), sourceDir)
+      refuse(() => normalizeDestinationUrl(`${where} mapping[${i}]`, destinationUrl), destinationUrl)
     }
   }
   const { full, upstream } = options
@@ -79,8 +87,11 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   const own = rules.filter((rule) => backendsOf[server].includes(rule.backend))
   const negotiated = rules.filter((rule) => rule.backend === 'negotiated').length
   const skipped = rules.length - own.length - negotiated
+  const byHand = handWritten(server, rules)
   if (own.length === 0) {
-    throw new TypeError(`renderServerConfig(): none of the ${rules.length} rules is for ${server} (backends: ${[...new Set(rules.map((r) => r.backend))].join(', ') || 'none'})`)
+    throw new TypeError(`renderServerConfig(): none of the ${rules.length} rules is for ${server} (backends: ${[...new Set(rules.map((r) => r.backend))].join(', ') || 'none'})` +
+      (negotiated === 0 ? '' : '; negotiated() rules are not rendered: the proxy must send X-Sendfile-Type itself') +
+      (byHand === undefined ? '' : `; ${byHand.title}:\n${byHand.lines.map((line) => `    ${line}`).join('\n')}`))
   }
   let text: string
   switch (server) {
@@ -92,6 +103,40 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   if (skipped > 0) text += `# ${skipped} rule(s) for other servers skipped\n`
   // negotiated() is chosen per request by a header the proxy adds (X-Sendfile-Type): a server-wide
   // decision of the operator, not something to derive from the app's rules.
+  if (byHand !== undefined) text += `# negotiated() mappings are not rendered: ${byHand.title}:\n${byHand.lines.map((line) => `#     ${line}\n`).join('')}`
   if (negotiated > 0) text += `# ${negotiated} negotiated() rule(s) not rendered: the proxy must send X-Sendfile-Type itself\n`
   return text
+}
+
+/**
+ * What serves the X-Accel-Redirect values of the negotiated() rules' mappings, which the proxy
+ * dispatches like any other (nginx by its internal locations, Caddy by its matchers) but which are
+ * not rendered: the proxy asks for them with X-Sendfile-Type, a choice of the operator. For nginx a
+ * line to paste per mapping (the values are percent-encoded paths below the location, as nginx()
+ * sends: an internal location with an alias serves them); for Caddy what its matcher must cover.
+ * Apache and lighttpd get X-Sendfile, the file's own path: a mapping means nothing to them.
+ */
+function handWritten (server: ServerName, rules: readonly ConfigRule[]): { title: string, lines: string[] } | undefined {
+  if (server !== 'nginx' && server !== 'caddy') return undefined
+  const entries = rules.flatMap((rule) => {
+    const { allow, mapping } = rule as { allow?: unknown, mapping?: unknown }
+    if (rule.backend !== 'negotiated' || !Array.isArray(allow) || !allow.includes('X-Accel-Redirect') || !Array.isArray(mapping)) return []
+    return mapping as Array<{ sourceDir: string, destinationUrl: string }>
+  })
+  if (entries.length === 0) return undefined
+  if (server === 'caddy') {
+    return {
+      title: 'write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are percent-encoded paths below the location)',
+      lines: entries.map(({ sourceDir, destinationUrl }) => `X-Accel-Redirect "${withSlash(destinationUrl)}*" from ${sourceDir}`)
+    }
+  }
+  return {
+    title: 'write the internal location of each mapping by hand, inside the server { } block',
+    lines: entries.map(({ sourceDir, destinationUrl }) => {
+      if (withSlash(destinationUrl) === '/') throw new TypeError(`renderServerConfig(): a negotiated() mapping to "/" cannot have an internal location (it would take every URL of the server, the app's too): map ${sourceDir} to a location of its own, e.g. '/protected/'`)
+      if (sourceDir.includes('$')) throw new TypeError(`renderServerConfig(): a negotiated() mapping's directory contains "$", which nginx would read as a variable: ${JSON.stringify(sourceDir)}`)
+      const alias = withSlash(sourceDir)
+      return `location ^~ ${withSlash(destinationUrl)} { internal; alias ${/^[A-Za-z0-9_./:@%+,=-]+$/.test(alias) ? alias : quote(alias)}; }`
+    })
+  }
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
+import { negotiated } from '../source/backends/negotiated.ts'
 import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import { sha256 } from './helpers/app.ts'
@@ -371,7 +372,7 @@ test('cli config: plain-data rules with a directory the factories refuse (relati
     ['caddy', [{ backend: 'caddy', sourceDir: 'srv/rel', destinationUrl: '/p/' }], refused('rules[0] (caddy): sourceDir', '"srv/rel"')],
     ['apache', [{ backend: 'apache', sourceDir: '/srv/ok', destinationDir: 'data' }], refused('rules[0] (apache): destinationDir', '"data"')],
     ['lighttpd', [{ backend: 'lighttpd', sourceDir: '/srv/a\tb', destinationDir: '/srv/ok' }], refused('rules[0] (lighttpd): sourceDir', '"/srv/a\\tb"')],
-    ['nginx', [{ backend: 'nginx', sourceDir: '/srv/ok', destinationUrl: '/p/' }, { backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: 'files', destinationUrl: '/n/' }] }], refused('rules[1] (negotiated): mapping[0].sourceDir', '"files"')]
+    ['nginx', [{ backend: 'nginx', sourceDir: '/srv/ok', destinationUrl: '/p/' }, { backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: 'files', destinationUrl: '/n/' }] }], refused('rules[1] (negotiated) mapping[0]: sourceDir', '"files"')]
   ]
   for (const [index, [server, rules, message]] of cases.entries()) {
     const module = join(dir, `rules-${index}.mjs`)
@@ -381,4 +382,46 @@ test('cli config: plain-data rules with a directory the factories refuse (relati
     t.is(stdout, '')
     t.is(stderr, message)
   }
+})
+
+test('cli config: negotiated() mappings are not rendered, and the error or the comment says so with the location line to write by hand', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  const mapped = negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/files': '/negotiated-files/', '/srv/my files': '/spaced/' } })
+  const module = async (name: string, rules: unknown[]): Promise<string> => {
+    await writeFile(join(dir, name), `export const rules = ${JSON.stringify(rules)}\n`)
+    return join(dir, name)
+  }
+  const only = await runCli(['config', 'nginx', '--rules', await module('only.mjs', [mapped])])
+  t.is(only.code, 1)
+  t.is(only.stdout, '')
+  t.is(only.stderr, 'koa-downloads: renderServerConfig(): none of the 1 rules is for nginx (backends: negotiated); negotiated() rules are not rendered: ' +
+    'the proxy must send X-Sendfile-Type itself; write the internal location of each mapping by hand, inside the server { } block:\n' +
+    '    location ^~ /negotiated-files/ { internal; alias /srv/files/; }\n' +
+    '    location ^~ /spaced/ { internal; alias "/srv/my files/"; }\n')
+  const beside = await runCli(['config', 'nginx', '--rules', await module('beside.mjs', [nginx({ sourceDir: '/srv/private', destinationUrl: '/protected/' }), mapped])])
+  t.is(beside.code, 0, beside.stderr)
+  t.true(beside.stdout.endsWith('\n# negotiated() mappings are not rendered: write the internal location of each mapping by hand, inside the server { } block:\n' +
+    '#     location ^~ /negotiated-files/ { internal; alias /srv/files/; }\n' +
+    '#     location ^~ /spaced/ { internal; alias "/srv/my files/"; }\n' +
+    '# 1 negotiated() rule(s) not rendered: the proxy must send X-Sendfile-Type itself\n'), beside.stdout)
+  const caddy = await runCli(['config', 'caddy', '--rules', await module('only.mjs', [mapped])])
+  t.is(caddy.code, 1)
+  t.is(caddy.stderr, 'koa-downloads: renderServerConfig(): none of the 1 rules is for caddy (backends: negotiated); negotiated() rules are not rendered: ' +
+    'the proxy must send X-Sendfile-Type itself; write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are percent-encoded paths below the location):\n' +
+    '    X-Accel-Redirect "/negotiated-files/*" from /srv/files\n' +
+    '    X-Accel-Redirect "/spaced/*" from /srv/my files\n')
+  // Apache gets X-Sendfile, the file's own path: a mapping means nothing to it.
+  const apache = await runCli(['config', 'apache', '--rules', await module('only.mjs', [mapped])])
+  t.is(apache.code, 1)
+  t.is(apache.stderr, 'koa-downloads: renderServerConfig(): none of the 1 rules is for apache (backends: negotiated); negotiated() rules are not rendered: the proxy must send X-Sendfile-Type itself\n')
+  // Printed in a comment, a plain-data mapping must not carry a line of configuration.
+  const injected = await runCli(['config', 'nginx', '--rules', await module('injected.mjs', [{ backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/srv/files', destinationUrl: '/p/\nlocation / {' }] }])])
+  t.is(injected.code, 1)
+  t.regex(injected.stderr, /^koa-downloads: renderServerConfig\(\): rules\[0\] \(negotiated\) mapping\[0\]: destinationUrl must be an absolute URL path .*, got "\/p\/\\nlocation \/ \{"\n$/)
+  // negotiated() refuses it; plain data does not go through it.
+  const root = await runCli(['config', 'nginx', '--rules', await module('root.mjs', [{ backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/srv/files', destinationUrl: '/' }] }])])
+  t.is(root.code, 1)
+  t.regex(root.stderr, /a negotiated\(\) mapping to "\/" cannot have an internal location \(it would take every URL of the server, the app's too\)/)
 })

@@ -2,10 +2,14 @@ import { apache } from '../../source/backends/apache.ts'
 import { caddy } from '../../source/backends/caddy.ts'
 import { internalRedirect } from '../../source/backends/internal-redirect.ts'
 import { lighttpd } from '../../source/backends/lighttpd.ts'
+import { negotiated } from '../../source/backends/negotiated.ts'
 import { nginx } from '../../source/backends/nginx.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
-import type { ServerName } from '../../source/server-config.ts'
-import { checkGeneratedConfig, proxyTest } from '../helpers/proxies.ts'
+import { renderServerConfig } from '../../source/server-config.ts'
+import type { ConfigRule, ServerName } from '../../source/server-config.ts'
+import { filesUrl, sha256 } from '../helpers/app.ts'
+import { proxiedApp } from '../helpers/offload-suite.ts'
+import { checkGeneratedConfig, nginxConfig, proxyTest } from '../helpers/proxies.ts'
 
 // Directory names that need quoting in every config language; the servers' own parsers judge the
 // generated text (`nginx -t`, `apache2 -t`, `lighttpd -tt`, `caddy validate`).
@@ -34,3 +38,40 @@ for (const [server, rules] of cases) {
     t.true(ok, `${output}\n--- config ---\n${config}`)
   })
 }
+
+// negotiated() mappings are not rendered: the error names the location line to write by hand.
+// That very line, in a server whose proxy asks for X-Accel-Redirect, must serve the files.
+const handWritten = (rules: readonly ConfigRule[]): string[] => {
+  try {
+    renderServerConfig('nginx', rules)
+  } catch (error) {
+    return (error as Error).message.split('\n').slice(1).map((line) => line.trim())
+  }
+  throw new Error('negotiated() rules alone were rendered')
+}
+const negotiatedNginx = proxiedApp({
+  server: 'nginx',
+  rules: ({ protectedDir }) => [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [protectedDir]: '/negotiated/' } })],
+  configFor: (rules) => ({ port, prefix, appPort }) => nginxConfig(prefix, [
+    `  server { listen 127.0.0.1:${port};`,
+    `    location / { proxy_pass http://127.0.0.1:${appPort}; proxy_set_header X-Sendfile-Type X-Accel-Redirect; }`,
+    ...handWritten(rules).map((line) => `    ${line}`),
+    '  }'
+  ])
+})
+
+negotiatedNginx.test('config check: the location line given for a negotiated() mapping, pasted as is, makes nginx serve its X-Accel-Redirect (quoted directory, hostile name)', async (t) => {
+  const { proxy, app, fixtures } = negotiatedNginx.context()
+  t.is(handWritten([negotiated({ allow: ['X-Accel-Redirect'], mapping: { [fixtures.protectedDir]: '/negotiated/' } })]).length, 1)
+  for (const [name, bytes] of [[fixtures.big.name, fixtures.big.bytes], [fixtures.hostile.name, fixtures.hostile.bytes]] as const) {
+    const url = filesUrl(name)
+    const response = await fetch(proxy.url + url)
+    const body = new Uint8Array(await response.arrayBuffer())
+    t.is(response.status, 200, name)
+    t.is(sha256(body), sha256(bytes), name)
+    t.is(app.last(url)?.headers['x-accel-redirect'], filesUrl(name, '/negotiated/'), `${name}: nginx, not the app, sent it`)
+  }
+  const direct = await fetch(proxy.url + '/negotiated/' + fixtures.big.name)
+  await direct.arrayBuffer()
+  t.is(direct.status, 404, 'the location is internal')
+})
