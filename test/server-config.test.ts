@@ -63,6 +63,9 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
     'internal;',
     'proxy_set_header Authorization "";',
     'proxy_set_header Cookie "";',
+    'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;',
+    'proxy_hide_header X-Sendfile;',
+    'proxy_hide_header X-Lighttpd-Send-File;',
     'proxy_hide_header Content-Disposition;',
     'proxy_hide_header Content-Type;',
     'proxy_hide_header Cache-Control;',
@@ -126,6 +129,7 @@ test('nginx: a remote rule gets the generic location with every required line an
   t.deepEqual(lines.slice(-7, -4), ['}', 'return 404;', '}'])
   for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
     'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_hide_header Cache-Control;', 'proxy_hide_header Set-Cookie;',
+    'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;', 'proxy_hide_header X-Sendfile;',
     'proxy_pass $rscheme://$rhost/$rpath$is_args$args;', 'proxy_intercept_errors on;', ...errorLocations]) {
     t.true(lines.includes(line), line)
   }
@@ -332,9 +336,12 @@ test('caddy: a sourceUrl rule proxies to the origin without the client credentia
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
   for (const line of ['rewrite * {rp.header.X-Accel-Redirect}?', 'uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
     'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition',
-    'header_down -Content-Type', 'header_down -Content-Disposition']) {
+    'header_down -Content-Type', 'header_down -Content-Disposition', 'header_down -X-Accel-Redirect', 'header_down -X-Accel-Limit-Rate', 'header_down -X-Sendfile']) {
     t.true(lines.includes(line), line)
   }
+  // a custom offload header of the rule is the origin's own too when the origin sends it
+  const custom = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/', header: 'X-Caddy-File' })]))
+  t.true(custom.includes('header_down -X-Caddy-File'))
   // the origin's 412 and 416 are passed on without the download's headers; its other errors become
   // Caddy's, mapped as the app maps them when streaming (the first matching handle_response wins)
   const first = lines.indexOf('@koa_downloads_1_conditional status 412 416')

@@ -74,6 +74,19 @@ const originErrors: ReadonlyArray<readonly [suffix: string, codes: string, statu
   // every other 3xx (but 304, passed on: `3xx` would take it), 4xx and 5xx; 412 and 416 are taken first
   ['failed', `${Array.from({ length: 100 }, (_, i) => 300 + i).filter((code) => !ORIGIN_STATUSES_PASSED_ON.includes(code)).join(' ')} 4xx 5xx`, 502]
 ]
+/**
+ * The offload headers (and nginx's controls) an origin may send for a proxy of its own: this inner
+ * reverse_proxy has no handle_response for them, so Caddy does not act on them, but it would pass
+ * them on to the client, which then sees an internal path, and `koa-downloads check` a leak. The
+ * rule's own header too, unless it is Location (an internal-redirect rule: the origin's redirects
+ * end in handle_errors anyway).
+ */
+function originOffloadHeaders (header: string): string[] {
+  const names = ['X-Accel-Redirect', 'X-Accel-Buffering', 'X-Accel-Limit-Rate', 'X-Accel-Expires', 'X-Accel-Charset', 'X-Sendfile', 'X-Lighttpd-Send-File']
+  if (header !== 'Location' && !names.includes(header)) names.push(header)
+  return names
+}
+
 function failedOrigin (matcher: string): string[] {
   return [
     '\t# the origin\'s answers to the client\'s conditionals and ranges: without the app\'s headers',
@@ -228,6 +241,8 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       '\t\theader_down -Set-Cookie',
       '\t\theader_down -x-amz-request-id',
       '\t\theader_down -x-amz-id-2',
+      '\t\t# an offload header of the origin\'s own is not the app\'s: it must not reach the client',
+      ...originOffloadHeaders(header).map((name) => `\t\theader_down -${name}`),
       ...originTimeouts.map((l) => '\t' + l),
       ...failedOrigin(matcher).map((l) => '\t' + l),
       '\t}'

@@ -28,6 +28,17 @@ const credentialLines = [
   'proxy_set_header Authorization "";',
   'proxy_set_header Cookie "";'
 ]
+// nginx acts on these in any proxied response, the origin's too: without proxy_ignore_headers an
+// origin's X-Accel-Redirect sends nginx to another internal location (another rule's protected
+// files, or /_remote/ to any host), X-Accel-Limit-Rate slows the client, and so on. Only the app
+// may give those orders; nginx already hides the headers themselves from the client.
+const ignoredOriginHeaders = [
+  '# the origin cannot give nginx orders: its X-Accel-Redirect would reach other internal locations',
+  'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;',
+  '# (nginx hides those from the client itself, but not the other proxies\' offload headers)',
+  'proxy_hide_header X-Sendfile;',
+  'proxy_hide_header X-Lighttpd-Send-File;'
+]
 const hiddenOriginHeaders = [
   '# the app\'s Content-Type and Content-Disposition win: without these lines the client gets the',
   '# origin\'s type and two Content-Disposition headers',
@@ -139,7 +150,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
     ...charsetLines(charset),
-    ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
+    ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
     '}'
@@ -163,7 +174,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined): string[
     ...charsetLines(charset).map((line) => '    ' + line),
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
-    ...[...credentialLines, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
+    ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
     '        # proxy_pass with variables resolves at request time: set a resolver for DNS names, e.g.',
     '        # resolver 127.0.0.53 valid=30s;',
     '        proxy_pass $rscheme://$rhost/$rpath$is_args$args;',

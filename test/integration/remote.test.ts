@@ -76,6 +76,20 @@ test.before(async () => {
     origin.redirect(`/bucket/fail-301-${server}.bin`, `http://other-region.example/bucket/fail-301-${server}.bin`, 301)
   }
   origin.put('/bucket/passed-nginx.bin', { bytes: big, headers: originHeaders })
+  // An origin's own offload headers, as for a proxy of its own: nginx must not obey them (its
+  // X-Accel-Redirect reached /_remote/, any host), and neither proxy may pass them on to the client.
+  for (const server of ['nginx', 'caddy']) {
+    origin.put(`/bucket/secret-${server}.bin`, { bytes: Buffer.from('not authorised by the app\n') })
+    origin.put(`/bucket/orders-${server}.bin`, {
+      bytes: hostile,
+      headers: {
+        'X-Accel-Redirect': `/_remote/http/${new URL(origin.url).host}/bucket/secret-${server}.bin`,
+        // (obeyed, it slows the response to a byte a second: the test times out)
+        'X-Accel-Limit-Rate': '1',
+        'X-Sendfile': '/etc/passwd'
+      }
+    })
+  }
   const s3 = await startS3('signed')
   await s3.put('big.bin', big)
   await s3.put('reports/' + hostileName, hostile)
@@ -161,6 +175,17 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     t.is(fetched[0]?.url, `/bucket/full-${server}.bin`)
     t.is(fetched[0]?.headers.authorization, undefined)
     t.is(fetched[0]?.headers.cookie, undefined)
+  })
+
+  tests.test(`remote URL via ${server} /_origin/: the origin's own X-Accel-Redirect, X-Accel-Limit-Rate and X-Sendfile are neither obeyed nor passed on`, async (t) => {
+    const { origin } = context()
+    const response = await fetch(proxy(server).url + `/origin/orders-${server}.bin`, { headers })
+    t.is(response.status, 200)
+    t.deepEqual(Buffer.from(await response.arrayBuffer()), hostile)
+    t.is(response.headers.get('x-accel-redirect'), null)
+    t.is(response.headers.get('x-accel-limit-rate'), null)
+    t.is(response.headers.get('x-sendfile'), null)
+    t.deepEqual(origin.log.matching(`/bucket/secret-${server}.bin`).map((e) => e.method), [], 'nothing went to the URL the origin named')
   })
 
   tests.test(`remote URL via ${server} /_origin/: Range bytes=0-9 → 206 from the origin, which saw the Range`, async (t) => {
