@@ -72,6 +72,17 @@ export function caddyPath (prefix: string, segments: readonly string[]): string 
 }
 
 /**
+ * A file URL's query (`?…` or empty) as it may go into a header that Caddy rewrites to: with `{` and
+ * `}` percent-encoded. Caddy 2.6's `rewrite * {rp.header.X}?` expands placeholders in the query part
+ * of the value, so a query holding `{env.HOME}` or `{http.request.header.Authorization}` reached the
+ * origin as a server variable or the client's own credentials (found by an outside audit). RFC 3986
+ * allows neither character raw in a URI, so the escaped query names the same resource.
+ */
+export function placeholderSafeQuery (search: string): string {
+  return search.replace(/[{}]/g, (c) => c === '{' ? '%7B' : '%7D')
+}
+
+/**
  * nginx's generic remote location (proxies.md §9): `/_remote/<scheme>/<host[:port]>` + the URL's
  * pathname with every `%` doubled (nginx decodes the value once, and the signed path must reach the
  * origin still encoded) + the query unchanged (nginx does not decode `$args`). Undefined for URLs

@@ -1,6 +1,6 @@
 import { checkOptions, matchValue, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
-import { caddyLiteral, caddyPath, sameOnTheWire } from '../proxy-path.ts'
+import { caddyLiteral, caddyPath, placeholderSafeQuery, sameOnTheWire } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
 
 export interface CaddyOptions extends SourceOptions {
@@ -69,7 +69,7 @@ export function caddy (options: CaddyOptions): CaddyRule {
         // the origin must get the file URL itself, not another spelling of it (see sameOnTheWire)
         if (found.rawSegments !== undefined && !sameOnTheWire(found.rawSegments, found.segments, caddyLiteral)) return undefined
         const path = caddyPath(destinationUrl, found.segments)
-        return path === undefined || !forwardQuery ? path : path + found.search
+        return path === undefined || !forwardQuery ? path : path + placeholderSafeQuery(found.search)
       }, 'Caddy cannot serve a name with "?", control characters or a trailing space, nor fetch a URL that escapes "+" or ";" (it sends them unescaped: another URL at some origins)')
       return value === undefined ? undefined : { header, value, validators: false }
     }

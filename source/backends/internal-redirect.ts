@@ -1,6 +1,6 @@
 import { checkOptions, matchValue, normalizeDestinationUrl, normalizeSource } from '../offload-rule.ts'
 import type { OffloadRule, OffloadTarget, SourceOptions } from '../offload-rule.ts'
-import { encodedPath } from '../proxy-path.ts'
+import { encodedPath, placeholderSafeQuery } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
 
 export interface InternalRedirectOptions extends SourceOptions {
@@ -50,7 +50,7 @@ export function internalRedirect (options: InternalRedirectOptions): InternalRed
     match (file: DownloadFile): OffloadTarget | undefined {
       const value = matchValue(label, source, file, (found) => {
         const path = encodedPath(destinationUrl, found.segments)
-        return path === undefined || !forwardQuery ? path : path + found.search
+        return path === undefined || !forwardQuery ? path : path + placeholderSafeQuery(found.search)
       }, 'the name cannot be percent-encoded')
       return value === undefined ? undefined : { header: 'Location', value, validators: false }
     }

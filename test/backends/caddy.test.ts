@@ -45,6 +45,9 @@ test('caddy: the URL query is forwarded only when asked', (t) => {
   const url = 'https://o.example/m/k.bin?sig=1'
   t.is(caddy({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/' }).match(file({ url }), get)?.value, '/_origin/k.bin')
   t.is(caddy({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/', forwardQuery: true }).match(file({ url }), get)?.value, '/_origin/k.bin?sig=1')
+  // Caddy's rewrite would expand {…} in the query as placeholders
+  t.is(caddy({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/', forwardQuery: true }).match(file({ url: 'https://o.example/m/k.bin?a={env.HOME}&b=}{' }), get)?.value,
+    '/_origin/k.bin?a=%7Benv.HOME%7D&b=%7D%7B')
 })
 
 test('caddy sourceUrl: a name whose URL escapes "+" or ";" is streamed (Caddy sends them unescaped: another URL at some origins); other sub-delimiters stay offloaded', (t) => {

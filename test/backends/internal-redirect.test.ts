@@ -28,3 +28,8 @@ test('internalRedirect: Location with pchar-escaped segments (RFC 3875 §6.3.2)'
   t.deepEqual(rule.match(file({ path: '/srv/files/a b/ü?#.txt' }), get), { header: 'Location', value: '/private/a%20b/%C3%BC%3F%23.txt', validators: false })
   t.is(rule.match(file({ path: '/srv/other/x' }), get), undefined)
 })
+
+test('internalRedirect sourceUrl with forwardQuery: the query goes into Location with "{" and "}" escaped (Caddy, which executes such redirects, would expand them as placeholders)', (t) => {
+  const rule = internalRedirect({ sourceUrl: 'https://o.example/m/', destinationUrl: '/_origin/', forwardQuery: true })
+  t.is(rule.match(file({ url: 'https://o.example/m/k.bin?sig=1&label={env.HOME}' }), get)?.value, '/_origin/k.bin?sig=1&label=%7Benv.HOME%7D')
+})

@@ -66,7 +66,7 @@ const caddyTests = proxyTest('caddy')
 test.before(async () => {
   const origin = await startOrigin()
   // one object per test, so that the origin's log of each is unambiguous (tests run concurrently)
-  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin', 'q-nginx.bin', 'q-caddy.bin', 'noq-nginx.bin', 'noq-caddy.bin']) {
+  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin', 'q-nginx.bin', 'q-caddy.bin', 'noq-nginx.bin', 'noq-caddy.bin', 'label-caddy.bin']) {
     origin.put(`/bucket/${name}`, { bytes: big, headers: originHeaders })
   }
   origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
@@ -126,8 +126,10 @@ test.before(async () => {
     const key = decodeURIComponent(ctx.path.replace(/^\/(origin|origin-q|origin-sig|s3)\//, ''))
     const name = key.split('/').at(-1) ?? key
     if (ctx.path.startsWith('/origin-q/') || ctx.path.startsWith('/origin-sig/')) {
-      // an object address with a query of its own (a signature), under either rule
-      ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}?sig=a%2Fb&v=1`, { name }))
+      // an object address with a query of its own (a signature), under either rule; or one holding
+      // text a user chose, which Caddy's rewrite would read as placeholders
+      const query = ctx.query.label === '1' ? '?label={env.HOME}&auth={http.request.header.Authorization}{}' : '?sig=a%2Fb&v=1'
+      ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}${query}`, { name }))
     } else if (ctx.path.startsWith('/origin/')) {
       ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}`, { name }), { cacheControl: 'private, max-age=60' })
     } else if (ctx.path.startsWith('/s3/')) {
@@ -218,6 +220,17 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     const fetched = origin.log.matching(`/bucket/q-${server}.bin`).map((e) => `${e.method} ${e.url}`)
     t.deepEqual(fetched, [`GET /bucket/q-${server}.bin?sig=a%2Fb&v=1`])
   })
+
+  if (server === 'caddy') {
+    tests.test('remote URL via caddy with forwardQuery: braces in the query are no placeholders (the origin gets the query, not a server variable or the client\'s Authorization)', async (t) => {
+      const { origin } = context()
+      const response = await fetch(proxy(server).url + '/origin-q/label-caddy.bin?label=1', { headers: { ...headers, Authorization: 'Bearer client-secret' } })
+      t.is(response.status, 200)
+      t.is(sha256(new Uint8Array(await response.arrayBuffer())), sha256(big))
+      t.deepEqual(origin.log.matching('/bucket/label-caddy.bin').map((e) => `${e.method} ${e.url}`),
+        ['GET /bucket/label-caddy.bin?label=%7Benv.HOME%7D&auth=%7Bhttp.request.header.Authorization%7D%7B%7D'])
+    })
+  }
 
   tests.test(`remote URL via ${server} without forwardQuery: neither the file URL's query nor the client's reaches the origin`, async (t) => {
     const { origin } = context()
