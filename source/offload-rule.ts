@@ -80,6 +80,8 @@ export interface SourceMatch {
   /**
    * For `via: 'url'`: the same segments as the file URL writes them (percent-escapes kept), to
    * check that a proxy fetching the decoded path asks the origin for this URL (proxy-path.ts).
+   * Empty when the file URL writes a `+` or `;` of the sourceUrl's own path another way than the
+   * sourceUrl (escaped or not): the proxy would ask for the sourceUrl's spelling, another URL.
    */
   readonly rawSegments?: readonly string[] | undefined
 }
@@ -138,7 +140,26 @@ function normalizeSourceUrl (fn: string, value: unknown): string {
   if (segments === undefined || segments.some((s) => unsafeSegment(s) !== undefined)) {
     throw new TypeError(`${fn}: sourceUrl must not contain empty, "." or ".." segments or encoded "/", NUL, CR, LF`)
   }
-  return url.origin + (segments.length === 0 ? '/' : `/${segments.map(encodeURIComponent).join('/')}/`)
+  const raw = url.pathname.split('/').slice(1)
+  return url.origin + (segments.length === 0 ? '/' : `/${segments.map((segment, i) => sourceSegment(raw[i] as string, segment)).join('/')}/`)
+}
+
+/**
+ * A segment of the sourceUrl as the generated config writes it: encodeURIComponent's spelling,
+ * except that each `+` and `;` keeps the one the user wrote. The proxy sends the prefix of its
+ * `proxy_pass` / `uri replace` as written, and `/a+b/` and `/a%2Bb/` may be two objects at the
+ * origin (proxy-path.ts, `interchangeable`): respelling `/a+b/` fetched another object than the
+ * file URL the app authorised (found by an outside audit).
+ */
+function sourceSegment (raw: string, segment: string): string {
+  const spellings = plusAndSemicolon(raw)
+  let index = 0
+  return encodeURIComponent(segment).replace(/%2B|%3B/g, (escaped) => spellings[index++] === 'literal' ? decodeURIComponent(escaped) : escaped)
+}
+
+/** How a raw path segment writes each `+` and `;`, in order (`%2b` is `%2B`: hex case is no other URL). */
+function plusAndSemicolon (raw: string): Array<'literal' | 'escaped'> {
+  return (raw.match(/[+;]|%2B|%3B/gi) ?? []).map((s) => s.length === 1 ? 'literal' : 'escaped')
 }
 
 /**
@@ -321,7 +342,7 @@ const NOT_NORMALISED = /\/\/|\/\.\.?(?:\/|$)|\/$/
 function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
   let url: URL
   try { url = new URL(fileUrl) } catch { return 'the file url is not a valid URL' }
-  const { origin, sourceSegments } = parsedSource(sourceUrl)
+  const { origin, sourceSegments, sourceSpellings } = parsedSource(sourceUrl)
   if (url.origin !== origin) return `url origin ${JSON.stringify(url.origin)} is not ${origin}`
   if (url.username !== '' || url.password !== '') return 'the file url carries credentials'
   const fileSegments = decodeSegments(url.pathname)
@@ -330,25 +351,41 @@ function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
   if (fileSegments.length <= sourceSegments.length || sourceSegments.some((s, i) => fileSegments[i] !== s)) {
     return `url path is not below sourceUrl ${sourceUrl}`
   }
+  // A proxy fetching the file (nginx's proxy_pass, Caddy's uri replace) sends the source's own
+  // segments as the sourceUrl writes them, not as the file URL does: a file URL that writes a "+"
+  // or ";" of them the other way round names another object at some origins. It gets no raw
+  // segments (none at all), so sameOnTheWire() refuses it as it refuses one below the source, and
+  // the file is streamed. It still matches here: a rule serving it from a directory (apache(),
+  // lighttpd()) or forwarding the URL whole (nginx remote) never sends that spelling.
+  const rawPath = url.pathname.split('/').slice(1)
+  const respelled = sourceSpellings.some((spellings, i) => !sameSpellings(spellings, plusAndSemicolon(rawPath[i] as string)))
   const segments = fileSegments.slice(sourceSegments.length)
   for (const segment of segments) {
     const why = unsafeSegment(segment)
     if (why !== undefined) return `${why} below sourceUrl ${sourceUrl}`
   }
-  const rawSegments = url.pathname.split('/').slice(1 + sourceSegments.length)
+  const rawSegments = respelled ? [] : rawPath.slice(sourceSegments.length)
   return { via: 'url', segments, search: url.search === '?' ? '' : url.search, rawSegments }
 }
 
 // Rules are few and long-lived: parse each normalised sourceUrl once, not per request.
-const parsedSources = new Map<string, { origin: string, sourceSegments: string[] }>()
-function parsedSource (sourceUrl: string): { origin: string, sourceSegments: string[] } {
+interface ParsedSource { origin: string, sourceSegments: string[], sourceSpellings: Array<Array<'literal' | 'escaped'>> }
+const parsedSources = new Map<string, ParsedSource>()
+function parsedSource (sourceUrl: string): ParsedSource {
   let parsed = parsedSources.get(sourceUrl)
   if (parsed === undefined) {
     const url = new URL(sourceUrl)
-    parsed = { origin: url.origin, sourceSegments: decodeSegments(url.pathname) ?? [] }
+    const sourceSegments = decodeSegments(url.pathname) ?? []
+    const sourceSpellings = url.pathname.split('/').slice(1, 1 + sourceSegments.length).map(plusAndSemicolon)
+    parsed = { origin: url.origin, sourceSegments, sourceSpellings }
     if (parsedSources.size < 1000) parsedSources.set(sourceUrl, parsed)
   }
   return parsed
+}
+
+/** Whether two segments write their `+` and `;` alike (their decoded forms are already equal). */
+function sameSpellings (a: ReadonlyArray<'literal' | 'escaped'>, b: ReadonlyArray<'literal' | 'escaped'>): boolean {
+  return a.length === b.length && a.every((spelling, i) => spelling === b[i])
 }
 
 /** Logs why `rule` did not take `file`; names and reasons are JSON-escaped (log injection). */

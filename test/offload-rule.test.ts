@@ -1,6 +1,9 @@
 import test from 'ava'
 import fc from 'fast-check'
 import path from 'node:path'
+import { apache } from '../source/backends/apache.ts'
+import { caddy } from '../source/backends/caddy.ts'
+import { nginx } from '../source/backends/nginx.ts'
 import { decodeSegments, destinationConflict, matchSource, normalizeDestinationUrl, normalizeSource, unsafeSegment } from '../source/offload-rule.ts'
 import type { DownloadFile } from '../source/types.ts'
 
@@ -21,6 +24,12 @@ test('sourceUrl: normalised to origin + path with a trailing slash, encoding can
   t.deepEqual(normalizeSource('f()', { sourceUrl: 'HTTPS://CDN.Example.com:443/media' }), { sourceUrl: 'https://cdn.example.com/media/' })
   t.deepEqual(normalizeSource('f()', { sourceUrl: 'http://h.example:8080/m%c3%a9dia/' }), { sourceUrl: 'http://h.example:8080/m%C3%A9dia/' })
   t.deepEqual(normalizeSource('f()', { sourceUrl: 'https://h.example' }), { sourceUrl: 'https://h.example/' })
+})
+
+test('sourceUrl: a "+" or ";" of its path keeps the spelling written (the proxy sends it as is, and some origins tell the two apart)', (t) => {
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'http://o.example/a+b/c;d' }), { sourceUrl: 'http://o.example/a+b/c;d/' })
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'http://o.example/a%2bb/c%3bd/' }), { sourceUrl: 'http://o.example/a%2Bb/c%3Bd/' })
+  t.deepEqual(normalizeSource('f()', { sourceUrl: 'http://o.example/+%2B;%3B/%252B$|/' }), { sourceUrl: 'http://o.example/+%2B;%3B/%252B%24%7C/' }, 'each in its own spelling; the other characters as before')
 })
 
 test('source options: relative sourceDir, bad sourceUrl or neither → TypeError naming the function and option', (t) => {
@@ -124,6 +133,19 @@ test('sourceUrl matching: percent-encoding case and non-encoded characters compa
   const source = { sourceUrl: 'https://h.example/m%C3%A9dia/' }
   t.deepEqual(matchSource(source, file({ url: 'https://h.example/m%c3%a9dia/x' })), { via: 'url', segments: ['x'], search: '', rawSegments: ['x'] })
   t.deepEqual(matchSource(source, file({ url: 'https://h.example/média/x' })), { via: 'url', segments: ['x'], search: '', rawSegments: ['x'] })
+})
+
+test('sourceUrl matching: a "+" or ";" of the source\'s own path spelled otherwise than in the sourceUrl → no raw segments, so a proxy fetching the URL refuses it', (t) => {
+  const source = { sourceUrl: 'https://h.example/a+b/c%3Bd/' }
+  t.deepEqual(matchSource(source, file({ url: 'https://h.example/a+b/c%3bd/p+q.txt' })), { via: 'url', segments: ['p+q.txt'], search: '', rawSegments: ['p+q.txt'] })
+  for (const url of ['https://h.example/a%2Bb/c%3Bd/p+q.txt', 'https://h.example/a+b/c;d/p+q.txt', 'https://h.example/a%2bb/c;d/p+q.txt']) {
+    t.deepEqual(matchSource(source, file({ url })), { via: 'url', segments: ['p+q.txt'], search: '', rawSegments: [] }, url)
+    t.is(nginx({ ...source, destinationUrl: '/_o/' }).match(file({ url }), { method: 'GET', headers: {} }), undefined, `nginx, ${url}`)
+    t.is(caddy({ ...source, destinationUrl: '/_o/' }).match(file({ url }), { method: 'GET', headers: {} }), undefined, `caddy, ${url}`)
+    // served from a directory: the URL's spelling never reaches an origin
+    t.is(apache({ ...source, destinationDir: '/srv/o' }).match(file({ url }), { method: 'GET', headers: {} })?.value, '/srv/o/p+q.txt', `apache, ${url}`)
+  }
+  t.is(nginx({ ...source, destinationUrl: '/_o/' }).match(file({ url: 'https://h.example/a+b/c%3Bd/p+q.txt' }), { method: 'GET', headers: {} })?.value, '/_o/p%2Bq.txt')
 })
 
 test('sourceUrl matching: encoded /, NUL, CR, LF, empty segments and bad UTF-8 never match', (t) => {

@@ -39,10 +39,16 @@ test.before(async () => {
   for (const [name, spellings] of Object.entries(sameObject)) {
     for (const path of spellings) origin.put(path, { bytes: `the object ${name}\n` })
   }
+  // the same for a "+" or ";" in the sourceUrl's own path, which the proxy sends as the config writes it
+  for (const path of ['/p+q/x.txt', '/p%2Bq/x.txt', '/a;b/x.txt', '/a%3Bb/x.txt']) origin.put(path, { bytes: `the object ${path}\n` })
   const base = `${origin.url}/bucket/`
-  const rules: Record<'nginx' | 'caddy', OffloadRule[]> = {
-    nginx: [nginx({ sourceUrl: base, destinationUrl: '/_origin/' })],
-    caddy: [caddy({ sourceUrl: base, destinationUrl: '/_origin/' })]
+  const rules: Record<'nginx' | 'caddy', OffloadRule[]> = { nginx: [], caddy: [] }
+  for (const [name, make] of [['nginx', nginx], ['caddy', caddy]] as const) {
+    rules[name].push(
+      make({ sourceUrl: base, destinationUrl: '/_origin/' }),
+      make({ sourceUrl: `${origin.url}/p+q/`, destinationUrl: '/_plus/' }),
+      make({ sourceUrl: `${origin.url}/a%3Bb/`, destinationUrl: '/_semi/' })
+    )
   }
   for (const name of ['nginx', 'caddy'] as const) {
     if (!servers[name].available) continue
@@ -84,6 +90,17 @@ for (const name of ['nginx', 'caddy'] as const) {
     }
     for (const [objectName, spellings] of Object.entries(sameObject)) {
       for (const path of spellings) t.deepEqual(await get(path), { status: 200, body: `the object ${objectName}\n`, offloaded: true }, path)
+    }
+  })
+}
+
+for (const name of ['nginx', 'caddy'] as const) {
+  servers[name].test(`${name} sourceUrl with "+" or ";" in its own path: the proxy asks for it as the sourceUrl writes it; a file URL writing it the other way is streamed`, async (t) => {
+    const where = running[name]
+    if (where === undefined) throw new Error(`${name} did not start`)
+    for (const [path, value] of [['/p+q/x.txt', '/_plus/x.txt'], ['/p%2Bq/x.txt', undefined], ['/a%3Bb/x.txt', '/_semi/x.txt'], ['/a;b/x.txt', undefined]] as const) {
+      const response = await fetch(where.proxy.url + '/download', { headers: { 'x-object': path } })
+      t.deepEqual({ status: response.status, body: await response.text(), offload: where.sent.get(path) }, { status: 200, body: `the object ${path}\n`, offload: value }, path)
     }
   })
 }
