@@ -436,7 +436,7 @@ function decodePath (value: string, encoding: 'percent' | 'raw'): { path: string
   if (encoding === 'percent') {
     const bad = /%(?![0-9A-Fa-f]{2})/.exec(value)
     if (bad !== null) return { reason: `invalid percent-encoding ${JSON.stringify(value.slice(bad.index, bad.index + 3))}` }
-    bytes = Buffer.from(value.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1')
+    bytes = percentDecodedBytes(value)
   }
   try { return { path: utf8.decode(bytes) } } catch {}
   const shown = bytes.toString('latin1').replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
@@ -444,6 +444,11 @@ function decodePath (value: string, encoding: 'percent' | 'raw'): { path: string
   const hint = at === -1 ? '' : `; a header carries one byte per character, so the raw ${JSON.stringify(value[at])} is the single byte 0x${raw[at]?.toString(16).toUpperCase()}, not UTF-8: ` +
     (encoding === 'percent' ? 'percent-encode the name' : "send the name's UTF-8 bytes, Buffer.from(name).toString('latin1')")
   return { reason: `its bytes${value.includes('%') && encoding === 'percent' ? ', percent-decoded,' : ''} "${shown}" are not UTF-8${hint}` }
+}
+
+/** The bytes of a header value (one character per byte) with each `%XX` replaced by its byte. */
+function percentDecodedBytes (value: string): Buffer<ArrayBuffer> {
+  return Buffer.from(value.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1')
 }
 
 /** The offset of the first byte of `bytes` that starts no valid UTF-8 sequence, or -1. */
@@ -545,7 +550,7 @@ function decodeExtValue (value: string): string | undefined {
   const match = /^([A-Za-z0-9!#$%&+\-^_`{}~]+)'([A-Za-z0-9-]*)'((?:%[0-9A-Fa-f]{2}|[A-Za-z0-9!#$&+\-.^_`|~])*)$/.exec(value)
   if (match === null) return undefined
   const charset = (match[1] ?? '').toLowerCase()
-  const bytes = Buffer.from((match[3] ?? '').replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))), 'latin1')
+  const bytes = percentDecodedBytes(match[3] ?? '')
   if (charset === 'iso-8859-1') return bytes.toString('latin1')
   if (charset !== 'utf-8') return undefined
   try { return utf8.decode(bytes) } catch { return undefined }
