@@ -29,9 +29,18 @@ export interface HttpFileOptions {
   timeout?: number | undefined
   /** Redirects followed before giving up (502). @default 5 */
   maxRedirects?: number | undefined
+  /**
+   * Whether offload rules (a `sourceUrl` rule, an nginx `remote` rule) may hand the URL to the
+   * proxy, which then fetches it itself — **without** the `headers` option. `false`: `file.url` is
+   * undefined, so no rule covers the file and Node streams it.
+   * @default true without `headers`, false with them (an Authorization or API key the proxy would
+   * not send); set `true` when the proxy adds the credential itself (`proxy_set_header` in the
+   * generated location) or the origin answers the same without it
+   */
+  offloadable?: boolean | undefined
 }
 
-const optionNames = new Set(['name', 'headers', 'timeout', 'maxRedirects'])
+const optionNames = new Set(['name', 'headers', 'timeout', 'maxRedirects', 'offloadable'])
 /** Headers the caller may not set: they would break the byte accounting or the framing. */
 const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'accept-encoding', 'host', 'content-length', 'transfer-encoding', 'connection'])
 
@@ -65,10 +74,15 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *   Content-Encoding, a transfer coding other than chunked) → 502, from the HEAD already.
  * - The client going away aborts the upstream request (the signal of `open()`).
  * - Redirects are followed; one to another origin drops every header of the `headers` option.
+ * - `url` (what offload rules match) is the remote URL, or undefined with `headers` (see
+ *   `offloadable`): the proxy would fetch it without them.
  */
 export class HttpFile implements DownloadFile {
   readonly name: string
-  readonly url: string
+  /** The remote URL (without fragment) for offload rules; undefined when not `offloadable`. */
+  readonly url: string | undefined
+  /** The remote URL fetched. */
+  readonly #href: string
   readonly #headers: OutgoingHttpHeaders
   /** The URL for log lines and error messages: without its query (a presigned URL's signature). */
   readonly #shown: string
@@ -92,13 +106,14 @@ export class HttpFile implements DownloadFile {
       throw new TypeError('HttpFile(): url must be an absolute http: or https: URL')
     }
     parsed.hash = ''
-    this.url = parsed.href
+    this.#href = parsed.href
     this.#shown = redactUrl(parsed.href)
     this.name = options.name ?? nameOf(parsed)
     this.#headers = { ...options.headers }
     this.#originBound = new Set(Object.keys(this.#headers).map((name) => name.toLowerCase()))
     this.#timeout = options.timeout ?? 30_000
     this.#maxRedirects = options.maxRedirects ?? 5
+    this.url = (options.offloadable ?? this.#originBound.size === 0) ? parsed.href : undefined
   }
 
   /**
@@ -132,7 +147,7 @@ export class HttpFile implements DownloadFile {
     let aside = held?.range === undefined ? held?.response : undefined
     if (aside === undefined) held?.response.destroy()
     try {
-      const target = this.#resolved ?? { url: this.url, headers: this.#headers }
+      const target = this.#resolved ?? { url: this.#href, headers: this.#headers }
       const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
       if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
       if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
@@ -203,7 +218,7 @@ export class HttpFile implements DownloadFile {
   async #getAhead (range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
     if (range !== undefined) headers.range = range
-    const { response, url, headers: sent } = await upstreamRequest(this.url, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
+    const { response, url, headers: sent } = await upstreamRequest(this.#href, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
     const status = response.statusCode ?? 0
     const part = status === 206 ? contentRangeOf(response) : undefined
     if ((status !== 200 && (status !== 206 || part === undefined)) || encodingProblem(response) !== undefined) {
@@ -230,15 +245,15 @@ export class HttpFile implements DownloadFile {
   async #head (signal: AbortSignal | undefined): Promise<FileStat> {
     const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal, originBound: this.#originBound }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
-    let { response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'HEAD', headers })
+    let { response, url, headers: sent } = await upstreamRequest(this.#href, { ...common, method: 'HEAD', headers })
     response.resume()
     let stat: FileStat | undefined
-    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && signedForGet(this.url))) {
+    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && signedForGet(this.#href))) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
       // 403 too for a presigned URL (S3, GCS, Azure): it is signed for GET, its method included, so
       // the storage refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same
       // 502. Any other 403 is the origin's answer: no second request (a counted or one-time link).
-      ({ response, url, headers: sent } = await upstreamRequest(this.url, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
+      ({ response, url, headers: sent } = await upstreamRequest(this.#href, { ...common, method: 'GET', headers: { ...headers, range: 'bytes=0-0' } }))
       response.destroy()
       // An empty file has no byte 0: RFC 9110 §15.5.17 answers 416 with `Content-Range: bytes */0`.
       if (response.statusCode === 416 && /^bytes \*\/0$/.test(response.headers['content-range'] ?? '')) stat = emptyStat(response)
@@ -419,8 +434,9 @@ function validate (options: HttpFileOptions): void {
   for (const key of Object.keys(options)) {
     if (!optionNames.has(key)) throw new TypeError(`HttpFile(): unknown option "${key}" (allowed: ${[...optionNames].join(', ')})`)
   }
-  const { name, headers, timeout, maxRedirects } = options
+  const { name, headers, timeout, maxRedirects, offloadable } = options
   if (name !== undefined && typeof name !== 'string') throw new TypeError('HttpFile(): name must be a string')
+  if (offloadable !== undefined && typeof offloadable !== 'boolean') throw new TypeError('HttpFile(): offloadable must be a boolean')
   // setTimeout() takes at most 2^31 - 1 ms: a longer delay fires at once (every request a 504).
   if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2_147_483_647)) throw new TypeError('HttpFile(): timeout must be an integer from 1 to 2147483647 (ms)')
   if (maxRedirects !== undefined && (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0)) throw new TypeError('HttpFile(): maxRedirects must be a non-negative integer')

@@ -308,6 +308,16 @@ test('http: name is the last URL segment, percent-decoded, query dropped', (t) =
   t.is(new HttpFile('https://example.com/bad%E0.bin').name, 'bad%E0.bin')
 })
 
+test('http: url (what offload rules match) is undefined with headers unless offloadable: the proxy would fetch without them', (t) => {
+  const url = 'https://example.com/dl/a.bin'
+  t.is(new HttpFile(url).url, url)
+  t.is(new HttpFile(url, { headers: {} }).url, url)
+  t.is(new HttpFile(url, { headers: { Authorization: 'Bearer x' } }).url, undefined)
+  t.is(new HttpFile(url, { headers: { Authorization: 'Bearer x' }, offloadable: true }).url, url)
+  t.is(new HttpFile(url, { offloadable: false }).url, undefined)
+  t.throws(() => new HttpFile(url, { offloadable: 'yes' as unknown as boolean }), { instanceOf: TypeError, message: /^HttpFile\(\): offloadable must be a boolean$/ })
+})
+
 test('http: options are validated at setup with TypeErrors naming the option', (t) => {
   t.throws(() => new HttpFile('ftp://example.com/x'), { instanceOf: TypeError, message: /url must be an absolute http/ })
   t.throws(() => new HttpFile('https://example.com/x', { timeout: -1 }), { instanceOf: TypeError, message: /timeout/ })

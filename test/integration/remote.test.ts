@@ -66,7 +66,7 @@ const caddyTests = proxyTest('caddy')
 test.before(async () => {
   const origin = await startOrigin()
   // one object per test, so that the origin's log of each is unambiguous (tests run concurrently)
-  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin', 'q-nginx.bin', 'q-caddy.bin', 'noq-nginx.bin', 'noq-caddy.bin', 'label-caddy.bin']) {
+  for (const name of ['full-nginx.bin', 'range-nginx.bin', 'full-caddy.bin', 'range-caddy.bin', 'q-nginx.bin', 'q-caddy.bin', 'noq-nginx.bin', 'noq-caddy.bin', 'label-caddy.bin', 'auth-nginx.bin', 'auth-caddy.bin', 'authoff-nginx.bin', 'authoff-caddy.bin']) {
     origin.put(`/bucket/${name}`, { bytes: big, headers: originHeaders })
   }
   origin.put('/bucket/' + encodeURIComponent(hostileName), { bytes: hostile, headers: originHeaders })
@@ -123,13 +123,17 @@ test.before(async () => {
       ctx.body = download(await bucket.signedFile(decodeURIComponent(ctx.path.slice('/storage-s3/'.length)), { expiresIn: 600 }))
       return
     }
-    const key = decodeURIComponent(ctx.path.replace(/^\/(origin|origin-q|origin-sig|s3)\//, ''))
+    const key = decodeURIComponent(ctx.path.replace(/^\/(origin|origin-q|origin-sig|origin-auth|s3)\//, ''))
     const name = key.split('/').at(-1) ?? key
     if (ctx.path.startsWith('/origin-q/') || ctx.path.startsWith('/origin-sig/')) {
       // an object address with a query of its own (a signature), under either rule; or one holding
       // text a user chose, which Caddy's rewrite would read as placeholders
       const query = ctx.query.label === '1' ? '?label={env.HOME}&auth={http.request.header.Authorization}{}' : '?sig=a%2Fb&v=1'
       ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}${query}`, { name }))
+    } else if (ctx.path.startsWith('/origin-auth/')) {
+      // an origin the app reaches with a credential of its own; offloadable=1: the proxy adds it itself
+      const offloadable = ctx.query.offloadable === '1' ? { offloadable: true } : {}
+      ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}`, { name, headers: { Authorization: 'Bearer app-token' }, ...offloadable }))
     } else if (ctx.path.startsWith('/origin/')) {
       ctx.body = download(new HttpFile(`${origin.url}/bucket/${encodeURIComponent(key)}`, { name }), { cacheControl: 'private, max-age=60' })
     } else if (ctx.path.startsWith('/s3/')) {
@@ -197,6 +201,20 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     t.is(response.headers.get('content-range'), `bytes 0-9/${big.length}`)
     t.deepEqual(Buffer.from(await response.arrayBuffer()), big.subarray(0, 10))
     t.deepEqual(origin.log.matching(`/bucket/range-${server}.bin`).map((e) => `${e.method} ${e.range ?? ''}`), ['GET bytes=0-9'])
+  })
+
+  tests.test(`remote URL via ${server}: an HttpFile with headers is streamed by Node with them (the proxy would fetch without them); offloadable: true hands it to the proxy`, async (t) => {
+    const { origin } = context()
+    const streamed = await fetch(proxy(server).url + `/origin-auth/auth-${server}.bin`, { headers })
+    t.is(streamed.status, 200)
+    t.is(sha256(new Uint8Array(await streamed.arrayBuffer())), sha256(big))
+    const byApp = origin.log.matching(`/bucket/auth-${server}.bin`)
+    t.true(byApp.length > 0)
+    t.deepEqual(byApp.map((e) => e.headers.authorization), byApp.map(() => 'Bearer app-token'), 'every request to the origin carried the app\'s credential')
+    const offloaded = await fetch(proxy(server).url + `/origin-auth/authoff-${server}.bin?offloadable=1`, { headers })
+    t.is(offloaded.status, 200)
+    t.is(sha256(new Uint8Array(await offloaded.arrayBuffer())), sha256(big))
+    t.deepEqual(origin.log.matching(`/bucket/authoff-${server}.bin`).map((e) => `${e.method} ${e.headers.authorization ?? '-'}`), ['GET -'], 'the proxy fetched it, without the credential')
   })
 
   tests.test(`remote URL via ${server} /_origin/: a name with space, %, unicode and a quote`, async (t) => {
