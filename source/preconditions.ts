@@ -36,7 +36,7 @@ const PASS: PreconditionResult = Object.freeze({ status: 200 })
 /**
  * 200 (go on), 304 (Not Modified) or 412 (Precondition Failed). Headers that cannot be parsed (no
  * valid entity-tag, an invalid date) are ignored as if absent; date headers are ignored without a
- * Last-Modified.
+ * Last-Modified; all of them are ignored for OPTIONS, TRACE and CONNECT.
  */
 export function evaluatePreconditions (method: string, headers: ConditionalHeaders, validators: Validators): PreconditionResult {
   const ifMatch = headers['if-match']
@@ -45,6 +45,8 @@ export function evaluatePreconditions (method: string, headers: ConditionalHeade
   const ifUnmodifiedSince = headers['if-unmodified-since']
   // The fast path: most requests carry no condition.
   if (ifMatch === undefined && ifNoneMatch === undefined && ifModifiedSince === undefined && ifUnmodifiedSince === undefined) return PASS
+  // Methods that select no representation: a server MUST ignore the conditionals (RFC 9110 §13.2.1).
+  if (method === 'OPTIONS' || method === 'TRACE' || method === 'CONNECT') return PASS
   // The revalidation fast path: If-None-Match alone, carrying exactly the current (valid) ETag.
   if (ifNoneMatch !== undefined && ifNoneMatch === validators.etag && ifMatch === undefined && ifUnmodifiedSince === undefined &&
     (method === 'GET' || method === 'HEAD') && parseEntityTag(ifNoneMatch) !== undefined) {

@@ -36,6 +36,12 @@ const rows: Row[] = [
   ['If-Match: empty → ignored → 200', 'GET', { 'if-match': '' }, both, 200],
   ['If-Match: applies to PUT too → 412', 'PUT', { 'if-match': '"v2"' }, both, 412],
   ['If-Match: applies to HEAD → 412', 'HEAD', { 'if-match': '"v2"' }, both, 412],
+  // RFC 9110 §13.2.1: methods that select no representation ignore every conditional.
+  ['OPTIONS: a failing If-Match is ignored → 200', 'OPTIONS', { 'if-match': '"v2"' }, both, 200],
+  ['OPTIONS: a matching If-None-Match is ignored → 200', 'OPTIONS', { 'if-none-match': '"v1"' }, both, 200],
+  ['TRACE: If-None-Match * is ignored → 200', 'TRACE', { 'if-none-match': '*' }, both, 200],
+  ['TRACE: a failing If-Unmodified-Since is ignored → 200', 'TRACE', { 'if-unmodified-since': BEFORE }, both, 200],
+  ['CONNECT: a failing If-Match is ignored → 200', 'CONNECT', { 'if-match': '"v2"' }, both, 200],
 
   // Step 2: If-Unmodified-Since, only without If-Match.
   ['If-Unmodified-Since: equal to Last-Modified → 200', 'GET', { 'if-unmodified-since': LM }, both, 200],
