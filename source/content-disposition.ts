@@ -14,8 +14,17 @@ const combiningMarks = /\p{M}/gu
 const quotedSpecials = /["\\]/g
 
 /**
+ * The longest name offered, in UTF-8 bytes: what file systems store (ext4, APFS, NTFS in UTF-16
+ * units). A longer one is useless to the user and makes the header long enough for clients and
+ * proxies to refuse the response (Node's client stops at 16 KiB of headers, nginx's
+ * `proxy_buffer_size` at 4–8 KiB): its stem is shortened, the extension kept.
+ */
+export const MAX_FILENAME_BYTES = 255
+
+/**
  * The part of `name` usable as a download name: what follows the last `/` or `\`, without control
- * or bidi characters, NFC-normalised (lone surrogates become U+FFFD so it can be UTF-8 encoded).
+ * or bidi characters, NFC-normalised (lone surrogates become U+FFFD so it can be UTF-8 encoded),
+ * at most MAX_FILENAME_BYTES of UTF-8 (a longer stem is cut between graphemes, the extension kept).
  * `''` when nothing usable remains (`''`, `.`, `..`).
  */
 export function sanitizeFilename (name: string): string {
@@ -23,8 +32,42 @@ export function sanitizeFilename (name: string): string {
   let base = slash === -1 ? name : name.slice(slash + 1)
   if (!plainName.test(base)) {
     base = base.replace(unsafeChars, '').toWellFormed().normalize('NFC')
+    if (base.length > MAX_FILENAME_BYTES / 3 && Buffer.byteLength(base) > MAX_FILENAME_BYTES) base = shorten(base)
+  } else if (base.length > MAX_FILENAME_BYTES) {
+    base = shorten(base)
   }
   return base === '.' || base === '..' ? '' : base
+}
+
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' })
+/** An extension worth keeping: a dot, then up to 16 characters without another dot or a space. */
+const extension = /\.[^.\s]{1,16}$/u
+
+/** `name` cut to MAX_FILENAME_BYTES of UTF-8: whole graphemes of the stem, then the extension. */
+function shorten (name: string): string {
+  const ext = extension.exec(name)?.[0] ?? ''
+  const stem = ext === '' || ext.length === name.length ? name : name.slice(0, -ext.length)
+  const kept = stem === name ? '' : ext
+  let budget = MAX_FILENAME_BYTES - Buffer.byteLength(kept)
+  let out = ''
+  for (const { segment } of graphemes.segment(stem)) {
+    const bytes = Buffer.byteLength(segment)
+    if (bytes > budget) {
+      // A first grapheme longer than the budget (a letter with hundreds of combining marks): its
+      // code points, rather than no stem at all.
+      if (out === '') {
+        for (const char of segment) {
+          if (Buffer.byteLength(char) > budget) break
+          out += char
+          budget -= Buffer.byteLength(char)
+        }
+      }
+      break
+    }
+    out += segment
+    budget -= bytes
+  }
+  return out + kept
 }
 
 /**
