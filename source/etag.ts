@@ -126,12 +126,17 @@ export function weakMatch (a: EntityTag, b: EntityTag): boolean {
 }
 
 /**
- * A strong ETag from a file's stat, like nginx: `"<mtime in whole seconds, hex>-<size hex>"`.
- * Strong is honest here because it changes whenever the bytes could have (a rewrite within the same
- * second and at the same size is the accepted blind spot, as with Last-Modified).
+ * An ETag from a file's stat, like nginx: `"<mtime in whole seconds, hex>-<size hex>"`. It is
+ * strong once the second of the mtime is over: from then on any write changes it. Given `now`, a tag
+ * handed out while that second lasts is weak (`W/`), as a Last-Modified of the current second is no
+ * strong validator (RFC 9110 §8.8.2.2): another write of the same size in that second would keep it,
+ * and a client resuming with `If-Range` would get the new file's bytes after the old one's. A weak
+ * tag never satisfies If-Range (the whole file instead) and still revalidates (If-None-Match).
  */
-export function statEtag (mtimeMs: number, size: number): string {
-  return `"${Math.floor(mtimeMs / 1000).toString(16)}-${size.toString(16)}"`
+export function statEtag (mtimeMs: number, size: number, now?: number): string {
+  const second = Math.floor(mtimeMs / 1000)
+  const tag = `"${second.toString(16)}-${size.toString(16)}"`
+  return now !== undefined && Math.floor(now / 1000) <= second ? 'W/' + tag : tag
 }
 
 /** A strong ETag from the bytes themselves: `"<length hex>-<sha1 base64 without padding>"` (jshttp/etag format). */

@@ -322,7 +322,7 @@ class PathFileStat implements FileStat {
   constructor (owner: PathFile, stats: Stats, real: string) {
     this.size = stats.size
     this.lastModified = stats.mtimeMs >= 1000 ? new Date(Math.floor(stats.mtimeMs / 1000) * 1000) : undefined
-    this.etag = statEtag(stats.mtimeMs, stats.size)
+    this.etag = statEtag(stats.mtimeMs, stats.size, Date.now())
     this.#owner = owner
     this.#stats = stats
     this.#real = real

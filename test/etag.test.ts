@@ -85,6 +85,14 @@ test('etag: statEtag is nginx-like, mtime whole seconds and size in hex, strong'
   t.deepEqual(parseEntityTag(statEtag(1_700_000_000_500, 1)), strong('6553f100-1'))
 })
 
+test('etag: statEtag given now is weak while the second of the mtime lasts (or the mtime is ahead), strong after', t => {
+  t.is(statEtag(1_700_000_000_999, 1234, 1_700_000_000_999), 'W/"6553f100-4d2"')
+  t.is(statEtag(1_700_000_000_000, 1234, 1_700_000_000_999), 'W/"6553f100-4d2"')
+  t.is(statEtag(1_700_000_005_000, 1234, 1_700_000_000_000), 'W/"6553f105-4d2"')
+  t.is(statEtag(1_700_000_000_999, 1234, 1_700_000_001_000), '"6553f100-4d2"')
+  t.is(statEtag(1_700_000_000_000, 1234, 1_800_000_000_000), '"6553f100-4d2"')
+})
+
 test('etag: contentEtag is length hex and unpadded base64 SHA-1, strong', t => {
   const bytes = new TextEncoder().encode('hello world')
   const sha1 = createHash('sha1').update(bytes).digest('base64').replace(/=+$/, '')

@@ -1,7 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
@@ -391,4 +391,35 @@ test('PathFile: a name under a root is the root joined with it as path.resolve()
       if (!refused) t.is(file.name, basename(absolute))
     }), { numRuns: 500 })
   }
+})
+
+test('path-file: a file of the current second has a weak ETag, so a resume with it gets the whole file, never the bytes of a same-second, same-size replacement', async (t) => {
+  const dir = await mkdtemp(join(temp, 'same-second-'))
+  const file = join(dir, 'report.txt')
+  const base = await rootedApp(t, dir)
+  // The mtime's second is not over (a future mtime stands in for "this second", deterministically).
+  const current = new Date(Date.now() + 60_000)
+  await writeFile(file, 'version-1 AAAAAAAA\n')
+  await utimes(file, current, current)
+  const first = await fetch(base + q('report.txt'))
+  const tag = first.headers.get('etag') ?? ''
+  t.regex(tag, /^W\/"[0-9a-f]+-13"$/)
+  t.is(await first.text(), 'version-1 AAAAAAAA\n')
+  // Replaced by a file of the same size with the same mtime (write-new-then-rename within the second).
+  await writeFile(join(dir, 'next.txt'), 'version-2 BBBBBBBB\n')
+  await utimes(join(dir, 'next.txt'), current, current)
+  await rename(join(dir, 'next.txt'), file)
+  const resumed = await fetch(base + q('report.txt'), { headers: { Range: 'bytes=10-', 'If-Range': tag } })
+  t.is(resumed.status, 200)
+  t.is(await resumed.text(), 'version-2 BBBBBBBB\n')
+  // Revalidation still works with the weak tag (weak comparison).
+  t.is((await fetch(base + q('report.txt'), { headers: { 'If-None-Match': tag } })).status, 304)
+  // At rest (the second over), the same file's tag is strong and resumes from it.
+  const past = new Date(Date.now() - 10_000)
+  await utimes(file, past, past)
+  const strong = (await fetch(base + q('report.txt'), { method: 'HEAD' })).headers.get('etag') ?? ''
+  t.regex(strong, /^"[0-9a-f]+-13"$/)
+  const part = await fetch(base + q('report.txt'), { headers: { Range: 'bytes=10-', 'If-Range': strong } })
+  t.is(part.status, 206)
+  t.is(await part.text(), 'BBBBBBBB\n')
 })

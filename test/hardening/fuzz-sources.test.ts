@@ -73,8 +73,11 @@ test.before(async () => {
 
   // flydrive fs
   await mkdir(join(dir, 'fs'))
-  await writeFile(join(dir, 'fs', 'data.bin'), data)
-  await writeFile(join(dir, 'fs', 'empty.bin'), empty)
+  for (const [name, bytes] of [['data.bin', data], ['empty.bin', empty]] as const) {
+    await writeFile(join(dir, 'fs', name), bytes)
+    // at rest: a file of the current second has a weak ETag (etag.ts statEtag)
+    await utimes(join(dir, 'fs', name), mtime / 1000, mtime / 1000)
+  }
   const fsMedia = storage(new Disk(new FSDriver({ location: join(dir, 'fs'), visibility: 'private' })))
 
   // flydrive S3 (s3rver) and GCS (stub)
