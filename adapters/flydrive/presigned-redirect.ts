@@ -21,7 +21,8 @@ export interface PresignedRedirectOptions {
  * Mount it inside `downloads()` (on the way back up it runs before serve()):
  * `app.use(downloads()); app.use(presignedRedirect({ expiresIn: 300 }))`. The object is stat'ed
  * first (one metadata request), so a missing object is the app's 404, not the storage's XML error.
- * Other files (local disks, memory, other wrappers) and HEAD requests pass through to serve(). The redirect is
+ * Other files (local disks, memory, other wrappers), objects of a disk that cannot sign URLs (its
+ * driver's `getSignedUrl` throws: a custom driver) and HEAD requests pass through to serve(). The redirect is
  * `Cache-Control: private, no-store`: the URL expires, so nothing may keep it.
  *
  * Not an offload rule: rules answer 200 with a header for a proxy to act on, a redirect is for the
@@ -51,13 +52,20 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
       debug('presignedRedirect: %s is on a local disk: streamed', JSON.stringify(file.key))
       return
     }
-    let url: string
+    let presentation: ReturnType<typeof presentationHeaders>
     try {
-      const stat = await file.stat()
-      const presentation = presentationHeaders(download, stat)
-      url = await file.signedUrl({ expiresIn, contentDisposition: presentation.contentDisposition, contentType: presentation.contentType })
+      presentation = presentationHeaders(download, await file.stat())
     } catch (error) {
       throw toHttpError(error)
+    }
+    let url: string
+    try {
+      url = await file.signedUrl({ expiresIn, contentDisposition: presentation.contentDisposition, contentType: presentation.contentType })
+    } catch (error) {
+      // A disk that cannot sign URLs (a custom driver, a store without credentials to sign with):
+      // the file is there (stat() said so), so serve() streams it rather than failing the download.
+      debug('presignedRedirect: %s cannot be signed (%s): streamed', JSON.stringify(file.key), (error as Error)?.message ?? String(error))
+      return
     }
     debug('presignedRedirect: %s → %d presigned URL (%d s)', JSON.stringify(file.key), status, expiresIn)
     ctx.body = null

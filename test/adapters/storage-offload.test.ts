@@ -1,4 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { DriverContract } from 'flydrive/types'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -165,6 +167,35 @@ test.serial('presignedRedirect: files on a local disk and other wrappers pass th
   const disk = await rawRequest(`${base}/local`)
   t.is(disk.status, 200)
   t.is(disk.body.toString(), 'on a local disk')
+})
+
+test.serial('presignedRedirect: an object of a driver that cannot sign URLs is streamed; a missing one is the app\'s 404', async (t) => {
+  const bytes = Buffer.from('in a custom store\n')
+  let signings = 0
+  // A custom driver (a database-backed store, say): metadata and a stream, no signed URLs.
+  const driver = {
+    getMetaData: async (key: string) => {
+      if (key !== 'present.txt') throw Object.assign(new Error(`${key} not found`), { code: 'ENOENT' })
+      return { contentLength: bytes.length, contentType: 'text/plain', etag: '"v1"', lastModified: new Date('2026-01-01T00:00:00Z') }
+    },
+    getStream: async () => Readable.from([bytes]),
+    getSignedUrl: async () => { signings++; throw new Error('Cannot generate signed URLs for this driver') }
+  } as unknown as DriverContract
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect())
+  koa.use((ctx) => { ctx.body = download(new StorageFile(driver, ctx.path.slice(1))) })
+  const base = await listen(t, koa)
+  const present = await rawRequest(`${base}/present.txt`)
+  t.is(present.status, 200)
+  t.is(present.headers.location, undefined)
+  t.is(present.headers.etag, '"v1"')
+  t.deepEqual(present.body, bytes)
+  t.is(signings, 1)
+  const missing = await rawRequest(`${base}/missing.txt`)
+  t.is(missing.status, 404)
+  t.is(signings, 1, 'a missing object is not signed')
   t.throws(() => presignedRedirect({ status: 301 as 302 }), { instanceOf: TypeError, message: /status must be 302 or 307/ })
   t.throws(() => presignedRedirect({ expiresIn: 0 }), { instanceOf: TypeError, message: /expiresIn/ })
 })
