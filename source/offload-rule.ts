@@ -215,10 +215,10 @@ interface DestinationFields {
  * settings (buffering, limitRate, expires) are headers each rule sends with its own responses, and
  * may differ.
  *
- * Each entry of a `negotiated()` mapping is a destination too: it becomes the `X-Accel-Redirect`
- * value whenever the proxy asks for that header, and whichever proxy asks dispatches it — nginx
- * by its locations, or Caddy by its matchers on `X-Accel-Redirect` — so it is placed in both
- * spaces. Its `X-Sendfile` values are the file's own path, not a mapped URL, and a mapping read
+ * nginx() rules and caddy() rules on `X-Accel-Redirect` (its default header) share one space: they
+ * send the same header, and whichever proxy is in front dispatches both rules' values — nginx by its
+ * locations, Caddy by its matchers. Each entry of a `negotiated()` mapping is a destination in that
+ * space too: it becomes the `X-Accel-Redirect` value whenever the proxy asks for that header. Its `X-Sendfile` values are the file's own path, not a mapped URL, and a mapping read
  * from the request (`trustMappingHeader`) is not known here.
  */
 export function destinationConflict (rules: readonly unknown[]): string | undefined {
@@ -249,18 +249,18 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     if (rule.backend === 'negotiated') {
       if (!Array.isArray(rule.mapping) || !Array.isArray(rule.allow) || !rule.allow.includes('X-Accel-Redirect')) continue
       for (const entry of rule.mapping as NonNullable<DestinationFields['mapping']>) {
-        for (const space of ['nginx', 'caddy x-accel-redirect']) {
-          const conflict = place(`rules[${index}] mapping`, space, entry.destinationUrl, `sourceDir ${entry.sourceDir}`)
-          if (conflict !== undefined) return conflict
-        }
+        const conflict = place(`rules[${index}] mapping`, 'header x-accel-redirect', entry.destinationUrl, `sourceDir ${entry.sourceDir}`)
+        if (conflict !== undefined) return conflict
       }
       continue
     }
     if (typeof rule.destinationUrl !== 'string') continue
+    // nginx() rules and caddy() rules on X-Accel-Redirect send the same header: whichever proxy is
+    // in front dispatches the values of both.
     const space = rule.backend === 'nginx'
-      ? 'nginx'
+      ? 'header x-accel-redirect'
       : rule.backend === 'caddy'
-        ? `caddy ${(rule.header ?? 'X-Accel-Redirect').toLowerCase()}`
+        ? `header ${(rule.header ?? 'X-Accel-Redirect').toLowerCase()}`
         : rule.backend === 'internal-redirect' ? 'location' : undefined
     if (space === undefined) continue
     // What the proxy serves under the destination: the generators write the same block for it.

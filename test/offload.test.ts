@@ -246,8 +246,10 @@ test('offload() and downloads(): rules whose destinations coincide or nest on on
   t.throws(() => downloads({ rules: redirects }), { instanceOf: TypeError, message: /nested destinationUrls/ })
   t.throws(() => offload([nginx({ remote: true, destinationUrl: '/_remote/' }), nginx({ sourceUrl: 'https://h/a/', destinationUrl: '/_remote/a/' })]), { instanceOf: TypeError, message: /nested/ })
   t.notThrows(() => downloads({ rules: [same[0]!, same[0]!, nginx({ sourceDir: '/srv/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/' })] }))
-  t.notThrows(() => offload([same[0]!, caddy({ sourceDir: '/srv/b', destinationUrl: '/p/' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/p/' }), apache({ sourceDir: '/srv/d', destinationDir: '/p' })]),
-    'different proxies: nginx locations, Caddy matchers on X-Accel-Redirect, the Location space')
+  t.notThrows(() => offload([same[0]!, caddy({ sourceDir: '/srv/b', destinationUrl: '/p/', header: 'X-Caddy-File' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/p/' }), apache({ sourceDir: '/srv/d', destinationDir: '/p' })]),
+    'different headers: X-Accel-Redirect, Caddy matchers on another header, the Location space')
+  // nginx() and caddy() both send X-Accel-Redirect: the proxy in front dispatches both rules' values.
+  t.throws(() => offload([same[0]!, caddy({ sourceDir: '/srv/b', destinationUrl: '/p/' })]), { instanceOf: TypeError, message: /same destinationUrl on the same proxy/ })
 })
 
 test('offload() and downloads(): nginx rules sharing a location with different charsets → TypeError at setup; other settings may differ', (t) => {
