@@ -17,7 +17,7 @@ export async function indexPage (env: DemoEnv, live: ReadonlySet<DeliveryId>, pr
       const get = `/get/${delivery.id}/${source.id}`
       const explain = `/explain/${delivery.id}/${source.id}`
       // An offload response without its proxy is an empty body: link to what it hands over instead.
-      const real = outcome.kind === 'stream' || outcome.kind === 'redirect' || (outcome.kind === 'offload' && live.has(delivery.id))
+      const real = outcome.kind === 'stream' || outcome.kind === 'redirect' || (outcome.kind === 'offload' && live.has(delivery.id) && outcome.proxyServes !== false)
       const id = `${delivery.id}-${source.id}`
       const link = outcome.kind === 'unavailable'
         ? '<span>unavailable</span>'

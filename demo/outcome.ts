@@ -10,6 +10,11 @@ export interface Outcome {
   /** One sentence for the cell. */
   note: string
   target?: OffloadTarget | undefined
+  /**
+   * false: the proxy in front of the demo would not serve this offload (Caddy answers 404 to a
+   * percent-encoded Location, docs/deployment/caddy.md §5), so the cell offers no live download.
+   */
+  proxyServes?: boolean | undefined
 }
 
 export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: DemoDelivery): Promise<Outcome> {
@@ -32,7 +37,11 @@ export async function outcomeOf (env: DemoEnv, source: DemoSource, delivery: Dem
     const target = rule.match(file, { method: 'GET', headers: {} })
     if (target !== undefined) {
       const value = readableHeader(target.value)
-      return { kind: 'offload', target, note: `${target.header}: ${value.length > 90 ? value.slice(0, 87) + '…' : value}` }
+      const note = `${target.header}: ${value.length > 90 ? value.slice(0, 87) + '…' : value}`
+      if (delivery.id === 'internal-redirect' && target.value.split('?')[0]?.includes('%') === true) {
+        return { kind: 'offload', target, proxyServes: false, note: `${note} — percent-encoded, so Caddy answers 404 (a CGI gateway decodes it); use caddy() rules with Caddy.` }
+      }
+      return { kind: 'offload', target, note }
     }
   }
   if (file.path === undefined && file.url === undefined) return { kind: 'stream', note: 'In memory, no path or URL: no proxy can read it, so Node streams it.' }

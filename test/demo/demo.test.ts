@@ -10,6 +10,7 @@ import { createDemo, filesDir } from '../../demo/app.ts'
 import type { Demo } from '../../demo/app.ts'
 import { deliveries } from '../../demo/deliveries.ts'
 import { outcomeOf } from '../../demo/outcome.ts'
+import { indexPage } from '../../demo/index-page.ts'
 import { s3Body, sources, textBody } from '../../demo/sources.ts'
 import { freePort, proxyTest } from '../helpers/proxies.ts'
 
@@ -48,6 +49,29 @@ test('demo: the index page has one link per source × delivery, and a headers li
       t.true(html.includes(`id="${delivery.id}-${source.id}" href="${href}"`), `${delivery.id} × ${source.id} → ${href}`)
     }
   }
+})
+
+test('demo: with Caddy in front, an internal-redirect cell whose Location is percent-encoded offers no download (Caddy answers 404), the others do', async (t) => {
+  const html = await indexPage(demo.env, new Set(['internal-redirect', 'caddy']), 'caddy')
+  let encoded = 0
+  let plain = 0
+  for (const source of sources) {
+    const delivery = deliveries.find((d) => d.id === 'internal-redirect')!
+    const outcome = await outcomeOf(demo.env, source, delivery)
+    if (outcome.kind !== 'offload') continue
+    const id = `internal-redirect-${source.id}`
+    if (outcome.target?.value.includes('%') === true) {
+      encoded++
+      t.true(html.includes(`id="${id}" href="/explain/internal-redirect/${source.id}"`), id)
+      t.regex(outcome.note, /Caddy answers 404/)
+    } else {
+      plain++
+      t.true(html.includes(`<a class="download" id="${id}" href="/get/internal-redirect/${source.id}">`), id)
+    }
+    // the caddy() column delivers every one of them
+    t.true(html.includes(`<a class="download" id="caddy-${source.id}" href="/get/caddy/${source.id}">`), `caddy-${source.id}`)
+  }
+  t.true(encoded > 0 && plain > 0, `${encoded} encoded, ${plain} plain`)
 })
 
 /**
