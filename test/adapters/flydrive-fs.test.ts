@@ -25,7 +25,7 @@ fileContract(test, 'flydrive fs', () => ({
     await mkdir(dirname(join(root, key)), { recursive: true })
     await writeFile(join(root, key), bytes)
     // a file at rest: its ETag is weak while the second of its mtime lasts (etag.ts statEtag)
-    await utimes(join(root, key), new Date(Date.now() - 10_000), new Date(Date.now() - 10_000))
+    await utimes(join(root, key), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000))
   }
 }), { server: false })
 

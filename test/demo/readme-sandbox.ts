@@ -2,7 +2,7 @@
 // whose node_modules links to the project's, holding the example files the README names under
 // /srv/, plus a loopback server standing in for https://files.example.com/.
 import { spawnSync } from 'node:child_process'
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -66,6 +66,9 @@ export async function createSandbox (): Promise<Sandbox> {
   await mkdir(join(dir, 'srv/media/docs'), { recursive: true })
   await writeFile(join(dir, 'srv/media/docs/ünï (1).txt'), 'media bytes\n')
   await writeFile(join(dir, 'srv/media/uploads-7f3a'), 'a,b\n1,2\n')
+  // At rest, as served files are: a file of the current second has a weak ETag (etag.ts statEtag).
+  const past = new Date(Date.now() - 3_600_000)
+  for (const file of ['reports/q1.pdf', 'private/invoices/März 2026.pdf', 'media/docs/ünï (1).txt', 'media/uploads-7f3a']) await utimes(join(dir, 'srv', file), past, past)
   const db = new DatabaseSync(join(dir, 'srv/app.db'))
   db.exec('CREATE TABLE uploads (id INTEGER PRIMARY KEY, file_key TEXT, original_name TEXT, content_type TEXT)')
   db.prepare('INSERT INTO uploads VALUES (1, ?, ?, ?)').run('uploads-7f3a', 'Relevé de compte.csv', 'text/csv')

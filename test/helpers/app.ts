@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -62,6 +62,13 @@ export async function makeFixtures (): Promise<Fixtures> {
     await writeFile(join(protectedDir, name), `the file named ${JSON.stringify(name)}\n`)
     await writeFile(join(protectedDir, decoy), 'DECOY: another user\'s file\n')
   }
+  // At rest: a file of the current second has a weak ETag (etag.ts statEtag), which would turn
+  // strong between a test's two requests.
+  const past = new Date(Date.now() - 3_600_000)
+  for (const file of ['big.bin', hostileName, 'slow/slow.bin', ...controlNames.flatMap(({ name, decoy }) => [name, decoy])]) {
+    await utimes(join(protectedDir, file), past, past)
+  }
+  await utimes(join(publicDir, 'public.txt'), past, past)
   makeWorldReadable(root)
   return {
     root,
