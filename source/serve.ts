@@ -292,7 +292,15 @@ function resetOnFailure (res: ServerResponse, stream: Readable): void {
     // The reset closes the response, which aborts the download's signal as a client leaving
     // would: the failure is still the source's, and reported (onDownloadError).
     resetBySource.add(res)
-    socket.resetAndDestroy()
+    // Only a TCP handle can be reset: a TLS socket (HTTPS, HTTP/2 with allowHTTP1) or a Unix
+    // socket throws ERR_INVALID_HANDLE_TYPE, which would crash the process from this listener.
+    // Those are closed instead: TLS without its close_notify (clients that check it see the cut),
+    // a Unix socket with nothing to tell the end from a failure (docs/reliability.md).
+    try {
+      socket.resetAndDestroy()
+    } catch {
+      socket.destroy()
+    }
   }
   stream.prependOnceListener('error', reset)
   stream.prependOnceListener('close', reset)

@@ -2,14 +2,17 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { createReadStream } from 'node:fs'
+import { createReadStream, readFileSync } from 'node:fs'
 import type { ReadStream } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { get } from 'node:http'
+import { createServer as createHttpServer, get } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
+import { connect as tlsConnect } from 'node:tls'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
@@ -18,6 +21,11 @@ import { assertErrorResponse } from './helpers/error-response.ts'
 import { rawRequest } from './helpers/file-contract.ts'
 import { downloadApp } from './helpers/koa.ts'
 import { fetchBytes, listen } from './helpers/listen.ts'
+
+const tlsFixture = {
+  key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
+  cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url))
+}
 
 // Multi-byte on purpose: 2-, 3- and 4-byte UTF-8 sequences, so characters ≠ bytes.
 const text = 'Grüße, 世界! 😀\n'
@@ -313,6 +321,38 @@ test('virtual-file: a stream of unknown size that fails mid-body, to an HTTP/1.0
     // Koa reports the failure once its pipeline has settled, a little after the reset.
     await new Promise((resolve) => setTimeout(resolve, 100))
     t.deepEqual(errors.map((error) => error.message), make === failing ? ['the export\'s upstream was reset'] : [], make.name)
+  }
+})
+
+test('virtual-file: the same failure to an HTTP/1.0 client over TLS or a Unix socket (no TCP handle to reset) closes the connection without crashing the process, and is reported once', async t => {
+  async function * failing (): AsyncGenerator<Buffer> {
+    yield Buffer.alloc(70_000, 0x61)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    throw new Error('the export failed')
+  }
+  const unixPath = join(await mkdtemp(join(tmpdir(), 'kd-unix-')), 'app.sock')
+  t.teardown(async () => { await rm(dirname(unixPath), { recursive: true, force: true }) })
+  for (const kind of ['tls', 'unix'] as const) {
+    const errors: Error[] = []
+    const app = downloadApp((ctx) => { ctx.body = new VirtualFile(failing(), { name: 'export.csv' }) })
+    app.on('error', (error: Error) => { errors.push(error) })
+    const server = kind === 'tls' ? createHttpsServer(tlsFixture, app.callback()) : createHttpServer(app.callback())
+    await new Promise<void>((resolve) => { if (kind === 'tls') server.listen(0, '127.0.0.1', resolve); else server.listen(unixPath, resolve) })
+    t.teardown(() => { server.closeAllConnections(); server.close() })
+    const bytes = await new Promise<Buffer>((resolve) => {
+      const port = (server.address() as AddressInfo).port
+      const socket = kind === 'tls'
+        ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => { socket.write('GET / HTTP/1.0\r\n\r\n') })
+        : connect(unixPath, () => { socket.write('GET / HTTP/1.0\r\n\r\n') })
+      const chunks: Buffer[] = []
+      socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      socket.on('error', () => {})
+      socket.on('close', () => { resolve(Buffer.concat(chunks)) })
+    })
+    t.regex(bytes.subarray(0, 17).toString('latin1'), /^HTTP\/1\.1 200 OK/, kind)
+    t.true(bytes.length > 70_000 && bytes.length < 71_000, `${kind}: ${bytes.length} bytes`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    t.deepEqual(errors.map((error) => error.message), ['the export failed'], kind)
   }
 })
 
