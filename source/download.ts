@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { debug } from './debug.ts'
 import type { DownloadFile, DownloadOptions } from './types.ts'
 
 const optionNames = new Set(['attachment', 'filename', 'contentType', 'cacheControl'])
@@ -35,9 +36,42 @@ export class Download extends Readable {
     }
     this.destroy(new Error('koa-downloads: ctx.body is a Download but no serve() or downloads() middleware handled it; mount downloads() before the route'))
   }
+
+  /**
+   * Koa destroys a stream body that another body replaces (an error handler's page, the route's own
+   * second thought), and every stream body when the response ends. A Download no serve() took will
+   * never send its bytes: what its file holds (a VirtualFile's stream: a descriptor, a generator's
+   * `finally`) is released now, not at a garbage collection. One that serve() took is serve()'s.
+   */
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!taken.has(this)) releaseFile(this.file)
+    callback(error)
+  }
 }
 
 const answered = new WeakSet<Download>()
+const taken = new WeakSet<Download>()
+
+/** serve() is answering this Download: releasing what its file holds is serve()'s part from now on. */
+export function markTaken (download: Download): void {
+  taken.add(download)
+}
+
+/**
+ * A response that carries none of the file's bytes (HEAD, 304, 412, 416, an error, another body)
+ * releases what the wrapper holds before open(), when it says how: `[Symbol.dispose]()`
+ * (VirtualFile: the stream it was given, which would otherwise hold its descriptor or upstream
+ * connection).
+ */
+export function releaseFile (file: DownloadFile): void {
+  const dispose = (file as Partial<Disposable>)[Symbol.dispose]
+  if (typeof dispose !== 'function') return
+  try {
+    dispose.call(file)
+  } catch (error) {
+    debug('%s: [Symbol.dispose]() failed: %s', file.name, (error as Error)?.message ?? String(error))
+  }
+}
 
 /** serve() answered the request without a body (HEAD): reading the Download now ends at once, empty. */
 export function markAnswered (download: Download): void {

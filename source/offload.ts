@@ -128,6 +128,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
+      // As serve() does: the type Koa gave the body is no error page's (serve.ts clearForError).
+      ctx.remove('Content-Type')
       throw toHttpError(error)
     }
     const validators = target.validators && stat !== undefined ? { etag: wellFormedEtag(stat.etag), lastModified: lastModifiedOf(stat, Date.now()) } : undefined

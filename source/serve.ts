@@ -3,7 +3,7 @@ import type { Context, Middleware, Next } from 'koa'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
-import { Download, markAnswered, toDownload } from './download.ts'
+import { Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
@@ -128,6 +128,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const signal = abortSignalOf(ctx)
   quietClientAborts(ctx, signal)
   const file = download.file
+  if (download instanceof Download) markTaken(download)
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
   const statOptions = readIntent(ctx, options.plan, signal)
   // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
@@ -164,8 +165,18 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       const plan = planResponse(ctx.method, chosen === undefined ? conditionalHeaders(ctx.req) : noHeaders, stat, presentation, chosen === undefined ? options.plan : options.chosen, Date.now())
       if (chosen === undefined) debug('%s %s: %d, %s', ctx.method, ctx.path, plan.status, plan.reason)
       else debug('%s %s: %d, the route\'s own status, with %s', ctx.method, ctx.path, chosen, plan.reason)
-      if (plan.status === 412) throw createHttpError(412)
-      if (plan.status === 416) throw createHttpError(416, { headers: { 'Content-Range': `bytes */${plan.size}` } })
+      if (plan.status === 412) {
+        clearForError(ctx)
+        throw createHttpError(412)
+      }
+      if (plan.status === 416) {
+        clearForError(ctx)
+        // On the response too, for an error handler that renders its own page (Koa's own one
+        // clears the headers and applies the error's).
+        const unsatisfied = `bytes */${plan.size}`
+        ctx.set('Content-Range', unsatisfied)
+        throw createHttpError(416, { headers: { 'Content-Range': unsatisfied } })
+      }
 
       if (plan.status === 304 || ctx.method === 'HEAD') {
         // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it. A bare
@@ -214,7 +225,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       return
     }
   } finally {
-    if (!handedOver) release(file)
+    if (!handedOver) releaseFile(file)
   }
 }
 
@@ -222,21 +233,6 @@ const noHeaders: IncomingHttpHeaders = Object.freeze({})
 
 /** The statuses that never carry a body (Koa's statuses.empty): RFC 9110 §15.3.5, §15.3.6, §15.4.5. */
 const BODILESS: ReadonlySet<number> = new Set([204, 205, 304])
-
-/**
- * A response that carries none of the file's bytes (HEAD, 304, 412, 416, an error) releases what
- * the wrapper holds before open(), when it says how: `[Symbol.dispose]()` (VirtualFile: the stream
- * it was given, which would otherwise hold its descriptor or upstream connection).
- */
-function release (file: DownloadFile): void {
-  const dispose = (file as Partial<Disposable>)[Symbol.dispose]
-  if (typeof dispose !== 'function') return
-  try {
-    dispose.call(file)
-  } catch (error) {
-    debug('%s: [Symbol.dispose]() failed: %s', file.name, (error as Error)?.message ?? String(error))
-  }
-}
 
 /**
  * Whether the bytes will surely be read right after stat() (see StatOptions.willRead): a GET
@@ -390,10 +386,22 @@ async function settledInMemory (stream: Readable): Promise<void> {
 
 function ignore (): void {}
 
+/** The error serve() throws instead of the download (see clearForError). */
 function failed (ctx: Context, error: unknown, stage: string): Error {
+  clearForError(ctx)
   const httpError = toHttpError(error)
   if (httpError.status >= 500) debug('%s %s: %s failed: %s', ctx.method, ctx.path, stage, (error as Error)?.message ?? String(error))
   return httpError
+}
+
+/**
+ * Before serve() throws instead of sending the download: the Content-Type Koa gave the body (binary
+ * for a Download, JSON for a bare wrapper) or the route gave the file goes, so that an error handler
+ * rendering a page of its own (`ctx.body = '…'`) does not send it under that type (a browser would
+ * save the 404 page as a file). Koa's own error handler clears every header anyway.
+ */
+function clearForError (ctx: Context): void {
+  ctx.remove('Content-Type')
 }
 
 /**

@@ -339,3 +339,36 @@ test('an exposed error (404) serialised by an error handler carries nothing of t
   t.false((res.body as Buffer).toString().includes('no-such-secret-name'))
   t.is((cause as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
 })
+
+test('errors under an error handler that renders its own page: the page gets its own type, not the download\'s (binary for download(), JSON for a bare wrapper); a 416 keeps its Content-Range', async t => {
+  const app = downloadApp((ctx) => {
+    const file = new PathFile(ctx.path === '/missing' ? `${fixtureRoot}/no-such-file.txt` : `${fixtureRoot}/hello.txt`)
+    ctx.body = ctx.query.bare === '1' ? file : download(file)
+  })
+  app.middleware.unshift(async (ctx, next) => {
+    try {
+      await next()
+    } catch (error) {
+      ctx.status = (error as HttpError).status
+      ctx.body = `<!doctype html><title>${ctx.status}</title>`
+    }
+  })
+  const url = await listen(t, app)
+  const size = (await fetch(`${url}/hello`)).headers.get('content-length')
+  for (const bare of ['0', '1']) {
+    const cases: Array<[string, RequestInit, number]> = [
+      ['/missing', {}, 404],
+      ['/hello', { headers: { 'If-Match': '"other"' } }, 412],
+      ['/hello', { headers: { Range: 'bytes=999999-' } }, 416]
+    ]
+    for (const [path, init, status] of cases) {
+      const response = await fetch(`${url}${path}?bare=${bare}`, init)
+      const where = `${path} bare=${bare} → ${status}`
+      t.is(response.status, status, where)
+      t.is(response.headers.get('content-type'), 'text/html; charset=utf-8', where)
+      t.is(response.headers.get('content-disposition'), null, where)
+      t.is(response.headers.get('content-range'), status === 416 ? `bytes */${size}` : null, where)
+      t.is(await response.text(), `<!doctype html><title>${status}</title>`, where)
+    }
+  }
+})

@@ -356,6 +356,24 @@ test('apache and lighttpd: a missing file → 404 with no offload header and no 
   }
 })
 
+test('apache and lighttpd: a missing file under an error handler that renders its own page → the page\'s type, not the download\'s binary type', async (t) => {
+  for (const rule of [apache({ sourceDir: fixtureRoot, destinationDir: '/srv' }), lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv' })]) {
+    const app = downloadApp((ctx) => { ctx.body = download(new PathFile(`${fixtureRoot}/missing.txt`)) }, { rules: [rule] })
+    app.middleware.unshift(async (ctx, next) => {
+      try {
+        await next()
+      } catch (error) {
+        ctx.status = (error as { status: number }).status
+        ctx.body = '<p>not here</p>'
+      }
+    })
+    const res = await request(app.callback()).get('/')
+    t.is(res.status, 404, rule.backend)
+    t.is(res.headers['content-type'], 'text/html; charset=utf-8', rule.backend)
+    t.is(res.text, '<p>not here</p>')
+  }
+})
+
 test('lighttpd: X-Sendfile percent-encoded, with validators', async (t) => {
   const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/%41.txt`) }, { rules: [lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv/my files' })] })
   const res = await request(app.callback()).get('/')

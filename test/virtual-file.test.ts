@@ -13,8 +13,10 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
+import Koa from 'koa'
 import request from 'supertest'
 import { download } from '../source/download.ts'
+import { downloads } from '../source/downloads.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import type { VirtualContent, VirtualFileOptions } from '../source/virtual-file.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
@@ -567,4 +569,53 @@ test('virtual-file: a generator or web stream never sent is finished or cancelle
   // Disposing twice, or after the stream was sent, does nothing.
   file[Symbol.dispose]()
   t.is(finished, 1)
+})
+
+test('virtual-file: a download whose body the route or an error handler replaces releases its stream (no descriptor left open); one that is sent is not released twice', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-replaced-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'data.bin'), Buffer.alloc(1000, 0x62))
+  const streams: ReadStream[] = []
+  let disposed = 0
+  const app = new Koa()
+  app.silent = true
+  // The usual error handler: a page of its own instead of the failed route's body.
+  app.use(async (ctx, next) => {
+    try {
+      await next()
+    } catch {
+      ctx.status = 500
+      ctx.body = 'error page'
+    }
+  })
+  app.use(downloads())
+  app.use(async (ctx) => {
+    const stream = createReadStream(join(dir, 'data.bin'))
+    streams.push(stream)
+    const file = new VirtualFile(stream, { name: 'data.bin', size: 1000 })
+    const dispose = file[Symbol.dispose].bind(file)
+    file[Symbol.dispose] = () => { disposed++; dispose() }
+    ctx.body = download(file)
+    if (ctx.path === '/replaced') ctx.body = { replaced: true }
+    if (ctx.path === '/thrown') throw new Error('the route failed after choosing the download')
+  })
+  const url = await listen(t, app)
+  const replaced = await request(url).get('/replaced')
+  t.is(replaced.status, 200)
+  t.deepEqual(replaced.body, { replaced: true })
+  const thrown = await fetch(url + '/thrown')
+  t.is(thrown.status, 500)
+  t.is(await thrown.text(), 'error page')
+  for (const stream of streams) {
+    if (!stream.closed) await once(stream, 'close')
+    t.true(stream.destroyed)
+    t.is(stream.bytesRead, 0)
+  }
+  t.is(disposed, 2)
+  // Sent: the bytes arrive and nothing disposes the file after open() took its stream.
+  const sent = await fetchBytes(url, '/sent')
+  t.is(sent.status, 200)
+  t.is(sent.body.length, 1000)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.is(disposed, 2)
 })
