@@ -293,6 +293,8 @@ test('readme: every `npx koa-downloads <command>` is covered by a named test tha
 })
 
 test('readme: the quick start is exactly `npm install && npm run demo` and `npm test`', (t) => {
-  const quick = blocks.find((b) => b.lang === 'sh')
+  // The first sh block is how a user of the package installs it; the second, the clone's quick start.
+  const [install, quick] = blocks.filter((b) => b.lang === 'sh')
+  t.regex(install?.code ?? '', /^npm install koa-downloads koa +# .+\n/)
   t.regex(quick?.code ?? '', /^npm install && npm run demo +# .+\nnpm test +# .+$/)
 })
