@@ -218,8 +218,9 @@ interface DestinationFields {
  * nginx() rules and caddy() rules on `X-Accel-Redirect` (its default header) share one space: they
  * send the same header, and whichever proxy is in front dispatches both rules' values — nginx by its
  * locations, Caddy by its matchers. Each entry of a `negotiated()` mapping is a destination in that
- * space too: it becomes the `X-Accel-Redirect` value whenever the proxy asks for that header. Its `X-Sendfile` values are the file's own path, not a mapped URL, and a mapping read
- * from the request (`trustMappingHeader`) is not known here.
+ * space too: it becomes the `X-Accel-Redirect` value whenever the proxy asks for that header. Its
+ * `X-Sendfile` values are the file's own path, not a mapped URL, and a mapping read from the
+ * request (`trustMappingHeader`) is not known here.
  */
 export function destinationConflict (rules: readonly unknown[]): string | undefined {
   const placed: Array<{ name: string, space: string, destination: string, target: string, charset: string | undefined }> = []
