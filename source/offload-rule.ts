@@ -107,6 +107,21 @@ export function checkOptions<T extends object> (fn: string, options: T, allowed:
   return options
 }
 
+const signatureParameters = new Set(['x-amz-signature', 'x-goog-signature', 'signature', 'sig'])
+
+/**
+ * Whether `url` looks presigned (S3, GCS, Azure): its signature covers the method, so the storage
+ * refuses a HEAD of a URL signed for GET (403).
+ */
+export function looksPresigned (url: string): boolean {
+  const query = url.indexOf('?')
+  if (query === -1) return false
+  for (const name of new URLSearchParams(url.slice(query + 1)).keys()) {
+    if (signatureParameters.has(name.toLowerCase())) return true
+  }
+  return false
+}
+
 /** Normalises and validates `sourceDir` / `sourceUrl`; `required` = at least one must be given. */
 export function normalizeSource (fn: string, options: SourceOptions, required = true): { sourceDir?: string, sourceUrl?: string } {
   const result: { sourceDir?: string, sourceUrl?: string } = {}

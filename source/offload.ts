@@ -4,7 +4,7 @@ import { toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { isEntityTagList, parseEntityTag, wellFormedEtag } from './etag.ts'
 import { formatHttpDate, parseHttpDate } from './http-date.ts'
-import { destinationConflict } from './offload-rule.ts'
+import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
@@ -94,6 +94,12 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     const range = ctx.request.headers.range
     if (rule.sourceDir === undefined && rule.backend !== 'negotiated' && ctx.method === 'GET' && typeof range === 'string' && range.includes(',')) {
       debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
+      return
+    }
+    // A HEAD of a presigned URL: the proxy would send the storage a HEAD, which the signature (made
+    // for a GET) does not cover — a 403, the client a 502. serve() answers it from the metadata.
+    if (rule.sourceDir === undefined && rule.backend !== 'negotiated' && ctx.method === 'HEAD' && file.url !== undefined && looksPresigned(file.url)) {
+      debug('offload: %s streamed: a HEAD of a presigned URL (signed for GET)', loggableUrl(file.url))
       return
     }
     // Malformed conditional fields, which the app ignores and some servers read: an

@@ -7,6 +7,7 @@ import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import { guardStream } from '../../source/guarded-stream.ts'
+import { looksPresigned } from '../../source/offload-rule.ts'
 import { parseContentRange } from '../../source/range.ts'
 import { ReadAhead, readToStart, samePart } from '../../source/read-ahead.ts'
 import { upstreamRequest } from './upstream-request.ts'
@@ -248,7 +249,7 @@ export class HttpFile implements DownloadFile {
     let { response, url, headers: sent } = await upstreamRequest(this.#href, { ...common, method: 'HEAD', headers })
     response.resume()
     let stat: FileStat | undefined
-    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && signedForGet(this.#href))) {
+    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && looksPresigned(this.#href))) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
       // 403 too for a presigned URL (S3, GCS, Azure): it is signed for GET, its method included, so
       // the storage refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same
@@ -323,18 +324,6 @@ function statFromHeaders (response: IncomingMessage): FileStat {
 }
 
 /** Query parameters that carry a URL signature: AWS SigV4, GCS V4 and V2, Azure SAS. */
-const signatureParameters = new Set(['x-amz-signature', 'x-goog-signature', 'signature', 'sig'])
-
-/** Whether `url` looks presigned, so that its signature covers the method (a HEAD of it is refused). */
-function signedForGet (url: string): boolean {
-  const query = url.indexOf('?')
-  if (query === -1) return false
-  for (const name of new URLSearchParams(url.slice(query + 1)).keys()) {
-    if (signatureParameters.has(name.toLowerCase())) return true
-  }
-  return false
-}
-
 /** An empty file, from the 416 (`bytes *\/0`) that answered `Range: bytes=0-0`: its validators, not its Content-Type (that of the error body). */
 function emptyStat (response: IncomingMessage): FileStat {
   const { etag, lastModified } = statFromHeaders(response)

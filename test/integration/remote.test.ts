@@ -271,6 +271,16 @@ nginxTests.test('presigned S3 URL via nginx /_remote/: byte-identical, and Range
   t.deepEqual(Buffer.from(await ranged.arrayBuffer()), big.subarray(1000, 2000))
 })
 
+nginxTests.test('presigned S3 URL via nginx /_remote/: a HEAD is answered by the app (the URL is signed for GET, S3 refuses a HEAD of it): 200 with the length, 404 for a missing key', async (t) => {
+  const head = await fetch(proxy('nginx').url + '/s3/big.bin', { method: 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers.get('content-length'), String(big.length))
+  t.is(head.headers.get('content-disposition'), 'attachment; filename="big.bin"')
+  t.regex(head.headers.get('etag') ?? '', /^"[0-9a-f]{32}"$/)
+  const missing = await fetch(proxy('nginx').url + '/s3/no-such-key.bin', { method: 'HEAD' })
+  t.is(missing.status, 404)
+})
+
 nginxTests.test('presigned S3 URL via nginx /_remote/: an encoded key arrives intact (the signature verifies)', async (t) => {
   const response = await fetch(proxy('nginx').url + '/s3/' + encodeURIComponent('reports/' + hostileName))
   t.is(response.status, 200)
