@@ -11,7 +11,7 @@ import { lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { presentationHeaders } from './presentation.ts'
 import { servedPlan } from './serve.ts'
-import type { FileStat } from './types.ts'
+import type { DownloadFile, FileStat } from './types.ts'
 
 /**
  * The rules step: after the route has run, the first rule that covers the Download in `ctx.body`
@@ -161,7 +161,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
         return
       }
     }
-    const presentation = presentationHeaders(download, stat)
+    // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
+    const presentation = presentationHeaders(download, stat ?? declaredType(file))
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
     if (debug.enabled) debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
 
@@ -207,4 +208,9 @@ function malformedField (ctx: Context): string | undefined {
   const ifRange = headers['if-range']
   if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
   return undefined
+}
+
+/** The Content-Type `file` declares without I/O (DownloadFile.contentType), as a stat to present. */
+function declaredType (file: DownloadFile): FileStat | undefined {
+  return typeof file.contentType === 'string' ? { contentType: file.contentType } : undefined
 }

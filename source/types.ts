@@ -93,6 +93,11 @@ export interface DownloadFile {
   readonly path?: string | undefined
   /** Where the bytes are reachable over HTTP: offload rules match `sourceUrl` on it. */
   readonly url?: string | undefined
+  /**
+   * A Content-Type known without I/O (a database record's type column), for responses that stat
+   * nothing: a file offloaded by its URL. Otherwise `stat().contentType` is the declared type.
+   */
+  readonly contentType?: string | undefined
   stat(options?: StatOptions): Promise<FileStat>
   open(range?: ByteRange, options?: OpenOptions): Promise<Readable>
   /**

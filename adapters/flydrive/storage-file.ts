@@ -65,6 +65,8 @@ export class StorageFile implements DownloadFile {
   /** The absolute path of the object on fs disks (after the traversal check). */
   readonly path: string | undefined
   readonly url: string | undefined
+  /** The `contentType` option (a record's type): the offloaded response's type too. */
+  readonly contentType: string | undefined
   readonly #object: StorageObject | undefined
   readonly #driver: DriverContract
   readonly #refused: string | undefined
@@ -82,6 +84,7 @@ export class StorageFile implements DownloadFile {
     this.#options = options
     this.#refused = keyProblem(key)
     this.name = options.name ?? keyName(key)
+    this.contentType = options.contentType
     if (this.#refused !== undefined) {
       this.path = undefined
       this.url = undefined

@@ -50,6 +50,9 @@ test.serial.before(async () => {
     const [, kind = '', ...rest] = ctx.path.split('/')
     const objectKey = decodeURIComponent(rest.join('/'))
     if (kind === 'fixed') ctx.body = download(fixed.file(objectKey))
+    // a record's type (recordFile's typeField), declared without I/O
+    else if (kind === 'typed') ctx.body = download(fixed.file(objectKey, { name: 'Scan from the copier', contentType: 'application/pdf' }))
+    else if (kind === 'typed-signed') ctx.body = download(await signing.signedFile(objectKey, { expiresIn: 60, name: 'Scan from the copier', contentType: 'application/pdf' }))
     else if (kind === 'signed') ctx.body = download(await signing.signedFile(objectKey, { expiresIn: 60 }))
     else if (kind === 'tampered') {
       const signed = await signing.signedFile(objectKey, { expiresIn: 60 })
@@ -81,6 +84,18 @@ nginxTest('nginx: an S3 object offloaded through the fixed-origin location: ngin
   const direct = await rawRequest(`http://127.0.0.1:${(app?.address() as AddressInfo).port}/fixed/${encodedKey}`)
   t.is(direct.headers['x-accel-redirect'], '/_s3/reports/2026%20q1%20(final).txt')
   t.is(direct.body.length, 0)
+})
+
+nginxTest('nginx: an S3 object offloaded by its URL keeps the contentType its StorageFile declares (a record\'s type), as when streamed', async (t) => {
+  for (const kind of ['typed', 'typed-signed']) {
+    const res = await rawRequest(`${proxy?.url ?? ''}/${kind}/${encodedKey}`)
+    t.is(res.status, 200, kind)
+    t.is(res.body.toString(), contents, kind)
+    t.is(res.headers['content-type'], 'application/pdf', kind)
+    t.is(res.headers['content-disposition'], 'attachment; filename="Scan from the copier"', kind)
+    const direct = await rawRequest(`http://127.0.0.1:${(app?.address() as AddressInfo).port}/${kind}/${encodedKey}`)
+    t.truthy(direct.headers['x-accel-redirect'], kind)
+  }
 })
 
 nginxTest('nginx: Range on an offloaded S3 object reaches S3 as a ranged request', async (t) => {
