@@ -6,7 +6,8 @@ export interface StorageHelperOptions {
   /** Passed to every StorageFile. @default 30000 */
   idleTimeout?: number | undefined
   /**
-   * `file.url` of the objects: a base URL the encoded key is appended to, a function of the key,
+   * `file.url` of the objects: a base URL the encoded key is appended to (no query: use a function
+   * for a token), a function of the key,
    * or `false` for none.
    * @default the public URL from the disk's configuration (see StorageFileOptions.url)
    * @example 'https://cdn.example.com/media/'
@@ -49,6 +50,11 @@ export function storage (disk: DiskLike, options: StorageHelperOptions = {}): St
   validateStorageFileOptions({ idleTimeout }, 'storage()')
   if (url !== undefined && url !== false && typeof url !== 'function' && (typeof url !== 'string' || !URL.canParse(url))) {
     throw new TypeError('storage(): url must be a base URL, a function of the key, or false')
+  }
+  // The key is resolved against the base, which drops the base's query: a token in it would be
+  // lost from every file URL, silently. A function of the key can add one.
+  if (typeof url === 'string' && /[?#]/.test(url)) {
+    throw new TypeError('storage(): a url base must have no query or fragment (they would be dropped from every file URL); use a function of the key, e.g. (key) => `https://cdn.example/media/${encodeURIComponent(key)}?token=…`')
   }
   const urlOf = (key: string): string | false | undefined => {
     if (url === undefined || url === false) return url

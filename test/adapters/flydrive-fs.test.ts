@@ -85,6 +85,11 @@ test('flydrive fs: storage() url option gives file.url from a base URL, encoded 
 
 test('flydrive fs: options are validated at setup with TypeErrors naming the option', (t) => {
   t.throws(() => storage(disk, { url: 'not a url' }), { instanceOf: TypeError, message: /storage\(\): url/ })
+  // The key is resolved against the base, which would drop its query (a CDN token) from every URL.
+  for (const base of ['https://cdn.example.com/media/?token=abc', 'https://cdn.example.com/media/#x', 'https://cdn.example.com/media/?']) {
+    t.throws(() => storage(disk, { url: base }), { instanceOf: TypeError, message: /^storage\(\): a url base must have no query or fragment/ }, base)
+  }
+  t.is(storage(disk, { url: (key) => `https://cdn.example.com/media/${encodeURIComponent(key)}?token=abc` }).file('a b.txt').url, 'https://cdn.example.com/media/a%20b.txt?token=abc')
   t.throws(() => new StorageFile(disk, 'a', { idleTimeout: 0 }), { instanceOf: TypeError, message: /idleTimeout/ })
   // Past setTimeout()'s limit the timer would fire at once: every request a 504.
   t.throws(() => new StorageFile(disk, 'a', { idleTimeout: 2 ** 31 }), { instanceOf: TypeError, message: /^StorageFile\(\): idleTimeout must be an integer from 1 to 2147483647 \(ms\)$/ })
