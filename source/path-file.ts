@@ -12,8 +12,9 @@ export interface PathFileOptions {
   /**
    * Confine the file to this directory: a relative `path` is resolved against it, an absolute path
    * already inside it is used as is (`/srv/media/a.pdf`), any other absolute path is read relative
-   * to it (`ctx.path`: `/a.pdf` → `<root>/a.pdf`), and a path that leaves it — lexically (`..`) or
-   * through a symlink that resolves outside — is a 404.
+   * to it (a URL path: `/a.pdf` → `<root>/a.pdf`; decoded — `decodeURIComponent(ctx.path)` or a
+   * router param —, as `ctx.path` is not: `/a%20b.txt` names a file called `a%20b.txt`), and a path
+   * that leaves it — lexically (`..`) or through a symlink that resolves outside — is a 404.
    */
   root?: string | undefined
   /**

@@ -12,6 +12,9 @@ export interface SendfileOptions extends DownloadOptions {
 }
 
 const defaults = resolveServeOptions({}, 'sendfile()')
+const optionNames = ['root', 'followSymlinks', 'attachment', 'filename', 'contentType', 'cacheControl']
+/** Responses a sendfile() has already given a file: a second call is refused, not merged into it. */
+const answered = new WeakSet<Context>()
 
 /**
  * django-sendfile's one-call API: `await sendfile(ctx, path, { root })`. Inline by default
@@ -20,13 +23,25 @@ const defaults = resolveServeOptions({}, 'sendfile()')
  */
 export async function sendfile (ctx: Context, path: string, options: SendfileOptions = {}): Promise<void> {
   if (options === null || typeof options !== 'object') throw new TypeError('sendfile(): options must be an object')
+  for (const key of Object.keys(options)) {
+    // A misspelt `root` would otherwise be reported against the download options only.
+    if (!optionNames.includes(key)) throw new TypeError(`sendfile(): unknown option "${key}" (allowed: ${optionNames.join(', ')})`)
+  }
   const { root, followSymlinks, ...rest } = options
   validateDownloadOptions(rest, 'sendfile()')
+  // The file's headers could no longer be sent: its bytes would follow another response's head.
+  if (ctx.headerSent) throw new Error('sendfile(): the response headers were already sent')
+  // A second file for the same response would keep headers of the first (its Content-Range, the
+  // status of its 304) that describe another file. A call that failed (a 404) gave none: a fallback
+  // file may follow it.
+  if (answered.has(ctx)) throw new Error('sendfile(): this response already has a file (sendfile() was called twice)')
   // `attachment: undefined` means the default too, and sendfile()'s default is inline.
   const download = new Download(new PathFile(path, { root, followSymlinks }), { ...rest, attachment: rest.attachment ?? false })
   if (isServed(ctx)) {
     ctx.body = download
+    answered.add(ctx)
     return
   }
   await sendDownload(ctx, download, defaults)
+  answered.add(ctx)
 }

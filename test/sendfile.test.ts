@@ -271,7 +271,8 @@ test('sendfile: the koa-static pattern — try the file, let a 404 stand — ans
     await next()
     if (ctx.body != null || ctx.status !== 404) return
     try {
-      await sendfile(ctx, ctx.path, { root: fixtureRoot })
+      // ctx.path is not percent-decoded: `/some%20thing.txt` names "some thing.txt" once decoded.
+      await sendfile(ctx, decodeURIComponent(ctx.path), { root: fixtureRoot })
     } catch (error) {
       if ((error as HttpError).status !== 404) throw error
     }
@@ -286,5 +287,51 @@ test('sendfile: the koa-static pattern — try the file, let a 404 stand — ans
   const found = await fetchBytes(url, '/hello.txt')
   t.is(found.status, 200)
   t.is((found.body as Buffer).toString(), 'Hello, world!\n')
+  const encoded = await fetchBytes(url, '/some%20thing.txt')
+  t.is(encoded.status, 200)
+  t.is((encoded.body as Buffer).toString(), 'some thing\n')
   t.deepEqual(errors, [])
+})
+
+test('sendfile: a misspelt option is named among all of sendfile()\'s (root included); a call after the headers were sent, or a second file for one response, is refused; a fallback after a 404 works', async t => {
+  const thrown: string[] = []
+  const app = new Koa()
+  app.silent = true
+  app.use(async (ctx) => {
+    try {
+      if (ctx.path === '/misspelt') await sendfile(ctx, 'hello.txt', { rot: fixtureRoot } as SendfileOptions)
+      else if (ctx.path === '/late') {
+        ctx.res.writeHead(200, { 'Content-Type': 'text/plain' })
+        ctx.res.write('EARLY-')
+        await sendfile(ctx, 'hello.txt', { root: fixtureRoot })
+      } else if (ctx.path === '/twice') {
+        await sendfile(ctx, 'hello.txt', { root: fixtureRoot })
+        await sendfile(ctx, 'empty.txt', { root: fixtureRoot })
+      } else {
+        try {
+          await sendfile(ctx, 'no-such-file.txt', { root: fixtureRoot })
+        } catch (error) {
+          if ((error as HttpError).status !== 404) throw error
+          await sendfile(ctx, 'hello.txt', { root: fixtureRoot })
+        }
+      }
+    } catch (error) {
+      thrown.push((error as Error).message)
+      if (ctx.res.headersSent) ctx.res.end()
+      else throw error
+    }
+  })
+  const url = await listen(t, app)
+  t.is((await fetchBytes(url, '/misspelt')).status, 500)
+  t.is(thrown.shift(), 'sendfile(): unknown option "rot" (allowed: root, followSymlinks, attachment, filename, contentType, cacheControl)')
+  const late = await fetch(url + '/late')
+  t.is(await late.text(), 'EARLY-')
+  t.is(thrown.shift(), 'sendfile(): the response headers were already sent')
+  t.is((await fetchBytes(url, '/twice')).status, 500)
+  t.is(thrown.shift(), 'sendfile(): this response already has a file (sendfile() was called twice)')
+  const fallback = await fetchBytes(url, '/fallback', 'get')
+  t.is(fallback.status, 200)
+  t.is((fallback.body as Buffer).toString(), 'Hello, world!\n')
+  t.is(fallback.headers['content-type'], 'text/plain; charset=utf-8')
+  t.deepEqual(thrown, [])
 })
