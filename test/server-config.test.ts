@@ -8,6 +8,7 @@ import { lighttpd } from '../source/backends/lighttpd.ts'
 import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import type { ConfigRule, ServerName } from '../source/server-config.ts'
+import { STORAGE_RESPONSE_HEADERS } from '../source/server-config/shared.ts'
 
 const run = promisify(execFile)
 const full = { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/tmp/kd-x' }
@@ -71,8 +72,8 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
     'proxy_hide_header Cache-Control;',
     'proxy_hide_header Expires;',
     'proxy_hide_header Set-Cookie;',
-    'proxy_hide_header x-amz-request-id;',
-    'proxy_hide_header x-amz-id-2;',
+    'proxy_headers_hash_bucket_size 128;',
+    ...STORAGE_RESPONSE_HEADERS.map((name) => `proxy_hide_header ${name};`),
     'proxy_intercept_errors on;',
     ...lines.filter((l) => l.startsWith('error_page ')),
     'proxy_pass http://127.0.0.1:9000/bucket/;',

@@ -1,6 +1,6 @@
 import {
   assertConfigSafe, describeRule, isRemoteRule, ORIGIN_ERROR_STATUSES, ORIGIN_STATUSES_PASSED_ON, parseHostPort, quote, shellWord,
-  splitSourceUrl, withSlash
+  splitSourceUrl, STORAGE_RESPONSE_HEADERS, withSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
@@ -49,9 +49,12 @@ const hiddenOriginHeaders = [
   'proxy_hide_header Cache-Control;',
   'proxy_hide_header Expires;',
   'proxy_hide_header Set-Cookie;',
-  '# storage internals',
-  'proxy_hide_header x-amz-request-id;',
-  'proxy_hide_header x-amz-id-2;'
+  '# storage internals (S3, GCS): stock nginx hides only named headers, so user metadata',
+  '# (x-amz-meta-*, x-goog-meta-*) still passes: with headers-more, add',
+  '# more_clear_headers \'x-amz-*\' \'x-goog-*\'; — or keep nothing private in object metadata.',
+  '# Names this long need a larger hash bucket than the default 64 (nginx -t refuses the list)',
+  'proxy_headers_hash_bucket_size 128;',
+  ...STORAGE_RESPONSE_HEADERS.map((name) => `proxy_hide_header ${name};`)
 ]
 
 // An origin's error is not the download. Passed through, its body (for S3 an XML document naming

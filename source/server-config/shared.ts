@@ -154,3 +154,24 @@ export const ORIGIN_ERROR_STATUSES: ReadonlyArray<{ readonly name: string, reado
   { name: 'timeout', status: 504, codes: [408, 504] }
 ]
 export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
+
+/**
+ * What S3 and GCS answer about an object besides its bytes, size, type and validators — never sent
+ * when the app streams (only size, type, ETag and Last-Modified are kept), so never passed on when
+ * the proxy fetches the object either. nginx hides headers by name only: these are the fixed ones
+ * (user metadata, `x-amz-meta-*` and `x-goog-meta-*`, needs headers-more); Caddy drops the
+ * `x-amz-`, `x-goog-` and `x-guploader-` families whole.
+ */
+export const STORAGE_RESPONSE_HEADERS: readonly string[] = [
+  'x-amz-request-id', 'x-amz-id-2', 'x-amz-version-id', 'x-amz-delete-marker', 'x-amz-expiration',
+  'x-amz-restore', 'x-amz-storage-class', 'x-amz-replication-status', 'x-amz-mp-parts-count',
+  'x-amz-tagging-count', 'x-amz-missing-meta', 'x-amz-website-redirect-location', 'x-amz-request-charged',
+  'x-amz-bucket-region', 'x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id',
+  'x-amz-server-side-encryption-bucket-key-enabled', 'x-amz-server-side-encryption-customer-algorithm',
+  'x-amz-server-side-encryption-customer-key-md5', 'x-amz-object-lock-mode',
+  'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold', 'x-amz-checksum-crc32',
+  'x-amz-checksum-crc32c', 'x-amz-checksum-crc64nvme', 'x-amz-checksum-sha1', 'x-amz-checksum-sha256',
+  'x-amz-checksum-type', 'x-goog-generation', 'x-goog-metageneration', 'x-goog-hash',
+  'x-goog-stored-content-encoding', 'x-goog-stored-content-length', 'x-goog-storage-class',
+  'x-goog-component-count', 'x-goog-expiration', 'x-guploader-uploadid'
+]
