@@ -12,7 +12,7 @@ import { noResponseError, storageError } from './storage-error.ts'
 import { debug } from '../../source/debug.ts'
 
 export type GcsDriverLike = DriverContract & {
-  options: { bucket: string, storage?: Storage } & StorageOptions
+  options: { bucket: string, storage?: Storage, visibility?: string } & StorageOptions
 }
 
 /** The object generation a stat() saw, on the FileStat it returned (kept by StorageFile's spread). */
@@ -56,7 +56,8 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
     object (key: string, options: BackendOptions): StorageObject {
       const what = `gcs ${bucket}/${key}`
       return {
-        url: `${base}/${encodeKey(bucket)}/${encodeKey(key)}`,
+        // A private disk's objects are not readable unsigned: no URL for a proxy to fetch.
+        url: driver.options.visibility === 'private' ? undefined : `${base}/${encodeKey(bucket)}/${encodeKey(key)}`,
         async stat (signal?: AbortSignal): Promise<FileStat> {
           try {
             const file = boundedFile((await getStorage()).bucket(bucket).file(key), options.idleTimeout)

@@ -12,7 +12,7 @@ import { encodeKey } from './storage-key.ts'
 import { noResponseError, storageError } from './storage-error.ts'
 
 export type S3DriverLike = DriverContract & {
-  options: { bucket: string, client?: S3Client, cdnUrl?: string } & S3ClientConfig
+  options: { bucket: string, client?: S3Client, cdnUrl?: string, visibility?: string } & S3ClientConfig
 }
 
 /**
@@ -176,9 +176,15 @@ function contradiction (response: GetObjectCommandOutput, stat: FileStat, range:
   return undefined
 }
 
-/** The public (unsigned) URL prefix of the bucket, when the config says it without I/O. */
+/**
+ * The public (unsigned) URL prefix of the bucket, when the config says it without I/O. A private
+ * disk has none (but its CDN's): the proxy that an offload rule hands such a URL to fetches it
+ * unsigned, and S3 refuses it (the client gets a 502). Its files are streamed, or offloaded by a
+ * signed URL (`signedFile()`).
+ */
 function publicBase (config: S3DriverLike['options']): string | undefined {
   if (typeof config.cdnUrl === 'string') return config.cdnUrl.endsWith('/') ? config.cdnUrl : config.cdnUrl + '/'
+  if (config.visibility === 'private') return undefined
   // A client's endpoint is an async provider: no URL without I/O then (pass `url` to StorageFile).
   const endpoint = config.client === undefined ? config.endpoint : undefined
   if (typeof endpoint === 'string') {

@@ -22,7 +22,8 @@ export interface StorageFileOptions {
   /**
    * Where the object is reachable over HTTP, for `sourceUrl` offload rules. `false`: no URL.
    * @default the public URL from the disk's configuration when it needs no I/O (S3 `cdnUrl` or
-   * `endpoint` (path style) or `region`; GCS `apiEndpoint`); none for fs disks
+   * `endpoint` (path style) or `region`; GCS `apiEndpoint`); none for fs disks, and none for a
+   * `visibility: 'private'` disk but its `cdnUrl` (the proxy would fetch it unsigned: refused)
    */
   url?: string | false | undefined
   /** The Content-Type, instead of the one the storage declares (e.g. from a database record). */

@@ -24,12 +24,14 @@ import type { GcsServer } from '../helpers/gcs-server.ts'
 
 let gcs: GcsServer
 let disk: Disk
+let publicDisk: Disk
 
 test.serial.before(async () => {
   gcs = await startGcsServer()
   // No retries: a fault must reach the adapter, not be retried away with back-off.
   const client = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', retryOptions: { autoRetry: false, maxRetries: 0 } })
   disk = new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'private' }))
+  publicDisk = new Disk(new GCSDriver({ storage: client, bucket: gcs.bucket, visibility: 'public' }))
 })
 test.after.always(async () => { await gcs?.stop() })
 
@@ -55,9 +57,11 @@ test.serial('flydrive gcs: stat() is one metadata request; the bare GCS etag is 
   t.is(stat.contentType, 'application/x-test')
 })
 
-test.serial('flydrive gcs: url is the public URL on the API endpoint, key encoded per segment', (t) => {
-  const file = new StorageFile(disk, 'docs/ünïcödé résumé.txt')
+test.serial('flydrive gcs: url is the public URL on the API endpoint, key encoded per segment, on a public disk; a private disk\'s objects have none (the proxy would fetch them unsigned)', (t) => {
+  const file = new StorageFile(publicDisk, 'docs/ünïcödé résumé.txt')
   t.is(file.url, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
+  t.is(new StorageFile(disk, 'docs/a.txt').url, undefined)
+  t.is(new StorageFile(disk, 'docs/a.txt', { url: 'https://cdn.example/docs/a.txt' }).url, 'https://cdn.example/docs/a.txt')
 })
 
 test.serial('flydrive gcs: an object stored gzip-coded (contentEncoding metadata) is sent with its Content-Encoding, whole and ranged, its bytes as stored (the SDK asked not to gunzip)', async (t) => {

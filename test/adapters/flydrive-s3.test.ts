@@ -49,9 +49,13 @@ test.serial('flydrive s3: stat() is one HeadObject, cached on the instance, with
 })
 
 test.serial('flydrive s3: an S3Driver built from a config (no client) gets its own client for ranged reads', async (t) => {
-  const configured = new Disk(new S3Driver({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, bucket: s3.bucket, visibility: 'private', supportsACL: false }))
+  const config = { endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, bucket: s3.bucket, supportsACL: false }
+  const configured = new Disk(new S3Driver({ ...config, visibility: 'public' }))
   const file = new StorageFile(configured, 'contract/object.bin')
   t.is(file.url, `${s3.endpoint}/${s3.bucket}/contract/object.bin`)
+  // A private disk's objects have no public URL (a proxy would fetch them unsigned), unless a CDN's.
+  t.is(new StorageFile(new Disk(new S3Driver({ ...config, visibility: 'private' })), 'contract/object.bin').url, undefined)
+  t.is(new StorageFile(new Disk(new S3Driver({ ...config, visibility: 'private', cdnUrl: 'https://cdn.example/media' })), 'a b.txt').url, 'https://cdn.example/media/a%20b.txt')
   const stream = await file.open({ start: 0, end: 3 })
   const chunks: Buffer[] = []
   for await (const chunk of stream) chunks.push(chunk as Buffer)

@@ -96,12 +96,13 @@ test.before(async () => {
   }
   gcs.put('nginx/signed.bin', big)
 
-  // The S3 disk built from its endpoint (not a client): file.url is the public path-style URL.
-  const s3Files = storage(new Disk(new S3Driver({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS, maxAttempts: 1, bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  // The S3 disk built from its endpoint (not a client): file.url is the public path-style URL (a
+  // public disk: a private one's objects have no URL for the proxy, which fetches unsigned).
+  const s3Files = storage(new Disk(new S3Driver({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3_CREDENTIALS, maxAttempts: 1, bucket: s3.bucket, visibility: 'public', supportsACL: false })))
   // A custom apiEndpoint: the SDK sends no OAuth token; the key only signs URLs (the stub does not verify them).
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } })
   const gcsClient = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', retryOptions: { autoRetry: false, maxRetries: 0 }, credentials: { client_email: 'test@test.iam.gserviceaccount.com', private_key: privateKey } })
-  const gcsFiles = storage(new Disk(new GCSDriver({ storage: gcsClient, bucket: gcs.bucket, visibility: 'private' })))
+  const gcsFiles = storage(new Disk(new GCSDriver({ storage: gcsClient, bucket: gcs.bucket, visibility: 'public' })))
   const s3Base = `${s3.endpoint}/${s3.bucket}/`
   const gcsBase = `${gcs.endpoint}/${gcs.bucket}/`
 
