@@ -4,7 +4,7 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readlinkSync } from 'node:fs'
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PathFile } from '../source/path-file.ts'
@@ -18,6 +18,8 @@ test.before(async () => {
   root = join(temp, 'root')
   await mkdir(root)
   await writeFile(join(root, 'hello.txt'), 'Hello, world!\n')
+  // at rest: a file of the current second has a weak ETag until the second ends (etag.ts statEtag)
+  await utimes(join(root, 'hello.txt'), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000))
 })
 test.after.always(async () => {
   if (temp !== '') await rm(temp, { recursive: true, force: true })

@@ -3,7 +3,7 @@ import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { closeSync, constants, openSync } from 'node:fs'
-import { link, mkdir, mkdtemp, realpath, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises'
+import { link, mkdir, mkdtemp, realpath, rename, rm, symlink, truncate, unlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -28,6 +28,9 @@ async function fresh (size: number): Promise<{ root: string, path: string, old: 
   const old = randomBytes(size)
   const decoy = Buffer.from(`DECOY ${randomBytes(8).toString('hex')}`)
   await writeFile(join(root, 'file.bin'), old)
+  // At rest: a file of the current second has a weak ETag, which turns strong when the second ends
+  // (etag.ts statEtag) — between a response and the stat a test compares it with.
+  await utimes(join(root, 'file.bin'), new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000))
   await writeFile(join(dir, 'secret.txt'), decoy)
   return { root, path: join(root, 'file.bin'), old, decoy }
 }
@@ -70,6 +73,7 @@ for (const size of [1000, 3_000_000]) {
     const file = new Hooked(root, async (nth) => {
       if (nth !== 1) return
       await writeFile(path + '.new', replacement)
+      await utimes(path + '.new', new Date(Date.now() - 1_800_000), new Date(Date.now() - 1_800_000))
       await rename(path + '.new', path)
     })
     const res = await get(t, file)
