@@ -107,6 +107,7 @@ export function checkOptions<T extends object> (fn: string, options: T, allowed:
   return options
 }
 
+/** Query parameters that carry a URL signature: AWS SigV4, GCS V4 and V2, Azure SAS. */
 const signatureParameters = new Set(['x-amz-signature', 'x-goog-signature', 'signature', 'sig'])
 
 /**

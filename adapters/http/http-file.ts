@@ -323,7 +323,6 @@ function statFromHeaders (response: IncomingMessage): FileStat {
   }
 }
 
-/** Query parameters that carry a URL signature: AWS SigV4, GCS V4 and V2, Azure SAS. */
 /** An empty file, from the 416 (`bytes *\/0`) that answered `Range: bytes=0-0`: its validators, not its Content-Type (that of the error body). */
 function emptyStat (response: IncomingMessage): FileStat {
   const { etag, lastModified } = statFromHeaders(response)
