@@ -2,7 +2,8 @@ import { Readable } from 'node:stream'
 import { debug } from './debug.ts'
 import type { DownloadFile, DownloadOptions } from './types.ts'
 
-const optionNames = new Set(['attachment', 'filename', 'contentType', 'cacheControl'])
+/** The options of download() (DownloadOptions). */
+export const downloadOptionNames: ReadonlySet<string> = new Set(['attachment', 'filename', 'contentType', 'cacheControl'])
 
 /**
  * The response-body marker: a file plus how to present it. `ctx.body = download(file, options)`.
@@ -115,7 +116,7 @@ export function validateDownloadOptions (options: DownloadOptions, where: string
     throw new TypeError(`${where}: options must be an object`)
   }
   for (const key of Object.keys(options)) {
-    if (!optionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${[...optionNames].join(', ')})`)
+    if (!downloadOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${[...downloadOptionNames].join(', ')})`)
   }
   const { attachment, filename, contentType, cacheControl } = options
   if (attachment !== undefined && typeof attachment !== 'boolean') throw new TypeError(`${where}: attachment must be a boolean`)

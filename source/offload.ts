@@ -10,7 +10,7 @@ import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { presentationHeaders } from './presentation.ts'
-import { servedPlan } from './serve.ts'
+import { clearForError, servedPlan } from './serve.ts'
 import type { DownloadFile, FileStat } from './types.ts'
 
 /**
@@ -134,8 +134,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
-      // As serve() does: the type Koa gave the body is no error page's (serve.ts clearForError).
-      ctx.remove('Content-Type')
+      clearForError(ctx)
       throw toHttpError(error)
     }
     const validators = target.validators && stat !== undefined ? { etag: wellFormedEtag(stat.etag), lastModified: lastModifiedOf(stat, Date.now()) } : undefined

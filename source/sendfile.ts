@@ -1,5 +1,5 @@
 import type { Context } from 'koa'
-import { Download, validateDownloadOptions } from './download.ts'
+import { Download, downloadOptionNames, validateDownloadOptions } from './download.ts'
 import { PathFile } from './path-file.ts'
 import { isServed, resolveServeOptions, sendDownload } from './serve.ts'
 import type { DownloadOptions } from './types.ts'
@@ -12,7 +12,7 @@ export interface SendfileOptions extends DownloadOptions {
 }
 
 const defaults = resolveServeOptions({}, 'sendfile()')
-const optionNames = ['root', 'followSymlinks', 'attachment', 'filename', 'contentType', 'cacheControl']
+const optionNames = ['root', 'followSymlinks', ...downloadOptionNames]
 /** Responses a sendfile() has already given a file: a second call is refused, not merged into it. */
 const answered = new WeakSet<Context>()
 

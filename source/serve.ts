@@ -400,7 +400,7 @@ function failed (ctx: Context, error: unknown, stage: string): Error {
  * rendering a page of its own (`ctx.body = '…'`) does not send it under that type (a browser would
  * save the 404 page as a file). Koa's own error handler clears every header anyway.
  */
-function clearForError (ctx: Context): void {
+export function clearForError (ctx: Context): void {
   ctx.remove('Content-Type')
 }
 
