@@ -215,6 +215,13 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
+      // The client left while the source was being opened: nothing will pipe the body, and over
+      // HTTP/2 neither Koa's respond() nor its on-finished hook destroys a body set on a closed
+      // response (a stream reset before the headers leaked its descriptor or generator each time).
+      if (signal.aborted) {
+        if (!Buffer.isBuffer(body.data)) body.data.destroy()
+        return
+      }
       // koa-compress (and middleware following its convention) leave the body as it is: a
       // compressed body would carry the identity bytes' ETag and ranges (RFC 9110 §8.8.3, §14),
       // so a resumed download would splice gzip into plain bytes.
@@ -454,7 +461,9 @@ function abortSignalOf (ctx: Context): AbortSignal {
   const controller = new AbortController()
   const res = ctx.res
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
+    // Over HTTP/2 (Koa on node:http2's compatibility API) a stream the client reset before the
+    // response ended closes with writableFinished already true: writableEnded tells that apart.
+    if (!res.writableFinished || !res.writableEnded) controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
   })
   return controller.signal
 }

@@ -2,15 +2,18 @@
 // as over HTTP/1.1 — bytes, ranges, multipart, 304, HEAD — and a source failing mid-body resets
 // the stream, so the client sees a cut transfer rather than a complete file.
 import { once } from 'node:events'
-import { readFile } from 'node:fs/promises'
+import { readdirSync, readlinkSync } from 'node:fs'
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
 import Koa from 'koa'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
 import { PathFile } from '../source/path-file.ts'
+import type { DownloadFile } from '../source/types.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import { fixtureRoot } from './helpers/koa.ts'
 
@@ -19,11 +22,56 @@ interface H2Response { status: number, headers: http2.IncomingHttpHeaders, body:
 const errors: Error[] = []
 let server: http2.Http2Server
 let origin = ''
+/** A 1 MiB file (streamed, not read whole) for the reset tests, and what they saw. */
+let bigDir = ''
+let bigFile = ''
+let generatorsFinished = 0
+let gatedDone: Array<() => void> = []
+let gatedArrived: Array<() => void> = []
 
 test.before(async () => {
+  bigDir = await mkdtemp(join(tmpdir(), 'kd-h2-'))
+  bigFile = join(bigDir, 'big.bin')
+  await writeFile(bigFile, Buffer.alloc(1024 * 1024, 0x62))
+  const rest = new Date(Date.now() - 3600_000)
+  await utimes(bigFile, rest, rest)
   const app = new Koa()
   app.on('error', (error: Error) => { errors.push(error) })
+  app.use(async (ctx, next) => {
+    try {
+      await next()
+    } finally {
+      if (ctx.path.startsWith('/gated-')) gatedDone.shift()?.()
+    }
+  })
   app.use(downloads())
+  app.use(async (ctx, next) => {
+    // Sources that go on only once the client has reset its stream: the window between a request
+    // and its response headers (a slow permission check, stat or first row), made certain.
+    const closed = once(ctx.res, 'close')
+    if (ctx.path.startsWith('/gated-')) gatedArrived.shift()?.()
+    if (ctx.path === '/gated-file') {
+      const inner = new PathFile('big.bin', { root: bigDir })
+      const gated: DownloadFile = {
+        name: inner.name,
+        stat: async (options) => { await closed; return await inner.stat(options) },
+        open: async (range, options) => await inner.open(range, options)
+      }
+      ctx.body = download(gated)
+    } else if (ctx.path === '/gated-generator') {
+      ctx.body = new VirtualFile((async function * () {
+        try {
+          await closed
+          yield Buffer.alloc(1000, 0x63)
+          yield Buffer.alloc(1000, 0x63)
+        } finally {
+          generatorsFinished++
+        }
+      })(), { name: 'export.csv' })
+    } else if (ctx.path === '/reset-file') {
+      ctx.body = download(new PathFile('big.bin', { root: bigDir }))
+    } else await next()
+  })
   app.use((ctx) => {
     if (ctx.path === '/binary') ctx.body = download(new PathFile('binary.bin', { root: fixtureRoot }), { filename: 'données.bin' })
     else if (ctx.path === '/fails') {
@@ -39,7 +87,52 @@ test.before(async () => {
   await once(server, 'listening')
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 })
-test.after.always(() => { server?.close() })
+test.after.always(async () => {
+  server?.close()
+  if (bigDir !== '') await rm(bigDir, { recursive: true, force: true })
+})
+
+/** The descriptors of this process open on `path` (the server runs in it). */
+function openOn (path: string): number {
+  let count = 0
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) count++
+    } catch {}
+  }
+  return count
+}
+
+async function until (condition: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 100 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  return condition()
+}
+
+/**
+ * Sends `count` requests for `path` on one session, each reset (RST_STREAM CANCEL) once it is sent;
+ * for the gated routes one at a time, each reset once the app has it, resolving when the app has
+ * finished with them.
+ */
+async function resetEach (path: string, count: number): Promise<void> {
+  const session = http2.connect(origin)
+  session.on('error', () => {})
+  await once(session, 'connect')
+  const gated = path.startsWith('/gated-')
+  for (let i = 0; i < count; i++) {
+    const arrived = new Promise<void>((resolve) => { gatedArrived.push(resolve) })
+    const finished = new Promise<void>((resolve) => { gatedDone.push(resolve) })
+    const stream = session.request({ ':path': path })
+    stream.on('error', () => {})
+    if (gated) {
+      await arrived
+      stream.close(http2.constants.NGHTTP2_CANCEL)
+      await finished
+    } else stream.on('ready', () => { stream.close(http2.constants.NGHTTP2_CANCEL) })
+  }
+  gatedArrived = []
+  gatedDone = []
+  session.close()
+}
 
 async function h2 (path: string, headers: http2.OutgoingHttpHeaders = {}): Promise<H2Response> {
   const session = http2.connect(origin)
@@ -100,4 +193,21 @@ test.serial('HTTP/2: a source failing after its first bytes resets the stream (t
   t.truthy(cut.error, 'the stream ended with an error')
   t.regex(cut.error?.message ?? '', /NGHTTP2_INTERNAL_ERROR|RST_STREAM|closed with error/i)
   t.true(errors.some((error) => error.message === 'the export failed'))
+})
+
+test.serial('HTTP/2: a stream the client resets before the headers releases the file the app opened for it', async (t) => {
+  t.is(openOn(bigFile), 0)
+  await resetEach('/gated-file', 20)
+  t.true(await until(() => openOn(bigFile) === 0), `${openOn(bigFile)} descriptors left open on the file`)
+  // Resets racing the response of a plain route: whichever side wins, nothing stays open.
+  await resetEach('/reset-file', 50)
+  t.true(await until(() => openOn(bigFile) === 0), `${openOn(bigFile)} descriptors left open on the file`)
+  t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
+})
+
+test.serial('HTTP/2: a stream the client resets before the headers stops the generator (its finally runs)', async (t) => {
+  const before = generatorsFinished
+  await resetEach('/gated-generator', 10)
+  t.true(await until(() => generatorsFinished === before + 10), `${generatorsFinished - before} of 10 generators finished`)
+  t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
 })
