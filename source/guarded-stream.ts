@@ -16,6 +16,12 @@ export interface GuardOptions {
   idleTimeout?: number | undefined
   /** For log lines and error messages, e.g. `s3 reports/q1.pdf`. */
   what: string
+  /**
+   * Pass the source's own errors on as they are, instead of as an `E_UPSTREAM` failure (502): for
+   * a source that is the app's own (a generated export), whose failure is the app's (500), or
+   * carries its own status. A wrong length is still `E_UPSTREAM`.
+   */
+  keepSourceErrors?: boolean | undefined
 }
 
 /**
@@ -50,7 +56,7 @@ export function isLengthGuarded (stream: Readable): boolean {
 }
 
 export function guardStream (source: Readable, options: GuardOptions): Readable {
-  const { expected, idleTimeout, what } = options
+  const { expected, idleTimeout, what, keepSourceErrors = false } = options
   let received = 0
   let ended = false
   let timer: NodeJS.Timeout | undefined
@@ -145,20 +151,36 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     if (last !== undefined) out.push(last)
     out.push(null)
   })
-  source.once('error', (error: Error) => {
-    if (error instanceof DownloadError) {
+  const onError = (error: Error): void => {
+    if (error instanceof DownloadError || keepSourceErrors) {
       fail(error)
       return
     }
     debug('%s: source failed after %d bytes: %s', what, received, error.message)
     fail(new DownloadError('E_UPSTREAM', `${what}: the source failed after ${received} bytes`, { cause: error }))
-  })
-  source.once('close', () => {
+  }
+  const onClose = (): void => {
     if (!ended && !out.destroyed) {
       debug('%s: source closed after %d bytes without ending', what, received)
       fail(new DownloadError('E_UPSTREAM', `${what}: the source closed after ${received} bytes`))
     }
-  })
+  }
+  source.once('error', onError)
+  source.once('close', onClose)
   if (expected !== undefined) guarded.add(out)
+  // A source that failed, was destroyed or was read to its end before it got here has emitted
+  // those events already: waiting for them would hold the response forever, with no status line.
+  const errored = source.errored
+  if (errored !== null && errored !== undefined) {
+    onError(errored instanceof Error ? errored : new Error(String(errored)))
+    return out
+  }
+  if (source.readableEnded && !ended) {
+    ended = true
+    if (expected !== undefined && expected !== 0) fail(new DownloadError('E_UPSTREAM', `${what}: the source had already ended before it was sent`))
+    else out.push(null)
+    return out
+  }
+  if (source.destroyed) onClose()
   return out
 }

@@ -337,7 +337,9 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     await firstBytes(stream, undefined)
     return { data: stream, length }
   }
-  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name) })
+  // The source's own errors pass as they are (a generator's failure is the app's 500 with or
+  // without a declared size); a wrong length is the 502 of a source that broke its word.
+  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name), keepSourceErrors: true })
   await firstBytes(data, opened.signal)
   await settledInMemory(data)
   return { data, length }
@@ -355,6 +357,9 @@ async function firstBytes (stream: Readable, signal: AbortSignal | undefined): P
   stream.on('error', ignore)
   if (stream.readableLength > 0 || stream.readableEnded) return
   try {
+    // A stream that failed or was destroyed before it got here (a route that awaited something
+    // while its upstream failed) has emitted its 'error' and 'close' already.
+    if (stream.destroyed) throw stream.errored ?? new DownloadError('E_UPSTREAM', 'the source was closed before it was sent')
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Error): void => {
         stream.off('readable', onReadable)

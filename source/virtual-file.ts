@@ -24,6 +24,9 @@ const virtualOptionNames = new Set(['name', 'contentType', 'size', 'lastModified
  * Bytes that are not a file: a string or buffer in memory (sized, hashed for a strong ETag, ranges
  * served by slicing), or a generated stream — a Node Readable, a web ReadableStream or an async
  * generator — sent once, chunked unless `size` is given, without ranges.
+ *
+ * A buffer is not copied, and its hash is taken once: bytes changed in place would go out under
+ * the old ETag (a resume would join two versions). Give each version its own VirtualFile.
  */
 export class VirtualFile implements DownloadFile {
   readonly name: string
@@ -79,7 +82,10 @@ export class VirtualFile implements DownloadFile {
     if (this.#consumed) throw new Error('VirtualFile: a generated stream can be sent only once')
     this.#consumed = true
     const content = this.#stream
-    if (content instanceof Readable) return content
+    // An object-mode stream's chunks are checked as they are read (a number or an object fails
+    // the first read, before the headers: a clean error, not a connection closed with no status).
+    // One already finished is left as it is, for serve() to judge.
+    if (content instanceof Readable) return content.readableObjectMode && !content.destroyed && !content.readableEnded ? Readable.from(content, { objectMode: false }) : content
     if (content instanceof ReadableStream) return Readable.fromWeb(content as import('node:stream/web').ReadableStream<Uint8Array>)
     return Readable.from(content as AsyncIterable<Uint8Array | string>, { objectMode: false })
   }
@@ -96,11 +102,13 @@ export class VirtualFile implements DownloadFile {
     if (content instanceof Readable) content.destroy()
     else if (content instanceof ReadableStream) content.cancel().catch(() => {})
     else {
-      // A generator object is its own iterator: return() runs its finally blocks. Any other
-      // iterable has not been iterated, so it holds nothing yet.
-      const iterator = content as Partial<AsyncIterator<unknown>>
+      // A stream of another library (readable-stream, minipass: not a node:stream Readable) is
+      // destroyed like one. A generator object is its own iterator: return() runs its finally
+      // blocks. Any other iterable has not been iterated, so it holds nothing yet.
+      const other = content as Partial<AsyncIterator<unknown>> & { destroy?: unknown }
       try {
-        if (typeof iterator.return === 'function') Promise.resolve(iterator.return()).catch(() => {})
+        if (typeof other.destroy === 'function') (other.destroy as () => void)()
+        else if (typeof other.return === 'function') Promise.resolve(other.return()).catch(() => {})
       } catch { /* a failing cleanup of something never sent changes nothing for the response */ }
     }
   }

@@ -619,3 +619,93 @@ test('virtual-file: a download whose body the route or an error handler replaces
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.is(disposed, 2)
 })
+
+test('virtual-file: a stream that failed, was destroyed or was read to its end before serve() got it is a clean error at once, not a request left hanging with no status line', async t => {
+  // The route awaited something (a database write) while the stream's source failed.
+  const errors: Error[] = []
+  const app = downloadApp(async (ctx) => {
+    const size = ctx.query.size === undefined ? {} : { size: Number(ctx.query.size) }
+    let stream: Readable
+    if (ctx.path === '/errored') {
+      stream = new Readable({ read () {} })
+      stream.on('error', () => {})
+      stream.destroy(new Error('the upstream failed early'))
+    } else if (ctx.path === '/missing') {
+      stream = createReadStream(join(tmpdir(), 'kd-no-such-dir', 'report.pdf'))
+      stream.on('error', () => {})
+    } else if (ctx.path === '/destroyed') {
+      stream = new Readable({ read () {} })
+      stream.destroy()
+    } else {
+      // Not destroyed at its end (autoDestroy off), so only its 'end', long past, tells.
+      stream = new Readable({ autoDestroy: false, read () { this.push('abc'); this.push(null) } })
+      for await (const chunk of stream) t.is(String(chunk), 'abc')
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    ctx.body = new VirtualFile(stream, { name: 'a.bin', ...size })
+  })
+  app.on('error', (error: Error) => { errors.push(error) })
+  const url = await listen(t, app)
+  const cases: Array<[string, number]> = [
+    ['/errored', 500], ['/errored?size=3', 500],
+    // The source's own error keeps its meaning: a file that is not there is a 404.
+    ['/missing', 404], ['/missing?size=3', 404],
+    ['/destroyed', 502], ['/destroyed?size=3', 502],
+    // Its bytes went elsewhere: a declared size is not met.
+    ['/ended?size=3', 502]
+  ]
+  for (const [path, status] of cases) {
+    const res = await fetchBytes(url, path)
+    assertErrorResponse(t, res, status)
+  }
+  t.true(errors.some((error) => (error.cause as Error | undefined)?.message === 'the upstream failed early'))
+})
+
+test('virtual-file: an object-mode stream of numbers or objects is a clean 500 before the headers, not a connection closed with no status line; one of buffers and strings is sent', async t => {
+  const errors: Error[] = []
+  const app = downloadApp((ctx) => {
+    if (ctx.path === '/numbers') ctx.body = new VirtualFile(Readable.from([1, 2, 3]), { name: 'n.txt' })
+    else if (ctx.path === '/objects') ctx.body = new VirtualFile(Readable.from([{ row: 1 }]), { name: 'o.txt' })
+    else ctx.body = new VirtualFile(Readable.from([Buffer.from('ab'), 'cd', new Uint8Array([0x65])]), { name: 'b.txt' })
+  })
+  app.on('error', (error: Error) => { errors.push(error) })
+  const url = await listen(t, app)
+  assertErrorResponse(t, await fetchBytes(url, '/numbers'), 500)
+  assertErrorResponse(t, await fetchBytes(url, '/objects'), 500)
+  t.is(errors.length, 2)
+  t.true(errors.every((error) => /"chunk" argument/.test((error.cause as Error | undefined)?.message ?? '')), errors.map((error) => error.message).join('; '))
+  const res = await fetchBytes(url, '/bytes')
+  t.is(res.status, 200)
+  t.is(res.body.toString(), 'abcde')
+})
+
+test('virtual-file: a generator that throws before its first chunk is the app\'s 500 with or without a declared size, its ENOENT a 404 (a wrong length stays a 502)', async t => {
+  const url = await appOf(t, () => new VirtualFile((async function * () { throw new Error('the export failed') })(), { name: 'e.csv', size: 10 }))
+  assertErrorResponse(t, await fetchBytes(url, '/'), 500)
+  const unsized = await appOf(t, () => new VirtualFile((async function * () { throw new Error('the export failed') })(), { name: 'e.csv' }))
+  assertErrorResponse(t, await fetchBytes(unsized, '/'), 500)
+  // One that cannot find its input keeps that meaning.
+  const missing = await appOf(t, () => new VirtualFile((async function * () { throw Object.assign(new Error('no such row file'), { code: 'ENOENT' }) })(), { name: 'e.csv', size: 10 }))
+  assertErrorResponse(t, await fetchBytes(missing, '/'), 404)
+  const short = await appOf(t, () => new VirtualFile((async function * () { yield Buffer.from('12345') })(), { name: 'e.csv', size: 10 }))
+  assertErrorResponse(t, await fetchBytes(short, '/'), 502)
+})
+
+test('virtual-file: a stream of another library (not a node:stream Readable, but with destroy()) is destroyed when it is never sent (HEAD, 304, 412)', async t => {
+  // What readable-stream and minipass objects look like to VirtualFile: an async iterable with destroy().
+  let destroyed = 0
+  function foreign (): AsyncIterable<Buffer> & { destroy: () => void } {
+    return {
+      destroy () { destroyed++ },
+      async * [Symbol.asyncIterator] () { yield Buffer.from('abc') }
+    }
+  }
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new VirtualFile(foreign(), { name: 'f.txt', etag: '"v1"' }) }))
+  t.is((await request(url).head('/')).status, 200)
+  t.is((await request(url).get('/').set('If-None-Match', '"v1"')).status, 304)
+  t.is((await request(url).get('/').set('If-Match', '"v2"')).status, 412)
+  t.is(destroyed, 3)
+  const res = await fetchBytes(url, '/')
+  t.is(res.body.toString(), 'abc')
+  t.is(destroyed, 3)
+})
