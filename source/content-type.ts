@@ -31,3 +31,14 @@ export function lookupContentType (name: string): string {
   return type
 }
 
+
+/**
+ * Whether a browser navigated to a response of this type renders it as a document that can run
+ * script in the serving origin: HTML, XHTML, SVG and other XML (an XHTML-namespaced element in any
+ * XML document runs script).
+ */
+export function isActiveType (type: string): boolean {
+  const semicolon = type.indexOf(';')
+  const essence = (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase()
+  return essence === 'text/html' || essence === 'text/xml' || essence === 'application/xml' || essence === 'text/xsl' || essence.endsWith('+xml')
+}

@@ -9,7 +9,7 @@ import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
-import { presentationHeaders } from './presentation.ts'
+import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { clearForError, servedPlan } from './serve.ts'
 import type { DownloadFile, FileStat } from './types.ts'
 
@@ -162,6 +162,13 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     }
     // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
     const presentation = presentationHeaders(download, stat ?? declaredType(file))
+    // nginx passes on six of an X-Accel-Redirect response's headers, not Content-Security-Policy:
+    // an inline HTML, SVG or XML download would reach the browser without its sandbox, and run
+    // script in the app's origin. Node streams those (Caddy's generated config copies the header).
+    if (presentation.sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
+      debug('offload: %s is shown inline and runs script: streamed, for its Content-Security-Policy', JSON.stringify(file.name))
+      return
+    }
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
     if (debug.enabled) debug('offload: %s → %s %s: %s', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''), rule.backend, target.header, loggableUrl(target.value))
 
@@ -172,6 +179,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     const res = ctx.res
     res.setHeader('Content-Type', presentation.contentType)
     res.setHeader('Content-Disposition', presentation.contentDisposition)
+    res.setHeader('X-Content-Type-Options', NOSNIFF)
+    if (presentation.sandboxed && !res.hasHeader('Content-Security-Policy')) res.setHeader('Content-Security-Policy', SANDBOX)
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
     if (validators !== undefined) {
       // The proxy answers the conditionals with these: the same clamped date streaming sends.

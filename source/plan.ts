@@ -3,6 +3,7 @@ import { wellFormedEtag } from './etag.ts'
 import { formatHttpDate } from './http-date.ts'
 import { evaluatePreconditions, ifRangeAllows } from './preconditions.ts'
 import type { Validators } from './preconditions.ts'
+import { NOSNIFF, SANDBOX } from './presentation.ts'
 import type { Presentation } from './presentation.ts'
 import { parseRange } from './range.ts'
 import type { RangeLimits } from './range.ts'
@@ -63,6 +64,8 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   if (validators.lastModified !== undefined) headers['Last-Modified'] = formatHttpDate(validators.lastModified)
   headers['Content-Type'] = presentation.contentType
   headers['Content-Disposition'] = presentation.contentDisposition
+  headers['X-Content-Type-Options'] = NOSNIFF
+  if (presentation.sandboxed) headers['Content-Security-Policy'] = SANDBOX
   headers['Accept-Ranges'] = rangeable ? 'bytes' : 'none'
   const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
   if (coding !== undefined) headers['Content-Encoding'] = coding

@@ -1,5 +1,5 @@
 import { contentDisposition } from './content-disposition.ts'
-import { contentTypeFor } from './content-type.ts'
+import { contentTypeFor, isActiveType } from './content-type.ts'
 import type { DownloadBody } from './download.ts'
 import type { DownloadOptions, FileStat } from './types.ts'
 
@@ -8,7 +8,18 @@ export interface Presentation {
   readonly contentType: string
   readonly contentDisposition: string
   readonly cacheControl: string | undefined
+  /**
+   * Shown inline (not an attachment) and of a type that runs script (HTML, SVG, XML): the response
+   * gets `Content-Security-Policy: sandbox`, so that a file an untrusted user uploaded or named
+   * cannot run script in the app's origin.
+   */
+  readonly sandboxed: boolean
 }
+
+/** Sent with every download's headers: the browser takes the Content-Type as it is (no sniffing). */
+export const NOSNIFF = 'nosniff'
+/** A CSP without a sandbox token's allowances: no script, no form, no plugin, an opaque origin. */
+export const SANDBOX = 'sandbox'
 
 /**
  * Content-Type, Content-Disposition and Cache-Control of a download, computed from the file's real
@@ -45,5 +56,9 @@ class LazyPresentation implements Presentation {
 
   get contentDisposition (): string {
     return contentDisposition(this.#name, this.#options.attachment === false)
+  }
+
+  get sandboxed (): boolean {
+    return this.#options.attachment === false && isActiveType(this.contentType)
   }
 }

@@ -274,7 +274,8 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
   for (const name in headers) {
     const value = headers[name]
     if (value === null || value === undefined) res.removeHeader(name)
-    else res.setHeader(name, value)
+    // A policy the route set itself is its own choice (one that allows what the sandbox forbids).
+    else if (name !== 'Content-Security-Policy' || !res.hasHeader(name)) res.setHeader(name, value)
   }
 }
 

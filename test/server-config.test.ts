@@ -302,7 +302,7 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     '@koa_downloads_1 header X-Offload "/protected/*"',
     'handle_response @koa_downloads_1 {',
     'copy_response_headers {',
-    'include Content-Type Content-Disposition Cache-Control',
+    'include Content-Type Content-Disposition Cache-Control X-Content-Type-Options Content-Security-Policy',
     '}',
     'root * /srv/files',
     'rewrite * {rp.header.X-Offload}',
@@ -328,6 +328,8 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'header -Content-Type',
     'header -Content-Disposition',
     'header -Cache-Control',
+    'header -X-Content-Type-Options',
+    'header -Content-Security-Policy',
     'respond "" {err.status_code}',
     '}'
   ])
@@ -349,7 +351,7 @@ test('caddy: a sourceUrl rule proxies to the origin without the client credentia
   const errors = lines.slice(first, lines.indexOf('error 502', first) + 2)
   t.deepEqual(errors, [
     '@koa_downloads_1_conditional status 412 416', 'handle_response @koa_downloads_1_conditional {',
-    'header -Content-Type', 'header -Content-Disposition', 'header -Cache-Control', 'copy_response', '}',
+    'header -Content-Type', 'header -Content-Disposition', 'header -Cache-Control', 'header -X-Content-Type-Options', 'header -Content-Security-Policy', 'copy_response', '}',
     '@koa_downloads_1_missing status 404 410', 'handle_response @koa_downloads_1_missing {', 'error 404', '}',
     '@koa_downloads_1_unavailable status 429 503', 'handle_response @koa_downloads_1_unavailable {', 'error 503', '}',
     '@koa_downloads_1_timeout status 408 504', 'handle_response @koa_downloads_1_timeout {', 'error 504', '}',

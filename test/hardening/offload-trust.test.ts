@@ -86,7 +86,7 @@ test.after.always(async () => {
 
 /** The only header names a download response may carry (any case), each at most once. */
 const expectedNames = new Set(['content-type', 'content-disposition', 'content-length', 'cache-control', 'etag', 'last-modified', 'accept-ranges',
-  'date', 'connection', 'keep-alive', 'x-accel-redirect', 'x-accel-charset', 'x-sendfile', 'location'])
+  'x-content-type-options', 'date', 'connection', 'keep-alive', 'x-accel-redirect', 'x-accel-charset', 'x-sendfile', 'location'])
 
 function checkShape (res: RawResponse, backend: string, what: string): string[] {
   const problems: string[] = []

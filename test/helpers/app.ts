@@ -58,6 +58,8 @@ export async function makeFixtures (): Promise<Fixtures> {
   await writeFile(join(protectedDir, hostileName), hostile)
   await writeFile(join(protectedDir, 'slow', 'slow.bin'), slow)
   await writeFile(join(publicDir, 'public.txt'), 'streamed by node\n')
+  // An upload that runs script when a browser renders it in the app's origin.
+  await writeFile(join(protectedDir, 'page.html'), activePage)
   for (const { name, decoy } of controlNames) {
     await writeFile(join(protectedDir, name), `the file named ${JSON.stringify(name)}\n`)
     await writeFile(join(protectedDir, decoy), 'DECOY: another user\'s file\n')
@@ -65,7 +67,7 @@ export async function makeFixtures (): Promise<Fixtures> {
   // At rest: a file of the current second has a weak ETag (etag.ts statEtag), which would turn
   // strong between a test's two requests.
   const past = new Date(Date.now() - 3_600_000)
-  for (const file of ['big.bin', hostileName, 'slow/slow.bin', ...controlNames.flatMap(({ name, decoy }) => [name, decoy])]) {
+  for (const file of ['big.bin', hostileName, 'slow/slow.bin', 'page.html', ...controlNames.flatMap(({ name, decoy }) => [name, decoy])]) {
     await utimes(join(protectedDir, file), past, past)
   }
   await utimes(join(publicDir, 'public.txt'), past, past)
@@ -80,6 +82,8 @@ export async function makeFixtures (): Promise<Fixtures> {
     remove: async () => { await rm(root, { recursive: true, force: true }) }
   }
 }
+
+export const activePage = '<!doctype html><script>fetch("/steal?" + document.cookie)</script>\n'
 
 export const memoryText = 'hello from memory\n'
 export const generatedText = 'n,square\n0,0\n1,1\n2,4\n'

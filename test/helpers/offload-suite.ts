@@ -4,7 +4,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
-import { controlNames, filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
+import { activePage, controlNames, filesUrl, generatedText, hostileName, makeFixtures, memoryText, sha256, startApp } from './app.ts'
 import type { Fixtures, TestApp } from './app.ts'
 import { logProxiesIfFailed, makeWorldReadable, proxyTest, startProxy } from './proxies.ts'
 import type { RunningProxy, StartProxyOptions } from './proxies.ts'
@@ -29,6 +29,11 @@ export interface SuiteOptions {
    * a test that the client gets exactly the ETag and Last-Modified the app sent with the offload.
    */
   appValidators?: string | undefined
+  /**
+   * Why the server drops the app's Content-Security-Policy and X-Content-Type-Options from an
+   * offload response, when it does (nginx): an inline HTML file is then streamed by the app.
+   */
+  dropsAppHeaders?: string | undefined
 }
 
 export interface Suite {
@@ -143,6 +148,29 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(response.headers.get('cache-control'), 'private, max-age=60')
     t.is(response.headers.get('content-type'), 'application/octet-stream')
     t.is(response.headers.get('content-disposition'), 'attachment; filename="big.bin"')
+  })
+
+  proxied(`${label}: an HTML file shown inline reaches the client with the app's Content-Security-Policy: sandbox (no script in the app's origin) and nosniff${options.dropsAppHeaders === undefined ? '' : ` (streamed: ${options.dropsAppHeaders})`}; as an attachment without the sandbox`, async (t) => {
+    const { proxy } = context()
+    const url = filesUrl('page.html')
+    const inline = await fetch(proxy.url + url + '?inline=1')
+    t.is(await inline.text(), activePage)
+    t.is(inline.headers.get('content-type'), 'text/html; charset=utf-8')
+    t.is(inline.headers.get('content-disposition'), 'inline; filename="page.html"')
+    t.is(inline.headers.get('content-security-policy'), 'sandbox')
+    t.is(inline.headers.get('x-content-type-options'), 'nosniff')
+    if (options.dropsAppHeaders === undefined) appOffloaded(t, url + '?inline=1')
+    else {
+      // Streamed by the app: the proxy would drop the policy.
+      t.is(context().app.last(url + '?inline=1')?.status, 200)
+      t.is(context().app.last(url + '?inline=1')?.headers[offloadHeader.toLowerCase()], undefined, `the app sent no ${offloadHeader}`)
+    }
+    const attached = await fetch(proxy.url + url)
+    t.is(await attached.text(), activePage)
+    t.is(attached.headers.get('content-disposition'), 'attachment; filename="page.html"')
+    t.is(attached.headers.get('content-security-policy'), null)
+    t.is(attached.headers.get('x-content-type-options'), options.dropsAppHeaders === undefined ? 'nosniff' : null)
+    appOffloaded(t, url)
   })
 
   proxied(`${label}: Range bytes=0-9 → 206 with the exact bytes, answered by the proxy`, async (t) => {

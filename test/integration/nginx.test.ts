@@ -9,6 +9,7 @@ const { test, context } = offloadSuite({
   server: 'nginx',
   label: 'nginx',
   offloadHeader: 'X-Accel-Redirect',
+  dropsAppHeaders: 'nginx keeps six headers of an X-Accel-Redirect response',
   rules: ({ protectedDir }) => [
     // first match wins: the rate-limited subdirectory before the whole tree
     nginx({ sourceDir: `${protectedDir}/slow`, destinationUrl: '/slow/', limitRate: 64 * 1024 }),

@@ -1,0 +1,145 @@
+// A file shown inline (sendfile()'s default, or download() with attachment: false) whose type runs
+// script when a browser renders it — HTML, SVG, XML — gets Content-Security-Policy: sandbox, so an
+// upload cannot run script in the app's origin (stored XSS); every download says nosniff. Proven
+// with HTTP and in a real Chromium, which renders these pages and would run their script.
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import test from 'ava'
+import type { ImplementationFn } from 'ava'
+import Koa from 'koa'
+import { chromium } from 'playwright-core'
+import type { Browser } from 'playwright-core'
+import request from 'supertest'
+import { download, downloads, PathFile, sendfile, VirtualFile } from '../../source/index.ts'
+
+const executablePath = '/usr/bin/chromium'
+const absent = !existsSync(executablePath) || (process.env.KD_SIMULATE_MISSING ?? '').split(',').includes('chromium')
+if (absent && process.env.REQUIRE_PROXIES === '1') throw new Error(`browser tests: ${executablePath} not found and REQUIRE_PROXIES=1`)
+
+function browserTest (title: string, impl: ImplementationFn<[]>): void {
+  if (absent) test.skip(`${title} [skipped: ${executablePath} not found]`, impl)
+  else test.serial(title, impl)
+}
+
+const payload = 'fetch("/pwned?via=" + encodeURIComponent(location.pathname) + "&cookie=" + encodeURIComponent(document.cookie))'
+const pages: Record<string, string> = {
+  'page.html': `<!doctype html><p>hi</p><script>${payload}</script>`,
+  'image.svg': `<svg xmlns="http://www.w3.org/2000/svg"><script><![CDATA[${payload}]]></script></svg>`,
+  'doc.xml': `<html xmlns="http://www.w3.org/1999/xhtml"><body><script><![CDATA[${payload}]]></script></body></html>`,
+  'doc.xhtml': `<html xmlns="http://www.w3.org/1999/xhtml"><body><script><![CDATA[${payload}]]></script></body></html>`,
+  'notes.txt': `<!doctype html><script>${payload}</script>`,
+  // an upload stored by id, shown under the name its uploader chose
+  'upload-1': `<svg xmlns="http://www.w3.org/2000/svg"><script><![CDATA[${payload}]]></script></svg>`
+}
+
+let root = ''
+let base = ''
+let server: ReturnType<Koa['listen']> | undefined
+const pwned: string[] = []
+
+test.before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'kd-active-'))
+  const past = new Date(Date.now() - 3_600_000)
+  for (const [name, text] of Object.entries(pages)) {
+    await writeFile(join(root, name), text)
+    await utimes(join(root, name), past, past)
+  }
+  const app = new Koa()
+  app.silent = true
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/pwned') {
+      pwned.push(`${String(ctx.query.via)} ${String(ctx.query.cookie)}`)
+      ctx.body = 'ok'
+    } else if (ctx.path === '/') {
+      ctx.cookies.set('session', 'SECRET', { httpOnly: false })
+      ctx.body = 'home'
+    } else await next()
+  })
+  app.use(downloads())
+  app.use(async (ctx) => {
+    const [, kind = '', rest = ''] = /^\/([a-z-]+)\/(.*)$/.exec(ctx.path) ?? []
+    const name = decodeURIComponent(rest)
+    if (kind === 'media') await sendfile(ctx, name, { root })
+    else if (kind === 'preview') ctx.body = download(new PathFile('upload-1', { root }), { filename: name, attachment: false })
+    else if (kind === 'attached') ctx.body = download(new PathFile(name, { root }))
+    else if (kind === 'own-policy') {
+      // The route's own policy is its choice: kept as it is.
+      ctx.set('Content-Security-Policy', "default-src 'self'")
+      ctx.body = download(new PathFile(name, { root }), { attachment: false })
+    } else if (kind === 'memory') ctx.body = download(new VirtualFile(pages['page.html'] ?? '', { name: 'report.html' }), { attachment: false })
+  })
+  server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server?.once('listening', resolve))
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+
+test.after.always(async () => {
+  server?.close()
+  if (root !== '') await rm(root, { recursive: true, force: true })
+})
+
+test.serial('active content: an HTML, SVG or XML file shown inline gets Content-Security-Policy: sandbox and nosniff, on GET, HEAD and a range; other types and attachments get nosniff only; a 304 neither', async (t) => {
+  const cases: Array<[string, string, string | undefined]> = [
+    ['/media/page.html', 'text/html; charset=utf-8', 'sandbox'],
+    ['/media/image.svg', 'image/svg+xml', 'sandbox'],
+    ['/media/doc.xml', 'application/xml', 'sandbox'],
+    ['/media/doc.xhtml', 'application/xhtml+xml', 'sandbox'],
+    ['/preview/cat.svg', 'image/svg+xml', 'sandbox'],
+    ['/preview/cat.html', 'text/html; charset=utf-8', 'sandbox'],
+    ['/memory/report.html', 'text/html; charset=utf-8', 'sandbox'],
+    ['/media/notes.txt', 'text/plain; charset=utf-8', undefined],
+    ['/preview/cat.png', 'image/png', undefined],
+    ['/attached/page.html', 'text/html; charset=utf-8', undefined],
+    ['/attached/image.svg', 'image/svg+xml', undefined],
+    ['/own-policy/page.html', 'text/html; charset=utf-8', "default-src 'self'"]
+  ]
+  for (const [path, type, policy] of cases) {
+    for (const send of [() => request(base).get(path), () => request(base).head(path), () => request(base).get(path).set('Range', 'bytes=0-4')]) {
+      const res = await send()
+      t.true(res.status === 200 || res.status === 206, `${path}: ${res.status}`)
+      t.is(res.headers['content-type'], type, path)
+      t.is(res.headers['content-security-policy'], policy, path)
+      t.is(res.headers['x-content-type-options'], 'nosniff', path)
+    }
+    const etag = (await request(base).head(path)).headers.etag as string
+    const notModified = await request(base).get(path).set('If-None-Match', etag)
+    t.is(notModified.status, 304, path)
+    t.is(notModified.headers['content-security-policy'], path.startsWith('/own-policy/') ? policy : undefined, path)
+    t.is(notModified.headers['x-content-type-options'], undefined, path)
+  }
+})
+
+let browser: Browser | undefined
+test.after.always(async () => { await browser?.close() })
+
+browserTest('active content in Chromium: inline HTML, SVG and XML render but run no script (no request with the session cookie); as attachments they are downloaded, not rendered', async (t) => {
+  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  browser = await chromium.launch({ executablePath, args })
+  const context = await browser.newContext({ acceptDownloads: true })
+  try {
+    const page = await context.newPage()
+    await page.goto(base + '/')
+    // The probe itself: the same page served by the app as its own HTML (no download) runs it.
+    await page.evaluate(payload)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.deepEqual(pwned.splice(0), ['/ session=SECRET'], 'a script run in the origin is seen')
+    for (const path of ['/media/page.html', '/media/image.svg', '/media/doc.xml', '/media/doc.xhtml', '/preview/cat.svg', '/preview/cat.html', '/memory/report.html']) {
+      const response = await page.goto(base + path)
+      t.is(response?.status(), 200, path)
+      t.is(await response?.headerValue('content-security-policy'), 'sandbox', path)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    for (const path of ['/attached/page.html', '/attached/image.svg']) {
+      const waiting = page.waitForEvent('download')
+      await page.goto(base + path).catch(() => {})
+      t.is((await waiting).suggestedFilename(), path.slice('/attached/'.length))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.deepEqual(pwned, [], 'no script ran in the app\'s origin')
+  } finally {
+    await context.close()
+  }
+})
