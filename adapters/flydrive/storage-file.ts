@@ -148,8 +148,18 @@ export class StorageFile implements DownloadFile {
    */
   async signedUrl (options: SignedUrlOptions = {}): Promise<string> {
     if (this.#object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
-    const signOptions: SignedURLOptions = {}
-    if (options.expiresIn !== undefined) signOptions.expiresIn = options.expiresIn
+    const signOptions: SignedURLOptions & { version?: 'v4' } = {}
+    const expiresIn = options.expiresIn
+    if (expiresIn !== undefined) {
+      // flydrive reads 0 as its default (30 min), S3 signs a negative lifetime, GCS any length.
+      if (typeof expiresIn === 'number' && !(Number.isSafeInteger(expiresIn) && expiresIn >= 1 && expiresIn <= 604_800)) {
+        throw new TypeError('StorageFile.signedUrl(): expiresIn must be an integer number of seconds, 1 to 604800 (7 days, the S3 and GCS V4 maximum), or a duration string')
+      }
+      signOptions.expiresIn = expiresIn
+    }
+    // GCS signs V2 by default, which covers no query parameter: anyone holding the URL could change
+    // its response-content-type and -disposition (to text/html, inline). V4 signs the whole query, as S3's SigV4 does.
+    if (driverKind(this.#driver) === 'gcs') signOptions.version = 'v4'
     if (options.contentDisposition !== undefined) signOptions.contentDisposition = options.contentDisposition
     if (options.contentType !== undefined) signOptions.contentType = options.contentType
     try {

@@ -17,7 +17,7 @@ import { downloads } from '../../source/downloads.ts'
 import type { FileStat, StatOptions } from '../../source/types.ts'
 import { StorageFile, presignedRedirect, storage } from '../../adapters/flydrive/index.ts'
 import { fileContract, rawRequest } from '../helpers/file-contract.ts'
-import { listen } from '../helpers/listen.ts'
+import { fetchBytes, listen } from '../helpers/listen.ts'
 import { downloadApp } from '../helpers/koa.ts'
 import { startGcsServer } from '../helpers/gcs-server.ts'
 import type { GcsServer } from '../helpers/gcs-server.ts'
@@ -163,11 +163,36 @@ test.serial('flydrive gcs: presignedRedirect() sends the client to a signed URL 
   t.is(res.status, 307)
   const location = new URL(res.headers.location ?? '')
   t.is(location.origin + location.pathname, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
-  t.truthy(location.searchParams.get('Signature'))
+  // V4, whose signature covers the query (V2, the SDK's default, signs none of it).
+  t.is(location.searchParams.get('X-Goog-Algorithm'), 'GOOG4-RSA-SHA256')
+  t.is(location.searchParams.get('X-Goog-Expires'), '60')
+  t.regex(location.searchParams.get('X-Goog-Signature') ?? '', /^[0-9a-f]{512}$/)
   t.is(location.searchParams.get('response-content-disposition'), 'attachment; filename="unicode resume.txt"; filename*=UTF-8\'\'%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt')
   const object = await fetch(location)
   t.is(object.status, 200)
   t.is(await object.text(), 'contents of docs/ünïcödé résumé.txt\n')
+})
+
+test.serial('flydrive gcs: a signed URL\'s Content-Disposition and Content-Type are covered by its signature (V4): another disposition or type, another signature; a bad expiresIn is a TypeError', async (t) => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } })
+  const signer = new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test', credentials: { client_email: 'test@test.iam.gserviceaccount.com', private_key: privateKey } })
+  const media = storage(new Disk(new GCSDriver({ storage: signer, bucket: gcs.bucket, visibility: 'private' })))
+  const file = media.file('docs/a.txt')
+  // Signed within one second, so that only the disposition and type differ.
+  const [attached, inline, html] = await Promise.all([
+    file.signedUrl({ expiresIn: 60, contentDisposition: 'attachment; filename="a.txt"', contentType: 'text/plain' }),
+    file.signedUrl({ expiresIn: 60, contentDisposition: 'inline; filename="a.txt"', contentType: 'text/plain' }),
+    file.signedUrl({ expiresIn: 60, contentDisposition: 'attachment; filename="a.txt"', contentType: 'text/html' })
+  ])
+  const signature = (url: string): string | null => new URL(url).searchParams.get('X-Goog-Signature')
+  const date = (url: string): string | null => new URL(url).searchParams.get('X-Goog-Date')
+  if (date(attached) === date(inline) && date(attached) === date(html)) {
+    t.not(signature(attached), signature(inline))
+    t.not(signature(attached), signature(html))
+  } else t.pass('the signing crossed a second: nothing to compare')
+  for (const expiresIn of [0, -5, 604_801, 1.5]) {
+    await t.throwsAsync(file.signedUrl({ expiresIn }), { instanceOf: TypeError, message: /expiresIn must be an integer number of seconds, 1 to 604800/ })
+  }
 })
 
 // ——— an object replaced between stat() and open() ———
@@ -479,4 +504,18 @@ test.serial('flydrive gcs: a media body that streams for longer than idleTimeout
   const bytes = await collected
   t.is(bytes.length, 40_000)
   t.is(bytes[39_999], 39)
+})
+
+test.serial('flydrive gcs: metadata whose size is null or empty is an object of unknown size (a chunked 200 with every byte, no ranges), not one of 0 bytes (a 502)', async (t) => {
+  const app = await listen(t, downloadApp((ctx) => { ctx.body = download(new StorageFile(disk, 'sizeless.txt')) }))
+  for (const size of [null, '', 'twelve']) {
+    gcs.put('sizeless.txt', 'twelve bytes', 'text/plain')
+    gcs.setFields('sizeless.txt', { size })
+    const res = await fetchBytes(app, '/').set('Range', 'bytes=0-3')
+    t.is(res.status, 200, JSON.stringify(size))
+    t.is(res.body.toString(), 'twelve bytes')
+    t.is(res.headers['content-length'], undefined)
+    t.is(res.headers['accept-ranges'], 'none')
+  }
+  gcs.remove('sizeless.txt')
 })

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RequestLog, resetIfDown, sendWithFault } from './request-log.ts'
 
-interface StoredObject { bytes: Buffer, contentType: string, contentEncoding: string | undefined, updated: Date, generation: string }
+interface StoredObject { bytes: Buffer, contentType: string, contentEncoding: string | undefined, updated: Date, generation: string, fields?: Record<string, unknown> }
 
 export interface GcsServer {
   /** `http://127.0.0.1:<port>`: the `apiEndpoint` of `new Storage({ apiEndpoint, projectId })`. */
@@ -15,6 +15,8 @@ export interface GcsServer {
   /** `contentEncoding`: the object's stored coding (metadata `contentEncoding`), e.g. `'gzip'`. */
   put (name: string, bytes: string | Uint8Array, contentType?: string, contentEncoding?: string): void
   remove (name: string): void
+  /** Metadata fields the stub answers for `name` instead of its own (`{ size: null }`: what a proxy or another stub may send). */
+  setFields (name: string, fields: Record<string, unknown>): void
   stop (): Promise<void>
 }
 
@@ -65,7 +67,8 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
         md5Hash: createHash('md5').update(object.bytes).digest('base64'),
         etag: `C${object.generation}EAE=`,
         updated: object.updated.toISOString(),
-        generation: object.generation
+        generation: object.generation,
+        ...object.fields
       })
       return
     }
@@ -83,6 +86,10 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
     },
     remove (name) {
       objects.delete(name)
+    },
+    setFields (name, fields) {
+      const object = objects.get(name)
+      if (object !== undefined) object.fields = fields
     },
     async stop () {
       server.closeAllConnections()
