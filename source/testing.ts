@@ -468,6 +468,8 @@ async function checkEmpty (fn: string, res: Normalized): Promise<void> {
   if (length !== undefined && length !== '0') fail(fn, `Content-Length is ${length}, expected 0 on an offloaded response`, length, '0')
   const body = await res.body()
   if (body !== undefined && body.length > 0) fail(fn, `the offloaded response has a ${body.length}-byte body, expected none`, body.length, 0)
+  // With no Content-Length (a chunked body), only the bytes can show that the body is empty.
+  if (body === undefined && length === undefined) fail(fn, `the body is not available and no Content-Length says it is empty: ${res.bodyHint()}`, undefined, 0)
 }
 
 /**

@@ -1,6 +1,7 @@
 import { AssertionError } from 'node:assert'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import test from 'ava'
@@ -532,4 +533,40 @@ test('assertDownload passes a 201 export that names what it created with Locatio
   await assertDownload(created, { status: 201, filename: 'hello.txt', body: 'Hello, world!\n', headers: { Location: '/exports/42' } })
   const moved = await request(app.callback()).get('/moved').redirects(0)
   await t.throwsAsync(assertDownload(moved, { status: 302 }), { instanceOf: AssertionError, message: /^assertDownload: expected a streamed download, but the 302 response carries Location "\/exports\/42" \(a redirect\)$/ })
+})
+
+test('assertXAccelRedirect, assertXSendfile and assertInternalRedirect fail on a chunked body already read, instead of taking it for empty; with Content-Length: 0 a read body is no problem', async (t) => {
+  // A broken handler: the offload header and the bytes too, chunked (no Content-Length).
+  const app = new Koa()
+  app.use((ctx) => {
+    ctx.set('X-Accel-Redirect', '/protected/a.pdf')
+    ctx.set('X-Sendfile', '/srv/a.pdf')
+    ctx.set('Location', '/protected/a.pdf')
+    ctx.set('Content-Disposition', 'attachment; filename="a.pdf"')
+    if (ctx.query.empty === '1') ctx.body = ''
+    else {
+      ctx.body = Readable.from([Buffer.from('thirty-one bytes of a real file')])
+      ctx.set('Content-Type', 'application/pdf')
+    }
+  })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  const checks: Array<[string, (res: Response) => Promise<void>]> = [
+    ['assertXAccelRedirect', async (res) => { await assertXAccelRedirect(res) }],
+    ['assertXSendfile', async (res) => { await assertXSendfile(res) }],
+    ['assertInternalRedirect', async (res) => { await assertInternalRedirect(res) }]
+  ]
+  for (const [name, check] of checks) {
+    const fresh = await fetch(url)
+    await t.throwsAsync(check(fresh), { instanceOf: AssertionError, message: `${name}: the offloaded response has a 31-byte body, expected none` })
+    const read = await fetch(url)
+    t.is(await read.text(), 'thirty-one bytes of a real file')
+    await t.throwsAsync(check(read), { instanceOf: AssertionError, message: `${name}: the body is not available and no Content-Length says it is empty: the fetch Response body was read before the assertion (assert first)` })
+    const empty = await fetch(url + '?empty=1')
+    t.is(empty.headers.get('content-length'), '0')
+    await empty.arrayBuffer()
+    await check(empty)
+  }
 })
