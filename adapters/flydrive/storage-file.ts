@@ -3,6 +3,7 @@ import type { Disk } from 'flydrive'
 import type { DriverContract, SignedURLOptions } from 'flydrive/types'
 import { isHeaderSafe } from '../../source/download.ts'
 import { DownloadError, notFound } from '../../source/errors.ts'
+import { expireAfterPoll } from '../../source/guarded-stream.ts'
 import { ReadAhead, readToStart, samePart } from '../../source/read-ahead.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from '../../source/types.ts'
 import type { Backend, StorageObject } from './backend.ts'
@@ -162,10 +163,22 @@ export class StorageFile implements DownloadFile {
     if (driverKind(this.#driver) === 'gcs') signOptions.version = 'v4'
     if (options.contentDisposition !== undefined) signOptions.contentDisposition = options.contentDisposition
     if (options.contentType !== undefined) signOptions.contentType = options.contentType
+    // Signing can be a network request (GCS without a key file signs through the IAM API): it is
+    // bounded by the idleTimeout, as the storage's other requests are (E_TIMEOUT;
+    // presignedRedirect() then streams the object instead of holding the client without end).
+    const timeout = this.#options.idleTimeout ?? 30_000
+    let cancel: (() => void) | undefined
     try {
-      return await this.#driver.getSignedUrl(this.key, signOptions)
+      return await Promise.race([
+        this.#driver.getSignedUrl(this.key, signOptions),
+        new Promise<never>((resolve, reject) => {
+          cancel = expireAfterPoll(timeout, () => { reject(new DownloadError('E_TIMEOUT', `StorageFile: signing ${JSON.stringify(this.key)} took more than ${timeout} ms`)) })
+        })
+      ])
     } catch (error) {
-      throw storageError(error, `signing ${this.key}`)
+      throw error instanceof DownloadError ? error : storageError(error, `signing ${this.key}`)
+    } finally {
+      cancel?.()
     }
   }
 

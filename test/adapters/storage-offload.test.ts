@@ -186,7 +186,7 @@ test.serial('presignedRedirect: files on a local disk and other wrappers pass th
   t.is(disk.body.toString(), 'on a local disk')
 })
 
-test.serial('presignedRedirect: an object of a driver that cannot sign URLs is streamed; a missing one is the app\'s 404', async (t) => {
+test.serial('presignedRedirect: an object of a driver that cannot sign URLs, or does not answer within the idleTimeout, is streamed; a missing one is the app\'s 404', async (t) => {
   const bytes = Buffer.from('in a custom store\n')
   let signings = 0
   // A custom driver (a database-backed store, say): metadata and a stream, no signed URLs.
@@ -213,6 +213,21 @@ test.serial('presignedRedirect: an object of a driver that cannot sign URLs is s
   const missing = await rawRequest(`${base}/missing.txt`)
   t.is(missing.status, 404)
   t.is(signings, 1, 'a missing object is not signed')
+  // A signer that never answers (GCS signing through an unreachable IAM API): the object is
+  // streamed once the idleTimeout has passed, instead of the client waiting without end.
+  const hanging = { ...driver, getSignedUrl: async () => { signings++; return await new Promise<string>(() => {}) } } as unknown as DriverContract
+  const slow = new Koa()
+  slow.silent = true
+  slow.use(downloads())
+  slow.use(presignedRedirect())
+  slow.use((ctx) => { ctx.body = download(new StorageFile(hanging, 'present.txt', { idleTimeout: 300 })) })
+  const started = Date.now()
+  const waited = await rawRequest(`${await listen(t, slow)}/present.txt`)
+  t.is(waited.status, 200)
+  t.is(waited.headers.location, undefined)
+  t.deepEqual(waited.body, bytes)
+  t.is(signings, 2)
+  t.true(Date.now() - started >= 300)
   t.throws(() => presignedRedirect({ status: 301 as 302 }), { instanceOf: TypeError, message: /status must be 302 or 307/ })
   t.throws(() => presignedRedirect({ expiresIn: 0 }), { instanceOf: TypeError, message: /expiresIn/ })
 })
