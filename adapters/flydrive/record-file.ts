@@ -7,16 +7,17 @@ export interface RecordFileOptions<R> {
   /** The storage (from `storage(disk)`) or the disk the keys belong to. One of the two. */
   storage?: Storage | undefined
   disk?: DiskLike | undefined
-  /** The field holding the storage key (django's FileField). Empty, null or missing → 404. */
+  /** The field holding the storage key (django's FileField; an integer key is its decimal string). Empty, null or missing → 404. */
   keyField: keyof R & string
   /** The field holding the download name. @default the last key segment */
   nameField?: (keyof R & string) | undefined
   /** The field holding the Content-Type (ignored when no header can carry it). @default the storage's, else from the name */
   typeField?: (keyof R & string) | undefined
-  /** The field holding the size in bytes, used when the storage reports none. */
+  /** The field holding the size in bytes (a number, a bigint or a string of digits, as pg returns int8), used when the storage reports none. */
   sizeField?: (keyof R & string) | undefined
   /**
-   * The field holding the modification time (Date, ms, or an ISO/SQL date string; SQLite's
+   * The field holding the modification time (Date, ms since the epoch — or seconds, for a number
+   * below 10^11, which as ms would be before 1973 —, or an ISO/SQL date string; SQLite's
    * `YYYY-MM-DD HH:MM:SS[.fff…]` is UTC), used when the storage reports none.
    */
   mtimeField?: (keyof R & string) | undefined
@@ -36,7 +37,7 @@ export function recordFile<R extends object> (record: R | null | undefined, opti
     if (field !== undefined && (typeof field !== 'string' || field === '')) throw new TypeError(`recordFile(): ${label} must be a field name`)
   }
   const row = (record ?? {}) as Record<string, unknown>
-  const key = stringField(row[keyField]) ?? ''
+  const key = keyOf(row[keyField]) ?? ''
   const fileOptions: StorageFileOptions = {}
   const name = nameField === undefined ? undefined : stringField(row[nameField])
   if (name !== undefined) fileOptions.name = name
@@ -54,15 +55,27 @@ function stringField (value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined
 }
 
+/** A key column may be an integer (an id the objects are stored under): its decimal string. */
+function keyOf (value: unknown): string | undefined {
+  if ((typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'bigint') return String(value)
+  return stringField(value)
+}
+
 function sizeOf (value: unknown): number | undefined {
-  const n = typeof value === 'bigint' ? Number(value) : value
+  const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined
 }
+
+/** Below this, a number of milliseconds would be a date before March 1973: it is seconds (Unix time). */
+const SECONDS_BELOW = 1e11
 
 function dateOf (value: unknown): Date | undefined {
   let date: Date | undefined
   if (value instanceof Date) date = value
-  else if (typeof value === 'number' || typeof value === 'bigint') date = new Date(Number(value))
+  else if (typeof value === 'number' || typeof value === 'bigint') {
+    const n = Number(value)
+    date = new Date(Math.abs(n) < SECONDS_BELOW ? n * 1000 : n)
+  }
   // SQLite's CURRENT_TIMESTAMP is `YYYY-MM-DD HH:MM:SS` in UTC; strftime('%Y-%m-%d %H:%M:%f') adds
   // milliseconds, and Django's SQLite backend microseconds (`…:SS.ffffff`, UTC with USE_TZ). Without
   // the `Z`, JavaScript would read them as local time.

@@ -81,6 +81,33 @@ test('records: size and mtime fields fill in what the storage does not report', 
   t.is(stat.ranges, false, 'a driver without ranged reads announces none')
 })
 
+test('records: column shapes drivers return — an integer key, a size as a digit string (pg\'s int8) or a bigint, a Unix time in seconds or ms — are read as what they mean', async (t) => {
+  const driver = {
+    getMetaData: async (key: string) => {
+      if (key !== '12345') throw Object.assign(new Error(`${key} not found`), { code: 'ENOENT' })
+      return { etag: '"e1"' }
+    },
+    getStream: async () => Readable.from([Buffer.from('hello')])
+  } as unknown as DriverContract
+  const rows = [
+    { key: 12345, size: '5', mtime: 1767323045 },
+    { key: 12345n, size: 5n, mtime: 1767323045000 },
+    { key: '12345', size: 5, mtime: 1767323045n }
+  ]
+  for (const row of rows) {
+    const stat = await recordFile(row, { disk: driver, keyField: 'key', sizeField: 'size', mtimeField: 'mtime' }).stat()
+    t.is(stat.size, 5, JSON.stringify(row, (_, v: unknown) => typeof v === 'bigint' ? `${v}n` : v))
+    t.deepEqual(stat.lastModified, new Date('2026-01-02T03:04:05Z'))
+  }
+  // Not a size: a sign, a fraction, words.
+  for (const size of ['-5', '5.5', 'five', '']) {
+    const stat = await recordFile({ key: 12345, size }, { disk: driver, keyField: 'key', sizeField: 'size' }).stat()
+    t.is(stat.size, undefined, size)
+  }
+  // An integer key that is not an object is the same 404 as any other.
+  await t.throwsAsync(recordFile({ key: 7 }, { disk: driver, keyField: 'key' }).stat(), { message: /not found|7/ })
+})
+
 test('records: a type field no header can carry (non-ASCII, CR/LF, blank) is ignored: the name gives the type, the row is still served', async (t) => {
   const base = await documentsApp(t)
   for (const [id, type] of [[5, 'text/plain; charset=utf-8'], [6, 'text/csv; charset=utf-8'], [7, 'text/csv; charset=utf-8']] as const) {
