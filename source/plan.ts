@@ -34,15 +34,24 @@ export type ResponsePlan =
     ranges: ByteRange[] | undefined
     /** Content-Length of a single body, undefined when unknown (chunked) or multipart */
     length: number | undefined
+    /** The stored coding to undo, for a client that does not accept it (the body is decoded, its length unknown). */
+    decode?: DecodableCoding | undefined
     reason: string
   }
 
 export function planResponse (method: string, request: IncomingHttpHeaders, stat: FileStat, presentation: Presentation, options: PlanOptions, now: number): ResponsePlan {
+  const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+  // Stored coded (an object uploaded gzip-compressed) for a client that does not accept the coding
+  // (Accept-Encoding: identity — wget —, or gzip;q=0): the bytes are decoded, as GCS's own
+  // "decompressive transcoding" does (RFC 9110 §12.5.3). Another representation: its own ETag,
+  // no length, no ranges.
+  const decode = coding !== undefined && isDecodable(coding) && !acceptsCoding(request['accept-encoding'], coding) ? coding : undefined
+  const etag = options.etag ? wellFormedEtag(stat.etag) : undefined
   const validators: Validators = {
-    etag: options.etag ? wellFormedEtag(stat.etag) : undefined,
+    etag: decode === undefined || etag === undefined ? etag : decodedEtag(etag),
     lastModified: options.lastModified ? lastModifiedOf(stat, now) : undefined
   }
-  const size = stat.size
+  const size = decode === undefined ? stat.size : undefined
   const rangeable = options.ranges && size !== undefined && stat.ranges !== false
 
   const precondition = evaluatePreconditions(method, request, validators)
@@ -55,6 +64,8 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   if (validators.lastModified !== undefined && validators.lastModified === Math.floor(now / 1000) * 1000) headers.Date = formatHttpDate(validators.lastModified)
   if (validators.etag !== undefined) headers.ETag = validators.etag
   if (presentation.cacheControl !== undefined) headers['Cache-Control'] = presentation.cacheControl
+  // Coded and decoded are two representations, chosen by Accept-Encoding: caches must key on it.
+  if (coding !== undefined) headers.Vary = 'Accept-Encoding'
   if (precondition.status === 304) {
     // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry, Last-Modified only without an ETag.
     if (validators.etag === undefined && validators.lastModified !== undefined) headers['Last-Modified'] = formatHttpDate(validators.lastModified)
@@ -67,7 +78,7 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   headers['X-Content-Type-Options'] = NOSNIFF
   if (presentation.sandboxed) headers['Content-Security-Policy'] = SANDBOX
   headers['Accept-Ranges'] = rangeable ? 'bytes' : 'none'
-  const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+  if (decode !== undefined) return { status: 200, headers, ranges: undefined, length: undefined, decode, reason: `${decode}-coded, decoded for a client that does not accept ${decode}` }
   if (coding !== undefined) headers['Content-Encoding'] = coding
 
   const range = request.range
@@ -100,6 +111,42 @@ function full (headers: Record<string, string | null>, size: number | undefined,
 }
 
 const CODING = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
+
+/** The stored codings serve() can undo (node:zlib), one at a time. */
+export type DecodableCoding = 'gzip' | 'x-gzip' | 'deflate' | 'br'
+
+function isDecodable (coding: string): coding is DecodableCoding {
+  return coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate' || coding === 'br'
+}
+
+/**
+ * Whether Accept-Encoding accepts `coding` (RFC 9110 §12.5.3): no field accepts any coding; an
+ * empty one none; else the coding's own member (`x-gzip` and `gzip` are one), or `*`, with a
+ * qvalue above 0. A member that is not `token[;q=…]` is skipped.
+ */
+export function acceptsCoding (field: string | string[] | undefined, coding: string): boolean {
+  if (field === undefined) return true
+  const names = coding === 'gzip' || coding === 'x-gzip' ? ['gzip', 'x-gzip'] : [coding]
+  let own: number | undefined
+  let any: number | undefined
+  for (const member of (Array.isArray(field) ? field.join(',') : field).split(',')) {
+    const match = ACCEPT_MEMBER.exec(member)
+    if (match === null) continue
+    const name = (match[1] as string).toLowerCase()
+    const q = match[2] === undefined ? 1 : Number(match[2])
+    if (names.includes(name)) own = Math.max(own ?? 0, q)
+    else if (name === '*') any = q
+  }
+  return (own ?? any ?? 0) > 0
+}
+
+const ACCEPT_MEMBER = /^[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*(?:;[ \t]*[qQ][ \t]*=[ \t]*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)[ \t]*)?$/
+
+/** The ETag of the decoded representation: another opaque-tag than the coded one's, as weak or strong as it. */
+function decodedEtag (etag: string): string {
+  const weak = etag.startsWith('W/')
+  return `${weak ? 'W/' : ''}"${etag.slice(weak ? 3 : 1, -1)}-decoded"`
+}
 
 /**
  * A stored coding as a Content-Encoding value (RFC 9110 §8.4): lower-cased tokens, without

@@ -1,7 +1,9 @@
 import createHttpError from 'http-errors'
 import type { Context, Middleware, Next } from 'koa'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { debug } from './debug.ts'
 import { Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
@@ -11,6 +13,7 @@ import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { planResponse } from './plan.ts'
+import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
 import { presentationHeaders } from './presentation.ts'
@@ -323,6 +326,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     await firstBytes(first, opened.signal)
     return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
+  if (plan.decode !== undefined) return { data: await decodedBody(file, plan.decode, opened), length: undefined }
   const range = ranges?.[0]
   const length = plan.length
   if (length !== undefined && length <= options.bufferSize && typeof file.read === 'function' && stat.ranges !== false) {
@@ -344,6 +348,27 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   await firstBytes(data, opened.signal)
   await settledInMemory(data)
   return { data, length }
+}
+
+/**
+ * The stored bytes, decoded (a gzip-coded object for a client that does not accept gzip). Bytes that
+ * are not what their coding says are the source's fault: E_UPSTREAM, a 502 before the headers (the
+ * first bytes are decoded before they go), a cut transfer after.
+ */
+async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
+  const source = await file.open(undefined, opened)
+  const decoder = coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
+  // A failure of either destroys both; Koa's pipeline reports the one after the headers.
+  const decoded = pipeline(source, decoder, ignore)
+  try {
+    await firstBytes(decoded, opened.signal)
+    await settledInMemory(decoded)
+  } catch (error) {
+    source.destroy()
+    const code = (error as { code?: unknown } | null)?.code
+    throw typeof code === 'string' && code.startsWith('Z_') ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
+  }
+  return decoded
 }
 
 /**

@@ -20,8 +20,10 @@ export interface FileStat {
    * The content coding the bytes are stored in (`gzip`, `br`: an object uploaded with
    * `Content-Encoding` metadata), sent as `Content-Encoding`. `size`, ranges and validators then
    * describe the encoded bytes, as the storage itself serves them; a request for several ranges gets
-   * the whole file (a multipart body has no place for a coding). `identity`, `aws-chunked`, or a
-   * value that is not a list of tokens, is ignored.
+   * the whole file (a multipart body has no place for a coding). A client whose Accept-Encoding
+   * refuses a single gzip, deflate or br coding gets the bytes decoded (no length, no ranges, the
+   * ETag suffixed `-decoded`); both answers say `Vary: Accept-Encoding`. `identity`, `aws-chunked`,
+   * or a value that is not a list of tokens, is ignored.
    */
   contentEncoding?: string | undefined
   /**

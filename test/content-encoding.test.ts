@@ -3,10 +3,10 @@ import { request as httpRequest } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import test from 'ava'
 import { download } from '../source/download.ts'
-import { contentCodingOf } from '../source/plan.ts'
+import { acceptsCoding, contentCodingOf } from '../source/plan.ts'
 import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
 import { downloadApp } from './helpers/koa.ts'
 
@@ -15,18 +15,22 @@ import { downloadApp } from './helpers/koa.ts'
 const csv = Buffer.from('id,name\n' + Array.from({ length: 200 }, (_, i) => `${i},row ${i}`).join('\n'))
 const gz = gzipSync(csv)
 
-function stored (contentEncoding: string | undefined): DownloadFile {
-  const stat: FileStat = { size: gz.length, etag: '"gz-1"', lastModified: new Date('2026-01-02T03:04:05Z'), contentEncoding }
+function stored (contentEncoding: string | undefined, bytes: Buffer = gz): DownloadFile {
+  const stat: FileStat = { size: bytes.length, etag: '"gz-1"', lastModified: new Date('2026-01-02T03:04:05Z'), contentEncoding }
   return {
     name: 'report.csv',
     stat: async () => stat,
-    open: async (range?: ByteRange) => Readable.from([range === undefined ? gz : gz.subarray(range.start, range.end + 1)])
+    // in two chunks, as a storage stream sends them
+    open: async (range?: ByteRange) => {
+      const part = range === undefined ? bytes : bytes.subarray(range.start, range.end + 1)
+      return Readable.from([part.subarray(0, 100), part.subarray(100)])
+    }
   }
 }
 
 /** A raw request (no client-side decoding, as supertest would do for gzip): status, headers, bytes. */
-async function raw (t: { teardown: (fn: () => void) => void }, encoding: string | undefined, method: string, headers: Record<string, string> = {}): Promise<{ status: number, headers: IncomingHttpHeaders, body: Buffer }> {
-  const server = downloadApp((ctx) => { ctx.body = download(stored(encoding)) }).listen(0, '127.0.0.1')
+async function raw (t: { teardown: (fn: () => void) => void }, encoding: string | undefined, method: string, headers: Record<string, string> = {}, bytes: Buffer = gz): Promise<{ status: number, headers: IncomingHttpHeaders, body: Buffer }> {
+  const server = downloadApp((ctx) => { ctx.body = download(stored(encoding, bytes)) }).listen(0, '127.0.0.1')
   await once(server, 'listening')
   t.teardown(() => { server.close() })
   const { port } = server.address() as AddressInfo
@@ -97,4 +101,79 @@ test('contentCodingOf: lower-cased tokens, identity and aws-chunked left out, an
   t.is(contentCodingOf(' , '), undefined)
   t.is(contentCodingOf('gzip, x y'), undefined)
   t.is(contentCodingOf('gzip\r\nSet-Cookie: a=b'), undefined)
+})
+
+test('a client that does not accept the stored coding gets the bytes decoded: another representation, with its own ETag, no length and no ranges (RFC 9110 §12.5.3; GCS\'s decompressive transcoding)', async t => {
+  for (const acceptEncoding of ['identity', '', 'gzip;q=0', 'br', 'deflate, *;q=0', 'x-gzip;q=0, *']) {
+    const what = JSON.stringify(acceptEncoding)
+    const get = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': acceptEncoding })
+    t.is(get.status, 200, what)
+    t.deepEqual(get.body, csv, what)
+    t.is(get.headers['content-encoding'], undefined, what)
+    t.is(get.headers['content-length'], undefined, what)
+    t.is(get.headers['transfer-encoding'], 'chunked', what)
+    t.is(get.headers['accept-ranges'], 'none', what)
+    t.is(get.headers.etag, '"gz-1-decoded"', what)
+    t.is(get.headers.vary, 'Accept-Encoding', what)
+    t.is(get.headers['content-type'], 'text/csv; charset=utf-8', what)
+  }
+  // A Range is of the decoded bytes, whose length is unknown: ignored.
+  const ranged = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity', Range: 'bytes=0-9' })
+  t.is(ranged.status, 200)
+  t.deepEqual(ranged.body, csv)
+  const head = await raw(t, 'gzip', 'HEAD', { 'Accept-Encoding': 'identity' })
+  t.is(head.status, 200)
+  t.is(head.headers.etag, '"gz-1-decoded"')
+  t.is(head.headers['content-length'], undefined)
+  t.is(head.headers['content-encoding'], undefined)
+  // Each representation revalidates with its own tag.
+  const same = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity', 'If-None-Match': '"gz-1-decoded"' })
+  t.is(same.status, 304)
+  t.is(same.headers.etag, '"gz-1-decoded"')
+  t.is(same.headers.vary, 'Accept-Encoding')
+  const other = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity', 'If-None-Match': '"gz-1"' })
+  t.is(other.status, 200)
+  t.deepEqual(other.body, csv)
+  // deflate and br, stored so, decoded alike.
+  for (const [coding, bytes] of [['deflate', deflateSync(csv)], ['br', brotliCompressSync(csv)]] as const) {
+    const res = await raw(t, coding, 'GET', { 'Accept-Encoding': 'identity' }, bytes)
+    t.is(res.status, 200, coding)
+    t.deepEqual(res.body, csv, coding)
+    t.is(res.headers['content-encoding'], undefined, coding)
+  }
+})
+
+test('a client that accepts the stored coding gets the stored bytes, with Vary: Accept-Encoding', async t => {
+  for (const acceptEncoding of ['gzip', 'gzip, deflate, br', 'x-gzip', '*', 'gzip;q=0.5, identity', 'GZIP;Q=1']) {
+    const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': acceptEncoding })
+    t.is(res.status, 200, acceptEncoding)
+    t.deepEqual(res.body, gz, acceptEncoding)
+    t.is(res.headers['content-encoding'], 'gzip', acceptEncoding)
+    t.is(res.headers['content-length'], String(gz.length), acceptEncoding)
+    t.is(res.headers.etag, '"gz-1"', acceptEncoding)
+    t.is(res.headers.vary, 'Accept-Encoding', acceptEncoding)
+  }
+})
+
+test('stored bytes that are not what their coding says: a clean 502 before the headers for a client that needs them decoded', async t => {
+  const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity' }, Buffer.from('this is not gzip at all, not even close, and long enough to be read'))
+  t.is(res.status, 502)
+  t.is(res.headers['content-disposition'], undefined)
+  t.is(res.headers.etag, undefined)
+})
+
+test('acceptsCoding: RFC 9110 §12.5.3 — no field accepts anything, an empty one nothing, the own member or * with q > 0', t => {
+  t.true(acceptsCoding(undefined, 'gzip'))
+  t.false(acceptsCoding('', 'gzip'))
+  t.true(acceptsCoding('gzip', 'gzip'))
+  t.true(acceptsCoding('x-gzip', 'gzip'))
+  t.true(acceptsCoding('gzip', 'x-gzip'))
+  t.true(acceptsCoding('deflate, gzip;q=0.001', 'gzip'))
+  t.false(acceptsCoding('gzip;q=0', 'gzip'))
+  t.false(acceptsCoding('gzip;q=0.000, *', 'gzip'), 'its own member wins over *')
+  t.true(acceptsCoding('*', 'br'))
+  t.false(acceptsCoding('*;q=0', 'br'))
+  t.false(acceptsCoding('identity', 'gzip'))
+  t.false(acceptsCoding('gzip;q=2', 'gzip'), 'an invalid qvalue: the member is skipped')
+  t.true(acceptsCoding(['deflate', 'gzip'], 'gzip'))
 })

@@ -64,7 +64,7 @@ test.serial('flydrive gcs: url is the public URL on the API endpoint, key encode
   t.is(new StorageFile(disk, 'docs/a.txt', { url: 'https://cdn.example/docs/a.txt' }).url, 'https://cdn.example/docs/a.txt')
 })
 
-test.serial('flydrive gcs: an object stored gzip-coded (contentEncoding metadata) is sent with its Content-Encoding, whole and ranged, its bytes as stored (the SDK asked not to gunzip)', async (t) => {
+test.serial('flydrive gcs: an object stored gzip-coded (contentEncoding metadata) is sent with its Content-Encoding, whole and ranged, its bytes as stored (the SDK asked not to gunzip), and decoded for a client that refuses gzip', async (t) => {
   const csv = Buffer.from('id,total\n' + Array.from({ length: 300 }, (_, i) => `${i},${i * 7}`).join('\n'))
   const gz = gzipSync(csv)
   gcs.put('exports/report.csv', gz, 'text/csv', 'gzip')
@@ -74,14 +74,24 @@ test.serial('flydrive gcs: an object stored gzip-coded (contentEncoding metadata
   t.deepEqual(transcoded.body, csv)
   const base = await listen(t, downloadApp((ctx) => { ctx.body = storage(disk).file('exports/report.csv') }))
   // rawRequest (node:http) does not decode: the client must get the stored bytes and be told their coding.
-  for (const headers of [{}, { 'If-None-Match': '"other"' }, { 'Accept-Encoding': 'identity' }]) {
+  for (const headers of [{}, { 'If-None-Match': '"other"' }, { 'Accept-Encoding': 'gzip, deflate' }]) {
     const res = await rawRequest(`${base}/`, { headers })
     t.is(res.status, 200)
     t.is(res.headers['content-encoding'], 'gzip')
     t.is(res.headers['content-type'], 'text/csv')
     t.is(res.headers['content-length'], String(gz.length))
+    t.is(res.headers.vary, 'Accept-Encoding')
     t.deepEqual(res.body, gz)
   }
+  // A client that refuses gzip (wget sends Accept-Encoding: identity) gets the bytes decoded, as
+  // GCS would send them: no Content-Encoding, no length, no ranges, an ETag of their own.
+  const decoded = await rawRequest(`${base}/`, { headers: { 'Accept-Encoding': 'identity', Range: 'bytes=0-9' } })
+  t.is(decoded.status, 200)
+  t.deepEqual(decoded.body, csv)
+  t.is(decoded.headers['content-encoding'], undefined)
+  t.is(decoded.headers['content-length'], undefined)
+  t.is(decoded.headers['accept-ranges'], 'none')
+  t.regex(decoded.headers.etag ?? '', /^"C\d+EAE=-decoded"$/)
   const ranged = await rawRequest(`${base}/`, { headers: { Range: 'bytes=100-199' } })
   t.is(ranged.status, 206)
   t.is(ranged.headers['content-encoding'], 'gzip')
