@@ -33,12 +33,35 @@ export function lookupContentType (name: string): string {
 
 
 /**
- * Whether a browser navigated to a response of this type renders it as a document that can run
- * script in the serving origin: HTML, XHTML, SVG and other XML (an XHTML-namespaced element in any
- * XML document runs script).
+ * Whether a browser shows a response of this type inline without running anything of its own:
+ * images other than SVG, audio, video, PDF, plain text, CSV, JSON. Anything else — HTML, SVG, XML,
+ * an unknown or unparsable type (which browsers sniff, HTML included) — can run script in the
+ * serving origin when rendered. The type is read as browsers read it (the Fetch standard's
+ * "extract a MIME type"): in a list (`text/plain, text/html`) the last valid type counts.
  */
-export function isActiveType (type: string): boolean {
-  const semicolon = type.indexOf(';')
-  const essence = (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase()
-  return essence === 'text/html' || essence === 'text/xml' || essence === 'application/xml' || essence === 'text/xsl' || essence.endsWith('+xml')
+export function isPassiveType (type: string): boolean {
+  const essence = browserEssence(type)
+  if (essence === undefined) return false
+  if (essence === 'image/svg+xml') return false
+  const slash = essence.indexOf('/')
+  const top = essence.slice(0, slash)
+  if (top === 'image' || top === 'audio' || top === 'video' || top === 'font') return true
+  return passiveTypes.has(essence)
+}
+
+const passiveTypes = new Set(['application/pdf', 'text/plain', 'text/csv', 'application/json', 'application/octet-stream'])
+
+const MIME_ESSENCE = /^[\t\n\r ]*([!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)[\t\n\r ]*(?:;|$)/
+
+/** The essence (`type/subtype`, lower case) a browser takes from a Content-Type value: the last valid one of a comma-separated list, not `*\/*`. */
+function browserEssence (value: string): string | undefined {
+  let found: string | undefined
+  // Commas inside a quoted parameter value do not split the list.
+  for (const member of value.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
+    const match = MIME_ESSENCE.exec(member)
+    if (match === null) continue
+    const essence = (match[1] as string).toLowerCase()
+    if (essence !== '*/*') found = essence
+  }
+  return found
 }

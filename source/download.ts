@@ -3,7 +3,7 @@ import { debug } from './debug.ts'
 import type { DownloadFile, DownloadOptions } from './types.ts'
 
 /** The options of download() (DownloadOptions). */
-export const downloadOptionNames: ReadonlySet<string> = new Set(['attachment', 'filename', 'contentType', 'cacheControl'])
+export const downloadOptionNames: ReadonlySet<string> = new Set(['attachment', 'filename', 'contentType', 'cacheControl', 'sandbox'])
 
 /**
  * The response-body marker: a file plus how to present it. `ctx.body = download(file, options)`.
@@ -118,8 +118,9 @@ export function validateDownloadOptions (options: DownloadOptions, where: string
   for (const key of Object.keys(options)) {
     if (!downloadOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${[...downloadOptionNames].join(', ')})`)
   }
-  const { attachment, filename, contentType, cacheControl } = options
+  const { attachment, filename, contentType, cacheControl, sandbox } = options
   if (attachment !== undefined && typeof attachment !== 'boolean') throw new TypeError(`${where}: attachment must be a boolean`)
+  if (sandbox !== undefined && typeof sandbox !== 'boolean') throw new TypeError(`${where}: sandbox must be a boolean`)
   if (filename !== undefined && typeof filename !== 'string') throw new TypeError(`${where}: filename must be a string`)
   if (contentType !== undefined && (typeof contentType !== 'string' || !isHeaderSafe(contentType) || contentType === '')) {
     throw new TypeError(`${where}: contentType must be a non-empty header value without control characters`)

@@ -10,7 +10,7 @@ import { PathFile } from './path-file.ts'
 import { lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
-import { clearForError, servedPlan } from './serve.ts'
+import { appendPolicy, clearForError, servedPlan } from './serve.ts'
 import type { DownloadFile, FileStat } from './types.ts'
 
 /**
@@ -162,9 +162,10 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     }
     // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
     const presentation = presentationHeaders(download, stat ?? declaredType(file))
-    // nginx passes on six of an X-Accel-Redirect response's headers, not Content-Security-Policy:
-    // an inline HTML, SVG or XML download would reach the browser without its sandbox, and run
-    // script in the app's origin. Node streams those (Caddy's generated config copies the header).
+    // nginx passes on six of an X-Accel-Redirect response's headers, not Content-Security-Policy
+    // nor nosniff: an inline HTML, SVG or XML download, or one of an unknown type Chromium sniffs,
+    // would reach the browser without its sandbox, and run script in the app's origin. Node streams
+    // those (Caddy's generated config copies both headers).
     if (presentation.sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
       debug('offload: %s is shown inline and runs script: streamed, for its Content-Security-Policy', JSON.stringify(file.name))
       return
@@ -180,7 +181,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     res.setHeader('Content-Type', presentation.contentType)
     res.setHeader('Content-Disposition', presentation.contentDisposition)
     res.setHeader('X-Content-Type-Options', NOSNIFF)
-    if (presentation.sandboxed && !res.hasHeader('Content-Security-Policy')) res.setHeader('Content-Security-Policy', SANDBOX)
+    if (presentation.sandboxed) appendPolicy(res, SANDBOX)
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
     if (validators !== undefined) {
       // The proxy answers the conditionals with these: the same clamped date streaming sends.

@@ -1,5 +1,5 @@
 import { contentDisposition } from './content-disposition.ts'
-import { contentTypeFor, isActiveType } from './content-type.ts'
+import { contentTypeFor, isPassiveType } from './content-type.ts'
 import type { DownloadBody } from './download.ts'
 import type { DownloadOptions, FileStat } from './types.ts'
 
@@ -9,9 +9,10 @@ export interface Presentation {
   readonly contentDisposition: string
   readonly cacheControl: string | undefined
   /**
-   * Shown inline (not an attachment) and of a type that runs script (HTML, SVG, XML): the response
-   * gets `Content-Security-Policy: sandbox`, so that a file an untrusted user uploaded or named
-   * cannot run script in the app's origin.
+   * Shown inline (not an attachment) and of a type that is not known to be passive (HTML, SVG, XML,
+   * an unknown type a browser would sniff): the response gets `Content-Security-Policy: sandbox`,
+   * so that a file an untrusted user uploaded or named cannot run script in the app's origin.
+   * `sandbox: false` turns it off (the app's own pages served as files).
    */
   readonly sandboxed: boolean
 }
@@ -59,6 +60,6 @@ class LazyPresentation implements Presentation {
   }
 
   get sandboxed (): boolean {
-    return this.#options.attachment === false && isActiveType(this.contentType)
+    return this.#options.attachment === false && this.#options.sandbox !== false && !isPassiveType(this.contentType)
   }
 }

@@ -277,9 +277,17 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
   for (const name in headers) {
     const value = headers[name]
     if (value === null || value === undefined) res.removeHeader(name)
-    // A policy the route set itself is its own choice (one that allows what the sandbox forbids).
-    else if (name !== 'Content-Security-Policy' || !res.hasHeader(name)) res.setHeader(name, value)
+    // A policy the app set stays, and the sandbox goes beside it: browsers enforce every policy.
+    else if (name === 'Content-Security-Policy' && res.hasHeader(name)) appendPolicy(res, value)
+    else res.setHeader(name, value)
   }
+}
+
+/** Adds `policy` to the response's Content-Security-Policy lines, once. */
+export function appendPolicy (res: ServerResponse, policy: string): void {
+  const existing = res.getHeader('Content-Security-Policy')
+  const lines = Array.isArray(existing) ? existing : existing === undefined ? [] : [String(existing)]
+  if (!lines.includes(policy)) res.setHeader('Content-Security-Policy', [...lines, policy])
 }
 
 /** Responses whose connection resetOnFailure() reset. */

@@ -139,4 +139,13 @@ export interface DownloadOptions {
    * @example 'private, max-age=3600'
    */
   cacheControl?: string | undefined
+  /**
+   * For an inline download (`attachment: false`) of a type a browser may run script in — HTML, SVG,
+   * XML, an unknown type it would sniff; not images, audio, video, PDF, plain text, CSV or JSON —,
+   * `Content-Security-Policy: sandbox` (no script, no form, an opaque origin), beside any policy the
+   * app set: an uploaded page renders but runs nothing in the app's origin. `false` for the app's own
+   * pages served as files (an SPA's index.html through sendfile()).
+   * @default true
+   */
+  sandbox?: boolean | undefined
 }

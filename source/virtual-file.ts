@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream'
+import { pipeline, Readable, Transform } from 'node:stream'
+import type { TransformCallback } from 'node:stream'
 import { isHeaderSafe } from './download.ts'
 import { contentEtag } from './etag.ts'
 import type { ByteRange, DownloadFile, FileStat } from './types.ts'
@@ -82,10 +83,11 @@ export class VirtualFile implements DownloadFile {
     if (this.#consumed) throw new Error('VirtualFile: a generated stream can be sent only once')
     this.#consumed = true
     const content = this.#stream
-    // An object-mode stream's chunks are checked as they are read (a number or an object fails
-    // the first read, before the headers: a clean error, not a connection closed with no status).
+    // An object-mode stream's chunks are checked as they pass (a number or an object fails the
+    // first one, before the headers: a clean error, not a connection closed with no status). The
+    // pipeline destroys the source with its check (a client leaving while the source is silent).
     // One already finished is left as it is, for serve() to judge.
-    if (content instanceof Readable) return content.readableObjectMode && !content.destroyed && !content.readableEnded ? Readable.from(content, { objectMode: false }) : content
+    if (content instanceof Readable) return content.readableObjectMode && !content.destroyed && !content.readableEnded ? pipeline(content, new ByteChunks(), ignore) : content
     if (content instanceof ReadableStream) return Readable.fromWeb(content as import('node:stream/web').ReadableStream<Uint8Array>)
     return Readable.from(content as AsyncIterable<Uint8Array | string>, { objectMode: false })
   }
@@ -134,3 +136,19 @@ function isStreamLike (value: unknown): boolean {
   if (value instanceof Readable || value instanceof ReadableStream) return true
   return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
 }
+
+/** Passes on the chunks of an object-mode stream that are bytes or strings (as bytes); anything else fails it. */
+class ByteChunks extends Transform {
+  constructor () {
+    super({ writableObjectMode: true, readableObjectMode: false })
+  }
+
+  override _transform (chunk: unknown, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (Buffer.isBuffer(chunk)) callback(null, chunk)
+    else if (chunk instanceof Uint8Array) callback(null, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    else if (typeof chunk === 'string') callback(null, Buffer.from(chunk, 'utf8'))
+    else callback(new TypeError(`VirtualFile: a stream chunk must be bytes or a string, not ${chunk === null ? 'null' : typeof chunk}`))
+  }
+}
+
+function ignore (): void {}

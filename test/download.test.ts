@@ -231,7 +231,8 @@ const badOptions: Array<[string, unknown, RegExp]> = [
   ['contentType non-ASCII', { contentType: 'text/plain; name=é' }, /^download\(\): contentType must be/],
   ['cacheControl with LF', { cacheControl: 'no-store\nX: 1' }, /^download\(\): cacheControl must be/],
   ['cacheControl: 60', { cacheControl: 60 }, /^download\(\): cacheControl must be/],
-  ['an unknown option', { atachment: true }, /^download\(\): unknown option "atachment" \(allowed: attachment, filename, contentType, cacheControl\)$/],
+  ['a sandbox that is not a boolean', { sandbox: 'no' }, /^download\(\): sandbox must be a boolean$/],
+  ['an unknown option', { atachment: true }, /^download\(\): unknown option "atachment" \(allowed: attachment, filename, contentType, cacheControl, sandbox\)$/],
   ['options: null', null, /^download\(\): options must be an object$/],
   ['options: "inline"', 'inline', /^download\(\): options must be an object$/]
 ]

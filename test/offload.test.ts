@@ -679,3 +679,30 @@ test('offload I/O: confining a PathFile under a root costs a realpath, not a sta
   t.regex(viaApache.headers.etag ?? '', /^"[0-9a-f]+-e"$/)
   t.is(forApache.stats, 1)
 })
+
+test('offload: an inline download that may run script (HTML, an unknown type) is streamed with its sandbox under an nginx rule (nginx drops the header), offloaded with it under Apache; passive types are offloaded; a route\'s own policy keeps its line beside the sandbox', async (t) => {
+  const rulesFor = { nginx: [protectedNginx], apache: [apache({ sourceDir: fixtureRoot, destinationDir: fixtureRoot })] }
+  for (const [backend, rules] of Object.entries(rulesFor)) {
+    const app = downloadApp((ctx) => {
+      if (ctx.query.policy !== undefined) ctx.set('Content-Security-Policy', "default-src 'self'")
+      ctx.body = download(new PathFile('digits.txt', { root: fixtureRoot }), { attachment: false, contentType: String(ctx.query.type) })
+    }, { rules })
+    for (const type of ['text/html', 'unknown/unknown', 'text/plain, text/html']) {
+      const res = await request(app.callback()).get(`/?type=${encodeURIComponent(type)}`)
+      t.is(res.status, 200, `${backend} ${type}`)
+      t.is(res.headers['content-security-policy'], 'sandbox', `${backend} ${type}`)
+      t.is(res.headers['x-content-type-options'], 'nosniff', `${backend} ${type}`)
+      if (backend === 'nginx') {
+        t.deepEqual(noOffloadHeaders(res.headers), [], `${backend} ${type}: streamed`)
+        t.is(res.headers['content-length'], String((await readFile(join(fixtureRoot, 'digits.txt'))).length))
+      } else t.truthy(res.headers['x-sendfile'], `${backend} ${type}: offloaded`)
+    }
+    for (const type of ['application/pdf', 'image/png', 'text/plain']) {
+      const res = await request(app.callback()).get(`/?type=${encodeURIComponent(type)}`)
+      t.is(res.headers['content-security-policy'], undefined, `${backend} ${type}`)
+      t.truthy(res.headers[backend === 'nginx' ? 'x-accel-redirect' : 'x-sendfile'], `${backend} ${type}: offloaded`)
+    }
+    const own = await request(app.callback()).get('/?type=text%2Fhtml&policy=1')
+    t.is(own.headers['content-security-policy'], "default-src 'self', sandbox", backend)
+  }
+})

@@ -673,7 +673,7 @@ test('virtual-file: an object-mode stream of numbers or objects is a clean 500 b
   assertErrorResponse(t, await fetchBytes(url, '/numbers'), 500)
   assertErrorResponse(t, await fetchBytes(url, '/objects'), 500)
   t.is(errors.length, 2)
-  t.true(errors.every((error) => /"chunk" argument/.test((error.cause as Error | undefined)?.message ?? '')), errors.map((error) => error.message).join('; '))
+  t.deepEqual(errors.map((error) => (error.cause as Error | undefined)?.message), ['VirtualFile: a stream chunk must be bytes or a string, not number', 'VirtualFile: a stream chunk must be bytes or a string, not object'])
   const res = await fetchBytes(url, '/bytes')
   t.is(res.status, 200)
   t.is(res.body.toString(), 'abcde')
@@ -708,4 +708,25 @@ test('virtual-file: a stream of another library (not a node:stream Readable, but
   const res = await fetchBytes(url, '/')
   t.is(res.body.toString(), 'abc')
   t.is(destroyed, 3)
+})
+
+test('virtual-file: an object-mode stream waiting for its next row is destroyed when the client leaves, before its first row or after some', async (t) => {
+  const sources: Readable[] = []
+  const url = await listen(t, downloadApp((ctx) => {
+    const source = new Readable({ objectMode: true, read () {} })
+    sources.push(source)
+    if (ctx.path === '/after') source.push(Buffer.alloc(100_000, 0x61))
+    ctx.body = new VirtualFile(source, { name: 'rows.csv' })
+  }))
+  for (const path of ['/before', '/after']) {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1')
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    if (path === '/after') await once(socket, 'data')
+    else await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+    const source = sources.at(-1)
+    if (source === undefined) throw new Error('no source')
+    if (!source.destroyed) await new Promise((resolve) => { source.once('close', resolve); setTimeout(resolve, 2000) })
+    t.true(source.destroyed, path)
+  }
 })

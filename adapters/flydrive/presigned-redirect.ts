@@ -58,6 +58,12 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     } catch (error) {
       throw toHttpError(error)
     }
+    // The storage would send it without the sandbox the app gives an inline page (HTML, SVG, an
+    // unknown type), and a bucket on the app's own site would run its script there: streamed.
+    if (presentation.sandboxed) {
+      debug('presignedRedirect: %s is shown inline and may run script: streamed, for its Content-Security-Policy', JSON.stringify(file.key))
+      return
+    }
     let url: string
     try {
       url = await file.signedUrl({ expiresIn, contentDisposition: presentation.contentDisposition, contentType: presentation.contentType })

@@ -165,6 +165,26 @@ test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'
   t.is(head.body.length, 0)
 })
 
+test.serial('presignedRedirect: an object shown inline that may run script (HTML, an unknown type) is streamed with its sandbox, not redirected to the storage, which would send it without; inline text is still redirected', async (t) => {
+  const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect())
+  koa.use((ctx) => { ctx.body = download(media.file(key), { attachment: false, contentType: String(ctx.query.type) }) })
+  const base = await listen(t, koa)
+  for (const type of ['text/html', 'unknown/unknown', 'image/svg+xml']) {
+    const res = await rawRequest(`${base}/?type=${encodeURIComponent(type)}`)
+    t.is(res.status, 200, type)
+    t.is(res.headers.location, undefined, type)
+    t.is(res.headers['content-security-policy'], 'sandbox', type)
+    t.is(res.body.toString(), contents, type)
+  }
+  const text = await rawRequest(`${base}/?type=text%2Fplain`)
+  t.is(text.status, 302)
+  t.regex(text.headers.location ?? '', /X-Amz-Signature=/)
+})
+
 test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kd-redirect-'))
   t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
