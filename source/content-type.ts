@@ -31,7 +31,6 @@ export function lookupContentType (name: string): string {
   return type
 }
 
-
 /**
  * Whether a browser shows a response of this type inline without running anything of its own:
  * images other than SVG, audio, video, PDF, plain text, CSV, JSON. Anything else — HTML, SVG, XML,

@@ -17,7 +17,7 @@ export interface Presentation {
   readonly sandboxed: boolean
 }
 
-/** Sent with every download's headers: the browser takes the Content-Type as it is (no sniffing). */
+/** Sent with every download the app answers or offloads (nginx drops it): the browser takes the Content-Type as it is (no sniffing). */
 export const NOSNIFF = 'nosniff'
 /** A CSP without a sandbox token's allowances: no script, no form, no plugin, an opaque origin. */
 export const SANDBOX = 'sandbox'
