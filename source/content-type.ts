@@ -35,8 +35,9 @@ export function lookupContentType (name: string): string {
  * Whether a browser shows a response of this type inline without running anything of its own:
  * images other than SVG, audio, video, PDF, plain text, CSV, JSON. Anything else — HTML, SVG, XML,
  * an unknown or unparsable type (which browsers sniff, HTML included) — can run script in the
- * serving origin when rendered. The type is read as browsers read it (the Fetch standard's
- * "extract a MIME type"): in a list (`text/plain, text/html`) the last valid type counts.
+ * serving origin when rendered. Only one plain `type/subtype` with parameters is read: a list
+ * (`text/plain, text/html` is HTML to Chromium, which takes the last valid member) or any other
+ * shape is not passive.
  */
 export function isPassiveType (type: string): boolean {
   const essence = browserEssence(type)
@@ -52,15 +53,14 @@ const passiveTypes = new Set(['application/pdf', 'text/plain', 'text/csv', 'appl
 
 const MIME_ESSENCE = /^[\t\n\r ]*([!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)[\t\n\r ]*(?:;|$)/
 
-/** The essence (`type/subtype`, lower case) a browser takes from a Content-Type value: the last valid one of a comma-separated list, not `*\/*`. */
+/**
+ * The essence (`type/subtype`, lower case) of a Content-Type value, or undefined for a value a
+ * browser might read otherwise: a list (browsers take its last valid member, and where a member
+ * ends — at a space, a `(`, a comma inside quotes — is theirs to decide), or anything but one plain
+ * `type/subtype` with parameters. Undefined is never passive: such a type is sandboxed.
+ */
 function browserEssence (value: string): string | undefined {
-  let found: string | undefined
-  // Commas inside a quoted parameter value do not split the list.
-  for (const member of value.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
-    const match = MIME_ESSENCE.exec(member)
-    if (match === null) continue
-    const essence = (match[1] as string).toLowerCase()
-    if (essence !== '*/*') found = essence
-  }
-  return found
+  if (value.includes(',')) return undefined
+  const match = MIME_ESSENCE.exec(value)
+  return match === null ? undefined : (match[1] as string).toLowerCase()
 }

@@ -279,6 +279,8 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
     if (value === null || value === undefined) res.removeHeader(name)
     // A policy the app set stays, and the sandbox goes beside it: browsers enforce every policy.
     else if (name === 'Content-Security-Policy' && res.hasHeader(name)) appendPolicy(res, value)
+    // So does a Vary the app set (CORS's Origin): a cache must key on both.
+    else if (name === 'Vary' && res.hasHeader(name)) appendVary(res, value)
     else res.setHeader(name, value)
   }
 }
@@ -288,6 +290,14 @@ export function appendPolicy (res: ServerResponse, policy: string): void {
   const existing = res.getHeader('Content-Security-Policy')
   const lines = Array.isArray(existing) ? existing : existing === undefined ? [] : [String(existing)]
   if (!lines.includes(policy)) res.setHeader('Content-Security-Policy', [...lines, policy])
+}
+
+/** Adds `field` to the response's Vary, unless it is there already (or `*` is). */
+function appendVary (res: ServerResponse, field: string): void {
+  const existing = res.getHeader('Vary')
+  const value = Array.isArray(existing) ? existing.join(', ') : String(existing ?? '')
+  const fields = value.split(',').map((part) => part.trim().toLowerCase())
+  if (!fields.includes(field.toLowerCase()) && !fields.includes('*')) res.setHeader('Vary', value.trim() === '' ? field : `${value}, ${field}`)
 }
 
 /** Responses whose connection resetOnFailure() reset. */
@@ -366,6 +376,9 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
 async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
   const source = await file.open(undefined, opened)
   const decoder = coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
+  // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's.
+  let undecodable: unknown
+  decoder.once('error', (error) => { undecodable = error })
   // A failure of either destroys both; Koa's pipeline reports the one after the headers.
   const decoded = pipeline(source, decoder, ignore)
   try {
@@ -373,8 +386,7 @@ async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding,
     await settledInMemory(decoded)
   } catch (error) {
     source.destroy()
-    const code = (error as { code?: unknown } | null)?.code
-    throw typeof code === 'string' && code.startsWith('Z_') ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
+    throw error === undecodable ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
   }
   return decoded
 }

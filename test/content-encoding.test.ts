@@ -155,11 +155,28 @@ test('a client that accepts the stored coding gets the stored bytes, with Vary: 
   }
 })
 
-test('stored bytes that are not what their coding says: a clean 502 before the headers for a client that needs them decoded', async t => {
-  const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity' }, Buffer.from('this is not gzip at all, not even close, and long enough to be read'))
-  t.is(res.status, 502)
-  t.is(res.headers['content-disposition'], undefined)
-  t.is(res.headers.etag, undefined)
+test('stored bytes that are not what their coding says: a clean 502 before the headers for a client that needs them decoded (gzip, deflate and br alike)', async t => {
+  for (const coding of ['gzip', 'deflate', 'br']) {
+    const res = await raw(t, coding, 'GET', { 'Accept-Encoding': 'identity' }, Buffer.from('this is not compressed at all, not even close, and long enough to be read'))
+    t.is(res.status, 502, coding)
+    t.is(res.headers['content-disposition'], undefined, coding)
+    t.is(res.headers.etag, undefined, coding)
+  }
+})
+
+test('a Vary the app set (CORS\'s Origin) keeps its fields beside Accept-Encoding, on 200 and 304', async t => {
+  const server = downloadApp((ctx) => {
+    ctx.vary('Origin')
+    ctx.body = download(stored('gzip'))
+  }).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  for (const headers of [{ 'Accept-Encoding': 'gzip' }, { 'Accept-Encoding': 'identity' }, { 'Accept-Encoding': 'gzip', 'If-None-Match': '"gz-1"' }]) {
+    const res = await fetch(url, { headers })
+    await res.arrayBuffer()
+    t.is(res.headers.get('vary'), 'Origin, Accept-Encoding', JSON.stringify(headers))
+  }
 })
 
 test('acceptsCoding: RFC 9110 §12.5.3 — no field accepts anything, an empty one nothing, the own member or * with q > 0', t => {

@@ -2,7 +2,9 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug } from '../../source/debug.ts'
 import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
+import { acceptsCoding, contentCodingOf } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
+import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
 export interface PresignedRedirectOptions {
@@ -53,10 +55,19 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
       return
     }
     let presentation: ReturnType<typeof presentationHeaders>
+    let stat: FileStat
     try {
-      presentation = presentationHeaders(download, await file.stat())
+      stat = await file.stat()
+      presentation = presentationHeaders(download, stat)
     } catch (error) {
       throw toHttpError(error)
+    }
+    // Stored coded (gzip) for a client that refuses the coding: the storage would send it as
+    // stored (S3 does not transcode), serve() decodes it.
+    const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+    if (coding !== undefined && !acceptsCoding(ctx.request.headers['accept-encoding'], coding)) {
+      debug('presignedRedirect: %s is stored %s-coded and the client does not accept it: streamed, decoded', JSON.stringify(file.key), coding)
+      return
     }
     // The storage would send it without the sandbox the app gives an inline page (HTML, SVG, an
     // unknown type), and a bucket on the app's own site would run its script there: streamed.

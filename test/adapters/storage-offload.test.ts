@@ -1,5 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import type { DriverContract } from 'flydrive/types'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -183,6 +185,25 @@ test.serial('presignedRedirect: an object shown inline that may run script (HTML
   const text = await rawRequest(`${base}/?type=text%2Fplain`)
   t.is(text.status, 302)
   t.regex(text.headers.location ?? '', /X-Amz-Signature=/)
+})
+
+test.serial('presignedRedirect: an object stored gzip-coded is redirected for a client that accepts gzip, and streamed decoded for one that refuses it (the storage would send the gzip bytes)', async (t) => {
+  const csv = Buffer.from('id,total\n' + Array.from({ length: 300 }, (_, i) => `${i},${i * 7}`).join('\n'))
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'coded/report.csv', Body: gzipSync(csv), ContentType: 'text/csv', ContentEncoding: 'gzip' }))
+  const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(presignedRedirect())
+  koa.use((ctx) => { ctx.body = download(media.file('coded/report.csv')) })
+  const base = await listen(t, koa)
+  const accepting = await rawRequest(`${base}/`, { headers: { 'Accept-Encoding': 'gzip' } })
+  t.is(accepting.status, 302)
+  const refusing = await rawRequest(`${base}/`, { headers: { 'Accept-Encoding': 'identity' } })
+  t.is(refusing.status, 200)
+  t.is(refusing.headers.location, undefined)
+  t.is(refusing.headers['content-encoding'], undefined)
+  t.deepEqual(refusing.body, csv)
 })
 
 test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
