@@ -376,8 +376,11 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
 async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
   const source = await file.open(undefined, opened)
   const decoder = coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
-  // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's.
+  // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's,
+  // which the pipeline hands the decoder too (a storage's E_CHANGED must stay one: planned again).
   let undecodable: unknown
+  let sourceFailure: unknown
+  source.once('error', (error) => { sourceFailure = error })
   decoder.once('error', (error) => { undecodable = error })
   // A failure of either destroys both; Koa's pipeline reports the one after the headers.
   const decoded = pipeline(source, decoder, ignore)
@@ -386,7 +389,7 @@ async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding,
     await settledInMemory(decoded)
   } catch (error) {
     source.destroy()
-    throw error === undecodable ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
+    throw error === undecodable && error !== sourceFailure && !(error instanceof DownloadError) ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
   }
   return decoded
 }

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import test from 'ava'
 import { download } from '../source/download.ts'
+import { DownloadError } from '../source/errors.ts'
 import { acceptsCoding, contentCodingOf } from '../source/plan.ts'
 import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
 import { downloadApp } from './helpers/koa.ts'
@@ -161,6 +162,24 @@ test('stored bytes that are not what their coding says: a clean 502 before the h
     t.is(res.status, 502, coding)
     t.is(res.headers['content-disposition'], undefined, coding)
     t.is(res.headers.etag, undefined, coding)
+  }
+})
+
+test('a source failing before its first bytes, for a client that needs them decoded, keeps its own meaning: the storage\'s 404 or 503 (changed since stat), not a 502 of the decoding', async t => {
+  for (const [failure, status] of [[Object.assign(new Error('gone'), { code: 'ENOENT' }), 404], [new DownloadError('E_CHANGED', 'replaced'), 503], [new Error('reset'), 500]] as const) {
+    const server = downloadApp((ctx) => {
+      const stat: FileStat = { size: gz.length, etag: '"gz-1"', contentEncoding: 'gzip' }
+      ctx.body = download({
+        name: 'report.csv',
+        stat: async () => stat,
+        open: async () => new Readable({ read () { this.destroy(failure) } })
+      })
+    }).listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.teardown(() => { server.close() })
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: { 'Accept-Encoding': 'identity' } })
+    await res.arrayBuffer()
+    t.is(res.status, status, failure.message)
   }
 })
 
