@@ -175,7 +175,7 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     onError(errored instanceof Error ? errored : new Error(String(errored)))
     return out
   }
-  if (source.readableEnded && !ended) {
+  if (source.readableEnded) {
     ended = true
     if (expected !== undefined && expected !== 0) fail(new DownloadError('E_UPSTREAM', `${what}: the source had already ended before it was sent`))
     else out.push(null)

@@ -45,7 +45,7 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   // (Accept-Encoding: identity — wget —, or gzip;q=0): the bytes are decoded, as GCS's own
   // "decompressive transcoding" does (RFC 9110 §12.5.3). Another representation: its own ETag,
   // no length, no ranges.
-  const decode = coding !== undefined && isDecodable(coding) && !acceptsCoding(request['accept-encoding'], coding) ? coding : undefined
+  const decode = codingToUndo(coding, request['accept-encoding'])
   const etag = options.etag ? wellFormedEtag(stat.etag) : undefined
   const validators: Validators = {
     etag: decode === undefined || etag === undefined ? etag : decodedEtag(etag),
@@ -117,6 +117,14 @@ export type DecodableCoding = 'gzip' | 'x-gzip' | 'deflate' | 'br'
 
 function isDecodable (coding: string): coding is DecodableCoding {
   return coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate' || coding === 'br'
+}
+
+/**
+ * The stored coding (a contentCodingOf() value) that serve() undoes for a client whose
+ * Accept-Encoding refuses it; undefined when the client accepts it, or when it is none or several.
+ */
+export function codingToUndo (coding: string | undefined, acceptEncoding: string | string[] | undefined): DecodableCoding | undefined {
+  return coding !== undefined && isDecodable(coding) && !acceptsCoding(acceptEncoding, coding) ? coding : undefined
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug } from '../../source/debug.ts'
 import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
-import { acceptsCoding, contentCodingOf } from '../../source/plan.ts'
+import { codingToUndo, contentCodingOf } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
@@ -64,8 +64,8 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     }
     // Stored coded (gzip) for a client that refuses the coding: the storage would send it as
     // stored (S3 does not transcode), serve() decodes it.
-    const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
-    if (coding !== undefined && !acceptsCoding(ctx.request.headers['accept-encoding'], coding)) {
+    const coding = codingToUndo(stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding), ctx.request.headers['accept-encoding'])
+    if (coding !== undefined) {
       debug('presignedRedirect: %s is stored %s-coded and the client does not accept it: streamed, decoded', JSON.stringify(file.key), coding)
       return
     }
