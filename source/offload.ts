@@ -7,7 +7,7 @@ import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
-import { lastModifiedOf } from './plan.ts'
+import { codingToUndo, contentCodingOf, DECODABLE_CODINGS, acceptsCoding, lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedPlan } from './serve.ts'
@@ -25,8 +25,10 @@ import type { DownloadFile, FileStat } from './types.ts'
  * root are a 404, as is a missing file); other local files are stat'ed, and so is every file for
  * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
  * §3, §8; only those two get the validators). A PathFile without root or with `followSymlinks`,
- * and any file known by URL, cost no I/O at all. A failure is thrown as the HTTP error `serve()`
- * would give, with no offload header set.
+ * and any file known by URL, cost no I/O at all — but a file whose origin sends its stored coding
+ * whatever the client accepts (`sendsStoredCoding`: S3), for a client refusing gzip, deflate or br:
+ * it is stat'ed, and streamed (decoded) when it is coded so. A failure is thrown as the HTTP error
+ * `serve()` would give, with no offload header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response,
  * except a GET for several ranges of a file offloaded to an origin (a rule without `sourceDir`),
@@ -102,6 +104,24 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       debug('offload: %s streamed: a HEAD of a presigned URL (signed for GET)', loggableUrl(file.url))
       return
     }
+    // An object an origin sends with its stored coding whatever the client accepts (S3: a gzip
+    // export reached wget, which sends `Accept-Encoding: identity`, as gzip bytes under its .csv
+    // name): for a client refusing a coding serve() can undo, the metadata decides. A coded object
+    // is left to serve(), which decodes it for that client; any other is offloaded as usual.
+    let stat: FileStat | undefined
+    if (file.sendsStoredCoding === true && rule.sourceDir === undefined && rule.backend !== 'negotiated' && refusesDecodableCoding(ctx.request.headers['accept-encoding'])) {
+      try {
+        stat = await file.stat()
+      } catch (error) {
+        clearForError(ctx)
+        throw toHttpError(error)
+      }
+      const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+      if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
+        debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it)', JSON.stringify(file.name), coding)
+        return
+      }
+    }
     // Malformed conditional fields, which the app ignores and some servers read: an
     // If-Modified-Since or If-Unmodified-Since that is not one HTTP-date (ignored, §13.1.3–4); next
     // to a GET's Range, an If-Range that is neither one entity-tag nor one HTTP-date (it cannot
@@ -129,9 +149,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // (proxyRefusesSymlinks: it checks the path it opens), costs no syscall, like a hand-written
     // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
     // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
-    let stat: FileStat | undefined
     try {
-      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
+      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat ??= await file.stat()
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
       clearForError(ctx)
@@ -217,6 +236,11 @@ function malformedField (ctx: Context): string | undefined {
   const ifRange = headers['if-range']
   if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
   return undefined
+}
+
+/** Whether Accept-Encoding refuses one of the codings serve() can undo (no field refuses none). */
+function refusesDecodableCoding (field: string | string[] | undefined): boolean {
+  return field !== undefined && DECODABLE_CODINGS.some((coding) => !acceptsCoding(field, coding))
 }
 
 /** The Content-Type `file` declares without I/O (DownloadFile.contentType), as a stat to present. */

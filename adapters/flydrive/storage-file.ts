@@ -69,6 +69,12 @@ export class StorageFile implements DownloadFile {
   readonly url: string | undefined
   /** The `contentType` option (a record's type): the offloaded response's type too. */
   readonly contentType: string | undefined
+  /**
+   * Whether the storage may send the object's stored Content-Encoding whatever the client accepts:
+   * S3 does; GCS transcodes gzip alone (and not under `Cache-Control: no-transform`); drivers not
+   * known here may. fs disks store no coding.
+   */
+  readonly sendsStoredCoding: boolean
   readonly #object: StorageObject | undefined
   readonly #driver: DriverContract
   readonly #refused: string | undefined
@@ -88,11 +94,14 @@ export class StorageFile implements DownloadFile {
     this.name = options.name ?? keyName(key)
     this.contentType = options.contentType
     if (this.#refused !== undefined) {
+      this.sendsStoredCoding = false
       this.path = undefined
       this.url = undefined
       return
     }
-    const object = backendOf(driver).object(key, { idleTimeout: options.idleTimeout ?? 30_000 })
+    const backend = backendOf(driver)
+    this.sendsStoredCoding = backend.kind !== 'fs'
+    const object = backend.object(key, { idleTimeout: options.idleTimeout ?? 30_000 })
     this.#object = object
     this.path = object.path
     this.url = options.url === false ? undefined : options.url ?? object.url

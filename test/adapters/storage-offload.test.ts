@@ -126,6 +126,44 @@ nginxTest('nginx: a tampered presigned URL through /_remote/ is refused by s3rve
   t.false(res.body.toString().includes('Signature'), 'the storage\'s XML stays behind')
 })
 
+nginxTest('nginx: an S3 object stored gzip-coded, offloaded by its URL: a client refusing gzip gets it from the app, decoded (S3 would send the gzip bytes); one accepting gzip gets it offloaded, as stored; an uncoded object stays offloaded after the app\'s metadata check', async (t) => {
+  const csv = Buffer.from('id,total\n' + Array.from({ length: 300 }, (_, i) => `${i},${i * 3}`).join('\n'))
+  const gz = gzipSync(csv)
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'coded/offloaded.csv', Body: gz, ContentType: 'text/csv', ContentEncoding: 'gzip' }))
+  await s3.put('coded/plain.csv', csv, 'text/csv')
+  const appUrl = `http://127.0.0.1:${(app?.address() as AddressInfo).port}`
+  for (const kind of ['fixed', 'signed']) {
+    // wget's field; an explicit refusal with q=0
+    for (const refusal of ['identity', 'gzip;q=0, deflate, br']) {
+      const res = await rawRequest(`${proxy?.url ?? ''}/${kind}/coded/offloaded.csv`, { headers: { 'Accept-Encoding': refusal } })
+      t.is(res.status, 200, `${kind} ${refusal}`)
+      t.is(res.headers['content-encoding'], undefined, `${kind} ${refusal}`)
+      t.is(res.headers.vary, 'Accept-Encoding', `${kind} ${refusal}`)
+      t.deepEqual(res.body, csv, `${kind} ${refusal}`)
+      const direct = await rawRequest(`${appUrl}/${kind}/coded/offloaded.csv`, { headers: { 'Accept-Encoding': refusal } })
+      t.is(direct.headers['x-accel-redirect'], undefined, `${kind} ${refusal}`)
+      t.deepEqual(direct.body, csv, `${kind} ${refusal}`)
+    }
+    for (const headers of [{ 'Accept-Encoding': 'gzip, deflate, br' }, {}]) {
+      const res = await rawRequest(`${proxy?.url ?? ''}/${kind}/coded/offloaded.csv`, { headers })
+      t.is(res.status, 200, kind)
+      t.is(res.headers['content-encoding'], 'gzip', kind)
+      t.deepEqual(res.body, gz, kind)
+      const direct = await rawRequest(`${appUrl}/${kind}/coded/offloaded.csv`, { headers })
+      t.regex(String(direct.headers['x-accel-redirect']), kind === 'fixed' ? /^\/_s3\/coded\/offloaded\.csv$/ : /^\/_remote\/http\/127\.0\.0\.1:\d+\/.*X-Amz-Signature=/, kind)
+      t.is(direct.body.length, 0, kind)
+    }
+    const heads = (): number => s3.log.entries.filter((e) => e.method === 'HEAD' && decodeURIComponent(e.url).endsWith('/coded/plain.csv')).length
+    const before = heads()
+    const plain = await rawRequest(`${appUrl}/${kind}/coded/plain.csv`, { headers: { 'Accept-Encoding': 'identity' } })
+    t.regex(String(plain.headers['x-accel-redirect']), kind === 'fixed' ? /^\/_s3\/coded\/plain\.csv$/ : /^\/_remote\//, kind)
+    // (the signing disk talks to s3rver directly, past the log)
+    if (kind === 'fixed') t.is(heads(), before + 1, 'one metadata request decided it')
+    const viaProxy = await rawRequest(`${proxy?.url ?? ''}/${kind}/coded/plain.csv`, { headers: { 'Accept-Encoding': 'identity' } })
+    t.deepEqual(viaProxy.body, csv, kind)
+  }
+})
+
 test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'s disposition; the storage serves it, with Range', async (t) => {
   const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
   const koa = new Koa()
