@@ -9,6 +9,7 @@ import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { codingToUndo, contentCodingOf, DECODABLE_CODINGS, acceptsCoding, lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
+import { isPassiveType, lookupContentType } from './content-type.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedPlan } from './serve.ts'
 import type { DownloadFile, FileStat } from './types.ts'
@@ -181,11 +182,17 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     }
     // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
     const presentation = presentationHeaders(download, stat ?? declaredType(file))
+    // A CGI-style gateway (Apache mod_proxy_scgi's ProxySCGIInternalRedirect, mod_wsgi) serves the
+    // Location with the type its own mod_mime gives the stored name, not the app's (measured: a
+    // stored page.html offered as notes.txt or with contentType text/plain went out as text/html,
+    // and Chromium ran its script); it keeps the app's policy. So the sandbox is also decided on
+    // the type the gateway gives the name it serves.
+    const sandboxed = presentation.sandboxed || (rule.backend === 'internal-redirect' && gatewayTypeMayRunScript(download.options, target.value))
     // nginx passes on six of an X-Accel-Redirect response's headers, not Content-Security-Policy
     // nor nosniff: an inline HTML, SVG or XML download, or one of an unknown type Chromium sniffs,
     // would reach the browser without its sandbox, and run script in the app's origin. Node streams
     // those (Caddy's generated config copies both headers).
-    if (presentation.sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
+    if (sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
       debug('offload: %s is shown inline and runs script: streamed, for its Content-Security-Policy', JSON.stringify(file.name))
       return
     }
@@ -200,7 +207,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     res.setHeader('Content-Type', presentation.contentType)
     res.setHeader('Content-Disposition', presentation.contentDisposition)
     res.setHeader('X-Content-Type-Options', NOSNIFF)
-    if (presentation.sandboxed) appendPolicy(res, SANDBOX)
+    if (sandboxed) appendPolicy(res, SANDBOX)
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
     if (validators !== undefined) {
       // The proxy answers the conditionals with these: the same clamped date streaming sends.
@@ -241,6 +248,18 @@ function malformedField (ctx: Context): string | undefined {
 /** Whether Accept-Encoding refuses one of the codings serve() can undo (no field refuses none). */
 function refusesDecodableCoding (field: string | string[] | undefined): boolean {
   return field !== undefined && DECODABLE_CODINGS.some((coding) => !acceptsCoding(field, coding))
+}
+
+/**
+ * Whether a gateway that types the file by the name in `location` (Apache's mod_mime reads every
+ * extension: `page.html.x` is text/html) could give an inline download a type that runs script.
+ */
+function gatewayTypeMayRunScript (options: { attachment?: boolean | undefined, sandbox?: boolean | undefined }, location: string): boolean {
+  if (options.attachment !== false || options.sandbox === false) return false
+  const path = location.split('?')[0] ?? ''
+  let name = path.slice(path.lastIndexOf('/') + 1)
+  try { name = decodeURIComponent(name) } catch {}
+  return name.split('.').slice(1).some((ext) => ext !== '' && !isPassiveType(lookupContentType(`x.${ext}`)))
 }
 
 /** The Content-Type `file` declares without I/O (DownloadFile.contentType), as a stat to present. */

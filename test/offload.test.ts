@@ -706,3 +706,29 @@ test('offload: an inline download that may run script (HTML, an unknown type) is
     t.is(own.headers['content-security-policy'], "default-src 'self', sandbox", backend)
   }
 })
+
+test('offload: an inline internalRedirect() of a stored name a gateway types as script-running (page.html offered as notes.txt or as text/plain) carries the sandbox: Apache mod_proxy_scgi serves the Location with its own mod_mime type', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-offload-gateway-'))
+  try {
+    await writeFile(join(dir, 'page.html'), '<script>document.title = 1</script>')
+    await writeFile(join(dir, 'page.html.notes'), '<script>document.title = 1</script>')
+    await writeFile(join(dir, 'photo.png'), 'png')
+    const app = downloadApp((ctx) => {
+      const name = String(ctx.query.name)
+      const options = ctx.query.as === 'type' ? { contentType: 'text/plain' } : { filename: 'notes.txt' }
+      ctx.body = download(new PathFile(name, { root: dir }), { attachment: ctx.query.attachment !== undefined, sandbox: ctx.query.nosandbox === undefined, ...options })
+    }, { rules: [internalRedirect({ sourceDir: dir, destinationUrl: '/private/' })] })
+    for (const query of ['name=page.html&as=name', 'name=page.html&as=type', 'name=page.html.notes&as=type']) {
+      const res = await request(app.callback()).get(`/?${query}`)
+      t.truthy(res.headers.location, query)
+      t.is(res.headers['content-security-policy'], 'sandbox', query)
+    }
+    for (const query of ['name=photo.png&as=type', 'name=page.html&as=type&attachment=1', 'name=page.html&as=type&nosandbox=1']) {
+      const res = await request(app.callback()).get(`/?${query}`)
+      t.truthy(res.headers.location, query)
+      t.is(res.headers['content-security-policy'], undefined, query)
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
