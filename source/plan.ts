@@ -127,7 +127,11 @@ function isDecodable (coding: string): coding is DecodableCoding {
  * Accept-Encoding refuses it; undefined when the client accepts it, or when it is none or several.
  */
 export function codingToUndo (coding: string | undefined, acceptEncoding: string | string[] | undefined): DecodableCoding | undefined {
-  return coding !== undefined && isDecodable(coding) && !acceptsCoding(acceptEncoding, coding) ? coding : undefined
+  if (coding === undefined || !isDecodable(coding) || acceptsCoding(acceptEncoding, coding)) return undefined
+  // A field that refuses identity too (`identity;q=0`, `*;q=0`) accepts nothing the server has:
+  // it is disregarded (§12.1; §12.5.3 sends the bytes uncoded "unless the identity coding is
+  // indicated as unacceptable"), and the stored bytes go out as stored.
+  return acceptEncoding !== undefined && qualityOf(acceptEncoding, ['identity']) === 0 ? undefined : coding
 }
 
 /**
@@ -137,7 +141,11 @@ export function codingToUndo (coding: string | undefined, acceptEncoding: string
  */
 export function acceptsCoding (field: string | string[] | undefined, coding: string): boolean {
   if (field === undefined) return true
-  const names = coding === 'gzip' || coding === 'x-gzip' ? ['gzip', 'x-gzip'] : [coding]
+  return (qualityOf(field, coding === 'gzip' || coding === 'x-gzip' ? ['gzip', 'x-gzip'] : [coding]) ?? 0) > 0
+}
+
+/** The qvalue Accept-Encoding gives one of `names` (their own member, else `*`); undefined when neither is listed. */
+function qualityOf (field: string | string[], names: readonly string[]): number | undefined {
   let own: number | undefined
   let any: number | undefined
   for (const member of (Array.isArray(field) ? field.join(',') : field).split(',')) {
@@ -148,7 +156,7 @@ export function acceptsCoding (field: string | string[] | undefined, coding: str
     if (names.includes(name)) own = Math.max(own ?? 0, q)
     else if (name === '*') any = q
   }
-  return (own ?? any ?? 0) > 0
+  return own ?? any
 }
 
 const ACCEPT_MEMBER = /^[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*(?:;[ \t]*[qQ][ \t]*=[ \t]*(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)[ \t]*)?$/

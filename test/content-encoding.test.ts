@@ -105,7 +105,7 @@ test('contentCodingOf: lower-cased tokens, identity and aws-chunked left out, an
 })
 
 test('a client that does not accept the stored coding gets the bytes decoded: another representation, with its own ETag, no length and no ranges (RFC 9110 §12.5.3; GCS\'s decompressive transcoding)', async t => {
-  for (const acceptEncoding of ['identity', '', 'gzip;q=0', 'br', 'deflate, *;q=0', 'x-gzip;q=0, *']) {
+  for (const acceptEncoding of ['identity', '', 'gzip;q=0', 'br', 'deflate, *;q=0, identity', 'x-gzip;q=0, *']) {
     const what = JSON.stringify(acceptEncoding)
     const get = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': acceptEncoding })
     t.is(get.status, 200, what)
@@ -146,6 +146,18 @@ test('a client that does not accept the stored coding gets the bytes decoded: an
 
 test('a client that accepts the stored coding gets the stored bytes, with Vary: Accept-Encoding', async t => {
   for (const acceptEncoding of ['gzip', 'gzip, deflate, br', 'x-gzip', '*', 'gzip;q=0.5, identity', 'GZIP;Q=1']) {
+    const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': acceptEncoding })
+    t.is(res.status, 200, acceptEncoding)
+    t.deepEqual(res.body, gz, acceptEncoding)
+    t.is(res.headers['content-encoding'], 'gzip', acceptEncoding)
+    t.is(res.headers['content-length'], String(gz.length), acceptEncoding)
+    t.is(res.headers.etag, '"gz-1"', acceptEncoding)
+    t.is(res.headers.vary, 'Accept-Encoding', acceptEncoding)
+  }
+})
+
+test('a client that refuses the stored coding and identity too (identity;q=0, or *;q=0 with no identity member) has its field disregarded: the stored bytes as stored (RFC 9110 §12.1, §12.5.3)', async t => {
+  for (const acceptEncoding of ['identity;q=0', 'deflate, *;q=0', 'identity;q=0, *;q=0', 'gzip;q=0, identity;q=0', 'br, IDENTITY ; q=0.000']) {
     const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': acceptEncoding })
     t.is(res.status, 200, acceptEncoding)
     t.deepEqual(res.body, gz, acceptEncoding)
