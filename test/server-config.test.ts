@@ -302,7 +302,7 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     '@koa_downloads_1 header X-Offload "/protected/*"',
     'handle_response @koa_downloads_1 {',
     'copy_response_headers {',
-    'include Content-Type Content-Disposition Cache-Control X-Content-Type-Options Content-Security-Policy',
+    'include Content-Type Content-Disposition Cache-Control X-Content-Type-Options Content-Security-Policy Vary',
     '}',
     'root * /srv/files',
     'rewrite * {rp.header.X-Offload}',
@@ -330,6 +330,7 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'header -Cache-Control',
     'header -X-Content-Type-Options',
     'header -Content-Security-Policy',
+    'header -Vary',
     'respond "" {err.status_code}',
     '}'
   ])
@@ -351,7 +352,7 @@ test('caddy: a sourceUrl rule proxies to the origin without the client credentia
   const errors = lines.slice(first, lines.indexOf('error 502', first) + 2)
   t.deepEqual(errors, [
     '@koa_downloads_1_conditional status 412 416', 'handle_response @koa_downloads_1_conditional {',
-    'header -Content-Type', 'header -Content-Disposition', 'header -Cache-Control', 'header -X-Content-Type-Options', 'header -Content-Security-Policy', 'copy_response', '}',
+    'header -Content-Type', 'header -Content-Disposition', 'header -Cache-Control', 'header -X-Content-Type-Options', 'header -Content-Security-Policy', 'header -Vary', 'copy_response', '}',
     '@koa_downloads_1_missing status 404 410', 'handle_response @koa_downloads_1_missing {', 'error 404', '}',
     '@koa_downloads_1_unavailable status 429 503', 'handle_response @koa_downloads_1_unavailable {', 'error 503', '}',
     '@koa_downloads_1_timeout status 408 504', 'handle_response @koa_downloads_1_timeout {', 'error 504', '}',

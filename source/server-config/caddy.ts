@@ -38,7 +38,7 @@ function destinationOf (rule: ConfigRule): string {
 
 // The app headers the blocks copy: they describe the download, so every response that is not the
 // download must lose them again (caddyErrorHandler, failedOrigin).
-const copied = ['Content-Type', 'Content-Disposition', 'Cache-Control', 'X-Content-Type-Options', 'Content-Security-Policy']
+const copied = ['Content-Type', 'Content-Disposition', 'Cache-Control', 'X-Content-Type-Options', 'Content-Security-Policy', 'Vary']
 
 const copyHeaders = [
   '# handle_response drops every app header unless copied (Content-Length and validators come',

@@ -114,7 +114,7 @@ export interface TestApp {
 /**
  * The Koa app behind the proxies: `downloads({ rules })` app-wide; `GET /files/<path>` serves
  * `<protectedDir>/<path>`, `GET /public/<name>` serves `<publicDir>/<name>` (no rule covers it);
- * `?inline=1` asks for inline. Every response gets `Cache-Control: private, max-age=60`.
+ * `?inline=1` asks for inline, `?vary=1` sets `Vary: Origin` first. Every response gets `Cache-Control: private, max-age=60`.
  * `GET /storage/<key>` serves the same tree through flydrive's fs driver (StorageFile, which has a path).
  * `GET /remote/public.txt` is an HttpFile of the app's own `/public/public.txt` (a URL no rule covers).
  * `GET /record/<n>` serves `controlNames[n]` below `protectedDir` (a name from a record, not the URL).
@@ -166,6 +166,8 @@ export async function startApp (fixtures: Fixtures, rules: OffloadRule[]): Promi
       return
     }
     const inline = ctx.query.inline === '1'
+    // a CORS middleware's Vary
+    if (ctx.query.vary === '1') ctx.vary('Origin')
     const path = decodeURIComponent(ctx.path)
     for (const [prefix, root] of [['/files/', fixtures.protectedDir], ['/public/', fixtures.publicDir]] as const) {
       if (path.startsWith(prefix)) {

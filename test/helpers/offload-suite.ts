@@ -150,6 +150,16 @@ export function offloadSuite (options: SuiteOptions): Suite {
     t.is(response.headers.get('content-disposition'), 'attachment; filename="big.bin"')
   })
 
+  proxied(`${label}: a Vary the app set (CORS's Origin) ${options.dropsAppHeaders === undefined ? 'reaches the client' : `is dropped (${options.dropsAppHeaders})`}`, async (t) => {
+    const { proxy, fixtures } = context()
+    const url = filesUrl(fixtures.big.name) + '?vary=1'
+    const response = await fetch(proxy.url + url)
+    await response.arrayBuffer()
+    t.is(response.status, 200)
+    t.is(response.headers.get('vary'), options.dropsAppHeaders === undefined ? 'Origin' : null)
+    appOffloaded(t, url)
+  })
+
   proxied(`${label}: an HTML file shown inline reaches the client with the app's Content-Security-Policy: sandbox (no script in the app's origin) and nosniff${options.dropsAppHeaders === undefined ? '' : ` (streamed: ${options.dropsAppHeaders})`}; as an attachment without the sandbox`, async (t) => {
     const { proxy } = context()
     const url = filesUrl('page.html')
