@@ -50,7 +50,23 @@ export function toHttpError (error: unknown): HttpError {
   // ones, and an error handler that serialises an exposed error (JSON.stringify(err)) would then
   // publish the original failure, file path included.
   Object.defineProperty(httpError, 'cause', { value: error, enumerable: false, writable: true, configurable: true })
+  // Koa's default error log prints `err.stack` of a 5xx, which would say "Internal Server Error"
+  // and nothing of the file or the failure: the causes go in the stack (a log's text; the message,
+  // which an error page may show, stays the status text).
+  if (status >= 500) httpError.stack = `${httpError.stack ?? `${httpError.name}: ${httpError.message}`}${causeChain(error)}`
   return httpError
+}
+
+/** The failure and its own causes (up to four), as the stack lines a log shows under the error. */
+function causeChain (error: unknown): string {
+  let text = ''
+  let cause = error
+  for (let depth = 0; depth < 4 && cause !== undefined && cause !== null; depth++) {
+    const described = cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : String(cause)
+    text += `\n[cause]: ${described}`
+    cause = cause instanceof Error ? cause.cause : undefined
+  }
+  return text
 }
 
 export function statusFor (error: unknown): number {

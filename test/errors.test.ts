@@ -120,7 +120,30 @@ test('errors: notFound() is an E_NOT_FOUND DownloadError with its cause', t => {
   t.is(error.cause, cause)
 })
 
+test('errors: a 5xx carries its causes in its stack (what Koa\'s default error log prints), not in its message; a 4xx\'s stack is left alone', t => {
+  const root = Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:9 for ${secretPath}`), { code: 'ECONNREFUSED' })
+  const error = new DownloadError('E_UPSTREAM', 'http GET https://media.example/x: ECONNREFUSED', { cause: root })
+  const httpError = toHttpError(error)
+  t.is(httpError.message, 'Bad Gateway')
+  t.regex(httpError.stack ?? '', /^BadGatewayError: Bad Gateway\n/)
+  t.regex(httpError.stack ?? '', /\n\[cause\]: DownloadError: http GET https:\/\/media\.example\/x: ECONNREFUSED\n/)
+  t.regex(httpError.stack ?? '', /\n\[cause\]: Error: connect ECONNREFUSED 127\.0\.0\.1:9/)
+  t.regex(toHttpError('a thrown string').stack ?? '', /\n\[cause\]: a thrown string$/)
+  const missing = toHttpError(systemError('ENOENT'))
+  t.false((missing.stack ?? '').includes('[cause]'))
+})
+
 // ——— Through Koa ———
+
+test('errors: a source failing before its first bytes → 500 whose logged stack names the failure, while the client sees only the status text', async t => {
+  const file = new ScriptedFile(async () => ({ size: 9 }), async () => { throw new Error('SQLITE_BUSY: database is locked') })
+  const { url, errors } = await appFor(t, file)
+  const res = await fetchBytes(url, '/')
+  assertErrorResponse(t, res, 500)
+  t.false(res.body.toString().includes('SQLITE_BUSY'))
+  t.is(errors.length, 1)
+  t.regex(errors[0]?.stack ?? '', /\[cause\]: Error: SQLITE_BUSY: database is locked/)
+})
 
 for (const code of ['EACCES', 'EPERM']) {
   test(`errors: a stat() that fails with ${code} → a clean 403, exposed (not logged by Koa), nothing opened`, async t => {
