@@ -4,6 +4,7 @@ import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, contentCodingOf } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
+import { servedPlan } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
@@ -41,7 +42,14 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
   }
   if (status !== 302 && status !== 307) throw new TypeError('presignedRedirect(): status must be 302 or 307')
 
+  let warned = false
   return async function presignedRedirectMiddleware (ctx: Context, next: Next): Promise<void> {
+    // Mounted before downloads() (or without it), it would find serve()'s stream where the Download
+    // was, and never redirect, silently: said once, as a process warning.
+    if (!warned && servedPlan(ctx) === undefined) {
+      warned = true
+      process.emitWarning('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', { type: 'KoaDownloadsWarning', code: 'KD_PRESIGNED_REDIRECT_ORDER' })
+    }
     await next()
     const download = toDownload(ctx.body)
     if (download === undefined || !(download.file instanceof StorageFile)) return

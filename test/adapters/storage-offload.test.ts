@@ -244,6 +244,38 @@ test.serial('presignedRedirect: an object stored gzip-coded is redirected for a 
   t.deepEqual(refusing.body, csv)
 })
 
+test.serial('presignedRedirect: mounted before downloads() it cannot redirect (serve() answered first): the object is streamed and one process warning says how to mount it; mounted after, no warning', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { if ((warning as { code?: string }).code === 'KD_PRESIGNED_REDIRECT_ORDER') warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const misordered = new Koa()
+  misordered.silent = true
+  misordered.use(presignedRedirect())
+  misordered.use(downloads())
+  misordered.use((ctx) => { ctx.body = download(media.file(key)) })
+  const base = await listen(t, misordered)
+  for (let i = 0; i < 2; i++) {
+    const res = await rawRequest(`${base}/`)
+    t.is(res.status, 200)
+    t.is(res.body.toString(), contents)
+  }
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 1)
+  t.is(warnings[0]?.name, 'KoaDownloadsWarning')
+  t.regex(warnings[0]?.message ?? '', /mount it after them, app\.use\(downloads\(\)\); app\.use\(presignedRedirect\(\)\)/)
+  const ordered = new Koa()
+  ordered.silent = true
+  ordered.use(downloads())
+  ordered.use(presignedRedirect())
+  ordered.use((ctx) => { ctx.body = download(media.file(key)) })
+  const res = await rawRequest(`${await listen(t, ordered)}/`)
+  t.is(res.status, 302)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 1)
+})
+
 test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kd-redirect-'))
   t.teardown(async () => { await rm(root, { recursive: true, force: true }) })
