@@ -3,10 +3,17 @@ import { StorageFile } from './storage-file.ts'
 import type { DiskLike, StorageFileOptions } from './storage-file.ts'
 import type { Storage } from './storage.ts'
 
-export interface RecordFileOptions<R> {
-  /** The storage (from `storage(disk)`) or the disk the keys belong to. One of the two. */
-  storage?: Storage | undefined
-  disk?: DiskLike | undefined
+/**
+ * Where the keys belong, and which fields of the record say what: the storage (from
+ * `storage(disk)`) or the disk, one of the two.
+ */
+export type RecordFileOptions<R> = RecordFields<R> & (
+  | { storage: Storage, disk?: undefined }
+  | { disk: DiskLike, storage?: undefined }
+)
+
+/** The fields of recordFile()'s options that name the record's columns. */
+export interface RecordFields<R> {
   /** The field holding the storage key (django's FileField; an integer key is its decimal string). Empty, null or missing → 404. */
   keyField: keyof R & string
   /** The field holding the download name. @default the last key segment */

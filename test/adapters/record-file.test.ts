@@ -11,6 +11,7 @@ import { Disk } from 'flydrive'
 import { FSDriver } from 'flydrive/drivers/fs'
 import type { DriverContract } from 'flydrive/types'
 import { download } from '../../source/download.ts'
+import { DownloadError } from '../../source/errors.ts'
 import { recordFile, storage } from '../../adapters/flydrive/index.ts'
 import { rawRequest } from '../helpers/file-contract.ts'
 import { downloadApp } from '../helpers/koa.ts'
@@ -164,7 +165,15 @@ test('records: SQLite timestamps with and without fractional seconds are UTC, wh
   }
 })
 
-test('records: misuse is a TypeError at the call', (t) => {
+test('records: misuse is a compile error and a TypeError at the call', async (t) => {
+  // @ts-expect-error neither storage nor disk
   t.throws(() => recordFile({ k: 'a' }, { keyField: 'k' }), { instanceOf: TypeError, message: /exactly one of storage or disk/ })
+  const disk = new Disk(new FSDriver({ location: tmpdir(), visibility: 'private' }))
+  // @ts-expect-error both storage and disk
+  t.throws(() => recordFile({ k: 'a' }, { keyField: 'k', disk, storage: storage(disk) }), { instanceOf: TypeError, message: /exactly one of storage or disk/ })
+  // @ts-expect-error keyField names a field of the record (at runtime: no key, a 404)
+  const missing = recordFile({ k: 'a' }, { keyField: 'key', disk })
+  await t.throwsAsync(missing.stat(), { instanceOf: DownloadError, message: /^StorageFile: / })
+  t.is(((await missing.stat().catch((error: unknown) => error)) as DownloadError).code, 'E_NOT_FOUND')
   t.throws(() => recordFile({ k: 'a' }, { keyField: '' as 'k', disk: {} as never }), { instanceOf: TypeError })
 })
