@@ -44,8 +44,11 @@ export interface ResponseExpectation {
   status?: number | undefined
   /** The Content-Type, exactly (a string) or matched (a RegExp). */
   contentType?: string | RegExp | undefined
-  /** The download name the browser would use: `filename*` decoded when present, else `filename`; `null` = no name. */
-  filename?: string | null | undefined
+  /**
+   * The download name the browser would use: `filename*` decoded when present, else `filename`;
+   * exactly (a string) or matched (a RegExp: a dated `users 2026-11-23.csv`); `null` = no name.
+   */
+  filename?: string | RegExp | null | undefined
   /** `true` → `attachment`, `false` → `inline`. */
   attachment?: boolean | undefined
   cacheControl?: string | null | undefined
@@ -352,18 +355,25 @@ function checkCommon (fn: string, res: Normalized, expected: ResponseExpectation
   if (expected.attachment !== undefined && parsed.type !== (expected.attachment ? 'attachment' : 'inline')) {
     fail(fn, `Content-Disposition is ${JSON.stringify(disposition)}, expected ${expected.attachment ? 'attachment' : 'inline'}`, parsed.type, expected.attachment ? 'attachment' : 'inline')
   }
-  if (expected.filename !== undefined && parsed.filename !== (expected.filename ?? undefined)) {
-    fail(fn, `Content-Disposition is ${JSON.stringify(disposition)}: filename ${JSON.stringify(parsed.filename)}, expected ${JSON.stringify(expected.filename)}`, parsed.filename, expected.filename)
+  const wantName = expected.filename
+  if (wantName !== undefined && !(wantName instanceof RegExp ? parsed.filename !== undefined && matches(wantName, parsed.filename) : parsed.filename === (wantName ?? undefined))) {
+    fail(fn, `Content-Disposition is ${JSON.stringify(disposition)}: filename ${JSON.stringify(parsed.filename)}, expected ${wantName instanceof RegExp ? String(wantName) : JSON.stringify(wantName)}`, parsed.filename, wantName)
   }
 }
 
 function checkHeader (fn: string, res: Normalized, name: string, want: string | RegExp | null): void {
   const value = res.header(name)
-  const ok = want === null ? value === undefined : value !== undefined && (typeof want === 'string' ? value === want : want.test(value))
+  const ok = want === null ? value === undefined : value !== undefined && (typeof want === 'string' ? value === want : matches(want, value))
   if (!ok) {
     const shown = want === null ? 'absent' : typeof want === 'string' ? JSON.stringify(want) : String(want)
     fail(fn, `${name} is ${value === undefined ? 'absent' : JSON.stringify(value)}, expected ${shown}`, value, want)
   }
+}
+
+/** `pattern.test(value)` from the start of the value, whatever a `g` or `y` flag left in `lastIndex`. */
+function matches (pattern: RegExp, value: string): boolean {
+  pattern.lastIndex = 0
+  return pattern.test(value)
 }
 
 interface Reading {
@@ -385,7 +395,7 @@ interface Reading {
  */
 function checkTarget (fn: string, name: string, value: string | undefined, want: string | RegExp | undefined, reading: Reading): void {
   if (value === undefined) fail(fn, `${name} is absent: the response was not offloaded`, undefined, want ?? 'present')
-  if (want instanceof RegExp && !want.test(value)) fail(fn, `${name} is ${JSON.stringify(value)}, expected to match ${String(want)}`, value, want)
+  if (want instanceof RegExp && !matches(want, value)) fail(fn, `${name} is ${JSON.stringify(value)}, expected to match ${String(want)}`, value, want)
   const uri = reading.server !== undefined
   const q = uri ? value.indexOf('?') : -1
   const query = q === -1 ? undefined : value.slice(q + 1)
@@ -411,7 +421,7 @@ function checkTarget (fn: string, name: string, value: string | undefined, want:
   }
   const shown = typeof wantQuery === 'string' ? JSON.stringify(wantQuery) : `to match ${String(wantQuery)}`
   if (query === undefined) fail(fn, `${name} is ${JSON.stringify(value)}, with no query; expected the query ${shown}`, undefined, wantQuery)
-  if (typeof wantQuery === 'string' ? query !== wantQuery : !wantQuery.test(query)) {
+  if (typeof wantQuery === 'string' ? query !== wantQuery : !matches(wantQuery, query)) {
     fail(fn, `${name} is ${JSON.stringify(value)}: query ${JSON.stringify(query)}, expected ${shown}`, query, wantQuery)
   }
 }

@@ -73,6 +73,13 @@ test('assertXAccelRedirect fails with a message naming the header and both value
   t.is(rate?.message, 'assertXAccelRedirect: X-Accel-Limit-Rate is "1024", expected "0"')
   const name = await t.throwsAsync(assertXAccelRedirect(res, { filename: 'resume.txt' }), { instanceOf: AssertionError })
   t.regex(name?.message ?? '', /^assertXAccelRedirect: Content-Disposition is ".*": filename "résumé \\"1\\".txt", expected "resume.txt"$/)
+  // A RegExp for a name that changes (a date in it); shown as the pattern when it fails. One with the
+  // g flag matches again and again (its lastIndex is reset).
+  const dated = /^résumé "\d"\.txt$/g
+  await assertXAccelRedirect(res, { filename: dated })
+  await assertXAccelRedirect(res, { filename: dated })
+  const pattern = await t.throwsAsync(assertXAccelRedirect(res, { filename: /^users \d{4}-\d{2}-\d{2}\.csv$/ }), { instanceOf: AssertionError })
+  t.regex(pattern?.message ?? '', /: filename "résumé \\"1\\".txt", expected \/\^users \\d\{4\}-\\d\{2\}-\\d\{2\}\\\.csv\$\/$/)
   const inline = await t.throwsAsync(assertXAccelRedirect(res, { attachment: false }), { instanceOf: AssertionError })
   t.regex(inline?.message ?? '', /expected inline$/)
   const absent = await t.throwsAsync(assertXAccelRedirect(res, { charset: null }), { instanceOf: AssertionError })
