@@ -12,14 +12,15 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '127.0.0.1'
   const demo = await createDemo()
+  let bound = port
   try {
-    await demo.listen(port, host)
+    bound = await demo.listen(port, host)
   } catch (error) {
     await demo.stop()
     console.error(`koa-downloads demo: cannot listen on port ${port}: ${(error as Error).message} (set PORT to use another)`)
     process.exit(1)
   }
-  console.log(`koa-downloads demo on http://${host === '127.0.0.1' ? 'localhost' : host}:${port}  (Ctrl-C to stop)`)
+  console.log(`koa-downloads demo on http://${host === '127.0.0.1' ? 'localhost' : host}:${bound}  (Ctrl-C to stop)`)
   const stop = (): void => { demo.stop().then(() => process.exit(0), () => process.exit(1)) }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

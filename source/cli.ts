@@ -71,7 +71,8 @@ async function configCommand (args: string[]): Promise<number> {
   if (values.help === true) { process.stdout.write(usage); return 0 }
   const [server, extra] = positionals
   if (server === undefined || !(serverNames as readonly string[]).includes(server) || extra !== undefined) {
-    throw new UsageError(`config needs one server: ${serverNames.join(', ')}`)
+    const given = server === undefined ? 'none was given' : extra !== undefined ? `${JSON.stringify(positionals.join(' '))} names more than one` : `${JSON.stringify(server)} is not one of them`
+    throw new UsageError(`config needs one server: ${serverNames.join(', ')} (${given})`)
   }
   if (typeof values.rules !== 'string') throw new UsageError('config needs --rules <module>')
   const listen = typeof values.listen === 'string' ? values.listen : undefined

@@ -58,6 +58,19 @@ test('cli: --help prints the usage on stdout and exits 0', async (t) => {
   t.regex(stdout, /koa-downloads check <url>/)
 })
 
+test('cli config: a server that is not one of the four is named in the usage error', async (t) => {
+  t.timeout(60_000)
+  for (const [args, said] of [
+    [['config', 'nginix', '--rules', fixture('rules.ts')], '"nginix" is not one of them'],
+    [['config', '--rules', fixture('rules.ts')], 'none was given'],
+    [['config', 'nginx', 'caddy', '--rules', fixture('rules.ts')], '"nginx caddy" names more than one']
+  ] as const) {
+    const { code, stderr } = await runCli([...args])
+    t.is(code, 2, args.join(' '))
+    t.true(stderr.startsWith(`koa-downloads: config needs one server: nginx, apache, lighttpd, caddy (${said})\n`), stderr)
+  }
+})
+
 test('cli: no command, an unknown command or a bad option is a usage error (exit 2, stderr)', async (t) => {
   t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   for (const args of [[], ['deploy'], ['config', 'iis', '--rules', fixture('rules.ts')], ['config', 'nginx'], ['check'], ['check', base + '/ok', '--bogus']]) {
