@@ -7,7 +7,7 @@ import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
-import { codingToUndo, contentCodingOf, DECODABLE_CODINGS, acceptsCoding, lastModifiedOf } from './plan.ts'
+import { acceptsCoding, codingToUndo, contentCodingOf, lastModifiedOf } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
@@ -27,7 +27,7 @@ import type { DownloadFile, FileStat } from './types.ts'
  * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
  * §3, §8; only those two get the validators). A PathFile without root or with `followSymlinks`,
  * and any file known by URL, cost no I/O at all — but a file whose origin sends its stored coding
- * whatever the client accepts (`sendsStoredCoding`: S3), for a client refusing gzip, deflate or br:
+ * whatever the client accepts (`sendsStoredCoding`: S3), for a client refusing gzip with no Range:
  * it is stat'ed, and streamed (decoded) when it is coded so. A failure is thrown as the HTTP error
  * `serve()` would give, with no offload header set.
  *
@@ -107,10 +107,14 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     }
     // An object an origin sends with its stored coding whatever the client accepts (S3: a gzip
     // export reached wget, which sends `Accept-Encoding: identity`, as gzip bytes under its .csv
-    // name): for a client refusing a coding serve() can undo, the metadata decides. A coded object
-    // is left to serve(), which decodes it for that client; any other is offloaded as usual.
+    // name): for a client refusing gzip, the metadata decides. A coded object is left to serve(),
+    // which decodes it for that client; any other is offloaded as usual. Only gzip triggers the
+    // metadata call: it is the coding objects are stored with, and clients that take gzip but not
+    // br (Node's fetch, Go, Python's requests) would otherwise cost one on every download. Nor does
+    // a request with a Range: browsers and fetch() send `Accept-Encoding: identity` with every
+    // range (a video's seeks, a resumed download), of objects that are next to never coded.
     let stat: FileStat | undefined
-    if (file.sendsStoredCoding === true && rule.sourceDir === undefined && rule.backend !== 'negotiated' && refusesDecodableCoding(ctx.request.headers['accept-encoding'])) {
+    if (file.sendsStoredCoding === true && rule.sourceDir === undefined && rule.backend !== 'negotiated' && range === undefined && !acceptsCoding(ctx.request.headers['accept-encoding'], 'gzip')) {
       try {
         stat = await file.stat()
       } catch (error) {
@@ -243,11 +247,6 @@ function malformedField (ctx: Context): string | undefined {
   const ifRange = headers['if-range']
   if (method === 'GET' && headers.range !== undefined && typeof ifRange === 'string' && parseEntityTag(ifRange) === undefined && parseHttpDate(ifRange) === undefined) return 'If-Range'
   return undefined
-}
-
-/** Whether Accept-Encoding refuses one of the codings serve() can undo (no field refuses none). */
-function refusesDecodableCoding (field: string | string[] | undefined): boolean {
-  return field !== undefined && DECODABLE_CODINGS.some((coding) => !acceptsCoding(field, coding))
 }
 
 /**

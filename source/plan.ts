@@ -115,9 +115,6 @@ const CODING = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
 /** The stored codings serve() can undo (node:zlib), one at a time. */
 export type DecodableCoding = 'gzip' | 'x-gzip' | 'deflate' | 'br'
 
-/** The codings serve() can undo, one name each (`x-gzip` is gzip to acceptsCoding()). */
-export const DECODABLE_CODINGS: readonly DecodableCoding[] = ['gzip', 'deflate', 'br']
-
 function isDecodable (coding: string): coding is DecodableCoding {
   return coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate' || coding === 'br'
 }

@@ -103,8 +103,8 @@ export interface DownloadFile {
   /**
    * `true` when the origin at `url` may send the bytes with a stored Content-Encoding whatever the
    * client accepts (S3 does; HTTP origins negotiate). Offloading such a file to an
-   * origin then stats it first for a client whose Accept-Encoding refuses gzip, deflate or br, and
-   * leaves a coded one to `serve()`, which decodes it for that client. StorageFile sets it.
+   * origin then stats it first for a client whose Accept-Encoding refuses gzip (and that asks for no
+   * Range), and leaves a coded one to `serve()`, which decodes it for that client. StorageFile sets it.
    */
   readonly sendsStoredCoding?: boolean | undefined
   stat(options?: StatOptions): Promise<FileStat>
