@@ -5,9 +5,12 @@ import { createReadStream } from 'node:fs'
 import { request as httpRequest, validateHeaderName, validateHeaderValue } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { resolve } from 'node:path'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import type { Transform } from 'node:stream'
+import { redactUrl } from './debug.ts'
 import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
 
@@ -34,7 +37,12 @@ const usage = `Usage:
       The offload headers are X-Accel-Redirect, X-Sendfile, X-Lighttpd-Send-File, X-Sendfile2,
       the headers of the rules in --rules <module> (a caddy({ header }) rule's own) and each
       --offload-header. An empty 200 also fails when a header of it looks like one (a value
-      starting with "/", other than Content-Location, or any X-Accel-* header).
+      starting with "/", other than Content-Location, or any X-Accel-* header). A 200 without
+      Content-Disposition fails too: every download has one, so the proxy dropped the app's headers.
+      With --rules and --file, the file is also requested at the internal URL of the nginx rule
+      that covers it, which must be refused: a location without "internal" fails; with --rules,
+      an nginx({ remote: true }) location is asked for a host listening nowhere, which must be
+      refused (404) rather than tried (an open proxy).
       --header may be repeated and may set Host (a virtual host reached by its address).
       --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
@@ -168,8 +176,14 @@ async function checkCommand (args: string[]): Promise<number> {
   }
   // The app's own rules name the headers it sends: a caddy({ header }) rule's is any name at all.
   // Location has checks of its own (a redirect, or a 200 carrying it).
+  let rules: ConfigRule[] | undefined
   if (typeof values.rules === 'string') {
-    for (const rule of await loadRules(values.rules)) {
+    rules = await loadRules(values.rules)
+    // As config refuses them (renderServerConfig), not as a TypeError of this loop's own.
+    if (rules.some((rule) => rule === null || typeof rule !== 'object' || typeof rule.backend !== 'string')) {
+      throw new TypeError(`${values.rules}: every rule must be an offload rule (nginx(), apache(), …)`)
+    }
+    for (const rule of rules) {
       const name = (rule as { header?: unknown }).header
       if (typeof name === 'string' && name.toLowerCase() !== 'location') offloadNames.add(name.toLowerCase())
     }
@@ -191,7 +205,15 @@ async function checkCommand (args: string[]): Promise<number> {
 
   const hash = createHash('sha256')
   let size = 0
+  const problems0: string[] = []
   let response: IncomingMessage | undefined
+  // A proxy may compress the download (a browser's Accept-Encoding given with --header, or none at
+  // all, which allows any coding: RFC 9110 §12.5.3). A browser saves the decoded bytes, so those
+  // are the ones compared.
+  let coding: { name: string, decoder: Transform | undefined } | undefined
+  const decodedHash = createHash('sha256')
+  let decodedSize = 0
+  let undecodable: string | undefined
   // Why the body ended before its end, when the connection closed in the middle of it.
   let cut: string | undefined
   const deadline = AbortSignal.timeout(Math.ceil(timeout * 1000))
@@ -200,13 +222,30 @@ async function checkCommand (args: string[]): Promise<number> {
     const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host: host[0]! }, agent: false, signal: deadline })
     sent.end()
     response = (await once(sent, 'response') as [IncomingMessage])[0]
+    coding = contentCoding(response.headers['content-encoding'])
+    const decoder = coding?.decoder
+    const decodedEnd = decoder === undefined ? undefined : new Promise<void>((resolve) => {
+      decoder.on('data', (chunk: Buffer) => { decodedHash.update(chunk); decodedSize += chunk.length })
+      decoder.once('end', resolve)
+      decoder.once('error', (error: Error) => { undecodable = error.message; resolve() })
+    })
     for await (const chunk of response as AsyncIterable<Buffer>) {
       hash.update(chunk)
       size += chunk.length
+      if (undecodable === undefined) decoder?.write(chunk)
     }
+    decoder?.end()
+    await decodedEnd
   } catch (error) {
     // Before the response the request fails with an AbortError; in the body, the response with "aborted".
-    if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
+    if (deadline.aborted || (error as Error | null)?.name === 'AbortError') {
+      // What had arrived tells a stalled proxy from a large file on a slow link (raise --timeout).
+      const length = response?.headers['content-length']
+      const progress = response === undefined
+        ? 'no response headers arrived'
+        : `status ${response.statusCode ?? 0} arrived, then ${size} bytes${length === undefined ? '' : ` of the ${length} its Content-Length announced`}`
+      throw new Error(`no complete response within ${timeout} s (--timeout): ${progress}`)
+    }
     if (response === undefined) throw error
     // A download cut short is a failed check like any other: say what arrived and what was announced.
     const length = response.headers['content-length']
@@ -214,22 +253,34 @@ async function checkCommand (args: string[]): Promise<number> {
       ? `the response was cut short: the connection closed after ${size} bytes, before the end of its chunked body`
       : `the response was cut short: the connection closed after ${size} bytes of the ${length} its Content-Length announced`
   }
-  const digest = hash.digest('hex')
+  const rawDigest = hash.digest('hex')
+  const rawSize = size
+  let digest = rawDigest
+  if (coding !== undefined && cut === undefined) {
+    if (coding.decoder === undefined) {
+      problems0.push(`the body has Content-Encoding: ${coding.name}, which check cannot decode to compare it`)
+    } else if (undecodable !== undefined) {
+      problems0.push(`the body does not decode as its Content-Encoding: ${coding.name} (${undecodable})`)
+    } else {
+      digest = decodedHash.digest('hex')
+      size = decodedSize
+    }
+  }
   const status = response.statusCode ?? 0
   const header = (name: string): string | undefined => {
     const value = response.headers[name]
     return Array.isArray(value) ? value.join(', ') : value
   }
-  const problems: string[] = cut === undefined ? [] : [cut]
+  const problems: string[] = cut === undefined ? [...problems0] : [cut]
   const location = header('location')
   if (status >= 300 && status < 400 && location !== undefined) {
-    problems.push(`status ${status}, a redirect to ${location}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
+    problems.push(`status ${status}, a redirect to ${redactUrl(location)}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
   } else if (status !== 200) {
     problems.push(`status ${status}, expected 200`)
   }
   for (const name of offloadNames) {
     const value = header(name)
-    if (value !== undefined) problems.push(`the offload header ${name}: ${value} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)`)
+    if (value !== undefined) problems.push(`the offload header ${name}: ${redactUrl(value)} reached the client: the proxy did not intercept it (is the app reached directly, or does the proxy config not cover this path? see koa-downloads config)`)
   }
   // Every offload response is an empty 200, and a header named by no list still gives one away: a
   // path (a caddy({ header }) rule's value, when neither --rules nor --offload-header named it)
@@ -245,7 +296,15 @@ async function checkCommand (args: string[]): Promise<number> {
       }
     }
   }
-  if (status === 200 && location !== undefined) problems.push(`a 200 with Location: ${location} reached the client: the server did not perform the internal redirect`)
+  if (status === 200 && location !== undefined) problems.push(`a 200 with Location: ${redactUrl(location)} reached the client: the server did not perform the internal redirect`)
+  // koa-downloads gives every download a Content-Disposition (attachment or inline, streamed or
+  // offloaded), and every generated proxy config keeps it (nginx, Apache and lighttpd pass the app's,
+  // Caddy copies it with copy_response_headers). A 200 without one lost the app's headers on the way
+  // (its Cache-Control and Content-Security-Policy with it): an uploaded page meant to be saved is
+  // then shown, and runs script, in the site's origin.
+  if (cut === undefined && status === 200 && header('content-disposition') === undefined) {
+    problems.push('no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads')
+  }
   // An empty body is what an offload response passed through looks like, unless the file is empty.
   const emptyExpected = expected !== undefined && expected.sha256 === emptySha256
   if (cut === undefined && status === 200 && size === 0 && !emptyExpected) {
@@ -255,7 +314,52 @@ async function checkCommand (args: string[]): Promise<number> {
     if (expected.size !== undefined && expected.size !== size) problems.push(`got ${size} bytes, ${expected.from} has ${expected.size}`)
     if (expected.sha256 !== digest) problems.push(`sha256 ${digest} of the ${size} bytes received differs from ${expected.sha256} (${expected.from})`)
   }
-  const summary = `${target}: ${status}, ${size} bytes, sha256 ${digest}`
+  // An nginx rule's location must be `internal`: without it any client fetches the protected files
+  // by their internal URL, past the app's permission check, while the download itself works and
+  // nothing above can tell. With --rules and --file, check asks for that file there, as a client
+  // could (without the check's credentials): only a refusal proves the location internal.
+  const refused: string[] = []
+  const internalUrl = rules === undefined || typeof values.file !== 'string' ? undefined : internalUrlOf(rules, resolve(values.file), url)
+  // nginx({ remote: true }): its location must be internal too, or it is an open proxy to any host.
+  // A request for a host that listens nowhere (port 9, discard) shows it: nginx refuses an
+  // internal location with 404, and tries the host (502) when it is not internal.
+  const remote = rules?.find((rule) => rule.backend === 'nginx' && rule.remote === true && typeof rule.destinationUrl === 'string')
+  if (remote !== undefined) {
+    const destination = remote.destinationUrl!.endsWith('/') ? remote.destinationUrl! : remote.destinationUrl + '/'
+    const probeUrl = new URL(destination + 'http/127.0.0.1:9/koa-downloads-check', url.origin)
+    const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
+    let probe: { status: number } | undefined
+    try {
+      probe = await fetchDigest(probeUrl, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
+    } catch (error) {
+      if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
+      throw error
+    }
+    if (probe.status !== 404) {
+      problems.push(`an anonymous request for ${probeUrl.pathname} got ${probe.status}, not the 404 of an internal location: the proxy's location for nginx({ remote: true }) is not internal, an open proxy to any host (nginx: add "internal;" to it, as koa-downloads config writes it)`)
+    } else {
+      refused.push(`  - an anonymous request for ${probeUrl.pathname} is refused (404)`)
+    }
+  }
+  if (internalUrl !== undefined) {
+    let probe: { status: number, sha256: string } | undefined
+    try {
+      // as an anonymous client: without the session (--header Cookie / Authorization) of the check
+      const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
+      probe = await fetchDigest(internalUrl, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
+    } catch (error) {
+      if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
+      throw error
+    }
+    if (probe.status >= 200 && probe.status < 300) {
+      problems.push(`an anonymous request for the internal URL ${redactUrl(internalUrl.href)} got ${probe.status}${probe.sha256 === expected?.sha256 ? ' with the file\'s bytes' : ''}: the proxy's location for it is not internal, so any client fetches the protected files past the app's permission check (nginx: add "internal;" to the location, as koa-downloads config writes it)`)
+    } else {
+      refused.push(`  - an anonymous request for the internal URL ${internalUrl.pathname} is refused (${probe.status})`)
+    }
+  }
+  // The URL without its credentials or query (a token, a signature): the output goes to CI logs.
+  const summary = `${redactUrl(url.href)}: ${status}, ${size} bytes, sha256 ${digest}` +
+    (coding === undefined || digest === rawDigest ? '' : ` (decoded from ${rawSize} bytes of Content-Encoding: ${coding.name}, as a browser saves it)`)
   if (problems.length > 0) {
     process.stderr.write(`koa-downloads check FAILED ${summary}\n${problems.map((p) => `  - ${p}\n`).join('')}`)
     return 1
@@ -266,6 +370,7 @@ async function checkCommand (args: string[]): Promise<number> {
     expected === undefined ? '  - bytes not compared (give --sha256 or --file)' : `  - bytes match ${expected.from}`,
     `  - Content-Type: ${header('content-type') ?? '(none)'}`,
     `  - Content-Disposition: ${header('content-disposition') ?? '(none)'}`,
+    ...refused,
     // A file no rule covers is streamed by the app and reaches the client exactly like one the
     // proxy sent (nginx answers both with its own Server and Date): no header tells them apart.
     '  - not proven: that the proxy, not the app, sent the bytes (a file no rule covers is streamed and looks the same);',
@@ -273,6 +378,39 @@ async function checkCommand (args: string[]): Promise<number> {
     ''
   ].join('\n'))
   return 0
+}
+
+/**
+ * The URL at which the proxy would serve `file` for the first rule that covers it (the app's
+ * choice), when that is an nginx rule: its internal location, on the checked URL's origin.
+ */
+function internalUrlOf (rules: readonly ConfigRule[], file: string, base: URL): URL | undefined {
+  for (const rule of rules) {
+    if (typeof rule.sourceDir !== 'string') continue
+    const rel = relative(rule.sourceDir, file)
+    if (rel === '' || rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) continue
+    if (rule.backend !== 'nginx' || typeof rule.destinationUrl !== 'string') return undefined
+    const destination = rule.destinationUrl.endsWith('/') ? rule.destinationUrl : rule.destinationUrl + '/'
+    return new URL(destination + rel.split(sep).map(encodeURIComponent).join('/'), base.origin)
+  }
+  return undefined
+}
+
+async function fetchDigest (url: URL, headers: Record<string, string | string[]>, signal: AbortSignal): Promise<{ status: number, sha256: string }> {
+  const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers, agent: false, signal })
+  sent.end()
+  const response = (await once(sent, 'response') as [IncomingMessage])[0]
+  const hash = createHash('sha256')
+  for await (const chunk of response as AsyncIterable<Buffer>) hash.update(chunk)
+  return { status: response.statusCode ?? 0, sha256: hash.digest('hex') }
+}
+
+/** The decoder for a response's Content-Encoding; undefined for none or identity. */
+function contentCoding (value: string | undefined): { name: string, decoder: Transform | undefined } | undefined {
+  const name = (value ?? '').trim().toLowerCase()
+  if (name === '' || name === 'identity') return undefined
+  const decoder = name === 'gzip' || name === 'x-gzip' ? createGunzip() : name === 'deflate' ? createInflate() : name === 'br' ? createBrotliDecompress() : undefined
+  return { name, decoder }
 }
 
 async function hashFile (path: string): Promise<{ sha256: string, size: number }> {

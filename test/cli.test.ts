@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
 import test from 'ava'
 import { negotiated } from '../source/backends/negotiated.ts'
 import { nginx } from '../source/backends/nginx.ts'
@@ -22,23 +23,31 @@ let server: Server
 let base = ''
 test.before(async () => {
   server = createServer((req, res) => {
-    switch (req.url) {
-      case '/ok': res.setHeader('Content-Type', 'text/plain'); res.end(body); return
-      case '/accel': res.setHeader('X-Accel-Redirect', '/protected/x.txt'); res.end(); return
-      case '/sendfile': res.setHeader('X-Sendfile', '/srv/files/x.txt'); res.end(); return
-      case '/location': res.setHeader('Location', '/protected/x.txt'); res.end(); return
-      case '/empty': res.end(); return
+    switch (req.url?.split('?')[0]) {
+      case '/ok': res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'attachment; filename="x.txt"'); res.end(body); return
+      // The same download behind a proxy that drops the app's headers (Caddy without copy_response_headers).
+      case '/bare': res.setHeader('Content-Type', 'text/html'); res.end(body); return
+      // A proxy that compresses the download (nginx gzip on, Caddy encode) for a client that accepts it.
+      case '/gzip': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Content-Encoding', 'gzip'); res.end(gzipSync(body)); return
+      case '/gzip-bad': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Content-Encoding', 'gzip'); res.end(body); return
+      case '/accel': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Accel-Redirect', '/protected/x.txt'); res.end(); return
+      case '/sendfile': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Sendfile', '/srv/files/x.txt'); res.end(); return
+      case '/location': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Location', '/protected/x.txt'); res.end(); return
+      case '/empty': res.setHeader('Content-Disposition', 'attachment'); res.end(); return
       // A caddy({ header }) rule's own header, leaked: on an empty body (the offload response), and
       // on bytes (only a name given to check finds it there).
-      case '/custom': res.setHeader('X-Caddy-File', '/protected/x.txt'); res.end(); return
-      case '/custom-bytes': res.setHeader('X-Caddy-File', '/protected/x.txt'); res.end(body); return
-      case '/accel-control': res.setHeader('X-Accel-Buffering', 'no'); res.end(); return
-      case '/content-location': res.setHeader('Content-Location', '/files/empty.txt'); res.end(); return
+      case '/custom': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Caddy-File', '/protected/x.txt'); res.end(); return
+      case '/custom-bytes': res.setHeader('X-Caddy-File', '/protected/x.txt'); res.setHeader('Content-Disposition', 'attachment'); res.end(body); return
+      case '/accel-control': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Accel-Buffering', 'no'); res.end(); return
+      case '/content-location': res.setHeader('Content-Location', '/files/empty.txt'); res.setHeader('Content-Disposition', 'attachment'); res.end(); return
+      case '/presigned': res.statusCode = 302; res.setHeader('Location', 'https://bucket.s3.example/k?X-Amz-Signature=s3cr3t'); res.end(); return
+      // nginx({ remote: true }) without `internal`: it tries the host it is given (nothing listens: 502).
+      case '/open-remote/http/127.0.0.1:9/koa-downloads-check': res.statusCode = 502; res.end(); return
       case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
-      case '/vhost': res.end(`vhost ${String(req.headers.host)}`); return
+      case '/vhost': res.setHeader('Content-Disposition', 'inline'); res.end(`vhost ${String(req.headers.host)}`); return
       // The headers announce more than is sent, then the connection closes: a download cut short.
       case '/cut': res.writeHead(200, { 'Content-Length': String(body.length + 100) }); res.write(body, () => { res.socket?.destroy() }); return
-      case '/slow': setTimeout(() => { res.end(body) }, 3000).unref(); return
+      case '/slow': res.setHeader('Content-Disposition', 'attachment'); setTimeout(() => { res.end(body) }, 3000).unref(); return
       // Headers and a first chunk at once, then the rest of the body stalls.
       case '/stall': res.writeHead(200, { 'Content-Length': String(body.length + 10) }); res.write(body); setTimeout(() => { res.end('0123456789') }, 3000).unref(); return
       default: res.statusCode = 404; res.end('not found')
@@ -165,6 +174,70 @@ test('cli check: a 200 with Location, an empty body, a 404 or different bytes fa
   t.regex(wrong.stderr, /sha256 [0-9a-f]{64} of the 22 bytes received differs from f{64} \(--sha256\)/)
 })
 
+test('cli check: a 200 without Content-Disposition fails: the proxy dropped the app\'s headers (an uploaded page would be shown, not saved), even when the bytes match', async (t) => {
+  t.timeout(60_000)
+  const { code, stdout, stderr } = await runCli(['check', base + '/bare', '--sha256', sha256(body)])
+  t.is(code, 1)
+  t.is(stdout, '')
+  t.is(stderr, `koa-downloads check FAILED ${base}/bare: 200, 22 bytes, sha256 ${sha256(body)}\n` +
+    '  - no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads\n')
+})
+
+test('cli check: a body the proxy compressed (Content-Encoding: gzip) is compared decoded, as a browser saves it; one that does not decode fails saying so', async (t) => {
+  t.timeout(60_000)
+  const gz = gzipSync(body)
+  const ok = await runCli(['check', base + '/gzip', '--header', 'Accept-Encoding: gzip', '--sha256', sha256(body)])
+  t.is(ok.stderr, '')
+  t.is(ok.code, 0)
+  t.true(ok.stdout.startsWith(`koa-downloads check OK ${base}/gzip: 200, 22 bytes, sha256 ${sha256(body)} (decoded from ${gz.length} bytes of Content-Encoding: gzip, as a browser saves it)\n`), ok.stdout)
+  const bad = await runCli(['check', base + '/gzip-bad', '--sha256', sha256(body)])
+  t.is(bad.code, 1)
+  t.regex(bad.stderr, /\n {2}- the body does not decode as its Content-Encoding: gzip \(.+\)\n/)
+})
+
+test('cli check: the output (CI logs) carries no credentials of the URL, nor the query of it or of a redirect (a token, a presigned signature)', async (t) => {
+  t.timeout(60_000)
+  const ok = await runCli(['check', base.replace('http://', 'http://deploy:s3cr3t@') + '/ok?token=s3cr3t', '--sha256', sha256(body)])
+  t.is(ok.code, 0, ok.stderr)
+  t.true(ok.stdout.startsWith(`koa-downloads check OK ${base}/ok?…: 200, 22 bytes`), ok.stdout)
+  const signed = await runCli(['check', base + '/presigned'])
+  t.is(signed.code, 1)
+  t.false(signed.stderr.includes('s3cr3t'), signed.stderr)
+  t.true(signed.stderr.includes('a redirect to https://bucket.s3.example/k?…, expected 200'), signed.stderr)
+})
+
+test('cli check: a --rules module holding something else than rules fails naming the module, not with a TypeError of the CLI\'s own', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  const module = join(dir, 'rules.mjs')
+  await writeFile(module, 'export const rules = [null]\n')
+  const { code, stdout, stderr } = await runCli(['check', base + '/ok', '--rules', module])
+  t.is(code, 1)
+  t.is(stdout, '')
+  t.is(stderr, `koa-downloads: ${module}: every rule must be an offload rule (nginx(), apache(), …)\n`)
+})
+
+test('cli check: with --rules, an nginx({ remote: true }) location that tries any host given to it (not internal: an open proxy) fails; one that refuses (404) is named in the OK output', async (t) => {
+  t.timeout(60_000)
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
+  t.teardown(async () => { await rm(dir, { recursive: true }) })
+  for (const [destination, open] of [['/_remote/', false], ['/open-remote/', true]] as const) {
+    const module = join(dir, `rules-${String(open)}.mjs`)
+    await writeFile(module, `export const rules = ${JSON.stringify([nginx({ remote: true, destinationUrl: destination })])}\n`)
+    const { code, stdout, stderr } = await runCli(['check', base + '/ok', '--rules', module, '--header', 'Cookie: session=1'])
+    const probe = `${destination}http/127.0.0.1:9/koa-downloads-check`
+    if (open) {
+      t.is(code, 1)
+      t.is(stderr, `koa-downloads check FAILED ${base}/ok: 200, 22 bytes, sha256 ${sha256(body)}\n` +
+        `  - an anonymous request for ${probe} got 502, not the 404 of an internal location: the proxy's location for nginx({ remote: true }) is not internal, an open proxy to any host (nginx: add "internal;" to it, as koa-downloads config writes it)\n`)
+    } else {
+      t.is(code, 0, stderr)
+      t.true(stdout.includes(`\n  - an anonymous request for ${probe} is refused (404)\n`), stdout)
+    }
+  }
+})
+
 test('cli check: a malformed --sha256, or --sha256 with --file, is a usage error', async (t) => {
   t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   t.is((await runCli(['check', base + '/ok', '--sha256', 'abc'])).code, 2)
@@ -180,7 +253,7 @@ test('cli check: --header "Host: …" is sent as the Host of the request (a virt
     '  - no offload header reached the client (x-accel-redirect, x-sendfile, x-lighttpd-send-file, x-sendfile2, Location)\n' +
     '  - bytes match --sha256\n' +
     '  - Content-Type: (none)\n' +
-    '  - Content-Disposition: (none)\n' +
+    '  - Content-Disposition: inline\n' +
     '  - not proven: that the proxy, not the app, sent the bytes (a file no rule covers is streamed and looks the same);\n' +
     '    check the app itself, bypassing the proxy: it fails naming the offload header when a rule matches\n')
   t.is(code, 0)
@@ -201,10 +274,10 @@ test('cli check: --timeout is a plain number of seconds up to 2147483 (setTimeou
   t.is(longest.code, 0, longest.stderr)
   const slow = await runCli(['check', base + '/slow', '--timeout', '0.5'])
   t.is(slow.code, 1)
-  t.is(slow.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout)\n')
+  t.is(slow.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout): no response headers arrived\n')
   const stalled = await runCli(['check', base + '/stall', '--timeout', '0.5'])
   t.is(stalled.code, 1)
-  t.is(stalled.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout)\n')
+  t.is(stalled.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout): status 200 arrived, then 22 bytes of the 32 its Content-Length announced\n')
 })
 
 test('cli check: an unparsable URL, another scheme or an invalid header is a usage error (exit 2)', async (t) => {

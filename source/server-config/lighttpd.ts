@@ -18,7 +18,8 @@ export function lighttpdProxyServer (rules: readonly ConfigRule[], upstream: Hos
     '# mod_proxy honours only the X-Sendfile header (not X-LIGHTTPD-send-file), percent-decoded;',
     '# a path outside x-sendfile-docroot gets 403',
     'proxy.server = ( "" => ( (',
-    `  "host" => ${lighttpdString(upstream.host, 'upstream')},`,
+    // an IPv6 address without its brackets: mod_proxy hands "host" to getaddrinfo, which refuses "[::1]"
+    `  "host" => ${lighttpdString(upstream.host.replace(/^\[(.*)\]$/, '$1'), 'upstream')},`,
     `  "port" => ${upstream.port},`,
     '  "x-sendfile" => "enable",',
     `  "x-sendfile-docroot" => ( ${roots.join(', ')} )`,

@@ -102,10 +102,10 @@ function commandsFor (server: ServerName, prefix: string): Commands {
  * Writes the generated full config for `rules` into a temp prefix and runs the server's own
  * config check (`nginx -t`, `apache2 -t`, `lighttpd -tt`, `caddy validate`) without starting it.
  */
-export async function checkGeneratedConfig (server: ServerName, rules: readonly ConfigRule[]): Promise<{ ok: boolean, output: string, config: string }> {
+export async function checkGeneratedConfig (server: ServerName, rules: readonly ConfigRule[], addresses?: { listen: string, upstream: string }): Promise<{ ok: boolean, output: string, config: string }> {
   const prefix = await mkdtemp(join(tmpdir(), `kd-${server}-check-`))
   try {
-    const config = renderServerConfig(server, rules, { full: { listen: `127.0.0.1:${await freePort()}`, upstream: '127.0.0.1:3000', prefix } })
+    const config = renderServerConfig(server, rules, { full: { listen: addresses?.listen ?? `127.0.0.1:${await freePort()}`, upstream: addresses?.upstream ?? '127.0.0.1:3000', prefix } })
     const commands = commandsFor(server, prefix)
     await writeFile(commands.file, config)
     await mkdir(join(prefix, 'tmp'))

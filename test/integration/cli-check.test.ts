@@ -109,3 +109,30 @@ viaCaddy.test('check via Caddy, caddy({ header }): an empty file Caddy sends pas
     t.is(bytes.stderr, `koa-downloads check FAILED ${big}: 200, 0 bytes, sha256 ${emptySha256}\n` + suspect('/protected/big.bin') + emptyBody)
   }
 })
+
+test('check via nginx, --rules with --file: a location without "internal" (every protected file open to any client) fails naming the internal URL; the generated one is refused and says so', async (t) => {
+  t.timeout(120_000)
+  const { proxy, app, fixtures } = context()
+  const rules = [nginx({ sourceDir: fixtures.protectedDir, destinationUrl: '/protected/' })]
+  const dir = await mkdtemp(join(tmpdir(), 'kd-cli-check-'))
+  const module = join(dir, 'rules.mjs')
+  await writeFile(module, `export const rules = ${JSON.stringify(rules)}\n`)
+  const open = await startProxy('nginx', {
+    rules,
+    appPort: app.port,
+    configFor: ({ port, prefix, appPort }) => renderServerConfig('nginx', rules, { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+      .replace(/^\s*internal;\n/m, '')
+  })
+  t.teardown(async () => { await open.stop(); await rm(dir, { recursive: true }) })
+  const file = join(fixtures.protectedDir, fixtures.big.name)
+  const internal = `/protected/${fixtures.big.name}`
+  t.is((await fetch(open.url + internal)).status, 200, 'the mis-wired nginx serves the protected file to anyone')
+
+  const good = await runCli(['check', proxy.url + '/files/big.bin', '--file', file, '--rules', module, '--header', 'Cookie: session=1'])
+  t.is(good.code, 0, good.stderr)
+  t.true(good.stdout.includes(`\n  - an anonymous request for the internal URL ${internal} is refused (404)\n`), good.stdout)
+  const bad = await runCli(['check', open.url + '/files/big.bin', '--file', file, '--rules', module])
+  t.is(bad.code, 1)
+  t.is(bad.stderr, `koa-downloads check FAILED ${open.url}/files/big.bin: 200, ${fixtures.big.bytes.length} bytes, sha256 ${fixtures.big.sha256}\n` +
+    `  - an anonymous request for the internal URL ${open.url}${internal} got 200 with the file's bytes: the proxy's location for it is not internal, so any client fetches the protected files past the app's permission check (nginx: add "internal;" to the location, as koa-downloads config writes it)\n`)
+})

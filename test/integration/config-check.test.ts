@@ -75,3 +75,12 @@ negotiatedNginx.test('config check: the location line given for a negotiated() m
   await direct.arrayBuffer()
   t.is(direct.status, 404, 'the location is internal')
 })
+
+// An IPv6 loopback (an app bound to "localhost" may listen on ::1 only): parseHostPort takes
+// "[::1]:port", and each server must accept the configuration written from it.
+for (const [server, rules] of cases) {
+  proxyTest(server).test(`config check: ${server} accepts the generated full config for --listen [::1]:PORT --upstream [::1]:PORT`, async (t) => {
+    const { ok, output, config } = await checkGeneratedConfig(server, rules, { listen: '[::1]:18080', upstream: '[::1]:3000' })
+    t.true(ok, `${output}\n--- config ---\n${config}`)
+  })
+}
