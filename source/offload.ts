@@ -113,15 +113,17 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // br (Node's fetch, Go, Python's requests) would otherwise cost one on every download. Nor does
     // a request with a Range: browsers and fetch() send `Accept-Encoding: identity` with every
     // range (a video's seeks, a resumed download), of objects that are next to never coded.
-    let stat: FileStat | undefined
+    // Read for its coding alone: the offloaded response is presented as it is without the call (the
+    // name's type, or the declared one), whatever the client's Accept-Encoding — it carries no Vary.
     if (file.sendsStoredCoding === true && rule.sourceDir === undefined && rule.backend !== 'negotiated' && range === undefined && !acceptsCoding(ctx.request.headers['accept-encoding'], 'gzip')) {
+      let stored: FileStat
       try {
-        stat = await file.stat()
+        stored = await file.stat()
       } catch (error) {
         clearForError(ctx)
         throw toHttpError(error)
       }
-      const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+      const coding = stored.contentEncoding === undefined ? undefined : contentCodingOf(stored.contentEncoding)
       if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
         debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it)', JSON.stringify(file.name), coding)
         return
@@ -154,8 +156,9 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // (proxyRefusesSymlinks: it checks the path it opens), costs no syscall, like a hand-written
     // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
     // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
+    let stat: FileStat | undefined
     try {
-      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat ??= await file.stat()
+      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
       clearForError(ctx)

@@ -62,6 +62,15 @@ export interface ResolvedServeOptions {
 // is): set while its downstream runs, then restored to the outer one's.
 const PLAN = Symbol.for('koa-downloads.serve-plan')
 
+// Set on a request whose Download a serve() (or downloads()) took: presignedRedirect() mounted
+// outside them tells "it answered before me" from "this request had no download at all".
+const ANSWERED = Symbol.for('koa-downloads.serve-answered')
+
+/** True when a serve() (or downloads()) has taken a Download on this request to answer it. */
+export function servedDownload (ctx: Context): boolean {
+  return (ctx as unknown as Record<symbol, boolean | undefined>)[ANSWERED] === true
+}
+
 /** True when a serve() middleware is on this request's way back (sendfile() then leaves the body to it). */
 export function isServed (ctx: Context): boolean {
   return servedPlan(ctx) !== undefined
@@ -131,6 +140,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   const signal = abortSignalOf(ctx)
   quietClientAborts(ctx, signal)
   const file = download.file
+  ;(ctx as unknown as Record<symbol, boolean | undefined>)[ANSWERED] = true
   if (download instanceof Download) markTaken(download)
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
   const statOptions = readIntent(ctx, options.plan, signal)

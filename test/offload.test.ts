@@ -732,3 +732,25 @@ test('offload: an inline internalRedirect() of a stored name a gateway types as 
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('offload: the metadata call a client refusing gzip costs (sendsStoredCoding) decides the coding only: an uncoded object is offloaded with the same headers every client gets (the offload response carries no Vary)', async (t) => {
+  const app = downloadApp((ctx) => {
+    const file: DownloadFile = {
+      name: 'notes.txt',
+      url: 'https://bucket.example/notes.txt',
+      sendsStoredCoding: true,
+      // an upload whose stored type is not its name's
+      stat: async () => ({ size: 18, contentType: 'text/html' }),
+      open: async () => { throw new Error('an offloaded file is never opened') }
+    }
+    ctx.body = download(file, { attachment: ctx.query.inline === undefined })
+  }, { rules: [nginx({ sourceUrl: 'https://bucket.example/', destinationUrl: '/_s3/' })] })
+  for (const query of ['', '?inline=1']) {
+    const accepting = await request(app.callback()).get('/' + query).set('Accept-Encoding', 'gzip, deflate, br')
+    const refusing = await request(app.callback()).get('/' + query).set('Accept-Encoding', 'identity')
+    t.is(accepting.headers['x-accel-redirect'], '/_s3/notes.txt', query)
+    t.is(refusing.headers['x-accel-redirect'], '/_s3/notes.txt', query)
+    t.is(refusing.headers['content-type'], accepting.headers['content-type'], query)
+    t.is(refusing.headers['content-security-policy'], accepting.headers['content-security-policy'], query)
+  }
+})

@@ -4,7 +4,7 @@ import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, contentCodingOf } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
-import { servedPlan } from '../../source/serve.ts'
+import { servedDownload, servedPlan } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
@@ -46,11 +46,14 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
   return async function presignedRedirectMiddleware (ctx: Context, next: Next): Promise<void> {
     // Mounted before downloads() (or without it), it would find serve()'s stream where the Download
     // was, and never redirect, silently: said once, as a process warning.
-    if (!warned && servedPlan(ctx) === undefined) {
+    // Only when a serve() below it did answer a Download: a request that had none (a health check
+    // on a route downloads() is not mounted for) says nothing of the order.
+    const outside = !warned && servedPlan(ctx) === undefined
+    await next()
+    if (outside && !warned && servedDownload(ctx)) {
       warned = true
       process.emitWarning('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', { type: 'KoaDownloadsWarning', code: 'KD_PRESIGNED_REDIRECT_ORDER' })
     }
-    await next()
     const download = toDownload(ctx.body)
     if (download === undefined || !(download.file instanceof StorageFile)) return
     // Only a GET: the URL is signed for a GET, and a HEAD redirected to it keeps its method (the

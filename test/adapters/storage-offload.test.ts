@@ -12,6 +12,7 @@ import { Disk } from 'flydrive'
 import { FSDriver } from 'flydrive/drivers/fs'
 import { S3Driver } from 'flydrive/drivers/s3'
 import Koa from 'koa'
+import Router from '@koa/router'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import { nginx } from '../../source/backends/nginx.ts'
@@ -284,6 +285,27 @@ test.serial('presignedRedirect: mounted before downloads() it cannot redirect (s
   t.is(res.status, 302)
   await new Promise((resolve) => setImmediate(resolve))
   t.is(warnings.length, 1)
+})
+
+test.serial('presignedRedirect: mounted router-wide, with downloads() scoped to a prefix (router.use(\'/files\', downloads())): downloads are redirected, and a request with no download (a health check outside the prefix) emits no warning', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { if ((warning as { code?: string }).code === 'KD_PRESIGNED_REDIRECT_ORDER') warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
+  const router = new Router()
+  router.use('/files', downloads())
+  router.use(presignedRedirect())
+  router.get('/files/report', (ctx) => { ctx.body = download(media.file(key)) })
+  router.get('/health', (ctx) => { ctx.body = 'ok' })
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(router.routes())
+  const base = await listen(t, koa)
+  t.is((await rawRequest(`${base}/health`)).status, 200)
+  t.is((await rawRequest(`${base}/files/report`)).status, 302)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 0)
 })
 
 test.serial('presignedRedirect: files on a local disk and other wrappers pass through to serve()', async (t) => {
