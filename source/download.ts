@@ -35,7 +35,24 @@ export class Download extends Readable {
       this.push(null)
       return
     }
-    this.destroy(new Error('koa-downloads: ctx.body is a Download but no serve() or downloads() middleware handled it; mount downloads() before the route'))
+    // Piped into something else than the response: a middleware between downloads() and the route
+    // wrapped it (a compressor of its own). pipe() passes no error on, so the stream it was piped
+    // into is failed too, or the request would hang without a status line.
+    const piped = this.#piped ?? []
+    const wrapped = piped.some((destination) => !isServerResponse(destination))
+    const error = new Error(wrapped
+      ? 'koa-downloads: ctx.body is a Download that a middleware between downloads() and the route wrapped in a stream of its own (a compressor?) before any serve() answered it; mount that middleware before downloads()'
+      : 'koa-downloads: ctx.body is a Download but no serve() or downloads() middleware handled it; mount downloads() before the route')
+    for (const destination of piped) if (!isServerResponse(destination)) (destination as { destroy?: (error?: Error) => void }).destroy?.(error)
+    this.destroy(error)
+  }
+
+  /** Where the Download was piped: only when no serve() took it (misuse), so made on first use. */
+  #piped: NodeJS.WritableStream[] | undefined
+
+  override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean | undefined }): T {
+    (this.#piped ??= []).push(destination)
+    return super.pipe(destination, options)
   }
 
   /**
@@ -48,6 +65,12 @@ export class Download extends Readable {
     if (!taken.has(this)) releaseFile(this.file)
     callback(error)
   }
+}
+
+/** Node's response, HTTP/1 or the HTTP/2 compatibility one (what Koa's respond() pipes a body into). */
+function isServerResponse (stream: NodeJS.WritableStream): boolean {
+  const candidate = stream as { setHeader?: unknown, writeHead?: unknown }
+  return typeof candidate.setHeader === 'function' && typeof candidate.writeHead === 'function'
 }
 
 const answered = new WeakSet<Download>()

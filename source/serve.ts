@@ -100,6 +100,7 @@ export function serve (options: ServeOptions = {}): Middleware {
  */
 export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context) => Promise<void>): Middleware {
   return async function serveDownload (ctx: Context, next: Next): Promise<void> {
+    uncompressedDownloads(ctx)
     // This serve() is on the request's way back while its downstream runs: offload() judges with its
     // plan options, and a sendfile() called by a middleware above every serve() (an SPA fallback,
     // an error page) finds none and streams the file itself.
@@ -117,6 +118,40 @@ export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context
     const download = toDownload(body)
     if (download !== undefined) await sendDownload(ctx, download, resolved)
   }
+}
+
+const COMPRESS = Symbol('koa-downloads.compress')
+let lastContext: object | null = null
+const contexts = new WeakSet<object>()
+
+/**
+ * koa-compress mounted between downloads() and the route (`app.use(downloads()); app.use(compress())`)
+ * runs on the way back before serve(), and compressed the Download itself: serve() then found a gzip
+ * stream, nothing answered the file, and every GET hung without a status line. `ctx.compress`, the
+ * switch koa-compress reads, reads `false` while the body is a download, on the app's context
+ * prototype (once per app: no per-request cost); what the app or a middleware assigns is kept and
+ * read back for every other body. An accessor someone else put there is left alone.
+ */
+function uncompressedDownloads (ctx: Context): void {
+  const proto = Object.getPrototypeOf(ctx) as object | null
+  if (proto === lastContext || proto === null) return
+  lastContext = proto
+  if (contexts.has(proto)) return
+  contexts.add(proto)
+  const own = Object.getOwnPropertyDescriptor(proto, 'compress')
+  if (own !== undefined && (own.get !== undefined || own.set !== undefined || own.configurable !== true)) return
+  const fallback: unknown = own?.value
+  Object.defineProperty(proto, 'compress', {
+    configurable: true,
+    enumerable: false,
+    get (this: Context & { [COMPRESS]?: unknown }): unknown {
+      if (toDownload(this.body) !== undefined) return false
+      return COMPRESS in this ? this[COMPRESS] : fallback
+    },
+    set (this: Context & { [COMPRESS]?: unknown }, value: unknown) {
+      this[COMPRESS] = value
+    }
+  })
 }
 
 export function resolveServeOptions (options: ServeOptions, where: string): ResolvedServeOptions {
