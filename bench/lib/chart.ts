@@ -1,5 +1,5 @@
 import type { WorkloadResult } from './measure.ts'
-import { baselineOf } from './report.ts'
+import { baselineOf, bestPeer } from './report.ts'
 import { targetLabels } from './targets.ts'
 import type { TargetId } from './targets.ts'
 
@@ -27,11 +27,24 @@ const colours: Record<TargetId, string> = {
 const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
 /**
+ * The bar every other is divided by: the Koa baseline, or, where it does not do the workload's work
+ * (it answers a revalidation with 200: the 304 workload), the best Node peer.
+ */
+function referenceOf (result: WorkloadResult): { target: TargetId, median: number, name: string } | undefined {
+  const baseline = result.cells.find((c) => c.target === baselineOf(result) && c.note === undefined)
+  if (baseline !== undefined) return { target: baseline.target, median: baseline.median, name: 'baseline' }
+  const best = bestPeer(result)
+  return best === undefined ? undefined : { target: best.target, median: best.median, name: `best Node peer (${targetLabels[best.target]})` }
+}
+
+/**
  * A self-contained SVG: one panel per workload, one horizontal bar per server, the length being the
- * ratio to the Koa baseline (the dashed line at 1×). No dependency: plain string building.
+ * ratio to the Koa baseline, or to the best Node peer where the baseline does not do the work (the
+ * dashed line at 1×). Servers measured with a note (not doing the workload's work) are left out.
+ * No dependency: plain string building.
  */
 export function renderChart (results: WorkloadResult[], title: string): string {
-  const panels = results.filter((r) => r.cells.some((c) => c.target === baselineOf(r) && c.note === undefined))
+  const panels = results.filter((r) => referenceOf(r) !== undefined)
   const barHeight = 16
   const labelWidth = 300
   const plotWidth = 460
@@ -39,13 +52,15 @@ export function renderChart (results: WorkloadResult[], title: string): string {
   let y = 50
   const parts: string[] = []
   for (const result of panels) {
-    const base = result.cells.find((c) => c.target === baselineOf(result))?.median ?? Number.NaN
-    const max = Math.max(2, ...result.cells.map((c) => c.median / base))
+    const reference = referenceOf(result) as NonNullable<ReturnType<typeof referenceOf>>
+    const base = reference.median
+    const cells = result.cells.filter((c) => c.note === undefined)
+    const max = Math.max(2, ...cells.map((c) => c.median / base))
     const scale = plotWidth / max
-    parts.push(`<text x="10" y="${y}" font-weight="bold">${escape(`${result.workload.label} — ${result.workload.metric} ÷ baseline`)}</text>`)
+    parts.push(`<text x="10" y="${y}" font-weight="bold">${escape(`${result.workload.label} — ${result.workload.metric} ÷ ${reference.name}`)}</text>`)
     y += 10
     const top = y
-    for (const c of result.cells) {
+    for (const c of cells) {
       const r = c.median / base
       parts.push(`<text x="${labelWidth - 6}" y="${y + barHeight - 4}" text-anchor="end">${escape(targetLabels[c.target])}</text>`)
       parts.push(`<rect x="${labelWidth}" y="${y}" width="${Math.max(1, r * scale).toFixed(1)}" height="${barHeight - 3}" fill="${colours[c.target]}"/>`)

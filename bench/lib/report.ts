@@ -37,7 +37,8 @@ export function roundRatios (result: WorkloadResult, target: TargetId, reference
 export function bestPeer (result: WorkloadResult): Cell | undefined {
   let best: Cell | undefined
   for (const cell of result.cells) {
-    if (nodePeers.includes(cell.target) && cell.note === undefined && (best === undefined || cell.median > best.median)) best = cell
+    // (a peer whose responses failed is no reference: errors come fast)
+    if (nodePeers.includes(cell.target) && cell.note === undefined && cell.errors === 0 && (best === undefined || cell.median > best.median)) best = cell
   }
   return best
 }
