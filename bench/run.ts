@@ -9,7 +9,7 @@ import { makeFixtures } from './lib/fixtures.ts'
 import { buildLibrary, projectDir } from './lib/library.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
-import { stopAll } from './lib/processes.ts'
+import { runningChildren, stopAll, stopAllBut } from './lib/processes.ts'
 import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo, roundRatios } from './lib/report.ts'
 import { slowClients } from './lib/slow-clients.ts'
 import type { SlowClientsResult } from './lib/slow-clients.ts'
@@ -76,7 +76,10 @@ try {
     storage = started
     env = { S3_ENDPOINT: started.s3Endpoint, S3_BUCKET: BUCKET, ORIGIN_URL: started.originUrl }
   }
-  const targets = await startTargets(fixtures, env, nodeArgs, before)
+  // Every workload gets fresh servers (and a fresh nginx): a peak RSS is then the workload's own,
+  // not what the process grew in the workloads before it (until the twenty-first round one set of
+  // processes served them all, and each server's peak followed its history).
+  const storageChildren = runningChildren()
   const results: WorkloadResult[] = []
   for (const workload of workloads) {
     // A new array each time: until run L, 1m and 256m shared one, and the 256m workload ran kd-before twice per round.
@@ -89,7 +92,12 @@ try {
     if (onlyTargets !== undefined) workload.targets = workload.targets.filter((id) => onlyTargets.includes(id))
     log(`${workload.id}: ${workload.label}`)
     const counter = storage?.counter
-    results.push(await measureWorkload(workload, targets, timing, log, counter === undefined ? undefined : () => counter.bytes))
+    const targets = await startTargets(fixtures, env, nodeArgs, before)
+    try {
+      results.push(await measureWorkload(workload, targets, timing, log, counter === undefined ? undefined : () => counter.bytes))
+    } finally {
+      await stopAllBut(storageChildren)
+    }
   }
   const memory: SlowClientsResult[] = []
   if (only === undefined || only.includes('slow-clients')) {

@@ -21,6 +21,16 @@ export async function stopAll (): Promise<void> {
   await Promise.all([...running].map(async (child) => { await child.stop() }))
 }
 
+/** The children running now: what `stopAllBut` keeps. */
+export function runningChildren (): ReadonlySet<Child> {
+  return new Set(running)
+}
+
+/** Stops every child started since `keep` was taken (a workload's servers; the storage stays). */
+export async function stopAllBut (keep: ReadonlySet<Child>): Promise<void> {
+  await Promise.all([...running].filter((child) => !keep.has(child)).map(async (child) => { await child.stop() }))
+}
+
 function track (name: string, proc: ChildProcess, port: number, log: string, signal: NodeJS.Signals): Child {
   const pid = proc.pid
   if (pid === undefined) throw new Error(`${name}: no pid`)
