@@ -253,8 +253,10 @@ function malformedField (ctx: Context): string | undefined {
 }
 
 /**
- * Whether a gateway that types the file by the name in `location` (Apache's mod_mime reads every
- * extension: `page.html.x` is text/html) could give an inline download a type that runs script.
+ * Whether a gateway that types the file by the name in `location` could give an inline download a
+ * type that runs script. Apache's mod_mime types a name by its rightmost extension that has a type
+ * (`page.html.x` is text/html), from its own table (/etc/mime.types), which is not ours: any
+ * extension that our table types as active counts, so a `report.com.pdf` is sandboxed too.
  */
 function gatewayTypeMayRunScript (options: { attachment?: boolean | undefined, sandbox?: boolean | undefined }, location: string): boolean {
   if (options.attachment !== false || options.sandbox === false) return false
