@@ -8,9 +8,9 @@ import { request as httpsRequest } from 'node:https'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import { redactUrl } from './debug.ts'
+import { decoderFor, isDecodable } from './plan.ts'
 import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
 
@@ -205,7 +205,6 @@ async function checkCommand (args: string[]): Promise<number> {
 
   const hash = createHash('sha256')
   let size = 0
-  const problems0: string[] = []
   let response: IncomingMessage | undefined
   // A proxy may compress the download (a browser's Accept-Encoding given with --header, or none at
   // all, which allows any coding: RFC 9110 §12.5.3). A browser saves the decoded bytes, so those
@@ -253,14 +252,15 @@ async function checkCommand (args: string[]): Promise<number> {
       ? `the response was cut short: the connection closed after ${size} bytes, before the end of its chunked body`
       : `the response was cut short: the connection closed after ${size} bytes of the ${length} its Content-Length announced`
   }
+  const problems: string[] = cut === undefined ? [] : [cut]
   const rawDigest = hash.digest('hex')
   const rawSize = size
   let digest = rawDigest
   if (coding !== undefined && cut === undefined) {
     if (coding.decoder === undefined) {
-      problems0.push(`the body has Content-Encoding: ${coding.name}, which check cannot decode to compare it`)
+      problems.push(`the body has Content-Encoding: ${coding.name}, which check cannot decode to compare it`)
     } else if (undecodable !== undefined) {
-      problems0.push(`the body does not decode as its Content-Encoding: ${coding.name} (${undecodable})`)
+      problems.push(`the body does not decode as its Content-Encoding: ${coding.name} (${undecodable})`)
     } else {
       digest = decodedHash.digest('hex')
       size = decodedSize
@@ -271,7 +271,6 @@ async function checkCommand (args: string[]): Promise<number> {
     const value = response.headers[name]
     return Array.isArray(value) ? value.join(', ') : value
   }
-  const problems: string[] = cut === undefined ? [...problems0] : [cut]
   const location = header('location')
   if (status >= 300 && status < 400 && location !== undefined) {
     problems.push(`status ${status}, a redirect to ${redactUrl(location)}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
@@ -324,37 +323,33 @@ async function checkCommand (args: string[]): Promise<number> {
   // A request for a host that listens nowhere (port 9, discard) shows it: nginx refuses an
   // internal location with 404, and tries the host (502) when it is not internal.
   const remote = rules?.find((rule) => rule.backend === 'nginx' && rule.remote === true && typeof rule.destinationUrl === 'string')
-  if (remote !== undefined) {
-    const destination = remote.destinationUrl!.endsWith('/') ? remote.destinationUrl! : remote.destinationUrl + '/'
-    const probeUrl = new URL(destination + 'http/127.0.0.1:9/koa-downloads-check', url.origin)
-    const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
-    let probe: { status: number } | undefined
+  // Both probes go as an anonymous client: without the session (--header Cookie / Authorization)
+  // of the check, with its Host.
+  const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
+  const probe = async (target: URL): Promise<{ status: number, sha256: string }> => {
     try {
-      probe = await fetchDigest(probeUrl, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
+      return await fetchDigest(target, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
     } catch (error) {
       if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
       throw error
     }
-    if (probe.status !== 404) {
-      problems.push(`an anonymous request for ${probeUrl.pathname} got ${probe.status}, not the 404 of an internal location: the proxy's location for nginx({ remote: true }) is not internal, an open proxy to any host (nginx: add "internal;" to it, as koa-downloads config writes it)`)
+  }
+  if (remote !== undefined) {
+    const destination = remote.destinationUrl!.endsWith('/') ? remote.destinationUrl! : remote.destinationUrl + '/'
+    const probeUrl = new URL(destination + 'http/127.0.0.1:9/koa-downloads-check', url.origin)
+    const { status: probed } = await probe(probeUrl)
+    if (probed !== 404) {
+      problems.push(`an anonymous request for ${probeUrl.pathname} got ${probed}, not the 404 of an internal location: the proxy's location for nginx({ remote: true }) is not internal, an open proxy to any host (nginx: add "internal;" to it, as koa-downloads config writes it)`)
     } else {
       refused.push(`  - an anonymous request for ${probeUrl.pathname} is refused (404)`)
     }
   }
   if (internalUrl !== undefined) {
-    let probe: { status: number, sha256: string } | undefined
-    try {
-      // as an anonymous client: without the session (--header Cookie / Authorization) of the check
-      const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
-      probe = await fetchDigest(internalUrl, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
-    } catch (error) {
-      if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
-      throw error
-    }
-    if (probe.status >= 200 && probe.status < 300) {
-      problems.push(`an anonymous request for the internal URL ${redactUrl(internalUrl.href)} got ${probe.status}${probe.sha256 === expected?.sha256 ? ' with the file\'s bytes' : ''}: the proxy's location for it is not internal, so any client fetches the protected files past the app's permission check (nginx: add "internal;" to the location, as koa-downloads config writes it)`)
+    const probed = await probe(internalUrl)
+    if (probed.status >= 200 && probed.status < 300) {
+      problems.push(`an anonymous request for the internal URL ${redactUrl(internalUrl.href)} got ${probed.status}${probed.sha256 === expected?.sha256 ? ' with the file\'s bytes' : ''}: the proxy's location for it is not internal, so any client fetches the protected files past the app's permission check (nginx: add "internal;" to the location, as koa-downloads config writes it)`)
     } else {
-      refused.push(`  - an anonymous request for the internal URL ${internalUrl.pathname} is refused (${probe.status})`)
+      refused.push(`  - an anonymous request for the internal URL ${internalUrl.pathname} is refused (${probed.status})`)
     }
   }
   // The URL without its credentials or query (a token, a signature): the output goes to CI logs.
@@ -409,8 +404,7 @@ async function fetchDigest (url: URL, headers: Record<string, string | string[]>
 function contentCoding (value: string | undefined): { name: string, decoder: Transform | undefined } | undefined {
   const name = (value ?? '').trim().toLowerCase()
   if (name === '' || name === 'identity') return undefined
-  const decoder = name === 'gzip' || name === 'x-gzip' ? createGunzip() : name === 'deflate' ? createInflate() : name === 'br' ? createBrotliDecompress() : undefined
-  return { name, decoder }
+  return { name, decoder: isDecodable(name) ? decoderFor(name) : undefined }
 }
 
 async function hashFile (path: string): Promise<{ sha256: string, size: number }> {

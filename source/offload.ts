@@ -7,7 +7,7 @@ import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
-import { acceptsCoding, codingToUndo, contentCodingOf, lastModifiedOf } from './plan.ts'
+import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
@@ -123,7 +123,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
         clearForError(ctx)
         throw toHttpError(error)
       }
-      const coding = stored.contentEncoding === undefined ? undefined : contentCodingOf(stored.contentEncoding)
+      const coding = storedCoding(stored)
       if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
         debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it)', JSON.stringify(file.name), coding)
         return

@@ -1,3 +1,5 @@
+import type { Transform } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { IncomingHttpHeaders } from 'node:http'
 import { wellFormedEtag } from './etag.ts'
 import { formatHttpDate } from './http-date.ts'
@@ -40,7 +42,7 @@ export type ResponsePlan =
   }
 
 export function planResponse (method: string, request: IncomingHttpHeaders, stat: FileStat, presentation: Presentation, options: PlanOptions, now: number): ResponsePlan {
-  const coding = stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
+  const coding = storedCoding(stat)
   // Stored coded (an object uploaded gzip-compressed) for a client that does not accept the coding
   // (Accept-Encoding: identity — wget —, or gzip;q=0): the bytes are decoded, as GCS's own
   // "decompressive transcoding" does (RFC 9110 §12.5.3). Another representation: its own ETag,
@@ -115,8 +117,13 @@ const CODING = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
 /** The stored codings serve() can undo (node:zlib), one at a time. */
 export type DecodableCoding = 'gzip' | 'x-gzip' | 'deflate' | 'br'
 
-function isDecodable (coding: string): coding is DecodableCoding {
+export function isDecodable (coding: string): coding is DecodableCoding {
   return coding === 'gzip' || coding === 'x-gzip' || coding === 'deflate' || coding === 'br'
+}
+
+/** The node:zlib stream that undoes `coding` (serve()'s decoding, and `check` comparing a compressed body). */
+export function decoderFor (coding: DecodableCoding): Transform {
+  return coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
 }
 
 /**
@@ -162,6 +169,11 @@ const ACCEPT_MEMBER = /^[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*(?:;[ \t]*[qQ][
 function decodedEtag (etag: string): string {
   const weak = etag.startsWith('W/')
   return `${weak ? 'W/' : ''}"${etag.slice(weak ? 3 : 1, -1)}-decoded"`
+}
+
+/** The coding `stat` says its bytes are stored with (contentCodingOf() of its contentEncoding), if any. */
+export function storedCoding (stat: FileStat): string | undefined {
+  return stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding)
 }
 
 /**

@@ -3,7 +3,6 @@ import type { Context, Middleware, Next } from 'koa'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { debug } from './debug.ts'
 import { Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
@@ -12,7 +11,7 @@ import { FileStream } from './file-stream.ts'
 import { guardStream, isLengthGuarded } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
-import { planResponse } from './plan.ts'
+import { decoderFor, planResponse } from './plan.ts'
 import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
@@ -420,7 +419,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
  */
 async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
   const source = await file.open(undefined, opened)
-  const decoder = coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
+  const decoder = decoderFor(coding)
   // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's,
   // which the pipeline hands the decoder too (a storage's E_CHANGED must stay one: planned again).
   let undecodable: unknown

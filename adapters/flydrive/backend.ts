@@ -60,6 +60,17 @@ export function statFromMetaData (meta: { contentType?: string | undefined, cont
   }
 }
 
+/**
+ * A size in bytes as a storage or a database gives it: a number, a bigint, or a string of decimal
+ * digits (GCS's JSON, pg's int8). Anything else (null, '', a negative or fractional number) is
+ * unknown, not 0: Number('') and Number(null) are 0, and a length guard expecting 0 bytes made an
+ * existing object a 502.
+ */
+export function byteCount (value: unknown): number | undefined {
+  const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
 /** `"x"` and `W/"x"` stay as they are; a bare token is quoted; anything unsafe in a header is dropped. */
 export function quoteEtag (etag: string | undefined): string | undefined {
   if (etag === undefined || etag === '') return undefined

@@ -6,7 +6,7 @@ import type { ByteRange, FileStat, OpenOptions } from '../../source/types.ts'
 import { expireAfterPoll, guardStream } from '../../source/guarded-stream.ts'
 import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
-import { statFromMetaData } from './backend.ts'
+import { byteCount, statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
 import { noResponseError, storageError } from './storage-error.ts'
 import { debug } from '../../source/debug.ts'
@@ -62,7 +62,7 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
           try {
             const file = boundedFile((await getStorage()).bucket(bucket).file(key), options.idleTimeout)
             const [meta] = await within(file.getMetadata(), options.idleTimeout, signal)
-            const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: gcsSize(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? ''), contentEncoding: meta.contentEncoding })
+            const stat: GcsStat = statFromMetaData({ contentType: meta.contentType, contentLength: byteCount(meta.size), etag: meta.etag, lastModified: new Date(meta.updated ?? ''), contentEncoding: meta.contentEncoding })
             const generation = String(meta.generation ?? '')
             // The SDK turns it into a number: one past 2^53 would name another generation.
             if (/^\d+$/.test(generation) && Number.isSafeInteger(Number(generation))) stat[generationOf] = generation
@@ -296,14 +296,4 @@ function publicBase (endpoint: string | undefined): string {
     return withScheme.replace(/\/+$/, '')
   }
   return 'https://storage.googleapis.com'
-}
-
-/**
- * GCS sends the size as a decimal string. Anything else (null, '', a stub's or proxy's number) is
- * unknown, not 0: Number('') and Number(null) are 0, and a length guard expecting 0 bytes made an
- * existing object a 502.
- */
-function gcsSize (size: unknown): number | undefined {
-  if (typeof size === 'number') return size
-  return typeof size === 'string' && /^\d{1,16}$/.test(size) ? Number(size) : undefined
 }

@@ -2,7 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import { debug } from '../../source/debug.ts'
 import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
-import { codingToUndo, contentCodingOf } from '../../source/plan.ts'
+import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
 import { servedDownload, servedPlan } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
@@ -75,7 +75,7 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     }
     // Stored coded (gzip) for a client that refuses the coding: the storage would send it as
     // stored (S3 does not transcode), serve() decodes it.
-    const coding = codingToUndo(stat.contentEncoding === undefined ? undefined : contentCodingOf(stat.contentEncoding), ctx.request.headers['accept-encoding'])
+    const coding = codingToUndo(storedCoding(stat), ctx.request.headers['accept-encoding'])
     if (coding !== undefined) {
       debug('presignedRedirect: %s is stored %s-coded and the client does not accept it: streamed, decoded', JSON.stringify(file.key), coding)
       return

@@ -1,4 +1,5 @@
 import { isHeaderSafe } from '../../source/download.ts'
+import { byteCount } from './backend.ts'
 import { StorageFile } from './storage-file.ts'
 import type { DiskLike, StorageFileOptions } from './storage-file.ts'
 import type { Storage } from './storage.ts'
@@ -52,7 +53,7 @@ export function recordFile<R extends object> (record: R | null | undefined, opti
   // field is ignored and the storage's type, else the name's, is sent (StorageFile would throw).
   const type = typeField === undefined ? undefined : stringField(row[typeField])
   if (type !== undefined && type.trim() !== '' && isHeaderSafe(type)) fileOptions.contentType = type
-  const size = sizeField === undefined ? undefined : sizeOf(row[sizeField])
+  const size = sizeField === undefined ? undefined : byteCount(row[sizeField])
   const lastModified = mtimeField === undefined ? undefined : dateOf(row[mtimeField])
   if (size !== undefined || lastModified !== undefined) fileOptions.fallback = { size, lastModified }
   return storage !== undefined ? storage.file(key, fileOptions) : new StorageFile(disk as DiskLike, key, fileOptions)
@@ -66,11 +67,6 @@ function stringField (value: unknown): string | undefined {
 function keyOf (value: unknown): string | undefined {
   if ((typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'bigint') return String(value)
   return stringField(value)
-}
-
-function sizeOf (value: unknown): number | undefined {
-  const n = typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined
 }
 
 /** Below this, a number of milliseconds would be a date before March 1973: it is seconds (Unix time). */
