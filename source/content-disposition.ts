@@ -39,7 +39,9 @@ export function sanitizeFilename (name: string): string {
   return base === '.' || base === '..' ? '' : base
 }
 
-const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' })
+// Made on the first name that needs cutting: a Segmenter loads ICU's break-iterator data (about
+// 2 MiB of RSS), which no process serving ordinary names needs.
+let graphemes: Intl.Segmenter | undefined
 /** An extension worth keeping: a dot, then up to 16 characters without another dot or a space. */
 const extension = /\.[^.\s]{1,16}$/u
 
@@ -50,6 +52,7 @@ function shorten (name: string): string {
   const kept = stem === name ? '' : ext
   let budget = MAX_FILENAME_BYTES - Buffer.byteLength(kept)
   let out = ''
+  graphemes ??= new Intl.Segmenter('en', { granularity: 'grapheme' })
   for (const { segment } of graphemes.segment(stem)) {
     const bytes = Buffer.byteLength(segment)
     if (bytes > budget) {

@@ -1,8 +1,14 @@
 import { close, read } from 'node:fs'
-import { ServerResponse } from 'node:http'
+import type { ServerResponse as Response } from 'node:http'
 import { Socket } from 'node:net'
 import { Readable, Writable } from 'node:stream'
 import { DownloadError } from './errors.ts'
+
+// node:http through getBuiltinModule, not an ES import: Node's ES wrapper of a built-in reads every
+// export, and node:http's lazy WebSocket/CloseEvent/MessageEvent getters then load undici and ~30
+// internal modules (about 6 MiB of RSS in a Koa app started with app.listen(), which otherwise
+// never loads them). Koa has already required node:http, so this is a lookup.
+const { ServerResponse } = process.getBuiltinModule('node:http')
 
 /** How many pushed chunks are tracked for reuse: more than the stream's buffer and the socket's queue hold at once. */
 const MAX_LENT = 4
@@ -35,7 +41,7 @@ export class FileStream extends Readable {
   #reading = false
   #afterRead: (() => void) | undefined
   /** The response the chunks are piped into while reuse is possible; `null` once ruled out for good. */
-  #sink: ServerResponse | null | undefined
+  #sink: Response | null | undefined
   #piping = false
   /** The full-size buffers pushed and not yet known to be written out, oldest first, with the bytes pushed of each. */
   readonly #lent: Array<{ buffer: Buffer, length: number }> = []
@@ -172,7 +178,7 @@ export class FileStream extends Readable {
  * counts every byte it has not yet handed to the kernel (a subclass or a patched `write` might keep
  * chunks, as light-my-request's responses do).
  */
-function isPlainResponse (destination: NodeJS.WritableStream): destination is ServerResponse {
+function isPlainResponse (destination: NodeJS.WritableStream): destination is Response {
   if (!(destination instanceof ServerResponse) || Object.getPrototypeOf(destination) !== ServerResponse.prototype) return false
   if (destination.write !== ServerResponse.prototype.write) return false
   const socket = destination.socket

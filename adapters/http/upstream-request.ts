@@ -1,9 +1,11 @@
-import { request as httpRequest } from 'node:http'
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { DownloadError } from '../../source/errors.ts'
 import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
 import { expireAfterPoll } from '../../source/guarded-stream.ts'
+
+// Not an ES import of node:http: see source/file-stream.ts (its ES wrapper loads undici).
+const { request: httpRequest } = process.getBuiltinModule('node:http')
 
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD'
