@@ -10,14 +10,18 @@ import { join } from 'node:path'
 
 let segmenters = 0
 const Segmenter = Intl.Segmenter
-Intl.Segmenter = class extends Segmenter {
-  constructor (...args: ConstructorParameters<typeof Segmenter>) {
-    super(...args)
-    segmenters++
+Object.defineProperty(Intl, 'Segmenter', {
+  value: class extends Segmenter {
+    constructor (...args: ConstructorParameters<typeof Segmenter>) {
+      super(...args)
+      segmenters++
+    }
   }
-}
+})
 
-const undiciLoaded = (): boolean => process.moduleLoadList.some((name) => name.includes('undici'))
+// process.moduleLoadList: the internal modules and bindings Node has loaded (undocumented, untyped).
+const loaded = (process as unknown as { moduleLoadList: string[] }).moduleLoadList
+const undiciLoaded = (): boolean => loaded.some((name) => name.includes('undici'))
 const control = process.argv[2] === 'control'
 
 const { default: Koa } = await import('koa')
