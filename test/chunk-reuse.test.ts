@@ -101,6 +101,29 @@ async function slowGet (url: string, headers: Record<string, string> = {}): Prom
   })
 }
 
+/**
+ * GET with a client that takes 16 KiB every 2 ms from start to end: the socket's buffers stay full,
+ * so that the server's last writes are still queued in the response when its stream has ended.
+ */
+async function throttledGet (url: string, headers: Record<string, string> = {}): Promise<Received> {
+  return await new Promise((resolve, reject) => {
+    const request = httpGet(url, { headers, agent: false }, (res) => {
+      res.pause()
+      const chunks: Buffer[] = []
+      const timer = setInterval(() => {
+        const chunk = (res.read(16 * KiB) ?? res.read()) as Buffer | null
+        if (chunk !== null) chunks.push(chunk)
+      }, 2)
+      res.once('end', () => {
+        clearInterval(timer)
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })
+      })
+      res.once('error', (error) => { clearInterval(timer); reject(error) })
+    })
+    request.once('error', reject)
+  })
+}
+
 /** A Koa app serving the big file with `chunkSize`, `wrap` applied to the body serve() sets. */
 function koaApp (chunkSize: number, wrap?: (ctx: Koa.Context) => void): Koa {
   const app = new Koa()
@@ -234,24 +257,34 @@ test('chunk reuse: a response class of its own, or a write() replaced on the res
   t.is(allocations(), 2 * fullChunks(bytes.length, chunkSize))
 })
 
-test('chunk reuse: a chunk read by hand before the pipe stays intact; the chunks after it are reused', async t => {
-  const chunkSize = 64 * KiB + 16 * KiB
-  const allocations = countAllocations(chunkSize)
-  let first: Buffer | undefined
-  const server = createServer((req, res) => {
-    const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
-    stream.once('readable', () => {
-      first = stream.read(chunkSize) as Buffer
-      res.setHeader('Content-Length', bytes.length - first.length)
-      stream.pipe(res)
+// The first chunk, pushed before the pipe, goes to the response like the rest, and is reused
+// like them, unless someone has read it: a fast client (the buffers come back at once) and a slow one.
+for (const [client, extraKiB] of [['slow', 16], ['fast', 22]] as const) {
+  test(`chunk reuse: a chunk read by hand before the pipe stays intact; the chunks after it are reused (${client} client)`, async t => {
+    const chunkSize = 64 * KiB + extraKiB * KiB
+    const allocations = countAllocations(chunkSize)
+    const firsts: Buffer[] = []
+    const server = createServer((req, res) => {
+      const stream = new FileStream(openSync(path, 'r'), 0, bytes.length - 1, chunkSize)
+      stream.once('readable', () => {
+        const first = stream.read(chunkSize) as Buffer
+        firsts.push(first)
+        res.setHeader('Content-Length', bytes.length - first.length)
+        stream.pipe(res)
+      })
     })
+    const port = await listening(t, server)
+    const url = `http://127.0.0.1:${port}/`
+    const get = async (): Promise<Buffer> => client === 'slow' ? (await slowGet(url)).body : Buffer.from(await (await fetch(url)).arrayBuffer())
+    // Three at once, three times: more chances for a buffer wrongly reused to be written over.
+    for (let round = 0; round < 3; round++) {
+      for (const body of await Promise.all([get(), get(), get()])) t.true(body.equals(bytes.subarray(chunkSize)))
+    }
+    t.is(firsts.length, 9)
+    for (const first of firsts) t.true(first.equals(bytes.subarray(0, chunkSize)))
+    t.true(allocations() <= 9 * 5, `${allocations()} buffers of ${chunkSize} bytes`)
   })
-  const port = await listening(t, server)
-  const response = await slowGet(`http://127.0.0.1:${port}/`)
-  t.true(response.body.equals(bytes.subarray(chunkSize)))
-  t.true(first?.equals(bytes.subarray(0, chunkSize)))
-  t.true(allocations() <= 5, `${allocations()} buffers of ${chunkSize} bytes`)
-})
+}
 
 // A 'readable' listener that keeps the first ten chunks it reads and then leaves the pipe alone:
 // joining after the pipe, or there before it and reading after it.
@@ -280,3 +313,78 @@ for (const [when, extraKiB] of [['joins after the pipe', 17], ['is there before 
     t.is(allocations(), fullChunks(bytes.length, chunkSize))
   })
 }
+
+// Across streams: a finished download's free buffers (its spares at once, the chunks it lent once
+// its response has finished) go to a pool the next downloads of that chunk size read into.
+
+test('chunk reuse: the next downloads start from the buffers a finished one freed', async t => {
+  const chunkSize = 64 * KiB + 19 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const url = `http://127.0.0.1:${port}/`
+  const fast = async (): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  t.true((await fast()).equals(bytes))
+  const first = allocations()
+  t.true(first >= 2, `${first} buffers of ${chunkSize} bytes`)
+  for (let i = 0; i < 4; i++) t.true((await fast()).equals(bytes))
+  // Four more downloads of ~75 chunks each, one after the other, on the first one's buffers: a
+  // pool that gave nothing back would need `first` for each, one that never got the first chunk
+  // (pushed before the pipe) one for each.
+  t.true(allocations() - first <= 2, `${first} buffers, then ${allocations() - first} for four more downloads`)
+})
+
+test('chunk reuse: slow and fast clients of two files, in waves, each get their own file\'s exact bytes from pooled buffers', async t => {
+  const chunkSize = 64 * KiB + 20 * KiB
+  const other = randomBytes(3 * 1024 * KiB + 555)
+  writeFileSync(join(temp, 'other.bin'), other)
+  const allocations = countAllocations(chunkSize)
+  const app = new Koa()
+  app.use(serve({ chunkSize, bufferSize: 0 }))
+  app.use((ctx) => { ctx.body = new PathFile(ctx.path === '/other' ? 'other.bin' : 'big.bin', { root: temp }) })
+  const port = await listening(t, createServer(app.callback()))
+  const big = `http://127.0.0.1:${port}/big`
+  const small = `http://127.0.0.1:${port}/other`
+  const fast = async (url: string): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  let downloads = 0
+  for (let wave = 0; wave < 3; wave++) {
+    const [a, b, c, d, e, f] = await Promise.all([slowGet(big), fast(small), slowGet(small), fast(big), fast(small), slowGet(big, { Range: 'bytes=70000-' })])
+    downloads += 6
+    t.true(a.body.equals(bytes), `wave ${wave}: slow big`)
+    t.true(b.equals(other), `wave ${wave}: fast other`)
+    t.true(c.body.equals(other), `wave ${wave}: slow other`)
+    t.true(d.equals(bytes), `wave ${wave}: fast big`)
+    t.true(e.equals(other), `wave ${wave}: fast other`)
+    t.is(f.status, 206)
+    t.true(f.body.equals(bytes.subarray(70000)), `wave ${wave}: slow range of big`)
+  }
+  // Far fewer than one per chunk (each download has 38–76 full chunks).
+  t.true(allocations() <= downloads * 4, `${allocations()} buffers of ${chunkSize} bytes for ${downloads} downloads`)
+})
+
+test('chunk reuse: throttled clients keep their bytes, up to the last chunk, while downloads of another file run beside them on pooled buffers', async t => {
+  // Chunks below the response's highWaterMark (16 KiB): its write() says go on while it still
+  // holds some, so the stream can end with its last chunks not yet written.
+  const chunkSize = 2 * KiB + 21
+  const app = new Koa()
+  app.use(serve({ chunkSize, bufferSize: 0 }))
+  app.use((ctx) => { ctx.body = new PathFile(ctx.path === '/other' ? 'other-2.bin' : 'big.bin', { root: temp }) })
+  const other = randomBytes(bytes.length)
+  writeFileSync(join(temp, 'other-2.bin'), other)
+  const port = await listening(t, createServer(app.callback()))
+  const fast = async (url: string): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  // The fast downloads of another file read into whatever buffers the pool gives them, while the
+  // throttled ones run and as they end.
+  const slow = [throttledGet(`http://127.0.0.1:${port}/big`), throttledGet(`http://127.0.0.1:${port}/big`, { Range: 'bytes=1000-' })]
+  let done = false
+  const all = Promise.all(slow).finally(() => { done = true })
+  let fastOnes = 0
+  while (!done) {
+    t.true((await fast(`http://127.0.0.1:${port}/other`)).equals(other))
+    fastOnes++
+  }
+  const [whole, tail] = await all as [Received, Received]
+  t.true(whole.body.equals(bytes))
+  t.is(tail.status, 206)
+  t.true(tail.body.equals(bytes.subarray(1000)))
+  t.true(fastOnes > 2, `${fastOnes} fast downloads`)
+})
