@@ -23,7 +23,8 @@ const POOL_BYTES = 4 * 1024 * 1024
  * (until another consumer rules reuse out for it) rather than into new memory: a download of a few
  * chunks otherwise allocates every one of them, fresh pages the kernel must fault in, and garbage
  * until V8 collects it (bench/, 1 MiB files at 256 KiB chunks: 869 instead of 1025 µs of CPU per
- * response). Kept for the life of the process: at most POOL_BYTES per chunk size in use.
+ * response). Kept for the life of the process: at most POOL_BYTES per chunk size in use (none of
+ * chunks above it).
  */
 const pool = new Map<number, Buffer[]>()
 
@@ -34,7 +35,7 @@ function fromPool (size: number): Buffer | undefined {
 function toPool (size: number, buffers: Buffer[]): void {
   let free = pool.get(size)
   if (free === undefined) pool.set(size, free = [])
-  const max = Math.max(1, Math.floor(POOL_BYTES / size))
+  const max = Math.floor(POOL_BYTES / size)
   for (const buffer of buffers) {
     if (free.length >= max) return
     free.push(buffer)
@@ -77,6 +78,8 @@ export class FileStream extends Readable {
   /** Before the pipe: the full-size buffers pushed, and the bytes pushed in all. */
   readonly #early: Array<{ buffer: Buffer, length: number }> = []
   #earlyBytes = 0
+  /** Bytes were taken from this stream by hand before the pipe (read(), or put back with unshift()). */
+  #taken = false
   /** Buffers known to be free, for the next reads. */
   readonly #spare: Buffer[] = []
 
@@ -166,7 +169,7 @@ export class FileStream extends Readable {
       sink.on('drain', this.#onDrain)
       // The chunks pushed before the pipe (serve() waits for the first bytes without reading them)
       // go to the response too, unless someone has taken any of the bytes pushed so far.
-      if (this.readableLength === this.#earlyBytes) for (const { buffer, length } of this.#early) this.#lend(buffer, length)
+      if (!this.#taken && this.readableLength === this.#earlyBytes) for (const { buffer, length } of this.#early) this.#lend(buffer, length)
     }
     this.#early.length = 0
     this.#piping = true
@@ -177,11 +180,12 @@ export class FileStream extends Readable {
     }
   }
 
-  // Anyone else taking chunks may keep them: no reuse from then on. (A 'readable' listener gone
-  // before the pipe, as serve()'s wait for the first bytes, is no matter: only chunks pushed after
-  // the pipe are ever reused.)
+  // Anyone else taking chunks may keep them: no reuse from then on. Only the pipe's own 'data'
+  // listener is let through, not one added while it is being made (by a 'pipe' listener on the
+  // destination). A 'readable' listener gone before the pipe, as serve()'s wait for the first
+  // bytes, is no matter unless it read something (read() and unshift() below).
   override on (event: string | symbol, listener: (...args: any[]) => void): this {
-    if ((event === 'data' && !this.#piping) || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
+    if ((event === 'data' && (!this.#piping || this.listenerCount('data') > 0)) || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
     return super.on(event, listener)
   }
 
@@ -192,6 +196,17 @@ export class FileStream extends Readable {
   override prependListener (event: string | symbol, listener: (...args: any[]) => void): this {
     if (event === 'data' || (event === 'readable' && this.#sink !== undefined)) this.#stopReuse()
     return super.prependListener(event, listener)
+  }
+
+  override read (size?: number): any {
+    const chunk: unknown = super.read(size)
+    if (chunk !== null && this.#sink === undefined) this.#taken = true
+    return chunk
+  }
+
+  override unshift (chunk: any, encoding?: BufferEncoding): void {
+    this.#taken = true
+    super.unshift(chunk, encoding)
   }
 
   /**

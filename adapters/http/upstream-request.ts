@@ -1,11 +1,12 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
-import { request as httpsRequest } from 'node:https'
 import { DownloadError } from '../../source/errors.ts'
 import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
 import { expireAfterPoll } from '../../source/guarded-stream.ts'
 
-// Not an ES import of node:http: see source/file-stream.ts (its ES wrapper loads undici).
-const { request: httpRequest } = process.getBuiltinModule('node:http')
+// node:http and node:https through getBuiltinModule, not ES imports: see source/file-stream.ts
+// (node:http's ES wrapper loads undici); node:https (and TLS) is loaded by the first https URL.
+// request() is looked up on each call, so that a tracer wrapping it after this module loaded sees it.
+const http = process.getBuiltinModule('node:http')
 
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD'
@@ -111,7 +112,7 @@ function discard (response: IncomingMessage): void {
  * and Node's documentation of `request.reusedSocket` advises; any other failure is final.
  */
 async function once (url: URL, options: UpstreamRequest, fresh = false): Promise<IncomingMessage> {
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest
+  const request = url.protocol === 'https:' ? process.getBuiltinModule('node:https').request : http.request
   return await new Promise<IncomingMessage>((resolve, reject) => {
     const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(fresh ? { agent: false } : {}) })
     const cancel = expireAfterPoll(options.timeout, () => {
