@@ -33,9 +33,10 @@ function fromPool (size: number): Buffer | undefined {
 }
 
 function toPool (size: number, buffers: Buffer[]): void {
+  const max = Math.floor(POOL_BYTES / size)
+  if (max === 0 || buffers.length === 0) return
   let free = pool.get(size)
   if (free === undefined) pool.set(size, free = [])
-  const max = Math.floor(POOL_BYTES / size)
   for (const buffer of buffers) {
     if (free.length >= max) return
     free.push(buffer)

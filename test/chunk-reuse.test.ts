@@ -101,6 +101,11 @@ async function slowGet (url: string, headers: Record<string, string> = {}): Prom
   })
 }
 
+/** GET read as fast as the client can: the whole body. */
+async function fastGet (url: string): Promise<Buffer> {
+  return Buffer.from(await (await fetch(url)).arrayBuffer())
+}
+
 /**
  * GET with a client that takes 16 KiB every 2 ms from start to end: the socket's buffers stay full,
  * so that the server's last writes are still queued in the response when its stream has ended.
@@ -151,7 +156,7 @@ test('chunk reuse: eight slow and fast clients at once, and a long single range,
   const allocations = countAllocations(chunkSize)
   const port = await listening(t, createServer(koaApp(chunkSize).callback()))
   const url = `http://127.0.0.1:${port}/`
-  const fast = async (): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const fast = async (): Promise<Buffer> => await fastGet(url)
   const results = await Promise.all([slowGet(url), fast(), slowGet(url), fast(), slowGet(url), slowGet(url), fast(), slowGet(url, { Range: 'bytes=1000-5000000' })])
   for (const result of results.slice(0, -1)) t.true((Buffer.isBuffer(result) ? result : result.body).equals(bytes))
   const range = results.at(-1) as Received
@@ -275,7 +280,7 @@ for (const [client, extraKiB] of [['slow', 16], ['fast', 22]] as const) {
     })
     const port = await listening(t, server)
     const url = `http://127.0.0.1:${port}/`
-    const get = async (): Promise<Buffer> => client === 'slow' ? (await slowGet(url)).body : Buffer.from(await (await fetch(url)).arrayBuffer())
+    const get = async (): Promise<Buffer> => client === 'slow' ? (await slowGet(url)).body : await fastGet(url)
     // Three at once, three times: more chances for a buffer wrongly reused to be written over.
     for (let round = 0; round < 3; round++) {
       for (const body of await Promise.all([get(), get(), get()])) t.true(body.equals(bytes.subarray(chunkSize)))
@@ -322,7 +327,7 @@ test('chunk reuse: the next downloads start from the buffers a finished one free
   const allocations = countAllocations(chunkSize)
   const port = await listening(t, createServer(koaApp(chunkSize).callback()))
   const url = `http://127.0.0.1:${port}/`
-  const fast = async (): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const fast = async (): Promise<Buffer> => await fastGet(url)
   t.true((await fast()).equals(bytes))
   const first = allocations()
   t.true(first >= 2, `${first} buffers of ${chunkSize} bytes`)
@@ -344,7 +349,7 @@ test('chunk reuse: slow and fast clients of two files, in waves, each get their 
   const port = await listening(t, createServer(app.callback()))
   const big = `http://127.0.0.1:${port}/big`
   const small = `http://127.0.0.1:${port}/other`
-  const fast = async (url: string): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const fast = fastGet
   let downloads = 0
   for (let wave = 0; wave < 3; wave++) {
     const [a, b, c, d, e, f] = await Promise.all([slowGet(big), fast(small), slowGet(small), fast(big), fast(small), slowGet(big, { Range: 'bytes=70000-' })])
@@ -371,7 +376,7 @@ test('chunk reuse: throttled clients keep their bytes, up to the last chunk, whi
   const other = randomBytes(bytes.length)
   writeFileSync(join(temp, 'other-2.bin'), other)
   const port = await listening(t, createServer(app.callback()))
-  const fast = async (url: string): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const fast = fastGet
   // The fast downloads of another file read into whatever buffers the pool gives them, while the
   // throttled ones run and as they end.
   const slow = [throttledGet(`http://127.0.0.1:${port}/big`), throttledGet(`http://127.0.0.1:${port}/big`, { Range: 'bytes=1000-' })]
@@ -408,7 +413,7 @@ test('chunk reuse: a \'data\' listener added by a \'pipe\' listener on the respo
     stream.pipe(res)
   }))
   const url = `http://127.0.0.1:${port}/`
-  const fast = async (): Promise<Buffer> => Buffer.from(await (await fetch(url)).arrayBuffer())
+  const fast = async (): Promise<Buffer> => await fastGet(url)
   t.true((await fast()).equals(bytes))
   t.is(allocations(), fullChunks(bytes.length, chunkSize))
   // Downloads of another file on the same chunk size: they would read into any kept chunk pooled.
@@ -434,7 +439,7 @@ test('chunk reuse: a chunk read before the pipe and put back with unshift(), kep
       stream.pipe(res)
     })
   }))
-  const fast = async (path: string): Promise<Buffer> => Buffer.from(await (await fetch(`http://127.0.0.1:${port}${path}`)).arrayBuffer())
+  const fast = async (path: string): Promise<Buffer> => await fastGet(`http://127.0.0.1:${port}${path}`)
   for (let i = 0; i < 3; i++) {
     t.true((await fast('/peek')).equals(bytes))
     t.true((await fast('/other')).equals(other))
