@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { createReadStream } from 'node:fs'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { request as httpRequest, validateHeaderName, validateHeaderValue } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
@@ -47,7 +48,7 @@ const usage = `Usage:
       --timeout bounds the whole request: default 30, at most ${maxTimeout} seconds.
 
 Exit codes: 0 success, 1 failed check or configuration error, 2 usage error (a --file that
-cannot be read too: no request is made).
+cannot be read or is not a regular file too: no request is made).
 `
 
 class UsageError extends Error {}
@@ -198,7 +199,7 @@ async function checkCommand (args: string[]): Promise<number> {
       expected = { ...await hashFile(values.file), from: values.file }
     } catch (error) {
       const code = (error as { code?: unknown }).code
-      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : describe(error)
+      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : code === 'ENOTREG' ? 'not a regular file (a FIFO, socket or device has no fixed bytes to compare)' : describe(error)
       throw new UsageError(`--file ${values.file}: ${reason}`)
     }
   }
@@ -408,13 +409,24 @@ function contentCoding (value: string | undefined): { name: string, decoder: Tra
 }
 
 async function hashFile (path: string): Promise<{ sha256: string, size: number }> {
-  const hash = createHash('sha256')
-  let size = 0
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
-    hash.update(chunk)
-    size += chunk.length
+  // O_NONBLOCK: opening a FIFO must not wait for a writer, which --timeout (the request's) would
+  // not bound. Only a regular file is read: a FIFO or a device has no fixed bytes to compare, and
+  // /dev/zero would never end.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+  try {
+    const stats = await handle.stat()
+    if (stats.isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' })
+    if (!stats.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' })
+    const hash = createHash('sha256')
+    let size = 0
+    for await (const chunk of handle.createReadStream({ autoClose: false }) as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      size += chunk.length
+    }
+    return { sha256: hash.digest('hex'), size }
+  } finally {
+    await handle.close()
   }
-  return { sha256: hash.digest('hex'), size }
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: unknown) => {
