@@ -10,6 +10,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { Transform } from 'node:stream'
+import { isPassiveType } from './content-type.ts'
 import { redactUrl } from './debug.ts'
 import { decoderFor, isDecodable } from './plan.ts'
 import { renderServerConfig, serverNames } from './server-config.ts'
@@ -305,6 +306,16 @@ async function checkCommand (args: string[]): Promise<number> {
   if (cut === undefined && status === 200 && header('content-disposition') === undefined) {
     problems.push('no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads')
   }
+  // Shown inline, a type that can run script (HTML, SVG, XML, none at all: sniffed) gets
+  // `Content-Security-Policy: sandbox` from koa-downloads, streamed or offloaded. A proxy that keeps
+  // Content-Disposition but not the policy (a Caddy block copying only some headers) lets an
+  // uploaded page run script in the site's origin. Only `sandbox: false` leaves it out on purpose:
+  // the app's own pages, which are not what check is for.
+  const disposition = header('content-disposition')
+  if (cut === undefined && status === 200 && disposition !== undefined && /^\s*inline\s*(?:;|$)/i.test(disposition) &&
+    !isPassiveType(header('content-type') ?? '') && !hasSandbox(header('content-security-policy'))) {
+    problems.push(`an inline download of type ${header('content-type') ?? '(none)'} reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app's policy, and an uploaded page would run script in the site's origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose`)
+  }
   // An empty body is what an offload response passed through looks like, unless the file is empty.
   const emptyExpected = expected !== undefined && expected.sha256 === emptySha256
   if (cut === undefined && status === 200 && size === 0 && !emptyExpected) {
@@ -374,6 +385,11 @@ async function checkCommand (args: string[]): Promise<number> {
     ''
   ].join('\n'))
   return 0
+}
+
+/** Whether a Content-Security-Policy value (policies joined by commas) has a `sandbox` directive. */
+function hasSandbox (value: string | undefined): boolean {
+  return value !== undefined && value.split(/[,;]/).some((directive) => /^\s*sandbox(?:\s|$)/i.test(directive))
 }
 
 /**

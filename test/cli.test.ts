@@ -44,7 +44,15 @@ test.before(async () => {
       // nginx({ remote: true }) without `internal`: it tries the host it is given (nothing listens: 502).
       case '/open-remote/http/127.0.0.1:9/koa-downloads-check': res.statusCode = 502; res.end(); return
       case '/redirect': res.statusCode = 302; res.setHeader('Location', '/login'); res.end(); return
-      case '/vhost': res.setHeader('Content-Disposition', 'inline'); res.end(`vhost ${String(req.headers.host)}`); return
+      case '/vhost': res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'inline'); res.end(`vhost ${String(req.headers.host)}`); return
+      // An inline page whose sandbox policy the proxy dropped (a Caddy block copying some headers), kept, or never needed.
+      case '/inline-page': res.setHeader('Content-Type', 'text/html; charset=utf-8'); res.setHeader('Content-Disposition', 'inline; filename="page.html"'); res.end(body); return
+      case '/inline-untyped': res.setHeader('Content-Disposition', 'Inline'); res.end(body); return
+      case '/inline-sandboxed': res.setHeader('Content-Type', 'image/svg+xml'); res.setHeader('Content-Disposition', 'inline'); res.setHeader('Content-Security-Policy', ["default-src 'self'", 'sandbox']); res.end(body); return
+      case '/inline-sandbox-allowing': res.setHeader('Content-Type', 'text/html'); res.setHeader('Content-Disposition', 'inline'); res.setHeader('Content-Security-Policy', "img-src 'self'; sandbox allow-scripts"); res.end(body); return
+      case '/inline-pdf': res.setHeader('Content-Type', 'application/pdf'); res.setHeader('Content-Disposition', 'inline; filename="x.pdf"'); res.end(body); return
+      case '/attached-page': res.setHeader('Content-Type', 'text/html'); res.setHeader('Content-Disposition', 'attachment; filename="inline.html"'); res.end(body); return
+      case '/sandbox-in-name': res.setHeader('Content-Type', 'text/html'); res.setHeader('Content-Disposition', 'inline'); res.setHeader('Content-Security-Policy', "script-src 'none'; report-uri /sandbox"); res.end(body); return
       // The headers announce more than is sent, then the connection closes: a download cut short.
       case '/cut': res.writeHead(200, { 'Content-Length': String(body.length + 100) }); res.write(body, () => { res.socket?.destroy() }); return
       case '/slow': res.setHeader('Content-Disposition', 'attachment'); setTimeout(() => { res.end(body) }, 3000).unref(); return
@@ -183,6 +191,22 @@ test('cli check: a 200 without Content-Disposition fails: the proxy dropped the 
     '  - no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads\n')
 })
 
+test('cli check: an inline download of a type that can run script without Content-Security-Policy: sandbox fails: the proxy dropped the app\'s policy; a passive type, an attachment or any sandbox directive passes', async (t) => {
+  t.timeout(60_000)
+  const dropped = (type: string): string => `  - an inline download of type ${type} reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app's policy, and an uploaded page would run script in the site's origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose\n`
+  for (const [path, type] of [['/inline-page', 'text/html; charset=utf-8'], ['/inline-untyped', '(none)'], ['/sandbox-in-name', 'text/html']] as const) {
+    const failed = await runCli(['check', base + path, '--sha256', sha256(body)])
+    t.is(failed.code, 1, path)
+    t.is(failed.stdout, '', path)
+    t.is(failed.stderr, `koa-downloads check FAILED ${base}${path}: 200, 22 bytes, sha256 ${sha256(body)}\n` + dropped(type), path)
+  }
+  for (const path of ['/inline-sandboxed', '/inline-sandbox-allowing', '/inline-pdf', '/attached-page']) {
+    const passed = await runCli(['check', base + path, '--sha256', sha256(body)])
+    t.is(passed.stderr, '', path)
+    t.is(passed.code, 0, path)
+  }
+})
+
 test('cli check: a body the proxy compressed (Content-Encoding: gzip) is compared decoded, as a browser saves it; one that does not decode fails saying so', async (t) => {
   t.timeout(60_000)
   const gz = gzipSync(body)
@@ -252,7 +276,7 @@ test('cli check: --header "Host: …" is sent as the Host of the request (a virt
   t.is(stdout, `koa-downloads check OK ${base}/vhost: 200, 27 bytes, sha256 ${sha256(expected)}\n` +
     '  - no offload header reached the client (x-accel-redirect, x-sendfile, x-lighttpd-send-file, x-sendfile2, Location)\n' +
     '  - bytes match --sha256\n' +
-    '  - Content-Type: (none)\n' +
+    '  - Content-Type: text/plain\n' +
     '  - Content-Disposition: inline\n' +
     '  - not proven: that the proxy, not the app, sent the bytes (a file no rule covers is streamed and looks the same);\n' +
     '    check the app itself, bypassing the proxy: it fails naming the offload header when a rule matches\n')

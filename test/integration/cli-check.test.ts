@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { caddy } from '../../source/backends/caddy.ts'
 import { nginx } from '../../source/backends/nginx.ts'
 import { renderServerConfig } from '../../source/server-config.ts'
-import { sha256 } from '../helpers/app.ts'
+import { activePage, sha256 } from '../helpers/app.ts'
 import { proxiedApp, runCli } from '../helpers/offload-suite.ts'
 import { startProxy } from '../helpers/proxies.ts'
 
@@ -135,4 +135,35 @@ test('check via nginx, --rules with --file: a location without "internal" (every
   t.is(bad.code, 1)
   t.is(bad.stderr, `koa-downloads check FAILED ${open.url}/files/big.bin: 200, ${fixtures.big.bytes.length} bytes, sha256 ${fixtures.big.sha256}\n` +
     `  - an anonymous request for the internal URL ${open.url}${internal} got 200 with the file's bytes: the proxy's location for it is not internal, so any client fetches the protected files past the app's permission check (nginx: add "internal;" to the location, as koa-downloads config writes it)\n`)
+})
+
+viaCaddy.test('check via Caddy: a block copying Content-Disposition but not Content-Security-Policy fails on an inline page (its script would run in the site\'s origin); the generated block passes', async (t) => {
+  t.timeout(120_000)
+  const { proxy, app, fixtures } = viaCaddy.context()
+  const file = join(fixtures.protectedDir, 'page.html')
+  // copy_response_headers without the policy: the type and disposition still arrive.
+  const config = ({ port, prefix, appPort }: { port: number, prefix: string, appPort: number }): string => {
+    const generated = renderServerConfig('caddy', caddyRules(fixtures.protectedDir), { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+    const dropped = generated.replace(/^(\s*include .*) Content-Security-Policy\b/m, '$1')
+    if (dropped === generated) throw new Error('the generated Caddy config no longer has the include line this test edits')
+    return dropped
+  }
+  const miswired = await startProxy('caddy', { rules: caddyRules(fixtures.protectedDir), appPort: app.port, configFor: config })
+  t.teardown(async () => { await miswired.stop() })
+  const path = '/files/page.html?inline=1'
+
+  const good = await runCli(['check', proxy.url + path, '--file', file])
+  t.is(good.stderr, '')
+  t.is(good.code, 0)
+  t.true(good.stdout.includes('\n  - Content-Type: text/html; charset=utf-8\n  - Content-Disposition: inline; filename="page.html"\n'), good.stdout)
+  t.is(app.last(path)?.headers['x-caddy-file'], '/protected/page.html', 'Caddy, not the app, sent it')
+
+  const response = await fetch(miswired.url + path)
+  t.is(await response.text(), activePage)
+  t.is(response.headers.get('content-disposition'), 'inline; filename="page.html"', 'the mis-wired Caddy keeps the disposition')
+  t.is(response.headers.get('content-security-policy'), null, 'and drops the policy')
+  const bad = await runCli(['check', miswired.url + path, '--file', file])
+  t.is(bad.code, 1)
+  t.is(bad.stderr, `koa-downloads check FAILED ${miswired.url}/files/page.html?…: 200, ${activePage.length} bytes, sha256 ${sha256(Buffer.from(activePage))}\n` +
+    '  - an inline download of type text/html; charset=utf-8 reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app\'s policy, and an uploaded page would run script in the site\'s origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose\n')
 })
