@@ -200,7 +200,7 @@ async function checkCommand (args: string[]): Promise<number> {
       expected = { ...await hashFile(values.file), from: values.file }
     } catch (error) {
       const code = (error as { code?: unknown }).code
-      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : code === 'ENOTREG' ? 'not a regular file (a FIFO, socket or device has no fixed bytes to compare)' : describe(error)
+      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory, not a file' : code === 'ENOTREG' || code === 'ENXIO' ? 'not a regular file (a FIFO, socket or device has no fixed bytes to compare)' : describe(error)
       throw new UsageError(`--file ${values.file}: ${reason}`)
     }
   }
@@ -427,7 +427,7 @@ function contentCoding (value: string | undefined): { name: string, decoder: Tra
 async function hashFile (path: string): Promise<{ sha256: string, size: number }> {
   // O_NONBLOCK: opening a FIFO must not wait for a writer, which --timeout (the request's) would
   // not bound. Only a regular file is read: a FIFO or a device has no fixed bytes to compare, and
-  // /dev/zero would never end.
+  // /dev/zero would never end. (A Unix socket cannot be opened at all: ENXIO.)
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
   try {
     const stats = await handle.stat()

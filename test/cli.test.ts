@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -436,15 +437,18 @@ dns.lookup = function (host, options, callback) {
   t.regex(stderr, /^koa-downloads: E[A-Z]+: connect E[A-Z]+ ::1:1; connect ECONNREFUSED 127\.0\.0\.1:1\n$/)
 })
 
-test('cli check: a --file that does not exist, is a directory, a FIFO or a device is a usage error (exit 2) naming it, before any request', async (t) => {
+test('cli check: a --file that does not exist, is a directory, a FIFO, a socket or a device is a usage error (exit 2) naming it, before any request', async (t) => {
   t.timeout(60_000)
   const dir = await mkdtemp(join(tmpdir(), 'kd-cli-'))
   t.teardown(async () => { await rm(dir, { recursive: true }) })
   // A FIFO with no writer: reading it would wait forever, past any --timeout.
   execFileSync('mkfifo', [join(dir, 'fifo')])
+  const socket = createNetServer()
+  await new Promise<void>((resolve) => socket.listen(join(dir, 'socket'), resolve))
+  t.teardown(() => { socket.close() })
   const notRegular = 'not a regular file (a FIFO, socket or device has no fixed bytes to compare)'
   // Port 9 (discard) has no server here: a request would fail as a refused connection, exit 1.
-  const cases = [[join(dir, 'missing.txt'), 'no such file'], [dir, 'a directory, not a file'], [join(dir, 'fifo'), notRegular], ['/dev/zero', notRegular]] as const
+  const cases = [[join(dir, 'missing.txt'), 'no such file'], [dir, 'a directory, not a file'], [join(dir, 'fifo'), notRegular], [join(dir, 'socket'), notRegular], ['/dev/zero', notRegular]] as const
   for (const [file, reason] of cases) {
     const { code, stdout, stderr } = await runCli(['check', 'http://127.0.0.1:9/x', '--file', file])
     t.is(code, 2, file)
