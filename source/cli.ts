@@ -303,7 +303,8 @@ async function checkCommand (args: string[]): Promise<number> {
   // Caddy copies it with copy_response_headers). A 200 without one lost the app's headers on the way
   // (its Cache-Control and Content-Security-Policy with it): an uploaded page meant to be saved is
   // then shown, and runs script, in the site's origin.
-  if (cut === undefined && status === 200 && header('content-disposition') === undefined) {
+  const disposition = header('content-disposition')
+  if (cut === undefined && status === 200 && disposition === undefined) {
     problems.push('no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads')
   }
   // Shown inline, a type that can run script (HTML, SVG, XML, none at all: sniffed) gets
@@ -311,10 +312,10 @@ async function checkCommand (args: string[]): Promise<number> {
   // Content-Disposition but not the policy (a Caddy block copying only some headers) lets an
   // uploaded page run script in the site's origin. Only `sandbox: false` leaves it out on purpose:
   // the app's own pages, which are not what check is for.
-  const disposition = header('content-disposition')
+  const type = header('content-type')
   if (cut === undefined && status === 200 && disposition !== undefined && /^\s*inline\s*(?:;|$)/i.test(disposition) &&
-    !isPassiveType(header('content-type') ?? '') && !hasSandbox(header('content-security-policy'))) {
-    problems.push(`an inline download of type ${header('content-type') ?? '(none)'} reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app's policy, and an uploaded page would run script in the site's origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose`)
+    !isPassiveType(type ?? '') && !hasSandbox(header('content-security-policy'))) {
+    problems.push(`an inline download of type ${type ?? '(none)'} reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app's policy, and an uploaded page would run script in the site's origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose`)
   }
   // An empty body is what an offload response passed through looks like, unless the file is empty.
   const emptyExpected = expected !== undefined && expected.sha256 === emptySha256
@@ -375,8 +376,8 @@ async function checkCommand (args: string[]): Promise<number> {
     `koa-downloads check OK ${summary}`,
     `  - no offload header reached the client (${[...offloadNames].join(', ')}, Location)`,
     expected === undefined ? '  - bytes not compared (give --sha256 or --file)' : `  - bytes match ${expected.from}`,
-    `  - Content-Type: ${header('content-type') ?? '(none)'}`,
-    `  - Content-Disposition: ${header('content-disposition') ?? '(none)'}`,
+    `  - Content-Type: ${type ?? '(none)'}`,
+    `  - Content-Disposition: ${disposition ?? '(none)'}`,
     ...refused,
     // A file no rule covers is streamed by the app and reaches the client exactly like one the
     // proxy sent (nginx answers both with its own Server and Date): no header tells them apart.
