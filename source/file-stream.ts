@@ -14,33 +14,78 @@ const { ServerResponse } = process.getBuiltinModule('node:http')
 const MAX_LENT = 4
 /** How many free buffers are kept for the next reads. */
 const MAX_SPARE = 2
-/** Bytes of free chunk buffers kept, per chunk size, for the streams that come next. */
-const POOL_BYTES = 4 * 1024 * 1024
+/**
+ * At most this many bytes of free chunk buffers are kept per chunk size: more than the streams of a
+ * busy server have in flight at once (each holds two or three chunks: bench/, 16 downloads of 1 MiB
+ * at once circulate 32 chunks of 256 KiB), so that a burst's buffers are still there for the next.
+ */
+const POOL_BYTES = 32 * 1024 * 1024
+/** How often the pool gives back what no stream needed since the last time. */
+const TRIM_INTERVAL_MS = 10_000
 
+interface FreeBuffers {
+  readonly buffers: Buffer[]
+  /** The fewest buffers this list held since the last trim: that many went unused all along. */
+  low: number
+}
 /**
  * Chunk buffers of streams that have finished, known to be free by the same proof as a spare (their
  * bytes went to the kernel through a plain response), by size. A stream reads into these first
  * (until another consumer rules reuse out for it) rather than into new memory: a download of a few
  * chunks otherwise allocates every one of them, fresh pages the kernel must fault in, and garbage
  * until V8 collects it (bench/, 1 MiB files at 256 KiB chunks: 869 instead of 1025 µs of CPU per
- * response). Kept for the life of the process: at most POOL_BYTES per chunk size in use (none of
- * chunks above it).
+ * response). A pool smaller than what the streams in flight use turns over the same way: 16
+ * downloads of 1 MiB at once with a pool of 4 MiB still allocated a chunk every fifth response,
+ * and the main malloc arena held 45–50 MiB of chunks awaiting the GC (with room for the 32 chunks
+ * in circulation: 32 allocated in all, 17 MiB, and 7–11 % more responses per second). So the pool
+ * is sized by what the streams use, up to POOL_BYTES: every
+ * TRIM_INTERVAL_MS, the buffers that stayed in it for the whole interval (its low-water mark) are
+ * given back to the GC, and an idle server keeps none after two intervals.
  */
-const pool = new Map<number, Buffer[]>()
+const pool = new Map<number, FreeBuffers>()
+let trimmer: NodeJS.Timeout | undefined
 
 function fromPool (size: number): Buffer | undefined {
-  return pool.get(size)?.pop()
+  const free = pool.get(size)
+  if (free === undefined) return undefined
+  const buffer = free.buffers.pop()
+  if (free.buffers.length < free.low) free.low = free.buffers.length
+  return buffer
 }
 
 function toPool (size: number, buffers: Buffer[]): void {
   const max = Math.floor(POOL_BYTES / size)
   if (max === 0 || buffers.length === 0) return
   let free = pool.get(size)
-  if (free === undefined) pool.set(size, free = [])
+  if (free === undefined) pool.set(size, free = { buffers: [], low: 0 })
   for (const buffer of buffers) {
-    if (free.length >= max) return
-    free.push(buffer)
+    if (free.buffers.length >= max) break
+    free.buffers.push(buffer)
   }
+  // unref(): the pool never keeps a process alive.
+  trimmer ??= setInterval(trimPool, TRIM_INTERVAL_MS).unref()
+}
+
+/**
+ * Gives the buffers that no stream took since the last trim to the GC (of one chunk size, or of
+ * all). Exported for the tests, which cannot wait for the interval.
+ */
+export function trimPool (size?: number): void {
+  for (const [chunkSize, free] of pool) {
+    if (size !== undefined && chunkSize !== size) continue
+    free.buffers.splice(0, free.low)
+    free.low = free.buffers.length
+    if (free.low === 0) pool.delete(chunkSize)
+  }
+  if (pool.size === 0 && trimmer !== undefined) {
+    clearInterval(trimmer)
+    trimmer = undefined
+  }
+}
+
+/** How many free buffers of `size` bytes the pool holds (for the tests). */
+export function pooledBuffers (size: number): number {
+  return pool.get(size)?.buffers.length ?? 0
 }
 
 /**
@@ -60,8 +105,8 @@ function toPool (size: number, buffers: Buffer[]): void {
  * without reading them); any other consumer, before or after it (a 'data' or 'readable' listener,
  * another pipe, an async iterator, a response class or `write` of its own) gets fresh buffers from
  * then on. Like any piped stream, it must not also be read with `read()` by hand. When the stream
- * is destroyed, its free buffers go to a pool per chunk size (at most POOL_BYTES each), which the
- * next streams read into first.
+ * is destroyed, its free buffers go to a pool per chunk size (at most POOL_BYTES each, trimmed to
+ * what the streams use), which the next streams read into first.
  */
 export class FileStream extends Readable {
   #fd: number | undefined
@@ -213,14 +258,20 @@ export class FileStream extends Readable {
   /**
    * Hands this stream's free buffers to the pool as it is destroyed: the spares; and the chunks
    * still lent when the stream ended (so every one of them was handed out: none waits in this
-   * stream's buffer) and the response holds none of them (`writableLength` 0, as in #release). A
-   * response left with bytes to write (or destroyed: the client left) keeps them, for the GC.
+   * stream's buffer) once the response holds none of them (`writableLength` 0, as in #release):
+   * now, or when it finishes (its last write has gone to the kernel: a client slower than the
+   * disk, or a chunk larger than the socket takes at once, leaves the last chunks queued when the
+   * stream ends). A response destroyed first (the client left) keeps them, for the GC.
    */
   #pool (): void {
     const sink = this.#sink
     if (sink === undefined || sink === null) return
-    toPool(this.#chunkSize, this.#spare)
-    if (this.readableEnded && !sink.destroyed && sink.writableLength === 0) toPool(this.#chunkSize, this.#lent.map(({ buffer }) => buffer))
+    const size = this.#chunkSize
+    toPool(size, this.#spare)
+    if (!this.readableEnded || sink.destroyed || this.#lent.length === 0) return
+    const lent = this.#lent.map(({ buffer }) => buffer)
+    if (sink.writableLength === 0) toPool(size, lent)
+    else sink.once('finish', () => { if (!sink.destroyed && sink.writableLength === 0) toPool(size, lent) })
   }
 
   #stopReuse (): void {

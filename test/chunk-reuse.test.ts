@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Transform } from 'node:stream'
 import Koa from 'koa'
-import { FileStream } from '../source/file-stream.ts'
+import { FileStream, pooledBuffers, trimPool } from '../source/file-stream.ts'
 import { PathFile } from '../source/path-file.ts'
 import { serve } from '../source/serve.ts'
 
@@ -336,6 +336,105 @@ test('chunk reuse: the next downloads start from the buffers a finished one free
   // pool that gave nothing back would need `first` for each, one that never got the first chunk
   // (pushed before the pipe) one for each.
   t.true(allocations() - first <= 2, `${first} buffers, then ${allocations() - first} for four more downloads`)
+})
+
+test('chunk reuse: the pool keeps the buffers of a burst of concurrent downloads for the next burst', async t => {
+  // 1 MiB chunks, eight downloads at once: more chunks in flight than a pool of a few MiB holds
+  // (with 4 MiB, three: the others went to the GC, and the next burst allocated them again).
+  const chunkSize = 1024 * KiB + 23 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const burst = async (): Promise<void> => {
+    const bodies = await Promise.all(Array.from({ length: 8 }, async () => await fastGet(`http://127.0.0.1:${port}/`)))
+    for (const body of bodies) t.true(body.equals(bytes))
+  }
+  await burst()
+  const first = allocations()
+  t.true(first > 8, `${first} buffers of ${chunkSize} bytes for the first burst`)
+  t.true(pooledBuffers(chunkSize) > 3, `${pooledBuffers(chunkSize)} buffers kept`)
+  await burst()
+  await burst()
+  t.true(allocations() - first <= 4, `${first} buffers, then ${allocations() - first} for two more bursts`)
+})
+
+test('chunk reuse: the last chunks still queued in the response when the stream ends reach the pool only once written', async t => {
+  // A response that takes every chunk at once (a high-water mark above the file) and a client that
+  // reads nothing until the stream has ended: most of the file, its last full chunks included,
+  // still waits in the response then (more than the kernel's socket buffers hold). Streams of
+  // another file started right then read into whatever the pool holds: a chunk given to it before
+  // the response has written it would reach the client with their bytes in it.
+  const chunkSize = 1024 * KiB + 27 * KiB
+  const file = randomBytes(16 * chunkSize)
+  const other = randomBytes(4 * chunkSize)
+  writeFileSync(join(temp, 'queued.bin'), file)
+  writeFileSync(join(temp, 'queued-other.bin'), other)
+  let pending = -1
+  let readers: Promise<Buffer[]> | undefined
+  const { promise: ended, resolve: end } = Promise.withResolvers<void>()
+  const server = createServer({ highWaterMark: 64 * 1024 * KiB }, (req, res) => {
+    const stream = new FileStream(openSync(join(temp, 'queued.bin'), 'r'), 0, file.length - 1, chunkSize)
+    res.setHeader('Content-Length', file.length)
+    stream.once('close', () => {
+      pending = res.writableLength
+      readers = Promise.all(Array.from({ length: 4 }, async () => await readAll(new FileStream(openSync(join(temp, 'queued-other.bin'), 'r'), 0, other.length - 1, chunkSize))))
+      end()
+    })
+    stream.pipe(res)
+  })
+  const port = await listening(t, server)
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    httpGet(`http://127.0.0.1:${port}/`, { agent: false }, (res) => {
+      res.pause()
+      ended.then(async () => await readers).then(() => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.once('end', () => { resolve(Buffer.concat(chunks)) })
+        res.resume()
+      }, reject)
+    }).once('error', reject)
+  })
+  t.true(pending > 4 * chunkSize, `${pending} bytes left in the response when the stream closed`)
+  t.true(body.equals(file))
+  for (const read of await readers!) t.true(read.equals(other))
+})
+
+/** Every byte of a stream, read through 'readable' (which, before any pipe, leaves chunk reuse on). */
+async function readAll (stream: FileStream): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  stream.on('readable', () => {
+    let chunk: Buffer | null
+    while ((chunk = stream.read() as Buffer | null) !== null) chunks.push(Buffer.from(chunk))
+  })
+  await once(stream, 'end')
+  return Buffer.concat(chunks)
+}
+
+test('chunk reuse: the pool gives back the buffers no download took since its last trim, and keeps those in use', async t => {
+  const chunkSize = 64 * KiB + 29 * KiB
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const url = `http://127.0.0.1:${port}/`
+  const bodies = await Promise.all(Array.from({ length: 4 }, async () => await fastGet(url)))
+  for (const body of bodies) t.true(body.equals(bytes))
+  const kept = pooledBuffers(chunkSize)
+  t.true(kept >= 4, `${kept} buffers kept after four downloads at once`)
+  // A first trim only starts the count: every buffer came into the pool since.
+  trimPool(chunkSize)
+  t.is(pooledBuffers(chunkSize), kept)
+  // One download in this interval: the buffers it took (and gave back) stay, the rest go.
+  t.true((await fastGet(url)).equals(bytes))
+  const afterOne = allocations()
+  trimPool(chunkSize)
+  const inUse = pooledBuffers(chunkSize)
+  t.true(inUse >= 1 && inUse < kept, `${inUse} of ${kept} buffers kept after one download`)
+  t.true((await fastGet(url)).equals(bytes))
+  t.is(allocations(), afterOne, 'the next download ran on the buffers kept')
+  // Two intervals with no download: nothing left, and the next download allocates again.
+  trimPool(chunkSize)
+  trimPool(chunkSize)
+  t.is(pooledBuffers(chunkSize), 0)
+  t.true((await fastGet(url)).equals(bytes))
+  t.true(allocations() > afterOne)
 })
 
 test('chunk reuse: slow and fast clients of two files, in waves, each get their own file\'s exact bytes from pooled buffers', async t => {
