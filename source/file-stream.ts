@@ -37,10 +37,10 @@ interface FreeBuffers {
  * response). A pool smaller than what the streams in flight use turns over the same way: 16
  * downloads of 1 MiB at once with a pool of 4 MiB still allocated a chunk every fifth response,
  * and the main malloc arena held 45–50 MiB of chunks awaiting the GC (with room for the 32 chunks
- * in circulation: 32 allocated in all, 17 MiB, and 7–11 % more responses per second). So the pool
- * is sized by what the streams use, up to POOL_BYTES: every
- * TRIM_INTERVAL_MS, the buffers that stayed in it for the whole interval (its low-water mark) are
- * given back to the GC, and an idle server keeps none after two intervals.
+ * in circulation: 32 allocated in all, 17 MiB, and 5–12 % more responses per second). So the pool
+ * is sized by what the streams use, up to POOL_BYTES: every TRIM_INTERVAL_MS, the buffers that
+ * stayed in it for the whole interval (its low-water mark) are given back to the GC, and an idle
+ * server keeps none after two intervals.
  */
 const pool = new Map<number, FreeBuffers>()
 let trimmer: NodeJS.Timeout | undefined
