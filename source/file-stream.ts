@@ -20,8 +20,8 @@ const MAX_SPARE = 2
  * at once circulate 32 chunks of 256 KiB), so that a burst's buffers are still there for the next.
  */
 const POOL_BYTES = 32 * 1024 * 1024
-/** How often the pool gives back what no stream needed since the last time. */
-const TRIM_INTERVAL_MS = 10_000
+/** How often the pool gives back what no stream needed since the last time (setTrimInterval()). */
+let trimIntervalMs = 10_000
 
 interface FreeBuffers {
   readonly buffers: Buffer[]
@@ -38,7 +38,7 @@ interface FreeBuffers {
  * downloads of 1 MiB at once with a pool of 4 MiB still allocated a chunk every fifth response,
  * and the main malloc arena held 45–50 MiB of chunks awaiting the GC (with room for the 32 chunks
  * in circulation: 32 allocated in all, 17 MiB, and 5–12 % more responses per second). So the pool
- * is sized by what the streams use, up to POOL_BYTES: every TRIM_INTERVAL_MS, the buffers that
+ * is sized by what the streams use, up to POOL_BYTES: every 10 s (trimIntervalMs), the buffers that
  * stayed in it for the whole interval (its low-water mark) are given back to the GC, and an idle
  * server keeps none after two intervals.
  */
@@ -63,7 +63,18 @@ function toPool (size: number, buffers: Buffer[]): void {
     free.buffers.push(buffer)
   }
   // unref(): the pool never keeps a process alive.
-  trimmer ??= setInterval(trimPool, TRIM_INTERVAL_MS).unref()
+  if (trimmer === undefined && Number.isFinite(trimIntervalMs)) trimmer = setInterval(trimPool, trimIntervalMs).unref()
+}
+
+/**
+ * For the tests: how often the pool trims itself from now on (Infinity: only when trimPool() is
+ * called), so that a trim cannot fall between the downloads whose allocations a test counts.
+ */
+export function setTrimInterval (ms: number): void {
+  trimIntervalMs = ms
+  clearInterval(trimmer)
+  trimmer = undefined
+  if (pool.size > 0 && Number.isFinite(ms)) trimmer = setInterval(trimPool, ms).unref()
 }
 
 /**
