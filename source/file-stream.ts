@@ -67,14 +67,13 @@ function toPool (size: number, buffers: Buffer[]): void {
 }
 
 /**
- * For the tests: how often the pool trims itself from now on (Infinity: only when trimPool() is
- * called), so that a trim cannot fall between the downloads whose allocations a test counts.
+ * For the tests: how often the pool trims itself, from the next buffers given to it (Infinity: only
+ * when trimPool() is called), so that a trim cannot fall between the downloads a test counts.
  */
 export function setTrimInterval (ms: number): void {
   trimIntervalMs = ms
   clearInterval(trimmer)
   trimmer = undefined
-  if (pool.size > 0 && Number.isFinite(ms)) trimmer = setInterval(trimPool, ms).unref()
 }
 
 /**
@@ -88,7 +87,7 @@ export function trimPool (size?: number): void {
     free.low = free.buffers.length
     if (free.low === 0) pool.delete(chunkSize)
   }
-  if (pool.size === 0 && trimmer !== undefined) {
+  if (pool.size === 0) {
     clearInterval(trimmer)
     trimmer = undefined
   }

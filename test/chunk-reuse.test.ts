@@ -406,7 +406,7 @@ async function readAll (stream: FileStream): Promise<Buffer> {
   const chunks: Buffer[] = []
   stream.on('readable', () => {
     let chunk: Buffer | null
-    while ((chunk = stream.read() as Buffer | null) !== null) chunks.push(Buffer.from(chunk))
+    while ((chunk = stream.read() as Buffer | null) !== null) chunks.push(chunk)
   })
   await once(stream, 'end')
   return Buffer.concat(chunks)
