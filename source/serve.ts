@@ -448,11 +448,16 @@ async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding,
  */
 async function firstBytes (stream: Readable, signal: AbortSignal | undefined): Promise<void> {
   stream.on('error', ignore)
-  if (stream.readableLength > 0 || stream.readableEnded) return
+  if (stream.readableLength > 0) return
   try {
     // A stream that failed or was destroyed before it got here (a route that awaited something
     // while its upstream failed) has emitted its 'error' and 'close' already.
-    if (stream.destroyed) throw stream.errored ?? new DownloadError('E_UPSTREAM', 'the source was closed before it was sent')
+    if (stream.errored !== null && stream.errored !== undefined) throw stream.errored
+    // One read to its end before it got here (with autoDestroy off, nothing else tells): its bytes
+    // went elsewhere, and an empty body, sent with no length to check it by, would pass for the
+    // whole file.
+    if (stream.readableEnded) throw new DownloadError('E_UPSTREAM', 'the source had been read to its end before it was sent')
+    if (stream.destroyed) throw new DownloadError('E_UPSTREAM', 'the source was closed before it was sent')
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Error): void => {
         stream.off('readable', onReadable)

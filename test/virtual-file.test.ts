@@ -636,6 +636,11 @@ test('virtual-file: a stream that failed, was destroyed or was read to its end b
     } else if (ctx.path === '/destroyed') {
       stream = new Readable({ read () {} })
       stream.destroy()
+    } else if (ctx.path === '/errored-kept') {
+      // With autoDestroy off, a failure leaves the stream errored but not destroyed.
+      stream = new Readable({ autoDestroy: false, read () { this.push(1 as unknown as Buffer) } })
+      stream.on('error', () => {})
+      stream.read()
     } else {
       // Not destroyed at its end (autoDestroy off), so only its 'end', long past, tells.
       stream = new Readable({ autoDestroy: false, read () { this.push('abc'); this.push(null) } })
@@ -647,18 +652,20 @@ test('virtual-file: a stream that failed, was destroyed or was read to its end b
   app.on('error', (error: Error) => { errors.push(error) })
   const url = await listen(t, app)
   const cases: Array<[string, number]> = [
-    ['/errored', 500], ['/errored?size=3', 500],
+    ['/errored', 500], ['/errored?size=3', 500], ['/errored-kept', 500], ['/errored-kept?size=3', 500],
     // The source's own error keeps its meaning: a file that is not there is a 404.
     ['/missing', 404], ['/missing?size=3', 404],
     ['/destroyed', 502], ['/destroyed?size=3', 502],
-    // Its bytes went elsewhere: a declared size is not met.
-    ['/ended?size=3', 502]
+    // Its bytes went elsewhere: a declared size is not met, and without one an empty 200 would
+    // still pass for the whole file.
+    ['/ended?size=3', 502], ['/ended', 502]
   ]
   for (const [path, status] of cases) {
     const res = await fetchBytes(url, path)
     assertErrorResponse(t, res, status)
   }
   t.true(errors.some((error) => (error.cause as Error | undefined)?.message === 'the upstream failed early'))
+  t.true(errors.some((error) => (error.cause as { code?: string } | undefined)?.code === 'ERR_INVALID_ARG_TYPE'))
 })
 
 test('virtual-file: an object-mode stream of numbers or objects is a clean 500 before the headers, not a connection closed with no status line; one of buffers and strings is sent', async t => {
