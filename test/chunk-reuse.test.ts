@@ -106,8 +106,9 @@ async function slowGet (url: string, headers: Record<string, string> = {}): Prom
 
 /**
  * GET read as fast as the client can: the whole body, over a connection of its own (node:http, no
- * keep-alive pool: fetch() failed once under the full suite with nothing but "fetch failed" to say
- * why). A body cut short is an error, not a shorter buffer.
+ * keep-alive pool: one of this file's fetch() downloads most likely failed once under the full
+ * suite, and its error said no more than "fetch failed"). A body cut short is an error, not a
+ * shorter buffer.
  */
 async function fastGet (url: string): Promise<Buffer> {
   return await new Promise((resolve, reject) => {
