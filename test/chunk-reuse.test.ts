@@ -60,6 +60,13 @@ function countAllocations (size: number): () => number {
   return () => counted.get(size) ?? 0
 }
 
+/** A server of `koaApp(chunkSize)` for this test: its URL, and its chunk allocations counted from now on. */
+async function countedApp (t: ExecutionContext, chunkSize: number): Promise<{ url: string, allocations: () => number }> {
+  const allocations = countAllocations(chunkSize)
+  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  return { url: `http://127.0.0.1:${port}/`, allocations }
+}
+
 /** Full-size chunks in `length` bytes: what a stream that never reuses allocates. */
 const fullChunks = (length: number, chunkSize: number): number => Math.floor(length / chunkSize)
 
@@ -159,9 +166,8 @@ function koaApp (chunkSize: number, wrap?: (ctx: Koa.Context) => void): Koa {
 
 test('chunk reuse: a slow client of plain Koa gets the exact file, and a handful of chunk buffers did it all', async t => {
   const chunkSize = 64 * KiB + 1 * KiB
-  const allocations = countAllocations(chunkSize)
-  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
-  const response = await slowGet(`http://127.0.0.1:${port}/`)
+  const { url, allocations } = await countedApp(t, chunkSize)
+  const response = await slowGet(url)
   t.is(response.status, 200)
   t.is(response.headers['content-length'], String(bytes.length))
   t.true(response.body.equals(bytes))
@@ -171,11 +177,8 @@ test('chunk reuse: a slow client of plain Koa gets the exact file, and a handful
 
 test('chunk reuse: eight slow and fast clients at once, and a long single range, all get their exact bytes', async t => {
   const chunkSize = 64 * KiB + 2 * KiB
-  const allocations = countAllocations(chunkSize)
-  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
-  const url = `http://127.0.0.1:${port}/`
-  const fast = async (): Promise<Buffer> => await fastGet(url)
-  const results = await Promise.all([slowGet(url), fast(), slowGet(url), fast(), slowGet(url), slowGet(url), fast(), slowGet(url, { Range: 'bytes=1000-5000000' })])
+  const { url, allocations } = await countedApp(t, chunkSize)
+  const results = await Promise.all([slowGet(url), fastGet(url), slowGet(url), fastGet(url), slowGet(url), slowGet(url), fastGet(url), slowGet(url, { Range: 'bytes=1000-5000000' })])
   for (const result of results.slice(0, -1)) t.true((Buffer.isBuffer(result) ? result : result.body).equals(bytes))
   const range = results.at(-1) as Received
   t.is(range.status, 206)
@@ -342,14 +345,11 @@ for (const [when, extraKiB] of [['joins after the pipe', 17], ['is there before 
 
 test('chunk reuse: the next downloads start from the buffers a finished one freed', async t => {
   const chunkSize = 64 * KiB + 19 * KiB
-  const allocations = countAllocations(chunkSize)
-  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
-  const url = `http://127.0.0.1:${port}/`
-  const fast = async (): Promise<Buffer> => await fastGet(url)
-  t.true((await fast()).equals(bytes))
+  const { url, allocations } = await countedApp(t, chunkSize)
+  t.true((await fastGet(url)).equals(bytes))
   const first = allocations()
   t.true(first >= 2, `${first} buffers of ${chunkSize} bytes`)
-  for (let i = 0; i < 4; i++) t.true((await fast()).equals(bytes))
+  for (let i = 0; i < 4; i++) t.true((await fastGet(url)).equals(bytes))
   // Four more downloads of ~75 chunks each, one after the other, on the first one's buffers: a
   // pool that gave nothing back would need `first` for each, one that never got the first chunk
   // (pushed before the pipe) one for each.
@@ -360,10 +360,9 @@ test('chunk reuse: the pool keeps the buffers of a burst of concurrent downloads
   // 1 MiB chunks, eight downloads at once: more chunks in flight than a pool of a few MiB holds
   // (with 4 MiB, three: the others went to the GC, and the next burst allocated them again).
   const chunkSize = 1024 * KiB + 23 * KiB
-  const allocations = countAllocations(chunkSize)
-  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
+  const { url, allocations } = await countedApp(t, chunkSize)
   const burst = async (): Promise<void> => {
-    const bodies = await Promise.all(Array.from({ length: 8 }, async () => await fastGet(`http://127.0.0.1:${port}/`)))
+    const bodies = await Promise.all(Array.from({ length: 8 }, async () => await fastGet(url)))
     for (const body of bodies) t.true(body.equals(bytes))
   }
   await burst()
@@ -429,9 +428,7 @@ async function readAll (stream: FileStream): Promise<Buffer> {
 
 test('chunk reuse: the pool gives back the buffers no download took since its last trim, and keeps those in use', async t => {
   const chunkSize = 64 * KiB + 29 * KiB
-  const allocations = countAllocations(chunkSize)
-  const port = await listening(t, createServer(koaApp(chunkSize).callback()))
-  const url = `http://127.0.0.1:${port}/`
+  const { url, allocations } = await countedApp(t, chunkSize)
   const bodies = await Promise.all(Array.from({ length: 4 }, async () => await fastGet(url)))
   for (const body of bodies) t.true(body.equals(bytes))
   const kept = pooledBuffers(chunkSize)
