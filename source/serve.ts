@@ -448,11 +448,12 @@ async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding,
  */
 async function firstBytes (stream: Readable, signal: AbortSignal | undefined): Promise<void> {
   stream.on('error', ignore)
-  if (stream.readableLength > 0) return
   try {
     // A stream that failed or was destroyed before it got here (a route that awaited something
-    // while its upstream failed) has emitted its 'error' and 'close' already.
+    // while its upstream failed) has emitted its 'error' and 'close' already. One that failed with
+    // autoDestroy off keeps what it had buffered: its failure still comes first.
     if (stream.errored !== null && stream.errored !== undefined) throw stream.errored
+    if (stream.readableLength > 0) return
     // One read to its end before it got here (with autoDestroy off, nothing else tells): its bytes
     // went elsewhere, and an empty body, sent with no length to check it by, would pass for the
     // whole file.
@@ -491,7 +492,10 @@ async function firstBytes (stream: Readable, signal: AbortSignal | undefined): P
  */
 async function settledInMemory (stream: Readable): Promise<void> {
   await new Promise<void>((resolve) => { setImmediate(resolve) })
-  if (stream.destroyed) throw stream.errored ?? new DownloadError('E_UPSTREAM', 'the source closed before the response started')
+  // Failed (destroyed or, with autoDestroy off, only errored), or closed before its end. One that
+  // reached its end while waited for, destroyed at it or not, was empty: nothing read it but this.
+  if (stream.errored !== null && stream.errored !== undefined) throw stream.errored
+  if (stream.destroyed && !stream.readableEnded) throw new DownloadError('E_UPSTREAM', 'the source closed before the response started')
 }
 
 function ignore (): void {}

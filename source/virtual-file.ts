@@ -1,6 +1,7 @@
 import { pipeline, Readable, Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { isHeaderSafe } from './download.ts'
+import { DownloadError } from './errors.ts'
 import { contentEtag } from './etag.ts'
 import type { ByteRange, DownloadFile, FileStat } from './types.ts'
 
@@ -88,7 +89,16 @@ export class VirtualFile implements DownloadFile {
     // pipeline destroys the source with its check (a client leaving while the source is silent).
     // One already finished is left as it is, for serve() to judge.
     if (content instanceof Readable) return content.readableObjectMode && !content.destroyed && !content.readableEnded ? pipeline(content, new ByteChunks(), ignore) : content
-    if (content instanceof ReadableStream) return Readable.fromWeb(content as import('node:stream/web').ReadableStream<Uint8Array>)
+    if (content instanceof ReadableStream) {
+      // Read from (or cancelled) before it got here: its bytes went elsewhere, and what is left
+      // would pass for the whole file.
+      if (Readable.isDisturbed(content as unknown as Readable)) throw new DownloadError('E_UPSTREAM', 'VirtualFile: the web stream had been read or cancelled before it was sent')
+      return Readable.fromWeb(content as import('node:stream/web').ReadableStream<Uint8Array>)
+    }
+    // A fresh Readable.from() wrapper would hide what state a stream of another library is in, as
+    // serve() judges a node:stream one: its failure, its close, or its end already reached.
+    const settled = settledElsewhere(content)
+    if (settled !== undefined) throw settled
     return Readable.from(content as AsyncIterable<Uint8Array | string>, { objectMode: false })
   }
 
@@ -135,6 +145,30 @@ export class VirtualFile implements DownloadFile {
 function isStreamLike (value: unknown): boolean {
   if (value instanceof Readable || value instanceof ReadableStream) return true
   return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+}
+
+/**
+ * For a stream of another library (readable-stream, minipass): the error it failed with, or why it
+ * cannot be sent, if it was already settled when it was handed over; `undefined` for anything else
+ * (a generator, a stream still to be read). readable-stream 3 keeps no error once destroyed with
+ * one: that is a stream closed before it was sent.
+ */
+function settledElsewhere (content: unknown): Error | undefined {
+  const stream = content as {
+    destroyed?: unknown
+    errored?: unknown
+    readableEnded?: unknown
+    emittedEnd?: unknown
+    _readableState?: { endEmitted?: unknown, errored?: unknown } | null
+  }
+  const state = typeof stream._readableState === 'object' ? stream._readableState : undefined
+  const errored = stream.errored ?? state?.errored
+  if (errored instanceof Error) return errored
+  if (stream.readableEnded === true || stream.emittedEnd === true || state?.endEmitted === true) {
+    return new DownloadError('E_UPSTREAM', 'VirtualFile: the stream had been read to its end before it was sent')
+  }
+  if (stream.destroyed === true) return new DownloadError('E_UPSTREAM', 'VirtualFile: the stream was closed before it was sent')
+  return undefined
 }
 
 /** Passes on the chunks of an object-mode stream that are bytes or strings (as bytes); anything else fails it. */

@@ -74,6 +74,9 @@ test('cli: --help prints the usage on stdout and exits 0', async (t) => {
   t.is(code, 0)
   t.regex(stdout, /koa-downloads config <nginx\|apache\|lighttpd\|caddy> --rules <module>/)
   t.regex(stdout, /koa-downloads check <url>/)
+  // Every reason check fails for is named, the sandbox policy of an inline page among them.
+  t.regex(stdout, /without\s+Content-Disposition fails too/)
+  t.regex(stdout, /without\s+Content-Security-Policy: sandbox/)
 })
 
 test('cli config: a server that is not one of the four is named in the usage error', async (t) => {

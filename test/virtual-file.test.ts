@@ -5,15 +5,17 @@ import { once } from 'node:events'
 import { createReadStream, readFileSync } from 'node:fs'
 import type { ReadStream } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { createServer as createHttpServer, get } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
 import Koa from 'koa'
+import { Minipass } from 'minipass'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
@@ -23,6 +25,9 @@ import { assertErrorResponse } from './helpers/error-response.ts'
 import { rawRequest } from './helpers/file-contract.ts'
 import { downloadApp } from './helpers/koa.ts'
 import { fetchBytes, listen } from './helpers/listen.ts'
+
+// readable-stream 3 has no types of its own: the part of its Readable these tests use.
+const RSReadable = createRequire(import.meta.url)('readable-stream').Readable as new (options: { read: (this: Readable) => void }) => Readable
 
 const tlsFixture = {
   key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)),
@@ -641,6 +646,12 @@ test('virtual-file: a stream that failed, was destroyed or was read to its end b
       stream = new Readable({ autoDestroy: false, read () { this.push(1 as unknown as Buffer) } })
       stream.on('error', () => {})
       stream.read()
+    } else if (ctx.path === '/errored-kept-buffered') {
+      // The same, with bytes still buffered from before the failure: the failure comes first.
+      stream = new Readable({ autoDestroy: false, read () {} })
+      stream.on('error', () => {})
+      stream.push('abc')
+      stream.push(1 as unknown as Buffer)
     } else {
       // Not destroyed at its end (autoDestroy off), so only its 'end', long past, tells.
       stream = new Readable({ autoDestroy: false, read () { this.push('abc'); this.push(null) } })
@@ -653,6 +664,7 @@ test('virtual-file: a stream that failed, was destroyed or was read to its end b
   const url = await listen(t, app)
   const cases: Array<[string, number]> = [
     ['/errored', 500], ['/errored?size=3', 500], ['/errored-kept', 500], ['/errored-kept?size=3', 500],
+    ['/errored-kept-buffered', 500], ['/errored-kept-buffered?size=3', 500],
     // The source's own error keeps its meaning: a file that is not there is a 404.
     ['/missing', 404], ['/missing?size=3', 404],
     ['/destroyed', 502], ['/destroyed?size=3', 502],
@@ -666,6 +678,127 @@ test('virtual-file: a stream that failed, was destroyed or was read to its end b
   }
   t.true(errors.some((error) => (error.cause as Error | undefined)?.message === 'the upstream failed early'))
   t.true(errors.some((error) => (error.cause as { code?: string } | undefined)?.code === 'ERR_INVALID_ARG_TYPE'))
+})
+
+test('virtual-file: a stream that is empty and already at its end when serve() gets it (nothing read from it) is an empty 200, complete, not a 502', async t => {
+  const errors: Array<Error & { status?: number }> = []
+  const app = downloadApp((ctx) => {
+    const size = ctx.query.size === undefined ? {} : { size: Number(ctx.query.size) }
+    let stream: Readable
+    if (ctx.path === '/passthrough') {
+      // An export written into a PassThrough that found no rows.
+      const rows = new PassThrough()
+      rows.end()
+      stream = rows
+    } else {
+      stream = new Readable({ read () {} })
+      stream.push(null)
+    }
+    ctx.body = new VirtualFile(stream, { name: 'rows.csv', ...size })
+  })
+  app.on('error', (error: Error) => { errors.push(error) })
+  const url = await listen(t, app)
+  for (const path of ['/passthrough', '/pushed-null', '/passthrough?size=0', '/pushed-null?size=0']) {
+    const res = await rawRequest(url + path)
+    t.is(res.status, 200, path)
+    t.true(res.complete, path)
+    t.is(res.body.length, 0, path)
+    t.is(res.headers['content-type'], 'text/csv; charset=utf-8', path)
+    if (path.endsWith('size=0')) t.is(res.headers['content-length'], '0', path)
+    else t.is(res.headers['transfer-encoding'], 'chunked', path)
+  }
+  // A declared size the empty stream does not meet is still the 502 of a source that broke its word.
+  const short = await fetchBytes(url, '/passthrough?size=3')
+  assertErrorResponse(t, short, 502)
+  t.deepEqual(errors.map((error) => error.status), [502])
+})
+
+test('virtual-file: a readable-stream, minipass or web stream that failed, was closed or was read before serve() got it is a clean error, not an empty 200 or a request left hanging', async t => {
+  const errors: Array<Error & { status?: number }> = []
+  const ended = async (stream: { resume: () => unknown, once: (event: string, listener: () => void) => unknown }): Promise<void> => {
+    stream.resume()
+    await new Promise<void>((resolve) => { stream.once('end', () => { setImmediate(resolve) }) })
+  }
+  const makers: Record<string, () => Promise<VirtualContent>> = {
+    'rs-errored': async () => {
+      const stream = new RSReadable({ read () {} })
+      stream.on('error', () => {})
+      stream.destroy(new Error('the upstream failed early'))
+      return stream
+    },
+    'rs-destroyed': async () => {
+      const stream = new RSReadable({ read () {} })
+      stream.destroy()
+      return stream
+    },
+    'rs-ended': async () => {
+      const stream = new RSReadable({ read () { this.push('abc'); this.push(null) } })
+      await ended(stream)
+      return stream
+    },
+    'rs-sent': async () => new RSReadable({ read () { this.push('abc'); this.push(null) } }),
+    'mp-destroyed': async () => {
+      const stream = new Minipass<Buffer>()
+      stream.destroy()
+      return stream
+    },
+    'mp-ended': async () => {
+      const stream = new Minipass<Buffer>()
+      stream.end(Buffer.from('abc'))
+      await ended(stream)
+      return stream
+    },
+    'mp-sent': async () => {
+      const stream = new Minipass<Buffer>()
+      stream.end(Buffer.from('abc'))
+      return stream
+    },
+    // readable-stream 4 keeps its error, as node:stream does: that error, not a 502.
+    'errored-like-rs4': async () => Object.assign((async function * () { yield Buffer.from('abc') })(), { destroyed: true, errored: new Error('kept by the stream') }),
+    'web-read': async () => {
+      const stream = new ReadableStream<Uint8Array>({ start (controller) { controller.enqueue(new Uint8Array([0x61])); controller.enqueue(new Uint8Array([0x62])); controller.close() } })
+      const reader = stream.getReader()
+      await reader.read()
+      reader.releaseLock()
+      return stream
+    },
+    'web-cancelled': async () => {
+      const stream = new ReadableStream<Uint8Array>({ pull (controller) { controller.enqueue(new Uint8Array([0x61])) } })
+      await stream.cancel()
+      return stream
+    },
+    'web-sent': async () => new ReadableStream<Uint8Array>({ start (controller) { controller.enqueue(new Uint8Array([0x61, 0x62, 0x63])); controller.close() } }),
+    // Legitimately empty: closed, but never read.
+    'web-empty': async () => new ReadableStream<Uint8Array>({ start (controller) { controller.close() } })
+  }
+  const app = downloadApp(async (ctx) => {
+    const make = makers[ctx.path.slice(1)]
+    if (make !== undefined) ctx.body = new VirtualFile(await make(), { name: 'a.bin' })
+  })
+  app.on('error', (error: Error) => { errors.push(error) })
+  const url = await listen(t, app)
+  const failures: Array<[string, number, string]> = [
+    // readable-stream 3 keeps no error once destroyed with one: a source closed before it was sent.
+    ['rs-errored', 502, 'VirtualFile: the stream was closed before it was sent'],
+    ['rs-destroyed', 502, 'VirtualFile: the stream was closed before it was sent'],
+    ['rs-ended', 502, 'VirtualFile: the stream had been read to its end before it was sent'],
+    ['mp-destroyed', 502, 'VirtualFile: the stream was closed before it was sent'],
+    ['mp-ended', 502, 'VirtualFile: the stream had been read to its end before it was sent'],
+    ['errored-like-rs4', 500, 'kept by the stream'],
+    ['web-read', 502, 'VirtualFile: the web stream had been read or cancelled before it was sent'],
+    ['web-cancelled', 502, 'VirtualFile: the web stream had been read or cancelled before it was sent']
+  ]
+  for (const [name, status, message] of failures) {
+    errors.length = 0
+    assertErrorResponse(t, await fetchBytes(url, '/' + name), status)
+    t.deepEqual(errors.map((error) => [error.status, (error.cause as Error | undefined)?.message]), [[status, message]], name)
+  }
+  for (const [name, body] of [['rs-sent', 'abc'], ['mp-sent', 'abc'], ['web-sent', 'abc'], ['web-empty', '']] as const) {
+    const res = await rawRequest(`${url}/${name}`)
+    t.is(res.status, 200, name)
+    t.true(res.complete, name)
+    t.is(res.body.toString(), body, name)
+  }
 })
 
 test('virtual-file: an object-mode stream of numbers or objects is a clean 500 before the headers, not a connection closed with no status line; one of buffers and strings is sent', async t => {
