@@ -28,6 +28,7 @@ let bigFile = ''
 let generatorsFinished = 0
 let gatedDone: Array<() => void> = []
 let gatedArrived: Array<() => void> = []
+let lateGenerators: Array<AsyncGenerator<Buffer>> = []
 
 test.before(async () => {
   bigDir = await mkdtemp(join(tmpdir(), 'kd-h2-'))
@@ -41,7 +42,7 @@ test.before(async () => {
     try {
       await next()
     } finally {
-      if (ctx.path.startsWith('/gated-')) gatedDone.shift()?.()
+      if (ctx.path.startsWith('/gated-') || ctx.path.startsWith('/late-')) gatedDone.shift()?.()
     }
   })
   app.use(downloads())
@@ -49,7 +50,7 @@ test.before(async () => {
     // Sources that go on only once the client has reset its stream: the window between a request
     // and its response headers (a slow permission check, stat or first row), made certain.
     const closed = once(ctx.res, 'close')
-    if (ctx.path.startsWith('/gated-')) gatedArrived.shift()?.()
+    if (ctx.path.startsWith('/gated-') || ctx.path.startsWith('/late-')) gatedArrived.shift()?.()
     if (ctx.path === '/gated-file') {
       const inner = new PathFile('big.bin', { root: bigDir })
       const gated: DownloadFile = {
@@ -68,6 +69,16 @@ test.before(async () => {
           generatorsFinished++
         }
       })(), { name: 'export.csv' })
+    } else if (ctx.path === '/late-file' || ctx.path === '/late-ranges') {
+      // The route itself waits (a permission check) while the client resets: serve() gets a
+      // response already closed.
+      await closed
+      ctx.body = download(new PathFile('big.bin', { root: bigDir }))
+    } else if (ctx.path === '/late-generator') {
+      await closed
+      const rows = (async function * () { for (let i = 0; i < 100; i++) yield Buffer.alloc(65536, 0x63) })()
+      lateGenerators.push(rows)
+      ctx.body = new VirtualFile(rows, { name: 'export.csv' })
     } else if (ctx.path === '/reset-file') {
       ctx.body = download(new PathFile('big.bin', { root: bigDir }))
     } else await next()
@@ -117,11 +128,11 @@ async function resetEach (path: string, count: number): Promise<void> {
   const session = http2.connect(origin)
   session.on('error', () => {})
   await once(session, 'connect')
-  const gated = path.startsWith('/gated-')
+  const gated = path.startsWith('/gated-') || path.startsWith('/late-')
   for (let i = 0; i < count; i++) {
     const arrived = new Promise<void>((resolve) => { gatedArrived.push(resolve) })
     const finished = new Promise<void>((resolve) => { gatedDone.push(resolve) })
-    const stream = session.request({ ':path': path })
+    const stream = session.request({ ':path': path, ...(path === '/late-ranges' ? { range: 'bytes=0-599999,700000-700099' } : {}) })
     stream.on('error', () => {})
     if (gated) {
       await arrived
@@ -202,6 +213,19 @@ test.serial('HTTP/2: a stream the client resets before the headers releases the 
   // Resets racing the response of a plain route: whichever side wins, nothing stays open.
   await resetEach('/reset-file', 50)
   t.true(await until(() => openOn(bigFile) === 0), `${openOn(bigFile)} descriptors left open on the file`)
+  t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
+})
+
+test.serial('HTTP/2: a stream the client reset while the route was still deciding (before serve() got it) leaves nothing open: no descriptor, whole file or ranges, and the generator finishes', async (t) => {
+  t.is(openOn(bigFile), 0)
+  await resetEach('/late-file', 20)
+  await resetEach('/late-ranges', 10)
+  t.true(await until(() => openOn(bigFile) === 0), `${openOn(bigFile)} descriptors left open on the file`)
+  lateGenerators = []
+  await resetEach('/late-generator', 10)
+  t.is(lateGenerators.length, 10)
+  // Closed (return()ed, never resumed), not left suspended at a row: a next() finds it done.
+  for (const rows of lateGenerators) t.deepEqual(await rows.next(), { done: true, value: undefined })
   t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
 })
 
