@@ -113,10 +113,11 @@ export function pooledBuffers (size: number): number {
  * server's RSS growth (bench/: slow-clients). The chunks pushed before that pipe was made are
  * reused too when none of their bytes has been taken by then (serve() waits for the first bytes
  * without reading them); any other consumer, before or after it (a 'data' or 'readable' listener,
- * another pipe, an async iterator, a response class or `write` of its own) gets fresh buffers from
- * then on. Like any piped stream, it must not also be read with `read()` by hand. When the stream
- * is destroyed, its free buffers go to a pool per chunk size (at most POOL_BYTES each, trimmed to
- * what the streams use), which the next streams read into first.
+ * another pipe, an async iterator, a response class or `write` of its own, also one installed
+ * after the pipe: checked again as chunks are freed) gets fresh buffers from then on. Like any
+ * piped stream, it must not also be read with `read()` by hand. When the stream is destroyed, its
+ * free buffers go to a pool per chunk size (at most POOL_BYTES each, trimmed to what the streams
+ * use), which the next streams read into first.
  */
 export class FileStream extends Readable {
   #fd: number | undefined
@@ -128,6 +129,8 @@ export class FileStream extends Readable {
   #afterRead: (() => void) | undefined
   /** The response the chunks are piped into while reuse is possible; `null` once ruled out for good. */
   #sink: Response | null | undefined
+  /** The socket of #sink when the pipe was made (a finished response may have let go of it). */
+  #socket: Socket | undefined
   #piping = false
   /** The full-size buffers pushed and not yet known to be written out, oldest first, with the bytes pushed of each. */
   readonly #lent: Array<{ buffer: Buffer, length: number }> = []
@@ -198,6 +201,12 @@ export class FileStream extends Readable {
     const sink = this.#sink
     if (sink === undefined || sink === null || this.#lent.length === 0 || this.listenerCount('data') !== 1 ||
       this.listenerCount('readable') !== 0 || sink.destroyed || sink.writableLength !== 0) return
+    // A write path replaced since the pipe (by a 'pipe' listener, or later) may keep the chunks it
+    // was given: they are its own from then on, and so is every chunk after them.
+    if (!writesPlainly(sink, this.#socket)) {
+      this.#stopReuse()
+      return
+    }
     let handedOut = -this.readableLength
     for (const { length } of this.#lent) handedOut += length
     while (this.#lent.length > 0 && this.#lent[0]!.length <= handedOut) {
@@ -222,6 +231,7 @@ export class FileStream extends Readable {
     if (sink === null) this.#stopReuse()
     else {
       this.#sink = sink
+      this.#socket = sink.socket as Socket
       sink.on('drain', this.#onDrain)
       // The chunks pushed before the pipe (serve() waits for the first bytes without reading them)
       // go to the response too, unless someone has taken any of the bytes pushed so far.
@@ -275,13 +285,14 @@ export class FileStream extends Readable {
    */
   #pool (): void {
     const sink = this.#sink
-    if (sink === undefined || sink === null) return
+    const socket = this.#socket
+    if (sink === undefined || sink === null || !writesPlainly(sink, socket)) return
     const size = this.#chunkSize
     toPool(size, this.#spare)
     if (!this.readableEnded || sink.destroyed || this.#lent.length === 0) return
     const lent = this.#lent.map(({ buffer }) => buffer)
     if (sink.writableLength === 0) toPool(size, lent)
-    else sink.once('finish', () => { if (!sink.destroyed && sink.writableLength === 0) toPool(size, lent) })
+    else sink.once('finish', () => { if (!sink.destroyed && sink.writableLength === 0 && writesPlainly(sink, socket)) toPool(size, lent) })
   }
 
   #stopReuse (): void {
@@ -314,7 +325,12 @@ export class FileStream extends Readable {
  */
 function isPlainResponse (destination: NodeJS.WritableStream): destination is Response {
   if (!(destination instanceof ServerResponse) || Object.getPrototypeOf(destination) !== ServerResponse.prototype) return false
-  if (destination.write !== ServerResponse.prototype.write) return false
   const socket = destination.socket
-  return socket instanceof Socket && socket.write === Writable.prototype.write && socket._write === Socket.prototype._write
+  return socket instanceof Socket && writesPlainly(destination, socket)
+}
+
+/** Whether the response and its socket still write through Node's own methods (checked again as chunks are freed: they can be replaced after the pipe). */
+function writesPlainly (sink: Response, socket: Socket | undefined): boolean {
+  return sink.write === ServerResponse.prototype.write && socket !== undefined && socket.write === Writable.prototype.write &&
+    socket._write === Socket.prototype._write && socket._writev === Socket.prototype._writev
 }

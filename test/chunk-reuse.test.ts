@@ -535,6 +535,52 @@ test('chunk reuse: a \'data\' listener added by a \'pipe\' listener on the respo
   t.true(Buffer.concat(kept).equals(bytes))
 })
 
+// A write() replaced once the pipe is made (from a 'pipe' listener on the response: a body
+// logger, a throttle), where the check made before the pipe cannot see it.
+for (const kind of ['keeps what it is given', 'writes each chunk later'] as const) {
+  test(`chunk reuse: a write() replaced by a 'pipe' listener that ${kind} gets intact chunks, and the client the exact file, while downloads of another file run on pooled buffers`, async t => {
+    const chunkSize = 64 * KiB + (kind === 'keeps what it is given' ? 25 : 26) * KiB
+    const other = randomBytes(bytes.length)
+    const otherName = `other-write-${chunkSize}.bin`
+    writeFileSync(join(temp, otherName), other)
+    const allocations = countAllocations(chunkSize)
+    const kept: Buffer[] = []
+    const port = await listening(t, createServer((req, res) => {
+      const replaced = req.url === '/replaced'
+      const stream = new FileStream(openSync(replaced ? path : join(temp, otherName), 'r'), 0, bytes.length - 1, chunkSize)
+      res.setHeader('Content-Length', bytes.length)
+      if (replaced) {
+        res.once('pipe', () => {
+          const write = res.write.bind(res) as (chunk: Buffer) => boolean
+          res.write = ((chunk: Buffer) => {
+            kept.push(chunk)
+            if (kind === 'keeps what it is given') return write(chunk)
+            setTimeout(() => { if (!res.destroyed) write(chunk) }, 5)
+            return true
+          }) as typeof res.write
+          if (kind === 'writes each chunk later') {
+            const end = res.end.bind(res) as () => typeof res
+            res.end = (() => { setTimeout(() => { end() }, 10); return res }) as typeof res.end
+          }
+        })
+      }
+      stream.pipe(res)
+    }))
+    const url = `http://127.0.0.1:${port}`
+    let done = false
+    const replaced = fastGet(`${url}/replaced`).finally(() => { done = true })
+    let others = 0
+    while (!done || others < 3) {
+      t.true((await fastGet(`${url}/other`)).equals(other))
+      others++
+    }
+    t.true((await replaced).equals(bytes))
+    t.true(Buffer.concat(kept).equals(bytes))
+    // Every chunk of the replaced download was its own (the others may have reused theirs).
+    t.true(allocations() >= fullChunks(bytes.length, chunkSize), `${allocations()} buffers of ${chunkSize} bytes`)
+  })
+}
+
 test('chunk reuse: a chunk read before the pipe and put back with unshift(), kept by the reader, stays intact after more downloads', async t => {
   const chunkSize = 64 * KiB + 24 * KiB
   const other = randomBytes(bytes.length)
