@@ -567,17 +567,18 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
 function abortSignalOf (ctx: Context): AbortSignal {
   const controller = new AbortController()
   const res = ctx.res
-  // Over HTTP/2 (Koa on node:http2's compatibility API) a stream the client reset before the
-  // response ended closes with writableFinished already true: writableEnded tells that apart.
   // The client may have left before serve() got the request (the route awaited a permission
   // check meanwhile): its 'close' is past, and over HTTP/2 nothing else would destroy what is
-  // opened for it (a descriptor per reset request, for good). Over HTTP/1 the response is then
-  // destroyed.
-  if ((res as { destroyed?: boolean }).destroyed === true || (res.writableFinished && !res.writableEnded)) {
+  // opened for it (a descriptor per reset request, for good). Then the HTTP/1 response, or the
+  // HTTP/2 stream, is destroyed. (Not writableFinished: an HTTP/2 HEAD's stream has ended its
+  // writable side from the start.)
+  if ((res as { destroyed?: boolean }).destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true) {
     controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
     return controller.signal
   }
   res.once('close', () => {
+    // Over HTTP/2 (Koa on node:http2's compatibility API) a stream the client reset before the
+    // response ended closes with writableFinished already true: writableEnded tells that apart.
     if (!res.writableFinished || !res.writableEnded) controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
   })
   return controller.signal

@@ -4,6 +4,8 @@
 import { once } from 'node:events'
 import { readdirSync, readlinkSync } from 'node:fs'
 import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
+import type { Server as HttpServer } from 'node:http'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -12,6 +14,7 @@ import test from 'ava'
 import Koa from 'koa'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
+import { HttpFile } from '../adapters/http/index.ts'
 import { PathFile } from '../source/path-file.ts'
 import type { DownloadFile } from '../source/types.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
@@ -29,8 +32,29 @@ let generatorsFinished = 0
 let gatedDone: Array<() => void> = []
 let gatedArrived: Array<() => void> = []
 let lateGenerators: Array<AsyncGenerator<Buffer>> = []
+/** An origin for HttpFile, and the requests it got. */
+let upstream: HttpServer
+let upstreamUrl = ''
+const upstreamBytes = Buffer.alloc(50_000, 0x75)
+let upstreamRequests = 0
 
 test.before(async () => {
+  upstream = createHttpServer((req, res) => {
+    upstreamRequests++
+    const headers = { ETag: '"u1"', 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
+    if (range !== null) {
+      const [start, end] = [Number(range[1]), Number(range[2])]
+      res.writeHead(206, { ...headers, 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${upstreamBytes.length}` })
+      res.end(req.method === 'HEAD' ? undefined : upstreamBytes.subarray(start, end + 1))
+    } else {
+      res.writeHead(200, { ...headers, 'Content-Length': upstreamBytes.length })
+      res.end(req.method === 'HEAD' ? undefined : upstreamBytes)
+    }
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/data.bin`
   bigDir = await mkdtemp(join(tmpdir(), 'kd-h2-'))
   bigFile = join(bigDir, 'big.bin')
   await writeFile(bigFile, Buffer.alloc(1024 * 1024, 0x62))
@@ -74,6 +98,11 @@ test.before(async () => {
       // response already closed.
       await closed
       ctx.body = download(new PathFile('big.bin', { root: bigDir }))
+    } else if (ctx.path === '/remote') {
+      ctx.body = new HttpFile(upstreamUrl)
+    } else if (ctx.path === '/late-remote') {
+      await closed
+      ctx.body = new HttpFile(upstreamUrl)
     } else if (ctx.path === '/late-generator') {
       await closed
       const rows = (async function * () { for (let i = 0; i < 100; i++) yield Buffer.alloc(65536, 0x63) })()
@@ -100,6 +129,7 @@ test.before(async () => {
 })
 test.after.always(async () => {
   server?.close()
+  upstream?.close()
   if (bigDir !== '') await rm(bigDir, { recursive: true, force: true })
 })
 
@@ -226,6 +256,26 @@ test.serial('HTTP/2: a stream the client reset while the route was still decidin
   t.is(lateGenerators.length, 10)
   // Closed (return()ed, never resumed), not left suspended at a row: a next() finds it done.
   for (const rows of lateGenerators) t.deepEqual(await rows.next(), { done: true, value: undefined })
+  t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
+})
+
+test.serial('HTTP/2: a remote source (HttpFile) answers a GET, a HEAD, a 304 and a range; one reset before serve() got it asks the origin for nothing', async (t) => {
+  const whole = await h2('/remote')
+  t.is(whole.status, 200)
+  t.deepEqual(whole.body, upstreamBytes)
+  // An HTTP/2 HEAD's stream has ended its writable side from the start: still a live request.
+  const head = await h2('/remote', { ':method': 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], String(upstreamBytes.length))
+  t.is(head.body.length, 0)
+  const notModified = await h2('/remote', { 'if-none-match': '"u1"' })
+  t.is(notModified.status, 304)
+  const range = await h2('/remote', { range: 'bytes=100-199' })
+  t.is(range.status, 206)
+  t.deepEqual(range.body, upstreamBytes.subarray(100, 200))
+  const before = upstreamRequests
+  await resetEach('/late-remote', 5)
+  t.is(upstreamRequests, before)
   t.deepEqual(errors.filter((error) => error.message !== 'the export failed'), [])
 })
 
