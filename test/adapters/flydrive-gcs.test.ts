@@ -361,6 +361,22 @@ test.serial('flydrive gcs: a 404 or a 403 on the media read is not retried', asy
   t.is(late, 'none')
 })
 
+test.serial('flydrive gcs: a client gone before stat() or open() is called (AbortError) sends the storage no request', async (t) => {
+  const silent = await startSilentGcs(t)
+  const disk = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })))
+  const gone = new AbortController()
+  gone.abort()
+  t.is(((await t.throwsAsync(disk.file('late.bin').stat({ signal: gone.signal }))) as Error).name, 'AbortError')
+  // A StorageFile keeps its stat(): another one, described while the client was there.
+  const file = disk.file('late.bin')
+  const statted = file.stat()
+  ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
+  await statted
+  t.is(((await t.throwsAsync(file.open(undefined, { signal: gone.signal }))) as Error).name, 'AbortError')
+  const late = await Promise.race([silent.next().then(() => 'a request'), new Promise((resolve) => setTimeout(() => { resolve('none') }, 300))])
+  t.is(late, 'none')
+})
+
 test.serial('flydrive gcs: a client that leaves while open() waits to read again ends the wait at once (AbortError), and no further read is sent', async (t) => {
   // the default back-off: the first retry waits 1–2 s
   const silent = await startSilentGcs(t, {})
