@@ -184,3 +184,29 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
   if (source.destroyed) onClose()
   return out
 }
+
+/**
+ * Why a stream handed over to be sent cannot be, if it had settled before: the error it failed
+ * with, or a 502 when it was read to its end elsewhere (its bytes went there, and an empty body
+ * would pass for the whole file) or closed; `undefined` for one still to be read (or a generator,
+ * which tells nothing). For node:stream Readables, and for those of other libraries, which a
+ * Readable.from() wrapper would hide: readable-stream (3 keeps no error once destroyed with one:
+ * that is a stream closed before it was sent) and minipass.
+ */
+export function settledBeforeSent (source: unknown): Error | undefined {
+  const stream = source as {
+    destroyed?: unknown
+    errored?: unknown
+    readableEnded?: unknown
+    emittedEnd?: unknown
+    _readableState?: { endEmitted?: unknown, errored?: unknown } | null
+  }
+  const state = typeof stream._readableState === 'object' ? stream._readableState : undefined
+  const errored = stream.errored ?? state?.errored
+  if (errored instanceof Error) return errored
+  if (stream.readableEnded === true || stream.emittedEnd === true || state?.endEmitted === true) {
+    return new DownloadError('E_UPSTREAM', 'the source had been read to its end before it was sent')
+  }
+  if (stream.destroyed === true) return new DownloadError('E_UPSTREAM', 'the source was closed before it was sent')
+  return undefined
+}

@@ -8,7 +8,7 @@ import { Download, markAnswered, markTaken, releaseFile, toDownload } from './do
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
-import { guardStream, isLengthGuarded } from './guarded-stream.ts'
+import { guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { decoderFor, planResponse } from './plan.ts'
@@ -450,15 +450,12 @@ async function firstBytes (stream: Readable, signal: AbortSignal | undefined): P
   stream.on('error', ignore)
   try {
     // A stream that failed or was destroyed before it got here (a route that awaited something
-    // while its upstream failed) has emitted its 'error' and 'close' already. One that failed with
-    // autoDestroy off keeps what it had buffered: its failure still comes first.
-    if (stream.errored !== null && stream.errored !== undefined) throw stream.errored
-    if (stream.readableLength > 0) return
-    // One read to its end before it got here (with autoDestroy off, nothing else tells): its bytes
-    // went elsewhere, and an empty body, sent with no length to check it by, would pass for the
-    // whole file.
-    if (stream.readableEnded) throw new DownloadError('E_UPSTREAM', 'the source had been read to its end before it was sent')
-    if (stream.destroyed) throw new DownloadError('E_UPSTREAM', 'the source was closed before it was sent')
+    // while its upstream failed) has emitted its 'error' and 'close' already; one read to its end
+    // (with autoDestroy off, nothing else tells) sent its bytes elsewhere. One with bytes still
+    // buffered has its first bytes, unless it failed with autoDestroy off: the failure comes first.
+    if (stream.readableLength > 0 && (stream.errored === null || stream.errored === undefined)) return
+    const settled = settledBeforeSent(stream)
+    if (settled !== undefined) throw settled
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Error): void => {
         stream.off('readable', onReadable)

@@ -779,11 +779,11 @@ test('virtual-file: a readable-stream, minipass or web stream that failed, was c
   const url = await listen(t, app)
   const failures: Array<[string, number, string]> = [
     // readable-stream 3 keeps no error once destroyed with one: a source closed before it was sent.
-    ['rs-errored', 502, 'VirtualFile: the stream was closed before it was sent'],
-    ['rs-destroyed', 502, 'VirtualFile: the stream was closed before it was sent'],
-    ['rs-ended', 502, 'VirtualFile: the stream had been read to its end before it was sent'],
-    ['mp-destroyed', 502, 'VirtualFile: the stream was closed before it was sent'],
-    ['mp-ended', 502, 'VirtualFile: the stream had been read to its end before it was sent'],
+    ['rs-errored', 502, 'the source was closed before it was sent'],
+    ['rs-destroyed', 502, 'the source was closed before it was sent'],
+    ['rs-ended', 502, 'the source had been read to its end before it was sent'],
+    ['mp-destroyed', 502, 'the source was closed before it was sent'],
+    ['mp-ended', 502, 'the source had been read to its end before it was sent'],
     ['errored-like-rs4', 500, 'kept by the stream'],
     ['web-read', 502, 'VirtualFile: the web stream had been read or cancelled before it was sent'],
     ['web-cancelled', 502, 'VirtualFile: the web stream had been read or cancelled before it was sent']
