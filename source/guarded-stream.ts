@@ -22,6 +22,13 @@ export interface GuardOptions {
    * carries its own status. A wrong length is still `E_UPSTREAM`.
    */
   keepSourceErrors?: boolean | undefined
+  /**
+   * A check of the bytes against a digest the source announced (a storage's MD5 or CRC32C): fed
+   * every chunk as it arrives; at the source's end, `mismatch()` is asked before the byte held back
+   * (see `expected`) is passed on, so a body that fails it never reaches the consumer whole.
+   * It returns why the bytes are wrong, or undefined.
+   */
+  digest?: { update (bytes: Buffer): void, mismatch (): string | undefined } | undefined
 }
 
 /**
@@ -56,7 +63,7 @@ export function isLengthGuarded (stream: Readable): boolean {
 }
 
 export function guardStream (source: Readable, options: GuardOptions): Readable {
-  const { expected, idleTimeout, what, keepSourceErrors = false } = options
+  const { expected, idleTimeout, what, keepSourceErrors = false, digest } = options
   let received = 0
   let ended = false
   let timer: NodeJS.Timeout | undefined
@@ -117,6 +124,7 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     let chunk = data
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
     received += size
+    if (digest !== undefined) digest.update(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
     if (expected !== undefined && received >= expected) {
       if (received > expected) {
         debug('%s: source sent more than the expected %d bytes', what, expected)
@@ -146,6 +154,12 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
     if (expected !== undefined && received !== expected) {
       debug('%s: source ended after %d of %d bytes', what, received, expected)
       fail(new DownloadError('E_UPSTREAM', `${what}: the source ended after ${received} of ${expected} bytes`))
+      return
+    }
+    const wrong = digest?.mismatch()
+    if (wrong !== undefined) {
+      debug('%s: %s', what, wrong)
+      fail(new DownloadError('E_UPSTREAM', `${what}: ${wrong}`))
       return
     }
     if (last !== undefined) out.push(last)

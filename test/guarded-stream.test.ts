@@ -67,6 +67,27 @@ test('guardStream: the held byte follows at the end, also when it came alone or 
   t.is(bytes.toString(), 'abcé')
 })
 
+test('guardStream: a digest is fed every byte as it arrives, and one that does not match fails the stream before the held byte goes on (with a length) or before the end (without)', async (t) => {
+  const sum = (bytes: Buffer[]): number => Buffer.concat(bytes).reduce((total, byte) => total + byte, 0)
+  const check = (expectedSum: number): { fed: Buffer[], digest: { update: (bytes: Buffer) => void, mismatch: () => string | undefined } } => {
+    const fed: Buffer[] = []
+    return { fed, digest: { update: (bytes) => { fed.push(bytes) }, mismatch: () => sum(fed) === expectedSum ? undefined : `sum ${sum(fed)}, not ${expectedSum}` } }
+  }
+  const source = (): Readable => Readable.from([Buffer.from('abc'), 'de', Buffer.from('f')])
+  const right = check(sum([Buffer.from('abcdef')]))
+  const good = await drain(guardStream(source(), { expected: 6, what: 'x', digest: right.digest }))
+  t.is(good.error, undefined)
+  t.is(good.bytes.toString(), 'abcdef')
+  t.is(Buffer.concat(right.fed).toString(), 'abcdef')
+  for (const expected of [6, undefined]) {
+    const bad = await drain(guardStream(source(), { expected, what: 'x', digest: check(1).digest }))
+    t.is((bad.error as { code?: string }).code, 'E_UPSTREAM')
+    t.is((bad.error as Error).message, `x: sum ${sum([Buffer.from('abcdef')])}, not 1`)
+    // With a length, the last byte is never passed on; without one, the stream errors instead of ending.
+    if (expected !== undefined) t.true(bad.bytes.length < expected)
+  }
+})
+
 test('guardStream: a source destroyed without ending is an error', async (t) => {
   const source = new PassThrough()
   const guarded = guardStream(source, { what: 'x' })

@@ -33,8 +33,9 @@ export interface StorageFileOptions {
   fallback?: { size?: number | undefined, lastModified?: Date | undefined } | undefined
   /**
    * Longest silence (ms) of a storage stream while the client is reading, after which the transfer
-   * is aborted (the GCS SDK hangs on a dropped connection); also the longest wait for the response
-   * to an S3 HeadObject or GetObject, or a GCS media request (→ E_TIMEOUT, 504 before any header).
+   * is aborted (some SDK streams hang on a dropped connection); also the longest wait for the
+   * response to an S3 HeadObject or GetObject, or a GCS metadata or media request (→ E_TIMEOUT, 504
+   * before any header).
    * @default 30000
    */
   idleTimeout?: number | undefined

@@ -5,7 +5,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RequestLog, resetIfDown, sendWithFault } from './request-log.ts'
 
-interface StoredObject { bytes: Buffer, contentType: string, contentEncoding: string | undefined, updated: Date, generation: string, fields?: Record<string, unknown> }
+interface StoredObject { bytes: Buffer, contentType: string, contentEncoding: string | undefined, updated: Date, generation: string, fields?: Record<string, unknown>, media?: MediaQuirks }
+
+/** How the stub's media reads of one object differ from GCS's. */
+export interface MediaQuirks {
+  /** Only a CRC32C in `x-goog-hash`, and no `md5Hash` in the metadata: a composite object. */
+  composite?: boolean
+  /** One byte in the middle of the body is changed (the length and the hashes stay those of the object). */
+  corrupt?: boolean
+}
 
 export interface GcsServer {
   /** `http://127.0.0.1:<port>`: the `apiEndpoint` of `new Storage({ apiEndpoint, projectId })`. */
@@ -17,6 +25,7 @@ export interface GcsServer {
   remove (name: string): void
   /** Metadata fields the stub answers for `name` instead of its own (`{ size: null }`: what a proxy or another stub may send). */
   setFields (name: string, fields: Record<string, unknown>): void
+  setMedia (name: string, quirks: MediaQuirks): void
   stop (): Promise<void>
 }
 
@@ -64,7 +73,7 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
         size: String(object.bytes.length),
         contentType: object.contentType,
         ...(object.contentEncoding === undefined ? {} : { contentEncoding: object.contentEncoding }),
-        md5Hash: createHash('md5').update(object.bytes).digest('base64'),
+        ...(object.media?.composite === true ? {} : { md5Hash: createHash('md5').update(object.bytes).digest('base64') }),
         etag: `C${object.generation}EAE=`,
         updated: object.updated.toISOString(),
         generation: object.generation,
@@ -90,6 +99,10 @@ export async function startGcsServer (bucket = 'test-bucket'): Promise<GcsServer
     setFields (name, fields) {
       const object = objects.get(name)
       if (object !== undefined) object.fields = fields
+    },
+    setMedia (name, quirks) {
+      const object = objects.get(name)
+      if (object !== undefined) object.media = quirks
     },
     async stop () {
       server.closeAllConnections()
@@ -129,7 +142,13 @@ function sendMedia (req: IncomingMessage, res: ServerResponse, object: StoredObj
     res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`)
   } else {
     res.statusCode = 200
-    res.setHeader('x-goog-hash', `crc32c=${crc32c(object.bytes)},md5=${createHash('md5').update(object.bytes).digest('base64')}`)
+    // As GCS sends them: one header per hash (Node joins them with ", ").
+    res.setHeader('x-goog-hash', object.media?.composite === true ? [`crc32c=${crc32c(object.bytes)}`] : [`crc32c=${crc32c(object.bytes)}`, `md5=${createHash('md5').update(object.bytes).digest('base64')}`])
+  }
+  if (object.media?.corrupt === true) {
+    body = Buffer.from(body)
+    const at = Math.floor(body.length / 2)
+    body[at] = (body[at] as number) ^ 0xff
   }
   res.setHeader('Content-Length', body.length)
   if (req.method === 'HEAD') {
