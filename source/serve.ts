@@ -240,6 +240,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         }
         return
       }
+      // The client left while the file was described: nothing is opened for nobody (a storage
+      // request, a generator started).
+      if (signal.aborted) return
       let body: Body
       try {
         body = await openBody(download, plan, stat, opened, options)
@@ -420,12 +423,20 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
 async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
   const source = await file.open(undefined, opened)
   const decoder = decoderFor(coding)
-  // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's,
-  // which the pipeline hands the decoder too (a storage's E_CHANGED must stay one: planned again).
+  // The decoder's own failure (zlib's Z_*, brotli's ERR__* codes), as opposed to the source's. The
+  // pipeline hands the first failure to the other stream too (a storage's E_CHANGED must stay one:
+  // planned again; the decoder's reaches a source still open as well), so the first one seen tells
+  // whose it is.
   let undecodable: unknown
-  let sourceFailure: unknown
-  source.once('error', (error) => { sourceFailure = error })
-  decoder.once('error', (error) => { undecodable = error })
+  let sourceFailed = false
+  source.once('error', () => { if (undecodable === undefined) sourceFailed = true })
+  decoder.once('error', (error: Error & { status?: number, expose?: boolean }) => {
+    if (sourceFailed) return
+    undecodable = error
+    // After the headers, Koa reports it as it is: marked as the storage's fault (a 502, like a
+    // storage failing mid-body), not the app's.
+    if (error instanceof Error && !(error instanceof DownloadError)) Object.assign(error, { status: 502, expose: false })
+  })
   // A failure of either destroys both; Koa's pipeline reports the one after the headers.
   const decoded = pipeline(source, decoder, ignore)
   try {
@@ -433,7 +444,7 @@ async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding,
     await settledInMemory(decoded)
   } catch (error) {
     source.destroy()
-    throw error === undecodable && error !== sourceFailure && !(error instanceof DownloadError) ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
+    throw error === undecodable && !(error instanceof DownloadError) ? new DownloadError('E_UPSTREAM', `${JSON.stringify(file.name)}: the stored ${coding} bytes do not decode`, { cause: error }) : error
   }
   return decoded
 }

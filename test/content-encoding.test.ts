@@ -173,6 +173,57 @@ test('stored bytes that are not what their coding says: a clean 502 before the h
   }
 })
 
+/** An app serving `bytes` stored with `coding` from a source still open when the decoder reads them (a storage stream: the rest is yet to come), and the errors Koa reports. */
+async function liveSource (t: ExecutionContext, coding: string, chunks: Buffer[]): Promise<{ url: string, errors: Array<Error & { status?: number }> }> {
+  const errors: Array<Error & { status?: number }> = []
+  const size = chunks.reduce((total, chunk) => total + chunk.length, 0)
+  const app = downloadApp((ctx) => {
+    ctx.body = download({
+      name: 'report.csv',
+      stat: async () => ({ size, etag: '"live"', contentEncoding: coding }),
+      open: async () => {
+        let next = 0
+        return new Readable({ read () { setTimeout(() => { this.push(next < chunks.length ? chunks[next++] : null) }, 5) } })
+      }
+    })
+  })
+  app.on('error', (error: Error & { status?: number }) => { errors.push(error) })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, errors }
+}
+
+test('stored bytes that do not decode, from a source still open (a storage stream), are the storage\'s 502 too, not a 500: the decoder\'s failure reaches the source as well, and is still the decoder\'s', async t => {
+  const notCoded = Buffer.from('this is not compressed at all, not even close, and long enough to be read')
+  for (const coding of ['gzip', 'deflate', 'br']) {
+    const { url, errors } = await liveSource(t, coding, [notCoded, notCoded, notCoded])
+    const res = await fetch(url, { headers: { 'Accept-Encoding': 'identity' } })
+    await res.arrayBuffer()
+    t.is(res.status, 502, coding)
+    t.is(errors[0]?.status, 502, coding)
+  }
+})
+
+test('stored bytes that stop decoding after the headers: the transfer is cut, and Koa reports the decoder\'s failure as the storage\'s (502), not the app\'s', async t => {
+  const coded = gzipSync(Buffer.alloc(300_000, 'a'))
+  const broken = Buffer.from(coded.subarray(0, coded.length - 8))
+  broken[broken.length - 20] = (broken[broken.length - 20] as number) ^ 0xff
+  const { url, errors } = await liveSource(t, 'gzip', [broken.subarray(0, 20), broken.subarray(20), coded.subarray(coded.length - 8)])
+  const res = await new Promise<{ status: number, complete: boolean }>((resolve) => {
+    httpRequest(url, { headers: { 'Accept-Encoding': 'identity' } }, (response) => {
+      response.resume()
+      response.on('end', () => { resolve({ status: response.statusCode ?? 0, complete: response.complete }) })
+      response.on('error', () => { resolve({ status: response.statusCode ?? 0, complete: false }) })
+    }).end()
+  })
+  t.is(res.status, 200)
+  t.false(res.complete)
+  while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.is(errors[0]?.status, 502)
+  t.regex(String((errors[0] as { code?: unknown }).code), /^Z_/)
+})
+
 test('a source failing before its first bytes, for a client that needs them decoded, keeps its own meaning: the storage\'s 404 or 503 (changed since stat), not a 502 of the decoding', async t => {
   for (const [failure, status] of [[Object.assign(new Error('gone'), { code: 'ENOENT' }), 404], [new DownloadError('E_CHANGED', 'replaced'), 503], [new Error('reset'), 500]] as const) {
     const server = downloadApp((ctx) => {

@@ -397,3 +397,35 @@ test('download: a route-level downloads() inside an app-level downloads({ rules 
   t.is(head.headers['content-length'], get.headers['content-length'])
   t.is(head.headers.etag, get.headers.etag)
 })
+
+test('serve: a client that leaves while the file is described (a stat() that ignores the abort signal) gets nothing opened for it', async t => {
+  const calls: string[] = []
+  let described: () => void = () => {}
+  const statted = new Promise<void>((resolve) => { described = resolve })
+  let closed: () => void = () => {}
+  const gone = new Promise<void>((resolve) => { closed = resolve })
+  const file: DownloadFile = {
+    name: 'slow.txt',
+    stat: async () => {
+      calls.push('stat')
+      await statted
+      return { size: 5, etag: '"s"' }
+    },
+    open: async () => {
+      calls.push('open')
+      return Readable.from([Buffer.from('hello')])
+    }
+  }
+  const base = await listen(t, downloadApp((ctx) => {
+    ctx.res.once('close', closed)
+    ctx.body = download(file)
+  }))
+  const req = get(`${base}/`)
+  req.on('error', () => {})
+  while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  req.destroy()
+  await gone
+  described()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.deepEqual(calls, ['stat'])
+})

@@ -48,7 +48,8 @@ export function driverKind (driver: object): 'fs' | 's3' | 'gcs' | 'driver' {
 
 /** Size, type, validators from flydrive metadata; the etag quoted when a driver returns it bare (GCS). */
 export function statFromMetaData (meta: { contentType?: string | undefined, contentLength?: number | undefined, etag?: string | undefined, lastModified?: Date | undefined, contentEncoding?: string | undefined }): FileStat {
-  const size = typeof meta.contentLength === 'number' && Number.isSafeInteger(meta.contentLength) && meta.contentLength >= 0 ? meta.contentLength : undefined
+  // A custom driver may give the length as its storage does, a string of digits: still a length.
+  const size = byteCount(meta.contentLength)
   const lastModified = meta.lastModified instanceof Date && !Number.isNaN(meta.lastModified.getTime()) && meta.lastModified.getTime() >= 1000 ? meta.lastModified : undefined
   return {
     size,

@@ -11,7 +11,8 @@ import { parseContentRange } from '../../source/range.ts'
 import type { Backend, BackendOptions, StorageObject } from './backend.ts'
 import { byteCount, statFromMetaData } from './backend.ts'
 import { encodeKey } from './storage-key.ts'
-import { noResponseError, storageError } from './storage-error.ts'
+import { storageError } from './storage-error.ts'
+import { abortError, gone, within } from './waits.ts'
 import { debug } from '../../source/debug.ts'
 import { upstreamRequest } from '../http/upstream-request.ts'
 
@@ -184,42 +185,6 @@ async function pause (ms: number, signal: AbortSignal | undefined): Promise<void
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-/**
- * `promise`, or a rejection when `timeout` ms pass first (ETIMEDOUT → E_TIMEOUT) or `signal`
- * aborts (the client went away). The operation itself is bounded by boundedFile().
- */
-async function within<T> (promise: Promise<T>, timeout: number, signal: AbortSignal | undefined): Promise<T> {
-  promise.catch(() => {})
-  let cancel: (() => void) | undefined
-  let onAbort: (() => void) | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((resolve, reject) => {
-      if (signal?.aborted === true) {
-        reject(abortError(signal))
-        return
-      }
-      onAbort = () => { reject(abortError(signal as AbortSignal)) }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      cancel = expireAfterPoll(timeout, () => { reject(noResponseError(timeout)) })
-    })])
-  } finally {
-    cancel?.()
-    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
-  }
-}
-
-/** Whether the client had gone already (a function: TypeScript would take the flag for fixed after one check). */
-function gone (signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true
-}
-
-/** The client's abort as an AbortError (passed through by storageError(), quiet in serve()). */
-function abortError (signal: AbortSignal): Error {
-  const reason: unknown = signal.reason
-  if ((reason as { name?: unknown } | null)?.name === 'AbortError') return reason as Error
-  return new DOMException('the client went away', 'AbortError')
 }
 
 /** A media read: a GET of `?alt=media` on the object (one generation of it), all of it or a part. */

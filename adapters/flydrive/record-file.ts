@@ -80,8 +80,12 @@ function dateOf (value: unknown): Date | undefined {
     date = new Date(Math.abs(n) < SECONDS_BELOW ? n * 1000 : n)
   }
   // SQLite's CURRENT_TIMESTAMP is `YYYY-MM-DD HH:MM:SS` in UTC; strftime('%Y-%m-%d %H:%M:%f') adds
-  // milliseconds, and Django's SQLite backend microseconds (`…:SS.ffffff`, UTC with USE_TZ). Without
-  // the `Z`, JavaScript would read them as local time.
-  else if (typeof value === 'string' && value !== '') date = new Date(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,9})?$/.test(value) ? value.replace(' ', 'T') + 'Z' : value)
+  // milliseconds, and Django's SQLite backend microseconds (`…:SS.ffffff`, UTC with USE_TZ). SQLite
+  // reads every date-time with no offset as UTC — also `HH:MM` without seconds and the `T`
+  // separator —; JavaScript would read them as local time: the `Z` is added.
+  else if (typeof value === 'string' && value !== '') {
+    const naive = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)$/.exec(value)
+    date = new Date(naive === null ? value : `${naive[1] ?? ''}T${naive[2] ?? ''}Z`)
+  }
   return date !== undefined && !Number.isNaN(date.getTime()) ? date : undefined
 }

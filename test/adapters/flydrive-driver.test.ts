@@ -1,0 +1,109 @@
+import { get } from 'node:http'
+import { Readable } from 'node:stream'
+import test from 'ava'
+import type { DriverContract } from 'flydrive/types'
+import { download } from '../../source/download.ts'
+import { StorageFile } from '../../adapters/flydrive/index.ts'
+import { rawRequest } from '../helpers/file-contract.ts'
+import { listen } from '../helpers/listen.ts'
+import { downloadApp } from '../helpers/koa.ts'
+
+// A custom flydrive driver (a database-backed store, say): the driver contract's metadata and
+// whole-object stream, nothing else. Its calls take no abort signal and no timeout.
+
+/** A driver over `objects`, whose calls can be made to wait (`hold`) until released. */
+function customDriver (objects: Record<string, { bytes: Buffer, contentLength?: unknown }>): { driver: DriverContract, calls: string[], hold: { metadata?: Promise<void> | undefined, stream?: Promise<void> | undefined }, streams: Readable[] } {
+  const calls: string[] = []
+  const hold: { metadata?: Promise<void> | undefined, stream?: Promise<void> | undefined } = {}
+  const streams: Readable[] = []
+  const driver = {
+    getMetaData: async (key: string) => {
+      calls.push(`getMetaData ${key}`)
+      await hold.metadata
+      const object = objects[key]
+      if (object === undefined) throw Object.assign(new Error(`${key} not found`), { code: 'ENOENT' })
+      return { contentLength: object.contentLength ?? object.bytes.length, contentType: 'application/octet-stream', etag: '"v1"', lastModified: new Date('2026-01-01T00:00:00Z') }
+    },
+    getStream: async (key: string) => {
+      calls.push(`getStream ${key}`)
+      await hold.stream
+      // As a storage sends it: in chunks, over time (the source is still open when the headers go).
+      const bytes = objects[key]?.bytes ?? Buffer.alloc(0)
+      let at = 0
+      const stream = new Readable({
+        read () {
+          setTimeout(() => {
+            this.push(at < bytes.length ? bytes.subarray(at, at + 16_384) : null)
+            at += 16_384
+          }, 2)
+        }
+      })
+      streams.push(stream)
+      return stream
+    }
+  } as unknown as DriverContract
+  return { driver, calls, hold, streams }
+}
+
+test('custom driver: a length given as a string of digits is a length: a body that ends short is cut, never a complete chunked 200', async (t) => {
+  const { driver } = customDriver({
+    'short.bin': { bytes: Buffer.alloc(50_000, 0x61), contentLength: '102400' },
+    'whole.bin': { bytes: Buffer.alloc(102_400, 0x62), contentLength: '102400' }
+  })
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(new StorageFile(driver, ctx.path.slice(1))) }))
+  const whole = await rawRequest(`${base}/whole.bin`)
+  t.is(whole.status, 200)
+  t.is(whole.headers['content-length'], '102400')
+  t.true(whole.complete)
+  t.is(whole.body.length, 102_400)
+  const short = await rawRequest(`${base}/short.bin`)
+  t.is(short.status, 200)
+  t.is(short.headers['content-length'], '102400')
+  t.false(short.complete)
+})
+
+test('custom driver: metadata that never comes is a 504 after idleTimeout, and so is a stream that never comes (given later, it is destroyed)', async (t) => {
+  const { driver, hold, streams } = customDriver({ 'a.bin': { bytes: Buffer.alloc(1000, 0x61) } })
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(new StorageFile(driver, ctx.path.slice(1), { idleTimeout: 200 })) }))
+  let release: () => void = () => {}
+  hold.metadata = new Promise((resolve) => { release = resolve })
+  const noMetadata = await rawRequest(`${base}/a.bin`)
+  t.is(noMetadata.status, 504)
+  release()
+  hold.metadata = undefined
+  hold.stream = new Promise((resolve) => { release = resolve })
+  const noStream = await rawRequest(`${base}/a.bin`)
+  t.is(noStream.status, 504)
+  release()
+  while (streams.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.true(streams[0]?.destroyed, 'the stream that came late is destroyed')
+  hold.stream = undefined
+  const fine = await rawRequest(`${base}/a.bin`)
+  t.is(fine.status, 200)
+  t.is(fine.body.length, 1000)
+})
+
+test('custom driver: a client that leaves while the metadata is awaited ends the wait, and no stream is asked for', async (t) => {
+  const { driver, calls, hold } = customDriver({ 'a.bin': { bytes: Buffer.alloc(1000, 0x61) } })
+  let served: () => void = () => {}
+  const done = new Promise<void>((resolve) => { served = resolve })
+  const base = await listen(t, downloadApp(async (ctx) => {
+    try {
+      ctx.body = download(new StorageFile(driver, ctx.path.slice(1), { idleTimeout: 60_000 }))
+    } finally {
+      ctx.res.once('close', served)
+    }
+  }))
+  let release: () => void = () => {}
+  hold.metadata = new Promise((resolve) => { release = resolve })
+  const req = get(`${base}/a.bin`)
+  req.on('error', () => {})
+  while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  req.destroy()
+  await done
+  // The metadata comes after the client left: nothing more is asked of the driver.
+  release()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.deepEqual(calls, ['getMetaData a.bin'])
+})
