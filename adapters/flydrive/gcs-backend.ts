@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { File, Storage, StorageOptions } from '@google-cloud/storage'
 import type { DriverContract } from 'flydrive/types'
@@ -90,8 +90,11 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
           for (let attempt = 0; ; attempt++) {
             let response: IncomingMessage
             try {
-              response = await readMedia(client, { bucket, key, generation, range, timeout: wait, signal })
-              await accepted(response, range === undefined ? undefined : { ...range, size: stat.size }, wait, what)
+              // One deadline for the attempt, as the SDK's one request timeout was: the authorization,
+              // the response's head, and an error response's body all within it.
+              const deadline = Date.now() + wait
+              response = await readMedia(client, { bucket, key, generation, range, deadline, signal })
+              await accepted(response, range === undefined ? undefined : { ...range, size: stat.size }, deadline, what)
             } catch (error) {
               if (signal?.aborted === true) throw abortError(signal)
               const delay = retry(error, attempt)
@@ -187,24 +190,30 @@ async function pause (ms: number, signal: AbortSignal | undefined): Promise<void
   })
 }
 
+/** The ms left until `deadline`, at least 1. */
+function left (deadline: number): number {
+  return Math.max(1, deadline - Date.now())
+}
+
 /** A media read: a GET of `?alt=media` on the object (one generation of it), all of it or a part. */
 interface MediaRead {
   bucket: string
   key: string
   generation: string | undefined
   range: ByteRange | undefined
-  /** Longest wait (ms) for the authorization headers, then for the response's head. */
-  timeout: number
+  /** When (ms since the epoch) the wait for the authorization headers and then the response's head ends. */
+  deadline: number
   signal: AbortSignal | undefined
 }
 
 type SdkRequest = Parameters<Storage['makeAuthenticatedRequest']>[0] & { uri: string, qs: Record<string, unknown>, headers: Record<string, string> }
 
 /**
- * Sends a media read as the SDK's `createReadStream()` would — the same URL, query and headers, the
- * Storage client's request interceptors, its authorization (none on a custom endpoint unless
- * `useAuthWithCustomEndpoint`) — but over a request of our own (upstreamRequest(): node:http(s),
- * Node's global agent). Resolves with the response, whatever its status.
+ * Sends a media read to the URL the SDK's `createReadStream()` would, with the headers that decide
+ * the answer (Range, Accept-Encoding, Cache-Control), the Storage client's request interceptors,
+ * its authorization (none on a custom endpoint unless `useAuthWithCustomEndpoint`) and its
+ * `userAgent` — but over a request of our own (upstreamRequest(): node:http(s), Node's global agent
+ * or the environment's proxy). Resolves with the response, whatever its status.
  *
  * Not the SDK's stream: @google-cloud/storage 7 destroys the agent of a read whose stream fails or
  * is destroyed (a workaround for node-fetch 2 keeping the socket open), and that agent is
@@ -226,16 +235,39 @@ async function readMedia (client: Storage, read: MediaRead): Promise<IncomingMes
     headers
   }
   for (const intercept of client.getRequestInterceptors()) request = (intercept as (options: SdkRequest) => SdkRequest)(request)
-  const authorized = await within(authorize(client, request), read.timeout, read.signal)
+  const authorized = await within(authorize(client, request), left(read.deadline), read.signal)
   const query = new URLSearchParams(Object.entries(authorized.qs ?? {}).map(([name, value]) => [name, String(value)])).toString()
-  const { response } = await upstreamRequest(query === '' ? authorized.uri : `${authorized.uri}?${query}`, {
+  const url = query === '' ? authorized.uri : `${authorized.uri}?${query}`
+  const { response } = await upstreamRequest(url, {
     method: 'GET',
     headers: authorized.headers ?? {},
-    timeout: read.timeout,
+    agent: proxyAgent(url),
+    timeout: left(read.deadline),
     maxRedirects: 0,
     signal: read.signal
   })
   return response
+}
+
+let proxyAgents: { http: Agent, https: Agent } | undefined | false
+
+/**
+ * The agent that sends through the proxy the environment names (`HTTP_PROXY`, `HTTPS_PROXY`,
+ * `NO_PROXY`, as Node reads them for `NODE_USE_ENV_PROXY`), as teeny-request sends the SDK's own
+ * requests: a deployment whose only way out is a proxy reaches GCS for media reads as for metadata.
+ * Undefined (Node's global agents) when none is set. Read once.
+ */
+function proxyAgent (url: string): Agent | undefined {
+  if (proxyAgents === undefined) {
+    const env = process.env
+    const named = [env.HTTP_PROXY, env.http_proxy, env.HTTPS_PROXY, env.https_proxy].some((value) => value !== undefined && value !== '')
+    proxyAgents = named && {
+      http: new (process.getBuiltinModule('node:http').Agent)({ keepAlive: true, proxyEnv: env }),
+      https: new (process.getBuiltinModule('node:https').Agent)({ keepAlive: true, proxyEnv: env })
+    }
+  }
+  if (proxyAgents === false) return undefined
+  return url.startsWith('https:') ? proxyAgents.https : proxyAgents.http
 }
 
 /** `request` with the client's authorization headers, without sending it. */
@@ -259,13 +291,13 @@ const errorBodyBytes = 64 * 1024
  * the length guard would only stop after those wrong bytes went out under the part's
  * Content-Range). An error status rejects with the API's error, as the SDK would give it: its
  * `code` the status (which storageError() and the client's `retryableErrorFn` read), its message
- * the JSON error's; the body is read (up to 64 KiB, within `timeout`) so that the connection can be
+ * the JSON error's; the body is read (up to 64 KiB, until `deadline`) so that the connection can be
  * used again.
  */
-async function accepted (response: IncomingMessage, part: (ByteRange & { size: number | undefined }) | undefined, timeout: number, what: string): Promise<void> {
+async function accepted (response: IncomingMessage, part: (ByteRange & { size: number | undefined }) | undefined, deadline: number, what: string): Promise<void> {
   const status = response.statusCode ?? 0
   if (status < 200 || status >= 300) {
-    const body = await errorBody(response, timeout)
+    const body = await errorBody(response, left(deadline))
     let details: { message?: unknown, errors?: unknown } | undefined
     try {
       details = (JSON.parse(body) as { error?: { message?: unknown, errors?: unknown } }).error

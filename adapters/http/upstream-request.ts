@@ -1,4 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import type { Agent, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import { DownloadError } from '../../source/errors.ts'
 import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
 import { expireAfterPoll } from '../../source/guarded-stream.ts'
@@ -18,6 +18,8 @@ export interface UpstreamRequest {
   originBound?: ReadonlySet<string> | undefined
   /** Longest wait (ms) for the response headers, connection included. */
   timeout: number
+  /** The agent to send through (default: Node's global agent of the URL's protocol). */
+  agent?: Agent | undefined
   maxRedirects: number
   signal?: AbortSignal | undefined
 }
@@ -114,7 +116,9 @@ function discard (response: IncomingMessage): void {
 async function once (url: URL, options: UpstreamRequest, fresh = false): Promise<IncomingMessage> {
   const request = url.protocol === 'https:' ? process.getBuiltinModule('node:https').request : http.request
   return await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(fresh ? { agent: false } : {}) })
+    // Sent again: on a new connection (a given agent, a proxy's, opens one for a request that finds no free socket).
+    const agent = options.agent ?? (fresh ? false : undefined)
+    const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(agent === undefined ? {} : { agent }) })
     const cancel = expireAfterPoll(options.timeout, () => {
       req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
     })
