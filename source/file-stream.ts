@@ -1,4 +1,4 @@
-import { close, read } from 'node:fs'
+import { close, fstatSync, read } from 'node:fs'
 import type { ServerResponse as Response } from 'node:http'
 import { Socket } from 'node:net'
 import { Readable, Writable } from 'node:stream'
@@ -119,6 +119,13 @@ export function pooledBuffers (size: number): number {
  * free buffers go to a pool per chunk size (at most POOL_BYTES each, trimmed to what the streams
  * use), which the next streams read into first.
  */
+/** Why the file open as `fd` is no longer what was opened (same size or shorter, another mtime), or undefined. */
+function rewritten (fd: number, opened: { size: number, mtimeMs: number }): string | undefined {
+  const now = fstatSync(fd)
+  if (now.mtimeMs === opened.mtimeMs || now.size > opened.size) return undefined
+  return `the file was modified while being sent (${now.size} bytes now, ${opened.size} when opened)`
+}
+
 export class FileStream extends Readable {
   #fd: number | undefined
   #position: number
@@ -142,12 +149,16 @@ export class FileStream extends Readable {
   /** Buffers known to be free, for the next reads. */
   readonly #spare: Buffer[] = []
 
-  constructor (fd: number, start: number, end: number, chunkSize: number) {
+  /** The file's size and mtime when it was opened: checked again before the last chunk goes on. */
+  readonly #opened: { size: number, mtimeMs: number } | undefined
+
+  constructor (fd: number, start: number, end: number, chunkSize: number, opened?: { size: number, mtimeMs: number }) {
     super({ highWaterMark: chunkSize })
     this.#fd = fd
     this.#position = start
     this.#end = end
     this.#chunkSize = chunkSize
+    this.#opened = opened
   }
 
   override _read (): void {
@@ -181,6 +192,17 @@ export class FileStream extends Readable {
         return
       }
       this.#position += bytesRead
+      // The last chunk: a file rewritten in place meanwhile (`cp` over it: truncated, then written
+      // again) would end as a complete response whose first bytes are of one version and the rest
+      // of another, under the first one's validators. Its mtime tells, unless it grew past what was
+      // opened (appended to: the bytes sent are still the ones planned). One fstat per stream.
+      if (this.#position > this.#end && this.#opened !== undefined) {
+        const changed = rewritten(fd, this.#opened)
+        if (changed !== undefined) {
+          this.destroy(new DownloadError('E_CHANGED', changed))
+          return
+        }
+      }
       if (this.#sink === undefined) {
         this.#earlyBytes += bytesRead
         if (reusable && this.#early.length < MAX_LENT) this.#early.push({ buffer, length: bytesRead })

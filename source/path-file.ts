@@ -2,6 +2,7 @@ import { closeSync, constants, fstatSync, open, read, readlinkSync, realpath, st
 import type { Stats } from 'node:fs'
 import { basename, isAbsolute, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
+import { debug } from './debug.ts'
 import { DownloadError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { FileStream } from './file-stream.ts'
@@ -122,7 +123,7 @@ export class PathFile implements DownloadFile {
     const root = this.#realRoot
     if (root === undefined) return path
     const real = await realpathOf(path)
-    refuseOutside(real, await realRoot(root))
+    if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
     return real
   }
 
@@ -190,7 +191,7 @@ export class PathFile implements DownloadFile {
           closeSync(fd)
           return undefined
         }
-        refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
+        if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
         return { fd, stats, real }
       }
       return { fd, stats, real: path }
@@ -212,7 +213,7 @@ export class PathFile implements DownloadFile {
     try {
       const real = fdPath(fd)
       if (real === undefined) return undefined
-      refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
+      if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
       return { stats: fstatSync(fd), real }
     } finally {
       closeSync(fd)
@@ -223,7 +224,7 @@ export class PathFile implements DownloadFile {
     const { fd, stats } = await this.#openChecked(options?.stat)
     const start = range?.start ?? 0
     const end = range?.end ?? stats.size - 1
-    return new FileStream(fd, start, end, chunkSizeOf(options?.chunkSize))
+    return new FileStream(fd, start, end, chunkSizeOf(options?.chunkSize), stats)
   }
 
   /** Small-file fast path for serve(): the bytes as one buffer, read with a single syscall where possible. */
@@ -276,7 +277,7 @@ export class PathFile implements DownloadFile {
     const fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     try {
       const real = checked ? fdPath(fd) : undefined
-      if (root !== undefined && real !== undefined) refuseOutside(real, realRootsResolved.get(root) ?? await realRoot(root))
+      if (root !== undefined && real !== undefined && !isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
       return { fd, stats, real: real ?? seen.real }
@@ -379,8 +380,24 @@ function readInto (fd: number, buffer: Buffer, offset: number, length: number, p
 }
 
 /** A real path outside the real root is a 404: a symlink led out of it. */
-function refuseOutside (real: string, realRootDir: string): void {
-  if (!isInside(real, realRootDir)) throw notFound('PathFile: a symlink resolves outside the root')
+/**
+ * For a real path outside the root's real path as first resolved: resolves the root again, since
+ * its own symlinks may have moved since (a `current → releases/N` deploy switched to another
+ * release), and refuses `real` (a 404) unless it is inside the root as it resolves now, which is
+ * kept for the next requests. Only a refusal costs this extra realpath.
+ */
+async function confineAgain (real: string, root: string): Promise<void> {
+  let now: string | undefined
+  try {
+    now = await realpathOf(root)
+  } catch {}
+  if (now !== undefined && now !== realRootsResolved.get(root)) {
+    debug('PathFile: the root %s now resolves to %s', root, now)
+    if (realRoots.has(root)) realRoots.set(root, Promise.resolve(now))
+    if (realRootsResolved.has(root)) realRootsResolved.set(root, now)
+    if (isInside(real, now)) return
+  }
+  throw notFound('PathFile: a symlink resolves outside the root')
 }
 
 /** resolve(root), kept for absolute roots (whose resolution does not depend on the working directory): a few per app. */
@@ -401,7 +418,7 @@ function isInside (path: string, dir: string): boolean {
 const realRoots = new Map<string, Promise<string>>()
 const realRootsResolved = new Map<string, string>()
 
-/** The root's own symlinks are the administrator's choice: resolve them once per process. */
+/** The root's own symlinks are the administrator's choice: resolved once, and again when a path seems to leave the root (confineAgain()). */
 function realRoot (root: string): Promise<string> {
   let real = realRoots.get(root)
   if (real === undefined) {

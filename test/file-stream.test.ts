@@ -2,7 +2,7 @@
 // and the chunk size serve() asks for.
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { openSync, readlinkSync, truncateSync, writeFileSync } from 'node:fs'
+import { appendFileSync, fstatSync, openSync, readlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -76,6 +76,42 @@ test('file-stream: a file truncated under the stream fails it with E_CHANGED (ne
   t.is(received, 300 * KiB)
   await closed(stream)
   t.true(isClosed(fd, short))
+})
+
+test('file-stream: a file rewritten in place under the stream (same size, another mtime: `cp` over it) fails it with E_CHANGED before its last chunk; one appended to ends normally with the bytes opened', async t => {
+  const path = fileOf('rewritten.bin', bytes.subarray(0, 1024 * KiB))
+  const fd = openSync(path, 'r')
+  const opened = fstatSync(fd)
+  const stream = new FileStream(fd, 0, 1024 * KiB - 1, FILE_CHUNK_SIZE, opened)
+  let received = 0
+  const error = await t.throwsAsync(async () => {
+    for await (const chunk of stream) {
+      if (received === 0) {
+        writeFileSync(path, Buffer.alloc(1024 * KiB, 0x5a))
+        // A whole second later: the clock's tick could otherwise leave the mtime as it was.
+        utimesSync(path, new Date(opened.mtimeMs + 1000), new Date(opened.mtimeMs + 1000))
+      }
+      received += (chunk as Buffer).length
+    }
+  })
+  t.is((error as { code?: string }).code, 'E_CHANGED')
+  t.true(received < 1024 * KiB, 'the consumer never gets every byte')
+  await closed(stream)
+  t.true(isClosed(fd, path))
+
+  const grown = fileOf('appended.bin', bytes.subarray(0, 1024 * KiB))
+  const fd2 = openSync(grown, 'r')
+  const before = fstatSync(fd2)
+  const appending = new FileStream(fd2, 0, 1024 * KiB - 1, FILE_CHUNK_SIZE, before)
+  const chunks: Buffer[] = []
+  for await (const chunk of appending) {
+    if (chunks.length === 0) {
+      appendFileSync(grown, Buffer.alloc(4096, 0x41))
+      utimesSync(grown, new Date(before.mtimeMs + 1000), new Date(before.mtimeMs + 1000))
+    }
+    chunks.push(chunk as Buffer)
+  }
+  t.true(Buffer.concat(chunks).equals(bytes.subarray(0, 1024 * KiB)))
 })
 
 test('file-stream: destroyed midway (client abort) → the descriptor is closed', async t => {

@@ -1,7 +1,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
@@ -353,6 +353,72 @@ test('path-file: a file truncated while it is streamed aborts the response (neve
         // Stop reading (the server blocks on backpressure), cut the file, then read on.
         res.pause()
         truncate(file, 1024).then(() => {
+          res.on('data', (more: Buffer) => { bytes += more.length })
+          res.resume()
+        }, reject)
+      })
+      res.on('close', () => { resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }) })
+    }).on('error', reject)
+  })
+  t.is(result.status, 200)
+  t.false(result.complete)
+  t.true(result.bytes < size)
+})
+
+test('path-file: a root that is a symlink switched to another directory (a `current → releases/N` deploy) serves the new one\'s files at once, GET, HEAD and conditional alike; a path leaving the new root is still a 404', async t => {
+  const base = await mkdtemp(join(temp, 'deploy-'))
+  await mkdir(join(base, 'release-1'))
+  await mkdir(join(base, 'release-2'))
+  await writeFile(join(base, 'release-1', 'a.txt'), 'one\n')
+  await writeFile(join(base, 'release-2', 'a.txt'), 'two!\n')
+  await writeFile(join(base, 'secret.txt'), 'secret\n')
+  await symlink(join(base, 'secret.txt'), join(base, 'release-2', 'leak.txt'))
+  await symlink('release-1', join(base, 'current'))
+  const root = join(base, 'current')
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(String(ctx.query.p), { root }) }))
+  const first = await fetchBytes(url, '/?p=a.txt')
+  t.is(first.status, 200)
+  t.is(first.body.toString(), 'one\n')
+  // Switched atomically, as deploy tools do: a new link renamed over the old one.
+  await symlink('release-2', join(base, 'current.new'))
+  await rename(join(base, 'current.new'), root)
+  const again = await fetchBytes(url, '/?p=a.txt')
+  t.is(again.status, 200)
+  t.is(again.body.toString(), 'two!\n')
+  const head = await fetchBytes(url, '/?p=a.txt', 'head')
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], '5')
+  const conditional = await fetchBytes(url, '/?p=a.txt').set('If-None-Match', '"nope"')
+  t.is(conditional.status, 200)
+  t.is(conditional.body.toString(), 'two!\n')
+  t.is((await fetchBytes(url, '/?p=leak.txt')).status, 404)
+  t.is((await fetchBytes(url, '/?p=leak.txt', 'head')).status, 404)
+})
+
+/** Writes `bytes` over the file from its start, without truncating it first. */
+async function overwrite (path: string, bytes: Buffer): Promise<void> {
+  const handle = await open(path, 'r+')
+  try {
+    await handle.write(bytes, 0, bytes.length, 0)
+  } finally {
+    await handle.close()
+  }
+}
+
+test('path-file: a file rewritten in place while it is streamed (same size, written over without truncation) aborts the response, never a complete 200 of two versions under the first one\'s ETag', async t => {
+  const file = join(temp, 'rewritten.bin')
+  const size = 32 * 1024 * 1024
+  await writeFile(file, Buffer.alloc(size, 0x31))
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
+  const result = await new Promise<{ status: number, complete: boolean, bytes: number }>((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let bytes = 0
+      res.once('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        res.pause()
+        // Version 2, same size, written over version 1 in place (same inode, never shorter: no
+        // truncation for the stream to trip on), a second later.
+        overwrite(file, Buffer.alloc(size, 0x32)).then(async () => { await utimes(file, new Date(), new Date(Date.now() + 1000)) }).then(() => {
           res.on('data', (more: Buffer) => { bytes += more.length })
           res.resume()
         }, reject)
