@@ -339,20 +339,18 @@ test('path-file: a file replaced between stat() and open() is never sent under t
   }
 })
 
-test('path-file: a file truncated while it is streamed aborts the response (never a short 200)', async t => {
-  const file = join(temp, 'truncated.bin')
-  const size = 32 * 1024 * 1024
-  await writeFile(file, '')
-  await truncate(file, size) // sparse: instant, and far more than the socket buffers hold
-  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
-  const result = await new Promise<{ status: number, complete: boolean, bytes: number }>((resolve, reject) => {
+/**
+ * GETs `url` and stops reading after the first bytes (the server blocks on backpressure), makes
+ * `change` to the file, then reads on: the status, whether the response was complete, its bytes.
+ */
+async function changedWhileSent (url: string, change: () => Promise<void>): Promise<{ status: number, complete: boolean, bytes: number }> {
+  return await new Promise((resolve, reject) => {
     get(url, { agent: false }, (res) => {
       let bytes = 0
       res.once('data', (chunk: Buffer) => {
         bytes += chunk.length
-        // Stop reading (the server blocks on backpressure), cut the file, then read on.
         res.pause()
-        truncate(file, 1024).then(() => {
+        change().then(() => {
           res.on('data', (more: Buffer) => { bytes += more.length })
           res.resume()
         }, reject)
@@ -360,6 +358,15 @@ test('path-file: a file truncated while it is streamed aborts the response (neve
       res.on('close', () => { resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }) })
     }).on('error', reject)
   })
+}
+
+test('path-file: a file truncated while it is streamed aborts the response (never a short 200)', async t => {
+  const file = join(temp, 'truncated.bin')
+  const size = 32 * 1024 * 1024
+  await writeFile(file, '')
+  await truncate(file, size) // sparse: instant, and far more than the socket buffers hold
+  const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
+  const result = await changedWhileSent(url, async () => { await truncate(file, 1024) })
   t.is(result.status, 200)
   t.false(result.complete)
   t.true(result.bytes < size)
@@ -410,21 +417,11 @@ test('path-file: a file rewritten in place while it is streamed (same size, writ
   const size = 32 * 1024 * 1024
   await writeFile(file, Buffer.alloc(size, 0x31))
   const url = await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(file) }))
-  const result = await new Promise<{ status: number, complete: boolean, bytes: number }>((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      let bytes = 0
-      res.once('data', (chunk: Buffer) => {
-        bytes += chunk.length
-        res.pause()
-        // Version 2, same size, written over version 1 in place (same inode, never shorter: no
-        // truncation for the stream to trip on), a second later.
-        overwrite(file, Buffer.alloc(size, 0x32)).then(async () => { await utimes(file, new Date(), new Date(Date.now() + 1000)) }).then(() => {
-          res.on('data', (more: Buffer) => { bytes += more.length })
-          res.resume()
-        }, reject)
-      })
-      res.on('close', () => { resolve({ status: res.statusCode ?? 0, complete: res.complete, bytes }) })
-    }).on('error', reject)
+  // Version 2, same size, written over version 1 in place (same inode, never shorter: no
+  // truncation for the stream to trip on), a second later.
+  const result = await changedWhileSent(url, async () => {
+    await overwrite(file, Buffer.alloc(size, 0x32))
+    await utimes(file, new Date(), new Date(Date.now() + 1000))
   })
   t.is(result.status, 200)
   t.false(result.complete)
