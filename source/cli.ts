@@ -22,10 +22,13 @@ const maxTimeout = Math.floor((2 ** 31 - 1) / 1000)
 const usage = `Usage:
   koa-downloads config <nginx|apache|lighttpd|caddy> --rules <module>
                        [--upstream HOST:PORT] [--listen HOST:PORT --prefix DIR]
+                       [--trusted-certificate PATH]
       Print the server configuration that executes the app's offload rules.
       <module> exports the rules: a "rules" export, or a default export that is a rule, an
       array of rules or an object with "rules". Without --listen/--prefix: a snippet to paste into your
       server block; with --listen, --upstream and --prefix: a complete, runnable configuration.
+      nginx verifies the certificates of https origins against --trusted-certificate
+      (default /etc/ssl/certs/ca-certificates.crt).
 
   koa-downloads check <url> [--sha256 HEX | --file PATH] [--rules <module>] [--offload-header NAME]...
                       [--header "Name: value"]... [--timeout SECONDS]
@@ -79,7 +82,7 @@ function parse (args: string[], options: NonNullable<Parameters<typeof parseArgs
 
 async function configCommand (args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    rules: { type: 'string' }, listen: { type: 'string' }, upstream: { type: 'string' }, prefix: { type: 'string' }
+    rules: { type: 'string' }, listen: { type: 'string' }, upstream: { type: 'string' }, prefix: { type: 'string' }, 'trusted-certificate': { type: 'string' }
   })
   if (values.help === true) { process.stdout.write(usage); return 0 }
   const [server, extra] = positionals
@@ -96,7 +99,8 @@ async function configCommand (args: string[]): Promise<number> {
   }
   const rules = await loadRules(values.rules)
   const full = listen !== undefined && upstream !== undefined && prefix !== undefined ? { listen, upstream, prefix: resolve(prefix) } : undefined
-  process.stdout.write(renderServerConfig(server as ServerName, rules, { full, upstream }))
+  const trusted = values['trusted-certificate']
+  process.stdout.write(renderServerConfig(server as ServerName, rules, { full, upstream, trustedCertificate: typeof trusted === 'string' ? trusted : undefined }))
   return 0
 }
 

@@ -24,6 +24,12 @@ export interface ServerConfigOptions {
    * @default '127.0.0.1:3000'
    */
   upstream?: string | undefined
+  /**
+   * nginx: the CA bundle against which the certificates of https origins (`sourceUrl` and `remote`
+   * rules) are verified (`proxy_ssl_trusted_certificate`); nginx reads it when it starts.
+   * @default '/etc/ssl/certs/ca-certificates.crt' (Debian, Ubuntu; elsewhere e.g. '/etc/pki/tls/certs/ca-bundle.crt')
+   */
+  trustedCertificate?: string | undefined
 }
 
 // Which rules each server executes. Caddy can also honour the CGI-style Location + 200, through a
@@ -95,7 +101,7 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   }
   let text: string
   switch (server) {
-    case 'nginx': text = renderNginx(own, full); break
+    case 'nginx': text = renderNginx(own, full, options.trustedCertificate); break
     case 'apache': text = renderApache(own, full); break
     case 'lighttpd': text = renderLighttpd(own, full, upstream); break
     case 'caddy': text = renderCaddy(own, full, upstream); break

@@ -139,6 +139,20 @@ test('nginx: a remote rule gets the generic location with every required line an
   t.regex(text, /# resolver /)
 })
 
+test('nginx: https origins (a sourceUrl, any remote URL) get their certificate verified against the CA bundle (the system\'s, or trustedCertificate) and SNI; an http sourceUrl gets no TLS lines', (t) => {
+  const tls = ['proxy_ssl_server_name on;', 'proxy_ssl_verify on;', 'proxy_ssl_verify_depth 4;']
+  const lines = (text: string): string[] => text.split('\n').map((line) => line.trim())
+  for (const rule of [nginx({ sourceUrl: 'https://bucket.example/files/', destinationUrl: '/_origin/' }), nginx({ remote: true, destinationUrl: '/_remote/' })]) {
+    const system = lines(renderServerConfig('nginx', [rule]))
+    for (const line of [...tls, 'proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;']) t.true(system.includes(line), line)
+    const own = lines(renderServerConfig('nginx', [rule], { trustedCertificate: '/etc/pki/tls/certs/ca bundle.crt' }))
+    t.true(own.includes('proxy_ssl_trusted_certificate "/etc/pki/tls/certs/ca bundle.crt";'))
+  }
+  const plain = renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/files/', destinationUrl: '/_origin/' })])
+  t.false(plain.includes('proxy_ssl'))
+  t.throws(() => renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })], { trustedCertificate: '/etc/$ca.pem' }), { instanceOf: TypeError })
+})
+
 test('nginx: rules that map one destination to the same directory give one location', (t) => {
   const text = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),

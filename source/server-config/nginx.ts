@@ -145,7 +145,27 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
   ]
 }
 
-function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined): string[] {
+/** The CA bundle of Debian and Ubuntu (package ca-certificates): nginx verifies https origins against it by default. */
+export const DEFAULT_TRUSTED_CERTIFICATE = '/etc/ssl/certs/ca-certificates.crt'
+
+/**
+ * For a location that proxies to https origins: the certificate is verified and the host name sent
+ * (SNI), as the app's own requests (HttpFile, the storage SDKs) do. nginx's defaults are neither:
+ * anyone between nginx and the origin could read the presigned URLs and change the bytes, and an
+ * origin that needs SNI (a CDN) fails. The depth allows an intermediate or two (nginx's default, 1,
+ * refuses most public chains).
+ */
+function tlsLines (trustedCertificate: string): string[] {
+  return [
+    '# https origins: verify their certificate and send the host name (SNI), as the app does',
+    'proxy_ssl_server_name on;',
+    'proxy_ssl_verify on;',
+    'proxy_ssl_verify_depth 4;',
+    `proxy_ssl_trusted_certificate ${nginxString(trustedCertificate, 'trustedCertificate')};`
+  ]
+}
+
+function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined, trustedCertificate: string): string[] {
   const location = destinationOf(rule)
   const { origin, basePath } = splitSourceUrl(sourceUrl)
   return [
@@ -153,6 +173,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
     '    internal;',
     ...charsetLines(charset),
+    ...(origin.startsWith('https:') ? tlsLines(trustedCertificate).map((line) => '    ' + line) : []),
     ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
@@ -160,7 +181,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
   ]
 }
 
-function remoteLocation (rule: ConfigRule, charset: string | undefined): string[] {
+function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedCertificate: string): string[] {
   const location = destinationOf(rule)
   const pattern = '^' + location.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$'
   return [
@@ -177,6 +198,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined): string[
     ...charsetLines(charset).map((line) => '    ' + line),
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
+    ...tlsLines(trustedCertificate).map((line) => '        ' + line),
     ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
     '        # proxy_pass with variables resolves at request time: set a resolver for DNS names, e.g.',
     '        # resolver 127.0.0.53 valid=30s;',
@@ -188,7 +210,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined): string[
   ]
 }
 
-export function nginxLocations (rules: readonly ConfigRule[]): string[] {
+export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate = DEFAULT_TRUSTED_CERTIFICATE): string[] {
   const lines: string[] = []
   const seen = new Set<string>()
   // A location shared by several rules refuses symlinks when any of them counts on it.
@@ -202,8 +224,8 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
     lines.push('', `# ${describeRule(rule)}`)
     const charset = locationCharset(rules, location)
     if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location), charset))
-    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule, charset))
-    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl, charset))
+    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule, charset, trustedCertificate))
+    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl, charset, trustedCertificate))
   }
   const statuses = new Set<number>()
   for (const rule of rules) {
@@ -222,8 +244,8 @@ export function nginxLocations (rules: readonly ConfigRule[]): string[] {
  */
 const appHeadLines: readonly string[] = ['proxy_buffer_size 16k;', 'proxy_busy_buffers_size 24k;']
 
-export function renderNginx (rules: readonly ConfigRule[], full?: FullConfig): string {
-  const locations = nginxLocations(rules)
+export function renderNginx (rules: readonly ConfigRule[], full?: FullConfig, trustedCertificate?: string): string {
+  const locations = nginxLocations(rules, trustedCertificate)
   if (full === undefined) {
     return [
       '# koa-downloads: X-Accel-Redirect targets for nginx (generated by `koa-downloads config nginx`).',
