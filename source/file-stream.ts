@@ -98,11 +98,19 @@ export function pooledBuffers (size: number): number {
   return pool.get(size)?.buffers.length ?? 0
 }
 
+/** Why the file open as `fd` is no longer what was opened (same size or shorter, another mtime), or undefined. */
+function rewritten (fd: number, opened: { size: number, mtimeMs: number }): string | undefined {
+  const now = fstatSync(fd)
+  if (now.mtimeMs === opened.mtimeMs || now.size > opened.size) return undefined
+  return `the file was modified while being sent (${now.size} bytes now, ${opened.size} when opened)`
+}
+
 /**
  * Reads bytes `start`…`end` (inclusive) of an open file descriptor, in chunks of `chunkSize`, and
  * closes it when it ends, fails or is destroyed (client abort). A file that turns out shorter than
- * promised (truncated while served) is an error, never a quietly short end: the response is then
- * aborted instead of looking complete.
+ * promised (truncated while served), or that was rewritten in place by the time its last chunk is
+ * read (an mtime that moved, no growth), is an error, never a quietly short or mixed end: the
+ * response is then aborted instead of looking complete.
  *
  * Chunk buffers are reused while the stream's one consumer is a pipe into a plain HTTP/1 response
  * (what Koa does with a stream body): once the response reports nothing left to write
@@ -119,13 +127,6 @@ export function pooledBuffers (size: number): number {
  * free buffers go to a pool per chunk size (at most POOL_BYTES each, trimmed to what the streams
  * use), which the next streams read into first.
  */
-/** Why the file open as `fd` is no longer what was opened (same size or shorter, another mtime), or undefined. */
-function rewritten (fd: number, opened: { size: number, mtimeMs: number }): string | undefined {
-  const now = fstatSync(fd)
-  if (now.mtimeMs === opened.mtimeMs || now.size > opened.size) return undefined
-  return `the file was modified while being sent (${now.size} bytes now, ${opened.size} when opened)`
-}
-
 export class FileStream extends Readable {
   #fd: number | undefined
   #position: number

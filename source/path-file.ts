@@ -379,7 +379,6 @@ function readInto (fd: number, buffer: Buffer, offset: number, length: number, p
   return new Promise((resolve, reject) => { read(fd, buffer, offset, length, position, (error, bytesRead) => { if (error === null) resolve(bytesRead); else reject(error) }) })
 }
 
-/** A real path outside the real root is a 404: a symlink led out of it. */
 /**
  * For a real path outside the root's real path as first resolved: resolves the root again, since
  * its own symlinks may have moved since (a `current → releases/N` deploy switched to another

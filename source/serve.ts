@@ -226,13 +226,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
 
       if (plan.status === 304 || ctx.method === 'HEAD') {
-        // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it. A bare
-        // wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
+        // HEAD: a Download is the body; Koa's respond() ends a HEAD without reading it.
         // 304: setting the status drops any body, so the stream-body setup is skipped (bench/).
-        if (plan.status !== 304) {
-          if (!(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
-          markAnswered(ctx.body as Download)
-        }
+        if (plan.status !== 304) answeredWithoutBody(ctx, download)
         applyHeaders(ctx, chosen ?? plan.status, plan.headers)
         if (plan.status !== 304) {
           if (plan.length !== undefined) ctx.length = plan.length
@@ -241,8 +237,11 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         return
       }
       // The client left while the file was described: nothing is opened for nobody (a storage
-      // request, a generator started).
-      if (signal.aborted) return
+      // request, a generator started), here or by an outer serve() on the way back.
+      if (signal.aborted) {
+        answeredWithoutBody(ctx, download)
+        return
+      }
       let body: Body
       try {
         body = await openBody(download, plan, stat, opened, options)
@@ -284,6 +283,16 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   } finally {
     if (!handedOver) releaseFile(file)
   }
+}
+
+/**
+ * Leaves `ctx.body` a Download marked answered, for a response that sends none of the file (a HEAD,
+ * a client gone): reading it ends at once, and no outer serve() or offload() answers it again. A
+ * bare wrapper must not stay the body: Koa would send the length of its JSON as Content-Length.
+ */
+function answeredWithoutBody (ctx: Context, download: DownloadBody): void {
+  if (!(ctx.body instanceof Download)) ctx.body = new Download(download.file, download.options)
+  markAnswered(ctx.body as Download)
 }
 
 const noHeaders: IncomingHttpHeaders = Object.freeze({})

@@ -398,7 +398,7 @@ test('download: a route-level downloads() inside an app-level downloads({ rules 
   t.is(head.headers.etag, get.headers.etag)
 })
 
-test('serve: a client that leaves while the file is described (a stat() that ignores the abort signal) gets nothing opened for it', async t => {
+test('serve: a client that leaves while the file is described (a stat() that ignores the abort signal) gets nothing opened for it, nor described again by an outer downloads()', async t => {
   const calls: string[] = []
   let described: () => void = () => {}
   const statted = new Promise<void>((resolve) => { described = resolve })
@@ -416,10 +416,16 @@ test('serve: a client that leaves while the file is described (a stat() that ign
       return Readable.from([Buffer.from('hello')])
     }
   }
-  const base = await listen(t, downloadApp((ctx) => {
+  // An app-wide downloads() around a route's own: the outer one must not describe it again either.
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(downloads())
+  koa.use(downloads())
+  koa.use((ctx) => {
     ctx.res.once('close', closed)
     ctx.body = download(file)
-  }))
+  })
+  const base = await listen(t, koa)
   const req = get(`${base}/`)
   req.on('error', () => {})
   while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))

@@ -252,18 +252,22 @@ async function readMedia (client: Storage, read: MediaRead): Promise<IncomingMes
 let proxyAgents: { http: Agent, https: Agent } | undefined | false
 
 /**
- * The agent that sends through the proxy the environment names (`HTTP_PROXY`, `HTTPS_PROXY`,
- * `NO_PROXY`, as Node reads them for `NODE_USE_ENV_PROXY`), as teeny-request sends the SDK's own
- * requests: a deployment whose only way out is a proxy reaches GCS for media reads as for metadata.
+ * The agent that sends through the proxy the environment names, as teeny-request sends the SDK's
+ * own requests: a deployment whose only way out is a proxy reaches GCS for media reads as for
+ * metadata. teeny-request takes `HTTP_PROXY`, `http_proxy`, `HTTPS_PROXY`, `https_proxy`, the
+ * first one set, for every URL (https ones too); so does this, through Node's own proxy support
+ * (`proxyEnv`, Node ≥ 24.5), which also reads `NO_PROXY` (its matching, not teeny-request's).
  * Undefined (Node's global agents) when none is set. Read once.
  */
 function proxyAgent (url: string): Agent | undefined {
   if (proxyAgents === undefined) {
     const env = process.env
-    const named = [env.HTTP_PROXY, env.http_proxy, env.HTTPS_PROXY, env.https_proxy].some((value) => value !== undefined && value !== '')
-    proxyAgents = named && {
-      http: new (process.getBuiltinModule('node:http').Agent)({ keepAlive: true, proxyEnv: env }),
-      https: new (process.getBuiltinModule('node:https').Agent)({ keepAlive: true, proxyEnv: env })
+    const proxy = [env.HTTP_PROXY, env.http_proxy, env.HTTPS_PROXY, env.https_proxy].find((value) => value !== undefined && value !== '')
+    const noProxy = env.NO_PROXY ?? env.no_proxy
+    const proxyEnv = { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, ...(noProxy === undefined ? {} : { NO_PROXY: noProxy }) }
+    proxyAgents = proxy !== undefined && {
+      http: new (process.getBuiltinModule('node:http').Agent)({ keepAlive: true, proxyEnv }),
+      https: new (process.getBuiltinModule('node:https').Agent)({ keepAlive: true, proxyEnv })
     }
   }
   if (proxyAgents === false) return undefined

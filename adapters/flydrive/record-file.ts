@@ -25,8 +25,9 @@ export interface RecordFields<R> {
   sizeField?: (keyof R & string) | undefined
   /**
    * The field holding the modification time (Date, ms since the epoch — or seconds, for a number
-   * below 10^11, which as ms would be before 1973 —, or an ISO/SQL date string; SQLite's
-   * `YYYY-MM-DD HH:MM:SS[.fff…]` is UTC), used when the storage reports none.
+   * below 10^11, which as ms would be before 1973 —, or an ISO/SQL date string; one with no offset,
+   * `YYYY-MM-DD HH:MM[:SS[.fff…]]` with a space or a `T`, is UTC, as SQLite reads it), used when the
+   * storage reports none.
    */
   mtimeField?: (keyof R & string) | undefined
 }

@@ -2,12 +2,14 @@ import { expireAfterPoll } from '../../source/guarded-stream.ts'
 import { noResponseError } from './storage-error.ts'
 
 /**
- * `promise`, or a rejection when `timeout` ms pass first (ETIMEDOUT → E_TIMEOUT) or `signal`
+ * `operation`'s result, or a rejection when `timeout` ms pass first (ETIMEDOUT → E_TIMEOUT) or `signal`
  * aborts (the client went away: an AbortError). The operation itself goes on, unless its own
  * timeout ends it; a value it still gives after we gave up is handed to `discard` (a stream to
  * destroy), its failure ignored.
  */
-export async function within<T> (promise: Promise<T>, timeout: number, signal: AbortSignal | undefined, discard?: (late: T) => void): Promise<T> {
+export async function within<T> (operation: T | PromiseLike<T>, timeout: number, signal: AbortSignal | undefined, discard?: (late: T) => void): Promise<T> {
+  // A driver written in JavaScript may answer with the value itself, as `await` allows.
+  const promise = Promise.resolve(operation)
   let gaveUp = false
   promise.then((value) => { if (gaveUp) discard?.(value) }, () => {})
   let cancel: (() => void) | undefined

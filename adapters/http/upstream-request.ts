@@ -113,13 +113,15 @@ function discard (response: IncomingMessage): void {
  * before any response. Such a GET or HEAD is sent once more, on a new connection, as Caddy does
  * and Node's documentation of `request.reusedSocket` advises; any other failure is final.
  */
-async function once (url: URL, options: UpstreamRequest, fresh = false): Promise<IncomingMessage> {
+async function once (url: URL, options: UpstreamRequest, fresh = false, deadline = Date.now() + options.timeout): Promise<IncomingMessage> {
   const request = url.protocol === 'https:' ? process.getBuiltinModule('node:https').request : http.request
   return await new Promise<IncomingMessage>((resolve, reject) => {
-    // Sent again: on a new connection (a given agent, a proxy's, opens one for a request that finds no free socket).
+    // Sent again: on a new connection — but through a given agent (a proxy's) as before, which may
+    // take another socket from its pool (a reset there is the caller's to retry).
     const agent = options.agent ?? (fresh ? false : undefined)
     const req = request(url, { method: options.method, headers: options.headers, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(agent === undefined ? {} : { agent }) })
-    const cancel = expireAfterPoll(options.timeout, () => {
+    // A request sent again has what is left of the first one's wait.
+    const cancel = expireAfterPoll(Math.max(1, deadline - Date.now()), () => {
       req.destroy(new DownloadError('E_TIMEOUT', `${redactUrl(url.href)}: no response in ${options.timeout} ms`))
     })
     let answered = false
@@ -137,7 +139,7 @@ async function once (url: URL, options: UpstreamRequest, fresh = false): Promise
       const code = (error as { code?: string }).code
       if (!answered && !fresh && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
         debug('http %s %s: %s on a reused connection: sent again on a new one', options.method, loggableUrl(url.href), code)
-        once(url, options, true).then(resolve, reject)
+        once(url, options, true, deadline).then(resolve, reject)
         return
       }
       debug('http %s %s: %s', options.method, loggableUrl(url.href), error.message)

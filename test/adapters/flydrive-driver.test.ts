@@ -2,7 +2,9 @@ import { get } from 'node:http'
 import { Readable } from 'node:stream'
 import test from 'ava'
 import type { DriverContract } from 'flydrive/types'
+import Koa from 'koa'
 import { download } from '../../source/download.ts'
+import { downloads } from '../../source/downloads.ts'
 import { StorageFile } from '../../adapters/flydrive/index.ts'
 import { rawRequest } from '../helpers/file-contract.ts'
 import { listen } from '../helpers/listen.ts'
@@ -86,24 +88,44 @@ test('custom driver: metadata that never comes is a 504 after idleTimeout, and s
 
 test('custom driver: a client that leaves while the metadata is awaited ends the wait, and no stream is asked for', async (t) => {
   const { driver, calls, hold } = customDriver({ 'a.bin': { bytes: Buffer.alloc(1000, 0x61) } })
+  // The request's middleware chain ends, serve() included: the wait for the driver ended with the client.
   let served: () => void = () => {}
   const done = new Promise<void>((resolve) => { served = resolve })
-  const base = await listen(t, downloadApp(async (ctx) => {
+  const koa = new Koa()
+  koa.silent = true
+  koa.use(async (_ctx, next) => {
     try {
-      ctx.body = download(new StorageFile(driver, ctx.path.slice(1), { idleTimeout: 60_000 }))
+      await next()
     } finally {
-      ctx.res.once('close', served)
+      served()
     }
-  }))
+  })
+  koa.use(downloads())
+  koa.use((ctx) => { ctx.body = download(new StorageFile(driver, ctx.path.slice(1), { idleTimeout: 60_000 })) })
+  const base = await listen(t, koa)
   let release: () => void = () => {}
   hold.metadata = new Promise((resolve) => { release = resolve })
   const req = get(`${base}/a.bin`)
   req.on('error', () => {})
   while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   req.destroy()
-  await done
+  // Within a generous 5 s, not the 60 s idle timeout, and before the driver answers.
+  const ended = await Promise.race([done.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => { resolve(false) }, 5000))])
+  t.true(ended, 'serve() stopped waiting for the driver when the client left')
   // The metadata comes after the client left: nothing more is asked of the driver.
   release()
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.deepEqual(calls, ['getMetaData a.bin'])
+})
+
+test('custom driver: one written in JavaScript that answers with plain values (no promises), as `await` allows, is served', async (t) => {
+  const bytes = Buffer.alloc(1000, 0x70)
+  const driver = {
+    getMetaData: () => ({ contentLength: bytes.length, etag: '"plain"' }),
+    getStream: () => Readable.from([bytes])
+  } as unknown as DriverContract
+  const base = await listen(t, downloadApp((ctx) => { ctx.body = download(new StorageFile(driver, 'plain.bin')) }))
+  const res = await rawRequest(`${base}/`)
+  t.is(res.status, 200)
+  t.deepEqual(res.body, bytes)
 })
