@@ -239,11 +239,18 @@ interface DestinationFields {
  * request (`trustMappingHeader`) is not known here.
  */
 export function destinationConflict (rules: readonly unknown[]): string | undefined {
-  const placed: Array<{ name: string, space: string, destination: string, target: string, charset: string | undefined }> = []
-  const place = (name: string, space: string, url: string, target: string, charset?: string): string | undefined => {
+  const placed: Array<{ name: string, space: string, destination: string, target: string, charset: string | undefined, spelling: string | undefined }> = []
+  const place = (name: string, space: string, url: string, target: string, charset?: string, spelling?: string): string | undefined => {
     const destination = url.endsWith('/') ? url : url + '/'
     for (const other of placed) {
       if (other.space !== space) continue
+      // The same target spelled two ways under one destination: the proxy in front reads the
+      // other rule's values as other names (nginx decodes a caddy() rule's `a%20b` into `a b`).
+      if (other.destination === destination && other.target === target && other.spelling !== undefined && spelling !== undefined && other.spelling !== spelling) {
+        return `${other.name} (${other.target} → ${other.destination}, ${other.spelling}) and ${name} (${target} → ${destination}, ${spelling}) ` +
+          'send the same header to the same destinationUrl, spelling file names differently: the proxy in front would read one rule\'s values as other names (another file, or a 404): ' +
+          'give each its own destinationUrl'
+      }
       // One nginx location has one `source_charset` line, the charset of the first rule that sets
       // one: another rule's X-Accel-Charset would then be unknown to nginx and silently dropped.
       // A rule without a charset sends none, and shares a location with any.
@@ -257,7 +264,7 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
         `${clash === 'same' ? 'have the same destinationUrl' : 'have nested destinationUrls'} on the same proxy, so it would serve one rule's files for the other's: ` +
         'give each source its own destinationUrl, neither inside another (or merge rules for the same files into one rule)'
     }
-    placed.push({ name, space, destination, target, charset })
+    placed.push({ name, space, destination, target, charset, spelling })
     return undefined
   }
   for (let index = 0; index < rules.length; index++) {
@@ -266,7 +273,7 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     if (rule.backend === 'negotiated') {
       if (!Array.isArray(rule.mapping) || !Array.isArray(rule.allow) || !rule.allow.includes('X-Accel-Redirect')) continue
       for (const entry of rule.mapping as NonNullable<DestinationFields['mapping']>) {
-        const conflict = place(`rules[${index}] mapping`, 'header x-accel-redirect', entry.destinationUrl, `sourceDir ${entry.sourceDir}`)
+        const conflict = place(`rules[${index}] mapping`, 'header x-accel-redirect', entry.destinationUrl, `sourceDir ${entry.sourceDir}`, undefined, ENCODED)
         if (conflict !== undefined) return conflict
       }
       continue
@@ -280,15 +287,23 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
         ? `header ${(rule.header ?? 'X-Accel-Redirect').toLowerCase()}`
         : rule.backend === 'internal-redirect' ? 'location' : undefined
     if (space === undefined) continue
-    // What the proxy serves under the destination: the generators write the same block for it.
+    // What the proxy serves under the destination: the generators write the same block for it. And
+    // how the value spells the path: nginx() (and negotiated()) percent-encode it, caddy() sends it
+    // as it is. Whichever proxy is in front reads both rules' values its own way, so the same
+    // directory under an nginx() and a caddy() rule is two targets: `a%20b` named one file to one
+    // rule and another (`a b`) to the proxy (an outside audit served such decoys).
+    const spelling = rule.backend === 'caddy' ? RAW : rule.backend === 'nginx' ? ENCODED : undefined
     const target = rule.remote === true ? 'any origin' : rule.sourceDir !== undefined ? `sourceDir ${rule.sourceDir}` : `sourceUrl ${String(rule.sourceUrl)}`
     // The charset its location must know (server-config/nginx.ts), when the rule sends one.
     const charset = rule.backend === 'nginx' && typeof rule.charset === 'string' ? JSON.stringify(rule.charset.toLowerCase()) : undefined
-    const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target, charset)
+    const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target, charset, spelling)
     if (conflict !== undefined) return conflict
   }
   return undefined
 }
+
+const ENCODED = 'the path percent-encoded'
+const RAW = 'the path as it is'
 
 /**
  * How two destinations (normalised, ending with `/`) clash on one proxy: the same prefix for

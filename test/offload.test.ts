@@ -268,7 +268,7 @@ test('offload() and downloads(): nginx rules sharing a location with different c
   // with any; buffering, limitRate and expires are headers each rule sends with its own responses.
   t.notThrows(() => offload([utf8, nginx({ sourceDir: '/srv/a', destinationUrl: '/p/', charset: 'UTF-8', limitRate: 1024, buffering: false, expires: 60 })]))
   t.notThrows(() => offload([nginx({ sourceDir: '/srv/a', destinationUrl: '/p/', charset: false }), latin, nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' })]))
-  t.notThrows(() => offload([utf8, nginx({ sourceDir: '/srv/b', destinationUrl: '/q/', charset: 'koi8-r' }), caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })]), 'other locations and proxies')
+  t.notThrows(() => offload([utf8, nginx({ sourceDir: '/srv/b', destinationUrl: '/q/', charset: 'koi8-r' }), caddy({ sourceDir: '/srv/a', destinationUrl: '/p/', header: 'X-Caddy-File' })]), 'other locations and proxies')
 })
 
 test('offload() and downloads(): a negotiated() mapping on another rule\'s nginx location → TypeError at setup (nginx would serve the other directory\'s file)', (t) => {
