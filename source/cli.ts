@@ -243,15 +243,18 @@ async function checkCommand (args: string[]): Promise<number> {
       if (undecodable === undefined) decoder?.write(chunk)
     }
     decoder?.end()
-    await decodedEnd
+    // The decoding too stays within --timeout (a small body can decode to gigabytes).
+    if (decodedEnd !== undefined) await Promise.race([decodedEnd, abortedBy(deadline)])
   } catch (error) {
+    coding?.decoder?.destroy()
     // Before the response the request fails with an AbortError; in the body, the response with "aborted".
     if (deadline.aborted || (error as Error | null)?.name === 'AbortError') {
       // What had arrived tells a stalled proxy from a large file on a slow link (raise --timeout).
       const length = response?.headers['content-length']
       const progress = response === undefined
         ? 'no response headers arrived'
-        : `status ${response.statusCode ?? 0} arrived, then ${size} bytes${length === undefined ? '' : ` of the ${length} its Content-Length announced`}`
+        : `status ${response.statusCode ?? 0} arrived, then ${size} bytes${length === undefined ? '' : ` of the ${length} its Content-Length announced`}` +
+          (response.complete && coding !== undefined ? `, still being decoded (${coding.name}: ${decodedSize} bytes so far)` : '')
       throw new Error(`no complete response within ${timeout} s (--timeout): ${progress}`)
     }
     if (response === undefined) throw error
@@ -478,4 +481,13 @@ function describe (error: unknown): string {
   const code = (error as { code?: unknown }).code
   const head = error.message !== '' ? error.message : typeof code === 'string' && code !== '' ? code : error.name
   return inner.length === 0 ? head : `${head}: ${inner.join('; ')}`
+}
+
+/** Rejects with an AbortError once `signal` aborts (at once if it has). */
+async function abortedBy (signal: AbortSignal): Promise<never> {
+  return await new Promise<never>((resolve, reject) => {
+    const fail = (): void => { reject(new DOMException('the --timeout passed', 'AbortError')) }
+    if (signal.aborted) fail()
+    else signal.addEventListener('abort', fail, { once: true })
+  })
 }

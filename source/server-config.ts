@@ -1,10 +1,10 @@
 import { renderApache } from './server-config/apache.ts'
 import { renderCaddy } from './server-config/caddy.ts'
 import { renderLighttpd } from './server-config/lighttpd.ts'
-import { renderNginx } from './server-config/nginx.ts'
+import { nginxString, renderNginx } from './server-config/nginx.ts'
 import type { ConfigRule, FullConfig } from './server-config/shared.ts'
 import { destinationConflict, normalizeDestinationUrl, normalizeDir } from './offload-rule.ts'
-import { quote, withSlash } from './server-config/shared.ts'
+import { withSlash } from './server-config/shared.ts'
 
 export type { ConfigRule, FullConfig } from './server-config/shared.ts'
 
@@ -141,8 +141,8 @@ function handWritten (server: ServerName, rules: readonly ConfigRule[]): { title
     lines: entries.map(({ sourceDir, destinationUrl }) => {
       if (withSlash(destinationUrl) === '/') throw new TypeError(`renderServerConfig(): a negotiated() mapping to "/" cannot have an internal location (it would take every URL of the server, the app's too): map ${sourceDir} to a location of its own, e.g. '/protected/'`)
       if (sourceDir.includes('$')) throw new TypeError(`renderServerConfig(): a negotiated() mapping's directory contains "$", which nginx would read as a variable: ${JSON.stringify(sourceDir)}`)
-      const alias = withSlash(sourceDir)
-      return `location ^~ ${withSlash(destinationUrl)} { internal; alias ${/^[A-Za-z0-9_./:@%+,=-]+$/.test(alias) ? alias : quote(alias)}; }`
+      // Quoted as the generated locations are: a `;` or a quote in either would break the line.
+      return `location ^~ ${nginxString(withSlash(destinationUrl), 'a negotiated() destinationUrl')} { internal; alias ${nginxString(withSlash(sourceDir), 'a negotiated() directory')}; }`
     })
   }
 }

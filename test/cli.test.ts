@@ -18,6 +18,12 @@ import { rules } from './fixtures/integration/rules.ts'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/integration/${name}`, import.meta.url))
 const body = Buffer.from('the bytes of the file\n')
+let bombBytes: Buffer | undefined
+/** 1 GiB of zeros, gzipped (made once, on first use). */
+function bomb (): Buffer {
+  bombBytes ??= gzipSync(Buffer.alloc(1 << 30), { level: 1 })
+  return bombBytes
+}
 
 // A stand-in for "what the client sees": each path plays one kind of (mis)configured proxy.
 let server: Server
@@ -31,6 +37,8 @@ test.before(async () => {
       // A proxy that compresses the download (nginx gzip on, Caddy encode) for a client that accepts it.
       case '/gzip': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Content-Encoding', 'gzip'); res.end(gzipSync(body)); return
       case '/gzip-bad': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Content-Encoding', 'gzip'); res.end(body); return
+      // About 1 MB that decodes to 1 GiB: arrives at once, takes seconds to decode and hash.
+      case '/gzip-bomb': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Content-Encoding', 'gzip'); res.end(bomb()); return
       case '/accel': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Accel-Redirect', '/protected/x.txt'); res.end(); return
       case '/sendfile': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('X-Sendfile', '/srv/files/x.txt'); res.end(); return
       case '/location': res.setHeader('Content-Disposition', 'attachment'); res.setHeader('Location', '/protected/x.txt'); res.end(); return
@@ -306,6 +314,11 @@ test('cli check: --timeout is a plain number of seconds up to 2147483 (setTimeou
   const stalled = await runCli(['check', base + '/stall', '--timeout', '0.5'])
   t.is(stalled.code, 1)
   t.is(stalled.stderr, 'koa-downloads: no complete response within 0.5 s (--timeout): status 200 arrived, then 22 bytes of the 32 its Content-Length announced\n')
+  // The decoding of a compressed body is bounded too.
+  bomb()
+  const decoding = await runCli(['check', base + '/gzip-bomb', '--timeout', '0.5'])
+  t.is(decoding.code, 1)
+  t.regex(decoding.stderr, /^koa-downloads: no complete response within 0\.5 s \(--timeout\): status 200 arrived, then \d+ bytes of the \d+ its Content-Length announced, still being decoded \(gzip: \d+ bytes so far\)\n$/)
 })
 
 test('cli check: an unparsable URL, another scheme or an invalid header is a usage error (exit 2)', async (t) => {

@@ -458,3 +458,12 @@ test('negotiated() rules are not rendered, and a comment says why', (t) => {
   const rules: ConfigRule[] = [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), { backend: 'negotiated' }]
   t.regex(renderServerConfig('nginx', rules), /location \^~ \/p\/ \{[^]*\n# 1 negotiated\(\) rule\(s\) not rendered: the proxy must send X-Sendfile-Type itself\n$/)
 })
+
+test('negotiated() mappings printed to write by hand are quoted as the generated locations are: a ";" or a quote in a destinationUrl or directory does not break the line', (t) => {
+  const rules: ConfigRule[] = [
+    nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }),
+    { backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/srv/it\'s;x', destinationUrl: '/it\'s;x/' }] } as unknown as ConfigRule
+  ]
+  const text = renderServerConfig('nginx', rules)
+  t.true(text.includes('#     location ^~ "/it\'s;x/" { internal; alias "/srv/it\'s;x/"; }\n'), text)
+})

@@ -6,7 +6,7 @@ import type { ConfigRule, FullConfig } from './shared.ts'
 
 // nginx strings interpolate `$variables` and there is no escape for `$`; refuse rather than emit a
 // path nginx would silently rewrite.
-function nginxString (value: string, what: string): string {
+export function nginxString (value: string, what: string): string {
   assertConfigSafe(value, what)
   if (value.includes('$')) throw new TypeError(`renderServerConfig(): ${what} contains "$", which nginx would read as a variable: ${JSON.stringify(value)}`)
   return /^[A-Za-z0-9_./:@%+,=-]+$/.test(value) ? value : quote(value)

@@ -52,6 +52,16 @@ test('apache: names a raw header cannot carry (controls, trailing space) are not
   t.is(rule.match(file('/s/esc\x1b[31m'), get), undefined)
 })
 
+test('apache: a path mod_xsendfile cannot open (its XSendFilePath and the path past PATH_MAX: Apache\'s 404) is not offloaded, the app streams it', (t) => {
+  const rule = apache({ sourceDir: '/s', destinationDir: '/srv/protected' }) // 14 bytes
+  const name = (bytes: number): string => '/s/' + 'd'.repeat(200) + '/' + 'n'.repeat(bytes - 204)
+  // 14 + the value ('/srv/protected/' + the rest: 12 more bytes than the name) + 4 ≤ 4096
+  t.truthy(rule.match(file(name(4096 - 4 - 14 - 12)), get))
+  t.is(rule.match(file(name(4096 - 4 - 14 - 12 + 1)), get), undefined)
+  // UTF-8 bytes count, not characters
+  t.is(rule.match(file('/s/' + 'é'.repeat(2100)), get), undefined)
+})
+
 test('apache: a UTF-8 name reaches the wire as its UTF-8 bytes, not latin1 (proxies.md §2)', async (t) => {
   const app = downloadApp((ctx) => { ctx.body = file('/srv/files/snow ☃/ü.txt') }, { rules: [apache({ sourceDir: '/srv/files', destinationDir: '/srv/files' })] })
   const server = app.listen(0, '127.0.0.1')
