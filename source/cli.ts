@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { constants } from 'node:fs'
+import { accessSync, constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { request as httpRequest, validateHeaderName, validateHeaderValue } from 'node:http'
 import type { IncomingMessage } from 'node:http'
@@ -28,7 +28,8 @@ const usage = `Usage:
       array of rules or an object with "rules". Without --listen/--prefix: a snippet to paste into your
       server block; with --listen, --upstream and --prefix: a complete, runnable configuration.
       nginx verifies the certificates of https origins against --trusted-certificate
-      (default /etc/ssl/certs/ca-certificates.crt).
+      (default /etc/ssl/certs/ca-certificates.crt; "off": no verification, e.g. for an origin
+      addressed by IP, which nginx cannot verify).
 
   koa-downloads check <url> [--sha256 HEX | --file PATH] [--rules <module>] [--offload-header NAME]...
                       [--header "Name: value"]... [--timeout SECONDS]
@@ -99,8 +100,22 @@ async function configCommand (args: string[]): Promise<number> {
   }
   const rules = await loadRules(values.rules)
   const full = listen !== undefined && upstream !== undefined && prefix !== undefined ? { listen, upstream, prefix: resolve(prefix) } : undefined
-  const trusted = values['trusted-certificate']
-  process.stdout.write(renderServerConfig(server as ServerName, rules, { full, upstream, trustedCertificate: typeof trusted === 'string' ? trusted : undefined }))
+  const given = values['trusted-certificate']
+  if (typeof given === 'string' && server !== 'nginx') throw new UsageError('--trusted-certificate is for nginx (the other servers verify https origins with the system\'s trust store, or proxy to none)')
+  const trustedCertificate = typeof given === 'string' ? (given === 'off' ? false : resolve(given)) : undefined
+  const text = renderServerConfig(server as ServerName, rules, { full, upstream, trustedCertificate })
+  // nginx does not start without the bundle it is told to read: say so now, not at its next reload.
+  const bundle = /^\s*proxy_ssl_trusted_certificate (.+);$/m.exec(text)?.[1]
+  if (bundle !== undefined) {
+    const path = bundle.startsWith('"') ? JSON.parse(bundle) as string : bundle
+    try {
+      accessSync(path, constants.R_OK)
+    } catch {
+      process.stderr.write(`koa-downloads: warning: nginx will not start without ${path}, the CA bundle that verifies https origins (not readable here): ` +
+        'if this is not the machine nginx runs on, check it there; otherwise give --trusted-certificate <bundle> (e.g. /etc/pki/tls/certs/ca-bundle.crt), or --trusted-certificate off\n')
+    }
+  }
+  process.stdout.write(text)
   return 0
 }
 

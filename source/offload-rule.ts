@@ -224,7 +224,9 @@ interface DestinationFields {
  * other rule's directory or origin — another file than the one the app authorised. Equal
  * destinations with the same target (a duplicate rule, or a `sourceDir` rule and one with the same
  * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
- * name a directory, not a URL, and never clash.
+ * name a directory, not a URL: rules of one of them never clash, but an apache() and a lighttpd()
+ * rule must not share a directory (both send X-Sendfile, spelled differently). Likewise an nginx()
+ * and a caddy() rule for the same target under one destination.
  *
  * nginx() rules sharing a location must also agree on `charset` when both set one: the location
  * has one `source_charset` line, and nginx drops an X-Accel-Charset it does not know. Their other
@@ -266,6 +268,23 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     }
     placed.push({ name, space, destination, target, charset, spelling })
     return undefined
+  }
+  // apache() and lighttpd() both send X-Sendfile, the file's path below their destinationDir:
+  // apache() as it is, lighttpd() percent-encoded (lighttpd decodes it). Whichever proxy is in front
+  // reads both rules' values its own way, so the two must not share a directory: a name one of
+  // them refuses (a trailing space) would fall to the other, whose `x%20` is another file to Apache.
+  const sendfiles: Array<{ name: string, backend: string, dir: string }> = []
+  for (let index = 0; index < rules.length; index++) {
+    const rule = rules[index] as (DestinationFields & { destinationDir?: unknown }) | null
+    if (rule === null || typeof rule !== 'object' || (rule.backend !== 'apache' && rule.backend !== 'lighttpd') || typeof rule.destinationDir !== 'string') continue
+    const dir = rule.destinationDir.endsWith('/') ? rule.destinationDir : rule.destinationDir + '/'
+    for (const other of sendfiles) {
+      if (other.backend === rule.backend || (!dir.startsWith(other.dir) && !other.dir.startsWith(dir))) continue
+      return `${other.name} (${other.backend}(), destinationDir ${other.dir}, the path as it is or percent-encoded) and rules[${index}] (${rule.backend}(), destinationDir ${dir}) ` +
+        'both send X-Sendfile for one directory, spelling file names differently: the proxy in front would read one rule\'s values as other names (another file, or a 404): ' +
+        'keep the rules of the proxy you run, or give them separate directories'
+    }
+    sendfiles.push({ name: `rules[${index}]`, backend: rule.backend, dir })
   }
   for (let index = 0; index < rules.length; index++) {
     const rule = rules[index] as DestinationFields | null

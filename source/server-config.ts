@@ -26,10 +26,13 @@ export interface ServerConfigOptions {
   upstream?: string | undefined
   /**
    * nginx: the CA bundle against which the certificates of https origins (`sourceUrl` and `remote`
-   * rules) are verified (`proxy_ssl_trusted_certificate`); nginx reads it when it starts.
+   * rules) are verified (`proxy_ssl_trusted_certificate`); nginx reads it when it starts, and does
+   * not start without it (a `remote` rule needs it even if it only ever meets http origins).
+   * `false`: no verification (nginx's defaults), e.g. for an https origin addressed by IP, whose
+   * certificate nginx cannot verify.
    * @default '/etc/ssl/certs/ca-certificates.crt' (Debian, Ubuntu; elsewhere e.g. '/etc/pki/tls/certs/ca-bundle.crt')
    */
-  trustedCertificate?: string | undefined
+  trustedCertificate?: string | false | undefined
 }
 
 // Which rules each server executes. Caddy can also honour the CGI-style Location + 200, through a
@@ -99,6 +102,11 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
       (negotiated === 0 ? '' : '; negotiated() rules are not rendered: the proxy must send X-Sendfile-Type itself') +
       (byHand === undefined ? '' : `; ${byHand.title}:\n${byHand.lines.map((line) => `    ${line}`).join('\n')}`))
   }
+  const trusted = options.trustedCertificate
+  if (typeof trusted === 'string' && !trusted.startsWith('/')) {
+    throw new TypeError(`renderServerConfig(): trustedCertificate must be an absolute path (nginx would read a relative one from its own prefix), or false: ${JSON.stringify(trusted)}`)
+  }
+  if (trusted !== undefined && typeof trusted !== 'string' && trusted !== false) throw new TypeError('renderServerConfig(): trustedCertificate must be an absolute path or false')
   let text: string
   switch (server) {
     case 'nginx': text = renderNginx(own, full, options.trustedCertificate); break

@@ -117,6 +117,25 @@ test('cli config: prints exactly renderServerConfig() of the module\'s rules exp
   t.is(stdout, renderServerConfig('nginx', rules))
 })
 
+test('cli config: --trusted-certificate — a relative path is resolved, "off" leaves verification out, a bundle it cannot read is warned about, and it is nginx\'s alone', async (t) => {
+  t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
+  const relative = await runCli(['config', 'nginx', '--rules', fixture('rules-remote.ts'), '--trusted-certificate', 'test/fixtures/tls/cert.pem'])
+  t.is(relative.code, 0)
+  t.true(relative.stdout.includes(`proxy_ssl_trusted_certificate ${fixture('../tls/cert.pem').replace('/integration/../', '/')};`), relative.stdout)
+  t.is(relative.stderr, '')
+  const off = await runCli(['config', 'nginx', '--rules', fixture('rules-remote.ts'), '--trusted-certificate', 'off'])
+  t.is(off.code, 0)
+  t.false(off.stdout.includes('proxy_ssl_verify'))
+  t.true(off.stdout.includes('# https origins are NOT verified (trustedCertificate: false)'))
+  const missing = await runCli(['config', 'nginx', '--rules', fixture('rules-remote.ts'), '--trusted-certificate', '/nonexistent/ca.pem'])
+  t.is(missing.code, 0)
+  t.true(missing.stdout.includes('proxy_ssl_trusted_certificate /nonexistent/ca.pem;'))
+  t.regex(missing.stderr, /^koa-downloads: warning: nginx will not start without \/nonexistent\/ca\.pem, the CA bundle that verifies https origins/)
+  const elsewhere = await runCli(['config', 'apache', '--rules', fixture('rules.ts'), '--trusted-certificate', '/etc/ssl/certs/ca-certificates.crt'])
+  t.is(elsewhere.code, 2)
+  t.regex(elsewhere.stderr, /^koa-downloads: --trusted-certificate is for nginx/)
+})
+
 test('cli config: a default export { rules } is accepted', async (t) => {
   t.timeout(60_000) // spawns node processes: slow on a loaded CI machine
   const { code, stdout } = await runCli(['config', 'lighttpd', '--rules', fixture('rules-default.ts'), '--upstream', '127.0.0.1:4000'])

@@ -77,7 +77,10 @@ test('destinationConflict: equal destinations with different targets, or nested 
   t.regex(destinationConflict([{ backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/a', destinationUrl: '/p/' }] }, dir('/a', '/p/', 'caddy')]) ?? '', /spelling file names differently/)
   t.is(destinationConflict([{ backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/a', destinationUrl: '/p/' }] }, dir('/a', '/p/')]), undefined, 'negotiated() and nginx() spell it alike')
   t.is(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/', header: 'X-Other' }]), undefined, 'Caddy matchers on different headers')
-  t.is(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'lighttpd', sourceDir: '/b', destinationDir: '/a' }]), undefined)
+  // apache() and lighttpd() both send X-Sendfile, raw and percent-encoded: not for one directory.
+  t.regex(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'lighttpd', sourceDir: '/a', destinationDir: '/a' }]) ?? '', /^rules\[0\] \(apache\(\), destinationDir \/a\/.*\) and rules\[1\] \(lighttpd\(\), destinationDir \/a\/\) both send X-Sendfile for one directory/)
+  t.regex(destinationConflict([{ backend: 'lighttpd', sourceDir: '/a', destinationDir: '/srv/a/sub' }, { backend: 'apache', sourceDir: '/b', destinationDir: '/srv/a' }]) ?? '', /both send X-Sendfile/, 'nested')
+  t.is(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'apache', sourceDir: '/a/sub', destinationDir: '/a/sub' }, { backend: 'lighttpd', sourceDir: '/b', destinationDir: '/ab' }]), undefined, 'one backend nested; another directory')
   t.regex(destinationConflict([dir('/a', '/p/'), dir('/b', '/p/')]) ?? '', /^rules\[0\] \(sourceDir \/a → \/p\/\) and rules\[1\] \(sourceDir \/b → \/p\/\) have the same destinationUrl/)
   t.regex(destinationConflict([dir('/a', '/p/sub/'), dir('/x', '/q/'), dir('/a', '/p/')]) ?? '', /^rules\[0\] .* and rules\[2\] .* have nested destinationUrls/, 'nested, even over the same directory')
   t.regex(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/s/', header: 'x-accel-redirect' }]) ?? '', /nested/)

@@ -151,6 +151,18 @@ test('nginx: https origins (a sourceUrl, any remote URL) get their certificate v
   const plain = renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/files/', destinationUrl: '/_origin/' })])
   t.false(plain.includes('proxy_ssl'))
   t.throws(() => renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })], { trustedCertificate: '/etc/$ca.pem' }), { instanceOf: TypeError })
+  for (const bad of ['', 'certs/ca.pem']) {
+    t.throws(() => renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })], { trustedCertificate: bad }), { instanceOf: TypeError, message: /trustedCertificate must be an absolute path/ })
+  }
+  // nginx checks host names only: an https origin by IP could never be verified, so it is refused…
+  for (const url of ['https://10.0.0.5:9000/files/', 'https://[::1]/files/']) {
+    t.throws(() => renderServerConfig('nginx', [nginx({ sourceUrl: url, destinationUrl: '/_origin/' })]), { instanceOf: TypeError, message: /cannot verify the certificate of an https origin addressed by IP/ }, url)
+    // …unless verification is turned off, on purpose
+    const unverified = renderServerConfig('nginx', [nginx({ sourceUrl: url, destinationUrl: '/_origin/' })], { trustedCertificate: false })
+    t.false(unverified.includes('proxy_ssl_verify'))
+    t.true(unverified.includes('# https origins are NOT verified (trustedCertificate: false)'))
+  }
+  t.notThrows(() => renderServerConfig('nginx', [nginx({ sourceUrl: 'http://10.0.0.5:9000/files/', destinationUrl: '/_origin/' })]), 'http by IP')
 })
 
 test('nginx: rules that map one destination to the same directory give one location', (t) => {

@@ -145,6 +145,11 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
   ]
 }
 
+/** An IP literal (`127.0.0.1`, `[::1]`) as URL.host gives it, port included or not. */
+function isIpHost (host: string): boolean {
+  return host.startsWith('[') || /^\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?$/.test(host)
+}
+
 /** The CA bundle of Debian and Ubuntu (package ca-certificates): nginx verifies https origins against it by default. */
 export const DEFAULT_TRUSTED_CERTIFICATE = '/etc/ssl/certs/ca-certificates.crt'
 
@@ -152,10 +157,12 @@ export const DEFAULT_TRUSTED_CERTIFICATE = '/etc/ssl/certs/ca-certificates.crt'
  * For a location that proxies to https origins: the certificate is verified and the host name sent
  * (SNI), as the app's own requests (HttpFile, the storage SDKs) do. nginx's defaults are neither:
  * anyone between nginx and the origin could read the presigned URLs and change the bytes, and an
- * origin that needs SNI (a CDN) fails. The depth allows an intermediate or two (nginx's default, 1,
- * refuses most public chains).
+ * origin that needs SNI (a CDN) fails. The depth leaves room for longer chains than nginx's
+ * default (1: the leaf and one issuer). `false`: no lines, nginx's defaults (the operator's choice,
+ * e.g. for an origin addressed by IP, whose certificate nginx cannot verify).
  */
-function tlsLines (trustedCertificate: string): string[] {
+function tlsLines (trustedCertificate: string | false): string[] {
+  if (trustedCertificate === false) return ['# https origins are NOT verified (trustedCertificate: false): nginx checks no certificate, sends no SNI']
   return [
     '# https origins: verify their certificate and send the host name (SNI), as the app does',
     'proxy_ssl_server_name on;',
@@ -165,9 +172,14 @@ function tlsLines (trustedCertificate: string): string[] {
   ]
 }
 
-function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined, trustedCertificate: string): string[] {
+function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined, trustedCertificate: string | false): string[] {
   const location = destinationOf(rule)
-  const { origin, basePath } = splitSourceUrl(sourceUrl)
+  const { origin, basePath, host } = splitSourceUrl(sourceUrl)
+  // nginx checks an origin's certificate against its host as a DNS name only (X509_check_host):
+  // one addressed by IP could never pass, and every download would be a 502.
+  if (origin.startsWith('https:') && trustedCertificate !== false && isIpHost(host)) {
+    throw new TypeError(`renderServerConfig(): nginx cannot verify the certificate of an https origin addressed by IP (it checks host names only): ${JSON.stringify(sourceUrl)}; address it by a name its certificate carries, or pass trustedCertificate: false (--trusted-certificate off) to proxy to it unverified`)
+  }
   return [
     prefixLocation(location),
     '    # reachable only through X-Accel-Redirect: otherwise an open door to the origin',
@@ -181,7 +193,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
   ]
 }
 
-function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedCertificate: string): string[] {
+function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedCertificate: string | false): string[] {
   const location = destinationOf(rule)
   const pattern = '^' + location.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$'
   return [
@@ -210,7 +222,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedC
   ]
 }
 
-export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate = DEFAULT_TRUSTED_CERTIFICATE): string[] {
+export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate: string | false = DEFAULT_TRUSTED_CERTIFICATE): string[] {
   const lines: string[] = []
   const seen = new Set<string>()
   // A location shared by several rules refuses symlinks when any of them counts on it.
@@ -244,7 +256,7 @@ export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate
  */
 const appHeadLines: readonly string[] = ['proxy_buffer_size 16k;', 'proxy_busy_buffers_size 24k;']
 
-export function renderNginx (rules: readonly ConfigRule[], full?: FullConfig, trustedCertificate?: string): string {
+export function renderNginx (rules: readonly ConfigRule[], full?: FullConfig, trustedCertificate?: string | false): string {
   const locations = nginxLocations(rules, trustedCertificate)
   if (full === undefined) {
     return [
