@@ -15,6 +15,7 @@ import { redactUrl } from './debug.ts'
 import { decoderFor, isDecodable } from './plan.ts'
 import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
+import { DEFAULT_TRUSTED_CERTIFICATE } from './server-config/nginx.ts'
 
 // setTimeout() takes at most 2^31-1 ms; a longer one fires at once.
 const maxTimeout = Math.floor((2 ** 31 - 1) / 1000)
@@ -105,9 +106,8 @@ async function configCommand (args: string[]): Promise<number> {
   const trustedCertificate = typeof given === 'string' ? (given === 'off' ? false : resolve(given)) : undefined
   const text = renderServerConfig(server as ServerName, rules, { full, upstream, trustedCertificate })
   // nginx does not start without the bundle it is told to read: say so now, not at its next reload.
-  const bundle = /^\s*proxy_ssl_trusted_certificate (.+);$/m.exec(text)?.[1]
-  if (bundle !== undefined) {
-    const path = bundle.startsWith('"') ? JSON.parse(bundle) as string : bundle
+  if (trustedCertificate !== false && text.includes('proxy_ssl_trusted_certificate ')) {
+    const path = trustedCertificate ?? DEFAULT_TRUSTED_CERTIFICATE
     try {
       accessSync(path, constants.R_OK)
     } catch {
