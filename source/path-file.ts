@@ -123,7 +123,7 @@ export class PathFile implements DownloadFile {
     const root = this.#realRoot
     if (root === undefined) return path
     const real = await realpathOf(path)
-    if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
+    if (!insideKnownRoot(real, root)) await confineAgain(real, root)
     return real
   }
 
@@ -191,7 +191,7 @@ export class PathFile implements DownloadFile {
           closeSync(fd)
           return undefined
         }
-        if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
+        if (!insideKnownRoot(real, root)) await confineAgain(real, root)
         return { fd, stats, real }
       }
       return { fd, stats, real: path }
@@ -213,7 +213,7 @@ export class PathFile implements DownloadFile {
     try {
       const real = fdPath(fd)
       if (real === undefined) return undefined
-      if (!isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
+      if (!insideKnownRoot(real, root)) await confineAgain(real, root)
       return { stats: fstatSync(fd), real }
     } finally {
       closeSync(fd)
@@ -277,7 +277,7 @@ export class PathFile implements DownloadFile {
     const fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     try {
       const real = checked ? fdPath(fd) : undefined
-      if (root !== undefined && real !== undefined && !isInside(real, realRootsResolved.get(root) ?? await realRoot(root))) await confineAgain(real, root)
+      if (root !== undefined && real !== undefined && !insideKnownRoot(real, root)) await confineAgain(real, root)
       const stats = fstatSync(fd)
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
       return { fd, stats, real: real ?? seen.real }
@@ -380,12 +380,23 @@ function readInto (fd: number, buffer: Buffer, offset: number, length: number, p
 }
 
 /**
- * For a real path outside the root's real path as first resolved: resolves the root again, since
- * its own symlinks may have moved since (a `current → releases/N` deploy switched to another
- * release), and refuses `real` (a 404) unless it is inside the root as it resolves now, which is
- * kept for the next requests. Only a refusal costs this extra realpath.
+ * Whether `real` is inside the root's real path as already resolved: the synchronous check of
+ * every confined request. False also before the root was first resolved; confineAgain() decides.
+ */
+function insideKnownRoot (real: string, root: string): boolean {
+  const known = realRootsResolved.get(root)
+  return known !== undefined && isInside(real, known)
+}
+
+/**
+ * For a real path not known to be inside the root (see insideKnownRoot()): resolves the root if it
+ * never was, and otherwise again, since its own symlinks may have moved since (a `current →
+ * releases/N` deploy switched to another release); refuses `real` (a 404) unless it is inside the
+ * root as it resolves now, which is kept for the next requests. Only a first request and a refusal
+ * cost a realpath.
  */
 async function confineAgain (real: string, root: string): Promise<void> {
+  if (!realRootsResolved.has(root) && isInside(real, await realRoot(root))) return
   let now: string | undefined
   try {
     now = await realpathOf(root)
