@@ -123,7 +123,10 @@ export function isDecodable (coding: string): coding is DecodableCoding {
 
 /** The node:zlib stream that undoes `coding` (serve()'s decoding, and `check` comparing a compressed body). */
 export function decoderFor (coding: DecodableCoding): Transform {
-  return coding === 'br' ? createBrotliDecompress() : coding === 'deflate' ? createInflate() : createGunzip()
+  // Bytes after the end of a deflate or brotli stream are not what the coding says: zlib would drop
+  // them and end well, so they are refused (the option is Node 24.19's; an older Node ignores it).
+  // Gunzip refuses them itself, unless they are further gzip members, which RFC 1952 allows.
+  return coding === 'br' ? createBrotliDecompress({ rejectGarbageAfterEnd: true }) : coding === 'deflate' ? createInflate({ rejectGarbageAfterEnd: true }) : createGunzip()
 }
 
 /**

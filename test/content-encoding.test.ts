@@ -173,6 +173,45 @@ test('stored bytes that are not what their coding says: a clean 502 before the h
   }
 })
 
+test('stored deflate or br bytes followed by bytes that are not part of them: refused like any bytes that do not decode (zlib alone would drop them and end well), before the headers or by cutting the transfer', async t => {
+  const junk = Buffer.from('--not part of the compressed stream--')
+  for (const [coding, coded] of [['deflate', deflateSync(csv)], ['br', brotliCompressSync(csv)]] as const) {
+    // In the source's first chunk: judged before the headers.
+    const small = coding === 'br' ? brotliCompressSync('id,name\n') : deflateSync('id,name\n')
+    const res = await raw(t, coding, 'GET', { 'Accept-Encoding': 'identity' }, Buffer.concat([small, junk]))
+    t.is(res.status, 502, coding)
+    t.is(res.headers['content-disposition'], undefined, coding)
+    // The junk arriving after the headers: the transfer is cut, never a complete-looking body.
+    const { url, errors } = await liveSource(t, coding, [coded, junk])
+    const late = await new Promise<{ status: number, complete: boolean, body: Buffer }>((resolve) => {
+      httpRequest(url, { headers: { 'Accept-Encoding': 'identity' } }, (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('end', () => { resolve({ status: response.statusCode ?? 0, complete: response.complete, body: Buffer.concat(chunks) }) })
+        response.on('error', () => { resolve({ status: response.statusCode ?? 0, complete: false, body: Buffer.concat(chunks) }) })
+      }).on('error', () => { resolve({ status: 0, complete: false, body: Buffer.alloc(0) }) }).end()
+    })
+    t.is(late.status, 200, coding)
+    t.false(late.complete, coding)
+    while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.is(errors[0]?.status, 502, coding)
+    t.is((errors[0] as { code?: unknown }).code, 'ERR_TRAILING_JUNK_AFTER_STREAM_END', coding)
+  }
+  // Without the junk, the same bytes decode whole.
+  for (const [coding, coded] of [['deflate', deflateSync(csv)], ['br', brotliCompressSync(csv)]] as const) {
+    const res = await raw(t, coding, 'GET', { 'Accept-Encoding': 'identity' }, coded)
+    t.is(res.status, 200, coding)
+    t.true(res.body.equals(csv), coding)
+  }
+})
+
+test('a gzip object of several members (RFC 1952 allows them, as concatenated files make them) is decoded whole for a client that needs it decoded', async t => {
+  const members = Buffer.concat([gzipSync(csv.subarray(0, 500)), gzipSync(csv.subarray(500))])
+  const res = await raw(t, 'gzip', 'GET', { 'Accept-Encoding': 'identity' }, members)
+  t.is(res.status, 200)
+  t.true(res.body.equals(csv))
+})
+
 /** An app serving `bytes` stored with `coding` from a source still open when the decoder reads them (a storage stream: the rest is yet to come), and the errors Koa reports. */
 async function liveSource (t: ExecutionContext, coding: string, chunks: Buffer[]): Promise<{ url: string, errors: Array<Error & { status?: number }> }> {
   const errors: Array<Error & { status?: number }> = []
