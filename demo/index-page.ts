@@ -53,7 +53,7 @@ ${rows.join('\n')}
   <li><a id="inline-text" href="/inline/hello.txt">/inline/hello.txt</a> — <code>sendfile(ctx, path, { root })</code>: displayed inline, the name kept for “Save as”.</li>
   <li><a id="inline-pdf" href="/inline/guide.pdf">/inline/guide.pdf</a> — an inline PDF (<code>application/pdf</code>, <code>Content-Disposition: inline</code>).</li>
   <li><a id="quoted" href="/files/${encodeURIComponent('say "hi" 100%.txt')}">/files/say "hi" 100%.txt</a> — quotes and a percent sign: ASCII fallback plus <code>filename*</code>.</li>
-  <li><a href="/files/..%2F..%2Fpackage.json">/files/..%2F..%2Fpackage.json</a> — a traversal attempt: 404, no path in the answer.</li>
+  <li><a href="/files/..%2F..%2Fpackage.json">/files/..%2F..%2Fpackage.json</a> — a traversal attempt: 404 from the app, no path in the answer (behind <code>npm run demo:nginx</code>, nginx refuses it first with its own 400).</li>
   <li><a href="/records/2">/records/2</a> — a record whose upload is missing: 404. <a href="/records/99">/records/99</a> — no such record: 404.</li>
 </ul>
 <p>Logs of every decision: <code>NODE_DEBUG=koa-downloads npm run demo</code>.</p>`)

@@ -17,6 +17,9 @@ import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
 import { DEFAULT_TRUSTED_CERTIFICATE } from './server-config/nginx.ts'
 
+/** The CA bundle of Red Hat-like systems: the example a warning about the Debian one gives (and the other way round). */
+const OTHER_TRUSTED_CERTIFICATE = '/etc/pki/tls/certs/ca-bundle.crt'
+
 // setTimeout() takes at most 2^31-1 ms; a longer one fires at once.
 const maxTimeout = Math.floor((2 ** 31 - 1) / 1000)
 
@@ -112,7 +115,7 @@ async function configCommand (args: string[]): Promise<number> {
       accessSync(path, constants.R_OK)
     } catch {
       process.stderr.write(`koa-downloads: warning: nginx will not start without ${path}, the CA bundle that verifies https origins (not readable here): ` +
-        'if this is not the machine nginx runs on, check it there; otherwise give --trusted-certificate <bundle> (e.g. /etc/pki/tls/certs/ca-bundle.crt), or --trusted-certificate off\n')
+        `if this is not the machine nginx runs on, check it there; otherwise give --trusted-certificate <bundle> (e.g. ${path === OTHER_TRUSTED_CERTIFICATE ? DEFAULT_TRUSTED_CERTIFICATE : OTHER_TRUSTED_CERTIFICATE}), or --trusted-certificate off\n`)
     }
   }
   process.stdout.write(text)

@@ -46,7 +46,8 @@ export interface ResponseExpectation {
   contentType?: string | RegExp | undefined
   /**
    * The download name the browser would use: `filename*` decoded when present, else `filename`;
-   * exactly (a string) or matched (a RegExp: a dated `users 2026-11-23.csv`); `null` = no name.
+   * exactly (a string) or matched (a RegExp: a dated `users 2026-11-23.csv`); `null` = no name (no
+   * Content-Disposition, or one without a name).
    */
   filename?: string | RegExp | null | undefined
   /** `true` → `attachment`, `false` → `inline`. */
@@ -128,7 +129,7 @@ interface Normalized {
   decodedHint: () => string | undefined
 }
 
-type AnyResponse = Response | { status: number, headers: Record<string, unknown>, body?: unknown, text?: unknown }
+type AnyResponse = Response | FetchLike | { status: number, headers: Record<string, unknown>, body?: unknown, text?: unknown }
 
 /**
  * Asserts a download streamed by the app, not offloaded: no X-Accel-Redirect / X-Sendfile, no
@@ -157,13 +158,22 @@ export async function assertDownload (response: AnyResponse, expected: DownloadE
   checkStreamed(fn, res, expected)
   checkCommon(fn, res, expected)
   if (expected.body !== undefined) {
-    const body = await res.body()
     const want = typeof expected.body === 'string' ? Buffer.from(expected.body, 'utf8') : Buffer.from(expected.body)
+    // fetch and supertest undo gzip, deflate and br before anyone sees the bytes (bufferParser too):
+    // what they hand over is not what was sent, and a download compressed by a middleware would
+    // look like the file.
+    const coding = res.header('Content-Encoding')?.trim()
+    if (coding !== undefined && coding !== '' && coding.toLowerCase() !== 'identity') {
+      fail(fn, `the body cannot be compared: the response has Content-Encoding ${JSON.stringify(coding)}, which fetch and supertest decode before the assertion sees the bytes (a file stored coded is sent decoded to a request with Accept-Encoding: identity; a middleware compressing downloads breaks their ranges and validators)`, coding, undefined)
+    }
+    const body = await res.body()
     if (body === undefined) fail(fn, `the response body is not available: ${res.bodyHint()}`, undefined, want)
+    // Text supertest decoded with replacement characters cannot prove which bytes were sent.
+    const decoded = res.decodedHint()
     if (!body.equals(want)) {
-      const decoded = res.decodedHint()
       fail(fn, `body differs: ${body.length} bytes received, ${want.length} expected${firstDifference(body, want)}${decoded === undefined ? '' : `; ${decoded}`}`, body, want)
     }
+    if (decoded !== undefined) fail(fn, `the body cannot be compared byte for byte: ${decoded}`, body, want)
   }
 }
 
@@ -249,25 +259,52 @@ export async function assertInternalRedirect (response: AnyResponse, expected: I
   await checkEmpty(fn, res)
 }
 
+/**
+ * The bytes each fetch Response handed to an assertion, so that a second assertion on the same
+ * response compares them too (a fetch body can be read once).
+ */
+const fetchBodies = new WeakMap<object, Promise<Buffer | undefined>>()
+
 function normalize (response: AnyResponse, fn: string): Normalized {
-  if (typeof Response === 'function' && response instanceof Response) {
-    let read: Promise<Buffer | undefined> | undefined
+  if (isFetchResponse(response)) {
+    // fetch follows redirects by default: what it returns is then another server's answer, not the app's.
+    if (response.redirected === true) {
+      fail(fn, `fetch followed a redirect and got ${response.status} from ${JSON.stringify(response.url)}, which is not the app's own response (fetch with { redirect: 'manual' } to see it)`, response.status, undefined)
+    }
+    let why = 'the fetch Response body was read before the assertion (assert first)'
     return {
       status: response.status,
       header: (name) => response.headers.get(name) ?? undefined,
       names: () => {
         const names: string[] = []
-        response.headers.forEach((_, name) => { names.push(name) })
+        response.headers.forEach((_, name) => { names.push(name.toLowerCase()) })
         return names
       },
-      body: async () => await (read ??= response.bodyUsed ? Promise.resolve(undefined) : response.arrayBuffer().then((bytes) => Buffer.from(bytes))),
-      bodyHint: () => 'the fetch Response body was read before the assertion (assert first)',
+      body: async () => {
+        let read = fetchBodies.get(response)
+        if (read === undefined) {
+          read = response.bodyUsed === true
+            ? Promise.resolve(undefined)
+            : response.arrayBuffer().then((bytes) => Buffer.from(bytes), (error: unknown) => {
+              // A body whose stream is locked (a reader taken) or was read elsewhere.
+              why = `the fetch Response body cannot be read (${error instanceof Error ? error.message : String(error)}): assert before reading it`
+              return undefined
+            })
+          fetchBodies.set(response, read)
+        }
+        return await read
+      },
+      bodyHint: () => why,
       decodedHint: () => undefined
     }
   }
-  const r = response as { status?: unknown, headers?: unknown, body?: unknown, text?: unknown, req?: unknown } | null
+  const r = response as { status?: unknown, headers?: unknown, body?: unknown, text?: unknown, req?: unknown, redirects?: unknown } | null
   if (r === null || typeof r !== 'object' || typeof r.status !== 'number' || r.headers === null || typeof r.headers !== 'object') {
     throw new TypeError(`${fn}(): response must be a supertest response or a fetch Response`)
+  }
+  // supertest follows redirects only when asked (.redirects(n)); it lists the URLs it followed.
+  if (Array.isArray(r.redirects) && r.redirects.length > 0) {
+    fail(fn, `supertest followed ${r.redirects.length} redirect(s), to ${JSON.stringify(r.redirects[r.redirects.length - 1])}: the response is not the app's own (leave out .redirects(n) to see it)`, r.status, undefined)
   }
   const headers = r.headers as Record<string, unknown>
   const header = (name: string): string | undefined => {
@@ -296,6 +333,23 @@ function normalize (response: AnyResponse, fn: string): Normalized {
     decodedHint: () => Buffer.isBuffer(r.body) || typeof r.text !== 'string' || !r.text.includes('\uFFFD') ? undefined
       : `supertest decoded this ${header('Content-Type') ?? 'untyped'} body as UTF-8 text, which changes bytes that are not valid UTF-8: request with .buffer(true).parse(bufferParser) from koa-downloads/testing to compare the exact bytes`
   }
+}
+
+/** The fetch Response shape: the global class, undici's own, node-fetch's (headers with get()). */
+interface FetchLike {
+  status: number
+  url: string
+  redirected?: boolean
+  bodyUsed?: boolean
+  headers: { get: (name: string) => string | null, forEach: (fn: (value: string, name: string) => void) => void }
+  arrayBuffer: () => Promise<ArrayBuffer>
+}
+
+function isFetchResponse (response: unknown): response is FetchLike {
+  if (typeof Response === 'function' && response instanceof Response) return true
+  const r = response as { status?: unknown, headers?: { get?: unknown, forEach?: unknown } | null, arrayBuffer?: unknown } | null
+  return typeof r === 'object' && r !== null && typeof r.status === 'number' && typeof r.arrayBuffer === 'function' &&
+    typeof r.headers === 'object' && r.headers !== null && typeof r.headers.get === 'function' && typeof r.headers.forEach === 'function'
 }
 
 /**
@@ -347,6 +401,8 @@ function checkCommon (fn: string, res: Normalized, expected: ResponseExpectation
   for (const [name, want] of Object.entries(expected.headers ?? {})) checkHeader(fn, res, name, want)
   if (expected.filename === undefined && expected.attachment === undefined) return
   const disposition = res.header('Content-Disposition')
+  // No header names no file: what `filename: null` asks, when the type is not asked too.
+  if (disposition === undefined && expected.filename === null && expected.attachment === undefined) return
   if (disposition === undefined) fail(fn, 'Content-Disposition is missing', undefined, expected.filename ?? expected.attachment)
   const parsed = parseDisposition(disposition)
   if (parsed === undefined) {

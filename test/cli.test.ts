@@ -131,6 +131,11 @@ test('cli config: --trusted-certificate — a relative path is resolved, "off" l
   t.is(missing.code, 0)
   t.true(missing.stdout.includes('proxy_ssl_trusted_certificate /nonexistent/ca.pem;'))
   t.regex(missing.stderr, /^koa-downloads: warning: nginx will not start without \/nonexistent\/ca\.pem, the CA bundle that verifies https origins/)
+  t.true(missing.stderr.includes('(e.g. /etc/pki/tls/certs/ca-bundle.crt)'))
+  // The example is never the path that is missing (this machine is Debian-like: no /etc/pki).
+  const redHat = await runCli(['config', 'nginx', '--rules', fixture('rules-remote.ts'), '--trusted-certificate', '/etc/pki/tls/certs/ca-bundle.crt'])
+  t.regex(redHat.stderr, /^koa-downloads: warning: nginx will not start without \/etc\/pki\/tls\/certs\/ca-bundle\.crt/)
+  t.true(redHat.stderr.includes('(e.g. /etc/ssl/certs/ca-certificates.crt)'))
   const elsewhere = await runCli(['config', 'apache', '--rules', fixture('rules.ts'), '--trusted-certificate', '/etc/ssl/certs/ca-certificates.crt'])
   t.is(elsewhere.code, 2)
   t.regex(elsewhere.stderr, /^koa-downloads: --trusted-certificate is for nginx/)

@@ -2,6 +2,7 @@ import { AssertionError } from 'node:assert'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import test from 'ava'
@@ -576,4 +577,101 @@ test('assertXAccelRedirect, assertXSendfile and assertInternalRedirect fail on a
     await empty.arrayBuffer()
     await check(empty)
   }
+})
+
+test('assertDownload fails when fetch or supertest followed a redirect: the response it got is another server\'s, not the app\'s', async (t) => {
+  const app = downloadApp((ctx) => {
+    if (ctx.path === '/moved') ctx.redirect('/hello.txt')
+    else ctx.body = download(new PathFile(`${fixtureRoot}/hello.txt`))
+  })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const followed = await fetch(`${url}/moved`)
+  t.is(followed.status, 200)
+  await t.throwsAsync(assertDownload(followed, { body: 'Hello, world!\n' }), { instanceOf: AssertionError, message: `assertDownload: fetch followed a redirect and got 200 from "${url}/hello.txt", which is not the app's own response (fetch with { redirect: 'manual' } to see it)` })
+  await t.throwsAsync(assertXAccelRedirect(await fetch(`${url}/moved`)), { instanceOf: AssertionError, message: /^assertXAccelRedirect: fetch followed a redirect/ })
+  const manual = await fetch(`${url}/moved`, { redirect: 'manual' })
+  await t.throwsAsync(assertDownload(manual), { instanceOf: AssertionError, message: /^assertDownload: expected a streamed download, but the 302 response carries Location "\/hello.txt"/ })
+  const superFollowed = await request(app.callback()).get('/moved').redirects(1)
+  t.is(superFollowed.status, 200)
+  await t.throwsAsync(assertDownload(superFollowed, { body: 'Hello, world!\n' }), { instanceOf: AssertionError, message: /^assertDownload: supertest followed 1 redirect\(s\), to ".*\/hello\.txt": the response is not the app's own/ })
+  // Without a redirect, the same requests pass.
+  await assertDownload(await fetch(`${url}/hello.txt`), { body: 'Hello, world!\n' })
+  await assertDownload(await request(app.callback()).get('/hello.txt').redirects(1), { body: 'Hello, world!\n' })
+})
+
+test('the helpers read the Response of undici\'s own fetch (not the global class) as a fetch Response: an offload fails assertDownload and passes assertXAccelRedirect', async (t) => {
+  const { fetch: undiciFetch } = await import('undici')
+  const offloaded = await undiciFetch(base + nested)
+  t.false(offloaded instanceof Response)
+  await t.throwsAsync(assertDownload(offloaded), { instanceOf: AssertionError, message: 'assertDownload: expected a streamed download, but X-Accel-Redirect is "/protected/nested.txt" (offloaded)' })
+  await assertXAccelRedirect(await undiciFetch(base + nested), { redirect: '/protected/nested.txt', filename: 'résumé "1".txt', limitRate: 1024 })
+  await assertDownload(await undiciFetch(`${base}/hello.txt`), { body: 'Hello, world!\n', filename: 'résumé "1".txt' })
+  await t.throwsAsync(assertDownload(await undiciFetch(`${base}/hello.txt`), { body: 'Hello, World!\n' }), { instanceOf: AssertionError, message: 'assertDownload: body differs: 14 bytes received, 14 expected; first difference at byte 7' })
+  t.pass()
+})
+
+test('assertDownload: text supertest decoded with replacement characters cannot pass as the bytes, even when it matches the expected text', async (t) => {
+  const app = downloadApp((ctx) => { ctx.body = download(new VirtualFile(Buffer.from([0x63, 0x61, 0x66, 0xe8]), { name: 'latin.txt' })) })
+  const lossy = await request(app.callback()).get('/latin.txt')
+  t.is(lossy.text, 'caf\uFFFD')
+  // A fixture read as text (0xE9 → U+FFFD) equals the received text, though 0xE8 was sent: not a pass.
+  const fixture = Buffer.from([0x63, 0x61, 0x66, 0xe9]).toString('utf8')
+  t.is(fixture, lossy.text)
+  await t.throwsAsync(assertDownload(lossy, { body: fixture }), { instanceOf: AssertionError, message: /^assertDownload: the body cannot be compared byte for byte: supertest decoded this text\/plain; charset=utf-8 body as UTF-8 text/ })
+  await t.throwsAsync(assertDownload(lossy, { body: Buffer.from([0x63, 0x61, 0x66, 0xe9]) }), { instanceOf: AssertionError, message: /^assertDownload: body differs: 6 bytes received, 4 expected; first difference at byte 3; supertest decoded/ })
+  await assertDownload(await request(app.callback()).get('/latin.txt').buffer(true).parse(bufferParser), { body: Buffer.from([0x63, 0x61, 0x66, 0xe8]) })
+  await t.throwsAsync(assertDownload(await request(app.callback()).get('/latin.txt').buffer(true).parse(bufferParser), { body: Buffer.from([0x63, 0x61, 0x66, 0xe9]) }), { instanceOf: AssertionError, message: /^assertDownload: body differs: 4 bytes received, 4 expected; first difference at byte 3$/ })
+})
+
+test('assertDownload: a body with a Content-Encoding is not compared, because fetch and supertest decode it first; with Accept-Encoding: identity the library sends it decoded and it is', async (t) => {
+  const plain = Buffer.from('id,name\n1,one\n'.repeat(50))
+  const coded = gzipSync(plain)
+  const file: DownloadFile = {
+    name: 'rows.csv',
+    stat: async () => ({ size: coded.length, etag: '"gz"', contentEncoding: 'gzip' }),
+    open: async (range) => Readable.from([range === undefined ? coded : coded.subarray(range.start, range.end + 1)])
+  }
+  const app = downloadApp((ctx) => { ctx.body = download(file) })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rows.csv`
+  const message = /^assertDownload: the body cannot be compared: the response has Content-Encoding "gzip", which fetch and supertest decode/
+  await t.throwsAsync(assertDownload(await fetch(url), { body: plain }), { instanceOf: AssertionError, message })
+  await t.throwsAsync(assertDownload(await fetch(url), { body: coded }), { instanceOf: AssertionError, message })
+  await t.throwsAsync(assertDownload(await request(app.callback()).get('/rows.csv').buffer(true).parse(bufferParser), { body: plain }), { instanceOf: AssertionError, message })
+  // The header alone is fine to assert.
+  await assertDownload(await fetch(url), { headers: { 'Content-Encoding': 'gzip' } })
+  await assertDownload(await fetch(url, { headers: { 'Accept-Encoding': 'identity' } }), { body: plain, headers: { 'Content-Encoding': null } })
+  await assertDownload(await request(app.callback()).get('/rows.csv').set('Accept-Encoding', 'identity').buffer(true).parse(bufferParser), { body: plain })
+  t.pass()
+})
+
+test('filename: null passes on a response with no Content-Disposition and on one without a name; it fails on a named one', async (t) => {
+  const app = new Koa()
+  app.use((ctx) => {
+    if (ctx.path === '/inline') ctx.set('Content-Disposition', 'inline')
+    if (ctx.path === '/named') ctx.set('Content-Disposition', 'attachment; filename="a.txt"')
+    ctx.body = 'bytes'
+  })
+  await assertDownload(await request(app.callback()).get('/none'), { filename: null, body: 'bytes' })
+  await assertDownload(await request(app.callback()).get('/inline'), { filename: null, attachment: false })
+  await t.throwsAsync(assertDownload(await request(app.callback()).get('/named'), { filename: null }), { instanceOf: AssertionError, message: 'assertDownload: Content-Disposition is "attachment; filename=\\"a.txt\\"": filename "a.txt", expected null' })
+  // Asking for the type as well needs the header.
+  await t.throwsAsync(assertDownload(await request(app.callback()).get('/none'), { filename: null, attachment: false }), { instanceOf: AssertionError, message: 'assertDownload: Content-Disposition is missing' })
+})
+
+test('a fetch Response can go through several assertions (its body is read once and kept); a locked body is an assertion failure that says so, not a TypeError', async (t) => {
+  const res = await fetch(`${base}/hello.txt`)
+  await assertDownload(res, { body: 'Hello, world!\n' })
+  await assertDownload(res, { body: 'Hello, world!\n', filename: 'résumé "1".txt' })
+  await t.throwsAsync(assertDownload(res, { body: 'Hello, World!\n' }), { instanceOf: AssertionError, message: /^assertDownload: body differs/ })
+  const locked = await fetch(`${base}/hello.txt`)
+  const reader = locked.body?.getReader()
+  t.false(locked.bodyUsed)
+  await t.throwsAsync(assertDownload(locked, { body: 'Hello, world!\n' }), { instanceOf: AssertionError, message: /^assertDownload: the response body is not available: the fetch Response body cannot be read \(.+\): assert before reading it$/ })
+  await reader?.cancel()
 })
