@@ -224,9 +224,9 @@ interface DestinationFields {
  * other rule's directory or origin — another file than the one the app authorised. Equal
  * destinations with the same target (a duplicate rule, or a `sourceDir` rule and one with the same
  * `sourceDir` plus a `sourceUrl`) map to the same place and are fine. Apache and lighttpd rules
- * name a directory, not a URL: rules of one of them never clash, but an apache() and a lighttpd()
- * rule must not share a directory (both send X-Sendfile, spelled differently). Likewise an nginx()
- * and a caddy() rule for the same target under one destination.
+ * name a directory, not a URL, and share the X-Sendfile header with a caddy() rule of that header:
+ * see xSendfileConflict(). An nginx() and a caddy() rule for the same target under one destination
+ * clash too: they spell the path differently.
  *
  * nginx() rules sharing a location must also agree on `charset` when both set one: the location
  * has one `source_charset` line, and nginx drops an X-Accel-Charset it does not know. Their other
@@ -269,23 +269,8 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     placed.push({ name, space, destination, target, charset, spelling })
     return undefined
   }
-  // apache() and lighttpd() both send X-Sendfile, the file's path below their destinationDir:
-  // apache() as it is, lighttpd() percent-encoded (lighttpd decodes it). Whichever proxy is in front
-  // reads both rules' values its own way, so the two must not share a directory: a name one of
-  // them refuses (a trailing space) would fall to the other, whose `x%20` is another file to Apache.
-  const sendfiles: Array<{ name: string, backend: string, dir: string }> = []
-  for (let index = 0; index < rules.length; index++) {
-    const rule = rules[index] as (DestinationFields & { destinationDir?: unknown }) | null
-    if (rule === null || typeof rule !== 'object' || (rule.backend !== 'apache' && rule.backend !== 'lighttpd') || typeof rule.destinationDir !== 'string') continue
-    const dir = rule.destinationDir.endsWith('/') ? rule.destinationDir : rule.destinationDir + '/'
-    for (const other of sendfiles) {
-      if (other.backend === rule.backend || (!dir.startsWith(other.dir) && !other.dir.startsWith(dir))) continue
-      return `${other.name} (${other.backend}(), destinationDir ${other.dir}, the path as it is or percent-encoded) and rules[${index}] (${rule.backend}(), destinationDir ${dir}) ` +
-        'both send X-Sendfile for one directory, spelling file names differently: the proxy in front would read one rule\'s values as other names (another file, or a 404): ' +
-        'keep the rules of the proxy you run, or give them separate directories'
-    }
-    sendfiles.push({ name: `rules[${index}]`, backend: rule.backend, dir })
-  }
+  const sendfileConflict = xSendfileConflict(rules)
+  if (sendfileConflict !== undefined) return sendfileConflict
   for (let index = 0; index < rules.length; index++) {
     const rule = rules[index] as DestinationFields | null
     if (rule === null || typeof rule !== 'object') continue
@@ -317,6 +302,51 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
     const charset = rule.backend === 'nginx' && typeof rule.charset === 'string' ? JSON.stringify(rule.charset.toLowerCase()) : undefined
     const conflict = place(`rules[${index}]`, space, rule.destinationUrl, target, charset, spelling)
     if (conflict !== undefined) return conflict
+  }
+  return undefined
+}
+
+/**
+ * The X-Sendfile half of destinationConflict(). apache() and lighttpd() send the file's path below
+ * their destinationDir, apache() as it is, lighttpd() percent-encoded (lighttpd decodes it); a
+ * caddy() rule whose own header is X-Sendfile sends its destinationUrl and the path as it is.
+ * Whichever proxy is in front reads all of them its own way (Apache and lighttpd as paths, Caddy
+ * by its matchers), so rules of two kinds must not share a directory: a name one rule refuses (a
+ * trailing space) would fall to the other, whose `x%20` is another file to Apache, and Caddy would
+ * serve an apache() rule's values from its own directory. Rules of one kind may nest or repeat only
+ * when they map alike: two sources onto one directory, or a directory inside another that is not
+ * the same place below the other's source, serve one source's files for the other's.
+ */
+function xSendfileConflict (rules: readonly unknown[]): string | undefined {
+  const placed: Array<{ name: string, backend: string, dir: string, source: string | undefined, spelling: string }> = []
+  for (let index = 0; index < rules.length; index++) {
+    const rule = rules[index] as (DestinationFields & { destinationDir?: unknown }) | null
+    if (rule === null || typeof rule !== 'object') continue
+    let destination: string
+    if ((rule.backend === 'apache' || rule.backend === 'lighttpd') && typeof rule.destinationDir === 'string') destination = rule.destinationDir
+    else if (rule.backend === 'caddy' && typeof rule.destinationUrl === 'string' && typeof rule.header === 'string' && rule.header.toLowerCase() === 'x-sendfile') destination = rule.destinationUrl
+    else continue
+    const dir = destination.endsWith('/') ? destination : destination + '/'
+    const source = typeof rule.sourceDir === 'string' ? (rule.sourceDir.endsWith('/') ? rule.sourceDir : rule.sourceDir + '/') : undefined
+    const spelling = rule.backend === 'lighttpd' ? ENCODED : RAW
+    const name = `rules[${index}]`
+    for (const other of placed) {
+      const [outer, inner] = dir.startsWith(other.dir) ? [other, { dir, source }] : other.dir.startsWith(dir) ? [{ dir, source }, other] : [undefined, undefined]
+      if (outer === undefined || inner === undefined) continue
+      const what = `${other.name} (${other.backend}(), ${other.source === undefined ? 'no sourceDir' : `sourceDir ${other.source}`} → ${other.dir}) and ${name} (${rule.backend}(), ${source === undefined ? 'no sourceDir' : `sourceDir ${source}`} → ${dir})`
+      if (other.spelling !== spelling) {
+        return `${what} both send X-Sendfile for one directory, spelling file names differently (${other.spelling}, ${spelling}): the proxy in front would read one rule's values as other names (another file, or a 404): ` +
+          'keep the rules of the proxy you run, or give them separate directories'
+      }
+      // Caddy rules among themselves: destinationConflict()'s matcher space.
+      if (other.backend === 'caddy' && rule.backend === 'caddy') continue
+      const alike = outer.source !== undefined && inner.source !== undefined && inner.source === outer.source + inner.dir.slice(outer.dir.length)
+      if (other.backend === rule.backend && alike) continue
+      if (other.backend !== rule.backend && dir === other.dir && source === other.source) continue
+      return `${what} send X-Sendfile for ${dir === other.dir ? 'the same directory' : 'nested directories'} with sources that are not the same place, so the proxy would serve one rule's files for the other's: ` +
+        'give each source its own destinationDir, neither inside another unless it is the same directory below it (or merge rules for the same files into one rule)'
+    }
+    placed.push({ name, backend: rule.backend, dir, source, spelling })
   }
   return undefined
 }

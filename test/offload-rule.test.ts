@@ -78,10 +78,27 @@ test('destinationConflict: equal destinations with different targets, or nested 
   t.is(destinationConflict([{ backend: 'negotiated', allow: ['X-Accel-Redirect'], mapping: [{ sourceDir: '/a', destinationUrl: '/p/' }] }, dir('/a', '/p/')]), undefined, 'negotiated() and nginx() spell it alike')
   t.is(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/', header: 'X-Other' }]), undefined, 'Caddy matchers on different headers')
   // apache() and lighttpd() both send X-Sendfile, raw and percent-encoded: not for one directory.
-  t.regex(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'lighttpd', sourceDir: '/a', destinationDir: '/a' }]) ?? '', /^rules\[0\] \(apache\(\), destinationDir \/a\/.*\) and rules\[1\] \(lighttpd\(\), destinationDir \/a\/\) both send X-Sendfile for one directory/)
+  t.regex(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'lighttpd', sourceDir: '/a', destinationDir: '/a' }]) ?? '', /^rules\[0\] \(apache\(\), sourceDir \/a\/ → \/a\/\) and rules\[1\] \(lighttpd\(\), sourceDir \/a\/ → \/a\/\) both send X-Sendfile for one directory, spelling file names differently/)
   t.regex(destinationConflict([{ backend: 'lighttpd', sourceDir: '/a', destinationDir: '/srv/a/sub' }, { backend: 'apache', sourceDir: '/b', destinationDir: '/srv/a' }]) ?? '', /both send X-Sendfile/, 'nested')
   t.is(destinationConflict([{ backend: 'apache', sourceDir: '/a', destinationDir: '/a' }, { backend: 'apache', sourceDir: '/a/sub', destinationDir: '/a/sub' }, { backend: 'lighttpd', sourceDir: '/b', destinationDir: '/ab' }]), undefined, 'one backend nested; another directory')
   t.regex(destinationConflict([dir('/a', '/p/'), dir('/b', '/p/')]) ?? '', /^rules\[0\] \(sourceDir \/a → \/p\/\) and rules\[1\] \(sourceDir \/b → \/p\/\) have the same destinationUrl/)
+  // One kind of X-Sendfile rule: two sources onto one directory, or nested directories that are not
+  // the same place below the other's source (a copy-pasted rule whose destinationDir was not changed).
+  const sendfile = (backend: string, sourceDir: string, destinationDir: string): object => ({ backend, sourceDir, destinationDir })
+  for (const backend of ['apache', 'lighttpd']) {
+    t.regex(destinationConflict([sendfile(backend, '/srv/tenant-a', '/srv/tenant-a'), sendfile(backend, '/srv/tenant-b', '/srv/tenant-a')]) ?? '', /^rules\[0\] \(\w+\(\), sourceDir \/srv\/tenant-a\/ → \/srv\/tenant-a\/\) and rules\[1\] \(\w+\(\), sourceDir \/srv\/tenant-b\/ → \/srv\/tenant-a\/\) send X-Sendfile for the same directory with sources that are not the same place/, backend)
+    t.regex(destinationConflict([sendfile(backend, '/b', '/srv/a/sub'), sendfile(backend, '/a', '/srv/a')]) ?? '', /send X-Sendfile for nested directories/, backend)
+    t.is(destinationConflict([sendfile(backend, '/a', '/srv/a'), sendfile(backend, '/a/sub/', '/srv/a/sub'), sendfile(backend, '/a', '/srv/a/')]), undefined, `${backend}: the same place below, and a duplicate`)
+    t.is(destinationConflict([sendfile(backend, '/a', '/srv/a'), sendfile(backend, '/b', '/srv/ab')]), undefined, `${backend}: a prefix that is not a whole segment`)
+  }
+  // A caddy() rule whose own header is X-Sendfile sends into the same header as apache() and lighttpd().
+  const caddySendfile = (sourceDir: string, destinationUrl: string): object => ({ backend: 'caddy', sourceDir, destinationUrl, header: 'X-Sendfile' })
+  t.regex(destinationConflict([caddySendfile('/d', '/d/'), sendfile('lighttpd', '/d', '/d')]) ?? '', /^rules\[0\] \(caddy\(\), sourceDir \/d\/ → \/d\/\) and rules\[1\] \(lighttpd\(\), sourceDir \/d\/ → \/d\/\) both send X-Sendfile for one directory, spelling file names differently/)
+  t.regex(destinationConflict([sendfile('apache', '/x2/apache-files', '/x2/apache-files'), caddySendfile('/x2/other', '/x2/')]) ?? '', /send X-Sendfile for nested directories/)
+  t.regex(destinationConflict([sendfile('apache', '/a', '/srv/a'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/srv/a/', header: 'x-sendfile' }]) ?? '', /send X-Sendfile for the same directory/, 'the header in any case')
+  t.is(destinationConflict([sendfile('apache', '/a', '/srv/a'), caddySendfile('/a', '/srv/a/')]), undefined, 'Apache and Caddy read the same raw path for the same directory')
+  t.is(destinationConflict([sendfile('apache', '/a', '/srv/a'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/srv/a/', header: 'X-Other' }]), undefined, 'another header')
+  t.regex(destinationConflict([caddySendfile('/a', '/p/'), caddySendfile('/b', '/p/')]) ?? '', /have the same destinationUrl/, 'two caddy() rules: the matcher space')
   t.regex(destinationConflict([dir('/a', '/p/sub/'), dir('/x', '/q/'), dir('/a', '/p/')]) ?? '', /^rules\[0\] .* and rules\[2\] .* have nested destinationUrls/, 'nested, even over the same directory')
   t.regex(destinationConflict([dir('/a', '/p/', 'caddy'), { backend: 'caddy', sourceDir: '/b', destinationUrl: '/p/s/', header: 'x-accel-redirect' }]) ?? '', /nested/)
   t.regex(destinationConflict([dir('/a', '/p/', 'internal-redirect'), dir('/b', '/p/', 'internal-redirect')]) ?? '', /same destinationUrl/)
