@@ -314,8 +314,10 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
  * by its matchers), so rules of two kinds must not share a directory: a name one rule refuses (a
  * trailing space) would fall to the other, whose `x%20` is another file to Apache, and Caddy would
  * serve an apache() rule's values from its own directory. Rules of one kind may nest or repeat only
- * when they map alike: two sources onto one directory, or a directory inside another that is not
- * the same place below the other's source, serve one source's files for the other's.
+ * when they map alike: two source directories onto one directory, or a directory inside another
+ * that is not the same place below the other's source, serve one source's files for the other's.
+ * (A rule by sourceUrl alone names where an origin's files lie on disk, which nothing here can
+ * compare with a directory.)
  */
 function xSendfileConflict (rules: readonly unknown[]): string | undefined {
   const placed: Array<{ name: string, backend: string, dir: string, source: string | undefined, spelling: string }> = []
@@ -340,7 +342,8 @@ function xSendfileConflict (rules: readonly unknown[]): string | undefined {
       }
       // Caddy rules among themselves: destinationConflict()'s matcher space.
       if (other.backend === 'caddy' && rule.backend === 'caddy') continue
-      const alike = outer.source !== undefined && inner.source !== undefined && inner.source === outer.source + inner.dir.slice(outer.dir.length)
+      // A rule known by sourceUrl says where an origin's files lie on disk: nothing to compare with.
+      const alike = outer.source === undefined || inner.source === undefined || inner.source === outer.source + inner.dir.slice(outer.dir.length)
       if (other.backend === rule.backend && alike) continue
       if (other.backend !== rule.backend && dir === other.dir && source === other.source) continue
       return `${what} send X-Sendfile for ${dir === other.dir ? 'the same directory' : 'nested directories'} with sources that are not the same place, so the proxy would serve one rule's files for the other's: ` +

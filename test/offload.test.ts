@@ -345,6 +345,35 @@ test('apache and lighttpd: a file dated in the future is offloaded with Last-Mod
   }
 })
 
+test('apache and lighttpd: a Range whose If-Range is a Last-Modified of the current second (weak: RFC 9110 §13.1.5) is answered by serve() with the whole file (lighttpd would send the range); the same date a second later is offloaded', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-if-range-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const bytes = 'VERSION-1 aaaaaaaaaaaaaaaaaaaa\n'
+  await writeFile(join(dir, 'v.txt'), bytes)
+  for (const rule of [apache({ sourceDir: dir, destinationDir: '/srv' }), lighttpd({ sourceDir: dir, destinationDir: '/srv' })]) {
+    const app = downloadApp((ctx) => { ctx.body = new PathFile(join(dir, 'v.txt')) }, { rules: [rule] })
+    // Dated now, early in a second, so that both requests fall within it.
+    while (Date.now() % 1000 > 300) await new Promise((resolve) => setTimeout(resolve, 20))
+    const now = new Date()
+    await utimes(join(dir, 'v.txt'), now, now)
+    const first = await request(app.callback()).get('/')
+    const lastModified = first.headers['last-modified'] ?? ''
+    t.is(Date.parse(lastModified), Math.floor(now.getTime() / 1000) * 1000)
+    const resumed = await request(app.callback()).get('/').set('Range', 'bytes=10-').set('If-Range', lastModified)
+    t.true(Date.now() - Math.floor(now.getTime() / 1000) * 1000 < 1000, 'still within the second')
+    t.is(resumed.status, 200, rule.backend)
+    t.is(resumed.headers['x-sendfile'], undefined, rule.backend)
+    t.is(resumed.text, bytes, rule.backend)
+    // A date of a second that is over is a strong validator: the proxy answers the range.
+    const old = new Date(now.getTime() - 5000)
+    await utimes(join(dir, 'v.txt'), old, old)
+    const settled = await request(app.callback()).get('/').set('Range', 'bytes=10-').set('If-Range', old.toUTCString())
+    t.is(settled.status, 200, rule.backend)
+    t.is(settled.headers['x-sendfile'], '/srv/v.txt', rule.backend)
+    t.is(settled.headers['content-length'], '0', rule.backend)
+  }
+})
+
 test('apache and lighttpd: a missing file → 404 with no offload header and no Content-Disposition', async (t) => {
   for (const rule of [apache({ sourceDir: fixtureRoot, destinationDir: '/srv' }), lighttpd({ sourceDir: fixtureRoot, destinationDir: '/srv' })]) {
     const app = downloadApp((ctx) => { ctx.body = new PathFile(`${fixtureRoot}/missing.txt`) }, { rules: [rule] })

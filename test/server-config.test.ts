@@ -280,7 +280,8 @@ test('lighttpd: x-sendfile enabled with every destinationDir as a docroot', (t) 
     '"x-sendfile" => "enable",',
     '"x-sendfile-docroot" => ( "/srv/a", "/srv/\\"b\\"" )',
     ') ) )',
-    'server.stream-response-body = 2'
+    'server.stream-response-body = 2',
+    'server.stat-cache-engine := "disable"'
   ])
 })
 

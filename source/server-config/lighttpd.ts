@@ -31,11 +31,19 @@ export function lighttpdProxyServer (rules: readonly ConfigRule[], upstream: Hos
 // Measured with lighttpd 1.4.69: with the default (0) lighttpd reads the app's whole response
 // before sending any of it, and a body the app cut short (a generated export that failed after
 // its headers) then went out as complete, with its length; with 1 or 2 the client sees the cut.
+//
+// And with its default stat cache ("simple"), lighttpd 1.4.69 served a file replaced a moment ago
+// (written under another name, renamed over it) with the old file's bytes, under the validators of
+// the new one that the app had sent; revalidations then kept the old bytes (an outside audit, 5 of
+// 5). ":=" replaces a value set earlier in the configuration, where "=" would be an error.
 const streamResponseBody = [
   '# pass on what the app streams as it comes, paced by the client: the default (0) first reads the',
   '# whole response (a large download into lighttpd\'s temp files), and then sends a body the app',
   '# cut short as complete',
-  'server.stream-response-body = 2'
+  'server.stream-response-body = 2',
+  '# stat each file when it is sent: the default cache serves a file replaced a moment ago with its',
+  '# old bytes, under the ETag and Last-Modified of the new one that the app sends',
+  'server.stat-cache-engine := "disable"'
 ]
 
 export function renderLighttpd (rules: readonly ConfigRule[], full?: FullConfig, upstreamText?: string): string {
