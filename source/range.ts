@@ -7,9 +7,10 @@ import type { ByteRange } from './types.ts'
  * Caps against abuse — our decision, which §14.2 allows ("MAY ignore or reject"):
  * - more than `maxSpecs` (default 100) range-specs → the header is ignored (200 full);
  * - ranges that overlap, touch, or are separated by fewer than `coalesceGap` (default 80) bytes are
- *   merged (§14.6 allows coalescing "regardless of the order" requested), and the result is sorted
- *   ascending; so a response never carries more bytes than the file, and the small-gap case costs no
- *   more than a part header would have;
+ *   merged (§15.3.7.2 allows coalescing "regardless of the order" requested); so a response never
+ *   carries more bytes than the file, and the small-gap case costs no more than a part header would
+ *   have. The parts keep the order of the header (§15.3.7.2's SHOULD), a merged one the place of
+ *   the first range it holds;
  * - more than `maxParts` (default 32) parts left after coalescing → the header is ignored (200 full).
  * One range is always one part (never multipart).
  *
@@ -165,21 +166,28 @@ function malformed (header: string): RangeResult {
   return { type: 'none', reason: `malformed range ${JSON.stringify(header.length > 64 ? header.slice(0, 64) + '…' : header)}` }
 }
 
-/** Sorts by start and merges ranges that overlap, touch, or have fewer than `gap` bytes between them. */
+/**
+ * Merges ranges that overlap, touch, or have fewer than `gap` bytes between them, and keeps the
+ * order they were asked in: each part where the first of the ranges it holds was (RFC 9110
+ * §15.3.7.2: the parts SHOULD follow the Range header, save those coalesced into others).
+ */
 function coalesce (ranges: ByteRange[], gap: number): ByteRange[] {
-  ranges.sort((a, b) => a.start - b.start)
-  const merged: ByteRange[] = []
-  let current = ranges[0] as ByteRange
-  for (let k = 1; k < ranges.length; k++) {
-    const next = ranges[k] as ByteRange
+  const order = ranges.map((range, index) => ({ start: range.start, end: range.end, first: index }))
+  order.sort((a, b) => a.start - b.start)
+  const merged: Array<{ start: number, end: number, first: number }> = []
+  let current = order[0] as { start: number, end: number, first: number }
+  for (let k = 1; k < order.length; k++) {
+    const next = order[k] as { start: number, end: number, first: number }
     const between = next.start - current.end - 1
     if (between <= 0 || between < gap) {
       if (next.end > current.end) current.end = next.end
+      if (next.first < current.first) current.first = next.first
     } else {
       merged.push(current)
       current = next
     }
   }
   merged.push(current)
-  return merged
+  merged.sort((a, b) => a.first - b.first)
+  return merged.map(({ start, end }) => ({ start, end }))
 }

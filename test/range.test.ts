@@ -33,13 +33,15 @@ const satisfiable: Array<[rule: string, header: string, expected: RangeResult]> 
   ['rule 9: unsatisfiable specs are dropped, the rest served', 'bytes=2000-3000,0-9', r([0, 9])],
   ['rule 9: -0 is dropped next to a satisfiable spec', 'bytes=-0,0-0', r([0, 0])],
   ['rule 12: several distant ranges stay separate parts (multipart)', 'bytes=0-9,500-509', r([0, 9], [500, 509])],
-  ['coalescing sorts ascending', 'bytes=500-509,0-9', r([0, 9], [500, 509])],
+  ['parts keep the order asked for (RFC 9110 §15.3.7.2)', 'bytes=500-509,0-9', r([500, 509], [0, 9])],
+  ['a merged part takes the place of the first range it holds', 'bytes=0-9,900-909,500-509,305-400,300-309', r([0, 9], [900, 909], [500, 509], [300, 400])],
+  ['a part merged from ranges asked apart comes where the first of them was', 'bytes=900-909,300-309,0-9,305-400,950-959', r([900, 959], [300, 400], [0, 9])],
   ['coalescing merges overlapping ranges', 'bytes=0-99,50-149', r([0, 149])],
   ['coalescing merges adjacent ranges', 'bytes=0-99,100-199', r([0, 199])],
   ['coalescing merges a range inside another', 'bytes=0-499,10-20', r([0, 499])],
   ['coalescing merges ranges fewer than 80 bytes apart', 'bytes=0-9,89-99', r([0, 99])],
   ['ranges 80 bytes apart are not merged', 'bytes=0-9,90-99', r([0, 9], [90, 99])],
-  ['coalescing of out-of-order, overlapping ranges', 'bytes=900-,-50,0-0,1-1', r([0, 1], [900, 999])],
+  ['coalescing of out-of-order, overlapping ranges', 'bytes=900-,-50,0-0,1-1', r([900, 999], [0, 1])],
   ['rule 11: one range after coalescing is a single part', 'bytes=0-10,5-20,-1000', r([0, 999])],
   ['a huge last-pos clamps', 'bytes=10-99999999999999999999999999', r([10, 999])],
   ['a huge suffix is the whole representation', 'bytes=-99999999999999999999999999', r([0, 999])]
@@ -189,14 +191,18 @@ function model (header: string, size: number): RangeResult['type'] | ByteRange[]
   }
   if (size === 0) return 'none'
   if (ranges.length === 0) return 'unsatisfiable'
-  ranges.sort((x, y) => x.start - y.start)
-  const out: ByteRange[] = []
-  for (const range of ranges) {
+  // Merged in ascending order, then put in the order of the first range each part holds.
+  const indexed = ranges.map((range, first) => ({ ...range, first })).sort((x, y) => x.start - y.start)
+  const out: Array<ByteRange & { first: number }> = []
+  for (const range of indexed) {
     const prev = out.at(-1)
-    if (prev !== undefined && range.start - prev.end - 1 < 80) prev.end = Math.max(prev.end, range.end)
-    else out.push({ ...range })
+    if (prev !== undefined && range.start - prev.end - 1 < 80) {
+      prev.end = Math.max(prev.end, range.end)
+      prev.first = Math.min(prev.first, range.first)
+    } else out.push({ ...range })
   }
-  return out.length > 32 ? 'none' : out
+  out.sort((x, y) => x.first - y.first)
+  return out.length > 32 ? 'none' : out.map(({ start, end }) => ({ start, end }))
 }
 
 test('range: agrees with a naive BigInt model on random headers', t => {

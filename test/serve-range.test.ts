@@ -123,6 +123,17 @@ test('range: several ranges → multipart/byteranges with exact Content-Length a
   t.is(res.body.toString('latin1'), expected)
 })
 
+test('range: the parts come in the order the Range header asked for them (RFC 9110 §15.3.7.2), a merged one where its first range was', async t => {
+  for (const app of [server, downloadApp((ctx) => { ctx.body = download(new VirtualFile(digits, { name: 'digits.txt' })) }).callback()]) {
+    const res = await request(app).get('/digits.txt').set('Range', 'bytes=-3, 500-504,0-4,502-509').buffer(true).parse(binaryParser)
+    t.is(res.status, 206)
+    const b = /boundary=(\S+)$/.exec(res.headers['content-type'] ?? '')?.[1] ?? ''
+    const part = (range: string, bytes: string): string => `--${b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes ${range}/1000\r\n\r\n${bytes}\r\n`
+    t.is((res.body as Buffer).toString('latin1'), part('997-999', '789') + part('500-509', '0123456789') + part('0-4', '01234') + `--${b}--\r\n`)
+    t.is(Number(res.headers['content-length']), (res.body as Buffer).length)
+  }
+})
+
 test('range: overlapping and adjacent ranges are coalesced, never sending more than the file', async t => {
   const res = await get('/digits.txt', { Range: 'bytes=0-99,50-149,150-199' })
   t.is(res.status, 206)
