@@ -69,6 +69,8 @@ const reservedHeaders = new Set(['range', 'if-range', 'if-match', 'if-none-match
  *   body when the range planned from the size is the one the upstream sent: one request per
  *   download instead of two. Anything else (an upstream 416, a different part) falls back to the
  *   HEAD + GET above; a body nobody took is aborted at the end of the turn.
+ * - One instance may serve many requests: each asks the origin for itself (see `#lookups`), so
+ *   none answers from another's metadata, redirect target, failure or abort.
  * - The client's conditional headers are evaluated by serve() against the upstream's validators.
  * - Upstream 404/410 → 404; 5xx, other statuses, network errors → 502 (429, 503 → 503); timeouts,
  *   and an upstream 408 or 504, → 504. A body that is not the file's bytes as they are (a
@@ -91,9 +93,14 @@ export class HttpFile implements DownloadFile {
   readonly #originBound: ReadonlySet<string>
   readonly #timeout: number
   readonly #maxRedirects: number
-  #stat: Promise<FileStat> | undefined
-  /** Where the HEAD ended after redirects, and the headers it took there: the GET goes straight there. */
-  #resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
+  /**
+   * What each request learnt: its stat() and where that HEAD (or GET) ended after redirects, by the
+   * AbortSignal serve() gives the request, or by the instance for calls without one (a route's own
+   * stat()). An instance shared by requests thus asks the origin for each of them (a file that
+   * changed, a redirect whose signed target expired), and one request's failure or abort is not
+   * another's.
+   */
+  readonly #lookups = new WeakMap<object, Lookup>()
   /**
    * The body of the GET that stat() made for an announced read (or of a ranged GET answered 200),
    * until open() takes it: only for a response planned with the same `stat`.
@@ -127,10 +134,30 @@ export class HttpFile implements DownloadFile {
   }
 
   async stat (options?: StatOptions): Promise<FileStat> {
-    const start = this.#stat === undefined ? readToStart(options) : undefined
-    if (start !== undefined) this.#stat = this.#getAhead(start.range, options?.signal)
-    this.#stat ??= this.#head(options?.signal)
-    return await this.#stat
+    const signal = options?.signal
+    let lookup = this.#lookups.get(signal ?? this)
+    if (lookup !== undefined && signal === undefined && !lookup.fresh()) lookup = undefined
+    if (lookup === undefined && signal !== undefined) {
+      // The route's own stat() of this request, made without a signal (or offload()'s): taken over
+      // once, while fresh, so that the request asks the origin once.
+      const own = this.#lookups.get(this)
+      if (own?.fresh() === true) {
+        this.#lookups.delete(this)
+        this.#lookups.set(signal, own)
+        lookup = own
+      }
+    }
+    if (lookup === undefined) {
+      const scope = signal ?? this
+      const fresh = new Lookup()
+      const start = readToStart(options)
+      fresh.settle(start !== undefined ? this.#getAhead(fresh, start.range, signal) : this.#head(fresh, signal))
+      // A failure is not kept: the next stat() asks again.
+      fresh.stat.catch(() => { if (this.#lookups.get(scope) === fresh) this.#lookups.delete(scope) })
+      this.#lookups.set(scope, fresh)
+      lookup = fresh
+    }
+    return await lookup.stat
   }
 
   async open (range?: ByteRange, options?: OpenOptions): Promise<Readable> {
@@ -148,7 +175,9 @@ export class HttpFile implements DownloadFile {
     let aside = held?.range === undefined ? held?.response : undefined
     if (aside === undefined) held?.response.destroy()
     try {
-      const target = this.#resolved ?? { url: this.#href, headers: this.#headers }
+      const scope = options?.signal ?? this
+      const lookup = this.#lookups.get(scope)
+      const target = lookup?.resolved ?? { url: this.#href, headers: this.#headers }
       const headers: OutgoingHttpHeaders = { ...target.headers, 'accept-encoding': 'identity' }
       if (range !== undefined) headers.range = `bytes=${range.start}-${range.end}`
       if (stat.etag !== undefined && !stat.etag.startsWith('W/')) headers['if-match'] = stat.etag
@@ -164,7 +193,7 @@ export class HttpFile implements DownloadFile {
       let problem: DownloadError | undefined
       if (status === 412 || status === 416) {
         problem = new DownloadError('E_CHANGED', `${this.#shown}: changed since HEAD (${status})`)
-        this.#stat = undefined
+        this.#lookups.delete(scope)
       } else if (status >= 300 || status < 200) {
         problem = statusError(this.#shown, status)
       } else if (encoded !== undefined) {
@@ -175,7 +204,10 @@ export class HttpFile implements DownloadFile {
         // The origin announced ranges but sends the whole file: planned again as a 200 with the
         // whole body (RFC 9110 §14.2; never sliced here), the body in hand taken by the next open().
         const whole: FileStat = { ...stat, ranges: false }
-        this.#stat = Promise.resolve(whole)
+        const replanned = new Lookup()
+        replanned.resolved = lookup?.resolved
+        replanned.settle(Promise.resolve(whole))
+        this.#lookups.set(scope, replanned)
         if (aside === undefined) {
           this.#ahead.hold({ response, range: undefined, stat: whole })
         } else {
@@ -216,7 +248,7 @@ export class HttpFile implements DownloadFile {
    * headers, the body kept for open(). An error status is the same answer a HEAD would give; an
    * upstream 416, a 206 without a usable Content-Range or an encoded body → the HEAD route.
    */
-  async #getAhead (range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
+  async #getAhead (lookup: Lookup, range: string | undefined, signal: AbortSignal | undefined): Promise<FileStat> {
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
     if (range !== undefined) headers.range = range
     const { response, url, headers: sent } = await upstreamRequest(this.#href, { method: 'GET', headers, originBound: this.#originBound, timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal })
@@ -226,10 +258,10 @@ export class HttpFile implements DownloadFile {
       response.destroy()
       if (status >= 400 && status !== 416) throw statusError(this.#shown, status)
       debug('http GET %s: %d %s: asking with HEAD', JSON.stringify(this.#shown), status, response.headers['content-range'] ?? '')
-      return await this.#head(signal)
+      return await this.#head(lookup, signal)
     }
     const { 'accept-encoding': _, range: __, ...kept } = sent
-    this.#resolved = { url, headers: kept }
+    lookup.resolved = { url, headers: kept }
     // A plain `bytes=a-b` forwarded and answered 200: the origin ignores ranges, so the response is
     // planned as the whole file it already holds (no second request, and serve()'s one re-plan is
     // kept for a file that really changes). A suffix or open range answered 200 says less (some
@@ -243,13 +275,14 @@ export class HttpFile implements DownloadFile {
     return stat
   }
 
-  async #head (signal: AbortSignal | undefined): Promise<FileStat> {
+  async #head (lookup: Lookup, signal: AbortSignal | undefined): Promise<FileStat> {
     const common = { timeout: this.#timeout, maxRedirects: this.#maxRedirects, signal, originBound: this.#originBound }
     const headers: OutgoingHttpHeaders = { ...this.#headers, 'accept-encoding': 'identity' }
     let { response, url, headers: sent } = await upstreamRequest(this.#href, { ...common, method: 'HEAD', headers })
     response.resume()
     let stat: FileStat | undefined
-    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && looksPresigned(this.#href))) {
+    // (Presigned where the redirects ended: a link of the app's that leads to a signed URL.)
+    if (response.statusCode === 405 || response.statusCode === 501 || (response.statusCode === 403 && (looksPresigned(this.#href) || looksPresigned(url)))) {
       // No HEAD here: one byte of a GET gives the same headers (and the size, from Content-Range).
       // 403 too for a presigned URL (S3, GCS, Azure): it is signed for GET, its method included, so
       // the storage refuses a HEAD of it (403) and serves the GET. A GET refused as well is the same
@@ -269,7 +302,7 @@ export class HttpFile implements DownloadFile {
       throw new DownloadError('E_UPSTREAM', `${this.#shown}: ${encoded}`)
     }
     const { 'accept-encoding': _, range: __, ...kept } = sent
-    this.#resolved = { url, headers: kept }
+    lookup.resolved = { url, headers: kept }
     stat ??= statFromHeaders(response)
     debug('http HEAD %s: %d, size %s, etag %s', JSON.stringify(this.#shown), status, stat.size ?? '?', stat.etag ?? '-')
     return stat
@@ -281,7 +314,7 @@ export class HttpFile implements DownloadFile {
    * disagree for good (not a file that changed): E_UPSTREAM, a 502.
    */
   #changed (stat: FileStat, differs: string, signal: AbortSignal | undefined): DownloadError {
-    this.#stat = undefined
+    this.#lookups.delete(signal ?? this)
     // Per request (its abort signal): another request sharing this instance may have been planned
     // with the same cached stat() and must get its own re-plan, not this one's verdict.
     const key = signal ?? this
@@ -291,6 +324,26 @@ export class HttpFile implements DownloadFile {
     return again
       ? new DownloadError('E_UPSTREAM', `${this.#shown}: the GET disagrees with the HEAD again (${differs})`)
       : new DownloadError('E_CHANGED', `${this.#shown}: changed since stat() (${differs})`)
+  }
+}
+
+/**
+ * One request's stat() and the URL its redirects led to. A lookup made without a request's signal
+ * (a route's own stat()) serves again only while it is pending or a second old: an instance the
+ * app keeps does not answer from what the origin said long ago.
+ */
+class Lookup {
+  stat: Promise<FileStat> = Promise.resolve({})
+  resolved: { url: string, headers: OutgoingHttpHeaders } | undefined
+  #settledAt: number | undefined
+
+  settle (stat: Promise<FileStat>): void {
+    this.stat = stat
+    stat.then(() => { this.#settledAt = Date.now() }, () => { this.#settledAt = Date.now() })
+  }
+
+  fresh (): boolean {
+    return this.#settledAt === undefined || Date.now() - this.#settledAt < 1000
   }
 }
 

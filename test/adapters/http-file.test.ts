@@ -757,3 +757,161 @@ test.serial('http: an origin whose HEAD announces an encoded body (Content-Encod
     }
   }
 })
+
+/** A one-off origin for a test: `handler` answers every request; the requests it got, as `METHOD path [range]`. */
+async function scriptedOrigin (t: ExecutionContext, handler: (req: IncomingMessage, res: ServerResponse, n: number) => void): Promise<{ url: string, seen: string[] }> {
+  const seen: string[] = []
+  const server = createServer((req, res) => {
+    seen.push(`${req.method ?? ''} ${req.url ?? ''}${req.headers.range === undefined ? '' : ` [${req.headers.range}]`}`)
+    handler(req, res, seen.length)
+  })
+  server.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+test('http: one HttpFile shared by requests keeps no failure: the origin\'s 503 is that request\'s, and the next asks the origin again', async (t) => {
+  const { url, seen } = await scriptedOrigin(t, (req, res, n) => {
+    if (n === 1) res.writeHead(503, { 'Content-Length': 4 }).end('down')
+    else res.writeHead(200, { 'Content-Length': 5, ETag: '"v1"', 'Accept-Ranges': 'bytes' }).end(req.method === 'HEAD' ? undefined : 'hello')
+  })
+  const shared = new HttpFile(`${url}/a`)
+  const base = await app(t, () => shared)
+  t.is((await rawRequest(`${base}/`)).status, 503)
+  const again = await rawRequest(`${base}/`)
+  t.is(again.status, 200)
+  t.is(again.body.toString(), 'hello')
+  t.is((await rawRequest(`${base}/`, { method: 'HEAD' })).status, 200)
+  t.deepEqual(seen, ['GET /a', 'GET /a', 'HEAD /a'])
+})
+
+test('http: one HttpFile shared by requests: a client that leaves while the HEAD is pending aborts its own HEAD, never another request\'s (no 500 for the client beside it, nor for later ones)', async (t) => {
+  const { url } = await scriptedOrigin(t, (req, res) => {
+    setTimeout(() => {
+      if (res.destroyed) return
+      res.writeHead(200, { 'Content-Length': 5, ETag: '"v1"' }).end(req.method === 'HEAD' ? undefined : 'hello')
+    }, 300)
+  })
+  const shared = new HttpFile(`${url}/b`)
+  const errors: Array<Error & { status?: number }> = []
+  const koa = downloadApp((ctx) => { ctx.body = download(shared) })
+  koa.on('error', (error: Error & { status?: number }) => { errors.push(error) })
+  const base = await listen(t, koa)
+  // A conditional request: stat() is a HEAD. The first client leaves 50 ms into it.
+  const leaving = new AbortController()
+  const left = fetch(`${base}/`, { headers: { 'If-None-Match': '"other"' }, signal: leaving.signal }).catch((error: unknown) => error)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const staying = rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  leaving.abort()
+  t.true((await left) instanceof Error)
+  const stayed = await staying
+  t.is(stayed.status, 200)
+  t.is(stayed.body.toString(), 'hello')
+  const later = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+  t.is(later.status, 200)
+  t.deepEqual(errors.filter((error) => (error.status ?? 500) >= 500), [])
+})
+
+test.serial('http: one HttpFile shared by requests sees the file change: a revalidation with the old ETag gets the new bytes, a HEAD the new length', async (t) => {
+  origin.put('/versions.bin', { bytes: Buffer.alloc(1000, 'a'), etag: '"v1"' })
+  const shared = new HttpFile(`${origin.url}/versions.bin`)
+  const base = await app(t, () => shared)
+  t.is((await rawRequest(`${base}/`)).headers.etag, '"v1"')
+  t.is((await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"v1"' } })).status, 304)
+  origin.put('/versions.bin', { bytes: Buffer.alloc(1500, 'b'), etag: '"v2"' })
+  const revalidated = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"v1"' } })
+  t.is(revalidated.status, 200)
+  t.is(revalidated.headers.etag, '"v2"')
+  t.true(revalidated.body.equals(Buffer.alloc(1500, 'b')))
+  const head = await rawRequest(`${base}/`, { method: 'HEAD' })
+  t.is(head.headers['content-length'], '1500')
+})
+
+test('http: each request follows the redirect again: a shared HttpFile does not keep the signed target of an earlier request, which expires', async (t) => {
+  let generation = 0
+  // Each signed target serves one GET (a one-time link; a HEAD does not use it up).
+  const used = new Set<string>()
+  const { url, seen } = await scriptedOrigin(t, (req, res) => {
+    const target = new URL(req.url ?? '/', 'http://x')
+    const gen = target.searchParams.get('gen') ?? ''
+    if (target.pathname === '/dl') {
+      generation++
+      res.writeHead(302, { Location: `/signed?gen=${generation}`, 'Content-Length': 0 }).end()
+    } else if (!used.has(gen)) {
+      if (req.method === 'GET') used.add(gen)
+      res.writeHead(200, { 'Content-Length': 5, ETag: '"e"' }).end(req.method === 'HEAD' ? undefined : 'bytes')
+    } else {
+      res.writeHead(403, { 'Content-Length': 7 }).end('expired')
+    }
+  })
+  const shared = new HttpFile(`${url}/dl`)
+  const base = await app(t, () => shared)
+  for (const headers of [{}, { 'If-None-Match': '"other"' }, {}, { 'If-None-Match': '"other"' }]) {
+    const res = await rawRequest(`${base}/`, { headers })
+    t.is(res.status, 200, JSON.stringify(headers))
+    t.is(res.body.toString(), 'bytes')
+  }
+  // Every request asked /dl itself, and no request went to a target of an earlier one.
+  t.is(seen.filter((line) => line.endsWith(' /dl')).length, generation)
+})
+
+test('http: a link that redirects to a presigned URL (signed for GET: HEAD refused with 403) answers HEAD, revalidations and several ranges, as the presigned URL itself does', async (t) => {
+  const bytes = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251))
+  const { url } = await scriptedOrigin(t, (req, res) => {
+    const target = new URL(req.url ?? '/', 'http://x')
+    if (target.pathname === '/releases/asset.zip') {
+      res.writeHead(302, { Location: '/bucket/asset.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc', 'Content-Length': 0 }).end()
+      return
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(403, { 'Content-Length': 0 }).end()
+      return
+    }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
+    if (range === null) {
+      res.writeHead(200, { 'Content-Length': bytes.length, ETag: '"s3etag"', 'Accept-Ranges': 'bytes', 'Content-Type': 'application/zip' }).end(bytes)
+      return
+    }
+    const [start, end] = [Number(range[1]), Math.min(Number(range[2]), bytes.length - 1)]
+    res.writeHead(206, { 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${bytes.length}`, ETag: '"s3etag"', 'Accept-Ranges': 'bytes', 'Content-Type': 'application/zip' }).end(bytes.subarray(start, end + 1))
+  })
+  const base = await app(t, () => new HttpFile(`${url}/releases/asset.zip`))
+  const head = await rawRequest(`${base}/`, { method: 'HEAD' })
+  t.is(head.status, 200)
+  t.is(head.headers['content-length'], '1000')
+  t.is(head.headers.etag, '"s3etag"')
+  t.is((await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"s3etag"' } })).status, 304)
+  const multi = await rawRequest(`${base}/`, { headers: { Range: 'bytes=0-1,500-501' } })
+  t.is(multi.status, 206)
+  t.regex(multi.headers['content-type'] ?? '', /^multipart\/byteranges; boundary=/)
+  t.true(multi.body.includes(bytes.subarray(500, 502)))
+})
+
+test.serial('http: a route\'s own stat() and serve()\'s share one upstream request', async (t) => {
+  origin.put('/own.bin', { bytes: 'abcdefghij' })
+  const base = await listen(t, downloadApp(async (ctx) => {
+    const file = new HttpFile(`${origin.url}/own.bin`)
+    if ((await file.stat()).size !== 10) ctx.throw(500)
+    ctx.body = download(file)
+  }))
+  origin.log.clear()
+  const res = await rawRequest(`${base}/`, { headers: { 'If-None-Match': '"other"' } })
+  t.is(res.status, 200)
+  t.deepEqual(origin.log.entries.map((e) => e.method), ['HEAD', 'GET'])
+})
+
+test.serial('http: stat() called by the app itself (no request signal) answers again from the same lookup for a second, then asks the origin again', async (t) => {
+  origin.put('/direct.bin', { bytes: 'one', etag: '"d1"' })
+  const file = new HttpFile(`${origin.url}/direct.bin`)
+  t.is((await file.stat()).etag, '"d1"')
+  origin.put('/direct.bin', { bytes: 'three', etag: '"d2"' })
+  origin.log.clear()
+  t.is((await file.stat()).etag, '"d1"')
+  t.deepEqual(origin.log.entries, [])
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const later = await file.stat()
+  t.is(later.etag, '"d2"')
+  t.is(later.size, 5)
+})
