@@ -121,8 +121,12 @@ export class StorageFile implements DownloadFile {
     const object = this.#object
     if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
     const start = this.#stat === undefined && object.getAhead !== undefined ? readToStart(options) : undefined
-    if (start !== undefined) this.#stat = this.#getAhead(object, start.range, options?.signal)
-    this.#stat ??= object.stat(options?.signal).then((stat) => this.#completed(stat))
+    if (this.#stat === undefined) {
+      const asked = start !== undefined ? this.#getAhead(object, start.range, options?.signal) : object.stat(options?.signal).then((stat) => this.#completed(stat))
+      // A failure (the storage's 503, this request's abort) is not kept: the next stat() asks again.
+      asked.catch(() => { if (this.#stat === asked) this.#stat = undefined })
+      this.#stat = asked
+    }
     return await this.#stat
   }
 

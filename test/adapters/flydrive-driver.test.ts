@@ -129,3 +129,14 @@ test('custom driver: one written in JavaScript that answers with plain values (n
   t.is(res.status, 200)
   t.deepEqual(res.body, bytes)
 })
+
+test('StorageFile keeps no failed stat(): the storage failing once is that call\'s answer, and the next stat() asks it again', async (t) => {
+  const objects: Record<string, { bytes: Buffer }> = {}
+  const { driver, calls } = customDriver(objects)
+  const file = new StorageFile(driver, 'late.bin')
+  await t.throwsAsync(file.stat(), { message: /not found/ })
+  objects['late.bin'] = { bytes: Buffer.from('here now') }
+  t.is((await file.stat()).size, 8)
+  t.is((await file.stat()).size, 8)
+  t.deepEqual(calls, ['getMetaData late.bin', 'getMetaData late.bin'])
+})
