@@ -78,11 +78,27 @@ async function main (argv: string[]): Promise<number> {
 }
 
 function parse (args: string[], options: NonNullable<Parameters<typeof parseArgs>[0]>['options']): ReturnType<typeof parseArgs> {
+  let parsed: ReturnType<typeof parseArgs> & { tokens: Array<{ kind: string, name?: string, value?: string | undefined }> }
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true, tokens: true }) as typeof parsed
   } catch (error) {
     throw new UsageError((error as Error).message)
   }
+  // parseArgs keeps the last of an option given twice with different values (`--rules a.ts --rules
+  // b.ts`): a mistake, never a choice to make silently.
+  const seen = new Map<string, string | undefined>()
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue
+    const option = options?.[token.name]
+    if (option?.type !== 'string' || option.multiple === true) continue
+    if (seen.has(token.name) && seen.get(token.name) !== token.value) {
+      throw new UsageError(`--${token.name} is given twice, ${JSON.stringify(seen.get(token.name))} and ${JSON.stringify(token.value)}`)
+    }
+    seen.set(token.name, token.value)
+  }
+  // A module path that is empty (`--rules "$UNSET"`) would import the working directory.
+  if (parsed.values.rules === '') throw new UsageError('--rules needs the path of a module, got an empty one')
+  return parsed
 }
 
 async function configCommand (args: string[]): Promise<number> {

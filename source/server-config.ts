@@ -4,7 +4,12 @@ import { renderLighttpd } from './server-config/lighttpd.ts'
 import { nginxString, renderNginx } from './server-config/nginx.ts'
 import type { ConfigRule, FullConfig } from './server-config/shared.ts'
 import { destinationConflict, normalizeDestinationUrl, normalizeDir } from './offload-rule.ts'
-import { withSlash } from './server-config/shared.ts'
+import { apache } from './backends/apache.ts'
+import { caddy } from './backends/caddy.ts'
+import { internalRedirect } from './backends/internal-redirect.ts'
+import { lighttpd } from './backends/lighttpd.ts'
+import { nginx } from './backends/nginx.ts'
+import { parseHostPort, withSlash } from './server-config/shared.ts'
 
 export type { ConfigRule, FullConfig } from './server-config/shared.ts'
 
@@ -49,12 +54,12 @@ const backendsOf: Record<ServerName, readonly string[]> = {
  * internal locations, Apache `XSendFilePath`s, lighttpd `x-sendfile-docroot`s, Caddy
  * `handle_response` blocks. Rules of other backends are skipped (a comment says so).
  */
-export function renderServerConfig (server: ServerName, rules: readonly ConfigRule[], options: ServerConfigOptions = {}): string {
+export function renderServerConfig (server: ServerName, given: readonly ConfigRule[], options: ServerConfigOptions = {}): string {
   if (!serverNames.includes(server)) {
     throw new TypeError(`renderServerConfig(): server must be one of ${serverNames.join(', ')}, got ${JSON.stringify(server)}`)
   }
-  if (!Array.isArray(rules)) throw new TypeError('renderServerConfig(): rules must be an array of offload rules')
-  for (const rule of rules) {
+  if (!Array.isArray(given)) throw new TypeError('renderServerConfig(): rules must be an array of offload rules')
+  for (const rule of given) {
     if (rule === null || typeof rule !== 'object' || typeof rule.backend !== 'string') {
       throw new TypeError('renderServerConfig(): every rule must be an offload rule (nginx(), apache(), …)')
     }
@@ -69,7 +74,7 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
       throw new TypeError(`${(error as Error).message}, got ${JSON.stringify(value)}`)
     }
   }
-  for (const [index, rule] of rules.entries()) {
+  for (const [index, rule] of given.entries()) {
     const where = `renderServerConfig(): rules[${index}] (${rule.backend})`
     for (const option of ['sourceDir', 'destinationDir'] as const) {
       if (rule[option] !== undefined) refuse(() => normalizeDir(where, option, rule[option]), rule[option])
@@ -84,7 +89,10 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
       refuse(() => normalizeDestinationUrl(`${where} mapping[${i}]`, destinationUrl), destinationUrl)
     }
   }
+  const rules = given.map(throughFactory)
   const { full, upstream } = options
+  // Checked for every server, also where a snippet has no line for it (nginx's): never ignored.
+  if (upstream !== undefined) parseHostPort(typeof upstream === 'string' ? upstream : String(upstream), 'upstream')
   if (full !== undefined) {
     if (full === null || typeof full !== 'object') throw new TypeError('renderServerConfig(): full must be { listen, upstream, prefix }')
     if (typeof full.prefix !== 'string' || !full.prefix.startsWith('/')) throw new TypeError('renderServerConfig(): full.prefix must be an absolute directory')
@@ -110,7 +118,7 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   let text: string
   switch (server) {
     case 'nginx': text = renderNginx(own, full, options.trustedCertificate); break
-    case 'apache': text = renderApache(own, full); break
+    case 'apache': text = renderApache(own, full, upstream); break
     case 'lighttpd': text = renderLighttpd(own, full, upstream); break
     case 'caddy': text = renderCaddy(own, full, upstream); break
   }
@@ -120,6 +128,29 @@ export function renderServerConfig (server: ServerName, rules: readonly ConfigRu
   if (byHand !== undefined) text += `# negotiated() mappings are not rendered: ${byHand.title}:\n${byHand.lines.map((line) => `#     ${line}\n`).join('')}`
   if (negotiated > 0) text += `# ${negotiated} negotiated() rule(s) not rendered: the proxy must send X-Sendfile-Type itself\n`
   return text
+}
+
+const factories: Readonly<Record<string, (options: never) => ConfigRule>> = {
+  nginx, apache, lighttpd, caddy, 'internal-redirect': internalRedirect
+}
+
+/**
+ * A rule of plain data (a config module that writes `{ backend: 'apache', … }` instead of calling
+ * apache()) made by its factory: checked and normalised as the app's own rules are (a `destinationUrl`
+ * with a query or `..`, a standard header for Caddy, credentials in a `sourceUrl`, no source at all
+ * are refused; `/srv/x/./y/..` is written as `/srv/x`, which mod_xsendfile compares as it is). A
+ * rule object that has its `match` (a factory's, or one of the app's own making) stays as it is, and
+ * so does a negotiated() one, whose plain form (its `mapping` a list) is not negotiated()'s options.
+ */
+function throughFactory (rule: ConfigRule, index: number): ConfigRule {
+  const factory = factories[rule.backend]
+  if (factory === undefined || typeof (rule as { match?: unknown }).match === 'function') return rule
+  const { backend: _, ...options } = rule as ConfigRule & Record<string, unknown>
+  try {
+    return factory(options as never)
+  } catch (error) {
+    throw new TypeError(`renderServerConfig(): rules[${index}] (plain data for ${rule.backend}()): ${(error as Error).message}`)
+  }
 }
 
 /**

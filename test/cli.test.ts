@@ -583,3 +583,23 @@ test('cli config: negotiated() mappings are not rendered, and the error or the c
   t.is(root.code, 1)
   t.regex(root.stderr, /a negotiated\(\) mapping to "\/" cannot have an internal location \(it would take every URL of the server, the app's too\)/)
 })
+
+test('cli config: an empty --rules, an option given twice with different values, or an --upstream that is not host:port (for every server) is refused', async (t) => {
+  const empty = await runCli(['config', 'nginx', '--rules', ''])
+  t.is(empty.code, 2)
+  t.regex(empty.stderr, /^koa-downloads: --rules needs the path of a module, got an empty one\n\nUsage:/)
+  const twice = await runCli(['config', 'nginx', '--rules', '/nonexistent.ts', '--rules', fixture('rules.ts')])
+  t.is(twice.code, 2)
+  t.regex(twice.stderr, /^koa-downloads: --rules is given twice, "\/nonexistent\.ts" and ".*rules\.ts"\n/)
+  // The same value twice says the same thing: accepted.
+  t.is((await runCli(['config', 'nginx', '--rules', fixture('rules.ts'), '--rules', fixture('rules.ts')])).code, 0)
+  for (const server of ['nginx', 'apache', 'lighttpd', 'caddy']) {
+    const bad = await runCli(['config', server, '--rules', fixture('rules.ts'), '--upstream', 'garbage'])
+    t.is(bad.code, 1, server)
+    t.regex(bad.stderr, /upstream must be "host:port", got "garbage"/, server)
+  }
+  // Apache's snippet names the app it was given in its ProxyPass line.
+  const apacheSnippet = await runCli(['config', 'apache', '--rules', fixture('rules.ts'), '--upstream', '127.0.0.1:4123'])
+  t.is(apacheSnippet.code, 0, apacheSnippet.stderr)
+  t.true(apacheSnippet.stdout.includes('#   ProxyPass / http://127.0.0.1:4123/ disablereuse=On'))
+})

@@ -203,6 +203,24 @@ test('config: a "%" in a plain-data destinationUrl is refused (the server decode
   t.throws(() => renderServerConfig('caddy', [{ backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/dl%20files/' }]), { instanceOf: TypeError, message: /destinationUrl must not contain "%"/ })
 })
 
+test('config: plain-data rules go through their factory: what caddy(), apache() … refuse is refused (naming the rule), and what they normalise is written normalised', (t) => {
+  const refused: Array<[ServerName, Record<string, unknown>, RegExp]> = [
+    ['caddy', { backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/a?b/' }, /^renderServerConfig\(\): rules\[0\] \(plain data for caddy\(\)\): caddy\(\): destinationUrl/],
+    ['caddy', { backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/p/../q/' }, /caddy\(\): destinationUrl/],
+    ['caddy', { backend: 'caddy', sourceDir: '/srv/a', destinationUrl: '/p/', header: 'Content-Type' }, /caddy\(\): header must be/],
+    ['caddy', { backend: 'caddy', sourceUrl: 'https://user:secret@h.example/x/', destinationUrl: '/p/' }, /caddy\(\): sourceUrl/],
+    ['apache', { backend: 'apache', destinationDir: '/srv/a' }, /apache\(\): .*sourceDir/],
+    ['nginx', { backend: 'nginx', sourceDir: '/srv/a', destinationUrl: '/p/', unknown: 1 }, /nginx\(\): unknown option "unknown"/]
+  ]
+  for (const [server, rule, message] of refused) {
+    t.throws(() => renderServerConfig(server, [rule as never]), { instanceOf: TypeError, message }, JSON.stringify(rule))
+  }
+  const apacheText = renderServerConfig('apache', [{ backend: 'apache', sourceDir: '/srv/x', destinationDir: '/srv/x/./y/..' }])
+  t.true(directives(apacheText).includes('XSendFilePath "/srv/x"'))
+  const lighttpdText = renderServerConfig('lighttpd', [{ backend: 'lighttpd', sourceDir: '/srv//y/', destinationDir: '/srv//y/' }])
+  t.true(directives(lighttpdText).includes('"x-sendfile-docroot" => ( "/srv/y" )'))
+})
+
 test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (and to a location it shares)', (t) => {
   const text = renderServerConfig('nginx', [
     nginx({ sourceDir: '/srv/a', destinationUrl: '/a/', proxyRefusesSymlinks: true }),
