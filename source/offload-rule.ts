@@ -311,16 +311,18 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
  * their destinationDir, apache() as it is, lighttpd() percent-encoded (lighttpd decodes it); a
  * caddy() rule whose own header is X-Sendfile sends its destinationUrl and the path as it is.
  * Whichever proxy is in front reads all of them its own way (Apache and lighttpd as paths, Caddy
- * by its matchers), so rules of two kinds must not share a directory: a name one rule refuses (a
+ * by its matchers), so rules that spell names differently must not share a directory: a name one rule refuses (a
  * trailing space) would fall to the other, whose `x%20` is another file to Apache, and Caddy would
- * serve an apache() rule's values from its own directory. Rules of one kind may nest or repeat only
- * when they map alike: two source directories onto one directory, or a directory inside another
- * that is not the same place below the other's source, serve one source's files for the other's.
- * (A rule by sourceUrl alone names where an origin's files lie on disk, which nothing here can
- * compare with a directory.)
+ * serve an apache() rule's values from its own directory. Rules that spell alike may share or nest
+ * only when they map alike: two sources onto one directory, or a directory inside another that is
+ * not the same place below the other's source, serve one source's files for the other's. A rule is
+ * known by its sourceDir, or by its sourceUrl when it has none: a sourceUrl for the files of a
+ * sourceDir belongs in that rule (one rule with both), as for destinationConflict().
  */
 function xSendfileConflict (rules: readonly unknown[]): string | undefined {
-  const placed: Array<{ name: string, backend: string, dir: string, source: string | undefined, spelling: string }> = []
+  interface Placed { name: string, backend: string, dir: string, sourceDir: string | undefined, sourceUrl: string | undefined, spelling: string }
+  const placed: Placed[] = []
+  const shown = (p: Placed): string => `${p.name} (${p.backend}(), ${p.sourceDir !== undefined ? `sourceDir ${p.sourceDir}` : `sourceUrl ${p.sourceUrl ?? '(none)'}`} → ${p.dir})`
   for (let index = 0; index < rules.length; index++) {
     const rule = rules[index] as (DestinationFields & { destinationDir?: unknown }) | null
     if (rule === null || typeof rule !== 'object') continue
@@ -328,28 +330,37 @@ function xSendfileConflict (rules: readonly unknown[]): string | undefined {
     if ((rule.backend === 'apache' || rule.backend === 'lighttpd') && typeof rule.destinationDir === 'string') destination = rule.destinationDir
     else if (rule.backend === 'caddy' && typeof rule.destinationUrl === 'string' && typeof rule.header === 'string' && rule.header.toLowerCase() === 'x-sendfile') destination = rule.destinationUrl
     else continue
-    const dir = destination.endsWith('/') ? destination : destination + '/'
-    const source = typeof rule.sourceDir === 'string' ? (rule.sourceDir.endsWith('/') ? rule.sourceDir : rule.sourceDir + '/') : undefined
-    const spelling = rule.backend === 'lighttpd' ? ENCODED : RAW
-    const name = `rules[${index}]`
+    const withSlash = (value: string): string => value.endsWith('/') ? value : value + '/'
+    const current: Placed = {
+      name: `rules[${index}]`,
+      backend: rule.backend,
+      dir: withSlash(destination),
+      sourceDir: typeof rule.sourceDir === 'string' ? withSlash(rule.sourceDir) : undefined,
+      sourceUrl: typeof rule.sourceUrl === 'string' ? withSlash(rule.sourceUrl) : undefined,
+      spelling: rule.backend === 'lighttpd' ? ENCODED : RAW
+    }
     for (const other of placed) {
-      const [outer, inner] = dir.startsWith(other.dir) ? [other, { dir, source }] : other.dir.startsWith(dir) ? [{ dir, source }, other] : [undefined, undefined]
+      const [outer, inner] = current.dir.startsWith(other.dir) ? [other, current] : other.dir.startsWith(current.dir) ? [current, other] : [undefined, undefined]
       if (outer === undefined || inner === undefined) continue
-      const what = `${other.name} (${other.backend}(), ${other.source === undefined ? 'no sourceDir' : `sourceDir ${other.source}`} → ${other.dir}) and ${name} (${rule.backend}(), ${source === undefined ? 'no sourceDir' : `sourceDir ${source}`} → ${dir})`
-      if (other.spelling !== spelling) {
-        return `${what} both send X-Sendfile for one directory, spelling file names differently (${other.spelling}, ${spelling}): the proxy in front would read one rule's values as other names (another file, or a 404): ` +
+      if (other.spelling !== current.spelling) {
+        return `${shown(other)} and ${shown(current)} both send X-Sendfile for one directory, spelling file names differently (${other.spelling}, ${current.spelling}): the proxy in front would read one rule's values as other names (another file, or a 404): ` +
           'keep the rules of the proxy you run, or give them separate directories'
       }
       // Caddy rules among themselves: destinationConflict()'s matcher space.
-      if (other.backend === 'caddy' && rule.backend === 'caddy') continue
-      // A rule known by sourceUrl says where an origin's files lie on disk: nothing to compare with.
-      const alike = outer.source === undefined || inner.source === undefined || inner.source === outer.source + inner.dir.slice(outer.dir.length)
-      if (other.backend === rule.backend && alike) continue
-      if (other.backend !== rule.backend && dir === other.dir && source === other.source) continue
-      return `${what} send X-Sendfile for ${dir === other.dir ? 'the same directory' : 'nested directories'} with sources that are not the same place, so the proxy would serve one rule's files for the other's: ` +
-        'give each source its own destinationDir, neither inside another unless it is the same directory below it (or merge rules for the same files into one rule)'
+      if (other.backend === 'caddy' && current.backend === 'caddy') continue
+      // The same place below each source: the inner directory is the outer one's source plus the
+      // same path (a duplicate, or `/srv/a → /mnt/a` and `/srv/a/sub → /mnt/a/sub`). A rule is known
+      // by its sourceDir, or by its sourceUrl when it has none (as destinationConflict() does).
+      const below = inner.dir.slice(outer.dir.length)
+      const alike = outer.sourceDir !== undefined && inner.sourceDir !== undefined
+        ? inner.sourceDir === outer.sourceDir + below
+        : outer.sourceDir === undefined && inner.sourceDir === undefined && outer.sourceUrl !== undefined &&
+          inner.sourceUrl === outer.sourceUrl + below.split('/').map((segment) => encodeURIComponent(segment)).join('/')
+      if (alike) continue
+      return `${shown(other)} and ${shown(current)} send X-Sendfile for ${current.dir === other.dir ? 'the same directory' : 'nested directories'} with sources that are not the same place, so the proxy would serve one rule's files for the other's: ` +
+        'give each source its own destinationDir, neither inside another unless it is the same directory below it (or merge rules for the same files into one rule, with both sourceDir and sourceUrl)'
     }
-    placed.push({ name, backend: rule.backend, dir, source, spelling })
+    placed.push(current)
   }
   return undefined
 }

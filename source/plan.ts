@@ -125,7 +125,8 @@ export function isDecodable (coding: string): coding is DecodableCoding {
 export function decoderFor (coding: DecodableCoding): Transform {
   // Bytes after the end of a deflate or brotli stream are not what the coding says: zlib would drop
   // them and end well, so they are refused (the option is Node 24.19's; an older Node ignores it).
-  // Gunzip refuses them itself, unless they are further gzip members, which RFC 1952 allows.
+  // Gunzip refuses them itself, unless they are further gzip members, which RFC 1952 allows, or
+  // zero bytes (padding), which it passes.
   return coding === 'br' ? createBrotliDecompress({ rejectGarbageAfterEnd: true }) : coding === 'deflate' ? createInflate({ rejectGarbageAfterEnd: true }) : createGunzip()
 }
 

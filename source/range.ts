@@ -45,7 +45,7 @@ export type RangeResult =
   | { type: 'none', reason: string }
   /** → 416 with `Content-Range: bytes *\/size`. */
   | { type: 'unsatisfiable' }
-  /** Sorted, disjoint, non-adjacent ranges: one → single-part 206; several → multipart 206. */
+  /** Disjoint, non-adjacent ranges in the order asked for: one → single-part 206; several → multipart 206. */
   | { type: 'ranges', ranges: ByteRange[] }
 
 const DEFAULT_MAX_SPECS = 100

@@ -130,9 +130,9 @@ export function renderServerConfig (server: ServerName, given: readonly ConfigRu
   return text
 }
 
-const factories: Readonly<Record<string, (options: never) => ConfigRule>> = {
-  nginx, apache, lighttpd, caddy, 'internal-redirect': internalRedirect
-}
+const factories = new Map<string, (options: never) => ConfigRule>([
+  ['nginx', nginx], ['apache', apache], ['lighttpd', lighttpd], ['caddy', caddy], ['internal-redirect', internalRedirect]
+])
 
 /**
  * A rule of plain data (a config module that writes `{ backend: 'apache', … }` instead of calling
@@ -143,7 +143,7 @@ const factories: Readonly<Record<string, (options: never) => ConfigRule>> = {
  * so does a negotiated() one, whose plain form (its `mapping` a list) is not negotiated()'s options.
  */
 function throughFactory (rule: ConfigRule, index: number): ConfigRule {
-  const factory = factories[rule.backend]
+  const factory = factories.get(rule.backend)
   if (factory === undefined || typeof (rule as { match?: unknown }).match === 'function') return rule
   const { backend: _, ...options } = rule as ConfigRule & Record<string, unknown>
   try {

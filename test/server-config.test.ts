@@ -219,6 +219,10 @@ test('config: plain-data rules go through their factory: what caddy(), apache() 
   t.true(directives(apacheText).includes('XSendFilePath "/srv/x"'))
   const lighttpdText = renderServerConfig('lighttpd', [{ backend: 'lighttpd', sourceDir: '/srv//y/', destinationDir: '/srv//y/' }])
   t.true(directives(lighttpdText).includes('"x-sendfile-docroot" => ( "/srv/y" )'))
+  // A backend no server knows is another server's rule, whatever its name.
+  for (const backend of ['hasOwnProperty', '__proto__', 'toString', 'nginxx']) {
+    t.regex(renderServerConfig('nginx', [nginx({ sourceDir: '/srv/a', destinationUrl: '/p/' }), { backend, sourceDir: '/srv/b' }]), /# 1 rule\(s\) for other servers skipped\n$/, backend)
+  }
 })
 
 test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (and to a location it shares)', (t) => {
@@ -257,7 +261,7 @@ test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (
 test('apache: XSendFile On and one quoted XSendFilePath per destinationDir', (t) => {
   const text = renderServerConfig('apache', [
     apache({ sourceDir: '/srv/a b', destinationDir: '/data/a b' }),
-    apache({ sourceUrl: 'http://cdn.example/x/', destinationDir: '/data/a b/' }),
+    apache({ sourceDir: '/srv/a b', sourceUrl: 'http://cdn.example/x/', destinationDir: '/data/a b/' }),
     apache({ sourceDir: '/srv/c', destinationDir: '/data/c' })
   ])
   const lines = directives(text)

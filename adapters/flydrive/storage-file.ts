@@ -117,6 +117,9 @@ export class StorageFile implements DownloadFile {
     throw new TypeError('koa-downloads: a StorageFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')
   }
 
+  /** The signal of the request whose stat() is in #stat. */
+  #statSignal: AbortSignal | undefined
+
   async stat (options?: StatOptions): Promise<FileStat> {
     const object = this.#object
     if (object === undefined) throw notFound(`StorageFile: ${this.#refused ?? 'refused key'}: ${JSON.stringify(this.key)}`)
@@ -126,8 +129,18 @@ export class StorageFile implements DownloadFile {
       // A failure (the storage's 503, this request's abort) is not kept: the next stat() asks again.
       asked.catch(() => { if (this.#stat === asked) this.#stat = undefined })
       this.#stat = asked
+      this.#statSignal = options?.signal
     }
-    return await this.#stat
+    const asked = this.#stat
+    const askedWith = this.#statSignal
+    try {
+      return await asked
+    } catch (error) {
+      // A call that joined another request's pending stat() (an instance shared by requests), which
+      // that request's client ended by leaving: not this one's answer. It asks again, with its own.
+      if (askedWith !== options?.signal && askedWith?.aborted === true && options?.signal?.aborted !== true) return await this.stat(options)
+      throw error
+    }
   }
 
   /**

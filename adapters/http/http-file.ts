@@ -101,6 +101,8 @@ export class HttpFile implements DownloadFile {
    * another's.
    */
   readonly #lookups = new WeakMap<object, Lookup>()
+  /** The signals that had a lookup: a request planning again (E_CHANGED) asks the origin itself. */
+  readonly #planned = new WeakSet<AbortSignal>()
   /**
    * The body of the GET that stat() made for an announced read (or of a ranged GET answered 200),
    * until open() takes it: only for a response planned with the same `stat`.
@@ -136,17 +138,20 @@ export class HttpFile implements DownloadFile {
   async stat (options?: StatOptions): Promise<FileStat> {
     const signal = options?.signal
     let lookup = this.#lookups.get(signal ?? this)
-    if (lookup !== undefined && signal === undefined && !lookup.fresh()) lookup = undefined
-    if (lookup === undefined && signal !== undefined) {
-      // The route's own stat() of this request, made without a signal (or offload()'s): taken over
-      // once, while fresh, so that the request asks the origin once.
+    // (A signal lives as long as its request; one the app keeps longer gets no older answers either.)
+    if (lookup !== undefined && !lookup.fresh()) lookup = undefined
+    if (lookup === undefined && signal !== undefined && !this.#planned.has(signal)) {
+      // A stat() made without a signal a moment ago (the route's own, checking the size first, or
+      // offload()'s), taken over once by the first stat() of a request, so that the request asks the
+      // origin once. Never by a request planning again: the file changed since.
       const own = this.#lookups.get(this)
       if (own?.fresh() === true) {
         this.#lookups.delete(this)
-        this.#lookups.set(signal, own)
         lookup = own
       }
     }
+    if (signal !== undefined) this.#planned.add(signal)
+    if (lookup !== undefined && signal !== undefined) this.#lookups.set(signal, lookup)
     if (lookup === undefined) {
       const scope = signal ?? this
       const fresh = new Lookup()

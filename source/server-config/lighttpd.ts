@@ -42,7 +42,8 @@ const streamResponseBody = [
   '# cut short as complete',
   'server.stream-response-body = 2',
   '# stat each file when it is sent: the default cache serves a file replaced a moment ago with its',
-  '# old bytes, under the ETag and Last-Modified of the new one that the app sends',
+  '# old bytes, under the ETag and Last-Modified of the new one that the app sends (a server-wide',
+  '# setting: at the top level, outside any $HTTP[...] block, where lighttpd ignores it)',
   'server.stat-cache-engine := "disable"'
 ]
 

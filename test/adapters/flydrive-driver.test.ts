@@ -140,3 +140,33 @@ test('StorageFile keeps no failed stat(): the storage failing once is that call\
   t.is((await file.stat()).size, 8)
   t.deepEqual(calls, ['getMetaData late.bin', 'getMetaData late.bin'])
 })
+
+test('StorageFile shared by requests: a client leaving while the stat() it started is pending does not fail the request that joined it', async (t) => {
+  const bytes = Buffer.from('hello world\n')
+  let calls = 0
+  const driver = {
+    getMetaData: async () => {
+      calls++
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return { contentLength: bytes.length, contentType: 'text/plain', etag: '"v1"', lastModified: new Date('2026-01-01T00:00:00Z') }
+    },
+    getStream: async () => Readable.from([bytes])
+  } as unknown as DriverContract
+  const shared = new StorageFile(driver, 'report.txt')
+  const errors: Array<Error & { status?: number }> = []
+  const app = downloadApp((ctx) => { ctx.body = download(shared) })
+  app.on('error', (error: Error & { status?: number }) => { errors.push(error) })
+  const base = await listen(t, app)
+  const leaving = new AbortController()
+  const left = fetch(`${base}/`, { signal: leaving.signal }).catch((error: unknown) => error)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const staying = rawRequest(`${base}/`)
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  leaving.abort()
+  t.true((await left) instanceof Error)
+  const stayed = await staying
+  t.is(stayed.status, 200)
+  t.is(stayed.body.toString(), 'hello world\n')
+  t.is(calls, 2)
+  t.deepEqual(errors.filter((error) => (error.status ?? 500) >= 500), [])
+})

@@ -905,13 +905,51 @@ test.serial('http: a route\'s own stat() and serve()\'s share one upstream reque
 test.serial('http: stat() called by the app itself (no request signal) answers again from the same lookup for a second, then asks the origin again', async (t) => {
   origin.put('/direct.bin', { bytes: 'one', etag: '"d1"' })
   const file = new HttpFile(`${origin.url}/direct.bin`)
+  // A signal the app keeps longer than a request (misuse, but not a cache for good either).
+  const kept = new AbortController().signal
+  t.is((await file.stat({ signal: kept })).etag, '"d1"')
   t.is((await file.stat()).etag, '"d1"')
   origin.put('/direct.bin', { bytes: 'three', etag: '"d2"' })
   origin.log.clear()
   t.is((await file.stat()).etag, '"d1"')
+  t.is((await file.stat({ signal: kept })).etag, '"d1"')
   t.deepEqual(origin.log.entries, [])
   await new Promise((resolve) => setTimeout(resolve, 1100))
   const later = await file.stat()
   t.is(later.etag, '"d2"')
   t.is(later.size, 5)
+  t.is((await file.stat({ signal: kept })).etag, '"d2"')
+})
+
+test('http: a request planning again after E_CHANGED asks the origin itself, even when the app\'s own stat() of the shared instance saw the old file a moment before', async (t) => {
+  let version = 1
+  let held: (() => void) | undefined
+  let gets = 0
+  const { url, seen } = await scriptedOrigin(t, (req, res) => {
+    const answer = (): void => {
+      const etag = `"v${version}"`
+      const bytes = Buffer.alloc(version * 100, version === 1 ? 'a' : 'b')
+      if (req.headers['if-match'] !== undefined && req.headers['if-match'] !== etag) {
+        res.writeHead(412, { 'Content-Length': 0 }).end()
+        return
+      }
+      res.writeHead(200, { 'Content-Length': bytes.length, ETag: etag, 'Accept-Ranges': 'bytes' }).end(req.method === 'HEAD' ? undefined : bytes)
+    }
+    // The first GET waits until the test lets it go.
+    if (req.method === 'GET' && ++gets === 1) held = answer
+    else answer()
+  })
+  const shared = new HttpFile(`${url}/f.bin`)
+  const base = await app(t, () => shared)
+  // A conditional GET: stat() is a HEAD, then the GET with If-Match, held by the origin.
+  const pending = rawRequest(`${base}/`, { headers: { 'If-None-Match': '"x"' } })
+  while (held === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.is((await shared.stat()).etag, '"v1"')
+  version = 2
+  held()
+  const res = await pending
+  t.is(res.status, 200)
+  t.is(res.headers.etag, '"v2"')
+  t.true(res.body.equals(Buffer.alloc(200, 'b')))
+  t.deepEqual(seen.slice(-2), ['HEAD /f.bin', 'GET /f.bin'])
 })
