@@ -316,8 +316,8 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
  * serve an apache() rule's values from its own directory. Rules that spell alike may share or nest
  * only when they map alike: two sources onto one directory, or a directory inside another that is
  * not the same place below the other's source, serve one source's files for the other's. A rule is
- * known by its sourceDir, or by its sourceUrl when it has none: a sourceUrl for the files of a
- * sourceDir belongs in that rule (one rule with both), as for destinationConflict().
+ * known by its sourceDir, or by its sourceUrl when it has none (two such rules are compared by
+ * their URLs); a directory and a URL are not compared: the origin may publish that directory.
  */
 function xSendfileConflict (rules: readonly unknown[]): string | undefined {
   interface Placed { name: string, backend: string, dir: string, sourceDir: string | undefined, sourceUrl: string | undefined, spelling: string }
@@ -350,19 +350,30 @@ function xSendfileConflict (rules: readonly unknown[]): string | undefined {
       if (other.backend === 'caddy' && current.backend === 'caddy') continue
       // The same place below each source: the inner directory is the outer one's source plus the
       // same path (a duplicate, or `/srv/a → /mnt/a` and `/srv/a/sub → /mnt/a/sub`). A rule is known
-      // by its sourceDir, or by its sourceUrl when it has none (as destinationConflict() does).
+      // by its sourceDir, or by its sourceUrl when it has none; a directory and an origin's URL
+      // cannot be compared (the origin may publish that very directory).
       const below = inner.dir.slice(outer.dir.length)
       const alike = outer.sourceDir !== undefined && inner.sourceDir !== undefined
         ? inner.sourceDir === outer.sourceDir + below
-        : outer.sourceDir === undefined && inner.sourceDir === undefined && outer.sourceUrl !== undefined &&
-          inner.sourceUrl === outer.sourceUrl + below.split('/').map((segment) => encodeURIComponent(segment)).join('/')
+        : outer.sourceDir !== undefined || inner.sourceDir !== undefined || sameUrlBelow(outer.sourceUrl, inner.sourceUrl, below)
       if (alike) continue
       return `${shown(other)} and ${shown(current)} send X-Sendfile for ${current.dir === other.dir ? 'the same directory' : 'nested directories'} with sources that are not the same place, so the proxy would serve one rule's files for the other's: ` +
-        'give each source its own destinationDir, neither inside another unless it is the same directory below it (or merge rules for the same files into one rule, with both sourceDir and sourceUrl)'
+        'give each source its own destinationDir, neither inside another unless it is the same directory below it (or merge rules for the same files into one rule)'
     }
     placed.push(current)
   }
   return undefined
+}
+
+/** Whether `inner` is `outer` (same origin) with the path segments `below` (`a/b/`) added, compared decoded. */
+function sameUrlBelow (outer: string | undefined, inner: string | undefined, below: string): boolean {
+  if (outer === undefined || inner === undefined || !URL.canParse(outer) || !URL.canParse(inner)) return outer === inner
+  const [a, b] = [new URL(outer), new URL(inner)]
+  if (a.origin !== b.origin) return false
+  const [outerPath, innerPath] = [decodeSegments(a.pathname), decodeSegments(b.pathname)]
+  if (outerPath === undefined || innerPath === undefined) return outer === inner
+  const expected = [...outerPath, ...below.split('/').filter((segment) => segment !== '')]
+  return expected.length === innerPath.length && expected.every((segment, i) => segment === innerPath[i])
 }
 
 const ENCODED = 'the path percent-encoded'
