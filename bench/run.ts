@@ -1,6 +1,6 @@
 // npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] — see docs/benchmarks.md
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, setPriority } from 'node:os'
 import { join } from 'node:path'
 import { renderChart } from './lib/chart.ts'
@@ -57,6 +57,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 // raise the runner's priority; the servers, nginx and wrk inherit it.
 let niced = false
 try { setPriority(-15); niced = true } catch { /* not root: run at normal priority */ }
+
+// The load generator and the proxy come from Debian, not npm: say so before building anything.
+const missingTools = [['/usr/bin/wrk', 'wrk'], ['/usr/sbin/nginx', 'nginx']].filter(([path]) => !existsSync(path as string)).map(([, name]) => name as string)
+if (missingTools.length > 0) {
+  process.stderr.write(`bench: ${missingTools.join(' and ')} not found: apt-get install ${missingTools.join(' ')} (Debian's packages; wrk is the load generator, nginx the proxy and the limit)\n`)
+  process.exit(2)
+}
 
 try {
   const started = Date.now()
