@@ -1,5 +1,6 @@
 import { AssertionError } from 'node:assert'
 import type { Stream } from 'node:stream'
+import { redactUrl } from './debug.ts'
 
 /**
  * `koa-downloads/testing`: assertions for download responses, for any test runner (they throw
@@ -269,7 +270,8 @@ function normalize (response: AnyResponse, fn: string): Normalized {
   if (isFetchResponse(response)) {
     // fetch follows redirects by default: what it returns is then another server's answer, not the app's.
     if (response.redirected === true) {
-      fail(fn, `fetch followed a redirect and got ${response.status} from ${JSON.stringify(response.url)}, which is not the app's own response (fetch with { redirect: 'manual' } to see it)`, response.status, undefined)
+      // (Without its query: a presigned URL's signature stays out of test logs.)
+      fail(fn, `fetch followed a redirect and got ${response.status} from ${JSON.stringify(redactUrl(response.url))}, which is not the app's own response (fetch with { redirect: 'manual' } to see it)`, response.status, undefined)
     }
     let why = 'the fetch Response body was read before the assertion (assert first)'
     return {
@@ -304,7 +306,7 @@ function normalize (response: AnyResponse, fn: string): Normalized {
   }
   // supertest follows redirects only when asked (.redirects(n)); it lists the URLs it followed.
   if (Array.isArray(r.redirects) && r.redirects.length > 0) {
-    fail(fn, `supertest followed ${r.redirects.length} redirect(s), to ${JSON.stringify(r.redirects[r.redirects.length - 1])}: the response is not the app's own (leave out .redirects(n) to see it)`, r.status, undefined)
+    fail(fn, `supertest followed ${r.redirects.length} redirect(s), to ${JSON.stringify(redactUrl(String(r.redirects[r.redirects.length - 1])))}: the response is not the app's own (leave out .redirects(n) to see it)`, r.status, undefined)
   }
   const headers = r.headers as Record<string, unknown>
   const header = (name: string): string | undefined => {
