@@ -4,7 +4,7 @@ import { toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
-import { servedDownload, servedPlan } from '../../source/serve.ts'
+import { clearForError, servedDownload, servedPlan } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
@@ -67,11 +67,22 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     }
     let presentation: ReturnType<typeof presentationHeaders>
     let stat: FileStat
+    // The client leaving aborts the metadata request (it held a socket of the storage client's
+    // pool until idleTimeout, and Koa logged a 504 for nobody); serve() then finds it gone.
+    const leaving = new AbortController()
+    const onClose = (): void => { if (!ctx.res.writableEnded) leaving.abort(new Error('client went away')) }
+    ctx.res.once('close', onClose)
+    if (ctx.res.destroyed) onClose()
     try {
-      stat = await file.stat()
+      stat = await file.stat({ signal: leaving.signal })
       presentation = presentationHeaders(download, stat)
     } catch (error) {
+      if (leaving.signal.aborted) return
+      // As serve() does: an error page of the app's handler is not typed as the download.
+      clearForError(ctx)
       throw toHttpError(error)
+    } finally {
+      ctx.res.off('close', onClose)
     }
     // Stored coded (gzip) for a client that refuses the coding: the storage would send it as
     // stored (S3 does not transcode), serve() decodes it.

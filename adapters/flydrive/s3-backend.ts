@@ -71,7 +71,14 @@ export function s3Backend (driver: S3DriverLike): Backend {
             const response = await sendWithin(command, options.idleTimeout, signal, async (abortSignal) => await s3.send(command, { abortSignal }))
             if (range !== undefined && response.ContentRange !== `bytes ${range.start}-${range.end}/${stat.size ?? '*'}`) {
               (response.Body as Readable | undefined)?.destroy()
-              throw Object.assign(new Error(`unexpected Content-Range ${response.ContentRange ?? '(none)'}`), { status: 416 })
+              // Another complete length: the object changed (planned again). No Content-Range (an
+              // endpoint that ignores Range sends the whole object) or another part of an object of
+              // the planned length: the storage did not do what was asked, a 502, as for GCS.
+              const sent = parseContentRange(response.ContentRange)
+              if (sent !== undefined && stat.size !== undefined && sent.size !== stat.size) {
+                throw new DownloadError('E_CHANGED', `${what}: changed since its metadata was read (Content-Range ${response.ContentRange ?? ''})`)
+              }
+              throw new DownloadError('E_UPSTREAM', `${what}: asked for bytes ${range.start}-${range.end}, got ${response.ContentRange === undefined ? 'no Content-Range' : `Content-Range ${response.ContentRange}`}`)
             }
             // If-Match is not enough: s3rver and some S3-compatible stores ignore it on reads, and
             // send the object that replaced the planned one (of the same size, so the Content-Range
