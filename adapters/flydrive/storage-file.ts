@@ -180,7 +180,12 @@ export class StorageFile implements DownloadFile {
     const expiresIn = options.expiresIn
     if (expiresIn !== undefined) {
       // flydrive reads 0 as its default (30 min), S3 signs a negative lifetime, GCS any length.
-      if (typeof expiresIn === 'number' && !(Number.isSafeInteger(expiresIn) && expiresIn >= 1 && expiresIn <= 604_800)) {
+      // A duration string is read by flydrive; the usual forms are checked here alike ('-5 mins' and
+      // '1ms' signed URLs dead on arrival, '8 days' failed only when a request came), any other
+      // form is left to flydrive.
+      const seconds = typeof expiresIn === 'string' ? durationSeconds(expiresIn) : expiresIn
+      // (A string's seconds need not be whole: flydrive rounds '1500ms'.)
+      if (typeof seconds === 'number' && !((typeof expiresIn === 'string' || Number.isSafeInteger(seconds)) && seconds >= 1 && seconds <= 604_800)) {
         throw new TypeError('StorageFile.signedUrl(): expiresIn must be an integer number of seconds, 1 to 604800 (7 days, the S3 and GCS V4 maximum), or a duration string')
       }
       signOptions.expiresIn = expiresIn
@@ -294,4 +299,17 @@ export function validateStorageFileOptions (options: StorageFileOptions, where: 
   }
   // setTimeout() takes at most 2^31 - 1 ms: a longer delay fires at once (every request a 504).
   if (idleTimeout !== undefined && (!Number.isSafeInteger(idleTimeout) || idleTimeout < 1 || idleTimeout > 2_147_483_647)) throw new TypeError(`${where}: idleTimeout must be an integer from 1 to 2147483647 (ms)`)
+}
+
+const durationUnits: ReadonlyArray<[RegExp, number]> = [
+  [/^(ms|msecs?|milliseconds?)$/, 0.001], [/^(s|secs?|seconds?)$/, 1], [/^(m|mins?|minutes?)$/, 60],
+  [/^(h|hrs?|hours?)$/, 3600], [/^(d|days?)$/, 86_400], [/^(w|weeks?)$/, 604_800]
+]
+
+/** `'30 mins'`, `'2h'`, `'-5 s'` → seconds (a fraction for milliseconds); undefined for a form not known here. */
+function durationSeconds (value: string): number | undefined {
+  const match = /^\s*(-?\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(value)
+  if (match === null) return undefined
+  const unit = durationUnits.find(([pattern]) => pattern.test((match[2] ?? '').toLowerCase()))
+  return unit === undefined ? undefined : Number(match[1]) * unit[1]
 }

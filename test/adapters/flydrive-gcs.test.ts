@@ -208,9 +208,11 @@ test.serial('flydrive gcs: a signed URL\'s Content-Disposition and Content-Type 
   t.is(new Set(urls.map(date)).size, 1)
   t.not(signature(attached), signature(inline))
   t.not(signature(attached), signature(html))
-  for (const expiresIn of [0, -5, 604_801, 1.5]) {
-    await t.throwsAsync(file.signedUrl({ expiresIn }), { instanceOf: TypeError, message: /expiresIn must be an integer number of seconds, 1 to 604800/ })
+  for (const expiresIn of [0, -5, 604_801, 1.5, '-5 mins', '1ms', '0s', '8 days', '2 weeks']) {
+    await t.throwsAsync(file.signedUrl({ expiresIn }), { instanceOf: TypeError, message: /expiresIn must be an integer number of seconds, 1 to 604800/ }, String(expiresIn))
   }
+  // Duration strings within the range sign, as flydrive reads them.
+  for (const expiresIn of ['30 mins', '2h', '7 days', '1 week', '90s']) t.regex(await file.signedUrl({ expiresIn }), /X-Goog-Expires=\d+/, expiresIn)
 })
 
 // ——— an object replaced between stat() and open() ———
