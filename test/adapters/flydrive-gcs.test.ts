@@ -124,7 +124,7 @@ function objectWith ({ sdkTimeout, idleTimeout }: { sdkTimeout: number, idleTime
 
 test.serial('flydrive gcs: no response to the media request → E_TIMEOUT after the idle timeout, and the request is closed then (not after the SDK\'s 60 s)', async (t) => {
   // The SDK's default per-request timeout (60 s): the request must still be closed by ours.
-  const file = objectWith({ sdkTimeout: 60_000, idleTimeout: 100 })
+  const file = objectWith({ sdkTimeout: 60_000, idleTimeout: 1000 })
   await file.stat()
   gcs.log.clear()
   gcs.log.fault = 'hang'
