@@ -320,6 +320,7 @@ export function destinationConflict (rules: readonly unknown[]): string | undefi
  * their URLs); a directory and a URL are not compared: the origin may publish that directory.
  */
 function xSendfileConflict (rules: readonly unknown[]): string | undefined {
+  const withSlash = (value: string): string => value.endsWith('/') ? value : value + '/'
   interface Placed { name: string, backend: string, dir: string, sourceDir: string | undefined, sourceUrl: string | undefined, spelling: string }
   const placed: Placed[] = []
   const shown = (p: Placed): string => `${p.name} (${p.backend}(), ${p.sourceDir !== undefined ? `sourceDir ${p.sourceDir}` : `sourceUrl ${p.sourceUrl ?? '(none)'}`} → ${p.dir})`
@@ -330,7 +331,6 @@ function xSendfileConflict (rules: readonly unknown[]): string | undefined {
     if ((rule.backend === 'apache' || rule.backend === 'lighttpd') && typeof rule.destinationDir === 'string') destination = rule.destinationDir
     else if (rule.backend === 'caddy' && typeof rule.destinationUrl === 'string' && typeof rule.header === 'string' && rule.header.toLowerCase() === 'x-sendfile') destination = rule.destinationUrl
     else continue
-    const withSlash = (value: string): string => value.endsWith('/') ? value : value + '/'
     const current: Placed = {
       name: `rules[${index}]`,
       backend: rule.backend,

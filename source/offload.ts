@@ -8,7 +8,7 @@ import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './plan.ts'
-import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
+import { evaluatePreconditions, ifRangeAllows, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedPlan } from './serve.ts'
@@ -190,9 +190,10 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       // alone and sends the range (measured, 1.4.69), but such a date is no strong validator — the
       // file may change again within that second, unseen (RFC 9110 §13.1.5, §8.8.2.2) — and a
       // resume would join two versions written in one second. serve() sends the whole file.
+      // The date lighttpd would match, which serve()'s own If-Range rule (ifRangeAllows) refuses.
       const ifRange = ctx.request.headers['if-range']
       if (ctx.method === 'GET' && range !== undefined && typeof ifRange === 'string' && validators.lastModified !== undefined &&
-          parseHttpDate(ifRange) === validators.lastModified && validators.lastModified > Date.now() - 1000) {
+          parseHttpDate(ifRange) === validators.lastModified && !ifRangeAllows(ifRange, validators, Date.now())) {
         debug('offload: %s answered by serve(): an If-Range date of the current second (weak)', JSON.stringify(file.name))
         return
       }

@@ -7,6 +7,7 @@ import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import { StorageFile } from '../../adapters/flydrive/index.ts'
 import { rawRequest } from '../helpers/file-contract.ts'
+import { leavingBesideStaying } from '../helpers/leaving.ts'
 import { listen } from '../helpers/listen.ts'
 import { downloadApp } from '../helpers/koa.ts'
 
@@ -157,14 +158,8 @@ test('StorageFile shared by requests: a client leaving while the stat() it start
   const app = downloadApp((ctx) => { ctx.body = download(shared) })
   app.on('error', (error: Error & { status?: number }) => { errors.push(error) })
   const base = await listen(t, app)
-  const leaving = new AbortController()
-  const left = fetch(`${base}/`, { signal: leaving.signal }).catch((error: unknown) => error)
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  const staying = rawRequest(`${base}/`)
-  await new Promise((resolve) => setTimeout(resolve, 30))
-  leaving.abort()
-  t.true((await left) instanceof Error)
-  const stayed = await staying
+  const { leftWithError, stayed } = await leavingBesideStaying(`${base}/`)
+  t.true(leftWithError)
   t.is(stayed.status, 200)
   t.is(stayed.body.toString(), 'hello world\n')
   t.is(calls, 2)
