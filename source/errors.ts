@@ -79,6 +79,20 @@ export function statusFor (error: unknown): number {
   return 500
 }
 
+/**
+ * A filesystem failure as the DownloadError that names it (missing → E_NOT_FOUND, refused →
+ * E_FORBIDDEN, with the fs error as `cause`): a route that calls a PathFile's stat() itself sees
+ * the same error whether the file is missing or outside its root. Anything else is left as it is.
+ */
+export function fromFsError (error: unknown, what: string): unknown {
+  if (error instanceof DownloadError) return error
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return error
+  if (notFoundCodes.has(code)) return new DownloadError('E_NOT_FOUND', `${what}: ${(error as Error).message}`, { cause: error })
+  if (forbiddenCodes.has(code)) return new DownloadError('E_FORBIDDEN', `${what}: ${(error as Error).message}`, { cause: error })
+  return error
+}
+
 export function notFound (message: string, cause?: unknown): DownloadError {
   return new DownloadError('E_NOT_FOUND', message, { cause })
 }

@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs'
 import { basename, isAbsolute, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
-import { DownloadError, notFound } from './errors.ts'
+import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { FileStream } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
@@ -122,42 +122,52 @@ export class PathFile implements DownloadFile {
     if (path === undefined) throw notFound(`PathFile: ${this.#refused ?? 'refused'}`)
     const root = this.#realRoot
     if (root === undefined) return path
-    const real = await realpathOf(path)
-    if (!insideKnownRoot(real, root)) await confineAgain(real, root)
-    return real
+    try {
+      const real = await realpathOf(path)
+      if (!insideKnownRoot(real, root)) await confineAgain(real, root)
+      return real
+    } catch (error) {
+      throw fromFsError(error, 'PathFile')
+    }
   }
 
   async stat (options?: StatOptions): Promise<FileStat> {
-    this.#ahead.drop()
-    // The bytes will be read next: open the descriptor now and check it instead of the path. The
-    // confinement is then checked on the file actually opened (no window for a symlink swap), and
-    // open() takes this descriptor (bench/: 4 → 2 thread-pool round trips per small file).
-    if (options?.willRead !== undefined && this.path !== undefined && (this.#realRoot === undefined || fdPaths !== false)) {
-      const held = await this.#openConfined(this.path)
-      if (held !== undefined) {
-        this.#ahead.hold(held)
-        return this.#described(held.stats, held.real)
+    // Every refusal is a DownloadError (a route that stat()s the file itself to choose a fallback
+    // sees E_NOT_FOUND for a missing file as for one outside the root).
+    try {
+      this.#ahead.drop()
+      // The bytes will be read next: open the descriptor now and check it instead of the path. The
+      // confinement is then checked on the file actually opened (no window for a symlink swap), and
+      // open() takes this descriptor (bench/: 4 → 2 thread-pool round trips per small file).
+      if (options?.willRead !== undefined && this.path !== undefined && (this.#realRoot === undefined || fdPaths !== false)) {
+        const held = await this.#openConfined(this.path)
+        if (held !== undefined) {
+          this.#ahead.hold(held)
+          return this.#described(held.stats, held.real)
+        }
       }
-    }
-    // Confined, where Linux can: the metadata of the very file whose location was checked (a
-    // symlink swapped in after a realpath() would otherwise be followed by the stat after it).
-    if (this.#realRoot !== undefined && this.path !== undefined && O_PATH !== undefined && fdPaths !== false) {
-      const located = await this.#locate(this.path, this.#realRoot)
-      if (located !== undefined) {
-        if (!located.stats.isFile()) throw notFound('PathFile: not a regular file')
-        return this.#described(located.stats, located.real)
+      // Confined, where Linux can: the metadata of the very file whose location was checked (a
+      // symlink swapped in after a realpath() would otherwise be followed by the stat after it).
+      if (this.#realRoot !== undefined && this.path !== undefined && O_PATH !== undefined && fdPaths !== false) {
+        const located = await this.#locate(this.path, this.#realRoot)
+        if (located !== undefined) {
+          if (!located.stats.isFile()) throw notFound('PathFile: not a regular file')
+          return this.#described(located.stats, located.real)
+        }
       }
+      const real = await this.confine()
+      // With the default confinement, this request's realpath() has just walked every component of
+      // `real` in the thread pool: the kernel holds its dentries and inode, and a stat of it cannot
+      // wait on the disk, like the fstat of a descriptor just opened (bench/: one thread-pool round
+      // trip per HEAD or conditional request instead of two). With no realpath, the path has not
+      // been looked up yet: the stat goes to the thread pool. (Only where /proc/self/fd is missing
+      // does a confined stat take this route, with its window between the realpath and the stat.)
+      const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
+      if (!stats.isFile()) throw notFound('PathFile: not a regular file')
+      return this.#described(stats, real)
+    } catch (error) {
+      throw fromFsError(error, 'PathFile')
     }
-    const real = await this.confine()
-    // With the default confinement, this request's realpath() has just walked every component of
-    // `real` in the thread pool: the kernel holds its dentries and inode, and a stat of it cannot
-    // wait on the disk, like the fstat of a descriptor just opened (bench/: one thread-pool round
-    // trip per HEAD or conditional request instead of two). With no realpath, the path has not
-    // been looked up yet: the stat goes to the thread pool. (Only where /proc/self/fd is missing
-    // does a confined stat take this route, with its window between the realpath and the stat.)
-    const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
-    if (!stats.isFile()) throw notFound('PathFile: not a regular file')
-    return this.#described(stats, real)
   }
 
   /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */

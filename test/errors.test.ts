@@ -360,7 +360,8 @@ test('an exposed error (404) serialised by an error handler carries nothing of t
   t.is(res.status, 404)
   t.false(serialised.includes('no-such-secret-name'), serialised)
   t.false((res.body as Buffer).toString().includes('no-such-secret-name'))
-  t.is((cause as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
+  t.is((cause as DownloadError | undefined)?.code, 'E_NOT_FOUND')
+  t.is(((cause as Error | undefined)?.cause as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
 })
 
 test('errors under an error handler that renders its own page: the page gets its own type, not the download\'s (binary for download(), JSON for a bare wrapper); a 416 keeps its Content-Range', async t => {

@@ -90,8 +90,8 @@ test.serial('path-file: stat() with and without willRead refuses the same paths 
     ['up/will-read-secret.txt', 'E_NOT_FOUND'], // through a symlinked directory outside
     ['dir', 'E_NOT_FOUND'],
     ['pipe', 'E_NOT_FOUND'], // a FIFO: refused without waiting for a writer
-    ['missing.txt', 'ENOENT'],
-    ['hello.txt/x', 'ENOTDIR'],
+    ['missing.txt', 'E_NOT_FOUND'], // ENOENT, as a DownloadError (its cause)
+    ['hello.txt/x', 'E_NOT_FOUND'], // ENOTDIR
     ['dir/../../will-read-secret.txt', 'E_NOT_FOUND'], // lexically outside
     ['x\0', 'E_NOT_FOUND']
   ]
@@ -99,6 +99,7 @@ test.serial('path-file: stat() with and without willRead refuses the same paths 
     for (const willRead of [undefined, 'whole', 'range'] as const) {
       const error = await t.throwsAsync(new PathFile(path, { root }).stat({ willRead }), undefined, `${path} ${willRead}`)
       t.is((error as { code?: string } | undefined)?.code, code, `${path} ${willRead ?? 'no willRead'}`)
+      t.is((error as { status?: number } | undefined)?.status, 404, `${path} ${willRead ?? 'no willRead'}`)
     }
   }
   t.is(openDescriptors(), before)

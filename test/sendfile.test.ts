@@ -215,6 +215,29 @@ test('sendfile: with downloads({ rules }) mounted, the file is offloaded (X-Acce
   t.is(escaped.headers['x-accel-redirect'], undefined)
 })
 
+test('sendfile: with downloads() mounted, a fallback checks the file with PathFile.stat() first (the README\'s pattern): the fallback for a missing or escaping name, the file itself otherwise', async t => {
+  const url = await listen(t, downloadApp(async (ctx) => {
+    const name = String(ctx.query.p)
+    try {
+      await new PathFile(name, { root: fixtureRoot }).stat()
+    } catch (error) {
+      if ((error as { status?: number }).status !== 404) throw error
+      await sendfile(ctx, 'hello.txt', { root: fixtureRoot, filename: 'fallback.txt' })
+      return
+    }
+    await sendfile(ctx, name, { root: fixtureRoot })
+  }, { rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }))
+  for (const missing of ['no-such-file.txt', '../secret.txt', 'snow ☃']) {
+    const res = await fetchBytes(url, q(missing))
+    t.is(res.status, 200, missing)
+    t.is(res.headers['x-accel-redirect'], '/protected/hello.txt', missing)
+    t.is(res.headers['content-disposition'], 'inline; filename="fallback.txt"', missing)
+  }
+  const found = await fetchBytes(url, q('snow ☃/nested.txt'))
+  t.is(found.headers['x-accel-redirect'], '/protected/snow%20%E2%98%83/nested.txt')
+  t.is(found.headers['content-disposition'], 'inline; filename="nested.txt"')
+})
+
 test('sendfile: bad options are TypeErrors naming the option', async t => {
   const ctx = {} as Context
   await t.throwsAsync(sendfile(ctx, 'x', { attachment: 'yes' } as unknown as SendfileOptions), { instanceOf: TypeError, message: /sendfile\(\): attachment must be a boolean/ })
