@@ -112,14 +112,18 @@ export class VirtualFile implements DownloadFile {
     const content = this.#stream
     if (content === undefined || this.#consumed) return
     this.#consumed = true
-    if (content instanceof Readable) content.destroy()
+    // Nobody listens to a stream that is never sent: an error it emits while being destroyed (an
+    // fs.ReadStream whose open of a deleted file is still pending emits its ENOENT) would be an
+    // unhandled 'error' event, which ends the process. It changes nothing for this response.
+    if (content instanceof Readable) content.on('error', ignore).destroy()
     else if (content instanceof ReadableStream) content.cancel().catch(() => {})
     else {
       // A stream of another library (readable-stream, minipass: not a node:stream Readable) is
       // destroyed like one. A generator object is its own iterator: return() runs its finally
       // blocks. Any other iterable has not been iterated, so it holds nothing yet.
-      const other = content as Partial<AsyncIterator<unknown>> & { destroy?: unknown }
+      const other = content as Partial<AsyncIterator<unknown>> & { destroy?: unknown, on?: unknown }
       try {
+        if (typeof other.on === 'function') (other.on as (event: string, listener: () => void) => unknown).call(other, 'error', ignore)
         if (typeof other.destroy === 'function') (other.destroy as () => void)()
         else if (typeof other.return === 'function') Promise.resolve(other.return()).catch(() => {})
       } catch { /* a failing cleanup of something never sent changes nothing for the response */ }

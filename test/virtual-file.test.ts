@@ -870,3 +870,32 @@ test('virtual-file: an object-mode stream waiting for its next row is destroyed 
     t.true(source.destroyed, path)
   }
 })
+
+test('virtual-file: a stream never sent (HEAD, 412, a route\'s 204, a 304) that errors while it is released does not end the process: an fs stream of a deleted file, a readable-stream one that fails its destroy', async t => {
+  const missing = join(tmpdir(), 'kd-no-such-dir', 'deleted-upload.bin')
+  const app = downloadApp(async (ctx) => {
+    // No 'error' listener of the route's own, as in an app that builds the stream and hands it over.
+    const stream = ctx.query.kind === 'rs'
+      ? new (createRequire(import.meta.url)('readable-stream').Readable as new (options: object) => Readable)({
+        read () {},
+        destroy (_error: Error | null, callback: (error: Error) => void) { callback(new Error('the upstream connection failed while closing')) }
+      })
+      : createReadStream(missing)
+    if (ctx.query.status !== undefined) ctx.status = Number(ctx.query.status)
+    ctx.body = download(new VirtualFile(stream, { name: 'report.pdf', etag: '"v1"' }))
+  })
+  const url = await listen(t, app)
+  for (const kind of ['fs', 'rs']) {
+    const head = await fetch(`${url}/?kind=${kind}`, { method: 'HEAD' })
+    t.is(head.status, 200, kind)
+    t.is(head.headers.get('etag'), '"v1"', kind)
+    t.is((await fetch(`${url}/?kind=${kind}`, { headers: { 'if-match': '"v0"' } })).status, 412, kind)
+    t.is((await fetch(`${url}/?kind=${kind}`, { headers: { 'if-none-match': '"v1"' } })).status, 304, kind)
+    t.is((await fetch(`${url}/?kind=${kind}&status=204`)).status, 204, kind)
+    // The errors of the released streams have had their turn; the server still answers.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const get = await fetch(`${url}/?kind=fs`)
+  t.is(get.status, 404)
+  t.is(await get.text(), 'Not Found')
+})
