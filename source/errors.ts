@@ -37,11 +37,14 @@ export class DownloadError extends Error {
 
 const notFoundCodes = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ELOOP', 'ERR_FS_EISDIR'])
 const forbiddenCodes = new Set(['EACCES', 'EPERM'])
+/** The process is out of descriptors or memory for now: the request may succeed later. */
+const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
 
 /**
  * Maps any failure of a file wrapper to the HTTP error that `serve()` throws, in one place:
- * missing → 404, access refused → 403 (as nginx does), storage/upstream → its DownloadError status,
- * anything else → 500. The message exposed to the client is the status text, never a path.
+ * missing → 404, access refused → 403 (as nginx does), out of descriptors → 503, storage/upstream
+ * → its DownloadError status, an error that names its own 4xx/5xx → that status, anything else
+ * → 500. The message exposed to the client is the status text, never a path.
  */
 export function toHttpError (error: unknown): HttpError {
   const status = statusFor(error)
@@ -71,10 +74,15 @@ function causeChain (error: unknown): string {
 
 export function statusFor (error: unknown): number {
   if (error instanceof DownloadError) return error.status
+  // An error that names its own status (http-errors, Koa's ctx.throw() convention, a generator
+  // that throws createHttpError(410)) keeps it, as Koa would keep it had the route thrown it.
+  const declared = (error as { status?: unknown, statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode
+  if (typeof declared === 'number' && Number.isInteger(declared) && declared >= 400 && declared <= 599) return declared
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string') {
     if (notFoundCodes.has(code)) return 404
     if (forbiddenCodes.has(code)) return 403
+    if (exhaustedCodes.has(code)) return 503
   }
   return 500
 }

@@ -1,6 +1,6 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { HttpError } from 'http-errors'
+import createHttpError, { HttpError } from 'http-errors'
 import type Koa from 'koa'
 import { get } from 'node:http'
 import type { IncomingMessage } from 'node:http'
@@ -9,6 +9,7 @@ import { download } from '../source/download.ts'
 import { DownloadError, notFound, statusFor, toHttpError } from '../source/errors.ts'
 import type { DownloadErrorCode } from '../source/errors.ts'
 import { PathFile } from '../source/path-file.ts'
+import { VirtualFile } from '../source/virtual-file.ts'
 import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
 import { assertErrorResponse } from './helpers/error-response.ts'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
@@ -68,12 +69,20 @@ const mapping: Array<[string, unknown, number]> = [
   ['EPERM', systemError('EPERM'), 403],
   ['a bare { code: "EACCES" } object', { code: 'EACCES' }, 403],
   ['EIO', systemError('EIO'), 500],
-  ['EMFILE', systemError('EMFILE'), 500],
+  ['EMFILE (out of descriptors: may succeed later)', systemError('EMFILE'), 503],
+  ['ENFILE', systemError('ENFILE'), 503],
   ['a plain Error', new Error(`cannot read ${secretPath}`), 500],
   ['a thrown string', `cannot read ${secretPath}`, 500],
   ['undefined', undefined, 500],
   ['null', null, 500],
-  ['a non-string code', { code: 404 }, 500]
+  ['a non-string code', { code: 404 }, 500],
+  ['an http-errors 403', createHttpError(403), 403],
+  ['an error with its own status 451', Object.assign(new Error('legal'), { status: 451, expose: true }), 451],
+  ['an error with its own statusCode 410', Object.assign(new Error('gone'), { statusCode: 410 }), 410],
+  ['an error whose status is not an error status (200)', Object.assign(new Error('ok?'), { status: 200 }), 500],
+  ['an error whose status is out of range (600)', Object.assign(new Error('?'), { status: 600 }), 500],
+  ['an error whose status is a string', Object.assign(new Error('?'), { status: '404' }), 500],
+  ['an error whose status is fractional', Object.assign(new Error('?'), { status: 404.5 }), 500]
 ]
 
 for (const [title, error, status] of mapping) {
@@ -395,4 +404,16 @@ test('errors under an error handler that renders its own page: the page gets its
       t.is(await response.text(), `<!doctype html><title>${status}</title>`, where)
     }
   }
+})
+
+test('errors: a source that fails before its first byte with an error naming its own status (a generator throwing createHttpError(410), a stat() throwing a 403) answers that status, clean', async t => {
+  const gone = await appFor(t, new VirtualFile((async function * () { yield * []; throw createHttpError(410, `row of ${secretPath} was purged`) })(), { name: 'a.txt' }))
+  const res = await fetchBytes(gone.url, '/')
+  assertErrorResponse(t, res, 410)
+  t.is((res.body as Buffer).toString(), 'Gone')
+  const refused = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error(`no access to ${secretPath}`), { status: 403 }) }))
+  assertErrorResponse(t, await fetchBytes(refused.url, '/'), 403)
+  // Koa's default handler logs only 5xx errors and unexposed ones: this one is neither.
+  t.is((refused.errors[0] as HttpError | undefined)?.status, 403)
+  t.is((refused.errors[0] as HttpError | undefined)?.expose, true)
 })

@@ -858,11 +858,15 @@ test('virtual-file: an object-mode stream waiting for its next row is destroyed 
     if (ctx.path === '/after') source.push(Buffer.alloc(100_000, 0x61))
     ctx.body = new VirtualFile(source, { name: 'rows.csv' })
   }))
-  for (const path of ['/before', '/after']) {
+  for (const [index, path] of ['/before', '/after'].entries()) {
     const socket = connect(Number(new URL(url).port), '127.0.0.1')
     socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
     if (path === '/after') await once(socket, 'data')
-    else await new Promise((resolve) => setTimeout(resolve, 100))
+    else {
+      // Until the route has made its source (a fixed 100 ms was too short under the loaded suite).
+      for (let waited = 0; sources.length <= index && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
     socket.destroy()
     const source = sources.at(-1)
     if (source === undefined) throw new Error('no source')
