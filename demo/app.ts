@@ -153,6 +153,10 @@ function buildApp (env: DemoEnv, live: ReadonlySet<DeliveryId>, proxy: ServerNam
     ctx.body = renderServerConfig(server, rulesFor(server, env), { upstream: `127.0.0.1:${ctx.req.socket.localPort ?? 3000}` })
   })
 
+  // The text pages (/config/…) carry no <link rel="icon">: the browser's own favicon request gets
+  // an empty answer instead of a 404 in its console.
+  router.get('/favicon.ico', (ctx) => { ctx.status = 204 })
+
   // django-sendfile style: one call, inline by default (the browser displays text and PDF).
   router.get('/inline/:name', downloads(), async (ctx) => {
     await sendfile(ctx, ctx.params.name ?? '', { root: env.filesDir })

@@ -20,7 +20,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error(`koa-downloads demo: cannot listen on port ${port}: ${(error as Error).message} (set PORT to use another)`)
     process.exit(1)
   }
-  console.log(`koa-downloads demo on http://${host === '127.0.0.1' ? 'localhost' : host}:${bound}  (Ctrl-C to stop)`)
+  const shown = host === '127.0.0.1' ? 'localhost' : host.includes(':') ? `[${host}]` : host
+  console.log(`koa-downloads demo on http://${shown}:${bound}  (Ctrl-C to stop)`)
   const stop = (): void => { demo.stop().then(() => process.exit(0), () => process.exit(1)) }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -436,7 +436,7 @@ test('caddy: a directory with "{" is refused (Caddy would read a placeholder)', 
 
 test('caddy full: admin off, bind to the listen host, storage in the prefix', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/p/' })], { full }))
-  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://127.0.0.1:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {', 'handle_errors {']) {
+  for (const line of ['admin off', 'auto_https off', 'storage file_system /tmp/kd-x/data', 'http://:8080 {', 'bind 127.0.0.1', 'reverse_proxy 127.0.0.1:3000 {', 'handle_errors {']) {
     t.true(lines.includes(line), line)
   }
 })

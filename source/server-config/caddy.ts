@@ -285,8 +285,10 @@ export function renderCaddy (rules: readonly ConfigRule[], full?: FullConfig, up
     '\tauto_https off',
     `\tstorage file_system ${caddyString(prefix + '/data', 'prefix')}`,
     '}',
-    `http://${listen.host}:${listen.port} {`,
-    '\t# the site address alone does not restrict the listener: Caddy would bind every interface',
+    // No host in the site address: Caddy would make it a Host matcher, and a request naming any
+    // other host (localhost, the public name) would get Caddy's empty 200.
+    `http://:${listen.port} {`,
+    '\t# the site address names no host (every Host is served); bind restricts the listener',
     `\tbind ${listen.host}`,
     ...caddyReverseProxy(rules, full.upstream).map((l) => '\t' + l),
     ...caddyErrorHandler.map((l) => '\t' + l),

@@ -86,15 +86,17 @@ const streamed: Array<[string, string, () => Promise<Buffer>]> = [
   ['generated', 'squares.csv', generated]
 ]
 
-browserTest('browser: the index page loads without a console error or a failed request (no favicon 404)', async (t) => {
-  await withPage(async (page) => {
-    const problems: string[] = []
-    page.on('console', (message) => { if (message.type() === 'error') problems.push(`console: ${message.text()}`) })
-    page.on('pageerror', (error) => { problems.push(`page: ${error.message}`) })
-    page.on('response', (response) => { if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`) })
-    await page.goto(`${base}/`, { waitUntil: 'networkidle' })
-    t.deepEqual(problems, [])
-  })
+browserTest('browser: the index page and a text configuration page load without a console error or a failed request (no favicon 404)', async (t) => {
+  for (const path of ['/', '/config/nginx']) {
+    await withPage(async (page) => {
+      const problems: string[] = []
+      page.on('console', (message) => { if (message.type() === 'error') problems.push(`console: ${message.text()}`) })
+      page.on('pageerror', (error) => { problems.push(`page: ${error.message}`) })
+      page.on('response', (response) => { if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`) })
+      await page.goto(`${base}${path}`, { waitUntil: 'networkidle' })
+      t.deepEqual(problems, [], path)
+    })
+  }
 })
 
 for (const [source, name, bytes] of streamed) {

@@ -4,6 +4,7 @@
 // Apache exited at once when its ErrorLog was /dev/stderr, which cannot be opened on a socket.
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -52,6 +53,18 @@ for (const server of ['nginx', 'apache', 'lighttpd', 'caddy'] as const) {
       } catch {}
     }
     t.is(child.exitCode, null, `${server} exited: ${output}`)
-    t.is(status, server === 'apache' || server === 'lighttpd' ? 503 : 502, output)
+    const expected = server === 'apache' || server === 'lighttpd' ? 503 : 502
+    t.is(status, expected, output)
+    // Whatever Host the client names, the listener's configuration answers it (Caddy's site
+    // address once matched only the listen address itself: an empty 200 for every other Host).
+    for (const host of ['localhost', 'downloads.example.com']) {
+      const answer = await new Promise<{ status: number | undefined, body: string }>((resolve, reject) => {
+        get({ host: '127.0.0.1', port, path: '/anything', headers: { host: `${host}:${port}` } }, (res) => {
+          let body = ''
+          res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => { resolve({ status: res.statusCode, body }) })
+        }).on('error', reject)
+      })
+      t.is(answer.status, expected, `Host: ${host}: ${answer.body}`)
+    }
   })
 }
