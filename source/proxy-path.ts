@@ -62,6 +62,20 @@ export function rawFilePath (dir: string, segments: readonly string[]): string |
 }
 
 /**
+ * The raw path, unless mod_xsendfile cannot open it: it joins the value to the XSendFilePath it
+ * matches with apr_filepath_merge, which fails with ENAMETOOLONG — a 404 from Apache — once both
+ * and the separators pass PATH_MAX (4096 bytes, its terminator included; measured by an outside
+ * audit: 4062 + 30 served, 4063 + 30 refused). `allowed` is that XSendFilePath (or the longest it
+ * can be). Such a file is streamed by the app instead.
+ */
+export function rawFilePathWithinPathMax (allowed: string, dir: string, segments: readonly string[]): string | undefined {
+  const value = rawFilePath(dir, segments)
+  // `value` holds the UTF-8 bytes one per character (latin1).
+  if (value === undefined || Buffer.byteLength(allowed, 'utf8') + value.length + 4 > 4096) return undefined
+  return value
+}
+
+/**
  * Caddy's `rewrite * {rp.header.X}` parses the raw value as a URI: a `?` starts the query and an
  * encoded `%3F` is not decoded, so a name with `?` cannot be served (proxies.md §2). A `%` followed by
  * two hex digits is taken literally by Caddy's file_server (measured: `a%20b.txt` serves that file).

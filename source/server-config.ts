@@ -157,8 +157,9 @@ function throughFactory (rule: ConfigRule, index: number): ConfigRule {
  * What serves the X-Accel-Redirect values of the negotiated() rules' mappings, which the proxy
  * dispatches like any other (nginx by its internal locations, Caddy by its matchers) but which are
  * not rendered: the proxy asks for them with X-Sendfile-Type, a choice of the operator. For nginx a
- * line to paste per mapping (the values are percent-encoded paths below the location, as nginx()
- * sends: an internal location with an alias serves them); for Caddy what its matcher must cover.
+ * line to paste per mapping (by default the values are raw paths below the location that nginx and
+ * Caddy both read alike: an internal location with an alias serves them); for Caddy what its
+ * matcher must cover.
  * Apache and lighttpd get X-Sendfile, the file's own path: a mapping means nothing to them.
  */
 function handWritten (server: ServerName, rules: readonly ConfigRule[]): { title: string, lines: string[] } | undefined {
@@ -171,7 +172,7 @@ function handWritten (server: ServerName, rules: readonly ConfigRule[]): { title
   if (entries.length === 0) return undefined
   if (server === 'caddy') {
     return {
-      title: 'write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are percent-encoded paths below the location)',
+      title: 'write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are raw paths below the location, as caddy() sends; keep the accel option of negotiated() at its default, or raw)',
       lines: entries.map(({ sourceDir, destinationUrl }) => `X-Accel-Redirect "${withSlash(destinationUrl)}*" from ${sourceDir}`)
     }
   }

@@ -567,7 +567,7 @@ test('cli config: negotiated() mappings are not rendered, and the error or the c
   const caddy = await runCli(['config', 'caddy', '--rules', await module('only.mjs', [mapped])])
   t.is(caddy.code, 1)
   t.is(caddy.stderr, 'koa-downloads: renderServerConfig(): none of the 1 rules is for caddy (backends: negotiated); negotiated() rules are not rendered: ' +
-    'the proxy must send X-Sendfile-Type itself; write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are percent-encoded paths below the location):\n' +
+    'the proxy must send X-Sendfile-Type itself; write by hand, for each mapping, a handle_response on X-Accel-Redirect that serves its directory (the values are raw paths below the location, as caddy() sends; keep the accel option of negotiated() at its default, or raw):\n' +
     '    X-Accel-Redirect "/negotiated-files/*" from /srv/files\n' +
     '    X-Accel-Redirect "/spaced/*" from /srv/my files\n')
   // Apache gets X-Sendfile, the file's own path: a mapping means nothing to it.

@@ -1,4 +1,4 @@
-import { rawFilePath } from '../proxy-path.ts'
+import { rawFilePathWithinPathMax } from '../proxy-path.ts'
 import { xSendfileRule } from './x-sendfile.ts'
 import type { XSendfileOptions, XSendfileRule } from './x-sendfile.ts'
 
@@ -21,16 +21,7 @@ export function apache (options: ApacheOptions): ApacheRule {
   })
 }
 
-/**
- * The raw path, unless mod_xsendfile cannot open it: it joins the value to the XSendFilePath it
- * matches (the rule's destinationDir) with apr_filepath_merge, which fails with ENAMETOOLONG — a
- * 404 from Apache — once both and the separators pass PATH_MAX (4096 bytes, its terminator
- * included; measured by an outside audit: 4062 + 30 served, 4063 + 30 refused). Such a file is
- * streamed by the app instead.
- */
+/** The raw path, unless it is too long for mod_xsendfile (see rawFilePathWithinPathMax). */
 function withinPathMax (dir: string, segments: readonly string[]): string | undefined {
-  const value = rawFilePath(dir, segments)
-  // `value` holds the UTF-8 bytes one per character (latin1).
-  if (value === undefined || Buffer.byteLength(dir, 'utf8') + value.length + 4 > 4096) return undefined
-  return value
+  return rawFilePathWithinPathMax(dir, dir, segments)
 }

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { checkOptions, destinationClash, logNoMatch, matchSource, normalizeDestinationUrl, normalizeDir } from '../offload-rule.ts'
 import type { OffloadRequest, OffloadRule, OffloadTarget } from '../offload-rule.ts'
-import { encodedFilePath, encodedPath, rawFilePath } from '../proxy-path.ts'
+import { caddyPath, encodedFilePath, encodedPath, rawFilePathWithinPathMax } from '../proxy-path.ts'
 import type { DownloadFile } from '../types.ts'
 
 /** The offload headers a proxy may ask for. `X-LIGHTTPD-send-file` is left out on purpose: it only
@@ -40,10 +40,21 @@ export interface NegotiatedOptions {
   trustMappingHeader?: boolean | undefined
   /**
    * The form of an `X-Sendfile` value: `'raw'` for Apache mod_xsendfile 0.12, `'encoded'`
-   * (percent-encoded segments) for lighttpd. The request does not say which server sent it.
-   * @default 'raw'
+   * (percent-encoded segments) for lighttpd. The request does not say which server sent it, and a
+   * name with `%` reads as another file to the other one (`a%20b.txt` is `a b.txt` to lighttpd).
+   * By default (`'either'`) the raw path is sent, which both read alike (spaces and UTF-8
+   * included, proxies.md §2), and a file whose path has a `%` is streamed.
+   * @default 'either'
    */
-  sendfile?: 'raw' | 'encoded' | undefined
+  sendfile?: 'raw' | 'encoded' | 'either' | undefined
+  /**
+   * The form of an `X-Accel-Redirect` value: `'encoded'` (percent-encoded segments) for nginx,
+   * `'raw'` for Caddy's `handle_response` (which decodes nothing: nginx's `a%20b.txt` is another
+   * file to it). By default (`'either'`) the raw path is sent, which both read alike, and a file
+   * whose path has a `%` or a `?` is streamed.
+   * @default 'either'
+   */
+  accel?: 'encoded' | 'raw' | 'either' | undefined
 }
 
 export interface NegotiatedRule extends OffloadRule {
@@ -51,7 +62,8 @@ export interface NegotiatedRule extends OffloadRule {
   readonly allow: readonly NegotiableHeader[]
   readonly mapping: ReadonlyArray<{ readonly sourceDir: string, readonly destinationUrl: string }>
   readonly trustMappingHeader: boolean
-  readonly sendfile: 'raw' | 'encoded'
+  readonly sendfile: 'raw' | 'encoded' | 'either'
+  readonly accel: 'encoded' | 'raw' | 'either'
 }
 
 const fn = 'negotiated()'
@@ -66,7 +78,7 @@ const canonical = new Map<string, NegotiableHeader>([['x-accel-redirect', 'X-Acc
  * negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/files': '/protected/' } })
  */
 export function negotiated (options: NegotiatedOptions): NegotiatedRule {
-  const o = checkOptions(fn, options, ['allow', 'sourceDir', 'mapping', 'trustMappingHeader', 'sendfile'])
+  const o = checkOptions(fn, options, ['allow', 'sourceDir', 'mapping', 'trustMappingHeader', 'sendfile', 'accel'])
   if (!Array.isArray(o.allow) || o.allow.length === 0) throw new TypeError(`${fn}: allow must be a non-empty array of 'X-Accel-Redirect' and/or 'X-Sendfile'`)
   const allow = o.allow.map((value: unknown) => {
     const name = typeof value === 'string' ? canonical.get(value.toLowerCase()) : undefined
@@ -101,8 +113,10 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
   if (trustMappingHeader && (mapping.length > 0 || !allow.includes('X-Accel-Redirect'))) {
     throw new TypeError(`${fn}: trustMappingHeader needs 'X-Accel-Redirect' in allow and no mapping of your own`)
   }
-  const sendfile = o.sendfile ?? 'raw'
-  if (sendfile !== 'raw' && sendfile !== 'encoded') throw new TypeError(`${fn}: sendfile must be 'raw' (Apache) or 'encoded' (lighttpd)`)
+  const sendfile = o.sendfile ?? 'either'
+  if (sendfile !== 'raw' && sendfile !== 'encoded' && sendfile !== 'either') throw new TypeError(`${fn}: sendfile must be 'raw' (Apache), 'encoded' (lighttpd) or 'either'`)
+  const accel = o.accel ?? 'either'
+  if (accel !== 'raw' && accel !== 'encoded' && accel !== 'either') throw new TypeError(`${fn}: accel must be 'encoded' (nginx), 'raw' (Caddy) or 'either'`)
   const label = `negotiated(${allow.join('|')})`
 
   // Frozen: the config generator reads these fields, and they must stay what match() uses.
@@ -113,6 +127,7 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
     mapping,
     trustMappingHeader,
     sendfile,
+    accel,
     match (file: DownloadFile, request: OffloadRequest): OffloadTarget | undefined {
       const type = request.headers['x-sendfile-type']
       if (type === undefined) return void logNoMatch(label, file, 'the request has no X-Sendfile-Type')
@@ -125,8 +140,13 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
       if (typeof below === 'string') return void logNoMatch(label, file, below)
       if (header === 'X-Sendfile') {
         const whole = sourceDir === undefined || sourceDir === '/' ? below.segments : [...sourceDir.split('/').slice(1), ...below.segments]
-        const value = sendfile === 'raw' ? rawFilePath('/', whole) : encodedFilePath('/', whole)
-        if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile')
+        if (sendfile === 'either' && whole.some((segment) => segment.includes('%'))) {
+          return void logNoMatch(label, file, 'a path with "%" reads as another file to Apache or to lighttpd (which decodes it): streamed (set sendfile: \'raw\' or \'encoded\' for your server)')
+        }
+        // mod_xsendfile's XSendFilePath is at most the file's own directory: the PATH_MAX bound
+        // apache() keeps, taken at its longest.
+        const value = sendfile === 'encoded' ? encodedFilePath('/', whole) : rawFilePathWithinPathMax('/' + whole.slice(0, -1).join('/'), '/', whole)
+        if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile (control characters, a trailing space, or too long for mod_xsendfile)')
         return { header, value, validators: true }
       }
       const rules = mapping.length > 0 ? mapping : trustMappingHeader ? trustedMapping(request, file) : []
@@ -135,7 +155,10 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
       for (const rule of rules) {
         const found = matchSource({ sourceDir: rule.sourceDir }, file)
         if (typeof found === 'string') continue
-        const value = encodedPath(rule.destinationUrl, found.segments)
+        if (accel === 'either' && found.segments.some((segment) => segment.includes('%') || segment.includes('?'))) {
+          return void logNoMatch(label, file, 'a path with "%" or "?" reads as another file to nginx (which decodes it) or to Caddy (which does not): streamed (set accel: \'encoded\' or \'raw\' for your server)')
+        }
+        const value = accel === 'encoded' ? encodedPath(rule.destinationUrl, found.segments) : caddyPath(rule.destinationUrl, found.segments)
         // nginx serves the local file (X-Accel-Redirect) with the app's own validators
         if (value !== undefined) return { header, value, validators: false, sameValidators: true }
       }

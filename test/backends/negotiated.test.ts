@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import test from 'ava'
 import request from 'supertest'
 import { negotiated, parseMapping } from '../../source/backends/negotiated.ts'
+import type { NegotiatedOptions } from '../../source/backends/negotiated.ts'
 import { PathFile } from '../../source/path-file.ts'
 import type { OffloadRequest } from '../../source/offload-rule.ts'
 import type { DownloadFile } from '../../source/types.ts'
@@ -60,7 +61,7 @@ test('negotiated: a mapping to "/" is refused, as nginx() refuses it (behind ngi
     message: 'negotiated(): the location of mapping "/srv/files" cannot be "/": it would take every URL of the server, the app\'s too; use a prefix of its own, e.g. \'/protected/\''
   })
   t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/other': '/o/', '/srv/files': '/' } }), { instanceOf: TypeError, message: /^negotiated\(\): the location of mapping "\/srv\/files" cannot be "\/"/ })
-  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true, accel: 'encoded' })
   const ask = (mapping: string): string | undefined => rule.match(file('/srv/files/x'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': mapping }))?.value
   t.is(ask('/srv/files/=/'), undefined)
   t.is(ask('/srv/files=/'), undefined)
@@ -78,10 +79,39 @@ test('negotiated: a mapping to "/" is refused, as nginx() refuses it (behind ngi
 test('negotiated: the canonical configured header is sent, whatever the case of the request value', (t) => {
   const rule = negotiated({ allow: ['x-accel-redirect' as never, 'X-Sendfile'], mapping: { '/srv/files': '/protected/' } })
   t.deepEqual(rule.allow, ['X-Accel-Redirect', 'X-Sendfile'])
-  t.deepEqual(rule.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'X-ACCEL-REDIRECT' })), { header: 'X-Accel-Redirect', value: '/protected/a%20b.txt', validators: false, sameValidators: true })
+  t.deepEqual(rule.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'X-ACCEL-REDIRECT' })), { header: 'X-Accel-Redirect', value: '/protected/a b.txt', validators: false, sameValidators: true })
   t.deepEqual(rule.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'x-sendfile' })), { header: 'X-Sendfile', value: '/srv/files/a b.txt', validators: true })
   const encoded = negotiated({ allow: ['X-Sendfile'], sendfile: 'encoded' })
   t.is(encoded.match(file('/srv/files/a b.txt'), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, '/srv/files/a%20b.txt')
+})
+
+test('negotiated: by default a value both servers of a header read alike (raw: spaces and UTF-8 work on all four), and a path with "%" (or "?" for X-Accel-Redirect) is streamed; accel/sendfile name the server to offload those too', (t) => {
+  const value = (options: Partial<NegotiatedOptions>, path: string, type: string): string | undefined =>
+    negotiated({ allow: ['X-Accel-Redirect', 'X-Sendfile'], mapping: { '/srv/files': '/protected/' }, ...options }).match(file(path), req({ 'x-sendfile-type': type }))?.value
+  const latin1 = (text: string): string => Buffer.from(text, 'utf8').toString('latin1')
+  t.is(value({}, '/srv/files/ü b.txt', 'X-Accel-Redirect'), latin1('/protected/ü b.txt'))
+  t.is(value({}, '/srv/files/ü b.txt', 'X-Sendfile'), latin1('/srv/files/ü b.txt'))
+  // nginx reads `a%20b.txt` as "a b.txt", Caddy as "a%20b.txt"; lighttpd and Apache likewise.
+  t.is(value({}, '/srv/files/a%20b.txt', 'X-Accel-Redirect'), undefined)
+  t.is(value({}, '/srv/files/a%20b.txt', 'X-Sendfile'), undefined)
+  // nginx and Caddy cut the value at "?"; Apache and lighttpd take it as part of the name.
+  t.is(value({}, '/srv/files/q?x.txt', 'X-Accel-Redirect'), undefined)
+  t.is(value({}, '/srv/files/q?x.txt', 'X-Sendfile'), '/srv/files/q?x.txt')
+  t.is(value({ accel: 'encoded' }, '/srv/files/a%20b.txt', 'X-Accel-Redirect'), '/protected/a%2520b.txt')
+  t.is(value({ accel: 'encoded' }, '/srv/files/q?x.txt', 'X-Accel-Redirect'), '/protected/q%3Fx.txt')
+  t.is(value({ accel: 'raw' }, '/srv/files/a%20b.txt', 'X-Accel-Redirect'), '/protected/a%20b.txt')
+  t.is(value({ accel: 'raw' }, '/srv/files/q?x.txt', 'X-Accel-Redirect'), undefined, 'Caddy cannot serve a "?"')
+  t.is(value({ sendfile: 'raw' }, '/srv/files/a%20b.txt', 'X-Sendfile'), '/srv/files/a%20b.txt')
+  t.is(value({ sendfile: 'encoded' }, '/srv/files/a%20b.txt', 'X-Sendfile'), '/srv/files/a%2520b.txt')
+  t.throws(() => negotiated({ allow: ['X-Accel-Redirect'], accel: 'decoded' as never }), { instanceOf: TypeError, message: /accel must be/ })
+})
+
+test('negotiated: an X-Sendfile path too long for mod_xsendfile (PATH_MAX with its XSendFilePath) is streamed, as apache() streams it', (t) => {
+  const rule = negotiated({ allow: ['X-Sendfile'], sourceDir: '/srv/files' })
+  const path = (length: number): string => `/srv/files/deep/${'n'.repeat(length - '/srv/files/deep/'.length)}`
+  // The longest XSendFilePath is the file's own directory (/srv/files/deep, 15 bytes): 15 + path + 4 ≤ 4096.
+  t.is(rule.match(file(path(4077)), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, path(4077))
+  t.is(rule.match(file(path(4078)), req({ 'x-sendfile-type': 'X-Sendfile' })), undefined)
 })
 
 test('negotiated: a value outside the allow-list never becomes a response header (Symfony #65683)', (t) => {
@@ -100,7 +130,7 @@ test('negotiated: X-Accel-Mapping from the request is ignored unless trustMappin
   const none = negotiated({ allow: ['X-Accel-Redirect'] })
   t.is(none.match(file('/srv/files/x'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/=/internal-admin/' })), undefined)
   const trusting = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
-  t.is(trusting.match(file('/srv/files/x y'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/files/=/protected/' }))?.value, '/protected/x%20y')
+  t.is(trusting.match(file('/srv/files/x y'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': '/srv/files/=/protected/' }))?.value, '/protected/x y')
 })
 
 test('negotiated: the mapping is a literal prefix on whole segments, never a regular expression (CVE-2026-34830)', (t) => {
@@ -181,7 +211,7 @@ test('negotiated over HTTP/2 (h2c): several X-Accel-Mapping lines are refused as
 })
 
 test('negotiated: a trusted X-Accel-Mapping is read as UTF-8 bytes (Node gives them one character per byte), so a non-ASCII directory matches; bytes that are not UTF-8 are ignored', (t) => {
-  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true })
+  const rule = negotiated({ allow: ['X-Accel-Redirect'], trustMappingHeader: true, accel: 'encoded' })
   const ask = (mapping: string): string | undefined => rule.match(file('/srv/dätä/a b.txt'), req({ 'x-sendfile-type': 'X-Accel-Redirect', 'x-accel-mapping': mapping }))?.value
   // What Node reads for nginx's `proxy_set_header X-Accel-Mapping "/srv/dätä/=/protected/";`
   t.is(ask(Buffer.from('/srv/dätä/=/protected/', 'utf8').toString('latin1')), '/protected/a%20b.txt')

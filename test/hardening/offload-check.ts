@@ -9,7 +9,11 @@ const forms: Record<string, ValueForm> = {
   lighttpd: 'encoded',
   'internal-redirect': 'encoded',
   apache: 'raw',
-  caddy: 'raw'
+  caddy: 'raw',
+  // negotiated()'s default: a value that nginx or Caddy (X-Accel-Redirect), Apache or lighttpd
+  // (X-Sendfile) must read alike, whichever asked: raw bytes with nothing either would decode.
+  'either-accel': 'raw',
+  'either-sendfile': 'raw'
 }
 
 /**
@@ -43,7 +47,9 @@ export function readOffloadValue (backend: string, value: string, destination: s
       return 'raw bytes are not UTF-8'
     }
     // Caddy's rewrite starts a query at `?`; a raw `#` is served (proxies.md §2).
-    if (backend === 'caddy' && path.includes('?')) return 'a ? that Caddy would take as a query'
+    if ((backend === 'caddy' || backend === 'either-accel') && path.includes('?')) return 'a ? that Caddy would take as a query'
+    // nginx and lighttpd decode `%XX` in the value, Caddy and Apache do not: another file to one of them.
+    if (backend.startsWith('either-') && path.includes('%')) return 'a % that one of the two servers would decode'
   }
   if (/[\0\r\n]/.test(path)) return 'NUL, CR or LF after decoding'
   if (!path.startsWith(prefix)) return `${JSON.stringify(path)} is not below ${prefix}`

@@ -54,7 +54,7 @@ test.before(async () => {
     lighttpd: { rules: [lighttpd({ sourceDir: dir, destinationDir: dir })], header: 'x-sendfile', backend: 'lighttpd', destination: dir },
     caddy: { rules: [caddy({ sourceDir: dir, destinationUrl: '/protected/' })], header: 'x-accel-redirect', backend: 'caddy', destination: '/protected/' },
     'internal-redirect': { rules: [internalRedirect({ sourceDir: dir, destinationUrl: '/private/' })], header: 'location', backend: 'internal-redirect', destination: '/private/' },
-    negotiated: { rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [dir]: '/protected/' } })], header: 'x-accel-redirect', backend: 'nginx', destination: '/protected/' }
+    negotiated: { rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [dir]: '/protected/' } })], header: 'x-accel-redirect', backend: 'either-accel', destination: '/protected/' }
   })
   const disk = new Disk(new FSDriver({ location: dir, visibility: 'public' }))
   const app = new Koa()

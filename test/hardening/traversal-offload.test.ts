@@ -26,11 +26,24 @@ const rules: Array<{ rule: OffloadRule, backend: string, destination: string, re
   { rule: internalRedirect({ sourceDir, sourceUrl, destinationUrl: '/private/' }), backend: 'internal-redirect', destination: '/private/' },
   {
     rule: negotiated({ allow: ['X-Accel-Redirect'], mapping: { [sourceDir]: '/protected/' } }),
+    backend: 'either-accel',
+    destination: '/protected/',
+    request: { 'x-sendfile-type': 'X-Accel-Redirect' }
+  },
+  {
+    rule: negotiated({ allow: ['X-Accel-Redirect'], mapping: { [sourceDir]: '/protected/' }, accel: 'encoded' }),
     backend: 'nginx',
     destination: '/protected/',
     request: { 'x-sendfile-type': 'X-Accel-Redirect' }
   },
-  { rule: negotiated({ allow: ['X-Sendfile'], sourceDir }), backend: 'apache', destination: sourceDir, request: { 'x-sendfile-type': 'X-Sendfile' } },
+  {
+    rule: negotiated({ allow: ['X-Accel-Redirect'], mapping: { [sourceDir]: '/protected/' }, accel: 'raw' }),
+    backend: 'caddy',
+    destination: '/protected/',
+    request: { 'x-sendfile-type': 'X-Accel-Redirect' }
+  },
+  { rule: negotiated({ allow: ['X-Sendfile'], sourceDir }), backend: 'either-sendfile', destination: sourceDir, request: { 'x-sendfile-type': 'X-Sendfile' } },
+  { rule: negotiated({ allow: ['X-Sendfile'], sourceDir, sendfile: 'raw' }), backend: 'apache', destination: sourceDir, request: { 'x-sendfile-type': 'X-Sendfile' } },
   { rule: negotiated({ allow: ['X-Sendfile'], sourceDir, sendfile: 'encoded' }), backend: 'lighttpd', destination: sourceDir, request: { 'x-sendfile-type': 'x-sendfile' } }
 ]
 
