@@ -7,7 +7,7 @@
 
 // C0 controls, DEL, C1 controls, and the bidi controls that can spoof an extension
 // (`invoice\u202Efdp.exe` displays as `invoiceexe.pdf`).
-const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 // Printable ASCII other than `%`, `"` and `\`: a name made only of these is its own fallback.
 const plainName = /^[\x20-\x21\x23-\x24\x26-\x5b\x5d-\x7e]*$/
 const combiningMarks = /\p{M}/gu

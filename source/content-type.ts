@@ -25,7 +25,8 @@ export function lookupContentType (name: string): string {
   if (type === undefined) {
     const found = ext === '' ? false : mime.lookup(ext)
     type = found === false ? 'application/octet-stream' : found
-    if (utf8Types.test(type) && type !== 'text/xml') type += '; charset=utf-8'
+    // XML carries its encoding in its own declaration (reference §7.4): text/xml and MathML are left alone.
+    if (utf8Types.test(type) && type !== 'text/xml' && type !== 'text/mathml') type += '; charset=utf-8'
     if (cache.size < 1000) cache.set(ext, type)
   }
   return type

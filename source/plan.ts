@@ -203,7 +203,9 @@ export function contentCodingOf (value: string): string | undefined {
  * sent (a future date would keep answering If-Modified-Since with 304 after the file changed).
  */
 export function lastModifiedOf (stat: FileStat, now: number): number | undefined {
-  const time = stat.lastModified?.getTime()
-  if (time === undefined || Number.isNaN(time) || time < 1000) return undefined
+  // A wrapper's number or string where a Date belongs says nothing sure: no Last-Modified (not a 500).
+  const modified = stat.lastModified as { getTime?: unknown } | undefined
+  const time = typeof modified?.getTime === 'function' ? (modified as Date).getTime() : undefined
+  if (typeof time !== 'number' || Number.isNaN(time) || time < 1000) return undefined
   return Math.floor(Math.min(time, now) / 1000) * 1000
 }

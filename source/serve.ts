@@ -204,6 +204,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       let stat: FileStat
       try {
         stat = await file.stat(statOptions)
+        // A custom wrapper's size becomes Content-Length, Content-Range and the range arithmetic:
+        // one that is not a byte count (-1, 1.5, NaN, Infinity, past 2^53) is the source's fault.
+        const size = stat.size
+        if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) throw new DownloadError('E_UPSTREAM', `stat() gave the size ${String(size)}, not a byte count`)
       } catch (error) {
         throw failed(ctx, error, 'stat')
       }

@@ -30,7 +30,7 @@ const shapes: Array<[title: string, name: string | undefined, header: string]> =
   ['bidi controls are removed', 'invoice\u202Efdp.exe', 'attachment; filename="invoicefdp.exe"'],
   ['a name of lone combining marks: the fallback is _, never empty', '\u1dc0', "attachment; filename=\"_\"; filename*=UTF-8''%E1%B7%80"],
   ['dots and a lone combining mark: the fallback is no dot segment', '..\u1dc0', "attachment; filename=\"__\"; filename*=UTF-8''..%E1%B7%80"],
-  ['every bidi control is removed', '\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069x.txt', 'attachment; filename="x.txt"'],
+  ['every bidi control is removed', '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069x.txt', 'attachment; filename="x.txt"'],
   ['a compatibility decomposition to a slash does not make a path', '℀.txt', "attachment; filename=\"_.txt\"; filename*=UTF-8''%E2%84%80.txt"],
   ['a fullwidth percent is not a percent in the fallback', 'a％.txt', "attachment; filename=\"a_.txt\"; filename*=UTF-8''a%EF%BC%85.txt"],
   ['a lone surrogate becomes U+FFFD', 'a\ud800.txt', "attachment; filename=\"a_.txt\"; filename*=UTF-8''a%EF%BF%BD.txt"],

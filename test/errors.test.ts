@@ -417,3 +417,24 @@ test('errors: a source that fails before its first byte with an error naming its
   t.is((refused.errors[0] as HttpError | undefined)?.status, 403)
   t.is((refused.errors[0] as HttpError | undefined)?.expose, true)
 })
+
+test('errors: a wrapper\'s stat() size that is not a byte count is a clean 502 on GET, HEAD and Range (no Content-Length: -1 or Content-Range …/Infinity); a lastModified that is not a Date is left out, not a 500', async t => {
+  for (const size of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60, '10' as unknown as number]) {
+    const { url } = await appFor(t, new ScriptedFile(async () => ({ size })))
+    for (const [method, headers] of [['GET', {}], ['HEAD', {}], ['GET', { range: 'bytes=1-2' }]] as const) {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        get(url + '/', { method, headers }, resolve).on('error', reject)
+      })
+      res.resume()
+      t.is(res.statusCode, 502, `${String(size)} ${method} ${JSON.stringify(headers)}`)
+      t.is(res.headers['content-range'], undefined)
+    }
+  }
+  for (const lastModified of [1_700_000_000_000, '2026-01-01', {}] as unknown as Date[]) {
+    const { url } = await appFor(t, new ScriptedFile(async () => ({ size: 9, lastModified })))
+    const res = await fetchBytes(url, '/')
+    t.is(res.status, 200, String(lastModified))
+    t.is(res.headers['last-modified'], undefined)
+    t.is((res.body as Buffer).toString(), '%PDF-1.4\n')
+  }
+})
