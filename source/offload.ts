@@ -49,23 +49,6 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
  * What offload() does once the route has run, for `downloads()` to call from its own middleware
  * (one async frame per request instead of two composed ones). Checks the rules now.
  */
-/** The rules of every offload step that has offloaded for an app: the one proxy in front of it dispatches all their values. */
-const rulesOfApp = new WeakMap<object, OffloadRule[]>()
-
-/**
- * A step's first offload for an app: its rules must not collide with those of the app's other
- * downloads()/offload() steps (an app-wide one and a route's own), which the check at setup cannot
- * see — the proxy would serve one step's files for the other's. Refused for every request of the
- * step that joins second (a 500, the conflict in the log), as the setup check refuses one list.
- */
-function joinApp (app: object, list: OffloadRule[], joined: WeakSet<object>): void {
-  const others = rulesOfApp.get(app) ?? []
-  const conflict = destinationConflict([...others, ...list])
-  if (conflict !== undefined) throw new TypeError(`offload(): the rules of two downloads() or offload() in one app collide: ${conflict}`)
-  rulesOfApp.set(app, [...others, ...list])
-  joined.add(app)
-}
-
 export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context) => Promise<void> {
   const list = Array.isArray(rules) ? [...rules] : [rules]
   list.forEach((rule, i) => {
@@ -79,8 +62,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
   if (conflict !== undefined) throw new TypeError(`offload(): ${conflict}`)
 
   if (list.length === 0) return async function noRules (): Promise<void> {}
-  // The apps this step has offloaded for, its rules checked against those of the app's other steps.
-  const joined = new WeakSet<object>()
   return async function offloadResponse (ctx: Context): Promise<void> {
     const download = toDownload(ctx.body)
     if (download === undefined) return
@@ -109,7 +90,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (debug.enabled) debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
       return
     }
-    if (!joined.has(ctx.app)) joinApp(ctx.app, list, joined)
     // A rule without sourceDir (negotiated() aside: local files only) offloads to an origin: the
     // proxy forwards the client's Range to it and hides the origin's Content-Type (the app's wins),
     // so the origin's multipart/byteranges would reach the client under the download's own type

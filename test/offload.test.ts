@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Router from '@koa/router'
@@ -782,46 +782,4 @@ test('offload: the metadata call a client refusing gzip costs (sendsStoredCoding
     t.is(refusing.headers['content-type'], accepting.headers['content-type'], query)
     t.is(refusing.headers['content-security-policy'], accepting.headers['content-security-policy'], query)
   }
-})
-
-test('offload: an app-wide downloads() and a route\'s own whose rules collide (one destination, two directories) — the step that offloads second for the app is refused (500, the conflict logged), never sending a value the proxy reads as the other directory\'s file; rules that do not collide, or the same rule in both, work side by side', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'kd-two-steps-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  for (const sub of ['public', 'invoices']) {
-    await mkdir(join(dir, sub))
-    await writeFile(join(dir, sub, 'x.txt'), `${sub}\n`)
-  }
-  const appFor = (routeRules: ReturnType<typeof nginx>[]): { app: Koa, errors: Error[] } => {
-    const app = new Koa()
-    const errors: Error[] = []
-    app.silent = true
-    app.on('error', (error: Error) => { errors.push(error) })
-    app.use(downloads({ rules: [nginx({ sourceDir: join(dir, 'public'), destinationUrl: '/protected/' })] }))
-    const route = downloads({ rules: routeRules })
-    app.use(async (ctx) => {
-      if (ctx.path === '/invoice') await route(ctx, async () => { ctx.body = new PathFile('x.txt', { root: join(dir, 'invoices') }) })
-      else ctx.body = new PathFile('x.txt', { root: join(dir, 'public') })
-    })
-    return { app, errors }
-  }
-  const colliding = appFor([nginx({ sourceDir: join(dir, 'invoices'), destinationUrl: '/protected/' })])
-  const publicFile = await request(colliding.app.callback()).get('/public')
-  t.is(publicFile.headers['x-accel-redirect'], '/protected/x.txt')
-  const invoice = await request(colliding.app.callback()).get('/invoice')
-  t.is(invoice.status, 500)
-  t.is(invoice.headers['x-accel-redirect'], undefined)
-  t.regex(colliding.errors[0]?.message ?? '', /rules of two downloads\(\) or offload\(\) in one app collide: .*same destinationUrl/)
-  // Still refused on the next request; the app-wide step keeps working.
-  t.is((await request(colliding.app.callback()).get('/invoice')).status, 500)
-  t.is((await request(colliding.app.callback()).get('/public')).headers['x-accel-redirect'], '/protected/x.txt')
-
-  const apart = appFor([nginx({ sourceDir: join(dir, 'invoices'), destinationUrl: '/invoices/' })])
-  t.is((await request(apart.app.callback()).get('/public')).headers['x-accel-redirect'], '/protected/x.txt')
-  t.is((await request(apart.app.callback()).get('/invoice')).headers['x-accel-redirect'], '/invoices/x.txt')
-  t.deepEqual(apart.errors, [])
-  // The same rule in both (a rules module imported by both): no collision.
-  const same = appFor([nginx({ sourceDir: join(dir, 'public'), destinationUrl: '/protected/' }), nginx({ sourceDir: join(dir, 'invoices'), destinationUrl: '/invoices/' })])
-  t.is((await request(same.app.callback()).get('/invoice')).headers['x-accel-redirect'], '/invoices/x.txt')
-  t.is((await request(same.app.callback()).get('/public')).headers['x-accel-redirect'], '/protected/x.txt')
-  t.deepEqual(same.errors, [])
 })
