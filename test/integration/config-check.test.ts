@@ -51,7 +51,8 @@ const handWritten = (rules: readonly ConfigRule[]): string[] => {
 }
 const negotiatedNginx = proxiedApp({
   server: 'nginx',
-  rules: ({ protectedDir }) => [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [protectedDir]: '/negotiated/' } })],
+  // nginx alone asks here: its own form, so that the hostile name's "%" is offloaded too.
+  rules: ({ protectedDir }) => [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [protectedDir]: '/negotiated/' }, accel: 'encoded' })],
   configFor: (rules) => ({ port, prefix, appPort }) => nginxConfig(prefix, [
     `  server { listen 127.0.0.1:${port};`,
     `    location / { proxy_pass http://127.0.0.1:${appPort}; proxy_set_header X-Sendfile-Type X-Accel-Redirect; }`,
