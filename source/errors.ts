@@ -48,7 +48,10 @@ const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
  */
 export function toHttpError (error: unknown): HttpError {
   const status = statusFor(error)
-  const httpError = createHttpError(status, { expose: status < 500 })
+  // The headers of an error that chose its status (a 401's WWW-Authenticate, a 503's Retry-After),
+  // which Koa sends with it.
+  const headers = declaredStatus(error) === undefined ? undefined : (error as { headers?: unknown }).headers
+  const httpError = createHttpError(status, headers !== null && typeof headers === 'object' ? { expose: status < 500, headers } : { expose: status < 500 })
   // Not enumerable, as the standard `cause` is: http-errors copies its properties as enumerable
   // ones, and an error handler that serialises an exposed error (JSON.stringify(err)) would then
   // publish the original failure, file path included.
@@ -72,12 +75,25 @@ function causeChain (error: unknown): string {
   return text
 }
 
+/**
+ * The status an error names for the client: an http-errors error (createHttpError(410), Koa's
+ * ctx.throw()), or one that says whether to expose it (Koa's convention), keeps its 4xx/5xx, as Koa
+ * would keep it had the route thrown it. Not the `status` of an HTTP client's error (superagent,
+ * axios, gaxios, undici): that is the origin's answer to the app — a 401 there is the app's
+ * credentials, not the client's — and stays a 500 that Koa logs.
+ */
+function declaredStatus (error: unknown): number | undefined {
+  if (error === null || typeof error !== 'object') return undefined
+  const { status, statusCode, expose } = error as { status?: unknown, statusCode?: unknown, expose?: unknown }
+  if (!createHttpError.isHttpError(error) && typeof expose !== 'boolean') return undefined
+  const declared = status ?? statusCode
+  return typeof declared === 'number' && Number.isInteger(declared) && declared >= 400 && declared <= 599 ? declared : undefined
+}
+
 export function statusFor (error: unknown): number {
   if (error instanceof DownloadError) return error.status
-  // An error that names its own status (http-errors, Koa's ctx.throw() convention, a generator
-  // that throws createHttpError(410)) keeps it, as Koa would keep it had the route thrown it.
-  const declared = (error as { status?: unknown, statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode
-  if (typeof declared === 'number' && Number.isInteger(declared) && declared >= 400 && declared <= 599) return declared
+  const declared = declaredStatus(error)
+  if (declared !== undefined) return declared
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string') {
     if (notFoundCodes.has(code)) return 404

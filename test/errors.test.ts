@@ -77,12 +77,14 @@ const mapping: Array<[string, unknown, number]> = [
   ['null', null, 500],
   ['a non-string code', { code: 404 }, 500],
   ['an http-errors 403', createHttpError(403), 403],
-  ['an error with its own status 451', Object.assign(new Error('legal'), { status: 451, expose: true }), 451],
-  ['an error with its own statusCode 410', Object.assign(new Error('gone'), { statusCode: 410 }), 410],
-  ['an error whose status is not an error status (200)', Object.assign(new Error('ok?'), { status: 200 }), 500],
-  ['an error whose status is out of range (600)', Object.assign(new Error('?'), { status: 600 }), 500],
-  ['an error whose status is a string', Object.assign(new Error('?'), { status: '404' }), 500],
-  ['an error whose status is fractional', Object.assign(new Error('?'), { status: 404.5 }), 500]
+  ['an error with its own status 451 (and expose, Koa\'s convention)', Object.assign(new Error('legal'), { status: 451, expose: true }), 451],
+  ['an error with its own statusCode 410 (and expose)', Object.assign(new Error('gone'), { statusCode: 410, expose: false }), 410],
+  ['an HTTP client\'s error: the origin\'s 401 (superagent, axios: status, no expose)', Object.assign(new Error('Unauthorized'), { status: 401, response: {} }), 500],
+  ['an HTTP client\'s error: the origin\'s 407 (undici: statusCode)', Object.assign(new Error('Response status code 407'), { statusCode: 407 }), 500],
+  ['an error whose status is not an error status (200)', Object.assign(new Error('ok?'), { status: 200, expose: true }), 500],
+  ['an error whose status is out of range (600)', Object.assign(new Error('?'), { status: 600, expose: true }), 500],
+  ['an error whose status is a string', Object.assign(new Error('?'), { status: '404', expose: true }), 500],
+  ['an error whose status is fractional', Object.assign(new Error('?'), { status: 404.5, expose: true }), 500]
 ]
 
 for (const [title, error, status] of mapping) {
@@ -411,11 +413,19 @@ test('errors: a source that fails before its first byte with an error naming its
   const res = await fetchBytes(gone.url, '/')
   assertErrorResponse(t, res, 410)
   t.is((res.body as Buffer).toString(), 'Gone')
-  const refused = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error(`no access to ${secretPath}`), { status: 403 }) }))
+  const refused = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error(`no access to ${secretPath}`), { status: 403, expose: true }) }))
   assertErrorResponse(t, await fetchBytes(refused.url, '/'), 403)
   // Koa's default handler logs only 5xx errors and unexposed ones: this one is neither.
   t.is((refused.errors[0] as HttpError | undefined)?.status, 403)
   t.is((refused.errors[0] as HttpError | undefined)?.expose, true)
+  // Its headers go with it, as Koa sends them (RFC 9110 §15.5.2: a 401 sends WWW-Authenticate).
+  const challenged = await appFor(t, new VirtualFile((async function * () { yield * []; throw createHttpError(401, { headers: { 'WWW-Authenticate': 'Bearer realm="files"' } }) })(), { name: 'a.txt' }))
+  const challenge = await fetchBytes(challenged.url, '/')
+  assertErrorResponse(t, challenge, 401)
+  t.is(challenge.headers['www-authenticate'], 'Bearer realm="files"')
+  // An HTTP client's error carries the origin's status to the app: a 500 that Koa logs, not the origin's 401.
+  const upstream = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error('Unauthorized'), { status: 401, response: { headers: {} } }) }))
+  assertErrorResponse(t, await fetchBytes(upstream.url, '/'), 500)
 })
 
 test('errors: a wrapper\'s stat() size that is not a byte count is a clean 502 on GET, HEAD and Range (no Content-Length: -1 or Content-Range …/Infinity); a lastModified that is not a Date is left out, not a 500', async t => {

@@ -40,7 +40,12 @@ export function driverBackend (driver: DriverContract): Backend {
           const signal = openOptions?.signal
           if (gone(signal)) throw abortError(signal as AbortSignal)
           try {
-            const stream = await within(driver.getStream(key), options.idleTimeout, signal, (late: Readable | null) => { late?.destroy?.() })
+            const stream = await within(driver.getStream(key), options.idleTimeout, signal, (late: Readable | null) => {
+              // Nobody reads a stream that came too late: an error it emits while closing (an fs
+              // stream whose file was deleted meanwhile) would end the process unhandled.
+              late?.on?.('error', () => {})
+              late?.destroy?.()
+            })
             return guardStream(stream, { expected: stat.size, idleTimeout: options.idleTimeout, what })
           } catch (error) {
             throw storageError(error, what)

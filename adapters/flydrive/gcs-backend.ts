@@ -56,13 +56,16 @@ export function gcsBackend (driver: GcsDriverLike): Backend {
     return await storage
   }
   const base = publicBase(driver.options.storage?.apiEndpoint ?? driver.options.apiEndpoint)
+  // The bucket as the SDK spells it (it takes `gs://media` and `media/` for `media`), which reads
+  // use: the public URL names the same bucket (flydrive's getUrl() does the same).
+  const bucketName = bucket.replace(/^gs:\/\//, '').replace(/\/+$/, '')
   return {
     kind: 'gcs',
     object (key: string, options: BackendOptions): StorageObject {
       const what = `gcs ${bucket}/${key}`
       return {
         // A private disk's objects are not readable unsigned: no URL for a proxy to fetch.
-        url: driver.options.visibility === 'private' ? undefined : `${base}/${encodeKey(bucket)}/${encodeKey(key)}`,
+        url: driver.options.visibility === 'private' ? undefined : `${base}/${encodeKey(bucketName)}/${encodeKey(key)}`,
         async stat (signal?: AbortSignal): Promise<FileStat> {
           // A client gone before the call (over HTTP/2, reset while the route decided): no request,
           // which the SDK would keep open until it timed out.

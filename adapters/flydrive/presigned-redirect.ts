@@ -111,5 +111,9 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     ctx.status = status
     ctx.set('Location', url)
     ctx.set('Cache-Control', 'private, no-store')
+    // A CDN reads these instead of Cache-Control (RFC 9213 §2.1): one the app set for its pages
+    // would have the CDN keep one user's signed URL and hand it to others.
+    ctx.remove('CDN-Cache-Control')
+    ctx.remove('Surrogate-Control')
   }
 }

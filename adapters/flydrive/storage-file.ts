@@ -183,6 +183,11 @@ export class StorageFile implements DownloadFile {
       // A duration string is read by flydrive; the usual forms are checked here alike ('-5 mins' and
       // '1ms' signed URLs dead on arrival, '8 days' failed only when a request came), any other
       // form is left to flydrive.
+      // A bare number in a string ('3600', from an environment variable) is milliseconds to
+      // flydrive — 3 s —, and white space around a unit makes it fail at request time: both refused.
+      if (typeof expiresIn === 'string' && (/^\s*-?\d+(?:\.\d+)?\s*$/.test(expiresIn) || expiresIn !== expiresIn.trim())) {
+        throw new TypeError(`StorageFile.signedUrl(): expiresIn ${JSON.stringify(expiresIn)} is not a duration: give a number of seconds (Number(process.env.TTL)) or a string with a unit and no surrounding space ('1h', '30 mins')`)
+      }
       const seconds = typeof expiresIn === 'string' ? durationSeconds(expiresIn) : expiresIn
       // (A string's seconds need not be whole: flydrive rounds '1500ms'.)
       if (typeof seconds === 'number' && !((typeof expiresIn === 'string' || Number.isSafeInteger(seconds)) && seconds >= 1 && seconds <= 604_800)) {
@@ -308,7 +313,7 @@ const durationUnits: ReadonlyArray<[RegExp, number]> = [
 
 /** `'30 mins'`, `'2h'`, `'-5 s'` → seconds (a fraction for milliseconds); undefined for a form not known here. */
 function durationSeconds (value: string): number | undefined {
-  const match = /^\s*(-?\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(value)
+  const match = /^(-?\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(value)
   if (match === null) return undefined
   const unit = durationUnits.find(([pattern]) => pattern.test((match[2] ?? '').toLowerCase()))
   return unit === undefined ? undefined : Number(match[1]) * unit[1]

@@ -143,9 +143,9 @@ export function negotiated (options: NegotiatedOptions): NegotiatedRule {
         if (sendfile === 'either' && whole.some((segment) => segment.includes('%'))) {
           return void logNoMatch(label, file, 'a path with "%" reads as another file to Apache or to lighttpd (which decodes it): streamed (set sendfile: \'raw\' or \'encoded\' for your server)')
         }
-        // mod_xsendfile's XSendFilePath is at most the file's own directory: the PATH_MAX bound
-        // apache() keeps, taken at its longest.
-        const value = sendfile === 'encoded' ? encodedFilePath('/', whole) : rawFilePathWithinPathMax('/' + whole.slice(0, -1).join('/'), '/', whole)
+        // mod_xsendfile's XSendFilePath is at most the file's own directory (written with a
+        // trailing slash, perhaps): the PATH_MAX bound apache() keeps, taken at its longest.
+        const value = sendfile === 'encoded' ? encodedFilePath('/', whole) : rawFilePathWithinPathMax('/' + whole.slice(0, -1).join('/') + '/', '/', whole)
         if (value === undefined) return void logNoMatch(label, file, 'the name cannot be carried by X-Sendfile (control characters, a trailing space, or too long for mod_xsendfile)')
         return { header, value, validators: true }
       }

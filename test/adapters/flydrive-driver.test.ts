@@ -165,3 +165,34 @@ test('StorageFile shared by requests: a client leaving while the stat() it start
   t.is(calls, 2)
   t.deepEqual(errors.filter((error) => (error.status ?? 500) >= 500), [])
 })
+
+test('flydrive driver: a stream that arrives after the adapter gave up (idleTimeout) and fails while it is closed (an fs stream of a file deleted meanwhile) does not end the process; the client has its 504', async (t) => {
+  const { createReadStream } = await import('node:fs')
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = await mkdtemp(join(tmpdir(), 'kd-late-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'late.txt')
+  await writeFile(path, 'hello\n')
+  let delivered: () => void = () => {}
+  const late = new Promise<void>((resolve) => { delivered = resolve })
+  const driver = {
+    async getMetaData () { return { contentType: 'text/plain', contentLength: 6, etag: '"x"', lastModified: new Date(Date.now() - 60_000) } },
+    async getStream () {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await rm(path, { force: true })
+      // No 'error' listener of the driver's own: the open fails after the adapter closed it.
+      setTimeout(delivered, 100)
+      return createReadStream(path)
+    }
+  } as unknown as DriverContract
+  const app = downloadApp((ctx) => { ctx.body = new StorageFile(driver, 'late.txt', { idleTimeout: 100 }) })
+  const res = await fetch(`${await listen(t, app)}/`)
+  t.is(res.status, 504)
+  t.is(await res.text(), 'Gateway Timeout')
+  // The late stream's failure has had its turn: an unhandled 'error' would have ended this worker.
+  await late
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.pass()
+})

@@ -60,6 +60,11 @@ test.serial('flydrive gcs: stat() is one metadata request; the bare GCS etag is 
 test.serial('flydrive gcs: url is the public URL on the API endpoint, key encoded per segment, on a public disk; a private disk\'s objects have none (the proxy would fetch them unsigned)', (t) => {
   const file = new StorageFile(publicDisk, 'docs/ünïcödé résumé.txt')
   t.is(file.url, `${gcs.endpoint}/${gcs.bucket}/docs/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20r%C3%A9sum%C3%A9.txt`)
+  // The bucket spelled as the SDK also takes it (gs://, a trailing slash): the same public URL.
+  for (const bucket of [`gs://${gcs.bucket}`, `${gcs.bucket}/`]) {
+    const spelled = new Disk(new GCSDriver({ storage: new Storage({ apiEndpoint: gcs.endpoint, projectId: 'test' }), bucket, visibility: 'public' }))
+    t.is(new StorageFile(spelled, 'docs/a b.txt').url, `${gcs.endpoint}/${gcs.bucket}/docs/a%20b.txt`, bucket)
+  }
   t.is(new StorageFile(disk, 'docs/a.txt').url, undefined)
   t.is(new StorageFile(disk, 'docs/a.txt', { url: 'https://cdn.example/docs/a.txt' }).url, 'https://cdn.example/docs/a.txt')
 })
@@ -210,6 +215,10 @@ test.serial('flydrive gcs: a signed URL\'s Content-Disposition and Content-Type 
   t.not(signature(attached), signature(html))
   for (const expiresIn of [0, -5, 604_801, 1.5, '-5 mins', '1ms', '0s', '8 days', '2 weeks']) {
     await t.throwsAsync(file.signedUrl({ expiresIn }), { instanceOf: TypeError, message: /expiresIn must be an integer number of seconds, 1 to 604800/ }, String(expiresIn))
+  }
+  // A bare number in a string is milliseconds to flydrive; space around the unit fails in flydrive.
+  for (const expiresIn of ['3600', ' 3600 ', '1', '30 mins ', ' 2h']) {
+    await t.throwsAsync(file.signedUrl({ expiresIn }), { instanceOf: TypeError, message: /is not a duration: give a number of seconds/ }, JSON.stringify(expiresIn))
   }
   // Duration strings within the range sign, as flydrive reads them.
   for (const expiresIn of ['30 mins', '2h', '7 days', '1 week', '90s']) t.regex(await file.signedUrl({ expiresIn }), /X-Goog-Expires=\d+/, expiresIn)

@@ -179,6 +179,8 @@ test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'
   const media = storage(new Disk(new S3Driver({ client: s3Client(s3.directEndpoint), bucket: s3.bucket, visibility: 'private', supportsACL: false })))
   const koa = new Koa()
   koa.silent = true
+  // A CDN policy the app sets for its pages: a CDN reads it instead of Cache-Control (RFC 9213).
+  koa.use(async (ctx, next) => { ctx.set('CDN-Cache-Control', 'public, max-age=600'); ctx.set('Surrogate-Control', 'max-age=600'); await next() })
   koa.use(downloads())
   koa.use(presignedRedirect({ expiresIn: 120 }))
   // An ASCII name: s3rver canonicalises the query with encodeURIComponent, which leaves `'()*!` (as in
@@ -188,6 +190,8 @@ test.serial('presignedRedirect: a 302 to a presigned URL carrying the download\'
   const res = await rawRequest(`${base}/${encodedKey}`)
   t.is(res.status, 302)
   t.is(res.headers['cache-control'], 'private, no-store')
+  t.is(res.headers['cdn-cache-control'], undefined, 'no CDN may keep the signed URL')
+  t.is(res.headers['surrogate-control'], undefined)
   const location = res.headers.location ?? ''
   t.regex(location, /X-Amz-Signature=[0-9a-f]{64}/)
   t.regex(location, /X-Amz-Expires=120/)

@@ -109,9 +109,9 @@ test('negotiated: by default a value both servers of a header read alike (raw: s
 test('negotiated: an X-Sendfile path too long for mod_xsendfile (PATH_MAX with its XSendFilePath) is streamed, as apache() streams it', (t) => {
   const rule = negotiated({ allow: ['X-Sendfile'], sourceDir: '/srv/files' })
   const path = (length: number): string => `/srv/files/deep/${'n'.repeat(length - '/srv/files/deep/'.length)}`
-  // The longest XSendFilePath is the file's own directory (/srv/files/deep, 15 bytes): 15 + path + 4 ≤ 4096.
-  t.is(rule.match(file(path(4077)), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, path(4077))
-  t.is(rule.match(file(path(4078)), req({ 'x-sendfile-type': 'X-Sendfile' })), undefined)
+  // The longest XSendFilePath is the file's own directory with a slash (/srv/files/deep/, 16 bytes): 16 + path + 4 ≤ 4096.
+  t.is(rule.match(file(path(4076)), req({ 'x-sendfile-type': 'X-Sendfile' }))?.value, path(4076))
+  t.is(rule.match(file(path(4077)), req({ 'x-sendfile-type': 'X-Sendfile' })), undefined)
 })
 
 test('negotiated: a value outside the allow-list never becomes a response header (Symfony #65683)', (t) => {
