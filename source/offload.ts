@@ -77,7 +77,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     if (file.path === undefined && file.url === undefined) {
       debug(file instanceof PathFile
         ? 'offload: %s not offloaded: its path was refused (NUL byte, empty, ending with "/", or outside the root), which serve() answers with 404'
-        : 'offload: %s streamed: the file has neither path nor url (memory or generated)', JSON.stringify(file.name))
+        : 'offload: %s streamed: the file has neither path nor url (memory or generated; a storage object with no public URL — an S3 disk built from a client: pass storage(disk, { url }) —; or a refused or missing key)', JSON.stringify(file.name))
       return
     }
     let target: OffloadTarget | undefined

@@ -1,5 +1,5 @@
-import { contentDisposition } from './content-disposition.ts'
-import { contentTypeFor, isPassiveType } from './content-type.ts'
+import { contentDisposition, sanitizeFilename } from './content-disposition.ts'
+import { contentTypeFor, isPassiveType, lookupContentType } from './content-type.ts'
 import type { DownloadBody } from './download.ts'
 import type { DownloadOptions, FileStat } from './types.ts'
 
@@ -51,8 +51,19 @@ class LazyPresentation implements Presentation {
   }
 
   get contentType (): string {
-    // `filename: ''` drops the name from Content-Disposition, not the type its extension gives.
-    return contentTypeFor(this.#name === '' ? this.#fileName : this.#name, this.#stat?.contentType, this.#options.contentType)
+    return contentTypeFor(this.#typeName(), this.#stat?.contentType, this.#options.contentType)
+  }
+
+  /**
+   * The name whose extension gives the type: the one offered, as the browser saves it (without
+   * control characters, trailing dots or spaces), or the file's own when that one tells no type
+   * (`filename: ''`, `'.'`, `'Invoice'`): the bytes are still the file's.
+   */
+  #typeName (): string {
+    const name = this.#name
+    if (name === this.#fileName) return name
+    const offered = name === '' ? '' : sanitizeFilename(name).replace(/[ .]+$/, '')
+    return offered === '' || lookupContentType(offered) === 'application/octet-stream' ? this.#fileName : offered
   }
 
   get contentDisposition (): string {

@@ -106,7 +106,7 @@ const presentations: Array<[string, DownloadOptions, string, string]> = [
   ['filename renames the download', { filename: 'Grüße.txt' }, "attachment; filename=\"Gru_e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt", text],
   ['filename "" → the bare disposition type', { filename: '' }, 'attachment', text],
   ['inline without a filename', { attachment: false, filename: '' }, 'inline', text],
-  ['a path in filename keeps only its basename', { filename: '../../etc/passwd' }, 'attachment; filename="passwd"', 'application/octet-stream']
+  ['a path in filename keeps only its basename', { filename: '../../etc/passwd' }, 'attachment; filename="passwd"', 'text/plain; charset=utf-8'] // a name without a type: the file's own (hello.txt)
 ]
 
 for (const [title, options, disposition, type] of presentations) {
@@ -434,4 +434,23 @@ test('serve: a client that leaves while the file is described (a stat() that ign
   described()
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.deepEqual(calls, ['stat'])
+})
+
+test('download: the type comes from the name offered as the browser saves it (no control character, trailing dot or space), else from the file\'s own name when the offered one tells none', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['Invoice.pdf\u0085', 'attachment; filename="Invoice.pdf"', 'application/pdf'],
+    ['Invoice.pdf ', 'attachment; filename="Invoice.pdf "', 'application/pdf'],
+    ['Invoice.pdf.', 'attachment; filename="Invoice.pdf."', 'application/pdf'],
+    ['Invoice', 'attachment; filename="Invoice"', 'application/pdf'],
+    ['.', 'attachment', 'application/pdf'],
+    ['report.csv', 'attachment; filename="report.csv"', 'text/csv; charset=utf-8']
+  ]
+  const url = await listen(t, downloadApp((ctx) => {
+    ctx.body = download(new VirtualFile('%PDF-1.4\n', { name: '2026-03.pdf' }), { filename: String(ctx.query.name) })
+  }))
+  for (const [name, disposition, type] of cases) {
+    const res = await fetchBytes(url, `/?name=${encodeURIComponent(name)}`)
+    t.is(res.headers['content-disposition'], disposition, JSON.stringify(name))
+    t.is(res.headers['content-type'], type, JSON.stringify(name))
+  }
 })
