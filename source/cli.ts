@@ -192,14 +192,15 @@ async function checkCommand (args: string[]): Promise<number> {
   const given = new Set<string>()
   for (const line of (values.header ?? []) as string[]) {
     const colon = line.indexOf(':')
-    if (colon < 1) throw new UsageError(`--header must be "Name: value", got ${JSON.stringify(line)}`)
+    // The value is not echoed: it may be a credential (Authorization, a session cookie) in a CI log.
+    if (colon < 1) throw new UsageError(`--header must be "Name: value", got a line with no name before a ":" (${line.length} characters, not shown)`)
     const name = line.slice(0, colon).trim()
     const value = line.slice(colon + 1).trim()
     try {
       validateHeaderName(name)
       validateHeaderValue(name, value)
     } catch {
-      throw new UsageError(`--header ${JSON.stringify(line)}: not a valid header name and value`)
+      throw new UsageError(`--header ${JSON.stringify(name)}: not a valid header name and value (the value is not shown)`)
     }
     const key = name.toLowerCase()
     if (!given.has(key)) headers[key] = []
@@ -317,6 +318,16 @@ async function checkCommand (args: string[]): Promise<number> {
     const value = response.headers[name]
     return Array.isArray(value) ? value.join(', ') : value
   }
+  // Node keeps the first Content-Type of several and joins several Content-Dispositions; browsers
+  // refuse a download with two different dispositions (Chromium: ERR_RESPONSE_HEADERS_MULTIPLE_
+  // CONTENT_DISPOSITION) and read the last of two types (text/html after the app's text/plain).
+  for (const name of ['content-type', 'content-disposition']) {
+    const fields = new Set<string>()
+    for (let i = 0; i + 1 < response.rawHeaders.length; i += 2) {
+      if ((response.rawHeaders[i] as string).toLowerCase() === name) fields.add(response.rawHeaders[i + 1] as string)
+    }
+    if (fields.size > 1) problems.push(`the response has ${fields.size} different ${name === 'content-type' ? 'Content-Type' : 'Content-Disposition'} fields (${[...fields].map((v) => JSON.stringify(v)).join(', ')}): a browser reads another one than the app sent, or refuses the download (does the proxy add its own? nginx: proxy_hide_header it in the location that adds it)`)
+  }
   const location = header('location')
   if (status >= 300 && status < 400 && location !== undefined) {
     problems.push(`status ${status}, a redirect to ${redactUrl(location)}, expected 200: check does not follow redirects (a login page? give --header "Cookie: …"; otherwise check the URL it redirects to)`)
@@ -337,7 +348,7 @@ async function checkCommand (args: string[]): Promise<number> {
       if (offloadNames.has(name) || name === 'content-location' || value === undefined) continue
       const why = name.startsWith('x-accel-') ? 'an nginx control header' : value.startsWith('/') ? 'a path' : undefined
       if (why !== undefined) {
-        problems.push(`the empty response carries ${name}: ${value} (${why}), which looks like an offload header that reached the client: the proxy did not intercept it (name a rule's own header with --rules or --offload-header)`)
+        problems.push(`the empty response carries ${name}: ${redactUrl(value)} (${why}), which looks like an offload header that reached the client: the proxy did not intercept it (name a rule's own header with --rules or --offload-header)`)
       }
     }
   }
@@ -401,6 +412,17 @@ async function checkCommand (args: string[]): Promise<number> {
       refused.push(`  - an anonymous request for ${probeUrl.pathname} is refused (404)`)
     }
   }
+  if (rules !== undefined) {
+    // What the probes cannot cover is said, not left out: --rules was given to have them.
+    if (typeof values.file === 'string' && internalUrl === undefined && rules.some((rule) => rule.backend === 'nginx' && typeof rule.sourceDir === 'string')) {
+      refused.push(`  - not probed: ${values.file} is not below an nginx rule's sourceDir as written there (give --file by that path), so its internal location was not asked for`)
+    }
+    for (const rule of rules) {
+      if (rule.backend === 'nginx' && typeof rule.sourceDir !== 'string' && rule.remote !== true && typeof rule.destinationUrl === 'string') {
+        refused.push(`  - not probed: the location ${rule.destinationUrl} of an nginx sourceUrl rule (an open one serves the origin to anyone: make sure it has "internal;", as koa-downloads config writes it)`)
+      }
+    }
+  }
   if (internalUrl !== undefined) {
     const probed = await probe(internalUrl)
     if (probed.status >= 200 && probed.status < 300) {
@@ -434,7 +456,8 @@ async function checkCommand (args: string[]): Promise<number> {
 
 /** Whether a Content-Security-Policy value (policies joined by commas) has a `sandbox` directive. */
 function hasSandbox (value: string | undefined): boolean {
-  return value !== undefined && value.split(/[,;]/).some((directive) => /^\s*sandbox(?:\s|$)/i.test(directive))
+  // `sandbox allow-scripts allow-same-origin` lets the page run script in the site's origin: no sandbox.
+  return value !== undefined && value.split(/[,;]/).some((directive) => /^\s*sandbox(?:\s|$)/i.test(directive) && !(/\ballow-scripts\b/i.test(directive) && /\ballow-same-origin\b/i.test(directive)))
 }
 
 /**

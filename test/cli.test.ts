@@ -351,8 +351,10 @@ test('cli check: an unparsable URL, another scheme or an invalid header is a usa
     [['check', 'http://[::1/x'], 'check needs one http(s) URL, "http://[::1/x" is not a valid URL'],
     [['check', 'http://exa mple.com/'], 'check needs one http(s) URL, "http://exa mple.com/" is not a valid URL'],
     [['check', 'ftp://127.0.0.1/x'], 'check needs one http(s) URL, not ftp:'],
-    [['check', base + '/ok', '--header', 'Bad Name: x'], '--header "Bad Name: x": not a valid header name and value'],
-    [['check', base + '/ok', '--header', 'X-Ok: a\u0007b'], '--header "X-Ok: a\\u0007b": not a valid header name and value']
+    [['check', base + '/ok', '--header', 'Bad Name: x'], '--header "Bad Name": not a valid header name and value (the value is not shown)'],
+    // The value may be a credential: it stays out of the output.
+    [['check', base + '/ok', '--header', 'Authorization: Bearer SECRET\u0007'], '--header "Authorization": not a valid header name and value (the value is not shown)'],
+    [['check', base + '/ok', '--header', 'Authorization Bearer SECRET'], '--header must be "Name: value", got a line with no name before a ":" (27 characters, not shown)']
   ]
   for (const [args, message] of cases) {
     const { code, stdout, stderr } = await runCli(args)
@@ -602,4 +604,51 @@ test('cli config: an empty --rules, an option given twice with different values,
   const apacheSnippet = await runCli(['config', 'apache', '--rules', fixture('rules.ts'), '--upstream', '127.0.0.1:4123'])
   t.is(apacheSnippet.code, 0, apacheSnippet.stderr)
   t.true(apacheSnippet.stdout.includes('#   ProxyPass / http://127.0.0.1:4123/ disablereuse=On'))
+})
+
+test('cli check: two different Content-Type or Content-Disposition fields fail (browsers read the last type, refuse two dispositions); a sandbox that allows scripts in the site\'s origin is no sandbox', async (t) => {
+  const server = createServer((req, res) => {
+    const body = Buffer.from('<p>hi</p>\n')
+    if (req.url === '/two-types') {
+      res.writeHead(200, [['Content-Type', 'text/plain; charset=utf-8'], ['Content-Type', 'text/html'], ['Content-Disposition', 'inline; filename="a.txt"'], ['Content-Length', String(body.length)]])
+    } else if (req.url === '/two-dispositions') {
+      res.writeHead(200, [['Content-Type', 'text/plain'], ['Content-Disposition', 'attachment; filename="Q3 report.txt"'], ['Content-Disposition', 'attachment; filename="3f9a1c-object-key.bin"'], ['Content-Length', String(body.length)]])
+    } else {
+      const policy = req.url === '/weak-sandbox' ? 'sandbox allow-scripts allow-same-origin' : 'sandbox allow-scripts'
+      res.writeHead(200, [['Content-Type', 'text/html'], ['Content-Disposition', 'inline; filename="a.html"'], ['Content-Security-Policy', policy], ['X-Content-Type-Options', 'nosniff'], ['Content-Length', String(body.length)]])
+    }
+    res.end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const types = await runCli(['check', origin + '/two-types'])
+  t.is(types.code, 1)
+  t.regex(types.stderr, /the response has 2 different Content-Type fields \("text\/plain; charset=utf-8", "text\/html"\)/)
+  const dispositions = await runCli(['check', origin + '/two-dispositions'])
+  t.is(dispositions.code, 1)
+  t.regex(dispositions.stderr, /the response has 2 different Content-Disposition fields/)
+  const weak = await runCli(['check', origin + '/weak-sandbox'])
+  t.is(weak.code, 1, weak.stdout)
+  t.regex(weak.stderr, /sandbox/i)
+  const scriptsOnly = await runCli(['check', origin + '/scripts-only'])
+  t.is(scriptsOnly.code, 0, scriptsOnly.stderr)
+})
+
+test('cli check: with --rules, what the probes cannot cover is said in the OK output (a --file not spelled below the rule\'s sourceDir; an nginx sourceUrl rule\'s location)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-check-notes-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const body = Buffer.from('the report\n')
+  await writeFile(join(dir, 'copy.txt'), body)
+  await writeFile(join(dir, 'rules.ts'), `import { nginx } from ${JSON.stringify(fileURLToPath(new URL('../source/backends/nginx.ts', import.meta.url)))}\nexport default [nginx({ sourceDir: '/srv/private', destinationUrl: '/protected/' }), nginx({ sourceUrl: 'http://127.0.0.1:9/bucket/', destinationUrl: '/_origin/' })]\n`)
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="report.txt"', 'Content-Length': String(body.length) })
+    res.end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const checked = await runCli(['check', `http://127.0.0.1:${(server.address() as AddressInfo).port}/report`, '--rules', join(dir, 'rules.ts'), '--file', join(dir, 'copy.txt')])
+  t.is(checked.code, 0, checked.stderr)
+  t.regex(checked.stdout, /not probed: .*copy\.txt is not below an nginx rule's sourceDir/)
+  t.regex(checked.stdout, /not probed: the location \/_origin\/ of an nginx sourceUrl rule/)
 })
