@@ -31,7 +31,8 @@ test('chunk pool: an idle server gives its free chunk buffers back within two tr
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
   const bodies = await Promise.all([1, 2, 3].map(async () => Buffer.from(await (await fetch(url)).arrayBuffer())))
   for (const body of bodies) t.true(body.equals(bytes))
-  t.true(pooledBuffers(chunkSize) >= 3, `${pooledBuffers(chunkSize)} buffers pooled`)
+  // Two or three per stream; three streams that did not overlap (a loaded machine) leave two.
+  t.true(pooledBuffers(chunkSize) >= 2, `${pooledBuffers(chunkSize)} buffers pooled`)
   await sleep(700)
   t.is(pooledBuffers(chunkSize), 0)
 })
