@@ -415,7 +415,7 @@ async function checkCommand (args: string[]): Promise<number> {
   if (rules !== undefined) {
     // What the probes cannot cover is said, not left out: --rules was given to have them.
     if (typeof values.file === 'string' && internalUrl === undefined && rules.some((rule) => rule.backend === 'nginx' && typeof rule.sourceDir === 'string')) {
-      refused.push(`  - not probed: ${values.file} is not below an nginx rule's sourceDir as written there (give --file by that path), so its internal location was not asked for`)
+      refused.push(`  - not probed: ${values.file} is not below the sourceDir of an nginx rule that covers it first, as written there (give --file by that path), so no internal location was asked for`)
     }
     for (const rule of rules) {
       if (rule.backend === 'nginx' && typeof rule.sourceDir !== 'string' && rule.remote !== true && typeof rule.destinationUrl === 'string') {

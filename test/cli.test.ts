@@ -649,6 +649,6 @@ test('cli check: with --rules, what the probes cannot cover is said in the OK ou
   t.teardown(() => { server.close() })
   const checked = await runCli(['check', `http://127.0.0.1:${(server.address() as AddressInfo).port}/report`, '--rules', join(dir, 'rules.ts'), '--file', join(dir, 'copy.txt')])
   t.is(checked.code, 0, checked.stderr)
-  t.regex(checked.stdout, /not probed: .*copy\.txt is not below an nginx rule's sourceDir/)
+  t.regex(checked.stdout, /not probed: .*copy\.txt is not below the sourceDir of an nginx rule that covers it first/)
   t.regex(checked.stdout, /not probed: the location \/_origin\/ of an nginx sourceUrl rule/)
 })
