@@ -47,10 +47,11 @@ const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
  * → 500. The message exposed to the client is the status text, never a path.
  */
 export function toHttpError (error: unknown): HttpError {
-  const status = statusFor(error)
+  const declared = declaredStatus(error)
+  const status = declared ?? statusFor(error)
   // The headers of an error that chose its status (a 401's WWW-Authenticate, a 503's Retry-After),
   // which Koa sends with it.
-  const headers = declaredStatus(error) === undefined ? undefined : (error as { headers?: unknown }).headers
+  const headers = declared === undefined ? undefined : (error as { headers?: unknown }).headers
   const httpError = createHttpError(status, headers !== null && typeof headers === 'object' ? { expose: status < 500, headers } : { expose: status < 500 })
   // Not enumerable, as the standard `cause` is: http-errors copies its properties as enumerable
   // ones, and an error handler that serialises an exposed error (JSON.stringify(err)) would then

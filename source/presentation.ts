@@ -50,8 +50,11 @@ class LazyPresentation implements Presentation {
     this.#stat = stat
   }
 
+  /** Worked out once: an inline download reads it for its header and for `sandboxed`. */
+  #type: string | undefined
+
   get contentType (): string {
-    return contentTypeFor(this.#typeName(), this.#stat?.contentType, this.#options.contentType)
+    return this.#type ??= contentTypeFor(this.#typeName(), this.#stat?.contentType, this.#options.contentType)
   }
 
   /**
