@@ -64,7 +64,8 @@ class LazyPresentation implements Presentation {
    */
   #typeName (): string {
     const name = this.#name
-    if (name === this.#fileName) return name
+    // The file's own name, offered as it is, ending as most names do (`report.pdf`): nothing to strip.
+    if (name === this.#fileName && /[A-Za-z0-9]$/.test(name)) return name
     const offered = name === '' ? '' : sanitizeFilename(name).replace(/[ .]+$/, '')
     return offered === '' || lookupContentType(offered) === 'application/octet-stream' ? this.#fileName : offered
   }

@@ -453,4 +453,12 @@ test('download: the type comes from the name offered as the browser saves it (no
     t.is(res.headers['content-disposition'], disposition, JSON.stringify(name))
     t.is(res.headers['content-type'], type, JSON.stringify(name))
   }
+  // The file's own name, offered as it is (no filename option), is read the same way.
+  const own = await listen(t, downloadApp((ctx) => {
+    ctx.body = new VirtualFile('a,b\n', { name: String(ctx.query.name) })
+  }))
+  for (const name of ['report.csv.', 'report.csv ', 'report.csv\u0085', 'report.csv']) {
+    const res = await fetchBytes(own, `/?name=${encodeURIComponent(name)}`)
+    t.is(res.headers['content-type'], 'text/csv; charset=utf-8', JSON.stringify(name))
+  }
 })

@@ -35,7 +35,11 @@ const fn = 'caddy()'
 // Headers the proxy or the browser give a meaning of their own: never an offload header.
 const reserved = new Set(['content-type', 'content-length', 'content-disposition', 'content-encoding', 'content-range',
   'cache-control', 'etag', 'last-modified', 'location', 'set-cookie', 'transfer-encoding', 'connection', 'vary',
-  'expires', 'date', 'accept-ranges', 'host', 'server'])
+  'expires', 'date', 'accept-ranges', 'host', 'server',
+  // Node refuses a Trailer field on a response with a Content-Length (every offload a 500); the
+  // other hop-by-hop fields, and the headers the generated block copies, are not the rule's either
+  'trailer', 'te', 'keep-alive', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'content-location',
+  'content-security-policy', 'x-content-type-options'])
 
 /**
  * Offload to Caddy: a header (by convention `X-Accel-Redirect`) with the raw path, which a

@@ -137,6 +137,31 @@ function malformedIfRange (matcher: string): string[] {
   ]
 }
 
+// Go's ServeContent (file_server) reads an If-None-Match or If-Match that starts with `*` as `*`
+// (`*x`), and the first entity-tag of `"x" junk` (measured with Caddy 2.6.2: 304 where RFC 9110
+// ignores such a field). The app streams such requests where the proxy's validators are its own,
+// but Go's are not: the block drops a field that is neither `*` nor a comma list of entity-tags,
+// and file_server answers as without it. (The app, streaming, skips a malformed member and reads
+// the others; either way the field cannot match by a member that is not an entity-tag.)
+const TAG = '(W/)?\\"[^\\"\\x00-\\x20\\x7f]*\\"'
+const ENTITY_TAG_LIST = `^[ \\t]*\\*[ \\t]*$|^([ \\t,]*${TAG}[ \\t]*(,|$))*[ \\t,]*$`
+function malformedTagLists (matcher: string): string[] {
+  return [
+    '\t# an If-None-Match or If-Match that is neither `*` nor a list of entity-tags is ignored (Go would',
+    '\t# read `*x` as `*`, and the first tag of `"x" junk`)',
+    ...(['If-None-Match', 'If-Match'] as const).flatMap((field) => {
+      const name = `${matcher}_${field.toLowerCase().replaceAll('-', '_')}`
+      return [
+        `\t${name} {`,
+        `\t\theader ${field} *`,
+        `\t\tnot header_regexp ${field} "${ENTITY_TAG_LIST}"`,
+        '\t}',
+        `\trequest_header ${name} -${field}`
+      ]
+    })
+  ]
+}
+
 // Go's ServeContent (file_server) reads a Range only when it starts with `bytes=` exactly, and
 // answers 416 to any other: `BYTES=0-9` (a unit is case-insensitive: honour it) and `items=0-9` (an
 // unknown unit MUST be ignored), where RFC 9110 §14.1–14.2 sends the range or the whole file
@@ -215,6 +240,7 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       ...encodedRefused,
       ...rangeOfOtherUnit(matcher),
       ...malformedIfRange(matcher),
+      ...malformedTagLists(matcher),
       ...fileServer
     )
   } else if (rule.sourceUrl !== undefined) {

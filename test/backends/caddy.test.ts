@@ -21,7 +21,7 @@ test('caddy(): bad destinationUrl, header or forwardQuery → TypeError naming t
   t.throws(() => caddy({ sourceDir: '/s' } as never), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl is required/ })
   t.throws(() => caddy({ sourceDir: '/s', destinationUrl: 'https://h/p/' }), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl must be/ })
   t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/dl%20files/' }), { instanceOf: TypeError, message: /^caddy\(\): destinationUrl must not contain "%"/ })
-  for (const header of ['Content-Type', 'content-disposition', 'Location', 'Set-Cookie', 'X Bad', '', 'X-\n', 'X_File', 'X`File', 'X#File']) {
+  for (const header of ['Content-Type', 'content-disposition', 'Location', 'Set-Cookie', 'Trailer', 'TE', 'Keep-Alive', 'Upgrade', 'Content-Security-Policy', 'X Bad', '', 'X-\n', 'X_File', 'X`File', 'X#File']) {
     t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/p/', header }), { instanceOf: TypeError, message: /^caddy\(\): header must be/ }, header)
   }
   t.throws(() => caddy({ sourceDir: '/s', destinationUrl: '/p/', forwardQuery: 1 as never }), { instanceOf: TypeError, message: /^caddy\(\): forwardQuery must be a boolean/ })

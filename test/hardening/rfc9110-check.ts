@@ -35,7 +35,9 @@ export function checkResponse (sent: Sent, res: RawResponse, file: Served): stri
   const allowed = new Set([200])
   // A date field that is not one HTTP-date is ignored (§13.1.3, §13.1.4): it cannot cause a 304 or 412.
   const validDate = (name: string): boolean => sent.headers[name] !== undefined && parseDate(sent.headers[name] ?? '') !== undefined
-  if (has('if-none-match') || validDate('if-modified-since')) allowed.add(304)
+  // If-None-Match allows a 304 when it is `*` or one of its members is the current ETag (a reader
+  // may skip a malformed member, never read one: `*x` is not `*`, `"tag" junk` not "tag").
+  if (noneMatchMayMatch(sent.headers['if-none-match'], file.etag) || validDate('if-modified-since')) allowed.add(304)
   if (has('if-match') || validDate('if-unmodified-since')) allowed.add(412)
   const rangeable = file.ranges !== false && file.sized !== false
   const latitude = sent.method === 'GET' && rangeable ? rangeLatitude(sent.headers.range, size) : 'ignore'
@@ -219,6 +221,20 @@ export function parseDate (value: string): number | undefined {
 }
 
 /** Whether a comma list of entity-tags contains `etag` (weak comparison when `weak`; strong: neither side W/). */
+function noneMatchMayMatch (list: string | undefined, etag: string | undefined): boolean {
+  if (list === undefined) return false
+  if (/^[ \t]*\*[ \t]*$/.test(list)) return true
+  if (etag === undefined) return false
+  const opaque = (tag: string): string => tag.replace(/^W\//, '')
+  // Members: an entity-tag followed by OWS and a comma or the end; anything else is skipped to
+  // the next comma (a tag may hold commas itself: `"a,b"`).
+  const member = /[ \t,]*((?:W\/)?"[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)|[ \t,]*[^,]*,?/y
+  for (let m = member.exec(list); m !== null && m[0] !== ''; m = member.exec(list)) {
+    if (m[1] !== undefined && opaque(m[1]) === opaque(etag)) return true
+  }
+  return false
+}
+
 function listHas (list: string, etag: string, weak: boolean): boolean {
   const tags = list.match(/(?:W\/)?"[^"]*"/g) ?? []
   // Only count it when the whole header is a clean list, as a strict reader would.
