@@ -7,6 +7,7 @@ import { internalRedirect } from '../source/backends/internal-redirect.ts'
 import { lighttpd } from '../source/backends/lighttpd.ts'
 import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
+import { isEntityTagList } from '../source/etag.ts'
 import type { ConfigRule, ServerName } from '../source/server-config.ts'
 import { STORAGE_RESPONSE_HEADERS } from '../source/server-config/shared.ts'
 
@@ -343,6 +344,26 @@ test('caddy: the If-Range pattern (a Caddyfile string, RE2) takes one entity-tag
   t.false(directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })])).some((l) => l.includes('If-Range')), 'an origin judges its own If-Range')
 })
 
+test('caddy: the If-None-Match / If-Match pattern (a Caddyfile string, RE2) takes `*` or a list of entity-tags, as the app\'s isEntityTagList() does', (t) => {
+  const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })]))
+  for (const field of ['If-None-Match', 'If-Match']) {
+    const line = lines.find((l) => l.startsWith(`not header_regexp ${field} `)) ?? ''
+    // The Caddyfile token: only \" is an escape, other backslashes reach RE2 as written.
+    const pattern = new RegExp(line.slice(`not header_regexp ${field} "`.length, -1).replaceAll('\\"', '"'))
+    const valid = ['*', ' * ', '"abc"', 'W/"abc"', '""', '"a", "b"', '"a",W/"b" ,\t"c"', ', ,"a",', '', '"a,b"', '"\u00e9"']
+    const malformed = ['*x', '*\u0080', '"a" junk', '"a" "b"', '"a", *', '* , "a"', 'abc', 'W/abc', '"a b"', '"a"x', 'w/"a"', '"a\u0001"']
+    for (const value of valid) {
+      t.true(pattern.test(value), `${field} ${JSON.stringify(value)}`)
+      t.true(isEntityTagList(value), `isEntityTagList ${JSON.stringify(value)}`)
+    }
+    for (const value of malformed) {
+      t.false(pattern.test(value), `${field} ${JSON.stringify(value)}`)
+      t.false(isEntityTagList(value), `isEntityTagList ${JSON.stringify(value)}`)
+    }
+  }
+  t.false(directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })])).some((l) => l.includes('If-None-Match')), 'an origin judges its own')
+})
+
 test('caddy: a sourceDir rule becomes a handle_response rooted at the directory with strip_prefix', (t) => {
   const text = renderServerConfig('caddy', [caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/', header: 'X-Offload' })], { upstream: '127.0.0.1:4000' })
   const lines = directives(text)
@@ -365,6 +386,17 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     lines.find((l) => l.startsWith('not header_regexp If-Range "')) ?? 'not header_regexp If-Range',
     '}',
     'request_header @koa_downloads_1_if_range -Range',
+    // a malformed If-None-Match or If-Match: dropped (Go would read `*x` as `*`)
+    '@koa_downloads_1_if_none_match {',
+    'header If-None-Match *',
+    lines.find((l) => l.startsWith('not header_regexp If-None-Match "')) ?? 'not header_regexp If-None-Match',
+    '}',
+    'request_header @koa_downloads_1_if_none_match -If-None-Match',
+    '@koa_downloads_1_if_match {',
+    'header If-Match *',
+    lines.find((l) => l.startsWith('not header_regexp If-Match "')) ?? 'not header_regexp If-Match',
+    '}',
+    'request_header @koa_downloads_1_if_match -If-Match',
     // a directory: 404, not its index.html nor a redirect adding "/"
     'file_server {',
     'index ""',
@@ -417,8 +449,8 @@ test('caddy: an internalRedirect rule matches status 200 and Location', (t) => {
   // (an error, so that handle_errors drops the download's headers from the 404)
   const block = lines.slice(lines.indexOf('uri strip_prefix /private') + 1, lines.indexOf('handle_errors {'))
   t.deepEqual(block.slice(0, 2), ['@koa_downloads_1_encoded expression `{rp.header.Location}.matches("^[^?]*%")`', 'error @koa_downloads_1_encoded 404'])
-  // (then the Range and If-Range lines of every sourceDir block, and its file_server)
-  t.deepEqual(block.slice(-7), ['request_header @koa_downloads_1_if_range -Range', 'file_server {', 'index ""', 'disable_canonical_uris', '}', '}', '}'])
+  // (then the Range, If-Range, If-None-Match and If-Match lines of every sourceDir block, and its file_server)
+  t.deepEqual(block.slice(-7), ['request_header @koa_downloads_1_if_match -If-Match', 'file_server {', 'index ""', 'disable_canonical_uris', '}', '}', '}'])
 })
 
 test('caddy: an internalRedirect sourceUrl rule tests the Location for "%", not the path that uri replace made of it', (t) => {
