@@ -97,6 +97,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     const range = ctx.request.headers.range
     if (rule.sourceDir === undefined && rule.backend !== 'negotiated' && ctx.method === 'GET' && typeof range === 'string' && range.includes(',')) {
       debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
+      keepRateControls(ctx, target)
       return
     }
     // A HEAD of a presigned URL: the proxy would send the storage a HEAD, which the signature (made
@@ -126,6 +127,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       const coding = storedCoding(stored)
       if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
         debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it)', JSON.stringify(file.name), coding)
+        keepRateControls(ctx, target)
         return
       }
     }
@@ -144,6 +146,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       const malformed = malformedField(ctx)
       if (malformed !== undefined) {
         debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
+        keepRateControls(ctx, target)
         return
       }
     }
@@ -195,6 +198,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (ctx.method === 'GET' && range !== undefined && typeof ifRange === 'string' && validators.lastModified !== undefined &&
           parseHttpDate(ifRange) === validators.lastModified && !ifRangeAllows(ifRange, validators, Date.now())) {
         debug('offload: %s answered by serve(): an If-Range date of the current second (weak)', JSON.stringify(file.name))
+        keepRateControls(ctx, target)
         return
       }
     }
@@ -212,6 +216,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // those (Caddy's generated config copies both headers).
     if (sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
       debug('offload: %s is shown inline and runs script: streamed, for its Content-Security-Policy', JSON.stringify(file.name))
+      keepRateControls(ctx, target)
       return
     }
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
@@ -237,6 +242,23 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     if (controls !== undefined) for (const name in controls) res.setHeader(name, controls[name] as string)
   }
 }
+
+/**
+ * A download a rule covers that the app streams itself (a request handed back, above): nginx acts
+ * on X-Accel-Limit-Rate and X-Accel-Buffering in any response of the app, so the rule's rate still
+ * holds — a client cannot lift it by sending a malformed field or several ranges. Not
+ * X-Accel-Expires: nginx's cache of the app's location would keep one user's download for the next;
+ * nor X-Accel-Charset: the streamed Content-Type says its own charset.
+ */
+function keepRateControls (ctx: Context, target: OffloadTarget): void {
+  const controls = target.controls
+  if (controls === undefined) return
+  for (const name of STREAMED_CONTROLS) {
+    const value = controls[name]
+    if (value !== undefined) ctx.res.setHeader(name, value)
+  }
+}
+const STREAMED_CONTROLS = ['X-Accel-Limit-Rate', 'X-Accel-Buffering'] as const
 
 /**
  * The first malformed conditional field, which the app ignores and a proxy may read in a way of its

@@ -9,7 +9,7 @@ import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import { isEntityTagList } from '../source/etag.ts'
 import type { ConfigRule, ServerName } from '../source/server-config.ts'
-import { STORAGE_RESPONSE_HEADERS } from '../source/server-config/shared.ts'
+import { ORIGIN_SITE_HEADERS, STORAGE_RESPONSE_HEADERS } from '../source/server-config/shared.ts'
 
 const run = promisify(execFile)
 const full = { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/tmp/kd-x' }
@@ -56,15 +56,26 @@ test('nginx: a directory containing "$" is refused (nginx would read a variable)
   t.regex(error.message, /"\$"/)
 })
 
-test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential and header lines', (t) => {
+const originRequestLines = [
+  'proxy_http_version 1.1;',
+  'proxy_pass_request_headers off;',
+  'proxy_set_header Range $http_range;',
+  'proxy_set_header If-Range $http_if_range;',
+  'proxy_set_header If-Match $http_if_match;',
+  'proxy_set_header If-None-Match $http_if_none_match;',
+  'proxy_set_header If-Modified-Since $http_if_modified_since;',
+  'proxy_set_header If-Unmodified-Since $http_if_unmodified_since;',
+  'proxy_set_header Accept-Encoding $http_accept_encoding;'
+]
+
+test('nginx: a fixed-origin rule proxies to the sourceUrl over HTTP/1.1 with only the client\'s Range, conditional and Accept-Encoding fields, and the header lines', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceUrl: 'http://127.0.0.1:9000/bucket/', destinationUrl: '/_origin/' })])
   const lines = directives(text)
   // (the error_page lines: the next test)
   t.deepEqual(lines, [
     'location ^~ /_origin/ {',
     'internal;',
-    'proxy_set_header Authorization "";',
-    'proxy_set_header Cookie "";',
+    ...originRequestLines,
     'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;',
     'proxy_hide_header X-Sendfile;',
     'proxy_hide_header X-Lighttpd-Send-File;',
@@ -73,6 +84,7 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl with the credential an
     'proxy_hide_header Cache-Control;',
     'proxy_hide_header Expires;',
     'proxy_hide_header Set-Cookie;',
+    ...ORIGIN_SITE_HEADERS.map((name) => `proxy_hide_header ${name};`),
     'proxy_headers_hash_bucket_size 128;',
     ...STORAGE_RESPONSE_HEADERS.map((name) => `proxy_hide_header ${name};`),
     'proxy_intercept_errors on;',
@@ -123,18 +135,34 @@ test('nginx: every status from 300 to 599 an origin may send is intercepted (a C
   t.deepEqual(local.filter((line) => line.startsWith('error_page') || line.startsWith('location @')), [...fileErrorPages, ...errorLocation(403, 404)])
 })
 
+test('nginx: buffering: false writes proxy_buffering off into a location that fetches from an origin (X-Accel-Buffering acts only on the app\'s response), not into a local one', (t) => {
+  const lines = directives(renderServerConfig('nginx', [
+    nginx({ sourceUrl: 'http://127.0.0.1:9000/a/', destinationUrl: '/_a/', buffering: false }),
+    nginx({ sourceUrl: 'http://127.0.0.1:9000/b/', destinationUrl: '/_b/' }),
+    nginx({ remote: true, destinationUrl: '/_remote/', buffering: false }),
+    nginx({ sourceDir: '/srv/x', destinationUrl: '/x/', buffering: false })
+  ]))
+  const blockOf = (start: string): string[] => lines.slice(lines.indexOf(start), lines.indexOf('}', lines.indexOf(start)))
+  t.true(blockOf('location ^~ /_a/ {').includes('proxy_buffering off;'))
+  t.false(blockOf('location ^~ /_b/ {').includes('proxy_buffering off;'))
+  t.true(blockOf('location ^~ /_remote/ {').includes('proxy_buffering off;'))
+  t.false(blockOf('location ^~ /x/ {').includes('proxy_buffering off;'))
+  t.is(lines.filter((line) => line === 'proxy_buffering off;').length, 2)
+})
+
 test('nginx: a remote rule gets the generic location with every required line and its reason', (t) => {
   const text = renderServerConfig('nginx', [nginx({ remote: true, destinationUrl: '/_remote/' })])
   const lines = directives(text)
   // the regex nested in a ^~ prefix location: no regex location of the server is tried first
   t.deepEqual(lines.slice(0, 3), ['location ^~ /_remote/ {', 'internal;', 'location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'])
   t.deepEqual(lines.slice(-7, -4), ['}', 'return 404;', '}'])
-  for (const line of ['internal;', 'proxy_set_header Host $rhost;', 'proxy_set_header Authorization "";', 'proxy_set_header Cookie "";',
+  for (const line of ['internal;', 'proxy_set_header Host $rhost;', ...originRequestLines, 'proxy_hide_header Clear-Site-Data;', 'proxy_hide_header Access-Control-Allow-Origin;',
     'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_hide_header Cache-Control;', 'proxy_hide_header Set-Cookie;',
     'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;', 'proxy_hide_header X-Sendfile;',
     'proxy_pass $rscheme://$rhost/$rpath$is_args$args;', 'proxy_intercept_errors on;', ...errorLocations]) {
     t.true(lines.includes(line), line)
   }
+  t.false(lines.includes('proxy_buffering off;'))
   t.regex(text, /# SigV4 signs the Host header/)
   t.regex(text, /open proxy to any host/)
   t.regex(text, /# resolver /)

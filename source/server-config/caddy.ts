@@ -1,5 +1,5 @@
 import {
-  assertConfigSafe, describeRule, ORIGIN_ERROR_STATUSES, ORIGIN_STATUSES_PASSED_ON, parseHostPort, shellWord, splitSourceUrl,
+  assertConfigSafe, describeRule, ORIGIN_ERROR_STATUSES, ORIGIN_SITE_HEADERS, ORIGIN_STATUSES_PASSED_ON, parseHostPort, shellWord, splitSourceUrl,
   validIfRangePattern, withSlash, withoutSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
@@ -256,15 +256,23 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
       ...encodedRefused,
       `\treverse_proxy ${caddyString(origin, 'sourceUrl')} {`,
       '\t\theader_up Host {upstream_hostport}',
-      '\t\t# the client\'s credentials must never reach the origin',
+      '\t\t# the client\'s credentials must never reach the origin, nor its Origin (a bucket\'s CORS rules',
+      '\t\t# would answer for the app\'s site), nor its X- fields (API keys, CSRF tokens, its address)',
       '\t\theader_up -Authorization',
       '\t\theader_up -Cookie',
+      '\t\theader_up -Proxy-Authorization',
+      '\t\theader_up -Origin',
+      '\t\theader_up -Referer',
+      '\t\theader_up -X-*',
       '\t\t# the app\'s Content-Type, Content-Disposition and Cache-Control win; no cookie of the origin',
       '\t\theader_down -Content-Type',
       '\t\theader_down -Content-Disposition',
       '\t\theader_down -Cache-Control',
       '\t\theader_down -Expires',
       '\t\theader_down -Set-Cookie',
+      '\t\t# nor anything else it could set on the app\'s site (site data, HSTS, CORS, refresh, policies),',
+      '\t\t# nor hop-by-hop fields',
+      ...ORIGIN_SITE_HEADERS.map((name) => `\t\theader_down -${name}`),
       '\t\t# storage internals and object metadata (S3, GCS), which the app never passes on either',
       '\t\theader_down -x-amz-*',
       '\t\theader_down -x-goog-*',

@@ -1,6 +1,6 @@
 import {
-  assertConfigSafe, describeRule, isRemoteRule, ORIGIN_ERROR_STATUSES, ORIGIN_STATUSES_PASSED_ON, parseHostPort, quote, shellWord,
-  splitSourceUrl, STORAGE_RESPONSE_HEADERS, withSlash
+  assertConfigSafe, describeRule, isRemoteRule, ORIGIN_ERROR_STATUSES, ORIGIN_SITE_HEADERS, ORIGIN_STATUSES_PASSED_ON, parseHostPort, quote,
+  shellWord, splitSourceUrl, STORAGE_RESPONSE_HEADERS, withSlash
 } from './shared.ts'
 import type { ConfigRule, FullConfig } from './shared.ts'
 
@@ -23,10 +23,19 @@ function destinationOf (rule: ConfigRule): string {
   return withSlash(destination)
 }
 
-const credentialLines = [
-  '# the client\'s credentials must never reach the origin',
-  'proxy_set_header Authorization "";',
-  'proxy_set_header Cookie "";'
+// The origin gets the client's Range, conditionals and Accept-Encoding, nothing else of the
+// request: not its cookies or credentials (an app's own API-key header, Proxy-Authorization), not its
+// Origin (a bucket's CORS rules would answer for the app's site). HTTP/1.1, so that an origin that
+// sends no length frames its body (chunked): to an HTTP/1.0 request it ends the body by closing,
+// and nginx took a close in mid-body for the end, passing a cut file on as complete (measured).
+const requestLines = [
+  '# HTTP/1.1: a body of unknown length comes chunked, so a cut one is not taken for complete',
+  'proxy_http_version 1.1;',
+  '# only the Range, conditional and Accept-Encoding fields of the client reach the origin: never its',
+  '# cookies, credentials, API keys or Origin',
+  'proxy_pass_request_headers off;',
+  ...['Range', 'If-Range', 'If-Match', 'If-None-Match', 'If-Modified-Since', 'If-Unmodified-Since', 'Accept-Encoding']
+    .map((name) => `proxy_set_header ${name} $http_${name.toLowerCase().replaceAll('-', '_')};`)
 ]
 // nginx acts on these in any proxied response, the origin's too: without proxy_ignore_headers an
 // origin's X-Accel-Redirect sends nginx to another internal location (another rule's protected
@@ -49,6 +58,9 @@ const hiddenOriginHeaders = [
   'proxy_hide_header Cache-Control;',
   'proxy_hide_header Expires;',
   'proxy_hide_header Set-Cookie;',
+  '# nor may it set anything else on the app\'s site (site data, HSTS, CORS, refresh, policies) or',
+  '# pass on hop-by-hop fields',
+  ...ORIGIN_SITE_HEADERS.map((name) => `proxy_hide_header ${name};`),
   '# storage internals (S3, GCS): stock nginx hides only named headers, so user metadata',
   '# (x-amz-meta-*, x-goog-meta-*) still passes: with headers-more, add',
   '# more_clear_headers \'x-amz-*\' \'x-goog-*\'; — or keep nothing private in object metadata.',
@@ -109,6 +121,18 @@ function errorLocations (statuses: readonly number[]): string[] {
 function charsetLines (charset: string | undefined): string[] {
   if (charset === undefined) return []
   return ['    # makes the rule\'s X-Accel-Charset known to nginx (else "unknown charset … to override")', `    source_charset ${nginxString(charset, 'charset')};`]
+}
+
+/**
+ * `buffering: false` for a location that fetches from an origin. nginx reads the rule's
+ * X-Accel-Buffering on the app's response, which the X-Accel-Redirect ends: the internal location's
+ * proxy_pass is a request of its own, buffered by its own directive (measured: an origin's 32 MiB
+ * was read whole while the client read nothing). Off when any rule for the location asks it.
+ * A local file is sent by nginx itself: there is nothing to buffer.
+ */
+function bufferingLines (rules: readonly ConfigRule[], location: string): string[] {
+  if (!rules.some((rule) => rule.buffering === false && destinationOf(rule) === location)) return []
+  return ['# buffering: false — the origin\'s bytes go to the client as they come (X-Accel-Buffering acts', '# only on the app\'s own response, which the redirect ends)', 'proxy_buffering off;']
 }
 
 /** The charset a location must know: that of the first rule for it that sends one (renderServerConfig refused two different ones). */
@@ -172,7 +196,7 @@ function tlsLines (trustedCertificate: string | false): string[] {
   ]
 }
 
-function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined, trustedCertificate: string | false): string[] {
+function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | undefined, trustedCertificate: string | false, buffering: string[]): string[] {
   const location = destinationOf(rule)
   const { origin, basePath, host } = splitSourceUrl(sourceUrl)
   // nginx checks an origin's certificate against its host as a DNS name only (X509_check_host):
@@ -186,14 +210,14 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
     '    internal;',
     ...charsetLines(charset),
     ...(origin.startsWith('https:') ? tlsLines(trustedCertificate).map((line) => '    ' + line) : []),
-    ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
+    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
     '}'
   ]
 }
 
-function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedCertificate: string | false): string[] {
+function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedCertificate: string | false, buffering: string[]): string[] {
   const location = destinationOf(rule)
   const pattern = '^' + location.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$'
   return [
@@ -211,7 +235,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedC
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
     ...tlsLines(trustedCertificate).map((line) => '        ' + line),
-    ...[...credentialLines, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
+    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
     '        # proxy_pass with variables resolves at request time: set a resolver for DNS names, e.g.',
     '        # resolver 127.0.0.53 valid=30s;',
     '        proxy_pass $rscheme://$rhost/$rpath$is_args$args;',
@@ -236,8 +260,8 @@ export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate
     lines.push('', `# ${describeRule(rule)}`)
     const charset = locationCharset(rules, location)
     if (rule.sourceDir !== undefined) lines.push(...localLocation(rule, rule.sourceDir, refusing.has(location), charset))
-    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule, charset, trustedCertificate))
-    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl, charset, trustedCertificate))
+    else if (isRemoteRule(rule)) lines.push(...remoteLocation(rule, charset, trustedCertificate, bufferingLines(rules, location)))
+    else if (rule.sourceUrl !== undefined) lines.push(...originLocation(rule, rule.sourceUrl, charset, trustedCertificate, bufferingLines(rules, location)))
   }
   const statuses = new Set<number>()
   for (const rule of rules) {

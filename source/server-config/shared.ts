@@ -11,6 +11,8 @@ export interface ConfigRule {
   readonly destinationDir?: string | undefined
   /** Caddy: the response header the `handle_response` matcher looks at. */
   readonly header?: string | undefined
+  /** nginx: `false` writes `proxy_buffering off` into a location that fetches from an origin. */
+  readonly buffering?: boolean | undefined
   /** nginx: the X-Accel-Charset the rule sends (needs a `source_charset` line in the location). */
   readonly charset?: string | false | undefined
   /** nginx: the generic "any origin" form (`/_remote/<scheme>/<host>/<path>`). */
@@ -162,6 +164,27 @@ export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
  * (user metadata, `x-amz-meta-*` and `x-goog-meta-*`, needs headers-more); Caddy drops the
  * `x-amz-`, `x-goog-` and `x-guploader-` families whole.
  */
+/**
+ * What an origin's response may not set on the app's site, besides the headers the app's own win
+ * over (Content-Type, Content-Disposition, Cache-Control, Expires) and Set-Cookie: the app, streaming,
+ * passes on none of an origin's headers but its size, type and validators, and the proxy fetching
+ * the file must not pass these either. They act on the app's whole origin in the browser (site data
+ * cleared, HSTS, a CORS grant with credentials, a refresh or preload, policies), or are hop-by-hop
+ * (RFC 9110 §7.6.1). A header that the origin's `Connection` names is hop-by-hop too, and no
+ * configuration can know its name: the guides say so.
+ */
+export const ORIGIN_SITE_HEADERS: readonly string[] = [
+  'Clear-Site-Data', 'Strict-Transport-Security', 'Public-Key-Pins', 'Access-Control-Allow-Origin',
+  'Access-Control-Allow-Credentials', 'Access-Control-Allow-Methods', 'Access-Control-Allow-Headers',
+  'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Timing-Allow-Origin', 'Cross-Origin-Resource-Policy',
+  'Cross-Origin-Opener-Policy', 'Cross-Origin-Embedder-Policy', 'Origin-Agent-Cluster', 'Content-Security-Policy',
+  'Content-Security-Policy-Report-Only', 'X-Frame-Options', 'Permissions-Policy', 'Feature-Policy', 'Referrer-Policy',
+  'Refresh', 'Location', 'Content-Location', 'Link', 'Alt-Svc', 'Service-Worker-Allowed', 'Report-To',
+  'Reporting-Endpoints', 'NEL', 'Accept-CH', 'Critical-CH', 'Server-Timing', 'SourceMap', 'X-SourceMap',
+  'X-DNS-Prefetch-Control', 'X-XSS-Protection', 'WWW-Authenticate', 'Proxy-Authenticate', 'Upgrade', 'Trailer',
+  'Keep-Alive', 'Proxy-Connection'
+]
+
 export const STORAGE_RESPONSE_HEADERS: readonly string[] = [
   'x-amz-request-id', 'x-amz-id-2', 'x-amz-version-id', 'x-amz-delete-marker', 'x-amz-expiration',
   'x-amz-restore', 'x-amz-storage-class', 'x-amz-replication-status', 'x-amz-mp-parts-count',

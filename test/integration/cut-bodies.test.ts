@@ -14,6 +14,9 @@ import Koa from 'koa'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
 import { VirtualFile } from '../../source/virtual-file.ts'
+import { HttpFile } from '../../adapters/http/http-file.ts'
+import { nginx } from '../../source/backends/nginx.ts'
+import { startOrigin } from '../helpers/origin.ts'
 import type { ServerName } from '../../source/server-config.ts'
 import { rawRequest } from '../helpers/file-contract.ts'
 import { dirRuleFor, logProxiesIfFailed, makeWorldReadable, nginxConfig, proxyTest, startProxy } from '../helpers/proxies.ts'
@@ -119,5 +122,39 @@ for (const server of ['nginx', 'apache', 'lighttpd'] as const) {
     t.deepEqual(ends, whole)
     t.false(sized.complete, `sized: ${sized.bytes} bytes, ended as complete`)
     t.is(failures, 2, 'the app reported both failures, the reset one included')
+  })
+}
+
+{
+  const { test } = proxyTest('nginx')
+  test('nginx (generated configuration): a file at an origin (sourceUrl) whose body of unknown length is cut reaches the client cut, not complete (the origin location speaks HTTP/1.1: chunked framing, not the end of the connection)', async (t) => {
+    const origin = await startOrigin()
+    origin.put('/media/export.csv', { bytes: Buffer.alloc(FIRST, 0x62), chunked: true })
+    origin.put('/media/whole.csv', { bytes: Buffer.alloc(FIRST, 0x62), chunked: true })
+    const app = new Koa()
+    app.use(downloads({ rules: [nginx({ sourceUrl: `${origin.url}/media/`, destinationUrl: '/_origin/' })] }))
+    app.use((ctx) => { ctx.body = download(new HttpFile(`${origin.url}/media${ctx.path}`)) })
+    const server = app.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    let proxy: RunningProxy | undefined
+    try {
+      proxy = await startProxy('nginx', { rules: [nginx({ sourceUrl: `${origin.url}/media/`, destinationUrl: '/_origin/' })], appPort: (server.address() as AddressInfo).port })
+      t.deepEqual(await fetchOutcome(`${proxy.url}/whole.csv`), { status: 200, complete: true, bytes: FIRST })
+      origin.log.fault = 'drop'
+      const cut = await fetchOutcome(`${proxy.url}/export.csv`)
+      t.is(cut.status, 200)
+      t.false(cut.complete, `${cut.bytes} bytes, ended as complete`)
+      t.true(cut.bytes < FIRST)
+      const fetched = origin.log.matching('/media/export.csv').filter((e) => e.method === 'GET')
+      t.is(fetched.length, 1, 'the proxy fetched it, the app did not')
+    } finally {
+      if (proxy !== undefined) {
+        logProxiesIfFailed(t, [proxy])
+        await proxy.stop()
+      }
+      server.closeAllConnections()
+      server.close()
+      await origin.stop()
+    }
   })
 }

@@ -45,7 +45,15 @@ const originHeaders = {
   'x-amz-meta-uploader-email': 'alice@example.com',
   'x-goog-generation': '1700000000000000',
   'x-goog-hash': 'crc32c=AAAAAA==',
-  'x-guploader-uploadid': 'upload-1'
+  'x-guploader-uploadid': 'upload-1',
+  // what an origin could set on the app's site: never passed on (the app, streaming, passes none)
+  'Clear-Site-Data': '"cookies", "storage"',
+  'Strict-Transport-Security': 'max-age=63072000; includeSubDomains',
+  'Access-Control-Allow-Origin': 'https://attacker.example',
+  'Access-Control-Allow-Credentials': 'true',
+  Refresh: '0; url=https://attacker.example/',
+  Link: '<https://attacker.example/x.js>; rel=preload; as=script',
+  'Content-Location': '/elsewhere'
 }
 
 /** An origin's error status → what the client gets from nginx (the app's mapping when it streams: storage-error.ts, http-file.ts). */
@@ -173,7 +181,9 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
 
   tests.test(`remote URL via ${server} /_origin/: byte-identical, the app's headers win, the client's credentials stay behind`, async (t) => {
     const { origin } = context()
-    const response = await fetch(proxy(server).url + `/origin/full-${server}.bin`, { headers: { ...headers, Authorization: 'Bearer secret', Cookie: 'session=secret' } })
+    const response = await fetch(proxy(server).url + `/origin/full-${server}.bin`, {
+      headers: { ...headers, Authorization: 'Bearer secret', Cookie: 'session=secret', 'Proxy-Authorization': 'Basic c2VjcmV0', 'X-Api-Key': 'secret', Origin: 'https://attacker.example' }
+    })
     const body = new Uint8Array(await response.arrayBuffer())
     t.is(response.status, 200)
     t.is(sha256(body), sha256(big))
@@ -189,11 +199,15 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     // User metadata has no fixed name: Caddy drops the family, stock nginx cannot (docs/deployment/nginx.md)
     t.is(response.headers.get('x-amz-meta-uploader-email'), server === 'caddy' ? null : 'alice@example.com')
     t.is(response.headers.get('x-accel-redirect'), null)
+    for (const name of ['clear-site-data', 'strict-transport-security', 'access-control-allow-origin', 'access-control-allow-credentials', 'refresh', 'link', 'content-location']) {
+      t.is(response.headers.get(name), null, name)
+    }
     const fetched = origin.log.matching(`/bucket/full-${server}.bin`).filter((e) => e.method === 'GET')
     t.is(fetched.length, 1, 'the proxy fetched the object once; the app fetched nothing')
     t.is(fetched[0]?.url, `/bucket/full-${server}.bin`)
-    t.is(fetched[0]?.headers.authorization, undefined)
-    t.is(fetched[0]?.headers.cookie, undefined)
+    for (const name of ['authorization', 'cookie', 'proxy-authorization', 'x-api-key', 'origin', 'x-test-proxy']) {
+      t.is(fetched[0]?.headers[name], undefined, name)
+    }
   })
 
   tests.test(`remote URL via ${server} /_origin/: the origin's own X-Accel-Redirect, X-Accel-Limit-Rate and X-Sendfile are neither obeyed nor passed on`, async (t) => {
