@@ -8,7 +8,7 @@ import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
 import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './plan.ts'
-import { evaluatePreconditions, ifRangeAllows, repeatedDateFields } from './preconditions.ts'
+import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedPlan } from './serve.ts'
@@ -159,9 +159,18 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // (proxyRefusesSymlinks: it checks the path it opens), costs no syscall, like a hand-written
     // X-Accel-Redirect handler; a file known by URL is left to the proxy entirely (the app fetches
     // nothing from the origin), so its Content-Type comes from its name unless `contentType` is given.
+    // A GET with a Range and an If-Range date, to a server that serves a local file (nginx, Apache,
+    // lighttpd, Caddy): the stat tells whether that date is a Last-Modified of the current second,
+    // below. nginx's and Caddy's offloads pay it for such requests only. (Go's ETag is not the
+    // app's, but a resume by date has no ETag to compare: the client sees the app's on that 200.)
+    const ifRange = ctx.request.headers['if-range']
+    const servesLocalFile = target.validators || target.sameValidators === true || (rule.backend === 'caddy' && rule.sourceDir !== undefined)
+    const dateIfRange = ctx.method === 'GET' && range !== undefined && typeof ifRange === 'string' && servesLocalFile
+      ? parseHttpDate(ifRange)
+      : undefined
     let stat: FileStat | undefined
     try {
-      if (target.validators || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
+      if (target.validators || dateIfRange !== undefined || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat()
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
       clearForError(ctx)
@@ -189,14 +198,18 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
         debug('offload: %s answered by serve(): %d, %s', JSON.stringify(file.name), verdict.status, verdict.reason)
         return
       }
-      // An If-Range date equal to a Last-Modified of the current second: lighttpd compares the date
-      // alone and sends the range (measured, 1.4.69), but such a date is no strong validator — the
-      // file may change again within that second, unseen (RFC 9110 §13.1.5, §8.8.2.2) — and a
-      // resume would join two versions written in one second. serve() sends the whole file.
-      // The date lighttpd would match, which serve()'s own If-Range rule (ifRangeAllows) refuses.
-      const ifRange = ctx.request.headers['if-range']
-      if (ctx.method === 'GET' && range !== undefined && typeof ifRange === 'string' && validators.lastModified !== undefined &&
-          parseHttpDate(ifRange) === validators.lastModified && !ifRangeAllows(ifRange, validators, Date.now())) {
+    }
+    // An If-Range date equal to a Last-Modified of the current second: lighttpd, nginx and Caddy
+    // compare the date alone and send the range (measured: 1.4.69, 1.22.1, 2.6.2), but such a date is no strong
+    // validator — the file may change again within that second, unseen (RFC 9110 §13.1.5, §8.8.2.2)
+    // — and a resume would join two versions written in one second. serve() sends the whole file
+    // (without that Last-Modified, which lighttpd would otherwise match in the app's 200 too).
+    // The file's own mtime, as the server sends it: one in the future (a clock ahead, a copy that
+    // kept its date) is weak too, and the app's Last-Modified clamps it to now, where the server's
+    // does not (nginx and Caddy sent the range for it).
+    if (dateIfRange !== undefined && stat !== undefined) {
+      const modified = lastModifiedOf(stat, Infinity)
+      if (modified !== undefined && dateIfRange === modified && modified > Date.now() - 1000) {
         debug('offload: %s answered by serve(): an If-Range date of the current second (weak)', JSON.stringify(file.name))
         keepRateControls(ctx, target)
         return

@@ -268,7 +268,7 @@ for (const server of deployServers) {
       // UPDATE_DOCS=1 npx ava test/demo/readme.test.ts: the page gets what the generator prints now
       // (review the diff: the text around the blocks may need the same change).
       let updated = page
-      for (const [i, text] of printed.entries()) updated = updated.replace(text, expected[i] ?? text)
+      for (const [i, text] of printed.entries()) updated = updated.replace(text, () => expected[i] ?? text)
       await writeFile(join(repo, `docs/deployment/${server}.md`), updated)
       t.log(`docs/deployment/${server}.md updated`)
       return

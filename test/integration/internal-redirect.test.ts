@@ -15,7 +15,8 @@ const { test, context } = offloadSuite({
   label: 'internalRedirect via caddy',
   offloadHeader: 'Location',
   rules: ({ protectedDir }) => [internalRedirect({ sourceDir: protectedDir, destinationUrl: '/protected/' })],
-  encodedNamesUnsupported: 'Caddy does not percent-decode the Location value; use caddy() for such names'
+  encodedNamesUnsupported: 'Caddy does not percent-decode the Location value; use caddy() for such names',
+  weakDateIfRange: 'Go compares the date alone; an internalRedirect() rule does not know that Caddy serves it, caddy() streams such a request'
 })
 
 test('internalRedirect via caddy: "a b.txt" is a 404, never the sibling file literally named "a%20b.txt"', async (t) => {
