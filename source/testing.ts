@@ -155,9 +155,16 @@ type AnyResponse = Response | FetchLike | { status: number, headers: Record<stri
  */
 export async function assertDownload (response: AnyResponse, expected: DownloadExpectation = {}): Promise<void> {
   const fn = 'assertDownload'
+  checkExpectation(fn, expected)
   const res = normalize(response, fn)
   checkStreamed(fn, res, expected)
   checkCommon(fn, res, expected)
+  // Every download this library sends (a 200 or 206, HEAD too) has a Content-Disposition: without
+  // one, the response is something else — a login page, an error sent as 200, a route that forgot
+  // download(). Only `filename: null` (no name asked, no type) accepts its absence.
+  if ((res.status === 200 || res.status === 206) && res.header('Content-Disposition') === undefined && !(expected.filename === null && expected.attachment === undefined)) {
+    fail(fn, `the ${res.status} response has no Content-Disposition, which every download has: it is not a download (a page, an error sent as ${res.status}, a route that set its body without download()); expect filename: null if the app sends such a response on purpose`, undefined, 'Content-Disposition')
+  }
   if (expected.body !== undefined) {
     const want = typeof expected.body === 'string' ? Buffer.from(expected.body, 'utf8') : Buffer.from(expected.body)
     // fetch and supertest undo gzip, deflate and br before anyone sees the bytes (bufferParser too):
@@ -198,6 +205,7 @@ export async function assertDownload (response: AnyResponse, expected: DownloadE
  */
 export async function assertXAccelRedirect (response: AnyResponse, expected: XAccelRedirectExpectation = {}): Promise<void> {
   const fn = 'assertXAccelRedirect'
+  checkExpectation(fn, expected)
   const res = normalize(response, fn)
   checkCommon(fn, res, expected)
   const header = expected.header ?? 'X-Accel-Redirect'
@@ -231,6 +239,7 @@ export async function assertXAccelRedirect (response: AnyResponse, expected: XAc
  * })
  */
 export async function assertXSendfile (response: AnyResponse, expected: XSendfileExpectation = {}): Promise<void> {
+  checkExpectation('assertXSendfile', expected)
   const res = normalize(response, 'assertXSendfile')
   checkCommon('assertXSendfile', res, expected)
   checkTarget('assertXSendfile', 'X-Sendfile', res.header('X-Sendfile'), expected.path, { encoding: expected.encoding ?? 'raw' })
@@ -254,10 +263,67 @@ export async function assertXSendfile (response: AnyResponse, expected: XSendfil
  */
 export async function assertInternalRedirect (response: AnyResponse, expected: InternalRedirectExpectation = {}): Promise<void> {
   const fn = 'assertInternalRedirect'
+  checkExpectation(fn, expected)
   const res = normalize(response, fn)
   checkCommon(fn, res, expected)
   checkTarget(fn, 'Location', res.header('Location'), expected.location, { encoding: 'percent', query: expected.query, server: 'the gateway' })
   await checkEmpty(fn, res)
+}
+
+type Check = (value: unknown) => boolean
+const isString: Check = (v) => typeof v === 'string'
+const isPattern: Check = (v) => typeof v === 'string' || v instanceof RegExp
+const orNull = (check: Check): Check => (v) => v === null || check(v)
+const common: Record<string, Check> = {
+  status: (v) => Number.isInteger(v) && (v as number) >= 100 && (v as number) <= 599,
+  contentType: isPattern,
+  filename: orNull(isPattern),
+  attachment: (v) => typeof v === 'boolean',
+  cacheControl: orNull(isString),
+  headers: (v) => typeof v === 'object' && v !== null && !Array.isArray(v) &&
+    Object.values(v).every((want) => want === null || typeof want === 'string' || want instanceof RegExp)
+}
+const EXPECTATIONS: Record<string, Record<string, Check>> = {
+  assertDownload: { ...common, body: (v) => typeof v === 'string' || v instanceof Uint8Array },
+  assertXAccelRedirect: {
+    ...common,
+    redirect: isPattern,
+    query: orNull(isPattern),
+    encoding: (v) => v === 'percent' || v === 'raw',
+    header: isString,
+    buffering: orNull((v) => typeof v === 'boolean'),
+    limitRate: orNull((v) => Number.isSafeInteger(v) && (v as number) >= 0),
+    expires: orNull((v) => v === false || (Number.isSafeInteger(v) && (v as number) >= 0) || (v instanceof Date && !Number.isNaN(v.getTime()))),
+    charset: orNull(isString)
+  },
+  assertXSendfile: { ...common, path: isPattern, encoding: (v) => v === 'raw' || v === 'percent' },
+  assertInternalRedirect: { ...common, location: isPattern, query: orNull(isPattern) }
+}
+/** django-downloadview's names and the other helpers' own, for the message of an unknown key. */
+const OTHER_NAMES: Record<string, string> = {
+  redirect_url: 'redirect', with_buffering: 'buffering', limit_rate: 'limitRate', basename: 'filename', mime_type: 'contentType',
+  content: 'body', fileName: 'filename', contentDisposition: 'filename', redirect: 'redirect (assertXAccelRedirect)',
+  path: 'path (assertXSendfile)', location: 'location (assertInternalRedirect)'
+}
+
+/**
+ * The expectation as its helper reads it: an unknown key (a Django name, another helper's key, a
+ * typo) or a value of the wrong kind (`buffering: 'no'`) would be ignored and the assertion pass on
+ * a wrong response, so they are a TypeError, as the library's own options are.
+ */
+function checkExpectation (fn: string, expected: unknown): void {
+  if (expected === undefined) return
+  if (expected === null || typeof expected !== 'object' || Array.isArray(expected)) throw new TypeError(`${fn}(): the expectation must be an object`)
+  const allowed = EXPECTATIONS[fn] ?? common
+  for (const [key, value] of Object.entries(expected)) {
+    if (value === undefined) continue
+    const check = allowed[key]
+    if (check === undefined) {
+      const hint = OTHER_NAMES[key]
+      throw new TypeError(`${fn}(): unknown expectation ${JSON.stringify(key)}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; it takes ${Object.keys(allowed).join(', ')}`)
+    }
+    if (!check(value)) throw new TypeError(`${fn}(): expectation ${key} has a value of the wrong kind: ${value instanceof RegExp ? String(value) : JSON.stringify(value) ?? String(value)}`)
+  }
 }
 
 /**

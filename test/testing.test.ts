@@ -679,3 +679,45 @@ test('a fetch Response can go through several assertions (its body is read once 
   await t.throwsAsync(assertDownload(locked, { body: 'Hello, world!\n' }), { instanceOf: AssertionError, message: /^assertDownload: the response body is not available: the fetch Response body cannot be read \(.+\): assert before reading it$/ })
   await reader?.cancel()
 })
+
+test('assertDownload fails on a 200 or 206 that is no download (no Content-Disposition): a page, an error sent as 200, a route that forgot download(); filename: null accepts one on purpose', async (t) => {
+  const app = new Koa()
+  app.use((ctx) => {
+    if (ctx.path === '/login') { ctx.type = 'html'; ctx.body = '<form>log in</form>' } else ctx.body = { error: 'not allowed' }
+  })
+  for (const path of ['/login', '/error']) {
+    for (const expected of [{}, { contentType: /html|json/ }, { cacheControl: null }]) {
+      const error = await t.throwsAsync(assertDownload(await request(app.callback()).get(path), expected), { instanceOf: AssertionError })
+      t.regex(error?.message ?? '', /no Content-Disposition, which every download has: it is not a download/, `${path} ${JSON.stringify(expected)}`)
+    }
+    await assertDownload(await request(app.callback()).get(path), { filename: null })
+  }
+  // A HEAD of a download, and a 304, still pass as before.
+  const downloads = downloadApp((ctx) => { ctx.body = new VirtualFile('x', { name: 'x.txt' }) })
+  await assertDownload(await request(downloads.callback()).head('/'), { filename: 'x.txt' })
+  const etag = (await request(downloads.callback()).get('/')).headers.etag ?? ''
+  await assertDownload(await request(downloads.callback()).get('/').set('If-None-Match', etag), { status: 304 })
+})
+
+test('an unknown expectation key (a Django name, another helper\'s key, a typo) or a value of the wrong kind is a TypeError, not a pass on a wrong response', async (t) => {
+  const res = await request(appFor('nginx').callback()).get(nested)
+  const cases: Array<[(r: typeof res, e: never) => Promise<void>, Record<string, unknown>, RegExp]> = [
+    [assertXAccelRedirect, { redirect_url: '/protected/a.pdf' }, /unknown expectation "redirect_url" \(did you mean redirect\?\)/],
+    [assertXAccelRedirect, { path: '/protected/nested.txt' }, /unknown expectation "path" \(did you mean path \(assertXSendfile\)\?\)/],
+    [assertXAccelRedirect, { location: '/x' }, /unknown expectation "location"/],
+    [assertXAccelRedirect, { fileName: 'a.pdf' }, /unknown expectation "fileName" \(did you mean filename\?\)/],
+    [assertXAccelRedirect, { with_buffering: false }, /did you mean buffering/],
+    [assertXAccelRedirect, { buffering: 'no' }, /expectation buffering has a value of the wrong kind: "no"/],
+    [assertXAccelRedirect, { limitRate: '1024' }, /limitRate has a value of the wrong kind/],
+    [assertXAccelRedirect, { status: '200' }, /status has a value of the wrong kind/],
+    [assertXSendfile, { redirect: '/x' }, /unknown expectation "redirect"/],
+    [assertInternalRedirect, { path: '/x' }, /unknown expectation "path"/],
+    [assertDownload, { basename: 'a.pdf' }, /did you mean filename/],
+    [assertDownload, { headers: { ETag: 1 } }, /headers has a value of the wrong kind/]
+  ]
+  for (const [assertion, expected, message] of cases) {
+    await t.throwsAsync(assertion(res, expected as never), { instanceOf: TypeError, message }, JSON.stringify(expected))
+  }
+  // An undefined value is no expectation (an optional field of a table of cases).
+  await assertXAccelRedirect(res, { redirect: '/protected/nested.txt', buffering: undefined })
+})
