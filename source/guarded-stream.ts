@@ -29,6 +29,14 @@ export interface GuardOptions {
    * It returns why the bytes are wrong, or undefined.
    */
   digest?: { update (bytes: Buffer): void, mismatch (): string | undefined } | undefined
+  /**
+   * Longest wait (ms) for the source's end once it has delivered all `expected` bytes, whose last
+   * one is held back until then: a source that stops there without ending (a stream never ended, a
+   * generator whose cleanup hangs) would otherwise leave the client one byte short with the
+   * connection open for good. The transfer is then cut (E_TIMEOUT). For sources without an
+   * `idleTimeout`, which covers this wait too.
+   */
+  endTimeout?: number | undefined
 }
 
 /**
@@ -63,10 +71,11 @@ export function isLengthGuarded (stream: Readable): boolean {
 }
 
 export function guardStream (source: Readable, options: GuardOptions): Readable {
-  const { expected, idleTimeout, what, keepSourceErrors = false, digest } = options
+  const { expected, idleTimeout, what, keepSourceErrors = false, digest, endTimeout } = options
   let received = 0
   let ended = false
   let timer: NodeJS.Timeout | undefined
+  let endTimer: NodeJS.Timeout | undefined
 
   // While bytes flow, one timer is pushed back with refresh() on every chunk (not a new timer per
   // chunk); it is cleared — and a new one made later — only while backpressure holds the source
@@ -74,6 +83,10 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
   const disarm = (): void => {
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
+    if (endTimer !== undefined && (ended || out.destroyed)) {
+      clearTimeout(endTimer)
+      endTimer = undefined
+    }
   }
   const arm = (): void => {
     if (idleTimeout === undefined || ended) return
@@ -135,6 +148,15 @@ export function guardStream (source: Readable, options: GuardOptions): Readable 
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       last = bytes.subarray(bytes.length - 1)
       chunk = bytes.subarray(0, bytes.length - 1)
+      if (endTimeout !== undefined && endTimer === undefined) {
+        endTimer = setTimeout(() => {
+          endTimer = undefined
+          if (ended || out.destroyed) return
+          debug('%s: all %d bytes came, but the source did not end within %d ms', what, expected, endTimeout)
+          fail(new DownloadError('E_TIMEOUT', `${what}: all ${expected} bytes came, but the source did not end within ${endTimeout} ms`))
+        }, endTimeout)
+        endTimer.unref()
+      }
       if (chunk.length === 0) {
         // Nothing to pass on: the source keeps flowing, to its end (or its overrun).
         arm()

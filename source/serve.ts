@@ -422,11 +422,18 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   }
   // The source's own errors pass as they are (a generator's failure is the app's 500 with or
   // without a declared size); a wrong length is the 502 of a source that broke its word.
-  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name), keepSourceErrors: true })
+  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name), keepSourceErrors: true, endTimeout: END_TIMEOUT })
   await firstBytes(data, opened.signal)
   await settledInMemory(data)
   return { data, length }
 }
+
+/**
+ * How long a sized source (a generated stream with its `size`) may wait to end once it has sent all
+ * its bytes: the last one is held back until then (guardStream), so that a source longer than it
+ * said fails before the client holds a complete response. One that never ends is cut after this.
+ */
+const END_TIMEOUT = 30_000
 
 /**
  * The stored bytes, decoded (a gzip-coded object for a client that does not accept gzip). Bytes that

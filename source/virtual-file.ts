@@ -1,5 +1,6 @@
 import { pipeline, Readable, Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
+import { debug } from './debug.ts'
 import { isHeaderSafe } from './download.ts'
 import { DownloadError } from './errors.ts'
 import { contentEtag } from './etag.ts'
@@ -89,7 +90,13 @@ export class VirtualFile implements DownloadFile {
     // first one, before the headers: a clean error, not a connection closed with no status). The
     // pipeline destroys the source with its check (a client leaving while the source is silent).
     // One already finished is left as it is, for serve() to judge.
-    if (content instanceof Readable) return content.readableObjectMode && !content.destroyed && !content.readableEnded ? pipeline(content, new ByteChunks(), ignore) : content
+    if (content instanceof Readable) {
+      // Read from before it got here: sent from where it is, since a chunk read and put back
+      // (unshift(), a type sniffer's way) cannot be told from one read and dropped. A size fails
+      // what is short (reliability.md).
+      if (content.readableDidRead && debug.enabled) debug('VirtualFile %s: the stream had been read from before it was sent; it is sent from where it is', JSON.stringify(this.name))
+      return content.readableObjectMode && !content.destroyed && !content.readableEnded ? pipeline(content, new ByteChunks(), ignore) : content
+    }
     if (content instanceof ReadableStream) {
       // Read from (or cancelled) before it got here: its bytes went elsewhere, and what is left
       // would pass for the whole file.

@@ -213,3 +213,22 @@ test('expireAfterPoll: expires once its delay has passed (here after the loop wa
   t.deepEqual(expired, ['kept'])
   cancelLater()
 })
+
+test('guardStream: endTimeout cuts a source that sent all its bytes but never ends (the held byte would keep the client one short for good); one that ends in time passes whole', async (t) => {
+  const stuck = new PassThrough()
+  stuck.write(Buffer.from('abcdef'))
+  const started = Date.now()
+  const { bytes, error } = await drain(guardStream(stuck, { expected: 6, what: 'x', endTimeout: 100 }))
+  t.is((error as { code?: string }).code, 'E_TIMEOUT')
+  t.regex((error as Error).message, /all 6 bytes came, but the source did not end within 100 ms/)
+  t.is(bytes.toString(), 'abcde', 'the last byte never went out')
+  t.true(Date.now() - started >= 90)
+  t.true(stuck.destroyed, 'the source is released')
+
+  const late = new PassThrough()
+  late.write(Buffer.from('abcdef'))
+  setTimeout(() => { late.end() }, 30)
+  const whole = await drain(guardStream(late, { expected: 6, what: 'x', endTimeout: 500 }))
+  t.is(whole.error, undefined)
+  t.is(whole.bytes.toString(), 'abcdef')
+})
