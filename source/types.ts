@@ -104,7 +104,8 @@ export interface DownloadFile {
    * `true` when the origin at `url` may send the bytes with a stored Content-Encoding whatever the
    * client accepts (S3 does; HTTP origins negotiate). Offloading such a file to an
    * origin then stats it first for a client whose Accept-Encoding refuses gzip (and that asks for no
-   * Range), and leaves a coded one to `serve()`, which decodes it for that client. StorageFile sets it.
+   * Range), and leaves a coded one to `serve()`, which decodes it for that client (or refuses it:
+   * HttpFile, 502). StorageFile and HttpFile set it.
    */
   readonly sendsStoredCoding?: boolean | undefined
   stat(options?: StatOptions): Promise<FileStat>

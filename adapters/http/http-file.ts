@@ -22,8 +22,9 @@ export interface HttpFileOptions {
    */
   headers?: Readonly<Record<string, string>> | undefined
   /**
-   * Milliseconds to wait for the upstream's response headers (connection included), and the longest
-   * silence between body chunks while the client is reading. Either → 504 before the headers, an
+   * Milliseconds to wait for the upstream's response headers (connection and redirects included: one
+   * wait per request, not per hop; a HEAD and its GET are two requests), and the longest silence
+   * between body chunks while the client is reading. Either → 504 before the headers, an
    * aborted transfer after.
    * @default 30000
    */
@@ -125,6 +126,16 @@ export class HttpFile implements DownloadFile {
     this.#maxRedirects = options.maxRedirects ?? 5
     this.url = (options.offloadable ?? this.#originBound.size === 0) ? parsed.href : undefined
   }
+
+  /**
+   * An origin may send its stored coding whatever the client accepts (S3 and GCS behind a
+   * presigned URL do; so does an origin that stores files gzipped). Offloaded to a proxy that
+   * fetches the URL, such a body reached a client refusing gzip (wget's `Accept-Encoding: identity`)
+   * as gzip bytes under the file's name: for such a client (and no Range) the offload asks the
+   * origin first (one HEAD) and leaves a coded file to serve(), which refuses it (502) as it does
+   * when it streams. Clients that take gzip (browsers, curl without a header) cost nothing.
+   */
+  readonly sendsStoredCoding = true
 
   /**
    * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a

@@ -16,7 +16,7 @@ export interface UpstreamRequest {
    * dropped with Authorization, Cookie and Proxy-Authorization when a redirect leaves that origin.
    */
   originBound?: ReadonlySet<string> | undefined
-  /** Longest wait (ms) for the response headers, connection included. */
+  /** Longest wait (ms) for the response headers, connection and redirects included. */
   timeout: number
   /** The agent to send through (default: Node's global agent of the URL's protocol). */
   agent?: Agent | undefined
@@ -50,8 +50,10 @@ const credentialHeaders = new Set(['authorization', 'cookie', 'proxy-authorizati
 export async function upstreamRequest (url: string, options: UpstreamRequest): Promise<UpstreamResponse> {
   let current = new URL(url)
   let headers = options.headers
+  // One wait for the whole request, redirects included: a chain of slow hops is not a longer wait.
+  const deadline = Date.now() + options.timeout
   for (let hop = 0; ; hop++) {
-    const response = await once(current, { ...options, headers })
+    const response = await once(current, { ...options, headers }, false, deadline)
     const status = response.statusCode ?? 0
     const location = response.headers.location
     if (!redirectStatuses.has(status) || location === undefined) return { response, url: current.href, headers }

@@ -9,6 +9,7 @@ import { Disk } from 'flydrive'
 import { S3Driver } from 'flydrive/drivers/s3'
 import { download } from '../../source/download.ts'
 import { downloads } from '../../source/downloads.ts'
+import { nginx } from '../../source/backends/nginx.ts'
 import { HttpFile } from '../../adapters/http/index.ts'
 import { storage } from '../../adapters/flydrive/index.ts'
 import { firstOnEachConnection } from '../helpers/drop-reused.ts'
@@ -264,6 +265,28 @@ test.serial('http: a silent origin → 504 (timeout before the headers)', async 
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const base = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/x.bin`, { timeout: 200 }))
   t.is((await rawRequest(`${base}/`)).status, 504)
+})
+
+test.serial('http: timeout bounds the whole wait for the headers, redirects included: a chain of hops each under it → 504', async (t) => {
+  const { createServer } = await import('node:http')
+  // Five redirects, each answered after 150 ms, before the file: 900 ms in all, 150 per hop.
+  const slow = createServer((req, res) => {
+    const hop = Number((req.url ?? '').slice(1)) || 0
+    setTimeout(() => {
+      if (hop < 5) res.writeHead(302, { Location: `/${hop + 1}`, 'Content-Length': '0' }).end()
+      else res.writeHead(200, { 'Content-Length': '3', 'Content-Type': 'text/plain' }).end('abc')
+    }, 150)
+  })
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { slow.closeAllConnections(); slow.close() })
+  const address = slow.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const short = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/0`, { timeout: 400 }))
+  t.is((await rawRequest(`${short}/`)).status, 504)
+  const long = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/0`, { timeout: 5000 }))
+  const res = await rawRequest(`${long}/`)
+  t.is(res.status, 200)
+  t.is(res.body.toString(), 'abc')
 })
 
 test.serial('http: a response that arrives while the event loop is held up past the timeout is read, not timed out', async (t) => {
@@ -757,6 +780,30 @@ test.serial('http: an origin whose HEAD announces an encoded body (Content-Encod
       t.deepEqual(o.seen, upstream, what)
     }
   }
+})
+
+test.serial('http: offloaded to an origin rule, a file whose origin sends gzip whatever the client accepts is not handed to the proxy for a client refusing gzip: 502 as when it streams (was gzip bytes under the file\'s name); a client taking gzip is offloaded without a request to the origin', async (t) => {
+  const gz = gzipSync(Buffer.from('a,b\n'.repeat(50)))
+  const o = await plainOrigin(t, (req, res) => {
+    res.writeHead(200, { 'Content-Encoding': 'gzip', 'Content-Length': String(gz.length), ETag: '"g1"' })
+    res.end(req.method === 'HEAD' ? undefined : gz)
+  })
+  const rules = [nginx({ sourceUrl: `${o.url}/`, destinationUrl: '/_origin/' })]
+  const koa = downloadApp((ctx) => { ctx.body = download(new HttpFile(`${o.url}/report.csv`)) }, { rules })
+  koa.on('error', () => {})
+  const base = await listen(t, koa)
+  o.seen.length = 0
+  const refusing = await rawRequest(`${base}/`, { headers: { 'Accept-Encoding': 'identity' } })
+  t.is(refusing.status, 502)
+  t.is(refusing.headers['x-accel-redirect'], undefined)
+  t.deepEqual(o.seen, ['HEAD'])
+  o.seen.length = 0
+  for (const headers of [{ 'Accept-Encoding': 'gzip, deflate, br' }, {}]) {
+    const taking = await rawRequest(`${base}/`, { headers })
+    t.is(taking.status, 200, JSON.stringify(headers))
+    t.is(taking.headers['x-accel-redirect'], '/_origin/report.csv', JSON.stringify(headers))
+  }
+  t.deepEqual(o.seen, [], 'no request to the origin for clients that take gzip')
 })
 
 /** A one-off origin for a test: `handler` answers every request; the requests it got, as `METHOD path [range]`. */
