@@ -789,3 +789,39 @@ test('offload: the metadata call a client refusing gzip costs (sendsStoredCoding
     t.is(refusing.headers['content-security-policy'], accepting.headers['content-security-policy'], query)
   }
 })
+
+test.serial('offload(): mounted outside serve() it cannot offload (serve() answered first): the file is streamed and one process warning says how to mount it; mounted inside, no warning', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { if ((warning as { code?: string }).code === 'KD_OFFLOAD_ORDER') warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const rules = [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })]
+  const misordered = new Koa()
+  misordered.use(offload(rules))
+  misordered.use(serve())
+  misordered.use((ctx) => { ctx.body = download(new PathFile('digits.txt', { root: fixtureRoot })) })
+  for (let i = 0; i < 2; i++) {
+    const res = await request(misordered.callback()).get('/')
+    t.is(res.status, 200)
+    t.is(res.headers['x-accel-redirect'], undefined)
+    t.is(res.headers['content-length'], '1000')
+  }
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 1)
+  t.is(warnings[0]?.name, 'KoaDownloadsWarning')
+  t.regex(warnings[0]?.message ?? '', /mount serve\(\) first, app\.use\(serve\(\)\); app\.use\(offload\(rules\)\)/)
+  const ordered = new Koa()
+  ordered.use(serve())
+  ordered.use(offload(rules))
+  ordered.use((ctx) => { ctx.body = download(new PathFile('digits.txt', { root: fixtureRoot })) })
+  const res = await request(ordered.callback()).get('/')
+  t.is(res.headers['x-accel-redirect'], '/protected/digits.txt')
+  // A request with no download says nothing of the order.
+  const plain = new Koa()
+  plain.use(offload(rules))
+  plain.use(serve())
+  plain.use((ctx) => { ctx.body = 'ok' })
+  await request(plain.callback()).get('/')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 1)
+})
