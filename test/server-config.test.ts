@@ -20,7 +20,7 @@ const directives = (text: string): string[] => text.split('\n').map((l) => l.tri
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
   t.deepEqual(directives(text), [
-    'location ^~ /protected/ {', 'internal;', 'alias /srv/files/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /protected/ {', 'internal;', 'alias /srv/files/;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
 })
@@ -260,8 +260,8 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location ^~ /a/ {', 'internal;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
-    'location ^~ /b/ {', 'internal;', 'alias /srv/b/;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /a/ {', 'internal;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /b/ {', 'internal;', 'alias /srv/b/;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
   const shared = renderServerConfig('nginx', [

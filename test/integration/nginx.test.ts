@@ -71,3 +71,18 @@ test('nginx: a long non-ASCII path and name (4.8 KB of response head from the ap
   t.true((sent?.['x-accel-redirect']?.length ?? 0) > 4500, 'offloaded, with the long value')
   t.true((sent?.['content-disposition']?.length ?? 0) > 700)
 })
+
+test('nginx: more than 100 ranges get the whole file (max_ranges 100, the app\'s own limit when it streams); 100 get the ranges', async (t) => {
+  const { proxy, app, fixtures } = context()
+  const url = filesUrl(fixtures.big.name) + '?many-ranges=1'
+  const specs = (n: number): string => 'bytes=' + Array.from({ length: n }, (_, i) => `${i * 200}-${i * 200}`).join(',')
+  const many = await fetch(proxy.url + url, { headers: { Range: specs(120) } })
+  const body = Buffer.from(await many.arrayBuffer())
+  t.is(many.status, 200)
+  t.deepEqual(body, fixtures.big.bytes)
+  t.truthy(app.last(url)?.headers['x-accel-redirect'], 'the app offloaded it')
+  const hundred = await fetch(proxy.url + url, { headers: { Range: specs(100) } })
+  await hundred.arrayBuffer()
+  t.is(hundred.status, 206)
+  t.regex(hundred.headers.get('content-type') ?? '', /^multipart\/byteranges; boundary=/)
+})
