@@ -146,7 +146,7 @@ test('demo: unknown cells, traversal and missing records are 404 without a path 
 
 test('demo: /config/nginx is the `koa-downloads config nginx` snippet for the demo\'s nginx rules', async (t) => {
   const text = await (await fetch(`${base}/config/nginx`)).text()
-  t.true(text.includes(`location ^~ /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    alias ${filesDir}/;\n    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")\n    if (-d $request_filename) { return 404; }\n    # a file gone or refused by the time nginx opens it: nginx's page, not cached (below)\n    error_page 403 = @koa_downloads_403;\n    error_page 404 = @koa_downloads_404;\n}`))
+  t.true(text.includes(`location ^~ /_protected/files/ {\n    # reachable only through X-Accel-Redirect: a client request gets 404\n    internal;\n    alias ${filesDir}/;\n    # more ranges than the app takes when it streams (100): the whole file, as the app sends (nginx\n    # has no limit of its own: 120 one-byte ranges were a multipart body 12 times the request)\n    max_ranges 100;\n    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")\n    if (-d $request_filename) { return 404; }\n    # a file gone or refused by the time nginx opens it: nginx's page, not cached (below)\n    error_page 403 = @koa_downloads_403;\n    error_page 404 = @koa_downloads_404;\n}`))
   t.true(text.includes('location @koa_downloads_404 { add_header Cache-Control "no-store" always; return 404; }'))
   t.true(text.includes(`proxy_pass ${demo.env.originUrl}files/;`))
   t.true(text.includes('location ~ "^/_remote/(?<rscheme>https?)/(?<rhost>[^/]+)/(?<rpath>.*)$" {'))
