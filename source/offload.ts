@@ -10,7 +10,7 @@ import { PathFile } from './path-file.ts'
 import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
-import { NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
+import { DEFAULT_CACHE_CONTROL, NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedDownload, servedPlan } from './serve.ts'
 import type { DownloadFile, FileStat } from './types.ts'
 
@@ -213,11 +213,11 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // validator — the file may change again within that second, unseen (RFC 9110 §13.1.5, §8.8.2.2)
     // — and a resume would join two versions written in one second. serve() sends the whole file
     // (without that Last-Modified, which lighttpd would otherwise match in the app's 200 too).
-    // The file's own mtime, as the server sends it: one in the future (a clock ahead, a copy that
-    // kept its date) is weak too, and the app's Last-Modified clamps it to now, where the server's
-    // does not (nginx and Caddy sent the range for it).
+    // The Last-Modified the server compares with: the app's for Apache and lighttpd (sent below,
+    // clamped to now), the file's own mtime for nginx and Caddy — one in the future (a clock ahead,
+    // a copy that kept its date) is weak too, and they sent the range for it.
     if (dateIfRange !== undefined && stat !== undefined) {
-      const modified = lastModifiedOf(stat, Infinity)
+      const modified = validators !== undefined ? validators.lastModified : lastModifiedOf(stat, Infinity)
       if (modified !== undefined && dateIfRange === modified && modified > Date.now() - 1000) {
         debug('offload: %s answered by serve(): an If-Range date of the current second (weak)', JSON.stringify(file.name))
         keepRateControls(ctx, target)
@@ -253,7 +253,9 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     res.setHeader('Content-Disposition', presentation.contentDisposition)
     res.setHeader('X-Content-Type-Options', NOSNIFF)
     if (sandboxed) appendPolicy(res, SANDBOX)
+    // The proxy passes it on (nginx keeps six of the app's headers, this one among them).
     if (presentation.cacheControl !== undefined) res.setHeader('Cache-Control', presentation.cacheControl)
+    else if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', DEFAULT_CACHE_CONTROL)
     if (validators !== undefined) {
       // The proxy answers the conditionals with these: the same clamped date streaming sends.
       if (validators.etag !== undefined) res.setHeader('ETag', validators.etag)

@@ -18,6 +18,16 @@ export interface Presentation {
 }
 
 /** Sent with every download the app answers or offloads (nginx drops it): the browser takes the Content-Type as it is (no sniffing). */
+/**
+ * The Cache-Control of a download whose options name none and whose route set none: `private`. A
+ * response with a Last-Modified and no Cache-Control may be stored by a shared cache and given to
+ * the next user (RFC 9111 §4.2.2, heuristic freshness; §3.5 protects only requests carrying
+ * Authorization, not cookies): Apache's mod_cache and an nginx proxy_cache served one user's
+ * authorised download to another, and an old version of a replaced file, measured by an outside
+ * audit. `private` keeps it to the browser that asked, as before.
+ */
+export const DEFAULT_CACHE_CONTROL = 'private'
+
 export const NOSNIFF = 'nosniff'
 /** A CSP without a sandbox token's allowances: no script, no form, no plugin, an opaque origin. */
 export const SANDBOX = 'sandbox'

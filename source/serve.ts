@@ -15,7 +15,7 @@ import { decoderFor, planResponse } from './plan.ts'
 import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
-import { presentationHeaders } from './presentation.ts'
+import { DEFAULT_CACHE_CONTROL, presentationHeaders } from './presentation.ts'
 import type { DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
@@ -343,6 +343,8 @@ function applyHeaders (ctx: Context, status: number, headers: Record<string, str
     else if (name === 'Vary' && res.hasHeader(name)) appendVary(res, value)
     else res.setHeader(name, value)
   }
+  // Neither the download's options nor the route named a Cache-Control: a shared cache must not keep it.
+  if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', DEFAULT_CACHE_CONTROL)
 }
 
 /** Adds `policy` to the response's Content-Security-Policy lines, once. */

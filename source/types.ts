@@ -143,7 +143,9 @@ export interface DownloadOptions {
   contentType?: string | undefined
   /**
    * The Cache-Control header of the download (also sent on 304 and offloaded responses).
-   * @default none (the app's own Cache-Control, if any, is kept)
+   * @default `'private'`, unless the route set a Cache-Control of its own (kept): a response with a
+   * Last-Modified and no Cache-Control may be stored by a shared cache and handed to other users
+   * (RFC 9111 §4.2.2)
    * @example 'private, max-age=3600'
    */
   cacheControl?: string | undefined

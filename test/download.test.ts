@@ -71,7 +71,33 @@ test('download: a bare PathFile in ctx.body is served with the default options (
   t.is(res.status, 200)
   t.is((res.body as Buffer).toString(), 'Hello, world!\n')
   t.is(res.headers['content-disposition'], 'attachment; filename="hello.txt"')
-  t.is(res.headers['cache-control'], undefined)
+  // no cacheControl, none set by the route: private, so that no shared cache hands it to another user
+  t.is(res.headers['cache-control'], 'private')
+})
+
+test('download: the default Cache-Control is private on every response of a download (200, 206, HEAD, 304, a route\'s 204, an offload); the option and a route\'s own header win', async t => {
+  const plain = await listen(t, downloadApp((ctx) => { ctx.body = hello() }))
+  const first = await fetchBytes(plain, '/')
+  const etag = first.headers.etag ?? ''
+  const responses = {
+    200: first,
+    206: await fetchBytes(plain, '/').set('Range', 'bytes=0-1'),
+    HEAD: await fetchBytes(plain, '/', 'head'),
+    304: await fetchBytes(plain, '/').set('If-None-Match', etag)
+  }
+  t.is(responses[206].status, 206)
+  t.is(responses[304].status, 304)
+  for (const [what, res] of Object.entries(responses)) t.is(res.headers['cache-control'], 'private', what)
+  const chosen = await listen(t, downloadApp((ctx) => { ctx.status = 204; ctx.body = hello() }))
+  t.is((await fetchBytes(chosen, '/')).headers['cache-control'], 'private', 'a route\'s 204')
+  const offloaded = await listen(t, downloadApp((ctx) => { ctx.body = hello() }, { rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/p/' })] }))
+  const offload = await fetchBytes(offloaded, '/')
+  t.truthy(offload.headers['x-accel-redirect'])
+  t.is(offload.headers['cache-control'], 'private', 'an offload (nginx passes it on)')
+  const own = await listen(t, downloadApp((ctx) => { ctx.set('Cache-Control', 'public, max-age=60'); ctx.body = hello() }))
+  t.is((await fetchBytes(own, '/')).headers['cache-control'], 'public, max-age=60', 'the route\'s own')
+  const option = await listen(t, downloadApp((ctx) => { ctx.body = download(hello(), { cacheControl: 'no-store' }) }))
+  t.is((await fetchBytes(option, '/')).headers['cache-control'], 'no-store', 'the option')
 })
 
 test('download: a bare VirtualFile in ctx.body is served as an attachment', async t => {

@@ -564,11 +564,11 @@ test('debug: NODE_DEBUG=koa-downloads names the matching rule, and why others di
     for (const path of ['/srv/files/ok.txt', '/srv/files/evil\\nname.txt', '/elsewhere/x.txt']) {
       const file = new PathFile(path)
       file.stat = async () => ({ etag: '"1"' })
-      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }
+      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {}, hasHeader () { return false } } }
       await mw(ctx, async () => {})
     }
     const refused = new PathFile('../secret.txt', { root: '/srv/files' })
-    await mw({ method: 'GET', status: 200, body: refused, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }, async () => {})
+    await mw({ method: 'GET', status: 200, body: refused, request: { method: 'GET', headers: {} }, res: { setHeader () {}, hasHeader () { return false } } }, async () => {})
   `
   const stderr = await debugOutput(script)
   t.regex(stderr, /offload: "secret\.txt" not offloaded: its path was refused \(NUL byte, empty, ending with "\/", or outside the root\), which serve\(\) answers with 404/)
@@ -616,7 +616,7 @@ test('debug: NODE_DEBUG=koa-downloads never prints a presigned URL\'s query (its
     const mw = offload([nginx({ sourceUrl: 'https://media.example/files/', destinationUrl: '/_media/', forwardQuery: true }), nginx({ remote: true, destinationUrl: '/_remote/' })])
     for (const url of ['https://bucket.example/k.pdf?X-Amz-Signature=SECRETSIG1', 'https://media.example/files/a.pdf?sig=SECRETSIG2', 'ftp://elsewhere.example/x?SECRETSIG3']) {
       const file = { name: 'k.pdf', url, stat: async () => ({}), open: async () => { throw new Error('never') } }
-      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {} } }
+      const ctx = { method: 'GET', status: 200, body: file, request: { method: 'GET', headers: {} }, res: { setHeader () {}, hasHeader () { return false } } }
       await mw(ctx, async () => {})
     }
   `

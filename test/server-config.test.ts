@@ -8,6 +8,7 @@ import { lighttpd } from '../source/backends/lighttpd.ts'
 import { nginx } from '../source/backends/nginx.ts'
 import { renderServerConfig } from '../source/server-config.ts'
 import { isEntityTagList } from '../source/etag.ts'
+import { ENTITY_TAG_LIST } from '../source/server-config/caddy.ts'
 import type { ConfigRule, ServerName } from '../source/server-config.ts'
 import { ORIGIN_SITE_HEADERS, STORAGE_RESPONSE_HEADERS } from '../source/server-config/shared.ts'
 
@@ -372,12 +373,12 @@ test('caddy: the If-Range pattern (a Caddyfile string, RE2) takes one entity-tag
   t.false(directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example/a/', destinationUrl: '/p/' })])).some((l) => l.includes('If-Range')), 'an origin judges its own If-Range')
 })
 
-test('caddy: the If-None-Match / If-Match pattern (a Caddyfile string, RE2) takes `*` or a list of entity-tags, as the app\'s isEntityTagList() does', (t) => {
+test('caddy: the If-None-Match / If-Match pattern (a CEL raw string, RE2) takes `*` or a list of entity-tags, as the app\'s isEntityTagList() does', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' })]))
   for (const field of ['If-None-Match', 'If-Match']) {
-    const line = lines.find((l) => l.startsWith(`not header_regexp ${field} `)) ?? ''
-    // The Caddyfile token: only \" is an escape, other backslashes reach RE2 as written.
-    const pattern = new RegExp(line.slice(`not header_regexp ${field} "`.length, -1).replaceAll('\\"', '"'))
+    const line = lines.find((l) => l.startsWith(`@koa_downloads_1_${field.toLowerCase().replaceAll('-', '_')} expression`)) ?? ''
+    // A CEL raw string in a backquoted Caddyfile token: RE2 gets the text as written.
+    const pattern = new RegExp(/\.matches\(r'(.*)'\)`$/.exec(line)?.[1] ?? '(?!)')
     const valid = ['*', ' * ', '"abc"', 'W/"abc"', '""', '"a", "b"', '"a",W/"b" ,\t"c"', ', ,"a",', '', '"a,b"', '"\u00e9"']
     const malformed = ['*x', '*\u0080', '"a" junk', '"a" "b"', '"a", *', '* , "a"', 'abc', 'W/abc', '"a b"', '"a"x', 'w/"a"', '"a\u0001"']
     for (const value of valid) {
@@ -414,16 +415,10 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     lines.find((l) => l.startsWith('not header_regexp If-Range "')) ?? 'not header_regexp If-Range',
     '}',
     'request_header @koa_downloads_1_if_range -Range',
-    // a malformed If-None-Match or If-Match: dropped (Go would read `*x` as `*`)
-    '@koa_downloads_1_if_none_match {',
-    'header If-None-Match *',
-    lines.find((l) => l.startsWith('not header_regexp If-None-Match "')) ?? 'not header_regexp If-None-Match',
-    '}',
+    // a malformed If-None-Match or If-Match, its lines joined: dropped (Go would read `*x` as `*`)
+    `@koa_downloads_1_if_none_match expression \`!{http.request.header.If-None-Match}.matches(r'${ENTITY_TAG_LIST}')\``,
     'request_header @koa_downloads_1_if_none_match -If-None-Match',
-    '@koa_downloads_1_if_match {',
-    'header If-Match *',
-    lines.find((l) => l.startsWith('not header_regexp If-Match "')) ?? 'not header_regexp If-Match',
-    '}',
+    `@koa_downloads_1_if_match expression \`!{http.request.header.If-Match}.matches(r'${ENTITY_TAG_LIST}')\``,
     'request_header @koa_downloads_1_if_match -If-Match',
     // a directory: 404, not its index.html nor a redirect adding "/"
     'file_server {',

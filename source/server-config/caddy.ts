@@ -116,6 +116,10 @@ const originTimeouts = [
   '\ttransport http {',
   '\t\tresponse_header_timeout 60s',
   '\t\tread_timeout 60s',
+  '\t\t# the bytes as the origin sends them: Go asks for gzip itself when the client sent no',
+  '\t\t# Accept-Encoding and decodes it, under the origin\'s ETag of the gzip bytes; a resume',
+  '\t\t# (a Range, for which Go asks nothing) then got the gzip bytes',
+  '\t\tcompression off',
   '\t}'
 ]
 
@@ -142,20 +146,20 @@ function malformedIfRange (matcher: string): string[] {
 // ignores such a field). The app streams such requests where the proxy's validators are its own,
 // but Go's are not: the block drops a field that is neither `*` nor a comma list of entity-tags,
 // and file_server answers as without it. (The app, streaming, skips a malformed member and reads
-// the others; either way the field cannot match by a member that is not an entity-tag.)
-const TAG = '(W/)?\\"[^\\"\\x00-\\x20\\x7f]*\\"'
-const ENTITY_TAG_LIST = `^[ \\t]*\\*[ \\t]*$|^([ \\t,]*${TAG}[ \\t]*(,|$))*[ \\t,]*$`
+// the others; either way the field cannot match by a member that is not an entity-tag.) The field
+// is judged whole, its lines joined with "," as the placeholder gives them: `header_regexp` matches
+// when any one line does, and Go reads the first (`*x` beside `"nope"` got a 304). A CEL raw
+// string (r'…') holds the pattern: no escapes, and no single quote in it.
+const TAG = '(W/)?"[^"\\x00-\\x20\\x7f]*"'
+export const ENTITY_TAG_LIST = `^[ \\t]*\\*[ \\t]*$|^([ \\t,]*${TAG}[ \\t]*(,|$))*[ \\t,]*$`
 function malformedTagLists (matcher: string): string[] {
   return [
     '\t# an If-None-Match or If-Match that is neither `*` nor a list of entity-tags is ignored (Go would',
-    '\t# read `*x` as `*`, and the first tag of `"x" junk`)',
+    '\t# read `*x` as `*`, and the first tag of `"x" junk`); its lines are judged joined, as one field',
     ...(['If-None-Match', 'If-Match'] as const).flatMap((field) => {
       const name = `${matcher}_${field.toLowerCase().replaceAll('-', '_')}`
       return [
-        `\t${name} {`,
-        `\t\theader ${field} *`,
-        `\t\tnot header_regexp ${field} "${ENTITY_TAG_LIST}"`,
-        '\t}',
+        `\t${name} expression \`!{http.request.header.${field}}.matches(r'${ENTITY_TAG_LIST}')\``,
         `\trequest_header ${name} -${field}`
       ]
     })

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import type { Server } from 'node:http'
+import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -217,4 +218,25 @@ caddyTest('caddy: an If-Range naming a Last-Modified in the future (weak) gets t
   const response = await fetch(proxy.url + '/local/fresh.txt', { headers: { Range: 'bytes=0-4', 'If-Range': lastModified } })
   t.is(await response.text(), 'fresh file\n')
   t.is(response.status, 200, 'the whole file, as the RFC says')
+})
+
+// Go's ServeContent reads the first line of a repeated If-None-Match, and `*x` as `*`; header_regexp
+// matched when any line was valid, so `*x` beside `"nope"` kept the field: a 304 (audit). The block
+// judges the lines joined, as one field (RFC 9110 §5.3).
+caddyTest('caddy: a malformed If-None-Match is dropped also when it comes in two lines beside a valid one (200, not Go\'s 304); valid lists still revalidate', async (t) => {
+  const { proxy } = ctx()
+  const port = Number(new URL(proxy.url).port)
+  const get = async (headers: string[]): Promise<number> => await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/local/here.txt', headers: ['Host', `127.0.0.1:${port}`, ...headers], agent: false }, (res) => {
+      res.resume()
+      res.on('end', () => { resolve(res.statusCode ?? 0) })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.is(await get(['If-None-Match', '*x', 'If-None-Match', '"nope"']), 200)
+  t.is(await get(['If-None-Match', '*x, "nope"']), 200)
+  const etag = (await fetch(proxy.url + '/local/here.txt')).headers.get('etag') ?? ''
+  t.is(await get(['If-None-Match', `"nope", ${etag}`]), 304)
+  t.is(await get(['If-None-Match', '*']), 304)
 })

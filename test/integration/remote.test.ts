@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { GetObjectCommand } from '@aws-sdk/client-s3'
@@ -16,6 +17,7 @@ import { downloads } from '../../source/downloads.ts'
 import type { OffloadRule } from '../../source/offload-rule.ts'
 import type { ServerName } from '../../source/server-config.ts'
 import { hostileName, sha256 } from '../helpers/app.ts'
+import { rawRequest } from '../helpers/file-contract.ts'
 import { startOrigin } from '../helpers/origin.ts'
 import type { Origin } from '../helpers/origin.ts'
 import { logProxiesIfFailed, proxyTest, startProxy } from '../helpers/proxies.ts'
@@ -29,6 +31,7 @@ import type { S3Server } from '../helpers/s3.ts'
 // generated ones (reference/proxies.md §9).
 
 const big = randomBytes(1024 * 1024)
+const storedGz = gzipSync(Buffer.from('id,name\n'.repeat(20_000)))
 const hostile = Buffer.from('remote résumé\n')
 const originHeaders = {
   'Content-Type': 'application/x-origin',
@@ -92,6 +95,8 @@ test.before(async () => {
     origin.redirect(`/bucket/fail-301-${server}.bin`, `http://other-region.example/bucket/fail-301-${server}.bin`, 301)
   }
   origin.put('/bucket/passed-nginx.bin', { bytes: big, headers: originHeaders })
+  // stored gzip-coded, sent so whatever the client accepts (as S3 does)
+  for (const server of ['nginx', 'caddy']) origin.put(`/bucket/stored-gz-${server}.csv`, { bytes: storedGz, headers: { 'Content-Encoding': 'gzip' } })
   // An origin's own offload headers, as for a proxy of its own: nginx must not obey them (its
   // X-Accel-Redirect reached /_remote/, any host), and neither proxy may pass them on to the client.
   for (const server of ['nginx', 'caddy']) {
@@ -208,6 +213,21 @@ for (const [server, tests] of [['nginx', nginxTests], ['caddy', caddyTests]] as 
     for (const name of ['authorization', 'cookie', 'proxy-authorization', 'x-api-key', 'origin', 'x-test-proxy']) {
       t.is(fetched[0]?.headers[name], undefined, name)
     }
+  })
+
+  tests.test(`remote URL via ${server} /_origin/: an object stored gzip-coded reaches a client that sent no Accept-Encoding as the origin sends it (Content-Encoding gzip, its own length), and a resume gets those same bytes (Caddy's Go transport asked for gzip and decoded it)`, async (t) => {
+    const { origin } = context()
+    const url = proxy(server).url + `/origin/stored-gz-${server}.csv`
+    const whole = await rawRequest(url, { headers })
+    t.is(whole.status, 200)
+    t.is(whole.headers['content-encoding'], 'gzip')
+    t.is(whole.headers['content-length'], String(storedGz.length))
+    t.deepEqual(whole.body, storedGz)
+    const resumed = await rawRequest(url, { headers: { ...headers, Range: 'bytes=10-' } })
+    t.is(resumed.status, 206)
+    t.deepEqual(resumed.body, storedGz.subarray(10))
+    const asked = origin.log.matching(`/bucket/stored-gz-${server}.csv`).filter((e) => e.method === 'GET')
+    t.is(asked[0]?.headers['accept-encoding'], undefined, 'the proxy asked for no coding of its own')
   })
 
   tests.test(`remote URL via ${server} /_origin/: the origin's own X-Accel-Redirect, X-Accel-Limit-Rate and X-Sendfile are neither obeyed nor passed on`, async (t) => {
