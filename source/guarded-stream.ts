@@ -65,6 +65,14 @@ export function expireAfterPoll (ms: number, expire: () => void): () => void {
   }
 }
 
+/**
+ * How long a sized source (a generated stream with its `size`, a part of a multipart response) may
+ * take to end once it has sent all its bytes: the last one is held back until then (guardStream),
+ * so that a source longer than it said fails before the client holds a complete response. One that
+ * never ends is cut after this.
+ */
+export const END_TIMEOUT = 30_000
+
 /** Whether `stream` came out of guardStream() with a length check (serve() then adds none). */
 export function isLengthGuarded (stream: Readable): boolean {
   return guarded.has(stream)

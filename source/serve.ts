@@ -8,7 +8,7 @@ import { Download, markAnswered, markTaken, releaseFile, toDownload } from './do
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
-import { guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
+import { END_TIMEOUT, guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
 import { multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
 import { decoderFor, planResponse } from './plan.ts'
@@ -45,13 +45,23 @@ export interface ServeOptions {
    * more → the whole file (200). @default 32
    */
   maxRanges?: number | undefined
+  /**
+   * Milliseconds a source of known size (a generated stream with its `size`, a custom wrapper, a
+   * part of a multipart response) may take to end once it has sent all its bytes; its last byte is
+   * held back until then, so that a source longer than it said never completes the response. One
+   * that never ends (a stream never `end()`ed, a cleanup that hangs) is then cut, and the client sees
+   * an incomplete transfer instead of waiting one byte short for good. 1 to 2147483647.
+   * @default 30000
+   */
+  endTimeout?: number | undefined
 }
 
-const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges'])
+const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges', 'endTimeout'])
 
 export interface ResolvedServeOptions {
   bufferSize: number
   chunkSize: number
+  endTimeout: number
   plan: PlanOptions
   /** For a status the route chose itself: the whole file (none for 204/205/304), no validators, ranges or preconditions. */
   chosen: PlanOptions
@@ -158,15 +168,16 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
   for (const key of Object.keys(options)) {
     if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}"`)
   }
-  const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32 } = options
+  const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32, endTimeout = END_TIMEOUT } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
   if (!isChunkSize(chunkSize)) throw new TypeError(`${where}: chunkSize must be an integer from 1024 to 8388608 (bytes)`)
   if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) throw new TypeError(`${where}: maxRanges must be a positive integer`)
+  if (!Number.isSafeInteger(endTimeout) || endTimeout < 1 || endTimeout > 2_147_483_647) throw new TypeError(`${where}: endTimeout must be an integer from 1 to 2147483647 (ms)`)
   for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
     if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
   }
   const rangeLimits = { maxParts: maxRanges }
-  return { bufferSize, chunkSize, plan: { etag, lastModified, ranges, rangeLimits }, chosen: { etag: false, lastModified: false, ranges: false, rangeLimits } }
+  return { bufferSize, chunkSize, endTimeout, plan: { etag, lastModified, ranges, rangeLimits }, chosen: { etag: false, lastModified: false, ranges: false, rangeLimits } }
 }
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
@@ -404,7 +415,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // open while the body is sent.
     const first = await file.open(multipart.parts[0]?.range, opened)
     await firstBytes(first, opened.signal)
-    return { data: multipartStream(file, multipart, opened, first), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
+    return { data: multipartStream(file, multipart, opened, first, options.endTimeout), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
   }
   if (plan.decode !== undefined) return { data: await decodedBody(file, plan.decode, opened), length: undefined }
   const range = ranges?.[0]
@@ -424,18 +435,11 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   }
   // The source's own errors pass as they are (a generator's failure is the app's 500 with or
   // without a declared size); a wrong length is the 502 of a source that broke its word.
-  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name), keepSourceErrors: true, endTimeout: END_TIMEOUT })
+  const data = isLengthGuarded(stream) || length === undefined ? stream : guardStream(stream, { expected: length, what: JSON.stringify(file.name), keepSourceErrors: true, endTimeout: options.endTimeout })
   await firstBytes(data, opened.signal)
   await settledInMemory(data)
   return { data, length }
 }
-
-/**
- * How long a sized source (a generated stream with its `size`) may wait to end once it has sent all
- * its bytes: the last one is held back until then (guardStream), so that a source longer than it
- * said fails before the client holds a complete response. One that never ends is cut after this.
- */
-const END_TIMEOUT = 30_000
 
 /**
  * The stored bytes, decoded (a gzip-coded object for a client that does not accept gzip). Bytes that

@@ -280,8 +280,7 @@ const common: Record<string, Check> = {
   filename: orNull(isPattern),
   attachment: (v) => typeof v === 'boolean',
   cacheControl: orNull(isString),
-  headers: (v) => typeof v === 'object' && v !== null && !Array.isArray(v) &&
-    Object.values(v).every((want) => want === null || typeof want === 'string' || want instanceof RegExp)
+  headers: (v) => isPlainObject(v) && Object.values(v).every((want) => want === null || typeof want === 'string' || want instanceof RegExp)
 }
 const EXPECTATIONS: Record<string, Record<string, Check>> = {
   assertDownload: { ...common, body: (v) => typeof v === 'string' || v instanceof Uint8Array },
@@ -311,9 +310,16 @@ const OTHER_NAMES: Record<string, string> = {
  * typo) or a value of the wrong kind (`buffering: 'no'`) would be ignored and the assertion pass on
  * a wrong response, so they are a TypeError, as the library's own options are.
  */
+/** An object literal's kind: a Map or a fetch Headers holds its entries where Object.entries() sees none. */
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const prototype = Object.getPrototypeOf(value) as unknown
+  return prototype === Object.prototype || prototype === null
+}
+
 function checkExpectation (fn: string, expected: unknown): void {
   if (expected === undefined) return
-  if (expected === null || typeof expected !== 'object' || Array.isArray(expected)) throw new TypeError(`${fn}(): the expectation must be an object`)
+  if (!isPlainObject(expected)) throw new TypeError(`${fn}(): the expectation must be a plain object (not a Map, an array or a class instance)`)
   const allowed = EXPECTATIONS[fn] ?? common
   for (const [key, value] of Object.entries(expected)) {
     if (value === undefined) continue

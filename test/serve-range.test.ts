@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import test from 'ava'
+import Koa from 'koa'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { downloads } from '../source/downloads.ts'
@@ -12,6 +13,8 @@ import { multipartStream, planMultipart } from '../source/multipart.ts'
 import { serve } from '../source/serve.ts'
 import { PathFile } from '../source/path-file.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
+import type { DownloadFile } from '../source/types.ts'
+import { rawRequest } from './helpers/file-contract.ts'
 import { binaryParser, downloadApp, fixtureRoot } from './helpers/koa.ts'
 
 const digits = readFileSync(`${fixtureRoot}/digits.txt`) // 1000 bytes: "0123456789" × 100
@@ -310,4 +313,34 @@ test('multipart: a source that sends more than a part\'s range never puts bytes 
   t.true(body.length < length, `${body.length} of ${length} bytes`)
   t.false(body.toString('latin1').includes('0123456789012'))
   t.regex(errors[0]?.message ?? '', /^multipart: part 0-9 delivered more than 10 bytes$/)
+})
+
+test('endTimeout: a source of known size that sends its bytes but never ends is cut — the whole file, a single range and each part of a multipart response (which waited for good); one that ends in time is whole', async t => {
+  const content = Buffer.from('0123456789'.repeat(100))
+  /** A custom wrapper whose streams send their bytes and then never end. */
+  const stuck: DownloadFile = {
+    name: 'stuck.bin',
+    stat: async () => ({ size: content.length, etag: '"s1"' }),
+    open: async (range) => {
+      const stream = new PassThrough()
+      stream.write(range === undefined ? content : content.subarray(range.start, range.end + 1))
+      return stream
+    }
+  }
+  const app = new Koa()
+  app.silent = true
+  app.use(serve({ endTimeout: 200 }))
+  app.use((ctx) => { ctx.body = stuck })
+  const server = app.listen(0, '127.0.0.1')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  await once(server, 'listening')
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  for (const range of [undefined, 'bytes=0-9', 'bytes=0-9,500-509']) {
+    const started = Date.now()
+    const res = await rawRequest(base + '/', { headers: range === undefined ? {} : { Range: range } })
+    t.is(res.status, range === undefined ? 200 : 206, String(range))
+    t.false(res.complete, `${String(range)}: cut, not complete`)
+    t.true(Date.now() - started < 10_000, `${String(range)}: cut after endTimeout, not left open`)
+  }
+  t.throws(() => serve({ endTimeout: 0 }), { instanceOf: TypeError, message: /endTimeout must be an integer from 1 to 2147483647/ })
 })

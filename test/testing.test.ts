@@ -713,11 +713,15 @@ test('an unknown expectation key (a Django name, another helper\'s key, a typo) 
     [assertXSendfile, { redirect: '/x' }, /unknown expectation "redirect"/],
     [assertInternalRedirect, { path: '/x' }, /unknown expectation "path"/],
     [assertDownload, { basename: 'a.pdf' }, /did you mean filename/],
-    [assertDownload, { headers: { ETag: 1 } }, /headers has a value of the wrong kind/]
+    [assertDownload, { headers: { ETag: 1 } }, /headers has a value of the wrong kind/],
+    // a Map or a fetch Headers holds its entries where Object.entries() sees none: nothing would be asserted
+    [assertDownload, { headers: new Map([['ETag', '"wrong"']]) }, /headers has a value of the wrong kind/],
+    [assertDownload, { headers: new Headers({ ETag: '"wrong"' }) }, /headers has a value of the wrong kind/]
   ]
   for (const [assertion, expected, message] of cases) {
     await t.throwsAsync(assertion(res, expected as never), { instanceOf: TypeError, message }, JSON.stringify(expected))
   }
+  await t.throwsAsync(assertXAccelRedirect(res, new Map([['filename', 'wrong.txt']]) as never), { instanceOf: TypeError, message: /the expectation must be a plain object/ })
   // An undefined value is no expectation (an optional field of a table of cases).
   await assertXAccelRedirect(res, { redirect: '/protected/nested.txt', buffering: undefined })
 })

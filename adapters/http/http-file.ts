@@ -125,17 +125,19 @@ export class HttpFile implements DownloadFile {
     this.#timeout = options.timeout ?? 30_000
     this.#maxRedirects = options.maxRedirects ?? 5
     this.url = (options.offloadable ?? this.#originBound.size === 0) ? parsed.href : undefined
+    this.sendsStoredCoding = looksPresigned(parsed.href)
   }
 
   /**
-   * An origin may send its stored coding whatever the client accepts (S3 and GCS behind a
-   * presigned URL do; so does an origin that stores files gzipped). Offloaded to a proxy that
-   * fetches the URL, such a body reached a client refusing gzip (wget's `Accept-Encoding: identity`)
-   * as gzip bytes under the file's name: for such a client (and no Range) the offload asks the
-   * origin first (one HEAD) and leaves a coded file to serve(), which refuses it (502) as it does
-   * when it streams. Clients that take gzip (browsers, curl without a header) cost nothing.
+   * Whether the origin may send its stored coding whatever the client accepts: S3 and GCS do, so a
+   * presigned URL of theirs counts (any other origin is taken to honour the client's
+   * Accept-Encoding, which the proxy forwards). Offloaded to a proxy that fetches the URL, such a
+   * body reached a client refusing gzip (wget's `Accept-Encoding: identity`) as gzip bytes under the
+   * file's name: for such a client (and no Range) the offload asks the origin first (its metadata:
+   * a HEAD, which a presigned URL refuses, then a one-byte GET) and leaves a coded file to serve(),
+   * which refuses it (502) as when it streams. Clients that take gzip cost nothing.
    */
-  readonly sendsStoredCoding = true
+  readonly sendsStoredCoding: boolean
 
   /**
    * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
@@ -498,7 +500,10 @@ function validate (options: HttpFileOptions): void {
   if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1 || timeout > 2_147_483_647)) throw new TypeError('HttpFile(): timeout must be an integer from 1 to 2147483647 (ms)')
   if (maxRedirects !== undefined && (!Number.isSafeInteger(maxRedirects) || maxRedirects < 0)) throw new TypeError('HttpFile(): maxRedirects must be a non-negative integer')
   if (headers !== undefined) {
-    if (headers === null || typeof headers !== 'object') throw new TypeError('HttpFile(): headers must be an object of strings')
+    // A Map or a fetch Headers holds its entries where Object.entries() sees none: no header would
+    // be sent (the origin's 401 a 502), and the file would count as offloadable.
+    const prototype = headers === null || typeof headers !== 'object' ? undefined : Object.getPrototypeOf(headers) as unknown
+    if (prototype !== Object.prototype && prototype !== null) throw new TypeError('HttpFile(): headers must be a plain object of strings (not a Map or a fetch Headers: pass Object.fromEntries(headers))')
     for (const [header, value] of Object.entries(headers)) {
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header) || typeof value !== 'string' || !isHeaderSafe(value)) {
         throw new TypeError(`HttpFile(): headers["${header}"] must be a valid header name with a header-safe string value`)
