@@ -466,8 +466,9 @@ function problemsOf (server: ServerName, world: World, setup: Setup, c: Case, re
     // charset names are case-insensitive (RFC 9110 §8.3.2): nginx writes the X-Accel-Charset's spelling
     const type = nginxContentType(sent.contentType ?? '', charset)
     if (res.headers['content-type']?.toLowerCase() !== type.toLowerCase()) problems.push(`Content-Type ${res.headers['content-type']}, expected ${type} (app: ${sent.contentType}, X-Accel-Charset ${charset})`)
-    // X-Accel-Expires is for nginx's own cache, not the client's (docs/deployment/nginx.md §1)
-    if (res.headers.expires !== undefined || res.headers['cache-control'] !== undefined) problems.push(`Expires ${res.headers.expires} / Cache-Control ${res.headers['cache-control']} reached the client`)
+    // X-Accel-Expires is for nginx's own cache, not the client's (docs/deployment/nginx.md §1): the
+    // client gets the download's own Cache-Control (the default, private), no Expires of nginx's
+    if (res.headers.expires !== undefined || res.headers['cache-control'] !== 'private') problems.push(`Expires ${res.headers.expires} / Cache-Control ${res.headers['cache-control']} reached the client (the download's is private)`)
   } else if (res.headers['content-type'] !== sent.contentType) {
     problems.push(`Content-Type ${res.headers['content-type']}, the app sent ${sent.contentType}`)
   }
