@@ -17,7 +17,6 @@ export interface Presentation {
   readonly sandboxed: boolean
 }
 
-/** Sent with every download the app answers or offloads (nginx drops it): the browser takes the Content-Type as it is (no sniffing). */
 /**
  * The Cache-Control of a download whose options name none and whose route set none: `private`. A
  * response with a Last-Modified and no Cache-Control may be stored by a shared cache and given to
@@ -28,6 +27,7 @@ export interface Presentation {
  */
 export const DEFAULT_CACHE_CONTROL = 'private'
 
+/** Sent with every download the app answers or offloads (nginx drops it): the browser takes the Content-Type as it is (no sniffing). */
 export const NOSNIFF = 'nosniff'
 /** A CSP without a sandbox token's allowances: no script, no form, no plugin, an opaque origin. */
 export const SANDBOX = 'sandbox'
