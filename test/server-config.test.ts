@@ -443,7 +443,9 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
 test('caddy: a sourceUrl rule proxies to the origin without the client credentials or the origin type', (t) => {
   const lines = directives(renderServerConfig('caddy', [caddy({ sourceUrl: 'https://cdn.example.com/media/', destinationUrl: '/_origin/' })]))
   for (const line of ['rewrite * {rp.header.X-Accel-Redirect}?', 'uri replace /_origin/ /media/ 1', 'reverse_proxy https://cdn.example.com {', 'header_up Host {upstream_hostport}',
-    'header_up -Authorization', 'header_up -Cookie', 'header_down -Content-Type', 'header_down -Content-Disposition',
+    'header_up -Authorization', 'header_up -Cookie', 'header_up -Proxy-Authorization', 'header_up -Origin', 'header_up -X-*',
+    // an upgrade the origin accepted (h2c) gave the client a tunnel to any of its files (audit)
+    'header_up -Upgrade', 'header_up -Connection', 'compression off', 'header_down -Clear-Site-Data', 'header_down -CDN-Cache-Control', 'header_down -Content-Type', 'header_down -Content-Disposition',
     'header_down -Content-Type', 'header_down -Content-Disposition', 'header_down -X-Accel-Redirect', 'header_down -X-Accel-Limit-Rate', 'header_down -X-Sendfile']) {
     t.true(lines.includes(line), line)
   }

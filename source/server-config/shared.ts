@@ -176,13 +176,18 @@ export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
 export const ORIGIN_SITE_HEADERS: readonly string[] = [
   'Clear-Site-Data', 'Strict-Transport-Security', 'Public-Key-Pins', 'Access-Control-Allow-Origin',
   'Access-Control-Allow-Credentials', 'Access-Control-Allow-Methods', 'Access-Control-Allow-Headers',
-  'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Timing-Allow-Origin', 'Cross-Origin-Resource-Policy',
+  'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Access-Control-Allow-Private-Network', 'Timing-Allow-Origin', 'Cross-Origin-Resource-Policy',
   'Cross-Origin-Opener-Policy', 'Cross-Origin-Embedder-Policy', 'Origin-Agent-Cluster', 'Content-Security-Policy',
   'Content-Security-Policy-Report-Only', 'X-Frame-Options', 'Permissions-Policy', 'Feature-Policy', 'Referrer-Policy',
   'Refresh', 'Location', 'Content-Location', 'Link', 'Alt-Svc', 'Service-Worker-Allowed', 'Report-To',
   'Reporting-Endpoints', 'NEL', 'Accept-CH', 'Critical-CH', 'Server-Timing', 'SourceMap', 'X-SourceMap',
   'X-DNS-Prefetch-Control', 'X-XSS-Protection', 'WWW-Authenticate', 'Proxy-Authenticate', 'Upgrade', 'Trailer',
-  'Keep-Alive', 'Proxy-Connection'
+  'Keep-Alive', 'Proxy-Connection',
+  // a CDN reads these before Cache-Control (RFC 9213): `public` there would undo the download's `private`
+  'CDN-Cache-Control', 'Cloudflare-CDN-Cache-Control', 'Surrogate-Control',
+  'Set-Cookie2', 'Cross-Origin-Opener-Policy-Report-Only', 'Cross-Origin-Embedder-Policy-Report-Only',
+  'Permissions-Policy-Report-Only', 'Document-Policy', 'Origin-Trial', 'Supports-Loading-Mode', 'Speculation-Rules',
+  'No-Vary-Search', 'Activate-Storage-Access', 'Observe-Browsing-Topics', 'Set-Login', 'X-Permitted-Cross-Domain-Policies'
 ]
 
 export const STORAGE_RESPONSE_HEADERS: readonly string[] = [
