@@ -26,16 +26,22 @@ import type { DownloadFile, FileStat } from './types.ts'
  * root are a 404, as is a missing file); other local files are stat'ed, and so is every file for
  * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
  * §3, §8; only those two get the validators). A PathFile without root or with `followSymlinks`,
- * and any file known by URL, cost no I/O at all — but a file whose origin sends its stored coding
- * whatever the client accepts (`sendsStoredCoding`: S3), for a client refusing gzip with no Range:
- * it is stat'ed, and streamed (decoded) when it is coded so. A failure is thrown as the HTTP error
- * `serve()` would give, with no offload header set.
+ * and any file known by URL, cost no I/O at all — but a GET with a Range and an If-Range date to a
+ * local file (stat'ed: a date of the current second is streamed, below), and a file whose origin
+ * sends its stored coding whatever the client accepts (`sendsStoredCoding`: S3, presigned URLs),
+ * for a client refusing gzip with no Range: its metadata are read, and a coded one is left to
+ * serve(), which decodes it (StorageFile) or refuses it (HttpFile, 502). A failure is thrown as the
+ * HTTP error `serve()` would give, with no offload header set.
  *
  * Range and `If-*` are left to the proxy: every authorised GET/HEAD gets the same offload response,
- * except a GET for several ranges of a file offloaded to an origin (a rule without `sourceDir`),
- * which is streamed: the proxy would send the origin's multipart body under the app's Content-Type;
- * and, for the rules whose proxy gets the app's validators (Apache, lighttpd), a request whose
- * preconditions fail, which serve() answers (304, 412): those proxies get some of them wrong.
+ * except these, which serve() answers (streams) itself, each for a proxy that would answer it
+ * wrongly: a GET for several ranges of a file at an origin (the origin's multipart body would go
+ * out under the app's Content-Type); for the proxies that get the app's validators (Apache,
+ * lighttpd), a request whose preconditions fail (304, 412); where the proxy's validators are the
+ * app's, a malformed conditional field; a GET with a Range and an If-Range date of a local file
+ * modified within the current second or dated in the future (a weak validator the servers honour);
+ * a HEAD of a presigned URL; an inline page that needs its sandbox, behind nginx; a stored-coded
+ * object for a client refusing gzip. An nginx rule's rate controls still apply to those.
  */
 export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
   const step = offloadStep(rules)
@@ -135,7 +141,7 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       }
       const coding = storedCoding(stored)
       if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
-        debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it)', JSON.stringify(file.name), coding)
+        debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it, or refuses it: 502)', JSON.stringify(file.name), coding)
         keepRateControls(ctx, target)
         return
       }

@@ -137,7 +137,10 @@ type AnyResponse = Response | FetchLike | { status: number, headers: Record<stri
  * `Location` (an internal redirect), and not the empty `Content-Length: 0` response an offload is
  * when bytes are expected (`body`, or a `Content-Length` in `headers`) or when a header of the
  * response carries a path (a Caddy rule's own header; name it in `headers` if the app streams it);
- * an empty file streamed by the app passes. Then status, presentation headers and the exact body.
+ * an empty file streamed by the app passes. A 200 or 206 without Content-Disposition fails (every
+ * download has one: it is a page or an error), unless `filename: null` is expected. Then status,
+ * presentation headers and the exact body. An unknown expectation key or a value of the wrong kind
+ * is a TypeError.
  * supertest decodes `text/*` bodies (and `application/zip`, any type it does not know as binary) as
  * UTF-8 and hands `multipart/byteranges` (a multi-range 206) to its form parser, which keeps no
  * bytes: for exact bytes request with `.buffer(true).parse(bufferParser)`. A HEAD response's body

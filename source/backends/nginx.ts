@@ -61,10 +61,11 @@ export interface NginxOptions extends SourceOptions {
    * nginx itself refuses every symlink below `sourceDir` in this rule's location
    * (`disable_symlinks on from=$document_root;`, which `koa-downloads config` then writes). It
    * checks the path it actually opens, with no window between check and open, so offload() hands a
-   * `PathFile` under a root over **without its realpath**: no I/O in the app, as with
-   * `followSymlinks`, but with symlinks refused instead of followed. Any symlink below `sourceDir`
-   * is then refused by nginx: 403, or 404 through a symlinked directory (also a symlink that stays
-   * inside the root, which the app's own check would serve); a missing file is nginx's 404. Only
+   * `PathFile` under a root over **without its realpath**: no I/O in the app (but for a GET with a
+   * Range and an If-Range date, which stats the file), as with `followSymlinks`, but with symlinks
+   * refused instead of followed. Any symlink below `sourceDir` is then refused by nginx: 403, or 404
+   * through a symlinked directory (also a symlink that stays inside the root, which the app's own
+   * check would serve); a missing file is nginx's 404. Only
    * with `sourceDir`. A hand-written location needs that line too: without it, symlinks are
    * followed wherever they point.
    * @default false
