@@ -176,8 +176,8 @@ export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
 export const ORIGIN_SITE_HEADERS: readonly string[] = [
   'Clear-Site-Data', 'Strict-Transport-Security', 'Public-Key-Pins', 'Access-Control-Allow-Origin',
   'Access-Control-Allow-Credentials', 'Access-Control-Allow-Methods', 'Access-Control-Allow-Headers',
-  'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Access-Control-Allow-Private-Network', 'Timing-Allow-Origin', 'Cross-Origin-Resource-Policy',
-  'Cross-Origin-Opener-Policy', 'Cross-Origin-Embedder-Policy', 'Origin-Agent-Cluster', 'Content-Security-Policy',
+  'Access-Control-Expose-Headers', 'Access-Control-Max-Age', 'Access-Control-Allow-Private-Network',
+  'Timing-Allow-Origin', 'Cross-Origin-Resource-Policy', 'Cross-Origin-Opener-Policy', 'Cross-Origin-Embedder-Policy', 'Origin-Agent-Cluster', 'Content-Security-Policy',
   'Content-Security-Policy-Report-Only', 'X-Frame-Options', 'Permissions-Policy', 'Feature-Policy', 'Referrer-Policy',
   'Refresh', 'Location', 'Content-Location', 'Link', 'Alt-Svc', 'Service-Worker-Allowed', 'Report-To',
   'Reporting-Endpoints', 'NEL', 'Accept-CH', 'Critical-CH', 'Server-Timing', 'SourceMap', 'X-SourceMap',
