@@ -105,6 +105,9 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       if (debug.enabled) debug('offload: %s streamed: no rule covers it', file.path !== undefined ? JSON.stringify(file.path) : loggableUrl(file.url ?? ''))
       return
     }
+    // The rule's rate controls go on whatever answers: the offload, or the app when it streams
+    // the download itself (the requests handed back below).
+    keepRateControls(ctx, target)
     // A rule without sourceDir (negotiated() aside: local files only) offloads to an origin: the
     // proxy forwards the client's Range to it and hides the origin's Content-Type (the app's wins),
     // so the origin's multipart/byteranges would reach the client under the download's own type
@@ -112,7 +115,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     const range = ctx.request.headers.range
     if (rule.sourceDir === undefined && rule.backend !== 'negotiated' && ctx.method === 'GET' && typeof range === 'string' && range.includes(',')) {
       debug('offload: %s streamed: a request for several ranges (the origin\'s multipart answer would lose its type)', loggableUrl(file.url ?? ''))
-      keepRateControls(ctx, target)
       return
     }
     // A HEAD of a presigned URL: the proxy would send the storage a HEAD, which the signature (made
@@ -142,7 +144,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       const coding = storedCoding(stored)
       if (codingToUndo(coding, ctx.request.headers['accept-encoding']) !== undefined) {
         debug('offload: %s streamed: stored %s, which the client does not accept (serve() decodes it, or refuses it: 502)', JSON.stringify(file.name), coding)
-        keepRateControls(ctx, target)
         return
       }
     }
@@ -161,7 +162,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       const malformed = malformedField(ctx)
       if (malformed !== undefined) {
         debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
-        keepRateControls(ctx, target)
         return
       }
     }
@@ -226,7 +226,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
       const modified = validators !== undefined ? validators.lastModified : lastModifiedOf(stat, Infinity)
       if (modified !== undefined && dateIfRange === modified && modified > Date.now() - 1000) {
         debug('offload: %s answered by serve(): an If-Range date of the current second (weak)', JSON.stringify(file.name))
-        keepRateControls(ctx, target)
         return
       }
     }
@@ -244,7 +243,6 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
     // those (Caddy's generated config copies both headers).
     if (sandboxed && target.header === 'X-Accel-Redirect' && rule.backend !== 'caddy') {
       debug('offload: %s is shown inline and runs script: streamed, for its Content-Security-Policy', JSON.stringify(file.name))
-      keepRateControls(ctx, target)
       return
     }
     // The arguments cost a JSON.stringify and two URL redactions per response: only when logging.
@@ -274,11 +272,12 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
 }
 
 /**
- * A download a rule covers that the app streams itself (a request handed back, above): nginx acts
- * on X-Accel-Limit-Rate and X-Accel-Buffering in any response of the app, so the rule's rate still
- * holds — a client cannot lift it by sending a malformed field or several ranges. Not
- * X-Accel-Expires: nginx's cache of the app's location would keep one user's download for the next;
- * nor X-Accel-Charset: the streamed Content-Type says its own charset.
+ * A download a rule covers, offloaded or streamed by the app itself (a request handed back, above):
+ * nginx acts on X-Accel-Limit-Rate and X-Accel-Buffering in any response of the app, so the rule's
+ * rate holds either way — a client cannot lift it by sending a malformed field or several ranges.
+ * Not X-Accel-Expires: nginx's cache of the app's location would keep one user's streamed download
+ * for the next; nor X-Accel-Charset: the streamed Content-Type says its own charset. (An offload
+ * sets every control again, below.)
  */
 function keepRateControls (ctx: Context, target: OffloadTarget): void {
   const controls = target.controls
