@@ -80,6 +80,8 @@ export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context)
   return async function offloadResponse (ctx: Context): Promise<void> {
     const download = toDownload(ctx.body)
     if (download === undefined) return
+    // The app writes the response itself: no proxy header goes on it (serve() leaves it too).
+    if (ctx.respond === false) return
     const { file } = download
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       debug('offload: %s not offloaded: method %s is answered by serve()', JSON.stringify(file.name), ctx.method)

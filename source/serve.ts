@@ -125,7 +125,15 @@ export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context
     const body = ctx.body
     if (body === null || typeof body !== 'object') return
     const download = toDownload(body)
-    if (download !== undefined) await sendDownload(ctx, download, resolved)
+    if (download === undefined) return
+    // `ctx.respond = false`: the app writes the response itself, and Koa leaves the body alone.
+    // So does serve(): the file's headers would go out on the app's response, and nothing is
+    // stat'ed, opened or released (the file is the app's to use or close, as a stream body is).
+    if (ctx.respond === false) {
+      debug('%s %s: ctx.respond is false, the download is left to the app', ctx.method, ctx.path)
+      return
+    }
+    await sendDownload(ctx, download, resolved)
   }
 }
 

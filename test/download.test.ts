@@ -168,6 +168,46 @@ test('download: cacheControl is sent on the 200 and on the 304', async t => {
   t.is(cached.headers.etag, res.headers.etag)
 })
 
+test('download: the download\'s name and type win over ctx.attachment() on the 200, and the 304 carries neither (RFC 9110 §15.4.5: a cache merges its fields into the stored 200)', async t => {
+  const url = await listen(t, downloadApp((ctx) => {
+    ctx.attachment('Invoice 42.pdf')
+    ctx.body = download(hello())
+  }))
+  const res = await fetchBytes(url, '/')
+  t.is(res.status, 200)
+  t.is(res.headers['content-disposition'], 'attachment; filename="hello.txt"')
+  t.is(res.headers['content-type'], 'text/plain; charset=utf-8')
+  const cached = await fetchBytes(url, '/').set('If-None-Match', String(res.headers.etag))
+  t.is(cached.status, 304)
+  t.is(cached.headers['content-disposition'], undefined)
+  t.is(cached.headers['content-type'], undefined)
+  t.is(cached.headers.etag, res.headers.etag)
+})
+
+test('download: ctx.respond = false leaves the response to the app: no file header on it, nothing offloaded, the file not opened', async t => {
+  let opened = 0
+  const file = new PathFile('hello.txt', { root: fixtureRoot })
+  const open = file.open.bind(file)
+  file.open = async (...args) => { opened++; return await open(...args) }
+  const app = new Koa()
+  app.use(downloads({ rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }))
+  app.use((ctx) => {
+    ctx.body = download(file)
+    ctx.respond = false
+    // Later, as an app answering from a callback does: serve() has run by then.
+    setTimeout(() => {
+      ctx.res.writeHead(200, { 'Content-Type': 'text/plain' })
+      ctx.res.end('my own answer')
+    }, 50)
+  })
+  const res = await fetchBytes(await listen(t, app), '/')
+  t.is(res.status, 200)
+  t.is((res.body as Buffer).toString(), 'my own answer')
+  t.is(res.headers['content-type'], 'text/plain')
+  for (const name of ['content-disposition', 'etag', 'last-modified', 'x-accel-redirect', 'cache-control']) t.is(res.headers[name], undefined, name)
+  t.is(opened, 0)
+})
+
 test('download: serve() alone streams a Download too', async t => {
   const app = new Koa()
   app.use(serve())
