@@ -10,7 +10,7 @@ export interface DownloadsOptions extends ServeOptions {
    * Files no rule covers (and memory or generated files) are streamed by Node.
    * @default [] (everything is streamed)
    */
-  rules?: OffloadRule | OffloadRule[] | undefined
+  rules?: OffloadRule | readonly OffloadRule[] | undefined
 }
 
 /**

@@ -43,7 +43,7 @@ import type { DownloadFile, FileStat } from './types.ts'
  * a HEAD of a presigned URL; an inline page that needs its sandbox, behind nginx; a stored-coded
  * object for a client refusing gzip. An nginx rule's rate controls still apply to those.
  */
-export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
+export function offload (rules: OffloadRule | readonly OffloadRule[]): Middleware {
   const step = offloadStep(rules)
   let warned = false
   return async function offloadMiddleware (ctx: Context, next: Next): Promise<void> {
@@ -64,7 +64,7 @@ export function offload (rules: OffloadRule | OffloadRule[]): Middleware {
  * What offload() does once the route has run, for `downloads()` to call from its own middleware
  * (one async frame per request instead of two composed ones). Checks the rules now.
  */
-export function offloadStep (rules: OffloadRule | OffloadRule[]): (ctx: Context) => Promise<void> {
+export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx: Context) => Promise<void> {
   const list = Array.isArray(rules) ? [...rules] : [rules]
   list.forEach((rule, i) => {
     if (rule === null || typeof rule !== 'object' || typeof rule.match !== 'function' || typeof rule.backend !== 'string') {

@@ -39,7 +39,7 @@ export const SANDBOX = 'sandbox'
  * are worked out when first read: a 304 carries neither.
  */
 export function presentationHeaders (download: DownloadBody, stat?: FileStat): Presentation {
-  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, download.file.name, stat)
+  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, download.file.name, stat, download.file.contentType)
 }
 
 // A class rather than an object literal with getters: one shared shape, no closures per response.
@@ -51,20 +51,27 @@ class LazyPresentation implements Presentation {
   /** The file's own name, for the type when no name is offered. */
   readonly #fileName: string
   readonly #stat: FileStat | undefined
+  /** The type the file declares without I/O (DownloadFile.contentType), for a stat that gives none. */
+  readonly #declared: unknown
 
-  constructor (options: DownloadOptions, name: string, fileName: string, stat: FileStat | undefined) {
+  constructor (options: DownloadOptions, name: string, fileName: string, stat: FileStat | undefined, declared: unknown) {
     this.cacheControl = options.cacheControl
     this.#options = options
     this.#name = name
     this.#fileName = fileName
     this.#stat = stat
+    this.#declared = declared
   }
 
   /** Worked out once: an inline download reads it for its header and for `sandboxed`. */
   #type: string | undefined
 
   get contentType (): string {
-    return this.#type ??= contentTypeFor(this.#typeName(), this.#stat?.contentType, this.#options.contentType)
+    // A wrapper's stat() with no type falls back on the type it declares, as an offload (which
+    // stats nothing) does: the same Content-Type streamed or offloaded.
+    const stated = this.#stat?.contentType
+    const declared = this.#declared
+    return this.#type ??= contentTypeFor(this.#typeName(), stated !== undefined && stated !== '' ? stated : typeof declared === 'string' ? declared : undefined, this.#options.contentType)
   }
 
   /**

@@ -5,6 +5,8 @@ import { isServed, resolveServeOptions, sendDownload } from './serve.ts'
 import type { DownloadOptions } from './types.ts'
 
 export interface SendfileOptions extends DownloadOptions {
+  /** `true`: an attachment (Save as…); sendfile() is inline unless asked, as django-sendfile. @default false */
+  attachment?: boolean | undefined
   /** Files outside this directory (lexically, or through symlinks unless `followSymlinks`) are a 404; a relative path is resolved against it. */
   root?: string | undefined
   /** See PathFileOptions.followSymlinks: the root is checked on the path as written only. @default false */

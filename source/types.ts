@@ -96,8 +96,9 @@ export interface DownloadFile {
   /** Where the bytes are reachable over HTTP: offload rules match `sourceUrl` on it. */
   readonly url?: string | undefined
   /**
-   * A Content-Type known without I/O (a database record's type column), for responses that stat
-   * nothing: a file offloaded by its URL. Otherwise `stat().contentType` is the declared type.
+   * A Content-Type known without I/O (a database record's type column): for responses that stat
+   * nothing (a file offloaded by its URL), and when `stat()` gives no `contentType`. A type
+   * `stat()` gives wins.
    */
   readonly contentType?: string | undefined
   /**

@@ -146,6 +146,33 @@ for (const [title, options, disposition, type] of presentations) {
   })
 }
 
+test('download: a wrapper\'s declared contentType is the type when its stat() gives none, streamed as offloaded; a type stat() gives wins', async t => {
+  const wrapper = (statType?: string): DownloadFile => ({
+    name: 'export.bin',
+    path: join(fixtureRoot, 'export.bin'),
+    contentType: 'text/csv',
+    stat: async () => ({ size: 4, ...(statType === undefined ? {} : { contentType: statType }) }),
+    open: async () => Readable.from([Buffer.from('a,b\n')])
+  })
+  const app = new Koa()
+  app.use(downloads({ rules: [nginx({ sourceDir: join(fixtureRoot, 'offloaded'), destinationUrl: '/protected/' })] }))
+  app.use((ctx) => {
+    const file = wrapper(ctx.query.stat as string | undefined)
+    ctx.body = ctx.path === '/offload' ? { ...file, path: join(fixtureRoot, 'offloaded', 'export.bin') } : file
+  })
+  const url = await listen(t, app)
+  const streamed = await fetchBytes(url, '/stream')
+  t.is(streamed.status, 200)
+  t.is(streamed.headers['x-accel-redirect'], undefined)
+  t.is(streamed.headers['content-type'], 'text/csv')
+  t.is((streamed.body as Buffer).toString(), 'a,b\n')
+  const offloaded = await fetchBytes(url, '/offload')
+  t.is(offloaded.headers['x-accel-redirect'], '/protected/export.bin')
+  t.is(offloaded.headers['content-type'], 'text/csv')
+  const stated = await fetchBytes(url, '/stream?stat=application/json')
+  t.is(stated.headers['content-type'], 'application/json')
+})
+
 test('download: filename "" keeps the type of the file\'s own name, streamed and offloaded', async t => {
   const pdf = new VirtualFile('%PDF-1.4\n', { name: 'report.pdf' })
   const streamed = await fetchBytes(await listen(t, downloadApp((ctx) => { ctx.body = download(pdf, { attachment: false, filename: '' }) })), '/')

@@ -7,7 +7,7 @@ import test from 'ava'
 import type { Context } from 'koa'
 import { Readable } from 'node:stream'
 // The public entry point: what users of 'koa-downloads' get.
-import { Download, PathFile, VirtualFile, download, downloads, nginx, sendfile, serve } from '../source/index.ts'
+import { Download, PathFile, VirtualFile, download, downloads, nginx, offload, sendfile, serve } from '../source/index.ts'
 import type { DownloadFile, DownloadOptions, FileStat } from '../source/index.ts'
 import { fixtureRoot } from './helpers/koa.ts'
 
@@ -30,6 +30,10 @@ test('types: correct calls compile and build what they say', t => {
   }
   t.is(typeof downloads({ bufferSize: 0, rules: [nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }), 'function')
   t.is(typeof serve({ etag: false, lastModified: false, ranges: false, maxRanges: 4 }), 'function')
+  // A shared, read-only list of rules (`as const`, a frozen array) is taken as it is.
+  const shared = Object.freeze([nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] as const)
+  t.is(typeof downloads({ rules: shared }), 'function')
+  t.is(typeof offload(shared), 'function')
 })
 
 test('types: download() misuse is a compile error and a runtime TypeError', t => {
