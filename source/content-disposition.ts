@@ -14,12 +14,15 @@ const combiningMarks = /\p{M}/gu
 const quotedSpecials = /["\\]/g
 
 /**
- * The longest name offered, in UTF-8 bytes: what file systems store (ext4, APFS, NTFS in UTF-16
- * units). A longer one is useless to the user and makes the header long enough for clients and
- * proxies to refuse the response (Node's client stops at 16 KiB of headers, nginx's
- * `proxy_buffer_size` at 4–8 KiB): its stem is shortened, the extension kept.
+ * The longest name offered, in UTF-8 bytes. File systems store 255 (ext4, APFS, NTFS in UTF-16
+ * units), but a browser first saves to a longer name: Chromium writes `<name>.crdownload` (11
+ * bytes more) and cancelled the download of any name over 244 bytes, saving nothing (measured
+ * with Chromium 156 on ext4); Firefox adds `.part`, and both add ` (1)` when the name is taken.
+ * 240 leaves room for those. A longer name is also useless to the user and makes the header long
+ * enough for clients and proxies to refuse the response (Node's client stops at 16 KiB of headers,
+ * nginx's `proxy_buffer_size` at 4–8 KiB): its stem is shortened, the extension kept.
  */
-export const MAX_FILENAME_BYTES = 255
+export const MAX_FILENAME_BYTES = 240
 
 /**
  * The part of `name` usable as a download name: what follows the last `/` or `\`, without control
