@@ -75,6 +75,11 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
     // goes too. The 200 carries the download's own, and a cache merges a 304's fields into the
     // stored 200: the route's name would replace it there.
     headers['Content-Disposition'] = null
+    // But the sandbox of an inline page stays: a cache replaces the stored Content-Security-Policy
+    // with a 304's (RFC 9111 §3.2), so a 304 carrying only the app's own policy (a site-wide CSP,
+    // koa-helmet's) took the sandbox off the stored page, whose script then ran in the app's origin
+    // on the next visit (measured with Chromium). Attachments skip the type lookup.
+    if (presentation.sandboxed) headers['Content-Security-Policy'] = SANDBOX
     return { status: 304, headers, reason: precondition.reason }
   }
 

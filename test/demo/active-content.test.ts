@@ -39,6 +39,8 @@ let root = ''
 let base = ''
 let server: ReturnType<Koa['listen']> | undefined
 const pwned: string[] = []
+/** `<path> <status>` of each answer to a request that carried If-None-Match. */
+const revalidated: string[] = []
 
 test.before(async () => {
   root = await mkdtemp(join(tmpdir(), 'kd-active-'))
@@ -56,7 +58,10 @@ test.before(async () => {
     } else if (ctx.path === '/') {
       ctx.cookies.set('session', 'SECRET', { httpOnly: false })
       ctx.body = 'home'
-    } else await next()
+    } else {
+      await next()
+      if (ctx.get('If-None-Match') !== '') revalidated.push(`${ctx.path} ${ctx.status}`)
+    }
   })
   app.use(downloads())
   app.use(async (ctx) => {
@@ -68,6 +73,10 @@ test.before(async () => {
     else if (kind === 'own-policy') {
       // An app-wide policy (koa-helmet's, say) stays, and the sandbox goes beside it.
       ctx.set('Content-Security-Policy', "default-src 'self'")
+      ctx.body = download(new PathFile(name, { root }), { attachment: false })
+    } else if (kind === 'framed-policy') {
+      // A site policy that restricts no script: only the sandbox keeps the page's script from running.
+      ctx.set('Content-Security-Policy', "frame-ancestors 'self'")
       ctx.body = download(new PathFile(name, { root }), { attachment: false })
     } else if (kind === 'memory') ctx.body = download(new VirtualFile(pages['page.html'] ?? '', { name: 'report.html' }), { attachment: false })
     // A type the uploader declared (a database column, storage metadata), shown inline.
@@ -85,7 +94,7 @@ test.after.always(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true })
 })
 
-test.serial('active content: an HTML, SVG or XML file shown inline gets Content-Security-Policy: sandbox and nosniff, on GET, HEAD and a range; other types and attachments get nosniff only; a 304 neither', async (t) => {
+test.serial('active content: an HTML, SVG or XML file shown inline gets Content-Security-Policy: sandbox and nosniff, on GET, HEAD and a range; other types and attachments get nosniff only; a 304 keeps the sandbox (not nosniff)', async (t) => {
   const cases: Array<[string, string, string | undefined]> = [
     ['/media/page.html', 'text/html; charset=utf-8', 'sandbox'],
     ['/media/image.svg', 'image/svg+xml', 'sandbox'],
@@ -126,7 +135,9 @@ test.serial('active content: an HTML, SVG or XML file shown inline gets Content-
     const etag = (await request(base).head(path)).headers.etag as string
     const notModified = await request(base).get(path).set('If-None-Match', etag)
     t.is(notModified.status, 304, path)
-    t.is(notModified.headers['content-security-policy'], path.startsWith('/own-policy/') ? "default-src 'self'" : undefined, path)
+    // The sandbox too: a cache takes the 304's policy for the stored one (RFC 9111 §3.2), and the
+    // app's own policy alone would lift the sandbox from the stored page.
+    t.is(notModified.headers['content-security-policy'], policy, path)
     t.is(notModified.headers['x-content-type-options'], undefined, path)
   }
 })
@@ -167,6 +178,14 @@ browserTest('active content in Chromium: inline HTML, SVG and XML render but run
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
     t.deepEqual(pwned, [], 'no script ran in the app\'s origin')
+    // Revalidated: the browser takes the 304's policy for the stored page's (RFC 9111 §3.2), so the
+    // 304 must carry the sandbox beside the app's own policy, or the reloaded page runs its script.
+    await page.goto(base + '/framed-policy/page.html')
+    await page.reload()
+    await page.reload()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    t.true(revalidated.includes('/framed-policy/page.html 304'), revalidated.join('; '))
+    t.deepEqual(pwned, [], 'no script ran in the app\'s origin after a revalidation')
     // The app's own page, served with sandbox: false, runs its script.
     await page.goto(base + '/own-page/page.html')
     await new Promise((resolve) => setTimeout(resolve, 300))
