@@ -71,6 +71,8 @@ export function planResponse (method: string, request: IncomingHttpHeaders, stat
   if (precondition.status === 304) {
     // RFC 9110 §15.4.5: the validators and caching headers a 200 would carry, Last-Modified only without an ETag.
     if (validators.etag === undefined && validators.lastModified !== undefined) headers['Last-Modified'] = formatHttpDate(validators.lastModified)
+    // (nor one the route set: the 200 carries the file's, and a cache would merge the route's in)
+    else headers['Last-Modified'] = null
     // No representation metadata (§15.4.5): a Content-Disposition the route set (ctx.attachment())
     // goes too. The 200 carries the download's own, and a cache merges a 304's fields into the
     // stored 200: the route's name would replace it there.

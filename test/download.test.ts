@@ -211,6 +211,18 @@ test('download: the download\'s name and type win over ctx.attachment() on the 2
   t.is(cached.headers.etag, res.headers.etag)
 })
 
+test('download: a Last-Modified the route set is replaced by the file\'s on the 200 and left off the 304 (which has the ETag)', async t => {
+  const url = await listen(t, downloadApp((ctx) => {
+    ctx.lastModified = new Date('2020-01-01T00:00:00Z')
+    ctx.body = download(hello())
+  }))
+  const res = await fetchBytes(url, '/')
+  t.not(res.headers['last-modified'], 'Wed, 01 Jan 2020 00:00:00 GMT')
+  const cached = await fetchBytes(url, '/').set('If-None-Match', String(res.headers.etag))
+  t.is(cached.status, 304)
+  t.is(cached.headers['last-modified'], undefined)
+})
+
 test('download: ctx.respond = false leaves the response to the app: no file header on it, nothing offloaded, the file not opened', async t => {
   let opened = 0
   const file = new PathFile('hello.txt', { root: fixtureRoot })

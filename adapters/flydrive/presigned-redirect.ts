@@ -60,6 +60,8 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     // signature covers it: the storage answers 403). A HEAD is answered by serve() from the
     // object's metadata, the same request the redirect would have made first.
     if (ctx.method !== 'GET' || ctx.status !== 200) return
+    // The app writes the response itself: no URL is signed and none goes on it (as serve() and offload()).
+    if (ctx.respond === false) return
     const file = download.file
     if (file.path !== undefined) {
       debug('presignedRedirect: %s is on a local disk: streamed', JSON.stringify(file.key))

@@ -114,3 +114,23 @@ test('presignedRedirect(): a client leaving while the object\'s metadata is aske
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.deepEqual(errors.map((error) => error.message), [])
 })
+
+test('presignedRedirect(): ctx.respond = false leaves the response to the app: the storage is not asked, no URL is signed onto it', async (t) => {
+  const { disk, requests } = await endpoint(t, { 'r.pdf': Buffer.from('report') })
+  const media = storage(disk)
+  const app = new Koa()
+  app.use(downloads())
+  app.use(presignedRedirect())
+  app.use((ctx) => {
+    ctx.body = download(media.file('r.pdf'))
+    ctx.respond = false
+    // Later, as an app answering from a callback does: the middleware has run by then.
+    setTimeout(() => { ctx.res.writeHead(200, { 'Content-Type': 'text/plain' }).end('my own answer') }, 50)
+  })
+  const res = await rawRequest(await listen(t, app))
+  t.is(res.status, 200)
+  t.is(res.body.toString(), 'my own answer')
+  t.is(res.headers.location, undefined)
+  t.is(res.headers['cache-control'], undefined)
+  t.deepEqual(requests, [])
+})
