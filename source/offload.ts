@@ -12,7 +12,7 @@ import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { DEFAULT_CACHE_CONTROL, NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, servedDownload, servedPlan } from './serve.ts'
-import type { DownloadFile, FileStat } from './types.ts'
+import type { FileStat } from './types.ts'
 
 /**
  * The rules step: after the route has run, the first rule that covers the Download in `ctx.body`
@@ -232,7 +232,7 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
       }
     }
     // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
-    const presentation = presentationHeaders(download, stat ?? declaredType(file))
+    const presentation = presentationHeaders(download, stat)
     // A CGI-style gateway (Apache mod_proxy_scgi's ProxySCGIInternalRedirect, mod_wsgi) serves the
     // Location with the type its own mod_mime gives the stored name, not the app's (measured: a
     // stored page.html offered as notes.txt or with contentType text/plain went out as text/html,
@@ -328,9 +328,4 @@ function gatewayTypeMayRunScript (options: { attachment?: boolean | undefined, s
   let name = path.slice(path.lastIndexOf('/') + 1)
   try { name = decodeURIComponent(name) } catch {}
   return name.split('.').slice(1).some((ext) => ext !== '' && !isPassiveType(lookupContentType(`x.${ext}`)))
-}
-
-/** The Content-Type `file` declares without I/O (DownloadFile.contentType), as a stat to present. */
-function declaredType (file: DownloadFile): FileStat | undefined {
-  return typeof file.contentType === 'string' ? { contentType: file.contentType } : undefined
 }

@@ -1,7 +1,7 @@
 import { contentDisposition, sanitizeFilename } from './content-disposition.ts'
 import { contentTypeFor, isPassiveType, lookupContentType } from './content-type.ts'
 import type { DownloadBody } from './download.ts'
-import type { DownloadOptions, FileStat } from './types.ts'
+import type { DownloadFile, DownloadOptions, FileStat } from './types.ts'
 
 /** The headers that present a download, whether Node streams it or a proxy does. */
 export interface Presentation {
@@ -39,39 +39,44 @@ export const SANDBOX = 'sandbox'
  * are worked out when first read: a 304 carries neither.
  */
 export function presentationHeaders (download: DownloadBody, stat?: FileStat): Presentation {
-  return new LazyPresentation(download.options, download.options.filename ?? download.file.name, download.file.name, stat, download.file.contentType)
+  return new LazyPresentation(download.options, download.file, stat)
 }
 
 // A class rather than an object literal with getters: one shared shape, no closures per response.
 class LazyPresentation implements Presentation {
   readonly cacheControl: string | undefined
   readonly #options: DownloadOptions
+  /** Its name gives the type when no name is offered; its declared type, when `stat` gives none. */
+  readonly #file: DownloadFile
   /** The name offered to the user (`''`: none). */
   readonly #name: string
-  /** The file's own name, for the type when no name is offered. */
-  readonly #fileName: string
   readonly #stat: FileStat | undefined
-  /** The type the file declares without I/O (DownloadFile.contentType), for a stat that gives none. */
-  readonly #declared: unknown
 
-  constructor (options: DownloadOptions, name: string, fileName: string, stat: FileStat | undefined, declared: unknown) {
+  constructor (options: DownloadOptions, file: DownloadFile, stat: FileStat | undefined) {
     this.cacheControl = options.cacheControl
     this.#options = options
-    this.#name = name
-    this.#fileName = fileName
+    this.#file = file
+    this.#name = options.filename ?? file.name
     this.#stat = stat
-    this.#declared = declared
   }
 
   /** Worked out once: an inline download reads it for its header and for `sandboxed`. */
   #type: string | undefined
 
   get contentType (): string {
-    // A wrapper's stat() with no type falls back on the type it declares, as an offload (which
-    // stats nothing) does: the same Content-Type streamed or offloaded.
+    return this.#type ??= contentTypeFor(this.#typeName(), this.#sourceType(), this.#options.contentType)
+  }
+
+  /**
+   * The type the source gives: its stat's, else the one the wrapper declares without I/O
+   * (DownloadFile.contentType, e.g. a record's column), so that a file offloaded unstat'ed and the
+   * same file streamed get one Content-Type.
+   */
+  #sourceType (): string | undefined {
     const stated = this.#stat?.contentType
-    const declared = this.#declared
-    return this.#type ??= contentTypeFor(this.#typeName(), stated !== undefined && stated !== '' ? stated : typeof declared === 'string' ? declared : undefined, this.#options.contentType)
+    if (stated !== undefined && stated !== '') return stated
+    const declared: unknown = this.#file.contentType
+    return typeof declared === 'string' ? declared : undefined
   }
 
   /**
@@ -81,10 +86,11 @@ class LazyPresentation implements Presentation {
    */
   #typeName (): string {
     const name = this.#name
+    const fileName = this.#file.name
     // The file's own name, offered as it is, ending as most names do (`report.pdf`): nothing to strip.
-    if (name === this.#fileName && /[A-Za-z0-9]$/.test(name)) return name
+    if (name === fileName && /[A-Za-z0-9]$/.test(name)) return name
     const offered = name === '' ? '' : sanitizeFilename(name).replace(/[ .]+$/, '')
-    return offered === '' || lookupContentType(offered) === 'application/octet-stream' ? this.#fileName : offered
+    return offered === '' || lookupContentType(offered) === 'application/octet-stream' ? fileName : offered
   }
 
   get contentDisposition (): string {
