@@ -379,19 +379,20 @@ test.serial('flydrive gcs, through serve(): a media read whose connection is res
 
 test.serial('flydrive gcs: idleTimeout bounds a media read attempt as a whole: an error status whose body never ends, sent late, is answered at idleTimeout, not after it again', async (t) => {
   const silent = await startSilentGcs(t)
-  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 1000 }).file('late.bin')
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 2000 }).file('late.bin')
   const statted = file.stat()
   ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
   await statted
   const started = Date.now()
   const opened = file.open()
   const media = await silent.next()
-  await new Promise((resolve) => setTimeout(resolve, 700))
+  await new Promise((resolve) => setTimeout(resolve, 1400))
   media.res.writeHead(503, { 'Content-Type': 'application/json' }).write('{"error":{"code":503,')
   const error = await t.throwsAsync(opened)
   const took = Date.now() - started
   t.is((error as { code?: string }).code, 'E_UNAVAILABLE')
-  t.true(took >= 950 && took < 1500, `answered after ${took} ms`)
+  // A second full idleTimeout after the late status would be ≥ 3400 ms.
+  t.true(took >= 1950 && took < 3000, `answered after ${took} ms`)
   t.true(await closes(media.closed), 'the unfinished error response is closed')
 })
 
