@@ -283,9 +283,10 @@ test('nginx full: listener, upstream, pid, logs and temp paths in the prefix', (
     'proxy_temp_path /tmp/kd-x/tmp/proxy;', 'listen 127.0.0.1:8080;', 'location ^~ /p/ {', 'user nobody nogroup;']) {
     t.true(lines.includes(line), line)
   }
-  // the app's location, with room for a long offload's response head (nginx.test.ts: 502 without)
+  // the app's location: HTTP/1.1 to the app (process-death.test.ts: a killed app's cut export read
+  // as complete without it), room for a long offload's response head (nginx.test.ts: 502 without)
   const app = lines.indexOf('location / {')
-  t.deepEqual(lines.slice(app, app + 8), ['location / {', 'proxy_pass http://127.0.0.1:3000;', 'proxy_set_header Host $host;', 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', 'proxy_set_header X-Forwarded-Proto $scheme;', 'proxy_buffer_size 16k;', 'proxy_busy_buffers_size 24k;', '}'])
+  t.deepEqual(lines.slice(app, app + 9), ['location / {', 'proxy_pass http://127.0.0.1:3000;', 'proxy_http_version 1.1;', 'proxy_set_header Host $host;', 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', 'proxy_set_header X-Forwarded-Proto $scheme;', 'proxy_buffer_size 16k;', 'proxy_busy_buffers_size 24k;', '}'])
 })
 
 test('apache: XSendFile On and one quoted XSendFilePath per destinationDir', (t) => {
