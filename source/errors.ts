@@ -41,6 +41,15 @@ const forbiddenCodes = new Set(['EACCES', 'EPERM'])
 const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
 
 /**
+ * Whether `code` says that this process is out of descriptors or memory (EMFILE, ENFILE, ENOMEM):
+ * a 503 that may succeed later, never the storage's or the origin's failure (a 502), also when a
+ * storage request or an origin's socket could not be opened for it.
+ */
+export function isExhaustedCode (code: unknown): boolean {
+  return typeof code === 'string' && exhaustedCodes.has(code)
+}
+
+/**
  * Maps any failure of a file wrapper to the HTTP error that `serve()` throws, in one place:
  * missing → 404, access refused → 403 (as nginx does), out of descriptors → 503, storage/upstream
  * → its DownloadError status, an error that names its own 4xx/5xx → that status, anything else

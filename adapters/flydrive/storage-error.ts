@@ -1,4 +1,4 @@
-import { DownloadError, notFound } from '../../source/errors.ts'
+import { DownloadError, isExhaustedCode, notFound } from '../../source/errors.ts'
 import { debug } from '../../source/debug.ts'
 
 const missingNames = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
@@ -32,10 +32,10 @@ export function isAbort (error: unknown): boolean {
 
 /**
  * Maps a failure of flydrive, the AWS SDK, the GCS SDK or node:fs to a DownloadError, in one place:
- * missing → E_NOT_FOUND; changed since stat (412, 416) → E_CHANGED; throttled or down (429, 503) →
- * E_UNAVAILABLE; timeouts → E_TIMEOUT; anything else, including refused credentials (the client
- * cannot fix those) → E_UPSTREAM. flydrive wraps SDK errors (E_CANNOT_GET_METADATA, …): the cause
- * decides. Aborts are passed through untouched.
+ * missing → E_NOT_FOUND; changed since stat (412, 416) → E_CHANGED; throttled or down (429, 503),
+ * and this process out of descriptors (EMFILE) → E_UNAVAILABLE; timeouts → E_TIMEOUT; anything
+ * else, including refused credentials (the client cannot fix those) → E_UPSTREAM. flydrive wraps
+ * SDK errors (E_CANNOT_GET_METADATA, …): the cause decides. Aborts are passed through untouched.
  */
 export function storageError (error: unknown, what: string): Error {
   if (error instanceof DownloadError || isAbort(error)) return error as Error
@@ -48,6 +48,9 @@ export function storageError (error: unknown, what: string): Error {
     result = new DownloadError('E_CHANGED', `${what}: changed since its metadata was read`, { cause: error })
   } else if (status === 429 || status === 503 || code === 'SlowDown') {
     result = new DownloadError('E_UNAVAILABLE', `${what}: storage unavailable (${status ?? code})`, { cause: error })
+  } else if (isExhaustedCode(code)) {
+    // This process is out of descriptors (the SDK's socket, the fs driver's open): it may succeed later.
+    result = new DownloadError('E_UNAVAILABLE', `${what}: out of resources here (${code})`, { cause: error })
   } else if (status === 408 || status === 504 || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code)) || isTimeoutType(error)) {
     result = new DownloadError('E_TIMEOUT', `${what}: storage timed out`, { cause: error })
   } else {

@@ -16,9 +16,12 @@ test('storage errors: missing objects of every storage → E_NOT_FOUND', (t) => 
   t.is(codeOf(storageError(wrapped, 'x')), 'E_NOT_FOUND', 'flydrive wraps the SDK error')
 })
 
-test('storage errors: throttling → E_UNAVAILABLE, timeouts → E_TIMEOUT, changed → E_CHANGED, the rest → E_UPSTREAM', (t) => {
+test('storage errors: throttling and this process out of descriptors → E_UNAVAILABLE, timeouts → E_TIMEOUT, changed → E_CHANGED, the rest → E_UPSTREAM', (t) => {
   t.is(codeOf(storageError(sdkError('SlowDown', 503), 'x')), 'E_UNAVAILABLE')
   t.is(codeOf(storageError(sdkError('TooManyRequests', 429), 'x')), 'E_UNAVAILABLE')
+  // this process out of descriptors for the SDK's socket (exhausted.test.ts runs it for real)
+  t.is(codeOf(storageError(Object.assign(new Error('connect EMFILE 127.0.0.1:9000'), { code: 'EMFILE' }), 'x')), 'E_UNAVAILABLE')
+  t.is(codeOf(storageError(Object.assign(new Error('Cannot read'), { code: 'E_CANNOT_READ_FILE', cause: Object.assign(new Error('ENFILE'), { code: 'ENFILE' }) }), 'x')), 'E_UNAVAILABLE', 'wrapped by flydrive')
   t.is(codeOf(storageError(Object.assign(new Error('t'), { code: 'ETIMEDOUT' }), 'x')), 'E_TIMEOUT')
   t.is(codeOf(storageError(Object.assign(new Error('network timeout at: …'), { name: 'FetchError', type: 'request-timeout' }), 'x')), 'E_TIMEOUT', 'node-fetch (the GCS SDK)')
   t.is(codeOf(storageError(Object.assign(new Error('t'), { name: 'TimeoutError' }), 'x')), 'E_TIMEOUT', 'the AWS SDK')
