@@ -49,7 +49,8 @@ const usage = `Usage:
       --offload-header. An empty 200 also fails when a header of it looks like one (a value
       starting with "/", other than Content-Location, or any X-Accel-* header). A 200 without
       Content-Disposition fails too: every download has one, so the proxy dropped the app's headers;
-      so does an inline one of a type that can run script (HTML, SVG, XML, none) without
+      so does one without X-Content-Type-Options: nosniff (nginx drops it unless the location adds
+      it back), and an inline one of a type that can run script (HTML, SVG, XML, none) without
       Content-Security-Policy: sandbox, which the app sends with it (check an uploaded page, not
       one of the app's own served with sandbox: false).
       With --rules and --file, the file is also requested at the internal URL of the nginx rule
@@ -361,6 +362,13 @@ async function checkCommand (args: string[]): Promise<number> {
   const disposition = header('content-disposition')
   if (cut === undefined && status === 200 && disposition === undefined) {
     problems.push('no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads')
+  }
+  // koa-downloads sends `X-Content-Type-Options: nosniff` with every download. nginx drops it on an
+  // X-Accel-Redirect unless the internal location adds it back (the generated ones do): without it
+  // a page of the site that names an uploaded .txt or .bin in a <script src> runs it as a script.
+  // Browsers read the first value of the field (Fetch: "determine nosniff").
+  if (cut === undefined && status === 200 && disposition !== undefined && !/^\s*nosniff\s*(?:,|$)/i.test(header('x-content-type-options') ?? '')) {
+    problems.push('no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)')
   }
   // Shown inline, a type that can run script (HTML, SVG, XML, none at all: sniffed) gets
   // `Content-Security-Policy: sandbox` from koa-downloads, streamed or offloaded. A proxy that keeps

@@ -30,7 +30,12 @@ let server: Server
 let base = ''
 test.before(async () => {
   server = createServer((req, res) => {
+    // as koa-downloads sends it with every response, and the generated proxy configs keep it
+    res.setHeader('X-Content-Type-Options', 'nosniff')
     switch (req.url?.split('?')[0]) {
+      case '/sniffable': res.removeHeader('X-Content-Type-Options'); res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'attachment; filename="x.txt"'); res.end(body); return
+      case '/nosniff-twice': res.setHeader('X-Content-Type-Options', ['nosniff', 'nosniff']); res.setHeader('Content-Disposition', 'attachment'); res.end(body); return
+      case '/sniff-first': res.setHeader('X-Content-Type-Options', ['sniff', 'nosniff']); res.setHeader('Content-Disposition', 'attachment'); res.end(body); return
       case '/ok': res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'attachment; filename="x.txt"'); res.end(body); return
       // The same download behind a proxy that drops the app's headers (Caddy without copy_response_headers).
       case '/bare': res.setHeader('Content-Type', 'text/html'); res.end(body); return
@@ -225,6 +230,18 @@ test('cli check: a 200 without Content-Disposition fails: the proxy dropped the 
   t.is(stdout, '')
   t.is(stderr, `koa-downloads check FAILED ${base}/bare: 200, 22 bytes, sha256 ${sha256(body)}\n` +
     '  - no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads\n')
+})
+
+test('cli check: a download without X-Content-Type-Options: nosniff fails (the proxy dropped it: nginx on every X-Accel-Redirect unless the location adds it back); the field read as browsers read it, by its first value', async (t) => {
+  t.timeout(60_000)
+  const dropped = await runCli(['check', base + '/sniffable', '--sha256', sha256(body)])
+  t.is(dropped.code, 1)
+  t.is(dropped.stderr, `koa-downloads check FAILED ${base}/sniffable: 200, 22 bytes, sha256 ${sha256(body)}\n` +
+    '  - no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)\n')
+  t.is((await runCli(['check', base + '/nosniff-twice', '--sha256', sha256(body)])).code, 0)
+  const first = await runCli(['check', base + '/sniff-first', '--sha256', sha256(body)])
+  t.is(first.code, 1)
+  t.regex(first.stderr, /no X-Content-Type-Options: nosniff reached the client/)
 })
 
 test('cli check: an inline download of a type that can run script without Content-Security-Policy: sandbox fails: the proxy dropped the app\'s policy; a passive type, an attachment or any sandbox directive passes', async (t) => {
@@ -642,7 +659,7 @@ test('cli check: with --rules, what the probes cannot cover is said in the OK ou
   await writeFile(join(dir, 'copy.txt'), body)
   await writeFile(join(dir, 'rules.ts'), `import { nginx } from ${JSON.stringify(fileURLToPath(new URL('../source/backends/nginx.ts', import.meta.url)))}\nexport default [nginx({ sourceDir: '/srv/private', destinationUrl: '/protected/' }), nginx({ sourceUrl: 'http://127.0.0.1:9/bucket/', destinationUrl: '/_origin/' })]\n`)
   const server = createServer((_req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="report.txt"', 'Content-Length': String(body.length) })
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Disposition': 'attachment; filename="report.txt"', 'X-Content-Type-Options': 'nosniff', 'Content-Length': String(body.length) })
     res.end(body)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

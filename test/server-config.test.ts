@@ -18,10 +18,13 @@ const full = { listen: '127.0.0.1:8080', upstream: '127.0.0.1:3000', prefix: '/t
 /** The non-comment lines, trimmed: what the server actually reads. */
 const directives = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
 
+// nginx drops the app's X-Content-Type-Options with the X-Accel-Redirect: every internal location adds it back
+const nosniff = 'add_header X-Content-Type-Options nosniff always;'
+
 test('nginx: a sourceDir rule becomes an internal location aliased to the directory', (t) => {
   const text = renderServerConfig('nginx', [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected' })])
   t.deepEqual(directives(text), [
-    'location ^~ /protected/ {', 'internal;', 'alias /srv/files/;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /protected/ {', 'internal;', 'alias /srv/files/;', nosniff, 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
 })
@@ -88,6 +91,9 @@ test('nginx: a fixed-origin rule proxies to the sourceUrl over HTTP/1.1 with onl
     ...ORIGIN_SITE_HEADERS.map((name) => `proxy_hide_header ${name};`),
     'proxy_headers_hash_bucket_size 128;',
     ...STORAGE_RESPONSE_HEADERS.map((name) => `proxy_hide_header ${name};`),
+    // the app's nosniff, which nginx drops on the handoff, instead of the origin's
+    'proxy_hide_header X-Content-Type-Options;',
+    nosniff,
     'proxy_intercept_errors on;',
     ...lines.filter((l) => l.startsWith('error_page ')),
     'proxy_pass http://127.0.0.1:9000/bucket/;',
@@ -160,7 +166,7 @@ test('nginx: a remote rule gets the generic location with every required line an
   for (const line of ['internal;', 'proxy_set_header Host $rhost;', ...originRequestLines, 'proxy_hide_header Clear-Site-Data;', 'proxy_hide_header Access-Control-Allow-Origin;',
     'proxy_hide_header Content-Disposition;', 'proxy_hide_header Content-Type;', 'proxy_hide_header Cache-Control;', 'proxy_hide_header Set-Cookie;',
     'proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering X-Accel-Charset;', 'proxy_hide_header X-Sendfile;',
-    'proxy_pass $rscheme://$rhost/$rpath$is_args$args;', 'proxy_intercept_errors on;', ...errorLocations]) {
+    'proxy_pass $rscheme://$rhost/$rpath$is_args$args;', 'proxy_intercept_errors on;', 'proxy_hide_header X-Content-Type-Options;', nosniff, ...errorLocations]) {
     t.true(lines.includes(line), line)
   }
   t.false(lines.includes('proxy_buffering off;'))
@@ -261,8 +267,8 @@ test('nginx: proxyRefusesSymlinks adds disable_symlinks to its location only (an
     nginx({ sourceDir: '/srv/b', destinationUrl: '/b/' })
   ])
   t.deepEqual(directives(text), [
-    'location ^~ /a/ {', 'internal;', 'alias /srv/a/;', 'disable_symlinks on from=$document_root;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
-    'location ^~ /b/ {', 'internal;', 'alias /srv/b/;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /a/ {', 'internal;', 'alias /srv/a/;', nosniff, 'disable_symlinks on from=$document_root;', 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
+    'location ^~ /b/ {', 'internal;', 'alias /srv/b/;', nosniff, 'max_ranges 100;', 'if (-d $request_filename) { return 404; }', ...fileErrorPages, '}',
     ...errorLocation(403, 404)
   ])
   const shared = renderServerConfig('nginx', [

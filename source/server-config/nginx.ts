@@ -69,6 +69,21 @@ const hiddenOriginHeaders = [
   ...STORAGE_RESPONSE_HEADERS.map((name) => `proxy_hide_header ${name};`)
 ]
 
+// nginx keeps six of the app's headers on an X-Accel-Redirect, and X-Content-Type-Options is not one
+// of them. Without nosniff a browser ran an uploaded .txt or .bin as a script when a page of the
+// site named it in a <script src>, also under `script-src 'self'` (measured with Chromium): the
+// location adds it back. The origin's own is hidden, so that the client gets one.
+function nosniffLines (fromOrigin: boolean): string[] {
+  return [
+    '# nosniff, which the app sends and nginx drops with the X-Accel-Redirect: without it a browser',
+    '# runs an uploaded .txt or .bin that a page of the site names in a <script src> (also under',
+    '# script-src \'self\'). A location with an add_header of its own inherits none of the server\'s',
+    '# add_header lines (HSTS, a CSP): repeat here those that downloads need',
+    ...fromOrigin ? ['proxy_hide_header X-Content-Type-Options;'] : [],
+    'add_header X-Content-Type-Options nosniff always;'
+  ]
+}
+
 // An origin's error is not the download. Passed through, its body (for S3 an XML document naming
 // the bucket and the key) reached the client under the app's Content-Type and Content-Disposition,
 // so a browser could save it as the file (measured with nginx 1.22). proxy_intercept_errors hands
@@ -158,6 +173,7 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
     '    internal;',
     ...charsetLines(charset),
     `    alias ${nginxString(withSlash(sourceDir), 'sourceDir')};`,
+    ...nosniffLines(false).map((line) => '    ' + line),
     ...refuseSymlinks
       ? ['    # proxyRefusesSymlinks: the app does not realpath these files; nginx refuses (403/404) any symlink below the alias', '    disable_symlinks on from=$document_root;']
       : [],
@@ -213,7 +229,7 @@ function originLocation (rule: ConfigRule, sourceUrl: string, charset: string | 
     '    internal;',
     ...charsetLines(charset),
     ...(origin.startsWith('https:') ? tlsLines(trustedCertificate).map((line) => '    ' + line) : []),
-    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '    ' + line),
+    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...nosniffLines(true), ...interceptLines].map((line) => '    ' + line),
     '    # the client\'s Range and conditional headers are forwarded: the origin answers them',
     `    proxy_pass ${nginxString(origin + basePath, 'sourceUrl')};`,
     '}'
@@ -238,7 +254,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedC
     '        # SigV4 signs the Host header ($rhost includes the port)',
     '        proxy_set_header Host $rhost;',
     ...tlsLines(trustedCertificate).map((line) => '        ' + line),
-    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...interceptLines].map((line) => '        ' + line),
+    ...[...requestLines, ...buffering, ...ignoredOriginHeaders, ...hiddenOriginHeaders, ...nosniffLines(true), ...interceptLines].map((line) => '        ' + line),
     '        # proxy_pass with variables resolves at request time: set a resolver for DNS names, e.g.',
     '        # resolver 127.0.0.53 valid=30s;',
     '        proxy_pass $rscheme://$rhost/$rpath$is_args$args;',

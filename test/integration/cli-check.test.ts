@@ -167,3 +167,32 @@ viaCaddy.test('check via Caddy: a block copying Content-Disposition but not Cont
   t.is(bad.stderr, `koa-downloads check FAILED ${miswired.url}/files/page.html?…: 200, ${activePage.length} bytes, sha256 ${sha256(Buffer.from(activePage))}\n` +
     '  - an inline download of type text/html; charset=utf-8 reached the client without Content-Security-Policy: sandbox, which koa-downloads sends with every inline file of a type that can run script: the proxy dropped the app\'s policy, and an uploaded page would run script in the site\'s origin (Caddy: copy_response_headers must list Content-Security-Policy; generate it again with koa-downloads config caddy). Only an app route with sandbox: false leaves it out on purpose\n')
 })
+
+test('check via nginx: a location without the generated nosniff line (nginx drops the app\'s on the X-Accel-Redirect) fails naming it; the generated one passes', async (t) => {
+  t.timeout(120_000)
+  const { proxy, app, fixtures } = context()
+  const rules = [nginx({ sourceDir: fixtures.protectedDir, destinationUrl: '/protected/' })]
+  const sniffable = await startProxy('nginx', {
+    rules,
+    appPort: app.port,
+    configFor: ({ port, prefix, appPort }) => {
+      const generated = renderServerConfig('nginx', rules, { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
+      const dropped = generated.replace(/^\s*add_header X-Content-Type-Options nosniff always;\n/m, '')
+      if (dropped === generated) throw new Error('the generated nginx config no longer has the nosniff line this test removes')
+      return dropped
+    }
+  })
+  t.teardown(async () => { await sniffable.stop() })
+  const file = join(fixtures.protectedDir, fixtures.big.name)
+  const response = await fetch(sniffable.url + '/files/big.bin')
+  await response.arrayBuffer()
+  t.is(response.headers.get('x-content-type-options'), null, 'nginx dropped the app\'s nosniff')
+  t.is(app.last('/files/big.bin')?.headers['x-content-type-options'], 'nosniff', 'which the app sent')
+
+  const good = await runCli(['check', proxy.url + '/files/big.bin', '--file', file])
+  t.is(good.code, 0, good.stderr)
+  const bad = await runCli(['check', sniffable.url + '/files/big.bin', '--file', file])
+  t.is(bad.code, 1)
+  t.is(bad.stderr, `koa-downloads check FAILED ${sniffable.url}/files/big.bin: 200, ${fixtures.big.bytes.length} bytes, sha256 ${fixtures.big.sha256}\n` +
+    '  - no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)\n')
+})
