@@ -17,13 +17,17 @@ export function contentTypeFor (name: string, declared?: string, explicit?: stri
 }
 
 const cache = new Map<string, string>()
+const gzipped = new Set(['svgz', 'x3dz'])
 
 export function lookupContentType (name: string): string {
   const dot = name.lastIndexOf('.')
   const ext = dot === -1 ? '' : name.slice(dot + 1).toLowerCase()
   let type = cache.get(ext)
   if (type === undefined) {
-    const found = ext === '' ? false : mime.lookup(ext)
+    // `.svgz` and `.x3dz` are gzip files, as `.tar.gz` is (reference §7.5): mime-types gives them
+    // the type of the XML inside, which the bytes are not. Sent as image/svg+xml with no
+    // Content-Encoding (which is never taken from a name), an inline one was a broken image.
+    const found = ext === '' ? false : gzipped.has(ext) ? 'application/gzip' : mime.lookup(ext)
     type = found === false ? 'application/octet-stream' : found
     // XML carries its encoding in its own declaration (reference §7.4): text/xml and MathML are left alone.
     if (utf8Types.test(type) && type !== 'text/xml' && type !== 'text/mathml') type += '; charset=utf-8'

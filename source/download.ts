@@ -97,6 +97,25 @@ export function releaseFile (file: DownloadFile): void {
   }
 }
 
+const owners = new WeakMap<Download, object>()
+
+/**
+ * A Download is a stream, the body of one response. One made once and set as the body of every
+ * request (a module-level `download(…)`) worked for GETs while Koa added a listener to it per
+ * response (a leak, then MaxListenersExceededWarning), and after one HEAD every later request got
+ * no response at all: Koa piped the finished stream. The second response that takes it now fails
+ * at once, naming the mistake (a 500): call download() per request; a file wrapper may be shared.
+ * The middleware of one response (an app-level and a route-level downloads()) share it freely.
+ */
+export function claimDownload (body: unknown, response: object): void {
+  if (!(body instanceof Download)) return
+  const owner = owners.get(body)
+  if (owner === undefined) owners.set(body, response)
+  else if (owner !== response) {
+    throw new Error(`koa-downloads: the Download of ${JSON.stringify(body.file.name)} was already the body of an earlier response; a Download is a stream that serves one response: call download() in the route for each request (the file wrapper may be shared)`)
+  }
+}
+
 /** serve() answered the request without a body (HEAD): reading the Download now ends at once, empty. */
 export function markAnswered (download: Download): void {
   answered.add(download)
@@ -148,8 +167,10 @@ export function validateDownloadOptions (options: DownloadOptions, where: string
   if (contentType !== undefined && (typeof contentType !== 'string' || !isHeaderSafe(contentType) || contentType === '')) {
     throw new TypeError(`${where}: contentType must be a non-empty header value without control characters`)
   }
-  if (cacheControl !== undefined && (typeof cacheControl !== 'string' || !isHeaderSafe(cacheControl))) {
-    throw new TypeError(`${where}: cacheControl must be a header value without control characters`)
+  // An empty value (an unset environment variable) would drop the default `private` and leave the
+  // download to shared caches' heuristics, as no Cache-Control does.
+  if (cacheControl !== undefined && (typeof cacheControl !== 'string' || !isHeaderSafe(cacheControl) || cacheControl.trim() === '')) {
+    throw new TypeError(`${where}: cacheControl must be a non-empty header value without control characters`)
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { debug, loggableUrl } from './debug.ts'
-import { toDownload } from './download.ts'
+import { claimDownload, toDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { isEntityTagList, parseEntityTag, wellFormedEtag } from './etag.ts'
 import { formatHttpDate, parseHttpDate } from './http-date.ts'
@@ -78,6 +78,7 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
 
   if (list.length === 0) return async function noRules (): Promise<void> {}
   return async function offloadResponse (ctx: Context): Promise<void> {
+    claimDownload(ctx.body, ctx.res)
     const download = toDownload(ctx.body)
     if (download === undefined) return
     // The app writes the response itself: no proxy header goes on it (serve() leaves it too).

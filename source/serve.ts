@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
-import { Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
+import { claimDownload, Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
@@ -124,6 +124,7 @@ export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context
     }
     const body = ctx.body
     if (body === null || typeof body !== 'object') return
+    claimDownload(body, ctx.res)
     const download = toDownload(body)
     if (download === undefined) return
     // `ctx.respond = false`: the app writes the response itself, and Koa leaves the body alone.

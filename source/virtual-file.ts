@@ -76,6 +76,9 @@ export class VirtualFile implements DownloadFile {
       this.#etag ??= etag ?? contentEtag(bytes)
       return { size: bytes.length, etag: this.#etag, lastModified, contentType }
     }
+    // Sent (or released by a HEAD, 304 or 412) once already: a HEAD now must fail as the GET would,
+    // not describe a 200 the GET cannot send (RFC 9110 §9.3.2).
+    if (this.#consumed) throw new Error('VirtualFile: a generated stream can be sent only once')
     return { size, etag, lastModified, contentType, ranges: false }
   }
 

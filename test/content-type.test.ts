@@ -12,7 +12,12 @@ test('content-type: "; charset=utf-8" for text and JSON/JavaScript types, never 
     ['a.mml', 'text/mathml'],
     ['a.svg', 'image/svg+xml'],
     ['a.pdf', 'application/pdf'],
-    ['a.unknown-extension', 'application/octet-stream']
+    ['a.unknown-extension', 'application/octet-stream'],
+    // gzip files, whatever mime-types says of the XML inside: no Content-Encoding is taken from a name
+    ['a.tar.gz', 'application/gzip'],
+    ['logo.svgz', 'application/gzip'],
+    ['LOGO.SVGZ', 'application/gzip'],
+    ['scene.x3dz', 'application/gzip']
   ]
   for (const [name, type] of cases) t.is(lookupContentType(name), type, name)
 })

@@ -247,6 +247,27 @@ test('download: ctx.respond = false leaves the response to the app: no file head
   t.is(opened, 0)
 })
 
+test('download: a Download made once and set as the body of every request (module-level) serves its first response; the next one, GET or HEAD, fails at once with a 500 naming the mistake, never hangs; one per request works for each', async t => {
+  const shared = download(new VirtualFile('User-agent: *\n', { name: 'robots.txt' }), { attachment: false })
+  const errors: string[] = []
+  const app = new Koa()
+  app.silent = true
+  app.on('error', (error: Error) => { errors.push(error.message) })
+  app.use(downloads())
+  app.use((ctx) => { ctx.body = ctx.path === '/shared' ? shared : download(new VirtualFile('User-agent: *\n', { name: 'robots.txt' }), { attachment: false }) })
+  const url = await listen(t, app)
+  const first = await fetchBytes(url, '/shared')
+  t.is(first.status, 200)
+  t.is((first.body as Buffer).toString(), 'User-agent: *\n')
+  for (const method of ['get', 'head', 'get'] as const) {
+    const again = await fetchBytes(url, '/shared', method)
+    t.is(again.status, 500, method)
+  }
+  t.is(errors.length, 3)
+  t.true(errors.every((message) => message === 'koa-downloads: the Download of "robots.txt" was already the body of an earlier response; a Download is a stream that serves one response: call download() in the route for each request (the file wrapper may be shared)'), errors[0])
+  for (const method of ['get', 'head', 'get'] as const) t.is((await fetchBytes(url, '/fresh', method)).status, 200, method)
+})
+
 test('download: serve() alone streams a Download too', async t => {
   const app = new Koa()
   app.use(serve())
@@ -336,6 +357,9 @@ const badOptions: Array<[string, unknown, RegExp]> = [
   ['contentType non-ASCII', { contentType: 'text/plain; name=é' }, /^download\(\): contentType must be/],
   ['cacheControl with LF', { cacheControl: 'no-store\nX: 1' }, /^download\(\): cacheControl must be/],
   ['cacheControl: 60', { cacheControl: 60 }, /^download\(\): cacheControl must be/],
+  // (an unset environment variable: no Cache-Control at all, which shared caches may store by heuristic)
+  ['cacheControl ""', { cacheControl: '' }, /^download\(\): cacheControl must be a non-empty/],
+  ['cacheControl "  "', { cacheControl: '  ' }, /^download\(\): cacheControl must be a non-empty/],
   ['a sandbox that is not a boolean', { sandbox: 'no' }, /^download\(\): sandbox must be a boolean$/],
   ['an unknown option', { atachment: true }, /^download\(\): unknown option "atachment" \(allowed: attachment, filename, contentType, cacheControl, sandbox\)$/],
   ['options: null', null, /^download\(\): options must be an object$/],

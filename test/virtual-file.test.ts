@@ -227,6 +227,11 @@ test('virtual-file: a stream is consumed once; serving the same VirtualFile agai
   assertErrorResponse(t, second, 500)
   t.is(errors.length, 1)
   t.regex(String((errors[0] as Error & { cause?: Error }).cause?.message), /only once/)
+  // A HEAD answers as the GET would (RFC 9110 §9.3.2), not with a 200 the GET cannot send.
+  const head = await fetchBytes(url, '/', 'head')
+  t.is(head.status, 500)
+  t.is(head.headers['content-disposition'], undefined)
+  t.is(errors.length, 2)
 })
 
 test('virtual-file: HEAD on a bare generated stream does not start or consume it, and sends no Content-Length (not that of its JSON); a GET gets every byte', async t => {

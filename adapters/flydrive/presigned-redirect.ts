@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { debug } from '../../source/debug.ts'
-import { toDownload } from '../../source/download.ts'
+import { claimDownload, toDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
@@ -54,6 +54,7 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
       warned = true
       process.emitWarning('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', { type: 'KoaDownloadsWarning', code: 'KD_PRESIGNED_REDIRECT_ORDER' })
     }
+    claimDownload(ctx.body, ctx.res)
     const download = toDownload(ctx.body)
     if (download === undefined || !(download.file instanceof StorageFile)) return
     // Only a GET: the URL is signed for a GET, and a HEAD redirected to it keeps its method (the
