@@ -50,7 +50,7 @@ const usage = `Usage:
       starting with "/", other than Content-Location, or any X-Accel-* header). A 200 without
       Content-Disposition fails too: every download has one, so the proxy dropped the app's headers;
       so does one without X-Content-Type-Options: nosniff (nginx drops it unless the location adds
-      it back), and an inline one of a type that can run script (HTML, SVG, XML, none) without
+      it back; not asked of a presigned storage URL), and an inline one of a type that can run script (HTML, SVG, XML, none) without
       Content-Security-Policy: sandbox, which the app sends with it (check an uploaded page, not
       one of the app's own served with sandbox: false).
       With --rules and --file, the file is also requested at the internal URL of the nginx rule
@@ -367,7 +367,10 @@ async function checkCommand (args: string[]): Promise<number> {
   // X-Accel-Redirect unless the internal location adds it back (the generated ones do): without it
   // a page of the site that names an uploaded .txt or .bin in a <script src> runs it as a script.
   // Browsers read the first value of the field (Fetch: "determine nosniff").
-  if (cut === undefined && status === 200 && disposition !== undefined && !/^\s*nosniff\s*(?:,|$)/i.test(header('x-content-type-options') ?? '')) {
+  // A presigned storage URL (where a presignedRedirect() sends the browser) is the storage's own
+  // response, in the storage's origin, not the site's: the rule is for what the site serves.
+  const presigned = /[?&](?:X-Amz-Signature|X-Goog-Signature|Signature)=/i.test(url.search)
+  if (cut === undefined && status === 200 && disposition !== undefined && !presigned && !/^\s*nosniff\s*(?:,|$)/i.test(header('x-content-type-options') ?? '')) {
     problems.push('no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)')
   }
   // Shown inline, a type that can run script (HTML, SVG, XML, none at all: sniffed) gets

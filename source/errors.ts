@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs'
 import createHttpError from 'http-errors'
 import type { HttpError } from 'http-errors'
 
@@ -47,6 +48,26 @@ const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
  */
 export function isExhaustedCode (code: unknown): boolean {
   return typeof code === 'string' && exhaustedCodes.has(code)
+}
+
+/** What a failed host name lookup reports, also when it failed for want of a descriptor. */
+const lookupCodes = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_SYSTEM', 'EAI_NODATA', 'EAI_NONAME'])
+
+/**
+ * Whether the failure of a request to a storage or an origin is this process being out of
+ * descriptors: EMFILE on the socket, or — for a host given by name — a lookup that could not open
+ * /etc/hosts or a DNS socket, which Node reports as ENOTFOUND. A lookup failure is told apart by
+ * trying to open one descriptor now (only on that error path).
+ */
+export function isExhaustion (code: unknown): boolean {
+  if (isExhaustedCode(code)) return true
+  if (typeof code !== 'string' || !lookupCodes.has(code)) return false
+  try {
+    closeSync(openSync('/dev/null', 'r'))
+    return false
+  } catch (error) {
+    return isExhaustedCode((error as { code?: unknown } | null)?.code)
+  }
 }
 
 /**

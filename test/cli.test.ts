@@ -35,6 +35,7 @@ test.before(async () => {
     switch (req.url?.split('?')[0]) {
       case '/sniffable': res.removeHeader('X-Content-Type-Options'); res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'attachment; filename="x.txt"'); res.end(body); return
       case '/nosniff-twice': res.setHeader('X-Content-Type-Options', ['nosniff', 'nosniff']); res.setHeader('Content-Disposition', 'attachment'); res.end(body); return
+      case '/bucket/r.csv': res.removeHeader('X-Content-Type-Options'); res.setHeader('Content-Disposition', 'attachment; filename="r.csv"'); res.end(body); return
       case '/sniff-first': res.setHeader('X-Content-Type-Options', ['sniff', 'nosniff']); res.setHeader('Content-Disposition', 'attachment'); res.end(body); return
       case '/ok': res.setHeader('Content-Type', 'text/plain'); res.setHeader('Content-Disposition', 'attachment; filename="x.txt"'); res.end(body); return
       // The same download behind a proxy that drops the app's headers (Caddy without copy_response_headers).
@@ -232,13 +233,16 @@ test('cli check: a 200 without Content-Disposition fails: the proxy dropped the 
     '  - no Content-Disposition reached the client, and koa-downloads sends one with every download: the proxy dropped the app\'s headers (Caddy: a handle_response block without copy_response_headers; generate it again with koa-downloads config caddy), or this URL is not a download of koa-downloads\n')
 })
 
-test('cli check: a download without X-Content-Type-Options: nosniff fails (the proxy dropped it: nginx on every X-Accel-Redirect unless the location adds it back); the field read as browsers read it, by its first value', async (t) => {
+test('cli check: a download without X-Content-Type-Options: nosniff fails (the proxy dropped it: nginx on every X-Accel-Redirect unless the location adds it back), except at a presigned storage URL; the field read as browsers read it, by its first value', async (t) => {
   t.timeout(60_000)
   const dropped = await runCli(['check', base + '/sniffable', '--sha256', sha256(body)])
   t.is(dropped.code, 1)
   t.is(dropped.stderr, `koa-downloads check FAILED ${base}/sniffable: 200, 22 bytes, sha256 ${sha256(body)}\n` +
     '  - no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)\n')
   t.is((await runCli(['check', base + '/nosniff-twice', '--sha256', sha256(body)])).code, 0)
+  // A presigned storage URL (the target of a presignedRedirect()) is the storage's response, in its own origin.
+  const presigned = await runCli(['check', base + '/bucket/r.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc', '--sha256', sha256(body)])
+  t.is(presigned.code, 0, presigned.stderr)
   const first = await runCli(['check', base + '/sniff-first', '--sha256', sha256(body)])
   t.is(first.code, 1)
   t.regex(first.stderr, /no X-Content-Type-Options: nosniff reached the client/)

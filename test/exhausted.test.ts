@@ -34,7 +34,7 @@ function get (agent: Agent, url: string): Promise<Answer> {
   })
 }
 
-test('out of file descriptors: 503 for a local file, a flydrive fs disk, a remote URL and S3 (never a 502), with the status text only; the same requests get the file once descriptors are free', async (t) => {
+test('out of file descriptors: 503 for a local file, a flydrive fs disk, a remote URL and S3, by address and by host name (never a 502), with the status text only; the same requests get the file once descriptors are free', async (t) => {
   const bytes = Buffer.from('the file, whole\n'.repeat(1000))
   const dir = await mkdtemp(join(tmpdir(), 'kd-emfile-'))
   await writeFile(join(dir, 'a.bin'), bytes)
@@ -57,7 +57,8 @@ test('out of file descriptors: 503 for a local file, a flydrive fs disk, a remot
     once(child, 'exit').then(() => { throw new Error(`the app exited: ${stderr}`) })
   ])
   const base = `http://127.0.0.1:${Number(line.toString().trim())}`
-  const sources = ['/path', '/fs', '/http', '/s3']
+  // by address, and by host name (localhost): then the name lookup is what fails, as ENOTFOUND
+  const sources = ['/path', '/fs', '/http', '/s3', '/http-name', '/s3-name']
 
   // First out of descriptors (before any download: the S3 client and HttpFile keep their sockets
   // alive, and one kept from an earlier download would need no new descriptor).

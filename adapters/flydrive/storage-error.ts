@@ -1,4 +1,4 @@
-import { DownloadError, isExhaustedCode, notFound } from '../../source/errors.ts'
+import { DownloadError, isExhaustion, notFound } from '../../source/errors.ts'
 import { debug } from '../../source/debug.ts'
 
 const missingNames = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
@@ -48,8 +48,9 @@ export function storageError (error: unknown, what: string): Error {
     result = new DownloadError('E_CHANGED', `${what}: changed since its metadata was read`, { cause: error })
   } else if (status === 429 || status === 503 || code === 'SlowDown') {
     result = new DownloadError('E_UNAVAILABLE', `${what}: storage unavailable (${status ?? code})`, { cause: error })
-  } else if (isExhaustedCode(code)) {
-    // This process is out of descriptors (the SDK's socket, the fs driver's open): it may succeed later.
+  } else if (isExhaustion(code)) {
+    // This process is out of descriptors (the SDK's socket or name lookup, the fs driver's open):
+    // it may succeed later.
     result = new DownloadError('E_UNAVAILABLE', `${what}: out of resources here (${code})`, { cause: error })
   } else if (status === 408 || status === 504 || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code)) || isTimeoutType(error)) {
     result = new DownloadError('E_TIMEOUT', `${what}: storage timed out`, { cause: error })

@@ -1,5 +1,5 @@
 import type { Agent, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
-import { DownloadError, isExhaustedCode } from '../../source/errors.ts'
+import { DownloadError, isExhaustion } from '../../source/errors.ts'
 import { debug, loggableUrl, redactUrl } from '../../source/debug.ts'
 import { expireAfterPoll } from '../../source/guarded-stream.ts'
 
@@ -145,8 +145,9 @@ async function once (url: URL, options: UpstreamRequest, fresh = false, deadline
         return
       }
       debug('http %s %s: %s', options.method, loggableUrl(url.href), error.message)
-      // Out of descriptors for the socket: this process's state, not the origin's (503, not 502).
-      const failure = code === 'ETIMEDOUT' ? 'E_TIMEOUT' : isExhaustedCode(code) ? 'E_UNAVAILABLE' : 'E_UPSTREAM'
+      // Out of descriptors for the socket or the name lookup: this process's state, not the
+      // origin's (503, not 502).
+      const failure = code === 'ETIMEDOUT' ? 'E_TIMEOUT' : isExhaustion(code) ? 'E_UNAVAILABLE' : 'E_UPSTREAM'
       reject(new DownloadError(failure, `${redactUrl(url.href)}: ${code ?? error.message}`, { cause: error }))
     })
     req.end()

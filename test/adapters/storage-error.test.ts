@@ -30,6 +30,8 @@ test('storage errors: throttling and this process out of descriptors → E_UNAVA
   t.is(codeOf(storageError(sdkError('AccessDenied', 403), 'x')), 'E_UPSTREAM')
   t.is(codeOf(storageError(sdkError('InternalError', 500), 'x')), 'E_UPSTREAM')
   t.is(codeOf(storageError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), 'x')), 'E_UPSTREAM')
+  // a host name that does not resolve, with descriptors to spare: the storage's address is wrong (exhausted.test.ts: the same code when out of descriptors is a 503)
+  t.is(codeOf(storageError(Object.assign(new Error('getaddrinfo ENOTFOUND s3.invalid'), { code: 'ENOTFOUND' }), 'x')), 'E_UPSTREAM')
   t.is(codeOf(storageError('a string', 'x')), 'E_UPSTREAM')
 })
 
