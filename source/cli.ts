@@ -50,9 +50,9 @@ const usage = `Usage:
       starting with "/", other than Content-Location, or any X-Accel-* header). A 200 without
       Content-Disposition fails too: every download has one, so the proxy dropped the app's headers;
       so does one without X-Content-Type-Options: nosniff (nginx drops it unless the location adds
-      it back; not asked of a presigned storage URL), and an inline one of a type that can run script (HTML, SVG, XML, none) without
-      Content-Security-Policy: sandbox, which the app sends with it (check an uploaded page, not
-      one of the app's own served with sandbox: false).
+      it back; not asked of a presigned storage URL), and an inline one of a type that can run
+      script (HTML, SVG, XML, none) without Content-Security-Policy: sandbox, which the app sends
+      with it (check an uploaded page, not one of the app's own served with sandbox: false).
       With --rules and --file, the file is also requested at the internal URL of the nginx rule
       that covers it, which must be refused: a location without "internal" fails; with --rules,
       an nginx({ remote: true }) location is asked for a host listening nowhere, which must be
