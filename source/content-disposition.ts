@@ -11,7 +11,6 @@ const unsafeChars = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\
 // Printable ASCII other than `%`, `"` and `\`: a name made only of these is its own fallback.
 const plainName = /^[\x20-\x21\x23-\x24\x26-\x5b\x5d-\x7e]*$/
 const combiningMarks = /\p{M}/gu
-const quotedSpecials = /["\\]/g
 
 /**
  * The longest name offered, in UTF-8 bytes. File systems store 255 (ext4, APFS, NTFS in UTF-16
@@ -88,8 +87,10 @@ export function contentDisposition (filename: string | undefined, inline = false
   if (name === '') return type
   // The common case: a plain ASCII name, which needs neither escaping nor filename*.
   if (plainName.test(name)) return `${type}; filename="${name}"`
+  // The fallback has no `"` or `\` (asciiFallback), so it needs no escaping; a name with either
+  // differs from it and goes in filename* too.
   const fallback = asciiFallback(name)
-  const quoted = `${type}; filename="${fallback.replace(quotedSpecials, '\\$&')}"`
+  const quoted = `${type}; filename="${fallback}"`
   return fallback === name ? quoted : `${quoted}; filename*=UTF-8''${encodeRfc8187(name)}`
 }
 
@@ -98,7 +99,8 @@ export function contentDisposition (filename: string | undefined, inline = false
  * combining marks when that is printable ASCII (`é` → `e`, `ﬁ` → `fi`), else `_` (`日` → `_`, and an
  * emoji is one `_`, not two). `%` becomes `_` because some user agents percent-decode `filename`;
  * `/` and `\` (reachable through decompositions such as `℀` → `a/c`) become `_` too, so that the
- * fallback never carries a path. A fallback that would be empty, `.` or `..` is `_`, `_`, `__`.
+ * fallback never carries a path; and `"`, which the quoted-string could carry escaped (`\"`), but
+ * curl -OJ ends the name at it and saved `He said "hi".txt` under the URL's last segment. A fallback that would be empty, `.` or `..` is `_`, `_`, `__`.
  */
 function asciiFallback (name: string): string {
   let out = ''
@@ -122,7 +124,7 @@ function asciiFallback (name: string): string {
 }
 
 function isFallbackAscii (code: number): boolean {
-  return code >= 0x20 && code <= 0x7e && code !== 0x25 && code !== 0x2f && code !== 0x5c
+  return code >= 0x20 && code <= 0x7e && code !== 0x22 && code !== 0x25 && code !== 0x2f && code !== 0x5c
 }
 
 // RFC 8187 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"

@@ -38,7 +38,7 @@ const hostile: Array<[string, string, string, string]> = [
   ['%41.txt', 'percent A\n', 'text/plain; charset=utf-8', "attachment; filename=\"_41.txt\"; filename*=UTF-8''%2541.txt"],
   ['snow ☃/nested.txt', 'snowman\n', 'text/plain; charset=utf-8', 'attachment; filename="nested.txt"'],
   ['.hidden', 'hidden\n', 'application/octet-stream', 'attachment; filename=".hidden"'],
-  ['say "hi".txt', 'quoted\n', 'text/plain; charset=utf-8', 'attachment; filename="say \\"hi\\".txt"'],
+  ['say "hi".txt', 'quoted\n', 'text/plain; charset=utf-8', "attachment; filename=\"say _hi_.txt\"; filename*=UTF-8''say%20%22hi%22.txt"],
   ['report.pdf', '%PDF-1.4\n% tiny\n', 'application/pdf', 'attachment; filename="report.pdf"'],
   ['subdir/file.txt', 'sub\n', 'text/plain; charset=utf-8', 'attachment; filename="file.txt"'],
   ['empty.txt', '', 'text/plain; charset=utf-8', 'attachment; filename="empty.txt"']

@@ -112,7 +112,7 @@ for (const [source, name, bytes] of streamed) {
 
 browserTest('browser: quotes and % reach Chromium intact through filename* (it saves " as _)', async (t) => {
   const response = await fetch(`${base}/files/${encodeURIComponent('say "hi" 100%.txt')}`)
-  t.is(response.headers.get('content-disposition'), 'attachment; filename="say \\"hi\\" 100_.txt"; filename*=UTF-8\'\'say%20%22hi%22%20100%25.txt')
+  t.is(response.headers.get('content-disposition'), 'attachment; filename="say _hi_ 100_.txt"; filename*=UTF-8\'\'say%20%22hi%22%20100%25.txt')
   await withPage(async (page) => {
     await page.goto(`${base}/`)
     const saved = await clickDownload(page, '#quoted')

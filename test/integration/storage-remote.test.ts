@@ -41,7 +41,7 @@ import type { S3Server } from '../helpers/s3.ts'
 type RuleSet = 'nginx' | 'nginx-remote' | 'ir-origin' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect'
 const big = randomBytes(1024 * 1024)
 const hostile = Buffer.from('remote storage résumé\n')
-const hostileDisposition = 'attachment; filename="my \\"resume\\" 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt'
+const hostileDisposition = 'attachment; filename="my _resume_ 100_ done.txt"; filename*=UTF-8\'\'my%20%22r%C3%A9sum%C3%A9%22%20100%25%20done.txt'
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'x-lighttpd-send-file', 'location']
 
 interface AppResponse { url: string, rules: string, status: number, headers: Record<string, string> }
