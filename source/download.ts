@@ -107,13 +107,29 @@ const owners = new WeakMap<Download, object>()
  * at once, naming the mistake (a 500): call download() per request; a file wrapper may be shared.
  * The middleware of one response (an app-level and a route-level downloads()) share it freely.
  */
-export function claimDownload (body: unknown, response: object): void {
+function claimDownload (body: unknown, response: object): void {
   if (!(body instanceof Download)) return
   const owner = owners.get(body)
   if (owner === undefined) owners.set(body, response)
   else if (owner !== response) {
     throw new Error(`koa-downloads: the Download of ${JSON.stringify(body.file.name)} was already the body of an earlier response; a Download is a stream that serves one response: call download() in the route for each request (the file wrapper may be shared)`)
   }
+}
+
+/**
+ * The download that serve(), offload() and presignedRedirect() are to answer for this response,
+ * if any: `ctx.body` as toDownload() reads it, claimed by this response (above). None under
+ * `ctx.respond = false`: the app writes the response itself, and Koa leaves the body alone, so no
+ * file header goes on the app's response and nothing is stat'ed, opened or released (the file is
+ * the app's to use or close, as a stream body is).
+ */
+export function responseDownload (ctx: { readonly body: unknown, readonly res: object, readonly respond?: boolean | undefined }): DownloadBody | undefined {
+  const body = ctx.body
+  claimDownload(body, ctx.res)
+  const download = toDownload(body)
+  if (download === undefined || ctx.respond !== false) return download
+  debug('%s: ctx.respond is false, the download is left to the app', JSON.stringify(download.file.name))
+  return undefined
 }
 
 /** serve() answered the request without a body (HEAD): reading the Download now ends at once, empty. */

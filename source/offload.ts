@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { debug, loggableUrl } from './debug.ts'
-import { claimDownload, toDownload } from './download.ts'
+import { responseDownload } from './download.ts'
 import { toHttpError } from './errors.ts'
 import { isEntityTagList, parseEntityTag, wellFormedEtag } from './etag.ts'
 import { formatHttpDate, parseHttpDate } from './http-date.ts'
@@ -78,11 +78,8 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
 
   if (list.length === 0) return async function noRules (): Promise<void> {}
   return async function offloadResponse (ctx: Context): Promise<void> {
-    claimDownload(ctx.body, ctx.res)
-    const download = toDownload(ctx.body)
+    const download = responseDownload(ctx)
     if (download === undefined) return
-    // The app writes the response itself: no proxy header goes on it (serve() leaves it too).
-    if (ctx.respond === false) return
     const { file } = download
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       debug('offload: %s not offloaded: method %s is answered by serve()', JSON.stringify(file.name), ctx.method)
@@ -232,7 +229,8 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
         return
       }
     }
-    // Nothing stat'ed (a file offloaded by URL): the type the file declares without I/O, if any.
+    // Nothing stat'ed (a file offloaded by URL): the presentation takes the type the file declares
+    // without I/O, if any.
     const presentation = presentationHeaders(download, stat)
     // A CGI-style gateway (Apache mod_proxy_scgi's ProxySCGIInternalRedirect, mod_wsgi) serves the
     // Location with the type its own mod_mime gives the stored name, not the app's (measured: a

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
-import { claimDownload, Download, markAnswered, markTaken, releaseFile, toDownload } from './download.ts'
+import { Download, markAnswered, markTaken, releaseFile, responseDownload, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
@@ -124,17 +124,8 @@ export function serveWith (resolved: ResolvedServeOptions, first?: (ctx: Context
     }
     const body = ctx.body
     if (body === null || typeof body !== 'object') return
-    claimDownload(body, ctx.res)
-    const download = toDownload(body)
-    if (download === undefined) return
-    // `ctx.respond = false`: the app writes the response itself, and Koa leaves the body alone.
-    // So does serve(): the file's headers would go out on the app's response, and nothing is
-    // stat'ed, opened or released (the file is the app's to use or close, as a stream body is).
-    if (ctx.respond === false) {
-      debug('%s %s: ctx.respond is false, the download is left to the app', ctx.method, ctx.path)
-      return
-    }
-    await sendDownload(ctx, download, resolved)
+    const download = responseDownload(ctx)
+    if (download !== undefined) await sendDownload(ctx, download, resolved)
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import { debug } from '../../source/debug.ts'
-import { claimDownload, toDownload } from '../../source/download.ts'
+import { responseDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
@@ -54,15 +54,13 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
       warned = true
       process.emitWarning('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', { type: 'KoaDownloadsWarning', code: 'KD_PRESIGNED_REDIRECT_ORDER' })
     }
-    claimDownload(ctx.body, ctx.res)
-    const download = toDownload(ctx.body)
+    // (none under ctx.respond = false: no URL is signed, and none goes on the app's own response)
+    const download = responseDownload(ctx)
     if (download === undefined || !(download.file instanceof StorageFile)) return
     // Only a GET: the URL is signed for a GET, and a HEAD redirected to it keeps its method (the
     // signature covers it: the storage answers 403). A HEAD is answered by serve() from the
     // object's metadata, the same request the redirect would have made first.
     if (ctx.method !== 'GET' || ctx.status !== 200) return
-    // The app writes the response itself: no URL is signed and none goes on it (as serve() and offload()).
-    if (ctx.respond === false) return
     const file = download.file
     if (file.path !== undefined) {
       debug('presignedRedirect: %s is on a local disk: streamed', JSON.stringify(file.key))
