@@ -279,6 +279,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
+      if (!Buffer.isBuffer(body.data)) body.data.once('error', noteSourceFailure.bind(ctx.res, signal))
       // The client left while the source was being opened: nothing will pipe the body, and over
       // HTTP/2 neither Koa's respond() nor its on-finished hook destroys a body set on a closed
       // response (a stream reset before the headers leaked its descriptor or generator each time).
@@ -375,6 +376,20 @@ function appendVary (res: ServerResponse, field: string): void {
 
 /** Responses whose connection resetOnFailure() reset. */
 const resetBySource = new WeakSet<ServerResponse>()
+
+/** Errors a body failed with while its client was still there: the source's own failures. */
+const sourceFailures = new WeakSet<object>()
+
+/**
+ * The body's 'error' listener (bound to the response, before Koa pipes it): a failure while the
+ * client is still connected is the source's, whatever its code. A source that is the app's own
+ * upstream response, reset by its origin, fails with ECONNRESET, the code a client leaving gives.
+ * When the client leaves first, its 'close' has aborted the signal before the pipe destroys the body.
+ */
+function noteSourceFailure (this: ServerResponse, signal: AbortSignal, error: unknown): void {
+  if (signal.aborted || this.destroyed || this.socket?.destroyed === true) return
+  if (typeof error === 'object' && error !== null) sourceFailures.add(error)
+}
 
 /**
  * A body of unknown length to an HTTP/1.0 client — nginx's default towards its upstreams — has no
@@ -577,8 +592,9 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   if (error !== null && error !== undefined && error === state.reported) return
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
-  // A connection resetOnFailure() reset was the source's failure, whatever its code says.
-  const sourceReset = resetBySource.has(this.res)
+  // A connection resetOnFailure() reset, or a body failing while its client was there, was the
+  // source's failure, whatever its code says.
+  const sourceReset = resetBySource.has(this.res) || (typeof error === 'object' && error !== null && sourceFailures.has(error))
   if (state.signal.aborted && !sourceReset) {
     debug('%s: client went away (%s)', this.path, (error as Error | null)?.message ?? String(error))
     return
@@ -597,6 +613,14 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   state.original.call(this, error)
 }
 
+/**
+ * Whether the client has left already, its 'close' past: the HTTP/1 response, or the HTTP/2 stream
+ * (Koa on node:http2's compatibility API: the response itself has no `destroyed`), is destroyed.
+ */
+export function clientGone (res: Context['res']): boolean {
+  return (res as { destroyed?: boolean }).destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true
+}
+
 /** An AbortSignal that fires when the client disconnects before the response is complete. */
 function abortSignalOf (ctx: Context): AbortSignal {
   const controller = new AbortController()
@@ -606,7 +630,7 @@ function abortSignalOf (ctx: Context): AbortSignal {
   // opened for it (a descriptor per reset request, for good). Then the HTTP/1 response, or the
   // HTTP/2 stream, is destroyed. (Not writableFinished: an HTTP/2 HEAD's stream has ended its
   // writable side from the start.)
-  if ((res as { destroyed?: boolean }).destroyed === true || (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true) {
+  if (clientGone(res)) {
     controller.abort(new DownloadError('E_UPSTREAM', 'client went away'))
     return controller.signal
   }

@@ -4,7 +4,7 @@ import { responseDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
-import { clearForError, servedDownload, servedPlan } from '../../source/serve.ts'
+import { clearForError, clientGone, servedDownload, servedPlan } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
@@ -73,7 +73,7 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
     const leaving = new AbortController()
     const onClose = (): void => { if (!ctx.res.writableEnded) leaving.abort(new Error('client went away')) }
     ctx.res.once('close', onClose)
-    if (ctx.res.destroyed) onClose()
+    if (clientGone(ctx.res)) onClose()
     try {
       stat = await file.stat({ signal: leaving.signal })
       presentation = presentationHeaders(download, stat)

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request as httpRequest } from 'node:http'
+import { connect as http2Connect, constants as http2Constants, createServer as createHttp2Server } from 'node:http2'
 import { S3Client } from '@aws-sdk/client-s3'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
@@ -112,6 +113,49 @@ test('presignedRedirect(): a client leaving while the object\'s metadata is aske
   while (closedHeads.length === 0) await new Promise((resolve) => setTimeout(resolve, 20))
   t.true((closedHeads[0] ?? Infinity) < 2000, `the HEAD lasted ${closedHeads[0] ?? '?'} ms`)
   await new Promise((resolve) => setTimeout(resolve, 100))
+  t.deepEqual(errors.map((error) => error.message), [])
+})
+
+test('presignedRedirect(): a client that left while the route was still working (HTTP/1.1, and a stream reset over HTTP/2) costs no storage request', async (t) => {
+  const { disk, requests } = await endpoint(t, { 'g.pdf': Buffer.from('gone') })
+  const media = storage(disk)
+  const routes: Array<() => void> = []
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(downloads())
+  app.use(presignedRedirect())
+  app.use(async (ctx) => {
+    // The route awaits something (a permission check) while the client goes.
+    await new Promise<void>((resolve) => { routes.push(resolve) })
+    ctx.body = download(media.file('g.pdf'))
+  })
+  const wait = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+  const waitForRoute = async (): Promise<void> => { while (routes.length === 0) await wait(10) }
+
+  const request = httpRequest(`${await listen(t, app)}/`)
+  request.on('error', () => {})
+  request.end()
+  await waitForRoute()
+  request.destroy()
+  await wait(100)
+  routes.shift()?.()
+  await wait(200)
+  t.deepEqual(requests, [], 'HTTP/1.1: nothing asked')
+
+  const server = createHttp2Server(app.callback()).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const session = http2Connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.teardown(() => { session.destroy(); server.close() })
+  session.on('error', () => {})
+  const stream = session.request({ ':path': '/' })
+  stream.on('error', () => {})
+  await waitForRoute()
+  stream.close(http2Constants.NGHTTP2_CANCEL)
+  await wait(100)
+  routes.shift()?.()
+  await wait(200)
+  t.deepEqual(requests, [], 'HTTP/2: nothing asked')
   t.deepEqual(errors.map((error) => error.message), [])
 })
 

@@ -2,6 +2,8 @@ import test from 'ava'
 import Koa from 'koa'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { createServer, get } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -177,4 +179,33 @@ test.serial('a client that stops reading (and never aborts) keeps one handle, re
   control?.abort()
   await done
   t.true(await settle(() => fdsUnder(dir).length === 0))
+})
+
+test.serial('an upstream response the app streams (a VirtualFile over http.get), reset by its origin mid-body, fails with ECONNRESET as a client leaving would: reported once, sized or not; the same download left by its client is not reported', async t => {
+  const SIZE = 4_000_000
+  const origin = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Length': SIZE })
+    // A quarter of the body, then a reset (/reset) or nothing more (/stall: the client leaves).
+    res.write(Buffer.alloc(SIZE / 4), () => { if (req.url === '/reset') setTimeout(() => { res.socket?.resetAndDestroy() }, 50) })
+  })
+  origin.listen(0, '127.0.0.1')
+  await once(origin, 'listening')
+  t.teardown(() => { origin.closeAllConnections(); origin.close() })
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  const app = await startApp(async (ctx) => {
+    const upstream = await new Promise<IncomingMessage>((resolve, reject) => { get(originUrl + String(ctx.query.origin), resolve).once('error', reject) })
+    ctx.body = new VirtualFile(upstream, { name: 'export.bin', ...(ctx.query.sized === '1' ? { size: SIZE } : {}) })
+  })
+  t.teardown(app.close)
+  for (const sized of ['1', '0']) {
+    const before = app.errors.length
+    const { raw } = await clientRequest(app.port, `/?origin=/reset&sized=${sized}`)
+    t.true(raw.length < SIZE, 'the client got a cut body')
+    t.true(await settle(() => app.errors.length === before + 1), `sized=${sized}: reported once`)
+    t.is((app.errors[before] as { code?: string }).code, 'ECONNRESET')
+    const left = await clientRequest(app.port, `/?origin=/stall&sized=${sized}`, {}, (got, c) => { if (got > 100_000) c.abort() })
+    t.true(left.raw.length < SIZE, 'the client left early')
+    await new Promise((resolve) => { setTimeout(resolve, 300) })
+    t.is(app.errors.length, before + 1, `sized=${sized}: the client leaving is not reported`)
+  }
 })
