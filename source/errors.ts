@@ -143,9 +143,20 @@ export function fromFsError (error: unknown, what: string): unknown {
   if (error instanceof DownloadError) return error
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return error
-  if (notFoundCodes.has(code)) return new DownloadError('E_NOT_FOUND', `${what}: ${(error as Error).message}`, { cause: error })
-  if (forbiddenCodes.has(code)) return new DownloadError('E_FORBIDDEN', `${what}: ${(error as Error).message}`, { cause: error })
+  if (notFoundCodes.has(code)) return new DownloadError('E_NOT_FOUND', `${what}: ${printable((error as Error).message)}`, { cause: error })
+  if (forbiddenCodes.has(code)) return new DownloadError('E_FORBIDDEN', `${what}: ${printable((error as Error).message)}`, { cause: error })
   return error
+}
+
+const SHORT_ESCAPES: Partial<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * `text` with its control characters escaped (`\n`, `\x1b`): Node's fs messages quote the path as
+ * it was, and a path from a request (`/files/x%0AINFO …`) would otherwise start a forged line in
+ * the app's log.
+ */
+function printable (text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => SHORT_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
 }
 
 export function notFound (message: string, cause?: unknown): DownloadError {

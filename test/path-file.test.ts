@@ -486,3 +486,14 @@ test('path-file: a file of the current second has a weak ETag, so a resume with 
   t.is(part.status, 206)
   t.is(await part.text(), 'BBBBBBBB\n')
 })
+
+test('path-file: a missing path with control characters (from a request URL) fails E_NOT_FOUND (a 404) with its control characters escaped in the message: no forged log line', async t => {
+  const root = await mkdtemp(join(temp, 'controls-'))
+  for (const name of ['x\nINFO user=admin ok', 'x\r\n\u001b[31mred', 'x\u0085next']) {
+    const error = await t.throwsAsync(new PathFile(name, { root }).stat())
+    t.is((error as { code?: string }).code, 'E_NOT_FOUND')
+    t.false(/[\u0000-\u001f\u007f-\u009f]/.test(error?.message ?? ''), JSON.stringify(error?.message))
+  }
+  const error = await t.throwsAsync(new PathFile('x\nINFO', { root }).stat())
+  t.is(error?.message, `PathFile: ENOENT: no such file or directory, open '${join(root, 'x')}\\nINFO'`)
+})
