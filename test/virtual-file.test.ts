@@ -76,6 +76,31 @@ test('virtual-file: in-memory content has a strong content-hash ETag', async t =
   t.false(String(res.headers.etag).startsWith('W/'))
 })
 
+test('virtual-file: the content hash is taken only when the ETag is read: never under serve({ etag: false }) (GET, HEAD, a range, a conditional), once by default', async t => {
+  // stat() describes the ETag lazily; a wrapper counts who reads it.
+  const descriptor = Object.getOwnPropertyDescriptor(await new VirtualFile(textBytes, { name: 'a.bin' }).stat(), 'etag')
+  t.is(typeof descriptor?.get, 'function', 'not hashed by stat() itself')
+  let reads = 0
+  class Watched extends VirtualFile {
+    override async stat (): ReturnType<VirtualFile['stat']> {
+      const stat = await super.stat()
+      return new Proxy(stat, { get (target, key, receiver) { if (key === 'etag') reads++; return Reflect.get(target, key, receiver) as unknown } })
+    }
+  }
+  const quiet = await listen(t, downloadApp((ctx) => { ctx.body = new Watched(textBytes, { name: 'a.bin' }) }, { etag: false }))
+  for (const [method, headers] of [['GET', {}], ['HEAD', {}], ['GET', { Range: 'bytes=0-3' }], ['GET', { 'If-None-Match': expectedEtag(textBytes), Range: 'bytes=0-3', 'If-Range': expectedEtag(textBytes) }]] as const) {
+    const res = await fetch(quiet, { method, headers })
+    await res.arrayBuffer()
+    t.is(res.headers.get('etag'), null)
+  }
+  t.is(reads, 0, 'serve({ etag: false }) never read the ETag')
+  const usual = await listen(t, downloadApp((ctx) => { ctx.body = new Watched(textBytes, { name: 'a.bin' }) }))
+  const res = await fetch(usual)
+  await res.arrayBuffer()
+  t.is(res.headers.get('etag'), expectedEtag(textBytes))
+  t.true(reads > 0)
+})
+
 test('virtual-file: same content → same ETag (string, Buffer, Uint8Array alike); different content → different ETag', async t => {
   const etags: string[] = []
   for (const content of [text, Buffer.from(text), new Uint8Array(Buffer.from(text)), 'Grüße, 世界! 😁\n']) {
