@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util'
 import type { Transform } from 'node:stream'
 import { isPassiveType } from './content-type.ts'
 import { redactUrl } from './debug.ts'
+import { looksPresigned } from './offload-rule.ts'
 import { decoderFor, isDecodable } from './plan.ts'
 import { renderServerConfig, serverNames } from './server-config.ts'
 import type { ConfigRule, ServerName } from './server-config.ts'
@@ -369,7 +370,7 @@ async function checkCommand (args: string[]): Promise<number> {
   // Browsers read the first value of the field (Fetch: "determine nosniff").
   // A presigned storage URL (where a presignedRedirect() sends the browser) is the storage's own
   // response, in the storage's origin, not the site's: the rule is for what the site serves.
-  const presigned = /[?&](?:X-Amz-Signature|X-Goog-Signature|Signature)=/i.test(url.search)
+  const presigned = looksPresigned(url.href)
   if (cut === undefined && status === 200 && disposition !== undefined && !presigned && !/^\s*nosniff\s*(?:,|$)/i.test(header('x-content-type-options') ?? '')) {
     problems.push('no X-Content-Type-Options: nosniff reached the client, and koa-downloads sends it with every download: the proxy dropped it, and a browser may then run an uploaded text or binary file as a script of the site (nginx drops it on every X-Accel-Redirect: add_header X-Content-Type-Options nosniff always; in the internal location, as koa-downloads config writes it)')
   }
