@@ -38,10 +38,12 @@ import type { FileStat } from './types.ts'
  * wrongly: a GET for several ranges of a file at an origin (the origin's multipart body would go
  * out under the app's Content-Type); for the proxies that get the app's validators (Apache,
  * lighttpd), a request whose preconditions fail (304, 412); where the proxy's validators are the
- * app's, a malformed conditional field; a GET with a Range and an If-Range date of a local file
+ * app's, a malformed conditional field or a Range with a number past 64 bits (a 416 from the
+ * proxies, where the range is satisfiable); a GET with a Range and an If-Range date of a local file
  * modified within the current second or dated in the future (a weak validator the servers honour);
  * a HEAD of a presigned URL; an inline page that needs its sandbox, behind nginx; a stored-coded
- * object for a client refusing gzip. An nginx rule's rate controls still apply to those.
+ * object for a client refusing gzip. An nginx rule's rate controls still apply to those. A
+ * response whose status the route set (anything but 200) is never offloaded.
  */
 export function offload (rules: OffloadRule | readonly OffloadRule[]): Middleware {
   const step = offloadStep(rules)
@@ -158,10 +160,20 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
     // validators are the app's, so that the client sees one ETag either way: Apache and lighttpd
     // are sent the app's, and nginx computes the same for a local file. (Go's, in Caddy, differ:
     // the generated Caddy block drops the Range next to such an If-Range itself.)
+    // So is, there too, a Range with a number past 64 bits (`bytes=0-18446744073709551615`, as some
+    // clients write "to the end"): RFC 9110 §14.1.2 cuts a last-pos or suffix-length beyond the file
+    // to the file, a satisfiable range. nginx 1.22 answers 416 from 2^63, lighttpd 1.4.69 from
+    // 2^63 − 1, and Apache 2.4 sends the whole file. The app reads numbers of any length. (A HEAD
+    // stays offloaded: nginx applies a HEAD's Range, as it does to any, docs/deployment/nginx.md.
+    // The generated Caddy block drops such a Range: the whole file.)
     if (target.validators || target.sameValidators === true) {
       const malformed = malformedField(ctx)
       if (malformed !== undefined) {
         debug('offload: %s streamed: a malformed %s', JSON.stringify(file.name), malformed)
+        return
+      }
+      if (ctx.method === 'GET' && typeof range === 'string' && HUGE_NUMBER.test(range)) {
+        debug('offload: %s streamed: a Range number past 64 bits', JSON.stringify(file.name))
         return
       }
     }
@@ -289,6 +301,9 @@ function keepRateControls (ctx: Context, target: OffloadTarget): void {
   }
 }
 const STREAMED_CONTROLS = ['X-Accel-Limit-Rate', 'X-Accel-Buffering'] as const
+
+/** A number of 19 digits or more, leading zeros aside: from 10^18, which covers 2^63 − 1 and up. */
+const HUGE_NUMBER = /[1-9]\d{18}/
 
 /**
  * The first malformed conditional field, which the app ignores and a proxy may read in a way of its

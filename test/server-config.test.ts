@@ -413,9 +413,9 @@ test('caddy: a sourceDir rule becomes a handle_response rooted at the directory 
     'root * /srv/files',
     'rewrite * {rp.header.X-Offload}',
     'uri strip_prefix /protected',
-    // a Range that does not start with `bytes=` exactly: dropped (Go would answer 416)
-    '@koa_downloads_1_range_unit expression `!{http.request.header.Range}.startsWith("bytes=")`',
-    'request_header @koa_downloads_1_range_unit -Range',
+    // a Range that does not start with `bytes=` exactly, or has a number past 64 bits: dropped (Go would answer 416)
+    '@koa_downloads_1_range_refused expression `!{http.request.header.Range}.startsWith("bytes=") || {http.request.header.Range}.matches(r\'[1-9][0-9]{18}\')`',
+    'request_header @koa_downloads_1_range_refused -Range',
     // a malformed If-Range: the Range is dropped (Go would read the first tag of a list)
     '@koa_downloads_1_if_range {',
     'header If-Range *',

@@ -172,12 +172,17 @@ function malformedTagLists (matcher: string): string[] {
 // (measured with Caddy 2.6.2). The block drops such a Range, so file_server sends the whole file.
 // `{http.request.header.Range}` joins several Range fields with "," and Go reads the first, so
 // the matcher reads the first too. An absent Range reads as "" and is "dropped" to no effect.
+// Go also answers 416 to a number past 2^63 − 1 (`bytes=0-18446744073709551615`), which RFC 9110
+// §14.1.2 cuts to the file: a satisfiable range. The app streams such requests where the proxy's
+// validators are its own; Go's are not, so the block drops a Range with a number of 19 digits or
+// more (from 10^18) and file_server sends the whole file, which §14.2 allows.
 function rangeOfOtherUnit (matcher: string): string[] {
   return [
-    '\t# a Range that file_server would refuse with 416 (`BYTES=0-9`, `items=0-9`): the whole file, as',
-    '\t# RFC 9110 allows for an other-case unit and requires for an unknown one',
-    `\t${matcher}_range_unit expression \`!{http.request.header.Range}.startsWith("bytes=")\``,
-    `\trequest_header ${matcher}_range_unit -Range`
+    '\t# a Range that file_server would refuse with 416 (`BYTES=0-9`, `items=0-9`, a number past 64 bits):',
+    '\t# the whole file, as RFC 9110 allows for an other-case unit or a long number and requires for an',
+    '\t# unknown unit',
+    `\t${matcher}_range_refused expression \`!{http.request.header.Range}.startsWith("bytes=") || {http.request.header.Range}.matches(r'[1-9][0-9]{18}')\``,
+    `\trequest_header ${matcher}_range_refused -Range`
   ]
 }
 

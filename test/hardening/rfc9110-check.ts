@@ -177,19 +177,21 @@ function checkErrorHygiene (sent: Sent, res: RawResponse, problems: string[]): v
  * only. `'honour'`: one valid byte range, satisfiable (§14.1.1), of a non-empty file, its unit in
  * any case (units are case-insensitive, §14.1): the part, or the whole file (a server MAY ignore
  * Range), never 416. `'either'`: anything else — an invalid or unsatisfiable range set, or several
- * ranges, which a server MAY reject (§14.2) —: the part, the whole file or 416. Numbers of more
- * than 15 digits are left to `'either'` (an implementation's integer limits).
+ * ranges, which a server MAY reject (§14.2) —: the part, the whole file or 416. Numbers of any
+ * length count: a last-pos or suffix-length past 64 bits still makes a satisfiable range
+ * (§14.1.2), which offload() streams where the proxies would answer 416.
  */
 function rangeLatitude (value: string | undefined, size: number): 'ignore' | 'honour' | 'either' {
   if (value === undefined) return 'ignore'
   const unit = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)=/.exec(value)?.[1]
   if (unit !== undefined && unit.toLowerCase() !== 'bytes') return 'ignore'
-  const single = /^bytes=(?:(\d{1,15})-(\d{0,15})|-(\d{1,15}))$/i.exec(value)
+  const single = /^bytes=(?:(\d+)-(\d*)|-(\d+))$/i.exec(value)
   if (single === null || size === 0) return 'either'
   const [, first, last, suffix] = single
-  if (suffix !== undefined) return Number(suffix) > 0 ? 'honour' : 'either'
-  if (last !== '' && Number(last) < Number(first)) return 'either'
-  return Number(first) < size ? 'honour' : 'either'
+  if (suffix !== undefined) return BigInt(suffix) > 0n ? 'honour' : 'either'
+  if (first === undefined) return 'either'
+  if (last !== undefined && last !== '' && BigInt(last) < BigInt(first)) return 'either'
+  return BigInt(first) < BigInt(size) ? 'honour' : 'either'
 }
 
 /** Whether If-Range's value names `file` by its strong ETag, or by exactly its Last-Modified. */
