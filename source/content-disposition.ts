@@ -1,5 +1,5 @@
 /**
- * Content-Disposition (RFC 6266 + RFC 8187), reference/http-semantics.md §8.
+ * Content-Disposition (RFC 6266 + RFC 8187).
  *
  * The header is pure ASCII by construction: Node's `setHeader` throws for CR, LF, NUL and code points
  * above U+00FF, and a header built by interpolation is how response splitting happens.

@@ -4,7 +4,7 @@ import { isHeaderSafe } from './download.ts'
 const utf8Types = /^(?:text\/|application\/(?:json|javascript|x-javascript|ecmascript|ld\+json|manifest\+json)$)/
 
 /**
- * The Content-Type of a download (reference/http-semantics.md §7): the explicit option verbatim,
+ * The Content-Type of a download: the explicit option verbatim,
  * else the source's declared type verbatim, else looked up from the name's extension, with
  * `; charset=utf-8` added only to looked-up text, JSON and JavaScript types; never sniffed.
  */

@@ -39,13 +39,7 @@ export interface GuardOptions {
   endTimeout?: number | undefined
 }
 
-/**
- * Wraps a source stream so that every way it can go wrong mid-body surfaces as an error on the
- * returned stream: a short or long body, a premature close without 'end', a source error, or an
- * idle source (some SDK streams, e.g. @google-cloud/storage 7, hang forever when the connection
- * drops). `serve()` then destroys the response, so the client sees a truncated transfer instead of
- * a silently short 200. Destroying the returned stream (client abort) destroys the source.
- */
+/** The streams guardStream() made with a length check. */
 const guarded = new WeakSet<Readable>()
 
 /**
@@ -78,6 +72,13 @@ export function isLengthGuarded (stream: Readable): boolean {
   return guarded.has(stream)
 }
 
+/**
+ * Wraps a source stream so that every way it can go wrong mid-body surfaces as an error on the
+ * returned stream: a short or long body, a premature close without 'end', a source error, or an
+ * idle source (some SDK streams, e.g. @google-cloud/storage 7, hang forever when the connection
+ * drops). `serve()` then destroys the response, so the client sees a truncated transfer instead of
+ * a silently short 200. Destroying the returned stream (client abort) destroys the source.
+ */
 export function guardStream (source: Readable, options: GuardOptions): Readable {
   const { expected, idleTimeout, what, keepSourceErrors = false, digest, endTimeout } = options
   let received = 0

@@ -86,7 +86,7 @@ export interface SourceMatch {
   readonly rawSegments?: readonly string[] | undefined
 }
 
-/** Why a decoded segment can never be emitted (see reference/proxies.md §2, §6). */
+/** Why a decoded segment can never be emitted (each server's guide in docs/deployment/). */
 export function unsafeSegment (segment: string): string | undefined {
   if (segment === '') return 'an empty path segment'
   if (segment === '.' || segment === '..') return `a "${segment}" segment`

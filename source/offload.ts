@@ -24,9 +24,9 @@ import type { FileStat } from './types.ts'
  *
  * Nothing is opened. A PathFile under a root is confined first (one realpath: symlinks out of the
  * root are a 404, as is a missing file); other local files are stat'ed, and so is every file for
- * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (proxies.md
- * §3, §8; only those two get the validators). A PathFile without root or with `followSymlinks`,
- * and any file known by URL, cost no I/O at all — but a GET with a Range and an If-Range date to a
+ * Apache and lighttpd, which answer conditionals with the app's ETag and Last-Modified (only
+ * those two get the validators). A PathFile without root or with `followSymlinks`, and any file
+ * known by URL, cost no I/O at all — but a GET with a Range and an If-Range date to a
  * local file (stat'ed: a date of the current second is streamed, below), and a file whose origin
  * sends its stored coding whatever the client accepts (`sendsStoredCoding`: S3, presigned URLs),
  * for a client refusing gzip with no Range: its metadata are read, and a coded one is left to

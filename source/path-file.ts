@@ -31,7 +31,7 @@ export interface PathFileOptions {
   name?: string | undefined
 }
 
-/** Default chunk size of file streams (serve()'s `chunkSize`): 256 KiB moved 1.48× the bytes of Node's 64 KiB default (reference/performance.md). */
+/** Default chunk size of file streams (serve()'s `chunkSize`): 256 KiB moved 1.48× the bytes of Node's 64 KiB default (docs/benchmarks.md). */
 export const FILE_CHUNK_SIZE = 256 * 1024
 
 /** Whether `size` is a read size serve() accepts as `chunkSize`: an integer from 1 KiB to 8 MiB. */
@@ -40,10 +40,11 @@ export function isChunkSize (size: unknown): size is number {
 }
 
 /**
- * A file on the local filesystem. `stat()` gives a strong ETag from mtime + size (like nginx) and
- * the mtime as Last-Modified; `open()` opens the file, checks that it is still the file that was
- * stat'ed (same inode, size and mtime: a file replaced in between is never sent under the old
- * validators) and streams just the requested range.
+ * A file on the local filesystem. `stat()` gives an ETag from mtime + size (like nginx), strong
+ * once the mtime's second is over (weak, `W/`, during it: a rewrite of the same size within that
+ * second keeps the tag), and the mtime as Last-Modified; `open()` opens the file, checks that it
+ * is still the file that was stat'ed (same inode, size and mtime: a file replaced in between is
+ * never sent under the old validators) and streams just the requested range.
  */
 export class PathFile implements DownloadFile {
   readonly name: string

@@ -3,9 +3,8 @@ import type { EntityTag } from './etag.ts'
 import { parseHttpDate } from './http-date.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 
-/**
- * Conditional requests (RFC 9110 §13.2.2 steps 1–4, and If-Range §13.1.5),
- * reference/http-semantics.md §2 and §4. Evaluated only for a representation that exists, after
+/*
+ * Conditional requests (RFC 9110 §13.2.2 steps 1–4, and If-Range §13.1.5). Evaluated only for a representation that exists, after
  * a 404 would have been decided and before Range.
  *
  * Deviations of well-known peers we do not copy (§11): If-Match uses the strong comparison;
@@ -15,6 +14,7 @@ import type { IncomingHttpHeaders } from 'node:http'
  * compares dates for equality with a strong Last-Modified.
  */
 
+/** What a representation is known by, for evaluating preconditions against. */
 export interface Validators {
   /** The current entity-tag, quotes included (`"x"` or `W/"x"`). */
   etag?: string | undefined

@@ -1,6 +1,6 @@
 /**
- * Per-server encoders of the offload value (reference/proxies.md §2). The segments they take are
- * already checked by the matcher (non-empty, not `.`/`..`, no `/`, NUL, CR, LF); each encoder
+ * Per-server encoders of the offload value (the guides in docs/deployment/). The segments they
+ * take are already checked by the matcher (non-empty, not `.`/`..`, no `/`, NUL, CR, LF); each encoder
  * returns `undefined` when its server cannot be given that name, and the file is then streamed.
  */
 
@@ -77,8 +77,9 @@ export function rawFilePathWithinPathMax (allowed: string, dir: string, segments
 
 /**
  * Caddy's `rewrite * {rp.header.X}` parses the raw value as a URI: a `?` starts the query and an
- * encoded `%3F` is not decoded, so a name with `?` cannot be served (proxies.md §2). A `%` followed by
- * two hex digits is taken literally by Caddy's file_server (measured: `a%20b.txt` serves that file).
+ * encoded `%3F` is not decoded, so a name with `?` cannot be served (docs/deployment/caddy.md).
+ * A `%` followed by two hex digits is taken literally by Caddy's file_server (measured: `a%20b.txt`
+ * serves that file).
  */
 export function caddyPath (prefix: string, segments: readonly string[]): string | undefined {
   if (segments.some((s) => s.includes('?'))) return undefined
@@ -97,8 +98,8 @@ export function placeholderSafeQuery (search: string): string {
 }
 
 /**
- * nginx's generic remote location (proxies.md §9): `/_remote/<scheme>/<host[:port]>` + the URL's
- * pathname with every `%` doubled (nginx decodes the value once, and the signed path must reach the
+ * nginx's generic remote location (docs/deployment/nginx.md): `/_remote/<scheme>/<host[:port]>` +
+ * the URL's pathname with every `%` doubled (nginx decodes the value once, and the signed path must reach the
  * origin still encoded) + the query unchanged (nginx does not decode `$args`). Undefined for URLs
  * nginx would rewrite: `//`, `.`/`..` segments, a directory, a non-http(s) scheme, credentials.
  */

@@ -1,7 +1,7 @@
 import type { ByteRange } from './types.ts'
 
 /**
- * The Range header (RFC 9110 §14.1–14.2), reference/http-semantics.md §3 rules 3–12. The caller has
+ * The Range header (RFC 9110 §14.1–14.2). The caller has
  * already applied rules 1–2 (GET only, known length) and If-Range.
  *
  * Caps against abuse — our decision, which §14.2 allows ("MAY ignore or reject"):

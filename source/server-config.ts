@@ -25,7 +25,7 @@ export interface ServerConfigOptions {
    */
   full?: FullConfig | undefined
   /**
-   * `host:port` of the Koa app, for the snippets that contain the proxy line (lighttpd, Caddy).
+   * `host:port` of the Koa app, for the snippets that contain the proxy line (Apache, lighttpd, Caddy).
    * @default '127.0.0.1:3000'
    */
   upstream?: string | undefined
@@ -41,7 +41,7 @@ export interface ServerConfigOptions {
 }
 
 // Which rules each server executes. Caddy can also honour the CGI-style Location + 200, through a
-// handle_response matcher on Location; the other three pass it to the client (reference/proxies.md §11).
+// handle_response matcher on Location; the other three pass it to the client (docs/deployment/caddy.md §5).
 const backendsOf: Record<ServerName, readonly string[]> = {
   nginx: ['nginx'],
   apache: ['apache'],

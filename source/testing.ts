@@ -308,11 +308,6 @@ const OTHER_NAMES: Record<string, string> = {
   path: 'path (assertXSendfile)', location: 'location (assertInternalRedirect)'
 }
 
-/**
- * The expectation as its helper reads it: an unknown key (a Django name, another helper's key, a
- * typo) or a value of the wrong kind (`buffering: 'no'`) would be ignored and the assertion pass on
- * a wrong response, so they are a TypeError, as the library's own options are.
- */
 /** An object literal's kind: a Map or a fetch Headers holds its entries where Object.entries() sees none. */
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
@@ -320,6 +315,11 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null
 }
 
+/**
+ * The expectation as its helper reads it: an unknown key (a Django name, another helper's key, a
+ * typo) or a value of the wrong kind (`buffering: 'no'`) would be ignored and the assertion pass on
+ * a wrong response, so they are a TypeError, as the library's own options are.
+ */
 function checkExpectation (fn: string, expected: unknown): void {
   if (expected === undefined) return
   if (!isPlainObject(expected)) throw new TypeError(`${fn}(): the expectation must be a plain object (not a Map, an array or a class instance)`)
@@ -524,7 +524,7 @@ interface Reading {
 
 /**
  * The offload value against its expectation: the path decoded as its server decodes it, compared
- * whole; for a URI, the query after the first raw `?` compared on its own (proxies.md §2, §5).
+ * whole; for a URI, the query after the first raw `?` compared on its own.
  */
 function checkTarget (fn: string, name: string, value: string | undefined, want: string | RegExp | undefined, reading: Reading): void {
   if (value === undefined) fail(fn, `${name} is absent: the response was not offloaded`, undefined, want ?? 'present')
@@ -566,7 +566,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * kinds hand it over one character per byte (latin1: Node's parser, fetch's ByteString), as Node's
  * setHeader writes it: a hand-written `'/protected/März.txt'` goes out with the single byte 0xE4,
  * which is not the UTF-8 name on disk (nginx: 404), while the UTF-8 bytes of "ä" sent raw are
- * (proxies.md §2). So the value is taken as bytes, each `%XX` replaced by its byte for `'percent'`
+ * So the value is taken as bytes, each `%XX` replaced by its byte for `'percent'`
  * (nginx, lighttpd, CGI gateways decode once; `'raw'`: Apache, Caddy take them as sent), and the
  * result must be strict UTF-8. decodeURIComponent would read the characters as code points instead.
  */

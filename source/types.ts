@@ -84,9 +84,12 @@ export interface StatOptions extends Omit<OpenOptions, 'stat'> {
 /**
  * Bytes that live somewhere: a local path, a storage object, a remote URL, memory, a generator.
  *
- * `stat()` is called at most once per request, before anything is opened (apart from what
- * `willRead` invites); `open()` is called only when bytes are actually sent (never for HEAD, 304,
- * 412, 416 or an offloaded response), once per range for multipart responses.
+ * `stat()` is called before anything is opened (apart from what `willRead` invites), usually once
+ * per request: again when an offload rule hands the request back to `serve()` (Apache and lighttpd
+ * get a 304 or 412 from the app) and when `serve()` plans anew after `open()` found the file
+ * changed. A wrapper whose `stat()` is costly (a request to a service) keeps its result for the
+ * request. `open()` is called only when bytes are actually sent (never for HEAD, 304, 412, 416 or
+ * an offloaded response), once per range for multipart responses.
  */
 export interface DownloadFile {
   /** The download name (the basename, decoded), used for Content-Type and Content-Disposition. */

@@ -65,7 +65,7 @@ export class VirtualFile implements DownloadFile {
 
   /**
    * A file wrapper is not data: one that reaches a JSON serialiser (no `downloads()` mounted, or a
-   * JSON middleware between the route and it) fails loudly instead of publishing its path.
+   * JSON middleware between the route and it) fails loudly instead of serialising its content.
    */
   toJSON (): never {
     throw new TypeError('koa-downloads: a VirtualFile reached a JSON serialiser; mount downloads() or serve() before the route (and body-transforming middleware before it)')

@@ -5,7 +5,8 @@ import type { Backend, StorageObject } from './backend.ts'
 
 /**
  * Local disks (flydrive FSDriver): delegated to PathFile with the disk's location as its root, which
- * gives the strong mtime+size ETag (flydrive's own is weak, and a weak tag never satisfies If-Range),
+ * gives the mtime+size ETag, strong once the mtime's second is over (flydrive's own is weak, and a
+ * weak tag never satisfies If-Range),
  * the symlink-escape check, the changed-between-stat-and-open check, and ranged fs reads.
  */
 export function fsBackend (location: string | URL): Backend {

@@ -24,9 +24,13 @@ export interface PresignedRedirectOptions {
  * Mount it inside `downloads()` (on the way back up it runs before serve()):
  * `app.use(downloads()); app.use(presignedRedirect({ expiresIn: 300 }))`. The object is stat'ed
  * first (one metadata request), so a missing object is the app's 404, not the storage's XML error.
- * Other files (local disks, memory, other wrappers), objects of a disk that cannot sign URLs (its
- * driver's `getSignedUrl` throws: a custom driver) and HEAD requests pass through to serve(). The redirect is
- * `Cache-Control: private, no-store`: the URL expires, so nothing may keep it.
+ * These pass through to serve(), which streams them: other files (local disks, memory, other
+ * wrappers); objects of a disk that cannot sign URLs (its driver's `getSignedUrl` throws: a custom
+ * driver); requests other than GET, and responses whose status the route set; an object shown
+ * inline whose type may run script (HTML, SVG, an unknown type: the storage would send it without
+ * the app's sandbox); an object stored gzip-coded, for a client that does not accept gzip (serve()
+ * decodes it). The redirect is `Cache-Control: private, no-store`: the URL expires, so nothing may
+ * keep it.
  *
  * Not an offload rule: rules answer 200 with a header for a proxy to act on, a redirect is for the
  * client itself.

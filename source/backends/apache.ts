@@ -7,7 +7,7 @@ export type ApacheRule = XSendfileRule<'apache'>
 
 /**
  * Offload to Apache with mod_xsendfile: `X-Sendfile: <raw absolute path>` (Debian's 0.12 does not
- * decode, proxies.md §2, §8). Apache answers conditionals with the app's validators, so the
+ * decode, docs/deployment/apache.md). Apache answers conditionals with the app's validators, so the
  * response carries the file's ETag and Last-Modified (one `stat()`); names with control characters
  * or a trailing space are streamed instead.
  * @example apache({ sourceDir: '/srv/files', destinationDir: '/srv/files' })

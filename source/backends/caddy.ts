@@ -44,7 +44,7 @@ const reserved = new Set(['content-type', 'content-length', 'content-disposition
 /**
  * Offload to Caddy: a header (by convention `X-Accel-Redirect`) with the raw path, which a
  * `reverse_proxy { handle_response }` block matches, rewrites to and serves with `file_server`
- * (proxies.md §2, §12; docs/deployment/caddy.md). Caddy drops the app's headers unless copied, so
+ * (docs/deployment/caddy.md). Caddy drops the app's headers unless copied, so
  * the Caddyfile must `copy_response_headers`. Names containing `?` cannot go through `rewrite`:
  * those files are streamed.
  * @example caddy({ sourceDir: '/srv/files', destinationUrl: '/protected/' })

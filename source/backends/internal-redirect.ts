@@ -30,7 +30,7 @@ const fn = 'internalRedirect()'
  * The CGI "local redirect" (RFC 3875 §6.2.2): status 200, an empty body and `Location: /local/path`,
  * which makes the gateway serve that URL itself, as django-sendfile's mod_wsgi backend does. Only
  * gateways that implement it act on it (mod_wsgi daemon mode, Apache mod_proxy_scgi's
- * `ProxySCGIInternalRedirect`); plain HTTP reverse proxies pass it to the client (proxies.md §11).
+ * `ProxySCGIInternalRedirect`); plain HTTP reverse proxies pass it to the client (docs/deployment/caddy.md §5).
  * @example internalRedirect({ sourceDir: '/srv/files', destinationUrl: '/private/' })
  */
 export function internalRedirect (options: InternalRedirectOptions): InternalRedirectRule {

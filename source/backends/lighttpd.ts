@@ -7,7 +7,7 @@ export type LighttpdRule = XSendfileRule<'lighttpd'>
 
 /**
  * Offload to lighttpd's mod_proxy (`"x-sendfile" => "enable"`): `X-Sendfile` with the absolute path
- * percent-encoded per segment, since lighttpd decodes it (proxies.md §2, §7). Only `X-Sendfile`
+ * percent-encoded per segment, since lighttpd decodes it (docs/deployment/lighttpd.md). Only `X-Sendfile`
  * works through mod_proxy (`X-LIGHTTPD-send-file` silently sends an empty 200). lighttpd answers
  * conditionals with the app's validators, so the response carries the file's ETag and Last-Modified.
  * @example lighttpd({ sourceDir: '/srv/files', destinationDir: '/srv/files' })

@@ -5,7 +5,7 @@ import { caddyPath, encodedFilePath, encodedPath, rawFilePathWithinPathMax } fro
 import type { DownloadFile } from '../types.ts'
 
 /** The offload headers a proxy may ask for. `X-LIGHTTPD-send-file` is left out on purpose: it only
- * works with mod_fastcgi, never in front of an HTTP app (proxies.md §7). */
+ * works with mod_fastcgi, never in front of an HTTP app (docs/deployment/lighttpd.md). */
 export type NegotiableHeader = 'X-Accel-Redirect' | 'X-Sendfile'
 
 export interface NegotiatedOptions {
@@ -43,7 +43,7 @@ export interface NegotiatedOptions {
    * (percent-encoded segments) for lighttpd. The request does not say which server sent it, and a
    * name with `%` reads as another file to the other one (`a%20b.txt` is `a b.txt` to lighttpd).
    * By default (`'either'`) the raw path is sent, which both read alike (spaces and UTF-8
-   * included, proxies.md §2), and a file whose path has a `%` is streamed.
+   * included), and a file whose path has a `%` is streamed.
    * @default 'either'
    */
   sendfile?: 'raw' | 'encoded' | 'either' | undefined

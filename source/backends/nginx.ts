@@ -89,7 +89,7 @@ const keys = ['sourceDir', 'sourceUrl', 'destinationUrl', 'remote', 'forwardQuer
 const fn = 'nginx()'
 
 /**
- * Offload to nginx with `X-Accel-Redirect` (reference/proxies.md §2, §5, §9).
+ * Offload to nginx with `X-Accel-Redirect` (docs/deployment/nginx.md).
  * @example
  * app.use(downloads({ rules: [nginx({ sourceDir: '/srv/files', destinationUrl: '/protected/' })] }))
  * // nginx: location ^~ /protected/ { internal; alias /srv/files/; }

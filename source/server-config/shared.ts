@@ -3,7 +3,7 @@
  * exposes. Structural on purpose, so any rule object (or a plain object in a config module) fits.
  */
 export interface ConfigRule {
-  /** `'nginx' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect'` (other values are ignored). */
+  /** `'nginx' | 'apache' | 'lighttpd' | 'caddy' | 'internal-redirect'`; `'negotiated'` (its mapping checked, and printed as comments: the locations to write by hand); other values are ignored. */
   readonly backend: string
   readonly sourceDir?: string | undefined
   readonly sourceUrl?: string | undefined
@@ -158,13 +158,6 @@ export const ORIGIN_ERROR_STATUSES: ReadonlyArray<{ readonly name: string, reado
 export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
 
 /**
- * What S3 and GCS answer about an object besides its bytes, size, type and validators — never sent
- * when the app streams (only size, type, ETag and Last-Modified are kept), so never passed on when
- * the proxy fetches the object either. nginx hides headers by name only: these are the fixed ones
- * (user metadata, `x-amz-meta-*` and `x-goog-meta-*`, needs headers-more); Caddy drops the
- * `x-amz-`, `x-goog-` and `x-guploader-` families whole.
- */
-/**
  * What an origin's response may not set on the app's site, besides the headers the app's own win
  * over (Content-Type, Content-Disposition, Cache-Control, Expires) and Set-Cookie: the app, streaming,
  * passes on none of an origin's headers but its size, type and validators, and the proxy fetching
@@ -190,6 +183,13 @@ export const ORIGIN_SITE_HEADERS: readonly string[] = [
   'No-Vary-Search', 'Activate-Storage-Access', 'Observe-Browsing-Topics', 'Set-Login', 'X-Permitted-Cross-Domain-Policies'
 ]
 
+/**
+ * What S3 and GCS answer about an object besides its bytes, size, type and validators — never sent
+ * when the app streams (only size, type, ETag and Last-Modified are kept), so never passed on when
+ * the proxy fetches the object either. nginx hides headers by name only: these are the fixed ones
+ * (user metadata, `x-amz-meta-*` and `x-goog-meta-*`, needs headers-more); Caddy drops the
+ * `x-amz-`, `x-goog-` and `x-guploader-` families whole.
+ */
 export const STORAGE_RESPONSE_HEADERS: readonly string[] = [
   'x-amz-request-id', 'x-amz-id-2', 'x-amz-version-id', 'x-amz-delete-marker', 'x-amz-expiration',
   'x-amz-restore', 'x-amz-storage-class', 'x-amz-replication-status', 'x-amz-mp-parts-count',
