@@ -177,8 +177,9 @@ function localLocation (rule: ConfigRule, sourceDir: string, refuseSymlinks: boo
     ...refuseSymlinks
       ? ['    # proxyRefusesSymlinks: the app does not realpath these files; nginx refuses (403/404) any symlink below the alias', '    disable_symlinks on from=$document_root;']
       : [],
-    '    # more ranges than the app takes when it streams (100): the whole file, as the app sends (nginx',
-    '    # has no limit of its own: 120 one-byte ranges were a multipart body 12 times the request)',
+    '    # more range specs than the app reads when it streams (100): the whole file, as the app sends',
+    '    # (nginx has no limit of its own: 120 one-byte ranges were a multipart body 12 times the request;',
+    '    # it merges no ranges either, so up to 100 parts, where the app merges and stops at maxRanges)',
     '    max_ranges 100;',
     '    # a directory is not a file: 404, as the app answers (nginx would 301 to this internal URL + "/")',
     '    if (-d $request_filename) { return 404; }',
