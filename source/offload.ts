@@ -79,9 +79,27 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx:
   if (conflict !== undefined) throw new TypeError(`offload(): ${conflict}`)
 
   if (list.length === 0) return async function noRules (): Promise<void> {}
+  // nginx serves a rule's destinationUrl from an internal location; a client asking for it gets
+  // nginx's 404. A request under it that reaches the app is an X-Accel-Redirect nginx had no
+  // location for (it fell through to `location /`, with the client's headers), or a client that
+  // reached the app without nginx: the app's own 404 is all anyone would see. Said once.
+  const internalPrefixes = list.flatMap((rule) => {
+    const prefix = (rule as { destinationUrl?: unknown }).destinationUrl
+    return rule.backend === 'nginx' && typeof prefix === 'string' && prefix !== '/' ? [prefix] : []
+  })
+  let fellThroughWarned = false
   return async function offloadResponse (ctx: Context): Promise<void> {
     const download = responseDownload(ctx)
-    if (download === undefined) return
+    if (download === undefined) {
+      if (ctx.status === 404 && !fellThroughWarned && internalPrefixes.length > 0) {
+        const prefix = internalPrefixes.find((candidate) => ctx.path.startsWith(candidate))
+        if (prefix !== undefined) {
+          fellThroughWarned = true
+          process.emitWarning(`${ctx.method} ${JSON.stringify(ctx.path.slice(0, 200))} reached the app (404), under the destinationUrl ${prefix} of an nginx rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)`, { type: 'KoaDownloadsWarning', code: 'KD_DESTINATION_REACHED_APP' })
+        }
+      }
+      return
+    }
     const { file } = download
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       debug('offload: %s not offloaded: method %s is answered by serve()', JSON.stringify(file.name), ctx.method)

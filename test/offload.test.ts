@@ -790,6 +790,25 @@ test('offload: the metadata call a client refusing gzip costs (sendsStoredCoding
   }
 })
 
+test.serial('offload(): a request under an nginx rule\'s destinationUrl that reaches the app and gets 404 (nginx had no location for the X-Accel-Redirect, or the proxy was bypassed) is said once, as a process warning; other 404s and served requests say nothing', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { if ((warning as { code?: string }).code === 'KD_DESTINATION_REACHED_APP') warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const app = new Koa()
+  app.use(downloads({ rules: [apache({ sourceDir: '/srv/other', destinationDir: '/srv/other' }), nginx({ sourceDir: fixtureRoot, destinationUrl: '/protected-typo/' })] }))
+  app.use((ctx) => { if (ctx.path === '/files/digits.txt') ctx.body = download(new PathFile('digits.txt', { root: fixtureRoot })) })
+  t.is((await request(app.callback()).get('/files/digits.txt')).headers['x-accel-redirect'], '/protected-typo/digits.txt')
+  t.is((await request(app.callback()).get('/elsewhere/digits.txt')).status, 404)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 0)
+  for (let i = 0; i < 2; i++) t.is((await request(app.callback()).get('/protected-typo/digits.txt')).status, 404)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 1)
+  t.is(warnings[0]?.name, 'KoaDownloadsWarning')
+  t.is(warnings[0]?.message, 'GET "/protected-typo/digits.txt" reached the app (404), under the destinationUrl /protected-typo/ of an nginx rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)')
+})
+
 test.serial('offload(): mounted outside serve() it cannot offload (serve() answered first): the file is streamed and one process warning says how to mount it; mounted inside, no warning', async (t) => {
   const warnings: Error[] = []
   const onWarning = (warning: Error): void => { if ((warning as { code?: string }).code === 'KD_OFFLOAD_ORDER') warnings.push(warning) }
