@@ -220,7 +220,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         const size = stat.size
         if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) throw new DownloadError('E_UPSTREAM', `stat() gave the size ${String(size)}, not a byte count`)
       } catch (error) {
-        throw failed(ctx, error, 'stat')
+        throw failed(ctx, error, 'stat', signal)
       }
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
@@ -265,7 +265,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
           debug('%s: the file changed while being opened; planning again', ctx.path)
           continue
         }
-        throw failed(ctx, error, 'open')
+        throw failed(ctx, error, 'open', signal)
       }
       try {
         applyHeaders(ctx, chosen ?? plan.status, plan.headers)
@@ -550,10 +550,11 @@ async function settledInMemory (stream: Readable): Promise<void> {
 function ignore (): void {}
 
 /** The error serve() throws instead of the download (see clearForError). */
-function failed (ctx: Context, error: unknown, stage: string): Error {
+function failed (ctx: Context, error: unknown, stage: string, signal: AbortSignal): Error {
   clearForError(ctx)
   const httpError = toHttpError(error)
-  if (httpError.status >= 500) debug('%s %s: %s failed: %s', ctx.method, ctx.path, stage, (error as Error)?.message ?? String(error))
+  // A stat or open that the client's leaving aborted is no failure: the error handler says it left.
+  if (httpError.status >= 500 && !signal.aborted) debug('%s %s: %s failed: %s', ctx.method, ctx.path, stage, (error as Error)?.message ?? String(error))
   return httpError
 }
 
@@ -578,7 +579,7 @@ function quietClientAborts (ctx: Context, signal: AbortSignal): void {
   // GC until a full one. Under load from a fresh start, the requests were promoted that way and the
   // new space grew to its maximum (bench/: 252 → 160 MiB peak RSS of a fresh server at 4 KiB).
   // test/young-generation.test.ts checks every function serve() leaves on a request.
-  ctx.onerror = onDownloadError.bind(ctx, { original: ctx.onerror, signal, reported: undefined })
+  ctx.onerror = onDownloadError.bind(ctx, { original: ctx.onerror, signal, reported: undefined, wentAway: false })
 }
 
 interface QuietState {
@@ -586,17 +587,32 @@ interface QuietState {
   readonly signal: AbortSignal
   /** Koa reports a failing stream body twice (its pipeline and the body's 'error' listener). */
   reported: unknown
+  /** Whether the debug line for a client that left was written (once per request, whatever Koa reports after it). */
+  wentAway: boolean
+}
+
+function clientWentAway (ctx: Context, state: QuietState, error: unknown): void {
+  if (state.wentAway) return
+  state.wentAway = true
+  // The HTTP error serve() threw names only its status: the reason is its cause's.
+  const reason = (error as { cause?: { message?: unknown } } | null)?.cause?.message ?? (error as Error | null)?.message ?? String(error)
+  debug('%s: client went away (%s)', ctx.path, reason)
 }
 
 function onDownloadError (this: Context, state: QuietState, error: Error): void {
-  if (error !== null && error !== undefined && error === state.reported) return
+  // Koa's own handler ignores a call without an error.
+  if (error === null || error === undefined) {
+    state.original.call(this, error)
+    return
+  }
+  if (error === state.reported) return
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
   // A connection resetOnFailure() reset, or a body failing while its client was there, was the
   // source's failure, whatever its code says.
-  const sourceReset = resetBySource.has(this.res) || (typeof error === 'object' && error !== null && sourceFailures.has(error))
+  const sourceReset = resetBySource.has(this.res) || (typeof error === 'object' && sourceFailures.has(error))
   if (state.signal.aborted && !sourceReset) {
-    debug('%s: client went away (%s)', this.path, (error as Error | null)?.message ?? String(error))
+    clientWentAway(this, state, error)
     return
   }
   const code = (error as { code?: string } | null)?.code
@@ -605,7 +621,7 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
     // request, a generated stream's first bytes): Koa passes on the socket's ECONNRESET before the
     // response's 'close' aborts our signal, and before the request counts as destroyed.
     if (this.res.headersSent || this.req.destroyed || this.req.socket?.destroyed === true) {
-      debug('%s: client went away (%s)', this.path, code)
+      clientWentAway(this, state, error)
       return
     }
   }

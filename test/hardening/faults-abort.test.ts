@@ -209,3 +209,50 @@ test.serial('an upstream response the app streams (a VirtualFile over http.get),
     t.is(app.errors.length, before + 1, `sized=${sized}: the client leaving is not reported`)
   }
 })
+
+test.serial('NODE_DEBUG=koa-downloads: a client leaving says "client went away" once per request, with the reason — mid-body (FIN or RST) or while stat() waits — and no "failed" line', async t => {
+  const { execFile } = await import('node:child_process')
+  const serveUrl = JSON.stringify(new URL('../../source/downloads.ts', import.meta.url).href)
+  const pathFileUrl = JSON.stringify(new URL('../../source/path-file.ts', import.meta.url).href)
+  const script = `
+    const Koa = (await import('koa')).default
+    const { connect } = await import('node:net')
+    const { downloads } = await import(${serveUrl})
+    const { PathFile } = await import(${pathFileUrl})
+    const app = new Koa()
+    let errors = 0
+    app.on('error', () => { errors++ })
+    app.use(downloads())
+    app.use((ctx) => {
+      if (ctx.path === '/file') { ctx.body = new PathFile('big.bin', { root: ${JSON.stringify(dir)} }); return }
+      // stat() waits until the client has left, then fails with the abort, as an upstream request would
+      ctx.body = { name: 'slow.bin', stat: (options) => new Promise((resolve, reject) => { options.signal.addEventListener('abort', () => { reject(options.signal.reason) }) }), open: async () => { throw new Error('never') } }
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    const leave = (path, after, reset) => new Promise((resolve) => {
+      const socket = connect(server.address().port, '127.0.0.1', () => { socket.write('GET ' + path + ' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n') })
+      let got = 0
+      const go = () => { if (reset) socket.resetAndDestroy(); else socket.destroy(); setTimeout(resolve, 100) }
+      socket.on('data', (chunk) => { got += chunk.length; if (after >= 0 && got > after && !socket.destroyed) go() })
+      socket.on('error', () => {})
+      if (after < 0) setTimeout(go, 100)
+    })
+    for (const reset of [false, true]) {
+      for (let i = 0; i < 3; i++) await leave('/file', 100000, reset)
+      for (let i = 0; i < 3; i++) await leave('/slow', -1, reset)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    console.log(JSON.stringify({ errors }))
+    server.close()
+  `
+  const { stdout, stderr } = await new Promise<{ stdout: string, stderr: string }>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_DEBUG: 'koa-downloads' } }, (error, out, err) => { if (error) reject(error); else resolve({ stdout: out, stderr: err }) })
+  })
+  t.deepEqual(JSON.parse(stdout), { errors: 0 })
+  const gone = stderr.split('\n').filter((line) => line.includes('client went away'))
+  t.is(gone.filter((line) => line.includes('/file: client went away (')).length, 6, stderr)
+  t.is(gone.filter((line) => line.includes('/slow: client went away (')).length, 6, stderr)
+  t.is(gone.length, 12, stderr)
+  t.false(/ failed: /.test(stderr), stderr)
+})
