@@ -24,5 +24,5 @@ export function downloads (options: DownloadsOptions = {}): Middleware {
   const resolved = resolveServeOptions(serveOptions, 'downloads()')
   // No rule: nothing to offload. Otherwise the offload step runs inside serve()'s own middleware,
   // as if offload() came right after it: one async frame per request, not two composed ones.
-  return serveWith(resolved, Array.isArray(rules) && rules.length === 0 ? undefined : offloadStep(rules))
+  return serveWith(resolved, Array.isArray(rules) && rules.length === 0 ? undefined : offloadStep(rules, 'downloads()'))
 }

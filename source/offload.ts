@@ -66,17 +66,17 @@ export function offload (rules: OffloadRule | readonly OffloadRule[]): Middlewar
  * What offload() does once the route has run, for `downloads()` to call from its own middleware
  * (one async frame per request instead of two composed ones). Checks the rules now.
  */
-export function offloadStep (rules: OffloadRule | readonly OffloadRule[]): (ctx: Context) => Promise<void> {
+export function offloadStep (rules: OffloadRule | readonly OffloadRule[], where = 'offload()'): (ctx: Context) => Promise<void> {
   const list = Array.isArray(rules) ? [...rules] : [rules]
   list.forEach((rule, i) => {
     if (rule === null || typeof rule !== 'object' || typeof rule.match !== 'function' || typeof rule.backend !== 'string') {
-      throw new TypeError(`offload(): rules[${i}] must be an offload rule (nginx(), apache(), lighttpd(), caddy(), internalRedirect(), negotiated())`)
+      throw new TypeError(`${where}: rules[${i}] must be an offload rule (nginx(), apache(), lighttpd(), caddy(), internalRedirect(), negotiated())`)
     }
   })
   // Checked here, not only by the config generator: an app whose rules collide would hand the
   // proxy values it serves from another rule's directory, whatever config the proxy runs.
   const conflict = destinationConflict(list)
-  if (conflict !== undefined) throw new TypeError(`offload(): ${conflict}`)
+  if (conflict !== undefined) throw new TypeError(`${where}: ${conflict}`)
 
   if (list.length === 0) return async function noRules (): Promise<void> {}
   // nginx serves a rule's destinationUrl from an internal location; a client asking for it gets

@@ -166,7 +166,7 @@ function uncompressedDownloads (ctx: Context): void {
 export function resolveServeOptions (options: ServeOptions, where: string): ResolvedServeOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object`)
   for (const key of Object.keys(options)) {
-    if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}"`)
+    if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${where === 'downloads()' ? 'rules, ' : ''}${[...serveOptionNames].join(', ')})`)
   }
   const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32, endTimeout = END_TIMEOUT } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)

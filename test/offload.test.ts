@@ -242,7 +242,7 @@ test('offload() and downloads(): rules whose destinations coincide or nest on on
   const nested = [caddy({ sourceDir: '/srv/a', destinationUrl: '/p/' }), caddy({ sourceDir: '/srv/c', destinationUrl: '/p/sub/' })]
   const redirects = [internalRedirect({ sourceDir: '/srv/a', destinationUrl: '/private/sub/' }), internalRedirect({ sourceDir: '/srv/c', destinationUrl: '/private/' })]
   t.throws(() => offload(same), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] \(sourceDir \/srv\/a → \/p\/\) and rules\[1\] \(sourceDir \/srv\/b → \/p\/\) have the same destinationUrl on the same proxy/ })
-  t.throws(() => downloads({ rules: nested }), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] .* and rules\[1\] .* have nested destinationUrls .*give each source its own destinationUrl/ })
+  t.throws(() => downloads({ rules: nested }), { instanceOf: TypeError, message: /^downloads\(\): rules\[0\] .* and rules\[1\] .* have nested destinationUrls .*give each source its own destinationUrl/ })
   t.throws(() => downloads({ rules: redirects }), { instanceOf: TypeError, message: /nested destinationUrls/ })
   t.throws(() => offload([nginx({ remote: true, destinationUrl: '/_remote/' }), nginx({ sourceUrl: 'https://h/a/', destinationUrl: '/_remote/a/' })]), { instanceOf: TypeError, message: /nested/ })
   t.notThrows(() => downloads({ rules: [same[0]!, same[0]!, nginx({ sourceDir: '/srv/a', sourceUrl: 'https://h/a/', destinationUrl: '/p/' })] }))
@@ -276,7 +276,7 @@ test('offload() and downloads(): a negotiated() mapping on another rule\'s nginx
   const publicReports = negotiated({ allow: ['X-Accel-Redirect'], mapping: { '/srv/public-reports': '/p/' } })
   t.throws(() => downloads({ rules: [secret, publicReports] }), {
     instanceOf: TypeError,
-    message: /^offload\(\): rules\[0\] \(sourceDir \/srv\/secret → \/p\/\) and rules\[1\] mapping \(sourceDir \/srv\/public-reports → \/p\/\) have the same destinationUrl on the same proxy/
+    message: /^downloads\(\): rules\[0\] \(sourceDir \/srv\/secret → \/p\/\) and rules\[1\] mapping \(sourceDir \/srv\/public-reports → \/p\/\) have the same destinationUrl on the same proxy/
   })
   t.throws(() => offload([negotiated({ allow: ['X-Accel-Redirect', 'X-Sendfile'], mapping: { '/srv/public-reports': '/p/sub/' } }), caddy({ sourceDir: '/srv/secret', destinationUrl: '/p/' })]),
     { instanceOf: TypeError, message: /^offload\(\): rules\[0\] mapping .* and rules\[1\] .* have nested destinationUrls/ })
@@ -286,6 +286,8 @@ test('offload() and downloads(): a negotiated() mapping on another rule\'s nginx
 test('offload(): anything but rules → TypeError at setup', (t) => {
   t.throws(() => offload([{} as never]), { instanceOf: TypeError, message: /^offload\(\): rules\[0\] must be an offload rule/ })
   t.throws(() => offload(null as never), { instanceOf: TypeError, message: /^offload\(\): rules\[0\]/ })
+  // downloads({ rules }) names itself, the function the user called
+  t.throws(() => downloads({ rules: [{} as never] }), { instanceOf: TypeError, message: /^downloads\(\): rules\[0\] must be an offload rule/ })
 })
 
 test('apache: X-Sendfile with the raw path, plus the file\'s ETag and Last-Modified', async (t) => {

@@ -490,7 +490,7 @@ async function runSetup (server: ServerName, tree: Tree, setup: Setup, counts: M
       let error: unknown
       try { middlewares.push(downloads({ rules: group.rules })) } catch (e) { error = e }
       if (clash === undefined && error !== undefined) throw new Error(`downloads() refused rules the model accepts: ${String(error)}\n${JSON.stringify(group.specs)}`)
-      if (clash !== undefined && !(error instanceof TypeError && /^offload\(\): .*(destinationUrl|charset)/.test(error.message))) throw new Error(`downloads() accepted rules that clash (${clash}): ${String(error)}\n${JSON.stringify(group.specs)}`)
+      if (clash !== undefined && !(error instanceof TypeError && /^downloads\(\): .*(destinationUrl|charset)/.test(error.message))) throw new Error(`downloads() accepted rules that clash (${clash}): ${String(error)}\n${JSON.stringify(group.specs)}`)
     }
     const unionClash = clashOf(world, unionSpecs)
     let configError: unknown
