@@ -44,7 +44,7 @@ async function server (dir: string): Promise<void> {
     appErrors++
     if (errorSamples.length < 5) errorSamples.push(`${error.name}: ${error.message}`)
   })
-  app.use(async (ctx, next) => { requests++; await next() })
+  app.use(async (_ctx, next) => { requests++; await next() })
   app.use(downloads())
   app.use((ctx) => {
     if (ctx.path === '/generated') {

@@ -554,7 +554,7 @@ function describe (error: unknown): string {
 
 /** Rejects with an AbortError once `signal` aborts (at once if it has). */
 async function abortedBy (signal: AbortSignal): Promise<never> {
-  return await new Promise<never>((resolve, reject) => {
+  return await new Promise<never>((_resolve, reject) => {
     const fail = (): void => { reject(new DOMException('the --timeout passed', 'AbortError')) }
     if (signal.aborted) fail()
     else signal.addEventListener('abort', fail, { once: true })

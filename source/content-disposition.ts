@@ -21,7 +21,7 @@ const combiningMarks = /\p{M}/gu
  * enough for clients and proxies to refuse the response (Node's client stops at 16 KiB of headers,
  * nginx's `proxy_buffer_size` at 4–8 KiB): its stem is shortened, the extension kept.
  */
-export const MAX_FILENAME_BYTES = 240
+const MAX_FILENAME_BYTES = 240
 
 /**
  * The part of `name` usable as a download name: what follows the last `/` or `\`, without control

@@ -46,7 +46,7 @@ const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])
  * a 503 that may succeed later, never the storage's or the origin's failure (a 502), also when a
  * storage request or an origin's socket could not be opened for it.
  */
-export function isExhaustedCode (code: unknown): boolean {
+function isExhaustedCode (code: unknown): boolean {
   return typeof code === 'string' && exhaustedCodes.has(code)
 }
 

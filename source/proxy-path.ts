@@ -39,11 +39,6 @@ export function rawPath (prefix: string, segments: readonly string[]): string | 
   return Buffer.from(value, 'utf8').toString('latin1')
 }
 
-/** The inverse of {@link rawPath}: a header byte string read as UTF-8. */
-export function fromRawPath (value: string): string {
-  return Buffer.from(value, 'latin1').toString('utf8')
-}
-
 /**
  * lighttpd: an absolute directory plus segments, every segment of both percent-encoded. Undefined
  * for a path with a control character or DEL: lighttpd decodes the value and then replaces each

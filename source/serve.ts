@@ -16,7 +16,7 @@ import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
 import { DEFAULT_CACHE_CONTROL, presentationHeaders } from './presentation.ts'
-import type { DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
+import type { FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
   /**

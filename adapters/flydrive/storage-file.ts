@@ -208,7 +208,7 @@ export class StorageFile implements DownloadFile {
     try {
       return await Promise.race([
         this.#driver.getSignedUrl(this.key, signOptions),
-        new Promise<never>((resolve, reject) => {
+        new Promise<never>((_resolve, reject) => {
           cancel = expireAfterPoll(timeout, () => { reject(new DownloadError('E_TIMEOUT', `StorageFile: signing ${JSON.stringify(this.key)} took more than ${timeout} ms`)) })
         })
       ])

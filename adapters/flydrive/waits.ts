@@ -15,7 +15,7 @@ export async function within<T> (operation: T | PromiseLike<T>, timeout: number,
   let cancel: (() => void) | undefined
   let onAbort: (() => void) | undefined
   try {
-    return await Promise.race([promise, new Promise<never>((resolve, reject) => {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
       const giveUp = (error: Error): void => {
         gaveUp = true
         reject(error)

@@ -1,4 +1,3 @@
-import type { FixtureName } from './fixtures.ts'
 import { KiB, MiB } from './fixtures.ts'
 import type { TargetId } from './targets.ts'
 

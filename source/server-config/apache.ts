@@ -12,7 +12,7 @@ function apacheString (value: string, what: string): string {
 // An entity-tag or an HTTP-date, and nothing else (a double quote is \x22 in an Apache string).
 const IF_RANGE_VALID = validIfRangePattern('\\x22')
 
-export function apacheDirectives (rules: readonly ConfigRule[]): string[] {
+function apacheDirectives (rules: readonly ConfigRule[]): string[] {
   return [
     '# mod_xsendfile (Debian: libapache2-mod-xsendfile 0.12; a2enmod xsendfile) takes the raw path',
     '# from X-Sendfile and serves it with Apache\'s own ranges and conditionals.',

@@ -303,7 +303,7 @@ function handleBlock (rule: ConfigRule, index: number): string[] {
   return lines
 }
 
-export function caddyReverseProxy (rules: readonly ConfigRule[], upstream: string): string[] {
+function caddyReverseProxy (rules: readonly ConfigRule[], upstream: string): string[] {
   const { host, port } = parseHostPort(upstream, 'upstream')
   const blocks = rules.flatMap((rule, i) => handleBlock(rule, i + 1))
   return [`reverse_proxy ${host}:${port} {`, ...blocks.map((l) => '\t' + l), '}']

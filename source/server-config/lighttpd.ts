@@ -11,7 +11,7 @@ function lighttpdString (value: string, what: string): string {
 }
 
 /** The proxy.server line with X-Sendfile switched on; lighttpd keeps these options per backend host. */
-export function lighttpdProxyServer (rules: readonly ConfigRule[], upstream: HostPort): string[] {
+function lighttpdProxyServer (rules: readonly ConfigRule[], upstream: HostPort): string[] {
   const roots = destinationDirs(rules).map((dir) => lighttpdString(dir, 'destinationDir'))
   return [
     ...rules.map((rule) => `# ${describeRule(rule)}`),

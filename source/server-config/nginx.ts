@@ -266,7 +266,7 @@ function remoteLocation (rule: ConfigRule, charset: string | undefined, trustedC
   ]
 }
 
-export function nginxLocations (rules: readonly ConfigRule[], trustedCertificate: string | false = DEFAULT_TRUSTED_CERTIFICATE): string[] {
+function nginxLocations (rules: readonly ConfigRule[], trustedCertificate: string | false = DEFAULT_TRUSTED_CERTIFICATE): string[] {
   const lines: string[] = []
   const seen = new Set<string>()
   // A location shared by several rules refuses symlinks when any of them counts on it.

@@ -107,7 +107,7 @@ export function describeRule (rule: ConfigRule): string {
 }
 
 /** The origin and base path of a sourceUrl rule (`http://o:9000/bucket/` → origin + `/bucket/`). */
-export function splitSourceUrl (sourceUrl: string): { origin: string, host: string, scheme: string, basePath: string } {
+export function splitSourceUrl (sourceUrl: string): { origin: string, host: string, basePath: string } {
   let url: URL
   try {
     url = new URL(sourceUrl)
@@ -117,7 +117,7 @@ export function splitSourceUrl (sourceUrl: string): { origin: string, host: stri
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new TypeError(`renderServerConfig(): sourceUrl must be an http(s) URL, got ${JSON.stringify(sourceUrl)}`)
   }
-  return { origin: url.origin, host: url.host, scheme: url.protocol.slice(0, -1), basePath: withSlash(url.pathname) }
+  return { origin: url.origin, host: url.host, basePath: withSlash(url.pathname) }
 }
 
 /** Whether a rule is the generic "any origin" form: URLs travel whole inside the redirect value. */
