@@ -11,7 +11,7 @@ import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './pla
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { DEFAULT_CACHE_CONTROL, NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
-import { appendPolicy, clearForError, servedDownload, servedPlan } from './serve.ts'
+import { appendPolicy, clearForError, nextInsideServe, servedPlan } from './serve.ts'
 import type { FileStat } from './types.ts'
 
 /**
@@ -47,17 +47,9 @@ import type { FileStat } from './types.ts'
  */
 export function offload (rules: OffloadRule | readonly OffloadRule[]): Middleware {
   const step = offloadStep(rules)
-  let warned = false
+  const nextChecked = nextInsideServe('offload() runs outside serve(), which has answered the download by then, so nothing is offloaded: mount serve() first, app.use(serve()); app.use(offload(rules)) — or use downloads({ rules })', 'KD_OFFLOAD_ORDER')
   return async function offloadMiddleware (ctx: Context, next: Next): Promise<void> {
-    // Mounted outside serve() (app.use(offload(rules)); app.use(serve())), it would find serve()'s
-    // stream where the Download was, and never offload, silently: said once, as a process warning,
-    // when a serve() below it did answer a Download.
-    const outside = !warned && servedPlan(ctx) === undefined
-    await next()
-    if (outside && !warned && servedDownload(ctx)) {
-      warned = true
-      process.emitWarning('offload() runs outside serve(), which has answered the download by then, so nothing is offloaded: mount serve() first, app.use(serve()); app.use(offload(rules)) — or use downloads({ rules })', { type: 'KoaDownloadsWarning', code: 'KD_OFFLOAD_ORDER' })
-    }
+    await nextChecked(ctx, next)
     await step(ctx)
   }
 }

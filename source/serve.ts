@@ -86,6 +86,25 @@ export function isServed (ctx: Context): boolean {
 }
 
 /**
+ * `next` for a middleware that acts on the Download on the way back and so must run inside serve()
+ * (offload(), presignedRedirect()): mounted outside, it would find serve()'s stream where the
+ * Download was and do nothing, silently. Said once, as a process warning (`message`, `code`), when
+ * a serve() below it did answer a Download: a request that had none (a health check on a route
+ * serve() is not mounted for) says nothing of the order.
+ */
+export function nextInsideServe (message: string, code: string): (ctx: Context, next: Next) => Promise<void> {
+  let warned = false
+  return async function nextChecked (ctx: Context, next: Next): Promise<void> {
+    const outside = !warned && servedPlan(ctx) === undefined
+    await next()
+    if (outside && !warned && servedDownload(ctx)) {
+      warned = true
+      process.emitWarning(message, { type: 'KoaDownloadsWarning', code })
+    }
+  }
+}
+
+/**
  * The plan options (`etag`, `lastModified` …) of the innermost serve() on this request's way back:
  * the one that answers what offload() leaves in `ctx.body`. Undefined without serve().
  */

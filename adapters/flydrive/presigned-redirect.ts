@@ -4,7 +4,7 @@ import { responseDownload } from '../../source/download.ts'
 import { toHttpError } from '../../source/errors.ts'
 import { codingToUndo, storedCoding } from '../../source/plan.ts'
 import { presentationHeaders } from '../../source/presentation.ts'
-import { clearForError, clientGone, servedDownload, servedPlan } from '../../source/serve.ts'
+import { clearForError, clientGone, nextInsideServe } from '../../source/serve.ts'
 import type { FileStat } from '../../source/types.ts'
 import { StorageFile } from './storage-file.ts'
 
@@ -46,18 +46,9 @@ export function presignedRedirect (options: PresignedRedirectOptions = {}): Midd
   }
   if (status !== 302 && status !== 307) throw new TypeError('presignedRedirect(): status must be 302 or 307')
 
-  let warned = false
+  const nextChecked = nextInsideServe('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', 'KD_PRESIGNED_REDIRECT_ORDER')
   return async function presignedRedirectMiddleware (ctx: Context, next: Next): Promise<void> {
-    // Mounted before downloads() (or without it), it would find serve()'s stream where the Download
-    // was, and never redirect, silently: said once, as a process warning.
-    // Only when a serve() below it did answer a Download: a request that had none (a health check
-    // on a route downloads() is not mounted for) says nothing of the order.
-    const outside = !warned && servedPlan(ctx) === undefined
-    await next()
-    if (outside && !warned && servedDownload(ctx)) {
-      warned = true
-      process.emitWarning('presignedRedirect() runs outside downloads() and serve(), so it never sees a Download to redirect: mount it after them, app.use(downloads()); app.use(presignedRedirect())', { type: 'KoaDownloadsWarning', code: 'KD_PRESIGNED_REDIRECT_ORDER' })
-    }
+    await nextChecked(ctx, next)
     // (none under ctx.respond = false: no URL is signed, and none goes on the app's own response)
     const download = responseDownload(ctx)
     if (download === undefined || !(download.file instanceof StorageFile)) return
