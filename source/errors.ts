@@ -36,6 +36,27 @@ export class DownloadError extends Error {
   }
 }
 
+/** The HTTP status a failure of this code is answered with. */
+export function statusOfCode (code: DownloadErrorCode): number {
+  return statusOf[code]
+}
+
+/**
+ * What an origin's or a storage's error status means, one table for the adapters and the generated
+ * proxy configurations: missing → 404, throttled or down → 503, timed out (408: the origin gave up
+ * waiting for the request) → 504. Any other error status is a failure (E_UPSTREAM, 502).
+ */
+export const UPSTREAM_STATUS_CODES: ReadonlyArray<{ readonly name: string, readonly code: DownloadErrorCode, readonly statuses: readonly number[] }> = [
+  { name: 'missing', code: 'E_NOT_FOUND', statuses: [404, 410] },
+  { name: 'unavailable', code: 'E_UNAVAILABLE', statuses: [429, 503] },
+  { name: 'timeout', code: 'E_TIMEOUT', statuses: [408, 504] }
+]
+
+/** The code of an origin's or a storage's error status (UPSTREAM_STATUS_CODES), else E_UPSTREAM. */
+export function upstreamStatusCode (status: number): DownloadErrorCode {
+  return UPSTREAM_STATUS_CODES.find(({ statuses }) => statuses.includes(status))?.code ?? 'E_UPSTREAM'
+}
+
 const notFoundCodes = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ELOOP', 'ERR_FS_EISDIR'])
 const forbiddenCodes = new Set(['EACCES', 'EPERM'])
 /** The process is out of descriptors or memory for now: the request may succeed later. */

@@ -1,4 +1,4 @@
-import { DownloadError, isExhaustion, notFound } from '../../source/errors.ts'
+import { DownloadError, isExhaustion, notFound, upstreamStatusCode } from '../../source/errors.ts'
 import { debug } from '../../source/debug.ts'
 
 const missingNames = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
@@ -41,18 +41,19 @@ export function storageError (error: unknown, what: string): Error {
   if (error instanceof DownloadError || isAbort(error)) return error as Error
   const status = statusOf(error)
   const code = codeOf(error)
+  const byStatus = status === undefined ? undefined : upstreamStatusCode(status)
   let result: DownloadError
-  if (status === 404 || status === 410 || (code !== undefined && (missingNames.has(code) || missingCodes.has(code)))) {
+  if (byStatus === 'E_NOT_FOUND' || (code !== undefined && (missingNames.has(code) || missingCodes.has(code)))) {
     result = notFound(`${what}: not found`, error)
   } else if (status === 412 || status === 416 || code === 'PreconditionFailed' || code === 'InvalidRange') {
     result = new DownloadError('E_CHANGED', `${what}: changed since its metadata was read`, { cause: error })
-  } else if (status === 429 || status === 503 || code === 'SlowDown') {
+  } else if (byStatus === 'E_UNAVAILABLE' || code === 'SlowDown') {
     result = new DownloadError('E_UNAVAILABLE', `${what}: storage unavailable (${status ?? code})`, { cause: error })
   } else if (isExhaustion(code)) {
     // This process is out of descriptors (the SDK's socket or name lookup, the fs driver's open):
     // it may succeed later.
     result = new DownloadError('E_UNAVAILABLE', `${what}: out of resources here (${code})`, { cause: error })
-  } else if (status === 408 || status === 504 || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code)) || isTimeoutType(error)) {
+  } else if (byStatus === 'E_TIMEOUT' || code === 'TimeoutError' || (code !== undefined && timeoutCodes.has(code)) || isTimeoutType(error)) {
     result = new DownloadError('E_TIMEOUT', `${what}: storage timed out`, { cause: error })
   } else {
     result = new DownloadError('E_UPSTREAM', `${what}: storage failed (${status ?? code ?? 'error'})`, { cause: error })

@@ -1,7 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { isHeaderSafe } from '../../source/download.ts'
-import { DownloadError, notFound } from '../../source/errors.ts'
+import { DownloadError, upstreamStatusCode } from '../../source/errors.ts'
 import { debug, redactUrl } from '../../source/debug.ts'
 import { parseEntityTag } from '../../source/etag.ts'
 import { formatHttpDate, parseHttpDate } from '../../source/http-date.ts'
@@ -469,13 +469,9 @@ function encodingProblem (response: IncomingMessage): string | undefined {
   return undefined
 }
 
+/** An origin's error status as the storages' and the generated proxy configurations' (UPSTREAM_STATUS_CODES). */
 function statusError (url: string, status: number): DownloadError {
-  if (status === 404 || status === 410) return notFound(`${url}: upstream ${status}`)
-  if (status === 503 || status === 429) return new DownloadError('E_UNAVAILABLE', `${url}: upstream ${status}`)
-  // 408: the origin gave up waiting (for the request): a timeout too, as the generated nginx and
-  // Caddy configurations and storage-error.ts map it.
-  if (status === 504 || status === 408) return new DownloadError('E_TIMEOUT', `${url}: upstream ${status}`)
-  return new DownloadError('E_UPSTREAM', `${url}: upstream ${status}`)
+  return new DownloadError(upstreamStatusCode(status), `${url}: upstream ${status}`)
 }
 
 /** The last path segment, percent-decoded (a malformed escape is kept as is); query and fragment dropped. */

@@ -1,3 +1,5 @@
+import { statusOfCode, UPSTREAM_STATUS_CODES } from '../errors.ts'
+
 /**
  * What the config generator reads from an offload rule: the normalised, readonly fields every rule
  * exposes. Structural on purpose, so any rule object (or a plain object in a config module) fits.
@@ -144,17 +146,14 @@ export function validIfRangePattern (dquote: string): string {
 }
 
 /**
- * An origin's error status → the status the proxy answers with, as the app maps a failing origin
- * when it streams (adapters: storage-error.ts, http-file.ts): missing → 404, throttled or down → 503,
- * timed out → 504. Any other status from 300 to 599 becomes 502, but those in
+ * An origin's error status → the status the proxy answers with, the table the app maps a failing
+ * origin or storage by when it streams (UPSTREAM_STATUS_CODES): missing → 404, throttled or down →
+ * 503, timed out → 504. Any other status from 300 to 599 becomes 502, but those in
  * `ORIGIN_STATUSES_PASSED_ON`: the origin's answers to the client's own conditional and range
  * headers.
  */
-export const ORIGIN_ERROR_STATUSES: ReadonlyArray<{ readonly name: string, readonly status: number, readonly codes: readonly number[] }> = [
-  { name: 'missing', status: 404, codes: [404, 410] },
-  { name: 'unavailable', status: 503, codes: [429, 503] },
-  { name: 'timeout', status: 504, codes: [408, 504] }
-]
+export const ORIGIN_ERROR_STATUSES: ReadonlyArray<{ readonly name: string, readonly status: number, readonly codes: readonly number[] }> =
+  UPSTREAM_STATUS_CODES.map(({ name, code, statuses }) => ({ name, status: statusOfCode(code), codes: statuses }))
 export const ORIGIN_STATUSES_PASSED_ON: readonly number[] = [304, 412, 416]
 
 /**
