@@ -57,7 +57,8 @@ export function upstreamStatusCode (status: number): DownloadErrorCode {
   return UPSTREAM_STATUS_CODES.find(({ statuses }) => statuses.includes(status))?.code ?? 'E_UPSTREAM'
 }
 
-const notFoundCodes = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ELOOP', 'ERR_FS_EISDIR'])
+/** The filesystem error codes of a file that is not there (or not a file), for every local source: a 404. */
+export const notFoundCodes: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR', 'ELOOP', 'ERR_FS_EISDIR'])
 const forbiddenCodes = new Set(['EACCES', 'EPERM'])
 /** The process is out of descriptors or memory for now: the request may succeed later. */
 const exhaustedCodes = new Set(['EMFILE', 'ENFILE', 'ENOMEM'])

@@ -1,8 +1,7 @@
-import { DownloadError, isExhaustion, notFound, upstreamStatusCode } from '../../source/errors.ts'
+import { DownloadError, isExhaustion, notFound, notFoundCodes, upstreamStatusCode } from '../../source/errors.ts'
 import { debug } from '../../source/debug.ts'
 
 const missingNames = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket'])
-const missingCodes = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'ELOOP', 'ERR_FS_EISDIR'])
 const timeoutCodes = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 /** node-fetch 2's FetchError (the GCS SDK's transport) says "timeout" in `type`, with no code. */
 const timeoutTypes = new Set(['request-timeout', 'body-timeout'])
@@ -43,7 +42,7 @@ export function storageError (error: unknown, what: string): Error {
   const code = codeOf(error)
   const byStatus = status === undefined ? undefined : upstreamStatusCode(status)
   let result: DownloadError
-  if (byStatus === 'E_NOT_FOUND' || (code !== undefined && (missingNames.has(code) || missingCodes.has(code)))) {
+  if (byStatus === 'E_NOT_FOUND' || (code !== undefined && (missingNames.has(code) || notFoundCodes.has(code)))) {
     result = notFound(`${what}: not found`, error)
   } else if (status === 412 || status === 416 || code === 'PreconditionFailed' || code === 'InvalidRange') {
     result = new DownloadError('E_CHANGED', `${what}: changed since its metadata was read`, { cause: error })
