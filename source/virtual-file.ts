@@ -3,7 +3,7 @@ import type { TransformCallback } from 'node:stream'
 import { debug } from './debug.ts'
 import { isHeaderSafe } from './download.ts'
 import { DownloadError } from './errors.ts'
-import { contentEtag } from './etag.ts'
+import { contentEtag, parseEntityTag } from './etag.ts'
 import { settledBeforeSent } from './guarded-stream.ts'
 import type { ByteRange, DownloadFile, FileStat } from './types.ts'
 
@@ -52,7 +52,7 @@ export class VirtualFile implements DownloadFile {
     const { size, lastModified, etag, contentType } = options
     if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) throw new TypeError('VirtualFile: size must be a non-negative integer')
     if (lastModified !== undefined && !(lastModified instanceof Date && !Number.isNaN(lastModified.getTime()))) throw new TypeError('VirtualFile: lastModified must be a valid Date')
-    if (etag !== undefined && !/^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/.test(etag)) throw new TypeError('VirtualFile: etag must be a quoted entity-tag, e.g. "v1" or W/"v1"')
+    if (etag !== undefined && (typeof etag !== 'string' || parseEntityTag(etag) === undefined)) throw new TypeError('VirtualFile: etag must be a quoted entity-tag, e.g. "v1" or W/"v1"')
     if (contentType !== undefined && typeof contentType !== 'string') throw new TypeError('VirtualFile: contentType must be a string')
     if (contentType !== undefined && (contentType === '' || !isHeaderSafe(contentType))) throw new TypeError('VirtualFile: contentType must be a non-empty header value without control characters')
     this.name = options.name
