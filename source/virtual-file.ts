@@ -78,11 +78,13 @@ export class VirtualFile implements DownloadFile {
       const known = this.#etag ?? etag
       if (known !== undefined) return { size: bytes.length, etag: known, lastModified, contentType }
       // The content hash is taken when first read (synchronously: about 0.65 ms per MiB), and then
-      // kept: never for a serve({ etag: false }), which sends and compares none.
+      // kept: never for a serve({ etag: false }), which sends and compares none. A subclass may
+      // still set the field (`stat.etag = '"v2"'`): it becomes a plain value.
       const file = this
       return {
         size: bytes.length,
         get etag (): string { return (file.#etag ??= contentEtag(bytes)) },
+        set etag (value: string | undefined) { Object.defineProperty(this, 'etag', { value, writable: true, enumerable: true, configurable: true }) },
         lastModified,
         contentType
       }

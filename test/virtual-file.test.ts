@@ -99,6 +99,18 @@ test('virtual-file: the content hash is taken only when the ETag is read: never 
   await res.arrayBuffer()
   t.is(res.headers.get('etag'), expectedEtag(textBytes))
   t.true(reads > 0)
+  // A subclass that sets its own tag on the stat (a version from a database) still can.
+  class Versioned extends VirtualFile {
+    override async stat (): ReturnType<VirtualFile['stat']> {
+      const stat = await super.stat()
+      stat.etag = '"v42"'
+      return Object.assign(stat, { lastModified: new Date(0) })
+    }
+  }
+  const versioned = await fetch(await listen(t, downloadApp((ctx) => { ctx.body = new Versioned(textBytes, { name: 'a.bin' }) })))
+  await versioned.arrayBuffer()
+  t.is(versioned.status, 200)
+  t.is(versioned.headers.get('etag'), '"v42"')
 })
 
 test('virtual-file: same content → same ETag (string, Buffer, Uint8Array alike); different content → different ETag', async t => {
