@@ -298,7 +298,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
-      if (!Buffer.isBuffer(body.data)) body.data.once('error', noteSourceFailure.bind(ctx.res, signal))
+      if (!Buffer.isBuffer(body.data)) body.data.prependOnceListener('error', noteSourceFailure.bind(ctx.res, signal))
       // The client left while the source was being opened: nothing will pipe the body, and over
       // HTTP/2 neither Koa's respond() nor its on-finished hook destroys a body set on a closed
       // response (a stream reset before the headers leaked its descriptor or generator each time).
@@ -396,18 +396,20 @@ function appendVary (res: ServerResponse, field: string): void {
 /** Responses whose connection resetOnFailure() reset. */
 const resetBySource = new WeakSet<ServerResponse>()
 
-/** Errors a body failed with while its client was still there: the source's own failures. */
-const sourceFailures = new WeakSet<object>()
+/** The error a response's body failed with while its client was still there: the source's own failure. */
+const sourceFailures = new WeakMap<ServerResponse, Error>()
 
 /**
- * The body's 'error' listener (bound to the response, before Koa pipes it): a failure while the
- * client is still connected is the source's, whatever its code. A source that is the app's own
+ * The body's first 'error' listener (bound to the response, before Koa pipes it): a failure while
+ * the client is still connected is the source's, whatever its code. A source that is the app's own
  * upstream response, reset by its origin, fails with ECONNRESET, the code a client leaving gives.
- * When the client leaves first, its 'close' has aborted the signal before the pipe destroys the body.
+ * When the client leaves first, its 'close' has aborted the signal before the pipe destroys the
+ * body. (resetOnFailure(), for an HTTP/1.0 body of unknown length, has reset the connection just
+ * before: that is this failure's doing.)
  */
 function noteSourceFailure (this: ServerResponse, signal: AbortSignal, error: unknown): void {
-  if (signal.aborted || this.destroyed || this.socket?.destroyed === true) return
-  if (typeof error === 'object' && error !== null) sourceFailures.add(error)
+  if (signal.aborted || !(error instanceof Error)) return
+  if (resetBySource.has(this) || (!this.destroyed && this.socket?.destroyed !== true)) sourceFailures.set(this, error)
 }
 
 /**
@@ -624,12 +626,21 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
     state.original.call(this, error)
     return
   }
-  if (error === state.reported) return
+  // One report per request: what Koa passes on after it (the pipe's premature close, the same
+  // error from the body's listener) is its consequence.
+  if (state.reported !== undefined) return
+  // A body that failed while its client was there: the source's failure is reported, whatever
+  // Koa passes on first, and whatever its code says.
+  const sourceFailure = sourceFailures.get(this.res)
+  if (sourceFailure !== undefined) {
+    state.reported = sourceFailure
+    state.original.call(this, sourceFailure)
+    return
+  }
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
-  // A connection resetOnFailure() reset, or a body failing while its client was there, was the
-  // source's failure, whatever its code says.
-  const sourceReset = resetBySource.has(this.res) || (typeof error === 'object' && sourceFailures.has(error))
+  // A connection resetOnFailure() reset was the source's failure (one that closed without ending).
+  const sourceReset = resetBySource.has(this.res)
   if (state.signal.aborted && !sourceReset) {
     clientWentAway(this, state, error)
     return

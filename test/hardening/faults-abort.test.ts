@@ -254,5 +254,31 @@ test.serial('NODE_DEBUG=koa-downloads: a client leaving says "client went away" 
   t.is(gone.filter((line) => line.includes('/file: client went away (')).length, 6, stderr)
   t.is(gone.filter((line) => line.includes('/slow: client went away (')).length, 6, stderr)
   t.is(gone.length, 12, stderr)
+  // The reason is the failure's own (the signal's, for a stat() the leaving aborted), not the status text thrown for it.
+  t.true(gone.filter((line) => line.endsWith('/slow: client went away (client went away)')).length >= 3, stderr)
+  t.false(stderr.includes('Internal Server Error'), stderr)
   t.false(/ failed: /.test(stderr), stderr)
+})
+
+test.serial('a source failing mid-body with a client\'s error code (ERR_STREAM_PREMATURE_CLOSE from an inner pipeline, ECONNRESET, EPIPE) is reported once, as its own error, over HTTP/1.1 and to an HTTP/1.0 client (whose connection is reset first)', async t => {
+  const app = await startApp((ctx) => {
+    const code = String(ctx.query.code)
+    const source = new Readable({ read () {} })
+    source.push(Buffer.alloc(64 * 1024))
+    setTimeout(() => { source.destroy(Object.assign(new Error(`the source broke (${code})`), { code })) }, 50)
+    ctx.body = new VirtualFile(source, { name: 'export.bin' })
+  })
+  t.teardown(app.close)
+  for (const code of ['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']) {
+    for (const version of ['1.1', '1.0']) {
+      const before = app.errors.length
+      const socket = connect(app.port, '127.0.0.1', () => { socket.write(`GET /?code=${code} HTTP/${version}\r\nHost: x\r\n\r\n`) })
+      socket.on('data', () => {})
+      socket.on('error', () => {})
+      await new Promise((resolve) => { socket.on('close', resolve) })
+      t.true(await settle(() => app.errors.length > before), `${code} HTTP/${version}: reported`)
+      await new Promise((resolve) => { setTimeout(resolve, 100) })
+      t.deepEqual(app.errors.slice(before).map((error) => error.message), [`the source broke (${code})`], `${code} HTTP/${version}`)
+    }
+  }
 })
