@@ -165,17 +165,28 @@ export function fromFsError (error: unknown, what: string): unknown {
   if (error instanceof DownloadError) return error
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code !== 'string') return error
-  if (notFoundCodes.has(code)) return new DownloadError('E_NOT_FOUND', `${what}: ${printable((error as Error).message)}`, { cause: error })
-  if (forbiddenCodes.has(code)) return new DownloadError('E_FORBIDDEN', `${what}: ${printable((error as Error).message)}`, { cause: error })
+  // Node's fs message quotes the path as it was, and the error goes on as the `cause` that logs
+  // print (Koa's stack of a 5xx, Node's inspect): its control characters are escaped in place.
+  if (error instanceof Error) escapeMessage(error)
+  if (notFoundCodes.has(code)) return new DownloadError('E_NOT_FOUND', `${what}: ${(error as Error).message}`, { cause: error })
+  if (forbiddenCodes.has(code)) return new DownloadError('E_FORBIDDEN', `${what}: ${(error as Error).message}`, { cause: error })
   return error
+}
+
+/** `error`'s message, and the same text at the head of its stack, with control characters escaped. */
+function escapeMessage (error: Error): void {
+  const raw = error.message
+  const safe = printable(raw)
+  if (safe === raw) return
+  error.message = safe
+  if (typeof error.stack === 'string') error.stack = error.stack.replace(raw, safe)
 }
 
 const SHORT_ESCAPES: Partial<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
 
 /**
- * `text` with its control characters escaped (`\n`, `\x1b`): Node's fs messages quote the path as
- * it was, and a path from a request (`/files/x%0AINFO …`) would otherwise start a forged line in
- * the app's log.
+ * `text` with its control characters escaped (`\n`, `\x1b`): a path from a request
+ * (`/files/x%0AINFO …`) would otherwise start a forged line in the app's log.
  */
 function printable (text: string): string {
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => SHORT_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)

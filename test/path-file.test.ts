@@ -496,4 +496,8 @@ test('path-file: a missing path with control characters (from a request URL) fai
   }
   const error = await t.throwsAsync(new PathFile('x\nINFO', { root }).stat())
   t.is(error?.message, `PathFile: ENOENT: no such file or directory, open '${join(root, 'x')}\\nINFO'`)
+  // The fs error goes on as its cause, which logs print (Node's inspect, Koa's stack of a 5xx): escaped too.
+  const cause = error?.cause as Error
+  t.is(cause.message, `ENOENT: no such file or directory, open '${join(root, 'x')}\\nINFO'`)
+  t.false((cause.stack ?? '').includes('x\nINFO'), cause.stack)
 })
