@@ -76,8 +76,12 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[], where 
   // location for (it fell through to `location /`, with the client's headers), or a client that
   // reached the app without nginx: the app's own 404 is all anyone would see. Said once.
   const internalPrefixes = list.flatMap((rule) => {
-    const prefix = (rule as { destinationUrl?: unknown }).destinationUrl
-    return rule.backend === 'nginx' && typeof prefix === 'string' && prefix !== '/' ? [prefix] : []
+    const fields = rule as { destinationUrl?: unknown, mapping?: ReadonlyArray<{ destinationUrl: string }>, allow?: readonly string[] }
+    const prefixes = rule.backend === 'nginx' && typeof fields.destinationUrl === 'string'
+      ? [fields.destinationUrl]
+      // negotiated(): its mapping's locations, when nginx may ask for X-Accel-Redirect
+      : rule.backend === 'negotiated' && fields.allow?.includes('X-Accel-Redirect') === true && Array.isArray(fields.mapping) ? fields.mapping.map((entry) => entry.destinationUrl) : []
+    return prefixes.filter((prefix) => prefix !== '/')
   })
   let fellThroughWarned = false
   return async function offloadResponse (ctx: Context): Promise<void> {
@@ -87,7 +91,7 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[], where 
         const prefix = internalPrefixes.find((candidate) => ctx.path.startsWith(candidate))
         if (prefix !== undefined) {
           fellThroughWarned = true
-          process.emitWarning(`${ctx.method} ${JSON.stringify(ctx.path.slice(0, 200))} reached the app (404), under the destinationUrl ${prefix} of an nginx rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)`, { type: 'KoaDownloadsWarning', code: 'KD_DESTINATION_REACHED_APP' })
+          process.emitWarning(`${ctx.method} ${JSON.stringify(ctx.path.slice(0, 200))} reached the app (404), under the destinationUrl ${prefix} of an X-Accel-Redirect rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)`, { type: 'KoaDownloadsWarning', code: 'KD_DESTINATION_REACHED_APP' })
         }
       }
       return

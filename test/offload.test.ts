@@ -511,6 +511,47 @@ test('a malformed If-Modified-Since / If-Unmodified-Since / If-Match / If-None-M
   }
 })
 
+test('a GET whose Range has a number past 64 bits (a client\'s "to the end") is streamed where the server shows the app\'s validators, as the satisfiable range; a HEAD, 18 digits or leading zeros, and the other servers are offloaded', async (t) => {
+  const local = new PathFile(`${fixtureRoot}/digits.txt`)
+  const both: DownloadFile = { ...urlFile('https://cdn.example/media/digits.txt', 'digits.txt'), path: `${fixtureRoot}/digits.txt` }
+  const cases: Array<[string, Parameters<typeof downloads>[0], DownloadFile, boolean]> = [
+    ['nginx, local file', { rules: [protectedNginx] }, local, true],
+    ['negotiated X-Accel-Redirect', { rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [fixtureRoot]: '/protected/' } })] }, local, true],
+    ['apache', { rules: [apache({ sourceDir: fixtureRoot, destinationDir: fixtureRoot })] }, local, true],
+    ['lighttpd', { rules: [lighttpd({ sourceDir: fixtureRoot, destinationDir: fixtureRoot })] }, local, true],
+    ['caddy (its block drops such a Range)', { rules: [caddy({ sourceDir: fixtureRoot, destinationUrl: '/protected/' })] }, local, false],
+    ['nginx, a file matched by its url (the origin reads the Range)', { rules: [nginx({ sourceUrl: 'https://cdn.example/media/', destinationUrl: '/_origin/' })] }, both, false]
+  ]
+  const huge: Array<[string, string]> = [
+    ['bytes=990-18446744073709551615', 'bytes 990-999/1000'],
+    ['bytes=990-9223372036854775807', 'bytes 990-999/1000'],
+    ['bytes=-99999999999999999999', 'bytes 0-999/1000'],
+    ['bytes=0-0,990-1000000000000000000', 'bytes 0-0/1000']
+  ]
+  const offloadedAlways = ['bytes=990-999999999999999999', 'bytes=000000000000000000000990-999']
+  for (const [label, options, file, streams] of cases) {
+    const app = downloadApp((ctx) => { ctx.body = file }, options)
+    for (const [range, contentRange] of huge) {
+      // (several ranges of a file at an origin are streamed anyway: the origin's multipart body)
+      if (file === both && range.includes(',')) continue
+      const res = await request(app.callback()).get('/').set('X-Sendfile-Type', 'X-Accel-Redirect').set('Range', range)
+      const offloaded = res.headers['x-accel-redirect'] !== undefined || res.headers['x-sendfile'] !== undefined
+      t.is(offloaded, !streams, `${label}: ${range}`)
+      if (streams && !range.includes(',')) {
+        t.is(res.status, 206, `${label}: ${range}`)
+        t.is(res.headers['content-range'], contentRange, `${label}: ${range}`)
+      }
+      if (streams && range.includes(',')) t.is(res.status, 206, `${label}: ${range} (multipart)`)
+      const head = await request(app.callback()).head('/').set('X-Sendfile-Type', 'X-Accel-Redirect').set('Range', range)
+      t.true(head.headers['x-accel-redirect'] !== undefined || head.headers['x-sendfile'] !== undefined, `${label}: HEAD ${range}`)
+    }
+    for (const range of offloadedAlways) {
+      const res = await request(app.callback()).get('/').set('X-Sendfile-Type', 'X-Accel-Redirect').set('Range', range)
+      t.true(res.headers['x-accel-redirect'] !== undefined || res.headers['x-sendfile'] !== undefined, `${label}: ${range}`)
+    }
+  }
+})
+
 test('nginx remote: any http(s) URL through /_remote/, signed query kept, % doubled', async (t) => {
   const app = downloadApp((ctx) => { ctx.body = urlFile('http://127.0.0.1:9000/bucket/k%20x.bin?X-Amz-Signature=a%2Fb') }, { rules: [nginx({ remote: true, destinationUrl: '/_remote/' })] })
   const res = await request(app.callback()).get('/')
@@ -808,7 +849,15 @@ test.serial('offload(): a request under an nginx rule\'s destinationUrl that rea
   await new Promise((resolve) => setImmediate(resolve))
   t.is(warnings.length, 1)
   t.is(warnings[0]?.name, 'KoaDownloadsWarning')
-  t.is(warnings[0]?.message, 'GET "/protected-typo/digits.txt" reached the app (404), under the destinationUrl /protected-typo/ of an nginx rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)')
+  t.is(warnings[0]?.message, 'GET "/protected-typo/digits.txt" reached the app (404), under the destinationUrl /protected-typo/ of an X-Accel-Redirect rule, which nginx serves from an internal location: nginx has no location for it (its X-Accel-Redirect fell through to the app: regenerate the config with koa-downloads config nginx), or a client reached the app without nginx (SECURITY.md)')
+  // A negotiated() mapping's location, when it may answer with X-Accel-Redirect, alike.
+  const mapped = new Koa()
+  mapped.use(downloads({ rules: [negotiated({ allow: ['X-Accel-Redirect'], mapping: { [fixtureRoot]: '/mapped' } })] }))
+  mapped.use(() => {})
+  t.is((await request(mapped.callback()).get('/mapped/digits.txt')).status, 404)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(warnings.length, 2)
+  t.regex(warnings[1]?.message ?? '', /^GET "\/mapped\/digits\.txt" reached the app \(404\), under the destinationUrl \/mapped\//)
 })
 
 test.serial('offload(): mounted outside serve() it cannot offload (serve() answered first): the file is streamed and one process warning says how to mount it; mounted inside, no warning', async (t) => {
