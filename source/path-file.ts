@@ -285,7 +285,14 @@ export class PathFile implements DownloadFile {
     // a thread-pool thread waiting for a writer (sameFile() refuses it just below).
     const root = this.#realRoot
     const checked = root !== undefined && fdPaths === true
-    const fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+    let fd: number
+    try {
+      fd = await openOf(checked ? this.path ?? seen.real : seen.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
+    } catch (error) {
+      // As stat() reports them: a file gone or unreadable is a DownloadError (E_NOT_FOUND,
+      // E_FORBIDDEN), and the fs message's path has its control characters escaped.
+      throw fromFsError(error, 'PathFile')
+    }
     try {
       const real = checked ? fdPath(fd) : undefined
       if (root !== undefined && real !== undefined && !insideKnownRoot(real, root)) await confineAgain(real, root)

@@ -501,3 +501,17 @@ test('path-file: a missing path with control characters (from a request URL) fai
   t.is(cause.message, `ENOENT: no such file or directory, open '${join(root, 'x')}\\nINFO'`)
   t.false((cause.stack ?? '').includes('x\nINFO'), cause.stack)
 })
+
+test('path-file: a file removed between stat() and open() fails open() as stat() fails for a missing file: E_NOT_FOUND (a 404) with the fs error as its cause, control characters escaped', async t => {
+  const root = await mkdtemp(join(temp, 'gone-'))
+  const name = 'x\nINFO forged'
+  await writeFile(join(root, name), 'bytes')
+  const file = new PathFile(name, { root })
+  await file.stat()
+  await rm(join(root, name))
+  const error = await t.throwsAsync(file.open())
+  t.is((error as { code?: string }).code, 'E_NOT_FOUND')
+  t.is((error as { status?: number }).status, 404)
+  t.is(((error as Error).cause as { code?: string }).code, 'ENOENT')
+  t.false(/[\u0000-\u001f]/.test(error?.message ?? ''), error?.message)
+})
