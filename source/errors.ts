@@ -159,7 +159,8 @@ export function statusFor (error: unknown): number {
 /**
  * A filesystem failure as the DownloadError that names it (missing → E_NOT_FOUND, refused →
  * E_FORBIDDEN, with the fs error as `cause`): a route that calls a PathFile's stat() itself sees
- * the same error whether the file is missing or outside its root. Anything else is left as it is.
+ * the same error whether the file is missing or outside its root. Anything else is left as it is
+ * (its message escaped, below).
  */
 export function fromFsError (error: unknown, what: string): unknown {
   if (error instanceof DownloadError) return error
