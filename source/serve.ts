@@ -298,7 +298,10 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
-      if (!Buffer.isBuffer(body.data)) body.data.prependOnceListener('error', noteSourceFailure.bind(ctx.res, signal))
+      if (!Buffer.isBuffer(body.data)) {
+        body.data.prependOnceListener('error', noteSourceFailure.bind(ctx, signal, body.data))
+        body.data.prependOnceListener('close', noteSourceClose.bind(ctx, signal, body.data, file.name))
+      }
       // The client left while the source was being opened: nothing will pipe the body, and over
       // HTTP/2 neither Koa's respond() nor its on-finished hook destroys a body set on a closed
       // response (a stream reset before the headers leaked its descriptor or generator each time).
@@ -396,20 +399,31 @@ function appendVary (res: ServerResponse, field: string): void {
 /** Responses whose connection resetOnFailure() reset. */
 const resetBySource = new WeakSet<ServerResponse>()
 
-/** The error a response's body failed with while its client was still there: the source's own failure. */
-const sourceFailures = new WeakMap<ServerResponse, Error>()
+/** The body a response's source failed in, while its client was still there, and the error: the source's own failure. */
+const sourceFailures = new WeakMap<ServerResponse, { readonly stream: Readable, readonly error: Error }>()
 
 /**
- * The body's first 'error' listener (bound to the response, before Koa pipes it): a failure while
+ * The body's first 'error' listener (bound to the request, before Koa pipes it): a failure while
  * the client is still connected is the source's, whatever its code. A source that is the app's own
  * upstream response, reset by its origin, fails with ECONNRESET, the code a client leaving gives.
  * When the client leaves first, its 'close' has aborted the signal before the pipe destroys the
  * body. (resetOnFailure(), for an HTTP/1.0 body of unknown length, has reset the connection just
  * before: that is this failure's doing.)
  */
-function noteSourceFailure (this: ServerResponse, signal: AbortSignal, error: unknown): void {
+function noteSourceFailure (this: Context, signal: AbortSignal, stream: Readable, error: unknown): void {
+  const res = this.res
   if (signal.aborted || !(error instanceof Error)) return
-  if (resetBySource.has(this) || (!this.destroyed && this.socket?.destroyed !== true)) sourceFailures.set(this, error)
+  if (resetBySource.has(res) || (!res.destroyed && res.socket?.destroyed !== true)) sourceFailures.set(res, { stream, error })
+}
+
+/**
+ * The body's first 'close' listener: a body closed before its end, with no error, while its client
+ * was there (a cursor closed, a child process killed: `destroy()` with nothing to say) failed too.
+ * (A sized one is guarded: it fails with an error of its own.)
+ */
+function noteSourceClose (this: Context, signal: AbortSignal, stream: Readable, name: string): void {
+  if (stream.readableEnded || (stream.errored !== null && stream.errored !== undefined) || sourceFailures.has(this.res)) return
+  noteSourceFailure.call(this, signal, stream, new DownloadError('E_UPSTREAM', `${JSON.stringify(name)}: the source closed before its end`))
 }
 
 /**
@@ -626,16 +640,25 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
     state.original.call(this, error)
     return
   }
-  // One report per request: what Koa passes on after it (the pipe's premature close, the same
-  // error from the body's listener) is its consequence.
-  if (state.reported !== undefined) return
-  // A body that failed while its client was there: the source's failure is reported, whatever
-  // Koa passes on first, and whatever its code says.
-  const sourceFailure = sourceFailures.get(this.res)
-  if (sourceFailure !== undefined) {
-    state.reported = sourceFailure
-    state.original.call(this, sourceFailure)
-    return
+  if (error === state.reported) return
+  const code = (error as { code?: string } | null)?.code
+  const pipeCode = code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE'
+  // A body that failed while its client was there: what Koa passes on for it — the pipe's
+  // premature close or a reset, or anything once the headers went out — is its consequence, and
+  // the source's own failure is reported instead, once, whatever its code. Before the headers, any
+  // other error (a middleware that threw after next()) is the response's outcome: sent and
+  // reported as it is.
+  // (Only while that body is still the response's: a middleware may have put another in its place.)
+  if (this.res.headersSent || pipeCode) {
+    const failed = sourceFailures.get(this.res)
+    const sourceFailure = failed !== undefined && failed.stream === this.body ? failed.error : undefined
+    if (sourceFailure !== undefined) {
+      if (sourceFailure === state.reported) return
+      state.reported = sourceFailure
+      state.original.call(this, sourceFailure)
+      return
+    }
+    if (this.res.headersSent && state.reported !== undefined) return
   }
   // The client left first: whatever failed after that (an upstream request aborted by this very
   // signal, a stat or open that lost its caller) is a consequence of the abort, not a server fault.
@@ -645,8 +668,7 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
     clientWentAway(this, state, error)
     return
   }
-  const code = (error as { code?: string } | null)?.code
-  if (!sourceReset && (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE')) {
+  if (!sourceReset && pipeCode) {
     // A client that resets its connection while the download is still being prepared (an upstream
     // request, a generated stream's first bytes): Koa passes on the socket's ECONNRESET before the
     // response's 'close' aborts our signal, and before the request counts as destroyed.

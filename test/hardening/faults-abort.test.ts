@@ -282,3 +282,79 @@ test.serial('a source failing mid-body with a client\'s error code (ERR_STREAM_P
     }
   }
 })
+
+test.serial('an error a middleware throws after next() is the response\'s outcome, sent and reported, although the unsent body\'s source had failed meanwhile with a client\'s code', async t => {
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(async (ctx, next) => {
+    await next()
+    // e.g. an audit log written after the route, then a quota decided
+    await new Promise((resolve) => { setTimeout(resolve, 50) })
+    ctx.throw(403, 'quota exceeded')
+  })
+  app.use(downloads())
+  app.use((ctx) => {
+    const source = new Readable({ read () {} })
+    source.push('id,name\n')
+    setTimeout(() => { source.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' })) }, 10)
+    ctx.body = new VirtualFile(source, { name: 'export.csv' })
+  })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  t.is(res.status, 403)
+  t.is(await res.text(), 'quota exceeded')
+  await new Promise((resolve) => { setTimeout(resolve, 100) })
+  t.deepEqual(errors.map((error) => error.message), ['quota exceeded'])
+})
+
+test.serial('a source of unknown length closed before its end with no error (a cursor closed, a child killed) is reported once, over HTTP/1.1 and 1.0, not taken for a client leaving', async t => {
+  const app = await startApp((ctx) => {
+    let chunks = 0
+    const source = new Readable({ read () { if (chunks++ < 5) this.push(Buffer.alloc(16384)) } })
+    setTimeout(() => { source.destroy() }, 100)
+    ctx.body = new VirtualFile(source, { name: 'x.bin' })
+  })
+  t.teardown(app.close)
+  for (const version of ['1.1', '1.0']) {
+    const before = app.errors.length
+    const socket = connect(app.port, '127.0.0.1', () => { socket.write(`GET / HTTP/${version}\r\nHost: x\r\n\r\n`) })
+    socket.on('data', () => {})
+    socket.on('error', () => {})
+    await new Promise((resolve) => { socket.on('close', resolve) })
+    t.true(await settle(() => app.errors.length > before), `HTTP/${version}: reported`)
+    await new Promise((resolve) => { setTimeout(resolve, 100) })
+    t.deepEqual(app.errors.slice(before).map((error) => error.message), ['"x.bin": the source closed before its end'], `HTTP/${version}`)
+  }
+})
+
+test.serial('a download whose source failed, replaced by a middleware with a stream of its own: a client leaving that stream is not reported as the first source\'s failure', async t => {
+  const app = new Koa()
+  const errors: Error[] = []
+  app.on('error', (error: Error) => { errors.push(error) })
+  app.use(async (ctx, next) => {
+    await next()
+    await new Promise((resolve) => { setTimeout(resolve, 50) })
+    // the export failed: an apology page of its own, streamed slowly
+    const page = new Readable({ read () {} })
+    const timer = setInterval(() => { page.push(Buffer.alloc(16384)) }, 5)
+    page.on('close', () => { clearInterval(timer) })
+    ctx.body = page
+  })
+  app.use(downloads())
+  app.use((ctx) => {
+    const source = new Readable({ read () {} })
+    source.push('id,name\n')
+    setTimeout(() => { source.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' })) }, 10)
+    ctx.body = new VirtualFile(source, { name: 'export.csv' })
+  })
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const { raw } = await clientRequest((server.address() as AddressInfo).port, '/', {}, (got, c) => { if (got > 100_000) c.abort() })
+  t.true(raw.length > 100_000)
+  await new Promise((resolve) => { setTimeout(resolve, 200) })
+  t.deepEqual(errors.map((error) => error.message), [])
+})
