@@ -315,7 +315,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       ctx.compress = false
       // Koa gave a buffer body its length, and took it from a stream body.
       if (body.length !== undefined && !Buffer.isBuffer(body.data)) ctx.length = body.length
-      else if (body.length === undefined && !Buffer.isBuffer(body.data) && ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 0) resetOnFailure(ctx.res, body.data)
+      else if (body.length === undefined && !Buffer.isBuffer(body.data) && ctx.req.httpVersionMajor === 1 && ctx.req.httpVersionMinor === 0) resetOnFailure(ctx, body.data)
       return
     }
   } finally {
@@ -433,10 +433,12 @@ function noteSourceClose (this: Context, signal: AbortSignal, stream: Readable, 
  * §6.3). A failing body resets the connection instead (RST), which clients and proxies report as
  * a cut transfer. Listeners put first: Koa's pipeline closes the socket (FIN) on the same events.
  */
-function resetOnFailure (res: ServerResponse, stream: Readable): void {
+function resetOnFailure (ctx: Context, stream: Readable): void {
+  const res = ctx.res
   const socket = res.socket
   const reset = (): void => {
-    if (socket === null || socket.destroyed || stream.readableEnded) return
+    // (Not a body a middleware replaced: Koa closes the old stream, and the new body is sent whole.)
+    if (socket === null || socket.destroyed || stream.readableEnded || ctx.body !== stream) return
     // The reset closes the response, which aborts the download's signal as a client leaving
     // would: the failure is still the source's, and reported (onDownloadError).
     resetBySource.add(res)
@@ -672,7 +674,9 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
     // A client that resets its connection while the download is still being prepared (an upstream
     // request, a generated stream's first bytes): Koa passes on the socket's ECONNRESET before the
     // response's 'close' aborts our signal, and before the request counts as destroyed.
-    if (this.res.headersSent || this.req.destroyed || this.req.socket?.destroyed === true) {
+    // (Not `req.destroyed`: a request whose body was read to its end is destroyed too, its client
+    // still there, and the error must get its response.)
+    if (this.res.headersSent || this.req.socket?.destroyed === true || clientGone(this.res)) {
       clientWentAway(this, state, error)
       return
     }
