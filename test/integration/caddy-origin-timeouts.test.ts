@@ -17,10 +17,11 @@ import type { RunningProxy } from '../helpers/proxies.ts'
 // Caddy waits for an origin without limit unless its transport says otherwise: a fixed origin
 // (`caddy({ sourceUrl })`) that accepted the connection and then said nothing held the client's
 // download open with nothing sent. The generated block sets nginx's defaults (60 s for the
-// response headers, 60 s between reads); here they are shortened to 2 s in the generated text, so
+// response headers, 60 s between reads); here they are shortened to 3 s in the generated text, so
 // that the test shows what those two lines do in the real Caddy without waiting a minute. (1 s
-// flaked once under the full suite: the origin runs in this test's process, and on two busy cores
-// that process went a second without sending, so Caddy's read from it timed out.)
+// flaked once under the full suite, and 2 s once in a clean-clone CI run: the origin runs in this
+// test's process, and on two busy cores that process went that long without sending, so Caddy's
+// read from it timed out.)
 
 const body = randomBytes(1024 * 1024)
 /** More than the sockets' buffers hold, so that a client that stops reading stops Caddy's reads from the origin. */
@@ -62,7 +63,7 @@ if (caddyTest.available) {
         const config = renderServerConfig('caddy', rules, { full: { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${appPort}`, prefix } })
         const timeouts = config.split('\n').map((line) => line.trim()).filter((line) => line.endsWith(' 60s'))
         if (timeouts.join('|') !== Array(3).fill('response_header_timeout 60s|read_timeout 60s').join('|')) throw new Error(`the generated timeouts changed: ${timeouts.join(', ')}`)
-        return config.replaceAll(' 60s\n', ' 2s\n')
+        return config.replaceAll(' 60s\n', ' 3s\n')
       }
     })
     state = { app, origins, proxy }
@@ -104,7 +105,7 @@ caddyTest.test('caddy sourceUrl: with the timeouts in place, a healthy origin st
   t.deepEqual(Buffer.from(await response.arrayBuffer()), body)
 })
 
-caddyTest.test('caddy sourceUrl: a client that stops reading for 6 s (three times read_timeout) still gets the whole file: the clock runs for the origin, not for the client', async (t) => {
+caddyTest.test('caddy sourceUrl: a client that stops reading for 9 s (three times read_timeout) still gets the whole file: the clock runs for the origin, not for the client', async (t) => {
   const { proxy } = ctx()
   const received = await new Promise<Buffer>((resolve, reject) => {
     get(proxy.url + '/ok/huge.bin', (res) => {
@@ -115,7 +116,7 @@ caddyTest.test('caddy sourceUrl: a client that stops reading for 6 s (three time
         if (!paused) {
           paused = true
           res.pause()
-          setTimeout(() => res.resume(), 6000)
+          setTimeout(() => res.resume(), 9000)
         }
       })
       res.once('end', () => { resolve(Buffer.concat(chunks)) })
