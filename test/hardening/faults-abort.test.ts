@@ -1,4 +1,5 @@
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import Koa from 'koa'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
@@ -283,27 +284,39 @@ test.serial('a source failing mid-body with a client\'s error code (ERR_STREAM_P
   }
 })
 
-test.serial('an error a middleware throws after next() is the response\'s outcome, sent and reported, although the unsent body\'s source had failed meanwhile with a client\'s code', async t => {
+/**
+ * An app with `outer` mounted before downloads() (it runs after the route, on the way back) and
+ * `route` after it, listening on loopback; its 'error' events collected.
+ */
+async function outerApp (t: ExecutionContext, outer: Koa.Middleware, route: Koa.Middleware): Promise<{ port: number, errors: Error[] }> {
   const app = new Koa()
   const errors: Error[] = []
   app.on('error', (error: Error) => { errors.push(error) })
-  app.use(async (ctx, next) => {
+  app.use(outer)
+  app.use(downloads())
+  app.use(route)
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return { port: (server.address() as AddressInfo).port, errors }
+}
+
+/** A route whose export sends a first line, then fails 10 ms later as an upstream reset does (ECONNRESET). */
+function failingExport (ctx: Koa.Context): void {
+  const source = new Readable({ read () {} })
+  source.push('id,name\n')
+  setTimeout(() => { source.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' })) }, 10)
+  ctx.body = new VirtualFile(source, { name: 'export.csv' })
+}
+
+test.serial('an error a middleware throws after next() is the response\'s outcome, sent and reported, although the unsent body\'s source had failed meanwhile with a client\'s code', async t => {
+  const { port, errors } = await outerApp(t, async (ctx, next) => {
     await next()
     // e.g. an audit log written after the route, then a quota decided
     await new Promise((resolve) => { setTimeout(resolve, 50) })
     ctx.throw(403, 'quota exceeded')
-  })
-  app.use(downloads())
-  app.use((ctx) => {
-    const source = new Readable({ read () {} })
-    source.push('id,name\n')
-    setTimeout(() => { source.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' })) }, 10)
-    ctx.body = new VirtualFile(source, { name: 'export.csv' })
-  })
-  const server = app.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
+  }, failingExport)
+  const res = await fetch(`http://127.0.0.1:${port}/`)
   t.is(res.status, 403)
   t.is(await res.text(), 'quota exceeded')
   await new Promise((resolve) => { setTimeout(resolve, 100) })
@@ -331,10 +344,7 @@ test.serial('a source of unknown length closed before its end with no error (a c
 })
 
 test.serial('a download whose source failed, replaced by a middleware with a stream of its own: a client leaving that stream is not reported as the first source\'s failure', async t => {
-  const app = new Koa()
-  const errors: Error[] = []
-  app.on('error', (error: Error) => { errors.push(error) })
-  app.use(async (ctx, next) => {
+  const { port, errors } = await outerApp(t, async (ctx, next) => {
     await next()
     await new Promise((resolve) => { setTimeout(resolve, 50) })
     // the export failed: an apology page of its own, streamed slowly
@@ -342,40 +352,22 @@ test.serial('a download whose source failed, replaced by a middleware with a str
     const timer = setInterval(() => { page.push(Buffer.alloc(16384)) }, 5)
     page.on('close', () => { clearInterval(timer) })
     ctx.body = page
-  })
-  app.use(downloads())
-  app.use((ctx) => {
-    const source = new Readable({ read () {} })
-    source.push('id,name\n')
-    setTimeout(() => { source.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' })) }, 10)
-    ctx.body = new VirtualFile(source, { name: 'export.csv' })
-  })
-  const server = app.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  const { raw } = await clientRequest((server.address() as AddressInfo).port, '/', {}, (got, c) => { if (got > 100_000) c.abort() })
+  }, failingExport)
+  const { raw } = await clientRequest(port, '/', {}, (got, c) => { if (got > 100_000) c.abort() })
   t.true(raw.length > 100_000)
   await new Promise((resolve) => { setTimeout(resolve, 200) })
   t.deepEqual(errors.map((error) => error.message), [])
 })
 
 test.serial('an error with a client\'s code (a metering call\'s "socket hang up", ECONNRESET) thrown after next() on a POST whose body was read gets its 500 and is reported: the request is destroyed once read, its client still there', async t => {
-  const app = new Koa()
-  const errors: Error[] = []
-  app.on('error', (error: Error) => { errors.push(error) })
-  app.use(async (_ctx, next) => {
+  const { port, errors } = await outerApp(t, async (_ctx, next) => {
     await next()
     throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
-  })
-  app.use(downloads())
-  app.use(async (ctx) => {
+  }, async (ctx) => {
     for await (const chunk of ctx.req) t.truthy(chunk)
     ctx.body = new VirtualFile(Readable.from(['a,b\n', '1,2\n']), { name: 'export.csv' })
   })
-  const server = app.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/export`, { method: 'POST', body: '{"from":"2024-01-01"}', signal: AbortSignal.timeout(5000) })
+  const res = await fetch(`http://127.0.0.1:${port}/export`, { method: 'POST', body: '{"from":"2024-01-01"}', signal: AbortSignal.timeout(5000) })
   t.is(res.status, 500)
   await res.arrayBuffer()
   t.deepEqual(errors.map((error) => error.message), ['socket hang up'])
@@ -383,20 +375,14 @@ test.serial('an error with a client\'s code (a metering call\'s "socket hang up"
 
 test.serial('HTTP/1.0 (nginx\'s default towards the app): a middleware that puts a body of its own in place of a download of unknown length sends it whole, not reset when Koa closes the download\'s stream', async t => {
   const BODY = 8 * 1024 * 1024
-  const app = new Koa()
-  const errors: Error[] = []
-  app.on('error', (error: Error) => { errors.push(error) })
   // e.g. a cached copy served instead
-  app.use(async (ctx, next) => { await next(); ctx.body = Buffer.alloc(BODY, 98) })
-  app.use(downloads())
-  app.use((ctx) => { ctx.body = new VirtualFile(Readable.from([Buffer.alloc(1024)]), { name: 'a.bin' }) })
-  const server = app.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const { port, errors } = await outerApp(t, async (ctx, next) => { await next(); ctx.body = Buffer.alloc(BODY, 98) }, (ctx) => {
+    ctx.body = new VirtualFile(Readable.from([Buffer.alloc(1024)]), { name: 'a.bin' })
+  })
   let received = 0
   let reset = false
   await new Promise<void>((resolve) => {
-    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+    const socket = connect(port, '127.0.0.1', () => {
       socket.write('GET / HTTP/1.0\r\nHost: x\r\n\r\n')
       // a client that reads late: the reset would drop what the kernel still holds
       socket.pause()
