@@ -399,8 +399,8 @@ function appendVary (res: ServerResponse, field: string): void {
 /** Responses whose connection resetOnFailure() reset. */
 const resetBySource = new WeakSet<ServerResponse>()
 
-/** The body a response's source failed in, while its client was still there, and the error: the source's own failure. */
-const sourceFailures = new WeakMap<ServerResponse, { readonly stream: Readable, readonly error: Error }>()
+/** What a response's body failed with while its client was still there: the source's own failure. */
+const sourceFailures = new WeakMap<object, Error>()
 
 /**
  * The body's first 'error' listener (bound to the request, before Koa pipes it): a failure while
@@ -413,7 +413,7 @@ const sourceFailures = new WeakMap<ServerResponse, { readonly stream: Readable, 
 function noteSourceFailure (this: Context, signal: AbortSignal, stream: Readable, error: unknown): void {
   const res = this.res
   if (signal.aborted || !(error instanceof Error)) return
-  if (resetBySource.has(res) || (!res.destroyed && res.socket?.destroyed !== true)) sourceFailures.set(res, { stream, error })
+  if (resetBySource.has(res) || (!res.destroyed && res.socket?.destroyed !== true)) sourceFailures.set(stream, error)
 }
 
 /**
@@ -422,7 +422,7 @@ function noteSourceFailure (this: Context, signal: AbortSignal, stream: Readable
  * (A sized one is guarded: it fails with an error of its own.)
  */
 function noteSourceClose (this: Context, signal: AbortSignal, stream: Readable, name: string): void {
-  if (stream.readableEnded || (stream.errored !== null && stream.errored !== undefined) || sourceFailures.has(this.res)) return
+  if (stream.readableEnded || (stream.errored !== null && stream.errored !== undefined) || sourceFailures.has(stream)) return
   noteSourceFailure.call(this, signal, stream, new DownloadError('E_UPSTREAM', `${JSON.stringify(name)}: the source closed before its end`))
 }
 
@@ -650,10 +650,10 @@ function onDownloadError (this: Context, state: QuietState, error: Error): void 
   // the source's own failure is reported instead, once, whatever its code. Before the headers, any
   // other error (a middleware that threw after next()) is the response's outcome: sent and
   // reported as it is.
-  // (Only while that body is still the response's: a middleware may have put another in its place.)
+  // (The failure is looked up by the body itself: one a middleware put in its place has none.)
   if (this.res.headersSent || pipeCode) {
-    const failed = sourceFailures.get(this.res)
-    const sourceFailure = failed !== undefined && failed.stream === this.body ? failed.error : undefined
+    const body: unknown = this.body
+    const sourceFailure = typeof body === 'object' && body !== null ? sourceFailures.get(body) : undefined
     if (sourceFailure !== undefined) {
       if (sourceFailure === state.reported) return
       state.reported = sourceFailure
