@@ -1,11 +1,11 @@
-import { closeSync, constants, fstatSync, open, read, readlinkSync, realpath, stat, statSync } from 'node:fs'
+import { closeSync, constants, fstatSync, open, readlinkSync, realpath, stat, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { basename, isAbsolute, resolve, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
 import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
-import { FileStream } from './file-stream.ts'
+import { DescriptorReader, FileStream, readExactly } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
@@ -30,6 +30,9 @@ export interface PathFileOptions {
   /** The download name. @default the basename of the path */
   name?: string | undefined
 }
+
+/** PathFile's multipart reader (internal: serve() only, through rangeReaderOf()). */
+const openReader = Symbol('openReader')
 
 /** Default chunk size of file streams (serve()'s `chunkSize`): 256 KiB moved 1.48× the bytes of Node's 64 KiB default (docs/benchmarks.md). */
 export const FILE_CHUNK_SIZE = 256 * 1024
@@ -243,18 +246,19 @@ export class PathFile implements DownloadFile {
     const { fd, stats } = await this.#openChecked(options?.stat)
     try {
       const start = range?.start ?? 0
-      const length = (range?.end ?? stats.size - 1) - start + 1
-      const buffer = Buffer.allocUnsafe(length)
-      let filled = 0
-      while (filled < length) {
-        const bytesRead = await readInto(fd, buffer, filled, length - filled, start + filled)
-        if (bytesRead === 0) throw new DownloadError('E_CHANGED', 'PathFile: the file was truncated while being read')
-        filled += bytesRead
-      }
-      return buffer
+      return await readExactly(fd, start, (range?.end ?? stats.size - 1) - start + 1)
     } finally {
       closeSync(fd)
     }
+  }
+
+  /**
+   * For a multipart response (serve()): one descriptor, checked as open() checks it, from which
+   * every part is read in turn.
+   */
+  async [openReader] (options?: OpenOptions): Promise<DescriptorReader> {
+    const { fd, stats } = await this.#openChecked(options?.stat)
+    return new DescriptorReader(fd, stats)
   }
 
   // The descriptor calls that cannot block on the disk (fstat and close of an open, read-only
@@ -393,10 +397,6 @@ function fdPath (fd: number): string | undefined {
   }
 }
 
-function readInto (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => { read(fd, buffer, offset, length, position, (error, bytesRead) => { if (error === null) resolve(bytesRead); else reject(error) }) })
-}
-
 /**
  * Whether `real` is inside the root's real path as already resolved: the synchronous check of
  * every confined request. False also before the root was first resolved; confineAgain() decides.
@@ -455,4 +455,14 @@ function realRoot (root: string): Promise<string> {
     if (realRoots.size < 1000) realRoots.set(root, real)
   }
   return real
+}
+
+/**
+ * How serve() reads the parts of a multipart response from `file` through one descriptor: a
+ * PathFile whose open() and read() are its own (a subclass that overrides them, say to transform
+ * the bytes, gets its open() per part as any source does).
+ */
+export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => Promise<DescriptorReader>) | undefined {
+  if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined
+  return async (options) => await file[openReader](options)
 }

@@ -9,8 +9,8 @@ import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
 import { END_TIMEOUT, guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
-import { multipartStream, planMultipart } from './multipart.ts'
-import { FILE_CHUNK_SIZE, isChunkSize } from './path-file.ts'
+import { multipartFromReader, multipartStream, planMultipart } from './multipart.ts'
+import { FILE_CHUNK_SIZE, isChunkSize, rangeReaderOf } from './path-file.ts'
 import { decoderFor, planResponse } from './plan.ts'
 import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
@@ -462,12 +462,28 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const ranges = plan.ranges
   if (ranges !== undefined && ranges.length > 1) {
     const multipart = planMultipart(ranges, stat.size ?? 0, plan.headers['Content-Type'] ?? 'application/octet-stream')
+    const contentType = `multipart/byteranges; boundary=${multipart.boundary}`
     // The first part is opened before the headers, as a single range is: a source that fails there
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
-    // open while the body is sent.
+    // open while the body is sent; a local file's parts are all read from the descriptor opened
+    // here (bench/: 32 one-byte parts cost 4× less CPU than with an open, check and close each).
+    const openReader = rangeReaderOf(file)
+    if (openReader !== undefined) {
+      const reader = await openReader(opened)
+      const range = multipart.parts[0]!.range
+      const chunkSize = options.chunkSize
+      let first: Buffer
+      try {
+        first = await reader.read(range.start, Math.min(range.end - range.start + 1, chunkSize))
+      } catch (error) {
+        reader.close()
+        throw error
+      }
+      return { data: multipartFromReader(reader, multipart, first, chunkSize), length: multipart.length, contentType }
+    }
     const first = await file.open(multipart.parts[0]?.range, opened)
     await firstBytes(first, opened.signal)
-    return { data: multipartStream(file, multipart, opened, first, options.endTimeout), length: multipart.length, contentType: `multipart/byteranges; boundary=${multipart.boundary}` }
+    return { data: multipartStream(file, multipart, opened, first, options.endTimeout), length: multipart.length, contentType }
   }
   if (plan.decode !== undefined) return { data: await decodedBody(file, plan.decode, opened), length: undefined }
   const range = ranges?.[0]

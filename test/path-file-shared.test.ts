@@ -2,8 +2,9 @@
 // response's bytes must be those of the file its own stat() described, whatever another request's
 // stat() saw in between.
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { once } from 'node:events'
-import { mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -82,16 +83,19 @@ test('path-file shared: a stat() result of another instance is not taken as this
   t.true((await fileA.read(undefined, { stat: statB })).equals(Buffer.alloc(10, 0x61)))
 })
 
-test('path-file shared: the parts of a multipart response all come from the version its headers describe', async t => {
-  const path = join(temp, 'shared-multipart.bin')
+/**
+ * Request A for two parts of about 16 MiB of a PathFile shared by every request (apart: close
+ * ranges are merged into one); its client reads nothing until `change` has run and request B has
+ * stat()ed the same instance, so the server is held in the first part (far more than the socket
+ * buffers take). Then A reads on: how its response ends, and its body.
+ */
+async function heldMultipart (t: ExecutionContext, name: string, change: (path: string) => Promise<void>): Promise<{ outcome: string, body: Buffer, length: number, size: number }> {
+  const path = join(temp, name)
   const size = 32 * 1024 * 1024
   const half = size / 2
   await version(path, 0x01, size, 1700000000) // bytes that no part header contains
   const shared = new PathFile(path) // made once, served to every request
   const url = new URL(await listen(t, downloadApp((ctx) => { ctx.body = shared })))
-
-  // Request A: two parts of about 16 MiB (apart: close ranges are merged into one); the client reads nothing until told, so the server is held in the
-  // first part (far more than the socket buffers take), and the second part is opened later.
   const a = request({ host: url.hostname, port: url.port, path: '/', headers: { Range: `bytes=0-${half - 1},${half + 65536}-${size - 1}` } })
   a.end()
   const [res] = await once(a, 'response') as [IncomingMessage]
@@ -99,18 +103,10 @@ test('path-file shared: the parts of a multipart response all come from the vers
   t.is(res.statusCode, 206)
   t.regex(String(res.headers['content-type']), /^multipart\/byteranges; boundary=/)
   t.is(res.headers.etag, etagOf(1700000000, size))
-
-  // Meanwhile the file is replaced (written beside it, renamed over it: A's open descriptor keeps
-  // reading the old one), and request B stat()s the same instance.
-  await version(`${path}.new`, 0x02, size, 1700000500)
-  await rename(`${path}.new`, path)
+  await change(path)
   const b = await fetchBytes(url.origin, '/', 'head')
   t.is(b.status, 200)
   t.is(b.headers.etag, etagOf(1700000500, size))
-
-  // A then reads on: its first part from the old file, and its second part must not be the new
-  // file under the old ETag. The headers have gone out, so the response is cut short there
-  // (never completed with mixed bytes).
   const received: Buffer[] = []
   res.on('data', (chunk: Buffer) => received.push(chunk))
   const outcome = await new Promise<string>((resolve) => {
@@ -118,23 +114,61 @@ test('path-file shared: the parts of a multipart response all come from the vers
     res.on('error', () => { resolve('cut') })
     res.resume()
   })
-  const body = Buffer.concat(received)
-  t.is(outcome, 'cut', `A received ${body.length} bytes, ${body.includes(0x02) ? 'some' : 'none'} of the new version`)
-  t.false(body.includes(0x02), 'no byte of the new version under the old ETag')
-  // The first part came from the old file up to the cut. The cut comes when the second part fails,
-  // and destroying the response drops what Node still held for the socket (up to a chunk or two),
-  // so "whole" cannot be promised: all but at most 1 MiB of it.
-  const head = body.indexOf('\r\n\r\n') + 4
-  const first = body.subarray(head, head + half)
-  t.true(head > 4 && first.length > half - 1024 * 1024, `the first part went out (${first.length} of ${half} bytes)`)
-  t.true(first.equals(Buffer.alloc(first.length, 0x01)), 'every byte of it from the old version')
+  return { outcome, body: Buffer.concat(received), length: Number(res.headers['content-length']), size }
+}
 
-  // A request after the change gets the new version whole.
-  const c = await fetchBytes(url.origin, '/').set('Range', 'bytes=0-3,5-8')
-  t.is(c.status, 206)
-  t.true((c.body as Buffer).includes(Buffer.alloc(4, 0x02)))
-  t.false((c.body as Buffer).includes(0x01))
+test('path-file shared: a file replaced by rename while a multipart response is sent: every part comes whole from the version its headers describe (one descriptor for all parts)', async t => {
+  // Written beside it and renamed over it: A's descriptor keeps reading the old file, whatever B's stat() saw.
+  const { outcome, body, length, size } = await heldMultipart(t, 'renamed-multipart.bin', async (path) => {
+    await version(`${path}.new`, 0x02, 32 * 1024 * 1024, 1700000500)
+    await rename(`${path}.new`, path)
+  })
+  t.is(outcome, 'complete')
+  t.is(body.length, length)
+  t.false(body.includes(0x02), 'no byte of the new version under the old ETag')
+  // Both parts whole, each byte of the old version at its place.
+  const text = body.toString('latin1')
+  const parts = [[0, size / 2 - 1], [size / 2 + 65536, size - 1]]
+  for (const [start, end] of parts) {
+    const head = `Content-Range: bytes ${start}-${end}/${size}\r\n\r\n`
+    const at = text.indexOf(head) + head.length
+    t.true(at > head.length, head)
+    t.true(body.subarray(at, at + end! - start! + 1).equals(Buffer.alloc(end! - start! + 1, 0x01)))
+    t.is(body.subarray(at + end! - start! + 1, at + end! - start! + 3).toString('latin1'), '\r\n')
+  }
 })
+
+for (const [label, rewrite] of [
+  // writeFile(): truncated, then written again; A's next read may find the file short.
+  ['truncated and written again', async (path: string, size: number) => { await writeFile(path, Buffer.alloc(size, 0x02)) }],
+  // Written over without a truncation (same size): only the mtime tells, checked before the closing boundary.
+  ['overwritten in place', async (path: string, size: number) => {
+    const handle = await open(path, 'r+')
+    try {
+      await handle.write(Buffer.alloc(size, 0x02), 0, size, 0)
+    } finally {
+      await handle.close()
+    }
+  }]
+] as const) {
+  test(`path-file shared: a file ${label} while a multipart response is sent: the response is cut short, never completed with mixed bytes`, async t => {
+    const name = `rewritten-multipart-${label.slice(0, 5)}.bin`
+    const { outcome, body, size } = await heldMultipart(t, name, async (path) => {
+      await rewrite(path, 32 * 1024 * 1024)
+      await utimes(path, 1700000500, 1700000500)
+    })
+    t.is(outcome, 'cut', `A received ${body.length} bytes`)
+    t.false(body.toString('latin1').endsWith('--\r\n'), 'no closing boundary')
+    t.true(body.length < size, `${body.length} bytes`)
+
+    // A request after the change gets the new version whole.
+    const url = new URL(await listen(t, downloadApp((ctx) => { ctx.body = new PathFile(join(temp, name)) })))
+    const c = await fetchBytes(url.origin, '/').set('Range', 'bytes=0-3,500-508')
+    t.is(c.status, 206)
+    t.true((c.body as Buffer).includes(Buffer.alloc(9, 0x02)))
+    t.false((c.body as Buffer).includes(0x01))
+  })
+}
 
 test('path-file: a file replaced between stat() and the first part of a multipart response is planned again (a complete 206 of the new version, its ETag), not cut off', async t => {
   const path = join(temp, 'replaced-before-parts.bin')

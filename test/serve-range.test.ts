@@ -126,6 +126,34 @@ test('range: several ranges → multipart/byteranges with exact Content-Length a
   t.is(res.body.toString('latin1'), expected)
 })
 
+test('range: multipart from a local file, byte for byte: parts larger than chunkSize (read in several reads), one-byte parts, the last byte; a PathFile subclass overriding open() gets its open() per part', async t => {
+  const ranges: Array<[number, number]> = [[0, 0], [1000, 6119], [9000, 9000], [50_000, 52_047], [199_999, 199_999]]
+  const header = `bytes=${ranges.map(([start, end]) => `${start}-${end}`).join(',')}`
+  const opened: Array<[number, number]> = []
+  class Counted extends PathFile {
+    override async open (...args: Parameters<PathFile['open']>): ReturnType<PathFile['open']> {
+      opened.push([args[0]?.start ?? -1, args[0]?.end ?? -1])
+      return await super.open(...args)
+    }
+  }
+  for (const make of [(path: string) => new PathFile(path, { root: fixtureRoot }), (path: string) => new Counted(path, { root: fixtureRoot })]) {
+    const app = new Koa()
+    app.use(serve({ chunkSize: 1024 }))
+    app.use((ctx) => { ctx.body = make('binary.bin') })
+    const res = await request(app.callback()).get('/').set('Range', header).buffer(true).parse(binaryParser)
+    t.is(res.status, 206)
+    const b = /boundary=(\S+)$/.exec(res.headers['content-type'] ?? '')?.[1] ?? ''
+    const expected = Buffer.concat([...ranges.map(([start, end], index) => Buffer.concat([
+      Buffer.from(`${index === 0 ? '' : '\r\n'}--${b}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${start}-${end}/200000\r\n\r\n`, 'latin1'),
+      binary.subarray(start, end + 1)
+    ])), Buffer.from(`\r\n--${b}--\r\n`, 'latin1')])
+    t.true((res.body as Buffer).equals(expected))
+    t.is(Number(res.headers['content-length']), expected.length)
+  }
+  // The plain PathFile reads its parts from one descriptor; the subclass's own open() saw each part.
+  t.deepEqual(opened, ranges)
+})
+
 test('range: the parts come in the order the Range header asked for them (RFC 9110 §15.3.7.2), a merged one where its first range was', async t => {
   for (const app of [server, downloadApp((ctx) => { ctx.body = download(new VirtualFile(digits, { name: 'digits.txt' })) }).callback()]) {
     const res = await request(app).get('/digits.txt').set('Range', 'bytes=-3, 500-504,0-4,502-509').buffer(true).parse(binaryParser)
