@@ -466,7 +466,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // The first part is opened before the headers, as a single range is: a source that fails there
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent; a local file's parts are all read from the descriptor opened
-    // here (bench/: 32 one-byte parts cost 4× less CPU than with an open, check and close each).
+    // here (32 one-byte parts: about a third of the CPU of an open, check and close per part; docs/benchmarks.md).
     const openReader = rangeReaderOf(file)
     if (openReader !== undefined) {
       const reader = await openReader(opened)
