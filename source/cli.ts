@@ -165,7 +165,37 @@ async function loadRules (module: string): Promise<ConfigRule[]> {
 const offloadHeaders = ['x-accel-redirect', 'x-sendfile', 'x-lighttpd-send-file', 'x-sendfile2']
 const emptySha256 = createHash('sha256').digest('hex')
 
+interface Expected { sha256: string, size?: number, from: string }
+
+/** What `check` was asked to do: the request, the headers that give an offload away, what the bytes must be. */
+interface CheckPlan {
+  url: URL
+  /** The Host given with --header, if any. */
+  host: string | undefined
+  /** The other request headers (a repeated name: repeated lines). */
+  headers: Record<string, string[]>
+  offloadNames: Set<string>
+  rules: ConfigRule[] | undefined
+  expected: Expected | undefined
+  /** --file as given. */
+  file: string | undefined
+  /** Seconds. */
+  timeout: number
+}
+
 async function checkCommand (args: string[]): Promise<number> {
+  const plan = await checkPlan(args)
+  if (plan === undefined) return 0
+  const deadline = AbortSignal.timeout(Math.ceil(plan.timeout * 1000))
+  const fetched = await fetchChecked(plan, deadline)
+  const problems = [...fetched.problems, ...responseProblems(plan, fetched)]
+  const probes = await probeLocations(plan, deadline)
+  problems.push(...probes.problems)
+  return report(plan, fetched, problems, probes.refused)
+}
+
+/** The command line of `check`, validated: undefined once --help is printed. */
+async function checkPlan (args: string[]): Promise<CheckPlan | undefined> {
   const { values, positionals } = parse(args, {
     sha256: { type: 'string' },
     file: { type: 'string' },
@@ -174,7 +204,7 @@ async function checkCommand (args: string[]): Promise<number> {
     rules: { type: 'string' },
     'offload-header': { type: 'string', multiple: true }
   })
-  if (values.help === true) { process.stdout.write(usage); return 0 }
+  if (values.help === true) { process.stdout.write(usage); return undefined }
   const [target, extra] = positionals
   if (target === undefined || extra !== undefined) throw new UsageError('check needs one http(s) URL')
   let url: URL
@@ -235,7 +265,7 @@ async function checkCommand (args: string[]): Promise<number> {
     }
   }
 
-  let expected: { sha256: string, size?: number, from: string } | undefined
+  let expected: Expected | undefined
   if (typeof values.sha256 === 'string') expected = { sha256: values.sha256.toLowerCase(), from: '--sha256' }
   if (typeof values.file === 'string') {
     // Read before any request: a file that cannot be read is a mistake in the command, not a
@@ -248,7 +278,28 @@ async function checkCommand (args: string[]): Promise<number> {
       throw new UsageError(`--file ${values.file}: ${reason}`)
     }
   }
+  return { url, host: host?.[0], headers: others, offloadNames, rules, expected, file: typeof values.file === 'string' ? values.file : undefined, timeout }
+}
 
+/** The response `check` got, hashed as received and as a browser saves it (decoded). */
+interface Fetched {
+  response: IncomingMessage
+  status: number
+  /** The bytes compared: decoded when the body had a coding check could decode. */
+  size: number
+  digest: string
+  rawSize: number
+  rawDigest: string
+  coding: { name: string, decoder: Transform | undefined } | undefined
+  /** Why the body ended before its end, when the connection closed in the middle of it. */
+  cut: string | undefined
+  /** The cut, or a body check could not decode. */
+  problems: string[]
+}
+
+/** GET of the checked URL within the deadline; a response cut short is a problem, no response at all an error. */
+async function fetchChecked (plan: CheckPlan, deadline: AbortSignal): Promise<Fetched> {
+  const { url, host, headers: others, timeout } = plan
   const hash = createHash('sha256')
   let size = 0
   let response: IncomingMessage | undefined
@@ -261,10 +312,9 @@ async function checkCommand (args: string[]): Promise<number> {
   let undecodable: string | undefined
   // Why the body ended before its end, when the connection closed in the middle of it.
   let cut: string | undefined
-  const deadline = AbortSignal.timeout(Math.ceil(timeout * 1000))
   try {
     // agent: false — one connection, closed after the response, so nothing keeps the process alive.
-    const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host: host[0]! }, agent: false, signal: deadline })
+    const sent = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: host === undefined ? others : { ...others, host }, agent: false, signal: deadline })
     sent.end()
     response = (await once(sent, 'response') as [IncomingMessage])[0]
     coding = contentCoding(response.headers['content-encoding'])
@@ -315,11 +365,15 @@ async function checkCommand (args: string[]): Promise<number> {
       size = decodedSize
     }
   }
-  const status = response.statusCode ?? 0
-  const header = (name: string): string | undefined => {
-    const value = response.headers[name]
-    return Array.isArray(value) ? value.join(', ') : value
-  }
+  return { response, status: response.statusCode ?? 0, size, digest, rawSize, rawDigest, coding, cut, problems }
+}
+
+/** What the response's status and headers say of the proxy: an offload passed through, headers dropped, bytes not the file's. */
+function responseProblems (plan: CheckPlan, fetched: Fetched): string[] {
+  const { url, offloadNames, expected } = plan
+  const { response, status, size, digest, cut } = fetched
+  const problems: string[] = []
+  const header = (name: string): string | undefined => headerOf(response, name)
   // Node keeps the first Content-Type of several and joins several Content-Dispositions; browsers
   // refuse a download with two different dispositions (Chromium: ERR_RESPONSE_HEADERS_MULTIPLE_
   // CONTENT_DISPOSITION) and read the last of two types (text/html after the app's text/plain).
@@ -393,12 +447,28 @@ async function checkCommand (args: string[]): Promise<number> {
     if (expected.size !== undefined && expected.size !== size) problems.push(`got ${size} bytes, ${expected.from} has ${expected.size}`)
     if (expected.sha256 !== digest) problems.push(`sha256 ${digest} of the ${size} bytes received differs from ${expected.sha256} (${expected.from})`)
   }
+  return problems
+}
+
+/** A response header's value, several fields joined with ", ". */
+function headerOf (response: IncomingMessage, name: string): string | undefined {
+  const value = response.headers[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+/**
+ * The probes of the proxy's internal locations, as an anonymous client: problems when one serves
+ * what it should refuse, and the refusals seen (or what could not be probed) for the report.
+ */
+async function probeLocations (plan: CheckPlan, deadline: AbortSignal): Promise<{ problems: string[], refused: string[] }> {
+  const { url, host, headers: others, rules, expected, file, timeout } = plan
+  const problems: string[] = []
   // An nginx rule's location must be `internal`: without it any client fetches the protected files
   // by their internal URL, past the app's permission check, while the download itself works and
   // nothing above can tell. With --rules and --file, check asks for that file there, as a client
   // could (without the check's credentials): only a refusal proves the location internal.
   const refused: string[] = []
-  const internalUrl = rules === undefined || typeof values.file !== 'string' ? undefined : internalUrlOf(rules, resolve(values.file), url)
+  const internalUrl = rules === undefined || file === undefined ? undefined : internalUrlOf(rules, resolve(file), url)
   // nginx({ remote: true }): its location must be internal too, or it is an open proxy to any host.
   // A request for a host that listens nowhere (port 9, discard) shows it: nginx refuses an
   // internal location with 404, and tries the host (502) when it is not internal.
@@ -408,7 +478,7 @@ async function checkCommand (args: string[]): Promise<number> {
   const { cookie: _cookie, authorization: _authorization, ...anonymous } = others
   const probe = async (target: URL): Promise<{ status: number, sha256: string }> => {
     try {
-      return await fetchDigest(target, host === undefined ? anonymous : { ...anonymous, host: host[0]! }, deadline)
+      return await fetchDigest(target, host === undefined ? anonymous : { ...anonymous, host }, deadline)
     } catch (error) {
       if (deadline.aborted || (error as Error | null)?.name === 'AbortError') throw new Error(`no complete response within ${timeout} s (--timeout)`)
       throw error
@@ -426,8 +496,8 @@ async function checkCommand (args: string[]): Promise<number> {
   }
   if (rules !== undefined) {
     // What the probes cannot cover is said, not left out: --rules was given to have them.
-    if (typeof values.file === 'string' && internalUrl === undefined && rules.some((rule) => rule.backend === 'nginx' && typeof rule.sourceDir === 'string')) {
-      refused.push(`  - not probed: ${values.file} is not below the sourceDir of an nginx rule that covers it first, as written there (give --file by that path), so no internal location was asked for`)
+    if (file !== undefined && internalUrl === undefined && rules.some((rule) => rule.backend === 'nginx' && typeof rule.sourceDir === 'string')) {
+      refused.push(`  - not probed: ${file} is not below the sourceDir of an nginx rule that covers it first, as written there (give --file by that path), so no internal location was asked for`)
     }
     for (const rule of rules) {
       if (rule.backend === 'nginx' && typeof rule.sourceDir !== 'string' && rule.remote !== true && typeof rule.destinationUrl === 'string') {
@@ -443,6 +513,15 @@ async function checkCommand (args: string[]): Promise<number> {
       refused.push(`  - an anonymous request for the internal URL ${internalUrl.pathname} is refused (${probed.status})`)
     }
   }
+  return { problems, refused }
+}
+
+/** Prints the outcome: exit code 1 with the problems, or 0 with what was verified and what was not. */
+function report (plan: CheckPlan, fetched: Fetched, problems: string[], refused: string[]): number {
+  const { url, offloadNames, expected } = plan
+  const { response, status, size, digest, rawSize, rawDigest, coding } = fetched
+  const type = headerOf(response, 'content-type')
+  const disposition = headerOf(response, 'content-disposition')
   // The URL without its credentials or query (a token, a signature): the output goes to CI logs.
   const summary = `${redactUrl(url.href)}: ${status}, ${size} bytes, sha256 ${digest}` +
     (coding === undefined || digest === rawDigest ? '' : ` (decoded from ${rawSize} bytes of Content-Encoding: ${coding.name}, as a browser saves it)`)
@@ -465,7 +544,6 @@ async function checkCommand (args: string[]): Promise<number> {
   ].join('\n'))
   return 0
 }
-
 /** Whether a Content-Security-Policy value (policies joined by commas) has a `sandbox` directive. */
 function hasSandbox (value: string | undefined): boolean {
   // `sandbox allow-scripts allow-same-origin` lets the page run script in the site's origin: no sandbox.
