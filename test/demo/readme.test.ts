@@ -30,10 +30,11 @@ const readme = await readFile(join(repo, 'README.md'), 'utf8')
 const blocks = blocksOf(readme)
 const tsBlocks = blocks.filter((b) => b.lang === 'ts')
 
-// The blocks of the migration guide and of the adapters page are fragments of an app: typechecked
+// The blocks of the migration guides and of the adapters page are fragments of an app: typechecked
 // (not run), with the app, router, database, storage and functions they use but do not declare.
 const guide = await readFile(join(repo, 'docs/migrating-from-django.md'), 'utf8')
 const guideBlocks = blocksOf(guide).filter((b) => b.lang === 'ts')
+const sendGuideBlocks = blocksOf(await readFile(join(repo, 'docs/migrating-from-koa-send.md'), 'utf8')).filter((b) => b.lang === 'ts')
 const adapterBlocks = blocksOf(await readFile(join(repo, 'docs/adapters.md'), 'utf8')).filter((b) => b.lang === 'ts')
 
 // The deployment guides: each page's first ```ts block is the offload-rules.ts its `koa-downloads
@@ -74,6 +75,10 @@ test.before(async (t) => {
   for (const [i, block] of guideBlocks.entries()) {
     const code = box.transform(block).replace(/^export \{ [\w, ]+ \}$/m, '')
     await box.write(`guide-${i}.ts`, `${guideContext}\n${code}\nexport {}\n`)
+  }
+  for (const [i, block] of sendGuideBlocks.entries()) {
+    const code = box.transform(block).replace(/^export \{ [\w, ]+ \}$/m, '')
+    await box.write(`from-koa-send-${i}.ts`, `${guideContext}\n${code}\nexport {}\n`)
   }
   // An adapters block may make its own app and router, and import download(): declare only the rest.
   const fragmentNames: Record<string, string> = {
@@ -237,6 +242,12 @@ for (const id of Object.keys(checks)) {
 test('docs: every ```ts block of docs/migrating-from-django.md typechecks', (t) => {
   t.true(guideBlocks.length >= 3)
   const errors = typeErrors.split('\n').filter((line) => /guide-\d+\.ts\(/.test(line))
+  t.deepEqual(errors, [])
+})
+
+test('docs: every ```ts block of docs/migrating-from-koa-send.md typechecks', (t) => {
+  t.true(sendGuideBlocks.length >= 3)
+  const errors = typeErrors.split('\n').filter((line) => /from-koa-send-\d+\.ts\(/.test(line))
   t.deepEqual(errors, [])
 })
 
