@@ -113,11 +113,15 @@ test.serial('http: a forwarded Range the origin answers otherwise is never relay
 test.serial('http: the body of the GET stat() made is aborted at the end of the turn when no open() takes it', async (t) => {
   origin.put('/unread.bin', { bytes: Buffer.alloc(4 * 1024 * 1024, 0x61) })
   origin.log.clear()
+  // The origin sends the headers and 1 KiB, then waits: the response can only end by being
+  // aborted (a body sent whole could reach the client's socket buffers before any abort).
+  origin.log.fault = 'stall'
   const file = new HttpFile(`${origin.url}/unread.bin`)
   const stat = await file.stat({ willRead: 'whole' })
   t.is(stat.size, 4 * 1024 * 1024)
   const entry = await origin.log.settledWhere((e) => e.url === '/unread.bin')
   t.true(entry.closedEarly)
+  origin.log.fault = undefined
   // A later open() (no body pending any more) fetches again, with If-Match.
   const chunks: Buffer[] = []
   for await (const chunk of await file.open({ start: 0, end: 2 })) chunks.push(chunk as Buffer)
@@ -283,7 +287,8 @@ test.serial('http: timeout bounds the whole wait for the headers, redirects incl
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const short = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/0`, { timeout: 400 }))
   t.is((await rawRequest(`${short}/`)).status, 504)
-  const long = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/0`, { timeout: 5000 }))
+  // Generous: under load the six hops (0.9 s unloaded) must not reach it; the short one proves the bound.
+  const long = await app(t, () => new HttpFile(`http://127.0.0.1:${port}/0`, { timeout: 30_000 }))
   const res = await rawRequest(`${long}/`)
   t.is(res.status, 200)
   t.is(res.body.toString(), 'abc')

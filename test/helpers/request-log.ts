@@ -64,7 +64,10 @@ export class RequestLog {
     while (Date.now() < deadline) {
       const entry = this.entries.find(predicate)
       if (entry !== undefined) {
-        await Promise.race([entry.settled, new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())))])
+        let timer: NodeJS.Timeout | undefined
+        const settled = await Promise.race([entry.settled.then(() => true), new Promise<false>((resolve) => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), false) })])
+        clearTimeout(timer)
+        if (!settled) throw new Error(`the request for ${entry.url} reached the storage but did not settle within ${ms} ms`)
         return entry
       }
       await new Promise((resolve) => setTimeout(resolve, 10))

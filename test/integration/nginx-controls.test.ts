@@ -74,7 +74,8 @@ test('nginx: buffering: false reaches a location that fetches from an origin (pr
       socket.write(`GET /${dir}/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n`)
     }
     // The buffered one: nginx takes the whole body into its temp file while the client reads nothing.
-    const deadline = Date.now() + 20_000
+    // (A wide bound: under load, nginx took over 20 s to write 64 MiB to its temp file once.)
+    const deadline = Date.now() + 50_000
     while ((origin.written.get('/buffered/big.bin') ?? 0) < SIZE && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     t.is(origin.written.get('/buffered/big.bin'), SIZE, 'the default buffers the whole body')
     // By then the unbuffered one has long filled the socket buffers between origin, nginx and client.
@@ -96,7 +97,13 @@ test('nginx: buffering: false reaches a location that fetches from an origin (pr
 })
 
 test('nginx: limitRate also slows what the app streams itself in place of an offload (a malformed If-None-Match, several ranges of a file at an origin)', async (t) => {
-  const body = Buffer.alloc(256 * 1024, 0x62)
+  t.timeout(120_000) // four downloads of about 3 s each, on purpose
+  // Four seconds' worth at the rate. nginx (1.22) allows rate × (whole seconds since the request
+  // began + 1) bytes at once, then waits (bytes written ÷ rate) after each write: a body of only two
+  // seconds' worth went out in one write whenever the app's answer came after a second boundary
+  // (a loaded machine), and the test saw it "not slowed". With four, the first write cannot take
+  // it all unless the app took 2 s, and whatever that write took, it waits at least 1 s after it.
+  const body = Buffer.alloc(512 * 1024, 0x62)
   const origin = createServer((req, res) => { res.writeHead(200, { 'Content-Length': body.length, 'Accept-Ranges': 'bytes' }); res.end(body) })
   origin.listen(0, '127.0.0.1')
   await once(origin, 'listening')
@@ -128,7 +135,7 @@ test('nginx: limitRate also slows what the app streams itself in place of an off
       const bytes = (await response.arrayBuffer()).byteLength
       return { status: response.status, bytes, ms: Date.now() - started }
     }
-    // 256 KiB at 128 KiB/s: nginx lets the first bytes through at once, then about one second more.
+    // 512 KiB at 128 KiB/s: nginx lets the first second's bytes through at once, then about three seconds more.
     for (const [path, headers] of [
       ['/a.bin', {}],
       ['/local.bin', {}],
@@ -137,8 +144,8 @@ test('nginx: limitRate also slows what the app streams itself in place of an off
     ] as const) {
       const result = await timed(path, headers)
       t.true(result.status === 200 || result.status === 206, `${path}: ${result.status}`)
-      t.true(result.bytes >= 200_000, `${path}: ${result.bytes} bytes`)
-      t.true(result.ms >= 700, `${path} ${JSON.stringify(headers)}: ${result.bytes} bytes in ${result.ms} ms, not slowed`)
+      t.true(result.bytes >= 400_000, `${path}: ${result.bytes} bytes`)
+      t.true(result.ms >= 900, `${path} ${JSON.stringify(headers)}: ${result.bytes} bytes in ${result.ms} ms, not slowed`)
     }
     t.deepEqual(streamed, ['/local.bin', '/c.bin'], 'the app streamed the two it handed back')
   } finally {
