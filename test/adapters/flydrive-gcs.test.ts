@@ -379,7 +379,8 @@ test.serial('flydrive gcs, through serve(): a media read whose connection is res
 
 test.serial('flydrive gcs: idleTimeout bounds a media read attempt as a whole: an error status whose body never ends, sent late, is answered at idleTimeout, not after it again', async (t) => {
   const silent = await startSilentGcs(t)
-  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 2000 }).file('late.bin')
+  // The late status comes 1.4 s in, well before the 4 s idleTimeout (a 2 s one left a loaded machine 0.6 s of slack).
+  const file = storage(new Disk(new GCSDriver({ storage: silent.client, bucket: 'b', visibility: 'private' })), { idleTimeout: 4000 }).file('late.bin')
   const statted = file.stat()
   ;(await silent.next()).res.writeHead(200, { 'Content-Type': 'application/json' }).end(silentMetadata)
   await statted
@@ -391,8 +392,8 @@ test.serial('flydrive gcs: idleTimeout bounds a media read attempt as a whole: a
   const error = await t.throwsAsync(opened)
   const took = Date.now() - started
   t.is((error as { code?: string }).code, 'E_UNAVAILABLE')
-  // A second full idleTimeout after the late status would be ≥ 3400 ms.
-  t.true(took >= 1950 && took < 3000, `answered after ${took} ms`)
+  // A second full idleTimeout after the late status would be ≥ 5400 ms.
+  t.true(took >= 3950 && took < 5300, `answered after ${took} ms`)
   t.true(await closes(media.closed), 'the unfinished error response is closed')
 })
 
