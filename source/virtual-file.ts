@@ -1,4 +1,4 @@
-import { pipeline, Readable, Transform } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import type { TransformCallback } from 'node:stream'
 import { debug } from './debug.ts'
 import { isHeaderSafe } from './download.ts'
@@ -104,14 +104,14 @@ export class VirtualFile implements DownloadFile {
     const content = this.#stream
     // An object-mode stream's chunks are checked as they pass (a number or an object fails the
     // first one, before the headers: a clean error, not a connection closed with no status). The
-    // pipeline destroys the source with its check (a client leaving while the source is silent).
+    // bytes stream destroys the source with its check (a client leaving while the source is silent).
     // One already finished is left as it is, for serve() to judge.
     if (content instanceof Readable) {
       // Read from before it got here: sent from where it is, since a chunk read and put back
       // (unshift(), a type sniffer's way) cannot be told from one read and dropped. A size fails
       // what is short (reliability.md).
       if (content.readableDidRead && debug.enabled) debug('VirtualFile %s: the stream had been read from before it was sent; it is sent from where it is', JSON.stringify(this.name))
-      return content.readableObjectMode && !content.destroyed && !content.readableEnded ? pipeline(content, new ByteChunks(), ignore) : content
+      return content.readableObjectMode && !content.destroyed && !content.readableEnded ? asBytes(content) : content
     }
     if (content instanceof ReadableStream) {
       // Read from (or cancelled) before it got here: its bytes went elsewhere, and what is left
@@ -173,6 +173,26 @@ export class VirtualFile implements DownloadFile {
 function isStreamLike (value: unknown): boolean {
   if (value instanceof Readable || value instanceof ReadableStream) return true
   return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+}
+
+/**
+ * An object-mode stream's chunks as bytes, through ByteChunks, wired as pipeline() would be: the
+ * source's error goes downstream, so does a close before its end (as pipeline() reports it), and
+ * the source is destroyed with the bytes stream (a client leaving while the source is silent, a
+ * chunk that is not bytes). Not pipeline() itself: its AbortController builds a DOMException,
+ * stack and all, as each response ends (about 60 µs of a 4 KiB generated response).
+ */
+function asBytes (content: Readable): Readable {
+  const bytes = new ByteChunks()
+  content.on('error', (error) => { bytes.destroy(error) })
+  content.on('close', () => { if (!content.readableEnded) bytes.destroy(prematureClose()) })
+  bytes.on('close', () => { content.destroy() })
+  return content.pipe(bytes)
+}
+
+/** The error pipeline() gives a stream closed before its end. */
+function prematureClose (): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }
 
 /** Passes on the chunks of an object-mode stream that are bytes or strings (as bytes); anything else fails it. */

@@ -917,6 +917,35 @@ test('virtual-file: an object-mode stream waiting for its next row is destroyed 
   }
 })
 
+test('virtual-file: an object-mode stream that fails after its first rows, or is closed before its end, cuts the transfer short and is reported once as the source\'s failure', async (t) => {
+  const errors: Error[] = []
+  const app = downloadApp((ctx) => {
+    const source = new Readable({ objectMode: true, read () {} })
+    source.push('row1\n')
+    // After the first row has gone out: a failing cursor, or one closed without an error.
+    setTimeout(() => { source.destroy(ctx.path === '/fails' ? new Error('the cursor failed') : undefined) }, 100)
+    ctx.body = new VirtualFile(source, { name: 'rows.csv' })
+  })
+  app.on('error', (error: Error) => { errors.push(error) })
+  const url = new URL(await listen(t, app))
+  for (const path of ['/fails', '/closed']) {
+    const outcome = await new Promise<{ status: number | undefined, body: string, complete: boolean }>((resolve, reject) => {
+      get({ host: url.hostname, port: url.port, path }, (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+        const done = (): void => { resolve({ status: res.statusCode, body, complete: res.complete }) }
+        res.on('end', done)
+        res.on('error', done)
+      }).on('error', reject)
+    })
+    t.deepEqual(outcome, { status: 200, body: 'row1\n', complete: false }, path)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.is(errors.length, 2, errors.map((error) => error.message).join(' | '))
+  t.regex(errors[0]?.message ?? '', /the cursor failed/)
+  t.regex(errors[1]?.message ?? '', /Premature close|before its end/i)
+})
+
 test('virtual-file: a stream never sent (HEAD, 412, a route\'s 204, a 304) that errors while it is released does not end the process: an fs stream of a deleted file, a readable-stream one that fails its destroy', async t => {
   const missing = join(tmpdir(), 'kd-no-such-dir', 'deleted-upload.bin')
   const app = downloadApp(async (ctx) => {
