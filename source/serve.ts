@@ -481,6 +481,21 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
       }
       return { data: multipartFromReader(reader, multipart, first, chunkSize), length: multipart.length, contentType }
     }
+    // A small multipart body of a source that reads ranges into buffers (in memory, a storage
+    // object) is read whole before the headers, as a small single range is: one write, and a
+    // source failing on a later part is still a clean error (32 one-byte parts of an in-memory
+    // file: a stream and a timer per part cost 11× one range).
+    if (multipart.length <= options.bufferSize && typeof file.read === 'function') {
+      const pieces: Uint8Array[] = []
+      for (const { range, head } of multipart.parts) {
+        const bytes = await file.read(range, opened)
+        const expected = range.end - range.start + 1
+        if (bytes.byteLength !== expected) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${expected}`)
+        pieces.push(head, bytes)
+      }
+      pieces.push(multipart.tail)
+      return { data: Buffer.concat(pieces, multipart.length), length: multipart.length, contentType }
+    }
     const first = await file.open(multipart.parts[0]?.range, opened)
     await firstBytes(first, opened.signal)
     return { data: multipartStream(file, multipart, opened, first, options.endTimeout), length: multipart.length, contentType }

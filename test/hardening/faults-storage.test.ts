@@ -23,6 +23,8 @@ type Cue =
   | { stage: 'short', after: number }
   /** the stream of the n-th open() (multipart part n) errors at once */
   | { stage: 'part', part: number, error: Error }
+  /** no fault */
+  | { stage: 'none' }
 
 /** A storage that fails on cue, and records what it opened. */
 class Faulty implements DownloadFile {
@@ -138,16 +140,19 @@ test('a custom wrapper whose stream ends early without an error: the response is
   t.true(await settle(() => socketsOn(app.port).length === 0), 'the server closed the connection instead of keeping a half-answered one')
 })
 
+/** Two parts of 70,000 bytes: a multipart body above serve()'s bufferSize (64 KiB), streamed part by part. */
+const LARGE_PARTS = 'bytes=0-69999,500000-569999'
+
 test('storage failing on the second part of a multipart response: the transfer is aborted after the first part, logged', async t => {
   const error = new DownloadError('E_UPSTREAM', 'part 2 could not be read')
   const file = new Faulty({ stage: 'part', part: 2, error })
   const app = await serveWith(t, file)
-  const { raw } = await clientRequest(app.port, '/', { Range: 'bytes=0-9,500000-500009' })
+  const { raw } = await clientRequest(app.port, '/', { Range: LARGE_PARTS })
   const res = split(raw)
   t.is(res.status, 206)
   t.regex(res.headers['content-type'] ?? '', /^multipart\/byteranges; boundary=/)
   t.true(res.body.length < Number(res.headers['content-length']), 'cut short')
-  t.false(res.body.toString('latin1').includes('500000-500009/1000000\r\n\r\nBBBB'), 'the failed part carries no bytes')
+  t.false(res.body.toString('latin1').includes('500000-569999/1000000\r\n\r\nBBBB'), 'the failed part carries no bytes')
   t.true(await settle(() => app.errors.some((e) => e.message.includes('part 2 could not be read') || (e.cause as Error | undefined)?.message === 'part 2 could not be read')), `logged: ${app.errors.map((e) => e.message).join(' | ')}`)
   t.true(file.streams.every((s) => s.destroyed))
 })
@@ -159,7 +164,7 @@ for (const [title, cue] of [
   test(`storage ${title} of a multipart response: a clean 503 before any header (the first part is opened before the 206), logged, nothing left open`, async t => {
     const file = new Faulty(cue)
     const app = await serveWith(t, file)
-    const { raw } = await clientRequest(app.port, '/', { Range: 'bytes=0-9,500000-500009' })
+    const { raw } = await clientRequest(app.port, '/', { Range: LARGE_PARTS })
     assertCleanError(t, raw, 503, title)
     t.false(raw.toString('latin1').includes('multipart'), 'no multipart header was sent')
     t.true(await settle(() => app.errors.length === 1))
@@ -167,6 +172,30 @@ for (const [title, cue] of [
     t.true(file.streams.every((s) => s.destroyed))
   })
 }
+
+test('a small multipart response is read whole before the headers (read(), one part after another): a storage failing on its second part is a clean error, not a cut 206; one that reads well gives the exact body', async t => {
+  let reads = 0
+  class FailsSecondRead extends Faulty {
+    override async read (range?: ByteRange): Promise<Uint8Array> {
+      if (++reads === 2) throw new DownloadError('E_UNAVAILABLE', 'part 2: SlowDown')
+      return await super.read(range)
+    }
+  }
+  const failing = new FailsSecondRead({ stage: 'none' })
+  const app = await serveWith(t, failing)
+  const { raw } = await clientRequest(app.port, '/', { Range: 'bytes=0-9,500000-500009' })
+  assertCleanError(t, raw, 503, 'the second part')
+  t.is(failing.opens, 0, 'nothing streamed')
+  t.true(await settle(() => app.errors.length === 1))
+
+  const whole = await serveWith(t, new Faulty({ stage: 'none' }))
+  const ok = split((await clientRequest(whole.port, '/', { Range: 'bytes=0-9,500000-500009' })).raw)
+  t.is(ok.status, 206)
+  const boundary = /boundary=(\S+)$/.exec(ok.headers['content-type'] ?? '')?.[1] ?? ''
+  const part = (range: string): string => `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${range}/1000000\r\n\r\nBBBBBBBBBB`
+  t.is(ok.body.toString('latin1'), `${part('0-9')}\r\n${part('500000-500009')}\r\n--${boundary}--\r\n`)
+  t.is(Number(ok.headers['content-length']), ok.body.length)
+})
 
 test('a failing stat() on HEAD, If-None-Match and Range requests gives the same clean error (nothing is opened)', async t => {
   const error = new DownloadError('E_UNAVAILABLE', 'maintenance')
