@@ -446,12 +446,12 @@ function matchDir (sourceDir: string, filePath: string): SourceMatch | string {
 const NOT_NORMALISED = /\/\/|\/\.\.?(?:\/|$)|\/$/
 
 function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
-  let url: URL
-  try { url = new URL(fileUrl) } catch { return 'the file url is not a valid URL' }
+  const parsed = parsedFileUrl(fileUrl)
+  if (parsed === undefined) return 'the file url is not a valid URL'
+  const { url, fileSegments } = parsed
   const { origin, sourceSegments, sourceSpellings } = parsedSource(sourceUrl)
   if (url.origin !== origin) return `url origin ${JSON.stringify(url.origin)} is not ${origin}`
   if (url.username !== '' || url.password !== '') return 'the file url carries credentials'
-  const fileSegments = decodeSegments(url.pathname)
   if (fileSegments === undefined) return 'the file url path does not percent-decode to UTF-8'
   if (url.pathname.endsWith('/')) return 'the file url names a directory (trailing slash)'
   if (fileSegments.length <= sourceSegments.length || sourceSegments.some((s, i) => fileSegments[i] !== s)) {
@@ -472,6 +472,24 @@ function matchUrl (sourceUrl: string, fileUrl: string): SourceMatch | string {
   }
   const rawSegments = respelled ? [] : rawPath.slice(sourceSegments.length)
   return { via: 'url', segments, search: url.search === '?' ? '' : url.search, rawSegments }
+}
+
+/**
+ * The file URL parsed and its path decoded, for the last file URL asked about: every rule a
+ * request tries looks at the same one (100 sourceUrl rules parsed it 100 times: about 1 µs each
+ * over HTTP, audit P). Read only.
+ */
+interface ParsedFileUrl { readonly url: URL, readonly fileSegments: readonly string[] | undefined }
+let lastFileUrl: string | undefined
+let lastParsedFileUrl: ParsedFileUrl | undefined
+function parsedFileUrl (fileUrl: string): ParsedFileUrl | undefined {
+  if (fileUrl !== lastFileUrl) {
+    let url: URL | undefined
+    try { url = new URL(fileUrl) } catch { url = undefined }
+    lastParsedFileUrl = url === undefined ? undefined : { url, fileSegments: decodeSegments(url.pathname) }
+    lastFileUrl = fileUrl
+  }
+  return lastParsedFileUrl
 }
 
 // Rules are few and long-lived: parse each normalised sourceUrl once, not per request.
