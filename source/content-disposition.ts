@@ -44,6 +44,8 @@ export function sanitizeFilename (name: string): string {
 // Made on the first name that needs cutting: a Segmenter loads ICU's break-iterator data (about
 // 2 MiB of RSS), which no process serving ordinary names needs.
 let graphemes: Intl.Segmenter | undefined
+/** A name of printable ASCII only. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
 /** An extension worth keeping: a dot, then up to 16 characters without another dot or a space. */
 const extension = /\.[^.\s]{1,16}$/u
 
@@ -53,6 +55,8 @@ function shorten (name: string): string {
   const stem = ext === '' || ext.length === name.length ? name : name.slice(0, -ext.length)
   const kept = stem === name ? '' : ext
   let budget = MAX_FILENAME_BYTES - Buffer.byteLength(kept)
+  // Printable ASCII: every character is a grapheme of one byte (no Segmenter, no ICU data loaded).
+  if (PRINTABLE_ASCII.test(stem)) return stem.slice(0, budget) + kept
   let out = ''
   graphemes ??= new Intl.Segmenter('en', { granularity: 'grapheme' })
   for (const { segment } of graphemes.segment(stem)) {
