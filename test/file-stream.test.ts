@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Koa from 'koa'
 import request from 'supertest'
-import { FileStream } from '../source/file-stream.ts'
+import { DescriptorReader, FileStream, readExactly } from '../source/file-stream.ts'
+import { DownloadError } from '../source/errors.ts'
 import { FILE_CHUNK_SIZE, PathFile } from '../source/path-file.ts'
 import { serve } from '../source/serve.ts'
 import type { DownloadFile } from '../source/types.ts'
@@ -158,4 +159,29 @@ test('file-stream: serve({ chunkSize }) hands its chunk size to open(), for a si
   const parts = await request(app.callback()).get('/').set('Range', 'bytes=0-9,100000-100009').buffer(true).parse(binaryParser)
   t.is(parts.status, 206)
   t.deepEqual(seen, [64 * KiB, 64 * KiB, 64 * KiB])
+})
+
+test('readExactly / DescriptorReader: a file that ends before the bytes asked for is E_CHANGED at once (never a loop on reads of 0 bytes), whole reads give exactly the bytes', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-read-exactly-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'f.bin')
+  const content = randomBytes(100)
+  writeFileSync(path, content)
+  const fd = openSync(path, 'r')
+  const stats = fstatSync(fd)
+  const reader = new DescriptorReader(fd, stats)
+  t.teardown(() => { reader.close() })
+  t.deepEqual(await reader.read(10, 20), content.subarray(10, 30))
+  t.deepEqual(await readExactly(fd, 0, 100), content)
+  // Truncated under the open descriptor: the read finds the end early.
+  truncateSync(path, 40)
+  for (const read of [async () => await readExactly(fd, 0, 100), async () => await reader.read(30, 20)]) {
+    const error = await t.throwsAsync(read())
+    t.true(error instanceof DownloadError && error.code === 'E_CHANGED', String(error?.message))
+    t.regex(error?.message ?? '', /bytes early \(truncated while being read\)/)
+  }
+  // Rewritten in place to the same size with a new mtime: check() tells.
+  writeFileSync(path, Buffer.alloc(100, 0x61))
+  utimesSync(path, stats.atime, new Date(stats.mtimeMs + 5000))
+  t.throws(() => { reader.check() }, { instanceOf: DownloadError, message: /modified while being sent/ })
 })

@@ -320,6 +320,54 @@ test('multipart: a first part opened ahead is destroyed when the body is destroy
   t.is(bytes.length, plan.length)
 })
 
+test('a wrapper whose read() returns fewer bytes than stat() announced is a clean 503 (planned again, then refused), never a short 200 or 206 passed as complete: whole, one range, several ranges', async t => {
+  let reads = 0
+  const short = {
+    name: 'short.bin',
+    stat: async () => ({ size: 1000, etag: '"s"' }),
+    // The bytes of a file that really has 400: a range past them comes short or empty.
+    read: async (range?: { start: number, end: number }) => { reads++; return Buffer.alloc(Math.max(0, Math.min(range?.end ?? 999, 399) - (range?.start ?? 0) + 1), 0x61) },
+    open: async () => { throw new Error('open() is not used for a body within bufferSize') }
+  }
+  const shortApp = downloadApp((ctx) => { ctx.body = short }).callback()
+  for (const range of [undefined, 'bytes=0-599', 'bytes=0-9,500-509']) {
+    reads = 0
+    let req = request(shortApp).get('/').buffer(true).parse(binaryParser)
+    if (range !== undefined) req = req.set('Range', range)
+    const res = await req
+    t.is(res.status, 503, String(range))
+    t.is(res.headers['content-range'], undefined, String(range))
+    t.false((res.body as Buffer).includes(Buffer.alloc(10, 0x61)), String(range))
+    t.true(reads >= 2, `${String(range)}: planned again once (${reads} reads)`)
+  }
+})
+
+test('multipart: a source whose part ends before its range does is cut right there (the client sees fewer bytes than Content-Length at once), never left waiting, and reported', async t => {
+  // No read(): every part is streamed from open(). The second part comes with 5 of its 11 bytes.
+  const ends = {
+    name: 'ends.bin',
+    stat: async () => ({ size: digits.length, etag: '"e"' }),
+    open: async (range?: { start: number, end: number }) => {
+      const start = range?.start ?? 0
+      const end = start === 500 ? start + 4 : range?.end ?? digits.length - 1
+      return Readable.from([digits.subarray(start, end + 1)])
+    }
+  }
+  const errors: Error[] = []
+  const endsApp = downloadApp((ctx) => { ctx.body = ends })
+  endsApp.on('error', (error: Error) => { errors.push(error) })
+  const listener = createServer(endsApp.callback()).listen(0, '127.0.0.1')
+  t.teardown(() => { listener.close() })
+  await once(listener, 'listening')
+  const res = await rawRequest(`http://127.0.0.1:${(listener.address() as AddressInfo).port}/`, { headers: { Range: 'bytes=0-10,500-510,900-910' } })
+  t.is(res.status, 206)
+  t.false(res.complete)
+  t.true(res.body.length < Number(res.headers['content-length']), `${res.body.length} of ${String(res.headers['content-length'])} bytes`)
+  // Up to the short part's own bytes, nothing after them (not the third part).
+  t.true(res.body.toString('latin1').endsWith('Content-Range: bytes 500-510/1000\r\n\r\n01234'), JSON.stringify(res.body.toString('latin1').slice(-60)))
+  t.regex(errors[0]?.message ?? '', /^multipart: part 500-510 delivered 5 bytes$/)
+})
+
 test('multipart: a source that sends more than a part\'s range never puts bytes past Content-Length (the connection is cut instead)', async t => {
   // A third-party wrapper whose open(range) ignores range.end, as an origin ignoring Range would.
   const sloppy = {
