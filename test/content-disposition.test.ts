@@ -103,6 +103,19 @@ test('sanitizeFilename: a name over 240 UTF-8 bytes (room for a browser\'s .crdo
   t.true(sanitizeFilename('é'.repeat(500) + '.tar.gz').endsWith('.gz'))
 })
 
+test('sanitizeFilename: a long name keeps an extension of up to 16 characters after the dot (.markdown, .torrent, .sqlite3), not one of 17', t => {
+  const sixteen = '.' + 'abcdefghijklmnop'
+  const seventeen = '.' + 'abcdefghijklmnopq'
+  for (const ext of ['.markdown', '.torrent', '.sqlite3', '.numbers', sixteen]) {
+    t.is(sanitizeFilename('r'.repeat(300) + ext), 'r'.repeat(240 - ext.length) + ext, ext)
+    // whole graphemes of a stem of 3-byte characters, beside the extension's bytes
+    t.is(sanitizeFilename('日'.repeat(100) + ext), '日'.repeat(Math.floor((240 - ext.length) / 3)) + ext, ext)
+  }
+  // 17 characters after the dot is no extension: the name is cut at its end, as one without a dot.
+  t.is(sanitizeFilename('r'.repeat(300) + seventeen), 'r'.repeat(240))
+  t.is(contentDisposition('r'.repeat(300) + '.markdown'), `attachment; filename="${'r'.repeat(231)}.markdown"`)
+})
+
 test('content-disposition: a 17,000-character name gives a header Node\'s client reads (one of about 1 KiB)', t => {
   const header = contentDisposition('日'.repeat(1700) + '.txt')
   t.is(header, `attachment; filename="${'_'.repeat(78)}.txt"; filename*=UTF-8''${'%E6%97%A5'.repeat(78)}.txt`)

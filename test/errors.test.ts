@@ -83,6 +83,10 @@ const mapping: Array<[string, unknown, number]> = [
   ['an HTTP client\'s error: the origin\'s 407 (undici: statusCode)', Object.assign(new Error('Response status code 407'), { statusCode: 407 }), 500],
   ['an error whose status is not an error status (200)', Object.assign(new Error('ok?'), { status: 200, expose: true }), 500],
   ['an error whose status is out of range (600)', Object.assign(new Error('?'), { status: 600, expose: true }), 500],
+  ['an error declaring a redirect (302, and expose): no error status, and no Location to go with it', Object.assign(new Error('origin answered 302'), { status: 302, expose: false }), 500],
+  ['an error declaring 304 in statusCode (and expose)', Object.assign(new Error('not modified'), { statusCode: 304, expose: true }), 500],
+  ['an error declaring 300 (the first 3xx)', Object.assign(new Error('?'), { status: 300, expose: true }), 500],
+  ['an error declaring 399 (the last 3xx)', Object.assign(new Error('?'), { status: 399, expose: true }), 500],
   ['an error whose status is a string', Object.assign(new Error('?'), { status: '404', expose: true }), 500],
   ['an error whose status is fractional', Object.assign(new Error('?'), { status: 404.5, expose: true }), 500]
 ]
@@ -426,6 +430,16 @@ test('errors: a source that fails before its first byte with an error naming its
   // An HTTP client's error carries the origin's status to the app: a 500 that Koa logs, not the origin's 401.
   const upstream = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error('Unauthorized'), { status: 401, response: { headers: {} } }) }))
   assertErrorResponse(t, await fetchBytes(upstream.url, '/'), 500)
+})
+
+test('errors: a stat() failing with an error that declares a redirect status (a wrapped client error for the origin\'s 302, Koa-style expose set) is a clean 500, not a 302 without a Location', async t => {
+  for (const [status, expose] of [[302, false], [301, true], [304, true]] as const) {
+    const { url, errors } = await appFor(t, new ScriptedFile(async () => { throw Object.assign(new Error(`origin answered ${status} for ${secretPath}`), { status, expose }) }))
+    const res = await fetchBytes(url, '/')
+    assertErrorResponse(t, res, 500)
+    t.is((errors[0] as HttpError | undefined)?.status, 500, String(status))
+    t.is((errors[0] as HttpError | undefined)?.expose, false, String(status))
+  }
 })
 
 test('errors: a wrapper\'s stat() size that is not a byte count is a clean 502 on GET, HEAD and Range (no Content-Length: -1 or Content-Range …/Infinity); a lastModified that is not a Date is left out, not a 500', async t => {

@@ -2,8 +2,10 @@ import test from 'ava'
 import request from 'supertest'
 import { download } from '../source/download.ts'
 import { PathFile } from '../source/path-file.ts'
+import { planResponse } from '../source/plan.ts'
 import { VirtualFile } from '../source/virtual-file.ts'
 import type { ByteRange, DownloadFile, FileStat } from '../source/types.ts'
+import type { IncomingHttpHeaders } from 'node:http'
 import { Readable } from 'node:stream'
 import { downloadApp, fixtureRoot } from './helpers/koa.ts'
 
@@ -199,6 +201,29 @@ test('a Last-Modified in the future is sent as the response Date (RFC 9110 §8.8
     t.is(res.text, '0123456789')
     t.is(res.headers['last-modified'], res.headers.date ?? 'no Date')
   }
+})
+
+test('planResponse: a Last-Modified of the current second or later is also the response Date, set by the plan, not left to Node\'s cached Date (which may still name the second before); an older one leaves Date to Node', t => {
+  // A clock of its own: 700 ms into 12:00:00.
+  const now = Date.UTC(2026, 0, 5, 12, 0, 0, 700)
+  const second = 'Mon, 05 Jan 2026 12:00:00 GMT'
+  const presentation = { contentType: 'text/plain; charset=utf-8', contentDisposition: 'attachment; filename="counted.txt"', cacheControl: 'private', sandboxed: false }
+  const options = { etag: true, lastModified: true, ranges: true, rangeLimits: {} }
+  const headersOf = (lastModified: Date, request: IncomingHttpHeaders = {}): Record<string, string | null> => {
+    const plan = planResponse('GET', request, { size: 10, etag: '"v1"', lastModified }, presentation, options, now)
+    return 'headers' in plan ? plan.headers : {}
+  }
+  for (const lastModified of [new Date(now - 700), new Date(now), new Date(now + 2000), new Date(now + 365 * 86400_000)]) {
+    const what = lastModified.toISOString()
+    const headers = headersOf(lastModified)
+    t.is(headers['Last-Modified'], second, what)
+    t.is(headers.Date, second, what)
+    // The 304 carries it too.
+    t.is(headersOf(lastModified, { 'if-none-match': '"v1"' }).Date, second, what)
+  }
+  const older = headersOf(new Date(now - 701))
+  t.is(older['Last-Modified'], 'Mon, 05 Jan 2026 11:59:59 GMT')
+  t.false('Date' in older)
 })
 
 test('a future Last-Modified does not keep answering If-Modified-Since with 304 once the file changed', async t => {

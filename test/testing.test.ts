@@ -101,6 +101,23 @@ test('assertXAccelRedirect with a Caddy header and raw encoding', async (t) => {
   await t.throwsAsync(assertXAccelRedirect(res), { instanceOf: AssertionError, message: /X-Accel-Redirect is absent/ })
 })
 
+test('assertXAccelRedirect with expires: false passes on what nginx({ expires: false }) sends (X-Accel-Expires: 0, supertest and fetch) and fails on any other value', async (t) => {
+  const rule = (expires?: false): ReturnType<typeof nginx> => nginx({ sourceDir: `${fixtureRoot}/snow ☃`, destinationUrl: '/protected/', ...(expires === undefined ? {} : { expires }) })
+  const serving = (expires?: false): Koa => downloadApp((ctx) => { ctx.body = download(new PathFile(`${fixtureRoot}${decodeURIComponent(ctx.path)}`)) }, { rules: [rule(expires)] })
+  const res = await request(serving(false).callback()).get(nested)
+  t.is(res.headers['x-accel-expires'], '0')
+  await assertXAccelRedirect(res, { redirect: '/protected/nested.txt', expires: false })
+  const listening = serving(false).listen(0, '127.0.0.1')
+  await once(listening, 'listening')
+  t.teardown(() => { listening.close() })
+  await assertXAccelRedirect(await fetch(`http://127.0.0.1:${(listening.address() as AddressInfo).port}${nested}`), { redirect: '/protected/nested.txt', expires: false })
+  // Another value (nginx({ expires: 60 })), or none at all (nginx() without expires): an assertion failure naming both.
+  const sixty = await t.throwsAsync(assertXAccelRedirect(await request(appFor('nginx').callback()).get(nested), { expires: false }), { instanceOf: AssertionError })
+  t.is(sixty?.message, 'assertXAccelRedirect: X-Accel-Expires is "60", expected "0"')
+  const none = await t.throwsAsync(assertXAccelRedirect(await request(serving().callback()).get(nested), { expires: false }), { instanceOf: AssertionError })
+  t.is(none?.message, 'assertXAccelRedirect: X-Accel-Expires is absent, expected "0"')
+})
+
 test('the offloaded-body check fails when a response carries bytes', async (t) => {
   const fake = { status: 200, headers: { 'x-accel-redirect': '/p/a', 'content-length': '3' }, text: 'abc' }
   const error = await t.throwsAsync(assertXAccelRedirect(fake), { instanceOf: AssertionError })
