@@ -150,7 +150,7 @@ export async function readExactly (fd: number, position: number, length: number)
   let filled = 0
   while (filled < length) {
     const bytesRead = await readAt(fd, buffer, filled, length - filled, position + filled)
-    if (bytesRead === 0) throw new DownloadError('E_CHANGED', `file ended ${length - filled} bytes early (truncated while being read)`)
+    if (bytesRead === 0) throw new DownloadError('E_CHANGED', `file ended at byte ${position + filled}, before byte ${position + length} (truncated while being read)`)
     filled += bytesRead
   }
   return buffer

@@ -459,8 +459,9 @@ function realRoot (root: string): Promise<string> {
 
 /**
  * How serve() reads the parts of a multipart response from `file` through one descriptor: a
- * PathFile whose open() and read() are its own (a subclass that overrides them, say to transform
- * the bytes, gets its open() per part as any source does).
+ * PathFile whose open() and read() are its own. A subclass that overrides either (to transform
+ * the bytes, say) is served as any source is: its read() per part for a body within bufferSize,
+ * its open() per part above it.
  */
 export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => Promise<DescriptorReader>) | undefined {
   if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined

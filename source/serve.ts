@@ -488,6 +488,8 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     if (multipart.length <= options.bufferSize && typeof file.read === 'function') {
       const pieces: Uint8Array[] = []
       for (const { range, head } of multipart.parts) {
+        // A client gone stops the reads here, whether or not the wrapper's read() heeds the signal.
+        opened.signal?.throwIfAborted()
         const bytes = await file.read(range, opened)
         const expected = range.end - range.start + 1
         if (bytes.byteLength !== expected) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${expected}`)

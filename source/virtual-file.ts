@@ -186,7 +186,9 @@ function isStreamLike (value: unknown): boolean {
  */
 function asBytes (content: Readable): Readable {
   const bytes = new ByteChunks()
-  content.on('error', (error) => { bytes.destroy(error) })
+  // An error after the source's end (a misbehaving source) changes nothing of what it sent, as
+  // with pipeline(), which had let go of it by then.
+  content.on('error', (error) => { if (!content.readableEnded) bytes.destroy(error) })
   content.on('close', () => { if (!content.readableEnded) bytes.destroy(prematureClose()) })
   bytes.on('close', () => { content.destroy() })
   return content.pipe(bytes)

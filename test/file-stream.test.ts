@@ -2,6 +2,7 @@
 // and the chunk size serve() asks for.
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { appendFileSync, fstatSync, openSync, readlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdtemp, realpath, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,6 +10,7 @@ import { join } from 'node:path'
 import Koa from 'koa'
 import request from 'supertest'
 import { DescriptorReader, FileStream, readExactly } from '../source/file-stream.ts'
+import { multipartFromReader, planMultipart } from '../source/multipart.ts'
 import { DownloadError } from '../source/errors.ts'
 import { FILE_CHUNK_SIZE, PathFile } from '../source/path-file.ts'
 import { serve } from '../source/serve.ts'
@@ -178,10 +180,28 @@ test('readExactly / DescriptorReader: a file that ends before the bytes asked fo
   for (const read of [async () => await readExactly(fd, 0, 100), async () => await reader.read(30, 20)]) {
     const error = await t.throwsAsync(read())
     t.true(error instanceof DownloadError && error.code === 'E_CHANGED', String(error?.message))
-    t.regex(error?.message ?? '', /bytes early \(truncated while being read\)/)
+    t.regex(error?.message ?? '', /^file ended at byte 40, before byte (100|50) \(truncated while being read\)$/)
   }
   // Rewritten in place to the same size with a new mtime: check() tells.
   writeFileSync(path, Buffer.alloc(100, 0x61))
   utimesSync(path, stats.atime, new Date(stats.mtimeMs + 5000))
   t.throws(() => { reader.check() }, { instanceOf: DownloadError, message: /modified while being sent/ })
+})
+
+test('multipartFromReader: a body destroyed before it was first read (the client gone at once) closes the descriptor reader; one read to its end closes it too', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'kd-multipart-reader-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'f.bin')
+  writeFileSync(path, randomBytes(1000))
+  const plan = planMultipart([{ start: 0, end: 4 }, { start: 500, end: 504 }], 1000, 'application/octet-stream')
+  for (const readToEnd of [false, true]) {
+    const fd = openSync(path, 'r')
+    const reader = new DescriptorReader(fd, fstatSync(fd))
+    const first = await reader.read(0, 5)
+    const body = multipartFromReader(reader, plan, first, 1024)
+    if (readToEnd) t.is(Buffer.concat(await body.toArray() as Buffer[]).length, plan.length)
+    else body.destroy()
+    if (!body.closed) await once(body, 'close')
+    await t.throwsAsync(reader.read(0, 1), { message: /read after close/ }, readToEnd ? 'read to its end' : 'destroyed at once')
+  }
 })

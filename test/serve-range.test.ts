@@ -342,6 +342,32 @@ test('a wrapper whose read() returns fewer bytes than stat() announced is a clea
   }
 })
 
+test('multipart within bufferSize: a client that leaves stops the part reads, even with a read() that ignores the abort signal', async t => {
+  let reads = 0
+  const slow = {
+    name: 'slow.bin',
+    stat: async () => ({ size: digits.length, etag: '"w"' }),
+    // 200 ms per part, whatever the signal says.
+    read: async (range?: { start: number, end: number }) => {
+      reads++
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      return digits.subarray(range?.start ?? 0, (range?.end ?? digits.length - 1) + 1)
+    },
+    open: async () => { throw new Error('open() is not used for a body within bufferSize') }
+  }
+  const listener = createServer(downloadApp((ctx) => { ctx.body = slow }).callback()).listen(0, '127.0.0.1')
+  t.teardown(() => { listener.close() })
+  await once(listener, 'listening')
+  // Eight parts: 1.6 s of reads; the client leaves after about one of them.
+  const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1')
+  socket.on('error', () => {})
+  socket.write(`GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=${Array.from({ length: 8 }, (_, i) => `${i * 120}-${i * 120 + 1}`).join(',')}\r\n\r\n`)
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  socket.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  t.true(reads >= 1 && reads <= 5, `${reads} of 8 parts read`)
+})
+
 test('multipart: a source whose part ends before its range does is cut right there (the client sees fewer bytes than Content-Length at once), never left waiting, and reported', async t => {
   // No read(): every part is streamed from open(). The second part comes with 5 of its 11 bytes.
   const ends = {

@@ -946,6 +946,29 @@ test('virtual-file: an object-mode stream that fails after its first rows, or is
   t.regex(errors[1]?.message ?? '', /Premature close|before its end/i)
 })
 
+test('virtual-file: an object-mode stream that emits an error after its end (a misbehaving source) has still sent its bytes: the response is whole, sized or not', async (t) => {
+  const url = new URL(await listen(t, downloadApp((ctx) => {
+    let n = 0
+    const source = new Readable({ objectMode: true, read () { this.push(n++ < 30 ? Buffer.alloc(4096, 0x61) : null) } })
+    source.on('end', () => { setImmediate(() => source.emit('error', new Error('error after end'))) })
+    ctx.body = new VirtualFile(source, { name: 'x.bin', size: ctx.query.sized === '1' ? 30 * 4096 : undefined })
+  })))
+  for (const sized of ['0', '1']) {
+    const outcome = await new Promise<string>((resolve, reject) => {
+      get({ host: url.hostname, port: url.port, path: `/?sized=${sized}` }, (res) => {
+        let bytes = 0
+        res.on('data', (chunk: Buffer) => { bytes += chunk.length })
+        // A slow client: the source has ended (and failed) before the body is read.
+        res.pause()
+        setTimeout(() => res.resume(), 300)
+        res.on('end', () => { resolve(`${res.statusCode ?? 0} ${bytes} ${String(res.complete)}`) })
+        res.on('error', () => { resolve(`${res.statusCode ?? 0} ${bytes} error`) })
+      }).on('error', reject)
+    })
+    t.is(outcome, `200 ${30 * 4096} true`, `sized=${sized}`)
+  }
+})
+
 test('virtual-file: a stream never sent (HEAD, 412, a route\'s 204, a 304) that errors while it is released does not end the process: an fs stream of a deleted file, a readable-stream one that fails its destroy', async t => {
   const missing = join(tmpdir(), 'kd-no-such-dir', 'deleted-upload.bin')
   const app = downloadApp(async (ctx) => {
