@@ -5,6 +5,7 @@ import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { PassThrough, Readable } from 'node:stream'
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import Koa from 'koa'
 import request from 'supertest'
 import { download } from '../source/download.ts'
@@ -23,6 +24,17 @@ const app = downloadApp((ctx) => {
   ctx.body = download(new PathFile(ctx.path.slice(1), { root: fixtureRoot }))
 })
 const server = app.callback()
+
+/** An app serving `file`, listening on loopback until the test ends: its port, and the errors it reported. */
+async function listening (t: ExecutionContext, file: DownloadFile): Promise<{ port: number, errors: Error[] }> {
+  const errors: Error[] = []
+  const koa = downloadApp((ctx) => { ctx.body = file })
+  koa.on('error', (error: Error) => { errors.push(error) })
+  const listener = createServer(koa.callback()).listen(0, '127.0.0.1')
+  t.teardown(() => { listener.close() })
+  await once(listener, 'listening')
+  return { port: (listener.address() as AddressInfo).port, errors }
+}
 
 function get (path: string, headers: Record<string, string> = {}) {
   let req = request(server).get(path).buffer(true).parse(binaryParser)
@@ -355,11 +367,9 @@ test('multipart within bufferSize: a client that leaves stops the part reads, ev
     },
     open: async () => { throw new Error('open() is not used for a body within bufferSize') }
   }
-  const listener = createServer(downloadApp((ctx) => { ctx.body = slow }).callback()).listen(0, '127.0.0.1')
-  t.teardown(() => { listener.close() })
-  await once(listener, 'listening')
+  const { port } = await listening(t, slow)
   // Eight parts: 1.6 s of reads; the client leaves after about one of them.
-  const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1')
+  const socket = connect(port, '127.0.0.1')
   socket.on('error', () => {})
   socket.write(`GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=${Array.from({ length: 8 }, (_, i) => `${i * 120}-${i * 120 + 1}`).join(',')}\r\n\r\n`)
   await new Promise((resolve) => setTimeout(resolve, 250))
@@ -379,13 +389,8 @@ test('multipart: a source whose part ends before its range does is cut right the
       return Readable.from([digits.subarray(start, end + 1)])
     }
   }
-  const errors: Error[] = []
-  const endsApp = downloadApp((ctx) => { ctx.body = ends })
-  endsApp.on('error', (error: Error) => { errors.push(error) })
-  const listener = createServer(endsApp.callback()).listen(0, '127.0.0.1')
-  t.teardown(() => { listener.close() })
-  await once(listener, 'listening')
-  const res = await rawRequest(`http://127.0.0.1:${(listener.address() as AddressInfo).port}/`, { headers: { Range: 'bytes=0-10,500-510,900-910' } })
+  const { port, errors } = await listening(t, ends)
+  const res = await rawRequest(`http://127.0.0.1:${port}/`, { headers: { Range: 'bytes=0-10,500-510,900-910' } })
   t.is(res.status, 206)
   t.false(res.complete)
   t.true(res.body.length < Number(res.headers['content-length']), `${res.body.length} of ${String(res.headers['content-length'])} bytes`)
@@ -401,13 +406,8 @@ test('multipart: a source that sends more than a part\'s range never puts bytes 
     stat: async () => ({ size: digits.length, etag: '"s"' }),
     open: async (range?: { start: number, end: number }) => Readable.from([digits.subarray(range?.start ?? 0)])
   }
-  const errors: Error[] = []
-  const sloppyApp = downloadApp((ctx) => { ctx.body = sloppy })
-  sloppyApp.on('error', (error: Error) => { errors.push(error) })
-  const listener = createServer(sloppyApp.callback()).listen(0, '127.0.0.1')
-  t.teardown(() => { listener.close() })
-  await once(listener, 'listening')
-  const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1')
+  const { port, errors } = await listening(t, sloppy)
+  const socket = connect(port, '127.0.0.1')
   socket.end('GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,150-159\r\n\r\n')
   const chunks: Buffer[] = []
   socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
