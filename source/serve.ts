@@ -466,7 +466,8 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // The first part is opened before the headers, as a single range is: a source that fails there
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent; a local file's parts are all read from the descriptor opened
-    // here (32 one-byte parts: about a third of the CPU of an open, check and close per part; docs/benchmarks.md).
+    // here (32 one-byte parts: about a quarter of the CPU of an open, check and close per part;
+    // docs/benchmarks.md item 51).
     const openReader = rangeReaderOf(file)
     if (openReader !== undefined) {
       const reader = await openReader(opened)
