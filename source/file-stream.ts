@@ -150,10 +150,19 @@ export async function readExactly (fd: number, position: number, length: number)
   let filled = 0
   while (filled < length) {
     const bytesRead = await readAt(fd, buffer, filled, length - filled, position + filled)
-    if (bytesRead === 0) throw new DownloadError('E_CHANGED', `file ended at byte ${position + filled}, before byte ${position + length} (truncated while being read)`)
+    if (bytesRead === 0) throw new DownloadError('E_CHANGED', `file ended at byte ${sizeNow(fd) ?? position + filled}, before byte ${position + length} (truncated while being read)`)
     filled += bytesRead
   }
   return buffer
+}
+
+/** The size of the file open as `fd` now (where a read found its end, maybe well before the read's start). */
+function sizeNow (fd: number): number | undefined {
+  try {
+    return fstatSync(fd).size
+  } catch {
+    return undefined
+  }
 }
 
 function readAt (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {

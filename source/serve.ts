@@ -239,7 +239,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         const size = stat.size
         if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) throw new DownloadError('E_UPSTREAM', `stat() gave the size ${String(size)}, not a byte count`)
       } catch (error) {
-        throw failed(ctx, error, 'stat', signal)
+        const failure = failed(ctx, error, 'stat', signal)
+        if (leftMeanwhile(ctx, download, signal, failure)) return
+        throw failure
       }
       opened.stat = stat
       const presentation = presentationHeaders(download, stat)
@@ -284,7 +286,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
           debug('%s: the file changed while being opened; planning again', ctx.path)
           continue
         }
-        throw failed(ctx, error, 'open', signal)
+        const failure = failed(ctx, error, 'open', signal)
+        if (leftMeanwhile(ctx, download, signal, failure)) return
+        throw failure
       }
       try {
         applyHeaders(ctx, chosen ?? plan.status, plan.headers)
@@ -627,6 +631,20 @@ function failed (ctx: Context, error: unknown, stage: string, signal: AbortSigna
   // A stat or open that the client's leaving aborted is no failure: the error handler says it left.
   if (httpError.status >= 500 && !signal.aborted) debug('%s %s: %s failed: %s', ctx.method, ctx.path, stage, (error as Error)?.message ?? String(error))
   return httpError
+}
+
+/**
+ * A stat() or open() that failed after the client left (one the abort cut short, or one that
+ * failed meanwhile) answers nothing: there is nobody to answer, and an error handler mounted
+ * before downloads() must not see a server error (a 502 "client went away") for every download a
+ * user cancelled. The download counts as answered (an outer serve() opens nothing), and the debug
+ * line says the client went away, once, as for a client leaving mid-body.
+ */
+function leftMeanwhile (ctx: Context, download: DownloadBody, signal: AbortSignal, failure: Error): boolean {
+  if (!signal.aborted) return false
+  answeredWithoutBody(ctx, download)
+  ctx.onerror(failure)
+  return true
 }
 
 /**

@@ -177,9 +177,10 @@ test('readExactly / DescriptorReader: a file that ends before the bytes asked fo
   t.deepEqual(await readExactly(fd, 0, 100), content)
   // Truncated under the open descriptor: the read finds the end early.
   truncateSync(path, 40)
-  for (const read of [async () => await readExactly(fd, 0, 100), async () => await reader.read(30, 20)]) {
+  for (const read of [async () => await readExactly(fd, 0, 100), async () => await reader.read(30, 20), async () => await reader.read(60, 40)]) {
     const error = await t.throwsAsync(read())
     t.true(error instanceof DownloadError && error.code === 'E_CHANGED', String(error?.message))
+    // The file's end as it is now, also for a read that starts past it.
     t.regex(error?.message ?? '', /^file ended at byte 40, before byte (100|50) \(truncated while being read\)$/)
   }
   // Rewritten in place to the same size with a new mtime: check() tells.

@@ -396,3 +396,39 @@ test.serial('HTTP/1.0 (nginx\'s default towards the app): a middleware that puts
   t.true(received > BODY, `${received} bytes`)
   t.deepEqual(errors, [])
 })
+
+test.serial('a client that leaves while stat(), open() or the part reads are pending is no error for an error handler mounted before downloads(): it sees nothing thrown, and nothing is reported', async t => {
+  const digits = Buffer.from('0123456789'.repeat(100))
+  const pending = async (signal: AbortSignal | undefined): Promise<void> => {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, 500)
+      signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason) }, { once: true })
+    })
+  }
+  // Each waits 500 ms in one step, honouring the client's signal: stat(), a single range's read(),
+  // the reads of a small multipart body.
+  const files: Record<string, DownloadFile> = {
+    '/stat': { name: 's.bin', stat: async (options) => { await pending(options?.signal); return { size: 1000, etag: '"s"' } }, open: async () => { throw new Error('unused') } },
+    '/read': { name: 'r.bin', stat: async () => ({ size: 1000, etag: '"r"' }), read: async (range, options) => { await pending(options?.signal); return digits.subarray(range?.start ?? 0, (range?.end ?? 999) + 1) }, open: async () => { throw new Error('unused') } },
+    '/parts': { name: 'p.bin', stat: async () => ({ size: 1000, etag: '"p"' }), read: async (range, options) => { await pending(options?.signal); return digits.subarray(range?.start ?? 0, (range?.end ?? 999) + 1) }, open: async () => { throw new Error('unused') } }
+  }
+  const seen: string[] = []
+  const { port, errors } = await outerApp(t, async (ctx, next) => {
+    try {
+      await next()
+    } catch (error) {
+      seen.push(`${ctx.path}: ${(error as { status?: number }).status ?? 0} ${(error as Error).message}`)
+      throw error
+    }
+  }, (ctx) => { ctx.body = files[ctx.path] })
+  for (const [path, range] of [['/stat', 'bytes=0-1'], ['/read', 'bytes=0-1'], ['/parts', 'bytes=0-1,500-501']]) {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nRange: ${range}\r\n\r\n`)
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    socket.destroy()
+  }
+  await new Promise((resolve) => setTimeout(resolve, 800))
+  t.deepEqual(seen, [])
+  t.deepEqual(errors, [])
+})
