@@ -495,10 +495,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
       for (const { range, head } of multipart.parts) {
         // A client gone stops the reads here, whether or not the wrapper's read() heeds the signal.
         opened.signal?.throwIfAborted()
-        const bytes = await file.read(range, opened)
-        const expected = range.end - range.start + 1
-        if (bytes.byteLength !== expected) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${expected}`)
-        pieces.push(head, bytes)
+        pieces.push(head, heldTo(await file.read(range, opened), range.end - range.start + 1))
       }
       pieces.push(multipart.tail)
       return { data: Buffer.concat(pieces, multipart.length), length: multipart.length, contentType }
@@ -511,8 +508,7 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const range = ranges?.[0]
   const length = plan.length
   if (length !== undefined && length <= options.bufferSize && typeof file.read === 'function' && stat.ranges !== false) {
-    const bytes = await file.read(range, opened)
-    if (bytes.byteLength !== length) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${length}`)
+    const bytes = heldTo(await file.read(range, opened), length)
     return { data: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), length }
   }
   const stream = await file.open(range, opened)
@@ -532,10 +528,14 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
 }
 
 /**
- * The stored bytes, decoded (a gzip-coded object for a client that does not accept gzip). Bytes that
- * are not what their coding says are the source's fault: E_UPSTREAM, a 502 before the headers (the
- * first bytes are decoded before they go), a cut transfer after.
+ * What a wrapper's read() gave, held to the `length` planned: more or fewer bytes mean a file that
+ * changed since stat() (planned again once, then a 503), never a body of another length.
  */
+function heldTo (bytes: Uint8Array, length: number): Uint8Array {
+  if (bytes.byteLength !== length) throw new DownloadError('E_CHANGED', `read() returned ${bytes.byteLength} bytes instead of ${length}`)
+  return bytes
+}
+
 async function decodedBody (file: DownloadBody['file'], coding: DecodableCoding, opened: OpenOptions): Promise<Readable> {
   const source = await file.open(undefined, opened)
   const decoder = decoderFor(coding)
