@@ -106,9 +106,10 @@ function rewritten (fd: number, opened: { size: number, mtimeMs: number }): stri
 }
 
 /**
- * Ranged reads of one open file descriptor, for a multipart response: each part is one read of its
- * bytes (in chunks of at most `chunkSize`) from the same descriptor, instead of a stream opened,
- * checked and closed per part (bench/: a request for 32 small ranges of a local file). `check()`
+ * Ranged reads of one open file descriptor, for a multipart response: the parts are read from the
+ * same descriptor (a large one in chunks of at most `chunkSize`, nearby small ones with one read of
+ * the span that holds them: multipartFromReader()), instead of a stream opened, checked and closed
+ * per part (bench/: a request for 32 small ranges of a local file). `check()`
  * after the last part tells a file rewritten in place meanwhile, as FileStream does after its last
  * chunk. The caller reads one range at a time and closes the reader once, after its last read has
  * settled.
@@ -124,9 +125,30 @@ export class DescriptorReader {
 
   /** Exactly `length` bytes from `position` (see readExactly()). */
   async read (position: number, length: number): Promise<Buffer> {
+    return await readExactly(this.#open(), position, length)
+  }
+
+  /**
+   * Up to `length` bytes from `position`: fewer only where the file now ends before them. For a
+   * span that holds several parts: those within what was read are whole, and the first one past it
+   * fails with truncated(), as its own read would have.
+   */
+  async readUpTo (position: number, length: number): Promise<Buffer> {
+    const fd = this.#open()
+    const buffer = Buffer.allocUnsafe(length)
+    const filled = await fill(fd, buffer, position)
+    return filled === length ? buffer : buffer.subarray(0, filled)
+  }
+
+  /** The E_CHANGED of a read that found the file's end at `reached`, before byte `before`. */
+  truncated (reached: number, before: number): DownloadError {
+    return truncation(this.#open(), reached, before)
+  }
+
+  #open (): number {
     const fd = this.#fd
     if (fd === undefined) throw new Error('DescriptorReader: read after close')
-    return await readExactly(fd, position, length)
+    return fd
   }
 
   /** Throws E_CHANGED when the file was rewritten in place since it was opened (see rewritten()). */
@@ -147,13 +169,24 @@ export class DescriptorReader {
 /** Exactly `length` bytes of `fd` from `position`; a file that ends before them was truncated: E_CHANGED. */
 export async function readExactly (fd: number, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length)
+  const filled = await fill(fd, buffer, position)
+  if (filled < length) throw truncation(fd, position + filled, position + length)
+  return buffer
+}
+
+/** Reads into all of `buffer` from `position`, stopping early only at the file's end (a read of 0 bytes): how many bytes were read. */
+async function fill (fd: number, buffer: Buffer, position: number): Promise<number> {
   let filled = 0
-  while (filled < length) {
-    const bytesRead = await readAt(fd, buffer, filled, length - filled, position + filled)
-    if (bytesRead === 0) throw new DownloadError('E_CHANGED', `file ended at byte ${sizeNow(fd) ?? position + filled}, before byte ${position + length} (truncated while being read)`)
+  while (filled < buffer.length) {
+    const bytesRead = await readAt(fd, buffer, filled, buffer.length - filled, position + filled)
+    if (bytesRead === 0) break
     filled += bytesRead
   }
-  return buffer
+  return filled
+}
+
+function truncation (fd: number, reached: number, before: number): DownloadError {
+  return new DownloadError('E_CHANGED', `file ended at byte ${sizeNow(fd) ?? reached}, before byte ${before} (truncated while being read)`)
 }
 
 /** The size of the file open as `fd` now (where a read found its end, maybe well before the read's start). */

@@ -9,7 +9,7 @@ import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
 import { FileStream } from './file-stream.ts'
 import { END_TIMEOUT, guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
-import { multipartFromReader, multipartStream, planMultipart } from './multipart.ts'
+import { firstRead, multipartFromReader, multipartStream, planMultipart } from './multipart.ts'
 import { FILE_CHUNK_SIZE, isChunkSize, rangeReaderOf } from './path-file.ts'
 import { decoderFor, planResponse } from './plan.ts'
 import type { DecodableCoding } from './plan.ts'
@@ -471,15 +471,16 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
     // (gone, changed since stat(): planned again) is a clean error, not a cut-off 206. The others
     // open while the body is sent; a local file's parts are all read from the descriptor opened
     // here (32 one-byte parts: about a quarter of the CPU of an open, check and close per part;
-    // docs/benchmarks.md item 51).
+    // docs/benchmarks.md item 51), nearby small ones with one read (the first of them before the
+    // headers too).
     const openReader = rangeReaderOf(file)
     if (openReader !== undefined) {
       const reader = await openReader(opened)
-      const range = multipart.parts[0]!.range
       const chunkSize = options.chunkSize
+      const { position, length } = firstRead(multipart, chunkSize)
       let first: Buffer
       try {
-        first = await reader.read(range.start, Math.min(range.end - range.start + 1, chunkSize))
+        first = await reader.read(position, length)
       } catch (error) {
         reader.close()
         throw error
