@@ -151,16 +151,18 @@ export function multipartStream (file: DownloadFile, plan: MultipartPlan, option
 }
 
 /**
- * Nearby small parts of a local file are read together: one read of at most this many bytes (and
- * of no more than `chunkSize`, which bounds what one read holds as it bounds a large part's reads)
- * covers the span from the lowest start to the highest end of a run of consecutive parts, and is
- * sliced into them. Each read of a part was a thread-pool round trip: 32 one-byte parts cost ten
- * times the CPU of one range. Reading the bytes between the parts too costs little beside that:
- * a read of 64 KiB cost about 15 µs more than one of 1 byte, a round trip about 25 (measured
- * in-process, a warm file), so within this bound even two one-byte parts at its two ends cost no
- * more than their own two reads.
+ * Nearby small parts of a local file are read together: one read covers the span from the lowest
+ * start to the highest end of a run of consecutive parts, and is sliced into them. Each read of a
+ * part is a thread-pool round trip, about 30 µs of CPU in a server (32 one-byte parts 1 KiB apart:
+ * 1,430–1,720 µs per response, 580–690 with one read). The bytes between the parts are read too,
+ * and cost about 2 µs per KiB there (a buffer beyond the small-buffer pool, garbage to collect):
+ * two one-byte parts 60 KiB apart cost 416–543 µs with one read, 300–390 with two. So a part joins
+ * the run only when it adds at most GAP_BYTES of bytes nobody asked for (half the break-even, for
+ * the noise of those measurements), and the span stays within SPAN_BYTES and `chunkSize` (which
+ * bounds what one read holds, as it bounds a large part's reads).
  */
 const SPAN_BYTES = 64 * 1024
+const GAP_BYTES = 8 * 1024
 
 interface Span {
   /** The run ends before this part. */
@@ -172,11 +174,11 @@ interface Span {
 
 /**
  * The run of parts from `from` that one read covers, in the order they are sent: each joins it
- * while the span holding them all stays within `limit` bytes, whatever their order (descending,
- * overlapping, repeated ranges are sliced from it as well). Only parts smaller than SMALL_PIECE
- * join: Gathered copies those into its writes, so nothing sent keeps a span's buffer alive, and a
- * paused client holds one read's buffer at a time, of at most `chunkSize`, as before. A part alone
- * (a large one, or one far from its neighbours) is read as before.
+ * whatever its place (descending, overlapping, repeated ranges are sliced from the span as well)
+ * while it is near enough (see SPAN_BYTES). Only parts smaller than SMALL_PIECE join: Gathered
+ * copies those into its writes, so nothing sent keeps a span's buffer alive, and a paused client
+ * holds one read's buffer at a time, of at most `chunkSize`, as before. A part alone (a large one,
+ * or one far from its neighbours) is read as before.
  */
 function spanFrom (parts: MultipartPlan['parts'], from: number, limit: number): Span {
   let { start, end } = parts[from]!.range
@@ -184,9 +186,12 @@ function spanFrom (parts: MultipartPlan['parts'], from: number, limit: number): 
   if (end - start + 1 < SMALL_PIECE) {
     for (; to < parts.length; to++) {
       const range = parts[to]!.range
+      const length = range.end - range.start + 1
       const spanStart = Math.min(start, range.start)
       const spanEnd = Math.max(end, range.end)
-      if (range.end - range.start + 1 >= SMALL_PIECE || spanEnd - spanStart + 1 > limit) break
+      // The bytes the span grows by beyond the part's own: the gap to it (none when it overlaps).
+      const gap = (spanEnd - spanStart) - (end - start) - length
+      if (length >= SMALL_PIECE || gap > GAP_BYTES || spanEnd - spanStart + 1 > limit) break
       start = spanStart
       end = spanEnd
     }

@@ -83,7 +83,8 @@ for (const [label, ranges, chunkSize, reads] of [
   ['in no order, with overlapping and repeated ranges: one read, each part sliced as asked', [{ start: 500, end: 900 }, { start: 100, end: 600 }, one(20), { start: 100, end: 600 }, { start: 850, end: 2000 }, one(20)], 256 * KiB, [[20, 1981]]],
   ['8 parts of 4 KiB, 100 bytes apart: one read', Array.from({ length: 8 }, (_, i) => ({ start: i * 4196, end: i * 4196 + 4095 })), 256 * KiB, [[0, 7 * 4196 + 4096]]],
   ['widely separated parts (100 KiB apart): one read each', spaced(4, 1000, 100 * KiB), 256 * KiB, spaced(4, 1000, 100 * KiB).map(({ start }) => [start, 1])],
-  ['a span is cut where it would pass 64 KiB: the next part starts the next span', spaced(6, 0, 20 * KiB), 256 * KiB, [[0, 60 * KiB + 1], [80 * KiB, 20 * KiB + 1]]],
+  ['parts up to 8 KiB apart join a span, parts farther apart do not (the bytes between them would cost more than the read saved)', [one(0), one(8 * KiB + 1), one(16 * KiB + 3)], 256 * KiB, [[0, 8 * KiB + 2], [16 * KiB + 3, 1]]],
+  ['a span is cut where it would pass 64 KiB: the next part starts the next span', spaced(16, 0, 6 * KiB), 256 * KiB, [[0, 60 * KiB + 1], [66 * KiB, 24 * KiB + 1]]],
   ['a span is no larger than chunkSize', spaced(6, 0, 600), 2 * KiB, [[0, 1801], [2400, 601]]],
   ['a part of 16 KiB or more is read alone, in chunks, between spans of the small ones', [one(0), one(100), { start: 1000, end: 1000 + 40 * KiB - 1 }, one(300), one(200)], 16 * KiB, [[0, 101], [1000, 16 * KiB], [1000 + 16 * KiB, 16 * KiB], [1000 + 32 * KiB, 8 * KiB], [200, 101]]],
   ['parts at the file\'s last bytes: the span ends with the file', [one(SIZE - 5000), { start: SIZE - 3, end: SIZE - 1 }, one(SIZE - 1)], 256 * KiB, [[SIZE - 5000, 5000]]]
