@@ -87,6 +87,9 @@ for (const [label, ranges, chunkSize, reads] of [
   ['a span is cut where it would pass 64 KiB: the next part starts the next span', spaced(16, 0, 6 * KiB), 256 * KiB, [[0, 60 * KiB + 1], [66 * KiB, 24 * KiB + 1]]],
   ['a span is no larger than chunkSize', spaced(6, 0, 600), 2 * KiB, [[0, 1801], [2400, 601]]],
   ['a part of 16 KiB or more is read alone, in chunks, between spans of the small ones', [one(0), one(100), { start: 1000, end: 1000 + 40 * KiB - 1 }, one(300), one(200)], 16 * KiB, [[0, 101], [1000, 16 * KiB], [1000 + 16 * KiB, 16 * KiB], [1000 + 32 * KiB, 8 * KiB], [200, 101]]],
+  ['descending parts farther apart than 8 KiB do not join either', [one(10 * KiB), one(0)], 256 * KiB, [[10 * KiB, 1], [0, 1]]],
+  ['a part of exactly 16 KiB starts no span and joins none', [{ start: 0, end: 16 * KiB - 1 }, one(16 * KiB + 10), { start: 17 * KiB, end: 33 * KiB - 1 }], 256 * KiB, [[0, 16 * KiB], [16 * KiB + 10, 1], [17 * KiB, 16 * KiB]]],
+  ['a large first part: the read before the headers is one chunk of it, not the whole part', [{ start: 0, end: 40 * KiB - 1 }, one(100)], 16 * KiB, [[0, 16 * KiB], [16 * KiB, 16 * KiB], [32 * KiB, 8 * KiB], [100, 1]]],
   ['parts at the file\'s last bytes: the span ends with the file', [one(SIZE - 5000), { start: SIZE - 3, end: SIZE - 1 }, one(SIZE - 1)], 256 * KiB, [[SIZE - 5000, 5000]]]
 ] as Array<[string, ByteRange[], number, Array<[number, number]>]>) {
   test(`multipartFromReader: ${label}; the body byte for byte, the descriptor closed`, async t => {
