@@ -130,8 +130,8 @@ export class DescriptorReader {
 
   /**
    * Up to `length` bytes from `position`: fewer only where the file now ends before them. For a
-   * span that holds several parts: those within what was read are whole, and the first one past it
-   * fails with truncated(), as its own read would have.
+   * span that holds several parts: those sent before the first one past what was read are whole,
+   * and that one fails with truncated(), as its own read would have.
    */
   async readUpTo (position: number, length: number): Promise<Buffer> {
     const fd = this.#open()

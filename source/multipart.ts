@@ -154,12 +154,13 @@ export function multipartStream (file: DownloadFile, plan: MultipartPlan, option
  * Nearby small parts of a local file are read together: one read covers the span from the lowest
  * start to the highest end of a run of consecutive parts, and is sliced into them. Each read of a
  * part is a thread-pool round trip, about 30 µs of CPU in a server (32 one-byte parts 1 KiB apart:
- * 1,430–1,720 µs per response, 580–690 with one read). The bytes between the parts are read too,
- * and cost about 2 µs per KiB there (a buffer beyond the small-buffer pool, garbage to collect):
- * two one-byte parts 60 KiB apart cost 416–543 µs with one read, 300–390 with two. So a part joins
- * the run only when it adds at most GAP_BYTES of bytes nobody asked for (half the break-even, for
- * the noise of those measurements), and the span stays within SPAN_BYTES and `chunkSize` (which
- * bounds what one read holds, as it bounds a large part's reads).
+ * 984–1,664 µs per response, 396–626 with one read; docs/benchmarks.md item 52). The bytes between
+ * the parts are read too, and cost about 2.5–3 µs per KiB there (a buffer beyond the small-buffer
+ * pool, garbage to collect): two one-byte parts 60 KiB apart cost 416–543 µs with one read,
+ * 300–390 with two, so a read saved pays for about 11 KiB of them. A part joins the run only when
+ * it adds at most GAP_BYTES of bytes nobody asked for (below that break-even, for the noise of
+ * those measurements), and the span stays within SPAN_BYTES and `chunkSize` (which bounds what
+ * one read holds, as it bounds a large part's reads).
  */
 const SPAN_BYTES = 64 * 1024
 const GAP_BYTES = 8 * 1024

@@ -87,6 +87,10 @@ for (const [label, ranges, chunkSize, reads] of [
   ['a span is cut where it would pass 64 KiB: the next part starts the next span', spaced(16, 0, 6 * KiB), 256 * KiB, [[0, 60 * KiB + 1], [66 * KiB, 24 * KiB + 1]]],
   ['a span is no larger than chunkSize', spaced(6, 0, 600), 2 * KiB, [[0, 1801], [2400, 601]]],
   ['a part of 16 KiB or more is read alone, in chunks, between spans of the small ones', [one(0), one(100), { start: 1000, end: 1000 + 40 * KiB - 1 }, one(300), one(200)], 16 * KiB, [[0, 101], [1000, 16 * KiB], [1000 + 16 * KiB, 16 * KiB], [1000 + 32 * KiB, 8 * KiB], [200, 101]]],
+  ['a span of exactly 64 KiB is one read', [...spaced(8, 0, 8 * KiB), { start: 60 * KiB, end: 64 * KiB - 1 }], 256 * KiB, [[0, 64 * KiB]]],
+  ['a span one byte past 64 KiB is cut before the part that would pass it', [...spaced(8, 0, 8 * KiB), { start: 60 * KiB, end: 64 * KiB }], 256 * KiB, [[0, 56 * KiB + 1], [60 * KiB, 4 * KiB + 1]]],
+  ['a span of exactly chunkSize is one read', [one(0), one(2047)], 2 * KiB, [[0, 2 * KiB]]],
+  ['a span one byte past chunkSize is two reads', [one(0), one(2048)], 2 * KiB, [[0, 1], [2048, 1]]],
   ['descending parts farther apart than 8 KiB do not join either', [one(10 * KiB), one(0)], 256 * KiB, [[10 * KiB, 1], [0, 1]]],
   ['a part of exactly 16 KiB starts no span and joins none', [{ start: 0, end: 16 * KiB - 1 }, one(16 * KiB + 10), { start: 17 * KiB, end: 33 * KiB - 1 }], 256 * KiB, [[0, 16 * KiB], [16 * KiB + 10, 1], [17 * KiB, 16 * KiB]]],
   ['a large first part: the read before the headers is one chunk of it, not the whole part', [{ start: 0, end: 40 * KiB - 1 }, one(100)], 16 * KiB, [[0, 16 * KiB], [16 * KiB, 16 * KiB], [32 * KiB, 8 * KiB], [100, 1]]],
@@ -152,6 +156,19 @@ test('multipartFromReader: a body destroyed after its first chunk (the client go
   body.destroy()
   if (!body.closed) await once(body, 'close')
   t.true(reader.reads.length < ranges.length, `${reader.reads.length} reads`)
+  await t.throwsAsync(reader.read(0, 1), { message: /read after close/ })
+})
+
+test('multipartFromReader: a body destroyed in the middle of its spans reads no further span and closes the descriptor', async t => {
+  // 32 parts of 15 KiB, 100 bytes apart: spans of four parts (60.3 KiB), eight spans in all.
+  const ranges = Array.from({ length: 32 }, (_, i) => ({ start: i * (15 * KiB + 100), end: i * (15 * KiB + 100) + 15 * KiB - 1 }))
+  const { reader, plan, first } = await opened(ranges, 256 * KiB)
+  const body = multipartFromReader(reader, plan, first, 256 * KiB)
+  await once(body, 'readable')
+  body.destroy()
+  if (!body.closed) await once(body, 'close')
+  t.is(reader.reads[0]?.[1], 4 * (15 * KiB + 100) - 100)
+  t.true(reader.reads.length < 8, `${reader.reads.length} reads`)
   await t.throwsAsync(reader.read(0, 1), { message: /read after close/ })
 })
 
