@@ -13,6 +13,8 @@ export type { DownloadErrorCode } from './errors.ts'
 // File wrappers
 export { PathFile } from './path-file.ts'
 export type { PathFileOptions } from './path-file.ts'
+export { StatCache } from './stat-cache.ts'
+export type { StatCacheOptions } from './stat-cache.ts'
 export { VirtualFile } from './virtual-file.ts'
 export type { VirtualContent, VirtualFileOptions } from './virtual-file.ts'
 

@@ -7,6 +7,7 @@ import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { DescriptorReader, FileStream, readExactly } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
+import { cacheForget, cacheLookup, cacheStore, StatCache } from './stat-cache.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface PathFileOptions {
@@ -29,6 +30,12 @@ export interface PathFileOptions {
   followSymlinks?: boolean | undefined
   /** The download name. @default the basename of the path */
   name?: string | undefined
+  /**
+   * Share what stat() finds for up to the cache's `maxAge` with every PathFile given the same
+   * cache: a 304, a 412 or a HEAD of a file stat'ed within that time makes no file system call
+   * (see StatCache for what that trades). Responses that send bytes still open and check the file.
+   */
+  statCache?: StatCache | undefined
 }
 
 /** PathFile's multipart reader (internal: serve() only, through rangeReaderOf()). */
@@ -63,18 +70,22 @@ export class PathFile implements DownloadFile {
   #last: PathFileStat | undefined
   /** The descriptor stat() opened for the read announced by `willRead`, until open()/read() takes it. */
   readonly #ahead = new ReadAhead<Held>((held) => { closeSync(held.fd) })
+  readonly #cache: StatCache | undefined
+  /** This file's key in the cache: its path and the root its real path was checked against. */
+  readonly #cacheKey: string
 
   constructor (path: string, options: PathFileOptions = {}) {
     if (typeof path !== 'string') throw new TypeError('PathFile: path must be a string')
     if (options === null || typeof options !== 'object') throw new TypeError('PathFile: options must be an object')
     // A misspelt `root` must not silently drop the confinement.
     for (const key of Object.keys(options)) {
-      if (key !== 'root' && key !== 'name' && key !== 'followSymlinks') throw new TypeError(`PathFile: unknown option "${key}" (allowed: root, name, followSymlinks)`)
+      if (key !== 'root' && key !== 'name' && key !== 'followSymlinks' && key !== 'statCache') throw new TypeError(`PathFile: unknown option "${key}" (allowed: root, name, followSymlinks, statCache)`)
     }
-    const { root, name, followSymlinks = false } = options
+    const { root, name, followSymlinks = false, statCache } = options
     if (root !== undefined && (typeof root !== 'string' || root === '')) throw new TypeError('PathFile: root must be a non-empty string')
     if (name !== undefined && typeof name !== 'string') throw new TypeError('PathFile: name must be a string')
     if (typeof followSymlinks !== 'boolean') throw new TypeError('PathFile: followSymlinks must be a boolean')
+    if (statCache !== undefined && !(statCache instanceof StatCache)) throw new TypeError('PathFile: statCache must be a StatCache')
     const rootDir = root === undefined ? undefined : resolvedRoot(root)
     // With a root, an absolute path already inside it is taken as is (django-sendfile passes full
     // paths); any other absolute path is read relative to the root (koa-send style: `ctx.path`).
@@ -100,6 +111,8 @@ export class PathFile implements DownloadFile {
     this.#refused = refused
     this.path = refused === undefined ? absolute : undefined
     this.name = name ?? basename(absolute)
+    this.#cache = refused === undefined ? statCache : undefined
+    this.#cacheKey = this.#cache === undefined ? '' : `${this.#realRoot ?? ''}\0${absolute}`
   }
 
   /** The confining root directory (absolute), if any. */
@@ -140,6 +153,12 @@ export class PathFile implements DownloadFile {
     // sees E_NOT_FOUND for a missing file as for one outside the root).
     try {
       this.#ahead.drop()
+      const cache = this.#cache
+      // A response that sends no byte of the file may describe it as it was up to maxAge ago.
+      if (cache !== undefined && options?.willRead === undefined) {
+        const entry = cache[cacheLookup](this.#cacheKey, Date.now())
+        if (entry !== undefined) return this.#described(entry.stats, entry.real)
+      }
       // The bytes will be read next: open the descriptor now and check it instead of the path. The
       // confinement is then checked on the file actually opened (no window for a symlink swap), and
       // open() takes this descriptor (bench/: 4 → 2 thread-pool round trips per small file).
@@ -147,6 +166,7 @@ export class PathFile implements DownloadFile {
         const held = await this.#openConfined(this.path)
         if (held !== undefined) {
           this.#ahead.hold(held)
+          this.#remember(held.stats, held.real)
           return this.#described(held.stats, held.real)
         }
       }
@@ -156,6 +176,7 @@ export class PathFile implements DownloadFile {
         const located = await this.#locate(this.path, this.#realRoot)
         if (located !== undefined) {
           if (!located.stats.isFile()) throw notFound('PathFile: not a regular file')
+          this.#remember(located.stats, located.real)
           return this.#described(located.stats, located.real)
         }
       }
@@ -168,10 +189,17 @@ export class PathFile implements DownloadFile {
       // does a confined stat take this route, with its window between the realpath and the stat.)
       const stats = this.#realRoot === undefined ? await statOf(real) : statSync(real)
       if (!stats.isFile()) throw notFound('PathFile: not a regular file')
+      this.#remember(stats, real)
       return this.#described(stats, real)
     } catch (error) {
+      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
       throw fromFsError(error, 'PathFile')
     }
+  }
+
+  /** A fresh look at the file, for the cache if it has one. */
+  #remember (stats: Stats, real: string): void {
+    if (this.#cache !== undefined) this.#cache[cacheStore](this.#cacheKey, stats, real, Date.now())
   }
 
   /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */
@@ -295,16 +323,21 @@ export class PathFile implements DownloadFile {
     } catch (error) {
       // As stat() reports them: a file gone or unreadable is a DownloadError (E_NOT_FOUND,
       // E_FORBIDDEN), and the fs message's path has its control characters escaped.
+      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
       throw fromFsError(error, 'PathFile')
     }
     try {
       const real = checked ? fdPath(fd) : undefined
       if (root !== undefined && real !== undefined && !insideKnownRoot(real, root)) await confineAgain(real, root)
       const stats = fstatSync(fd)
+      // A cached stat() that no longer describes the file is forgotten: the response planned
+      // again (serve(): E_CHANGED) looks at the file itself.
       if (!sameFile(stats, seen.stats)) throw new DownloadError('E_CHANGED', 'PathFile: the file changed between stat() and open()')
+      this.#remember(stats, real ?? seen.real)
       return { fd, stats, real: real ?? seen.real }
     } catch (error) {
       closeSync(fd)
+      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
       throw error
     }
   }

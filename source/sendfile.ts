@@ -2,6 +2,7 @@ import type { Context } from 'koa'
 import { Download, downloadOptionNames, validateDownloadOptions } from './download.ts'
 import { PathFile } from './path-file.ts'
 import { isServed, resolveServeOptions, sendDownload } from './serve.ts'
+import type { StatCache } from './stat-cache.ts'
 import type { DownloadOptions } from './types.ts'
 
 export interface SendfileOptions extends DownloadOptions {
@@ -11,10 +12,12 @@ export interface SendfileOptions extends DownloadOptions {
   root?: string | undefined
   /** See PathFileOptions.followSymlinks: the root is checked on the path as written only. @default false */
   followSymlinks?: boolean | undefined
+  /** See PathFileOptions.statCache: a 304, 412 or HEAD within its maxAge makes no file system call. */
+  statCache?: StatCache | undefined
 }
 
 const defaults = resolveServeOptions({}, 'sendfile()')
-const optionNames = ['root', 'followSymlinks', ...downloadOptionNames]
+const optionNames = ['root', 'followSymlinks', 'statCache', ...downloadOptionNames]
 /** Responses a sendfile() has already given a file: a second call is refused, not merged into it. */
 const answered = new WeakSet<Context>()
 
@@ -29,7 +32,7 @@ export async function sendfile (ctx: Context, path: string, options: SendfileOpt
     // A misspelt `root` would otherwise be reported against the download options only.
     if (!optionNames.includes(key)) throw new TypeError(`sendfile(): unknown option "${key}" (allowed: ${optionNames.join(', ')})`)
   }
-  const { root, followSymlinks, ...rest } = options
+  const { root, followSymlinks, statCache, ...rest } = options
   validateDownloadOptions(rest, 'sendfile()')
   // The file's headers could no longer be sent: its bytes would follow another response's head.
   if (ctx.headerSent) throw new Error('sendfile(): the response headers were already sent')
@@ -38,7 +41,7 @@ export async function sendfile (ctx: Context, path: string, options: SendfileOpt
   // file may follow it.
   if (answered.has(ctx)) throw new Error('sendfile(): this response already has a file (sendfile() was called twice)')
   // `attachment: undefined` means the default too, and sendfile()'s default is inline.
-  const download = new Download(new PathFile(path, { root, followSymlinks }), { ...rest, attachment: rest.attachment ?? false })
+  const download = new Download(new PathFile(path, { root, followSymlinks, statCache }), { ...rest, attachment: rest.attachment ?? false })
   if (isServed(ctx)) {
     ctx.body = download
     answered.add(ctx)

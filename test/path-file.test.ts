@@ -168,7 +168,7 @@ test('path-file: bad constructor arguments are TypeErrors naming the argument', 
   t.throws(() => new PathFile('x', { root: 1 as unknown as string }), { instanceOf: TypeError, message: /root/ })
   t.throws(() => new PathFile('x', { name: 1 as unknown as string }), { instanceOf: TypeError, message: /name must be a string/ })
   t.throws(() => new PathFile('x', null as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: options must be an object$/ })
-  t.throws(() => new PathFile('../secret.txt', { Root: fixtureRoot } as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: unknown option "Root" \(allowed: root, name, followSymlinks\)$/ }, 'a misspelt root never silently drops the confinement')
+  t.throws(() => new PathFile('../secret.txt', { Root: fixtureRoot } as unknown as PathFileOptions), { instanceOf: TypeError, message: /^PathFile: unknown option "Root" \(allowed: root, name, followSymlinks, statCache\)$/ }, 'a misspelt root never silently drops the confinement')
   t.throws(() => new PathFile('x', { root: fixtureRoot, followSymlinks: 'yes' as unknown as boolean }), { instanceOf: TypeError, message: /^PathFile: followSymlinks must be a boolean$/ })
 })
 

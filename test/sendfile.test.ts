@@ -346,7 +346,7 @@ test('sendfile: a misspelt option is named among all of sendfile()\'s (root incl
   })
   const url = await listen(t, app)
   t.is((await fetchBytes(url, '/misspelt')).status, 500)
-  t.is(thrown.shift(), 'sendfile(): unknown option "rot" (allowed: root, followSymlinks, attachment, filename, contentType, cacheControl, sandbox)')
+  t.is(thrown.shift(), 'sendfile(): unknown option "rot" (allowed: root, followSymlinks, statCache, attachment, filename, contentType, cacheControl, sandbox)')
   const late = await fetch(url + '/late')
   t.is(await late.text(), 'EARLY-')
   t.is(thrown.shift(), 'sendfile(): the response headers were already sent')

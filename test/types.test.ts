@@ -55,7 +55,7 @@ test('types: PathFile misuse is a compile error and a runtime TypeError', t => {
   // @ts-expect-error root is a string
   t.throws(() => new PathFile('x', { root: true }), { instanceOf: TypeError, message: /root must be a non-empty string/ })
   // @ts-expect-error a misspelt root: it must not silently drop the confinement
-  t.throws(() => new PathFile('../secret.txt', { rot: fixtureRoot }), { instanceOf: TypeError, message: /PathFile: unknown option "rot" \(allowed: root, name, followSymlinks\)/ })
+  t.throws(() => new PathFile('../secret.txt', { rot: fixtureRoot }), { instanceOf: TypeError, message: /PathFile: unknown option "rot" \(allowed: root, name, followSymlinks, statCache\)/ })
 })
 
 test('types: VirtualFile misuse is a compile error and a runtime TypeError', t => {

@@ -7,6 +7,7 @@ const colours: Record<TargetId, string> = {
   kd: '#d6336c',
   'kd-before': '#f783ac',
   'kd-follow': '#a61e4d',
+  'kd-cache': '#5f3dc4',
   'koa-floor': '#ced4da',
   'kd-storage': '#d6336c',
   'kd-storage-before': '#f783ac',

@@ -8,7 +8,7 @@ import { nginxConfig } from './nginx-config.ts'
 import { startNginx, startNode } from './processes.ts'
 import type { Child } from './processes.ts'
 
-export type TargetId = 'kd' | 'kd-before' | 'kd-storage-before' | 'kd-offload-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
+export type TargetId = 'kd' | 'kd-before' | 'kd-cache' | 'kd-storage-before' | 'kd-offload-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
 export interface Target {
   id: TargetId
@@ -23,6 +23,7 @@ export const targetLabels: Record<TargetId, string> = {
   kd: 'koa-downloads (Node streams)',
   'kd-before': 'koa-downloads, --before tree',
   'kd-follow': 'koa-downloads, followSymlinks: true',
+  'kd-cache': 'koa-downloads, statCache (maxAge 1 s)',
   'kd-offload-follow': 'kd + nginx offload, followSymlinks: true',
   'kd-offload-refuse': 'kd + nginx offload, proxyRefusesSymlinks',
   'koa-floor': 'Koa from memory, no file I/O (ceiling)',
@@ -62,11 +63,11 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     startNode(name, join(serverDir, `${script}.ts`), { ...env, ...extra }, logDir, kd ? nodeArgs : [])
   // kd-via-nginx has its own process (same script as kd), so that each one's peak RSS is its own
   const follow = { KD_FOLLOW_SYMLINKS: '1' }
-  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor, kdFollow, kdOffloadFollow, kdOffloadRefuse] = await Promise.all([
+  const [kd, raw, koaSend, fastify, sendHttp, kdOffload, xaccel, kdProxied, floor, kdFollow, kdOffloadFollow, kdOffloadRefuse, kdCache] = await Promise.all([
     start('kd-stream', true), start('koa-raw', false), start('koa-send', false), start('fastify-send', false),
     start('send-http', false), start('kd-offload', true), start('xaccel-hand', false), start('kd-proxied', true, 'kd-stream'),
     start('koa-floor', false), start('kd-follow', true, 'kd-stream', follow), start('kd-offload-follow', true, 'kd-offload', follow),
-    start('kd-offload-refuse', true, 'kd-offload', { KD_PROXY_REFUSES_SYMLINKS: '1' })
+    start('kd-offload-refuse', true, 'kd-offload', { KD_PROXY_REFUSES_SYMLINKS: '1' }), start('kd-cache', true, 'kd-stream', { KD_STAT_CACHE: '1' })
   ])
   // The offload app with the other library, behind the same nginx (its own location, the same
   // internal one): before/after of the offload path.
@@ -90,6 +91,7 @@ export async function startTargets (fixtures: Fixtures, storageEnv: Record<strin
     { id: 'kd-via-nginx', label: targetLabels['kd-via-nginx'], url: via('stream'), node: kdProxied },
     { id: 'koa-floor', label: targetLabels['koa-floor'], url: direct(floor), node: floor },
     { id: 'kd-follow', label: targetLabels['kd-follow'], url: direct(kdFollow), node: kdFollow },
+    { id: 'kd-cache', label: targetLabels['kd-cache'], url: direct(kdCache), node: kdCache },
     { id: 'kd-offload-follow', label: targetLabels['kd-offload-follow'], url: via('files-follow'), node: kdOffloadFollow },
     { id: 'kd-offload-refuse', label: targetLabels['kd-offload-refuse'], url: via('files-refuse'), node: kdOffloadRefuse }
   ]

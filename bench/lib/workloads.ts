@@ -44,7 +44,7 @@ export function streamingWorkloads (full: boolean): Workload[] {
     },
     {
       id: '304', label: '304 revalidation of the 4 KiB file, 32 connections', name: 'small.bin', connections: 32, metric: 'req/s', weight: 1,
-      targets: ['kd', 'kd-follow', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload', 'koa-floor'],
+      targets: ['kd', 'kd-follow', 'kd-cache', 'koa-raw', 'koa-send', 'fastify-send', 'send-http', 'nginx', 'kd-offload', 'koa-floor'],
       expect: { status: 304, length: 0 },
       revalidate: true,
       measureAnyway: ['koa-raw']

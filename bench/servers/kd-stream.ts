@@ -9,10 +9,12 @@ import { adapters, library } from './kd-library.ts'
 import { announce, benchRoot, fileName } from './shared.ts'
 import { remoteSources } from './sources.ts'
 
-const { downloads, PathFile } = library
+const { downloads, PathFile, StatCache } = library
 const root = benchRoot()
 // KD_FOLLOW_SYMLINKS=1: the opt-in lexical-only confinement (target kd-follow)
 const followSymlinks = process.env.KD_FOLLOW_SYMLINKS === '1'
+// KD_STAT_CACHE=1: one StatCache (its default maxAge, 1 s) shared by every PathFile (target kd-cache)
+const statCache = process.env.KD_STAT_CACHE === '1' ? new StatCache() : undefined
 // KD_CHUNK_SIZE=65536: serve()'s chunkSize option (a slow-clients variant)
 const chunkSize = process.env.KD_CHUNK_SIZE === undefined ? undefined : Number(process.env.KD_CHUNK_SIZE)
 const remote = await remoteFiles()
@@ -21,7 +23,7 @@ app.silent = true
 app.use(downloads({ chunkSize }))
 app.use((ctx) => {
   const name = fileName(ctx.path)
-  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root, followSymlinks })
+  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root, followSymlinks, statCache })
 })
 announce(createServer(app.callback()))
 

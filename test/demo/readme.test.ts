@@ -222,6 +222,18 @@ const checks: Record<string, (t: import('ava').ExecutionContext) => Promise<void
     t.is(response.headers['content-disposition'], 'inline; filename="uploads-7f3a"')
     t.is((await request(handler('sendfile')).get('/media/..%2Fapp.db')).status, 404)
   },
+  'stat-cache': async (t) => {
+    const app = handler('stat-cache')
+    const first = await request(app).get('/media/uploads-7f3a').buffer(true).parse(bufferParser)
+    t.is(first.status, 200)
+    t.deepEqual(first.body, Buffer.from('a,b\n1,2\n'))
+    const etag = first.headers.etag ?? ''
+    t.regex(etag, /^"[0-9a-f]+-8"$/)
+    const again = await request(app).get('/media/uploads-7f3a').set('If-None-Match', etag)
+    t.is(again.status, 304)
+    t.is(again.headers.etag, etag)
+    t.is((await request(app).head('/media/..%2Fapp.db')).status, 404)
+  },
   testing: async (t) => {
     // The block ran its assertions at import time; a failing one would have rejected the import.
     t.truthy(moduleOf('testing'))

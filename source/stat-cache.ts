@@ -1,0 +1,81 @@
+import type { Stats } from 'node:fs'
+
+export interface StatCacheOptions {
+  /**
+   * How long, in milliseconds, what a PathFile's stat() found answers the requests that send no
+   * byte of the file (a 304, a 412, a HEAD): up to this long after a change, they describe the
+   * file as it was. @default 1000
+   */
+  maxAge?: number | undefined
+  /** How many files it remembers at most; the oldest entry makes room for a new one. @default 10000 */
+  maxEntries?: number | undefined
+}
+
+/** One file as a PathFile's stat() found it: its stats, its real path (checked inside the root), and until when they stand. */
+export interface StatCacheEntry { readonly stats: Stats, readonly real: string, readonly until: number }
+
+/** Internal: PathFile's access to the entries (not part of the public API). */
+export const cacheLookup = Symbol('cacheLookup')
+export const cacheStore = Symbol('cacheStore')
+export const cacheForget = Symbol('cacheForget')
+
+/**
+ * What PathFile's stat() found, remembered for `maxAge` ms and shared by every PathFile given it
+ * (`new PathFile(path, { root, statCache })`), as nginx's `open_file_cache` does for its own
+ * files. Within that time a revalidation (304), a failed precondition (412) or a HEAD of the same
+ * file makes no file system call at all: no thread-pool round trip, no confinement check.
+ *
+ * Only responses that send no byte of the file use it. A response that sends bytes opens the file
+ * and checks the descriptor as ever (inside the root, still the file the validators describe), and
+ * a file found changed then is forgotten and planned again. What the cache trades is freshness of
+ * the metadata alone: for up to `maxAge` after a file is rewritten, replaced, removed or moved out
+ * of the root, a HEAD may show its old length and validators and a client holding the old ETag
+ * may get a 304 (as from any cache in front of the app). Opt-in, for files that change rarely
+ * relative to how often they are revalidated.
+ */
+export class StatCache {
+  readonly maxAge: number
+  readonly maxEntries: number
+  readonly #entries = new Map<string, StatCacheEntry>()
+
+  constructor (options: StatCacheOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('StatCache: options must be an object')
+    for (const key of Object.keys(options)) {
+      if (key !== 'maxAge' && key !== 'maxEntries') throw new TypeError(`StatCache: unknown option "${key}" (allowed: maxAge, maxEntries)`)
+    }
+    const { maxAge = 1000, maxEntries = 10_000 } = options
+    if (!Number.isSafeInteger(maxAge) || maxAge < 1 || maxAge > 2_147_483_647) throw new TypeError('StatCache: maxAge must be an integer from 1 to 2147483647 (ms)')
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new TypeError('StatCache: maxEntries must be a positive integer')
+    this.maxAge = maxAge
+    this.maxEntries = maxEntries
+  }
+
+  /** How many files it remembers now (expired entries included until they are looked up or pushed out). */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  /** Forgets every file (after a deploy that replaced files in place, say). */
+  clear (): void {
+    this.#entries.clear()
+  }
+
+  [cacheLookup] (key: string, now: number): StatCacheEntry | undefined {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return undefined
+    if (now < entry.until) return entry
+    this.#entries.delete(key)
+    return undefined
+  }
+
+  [cacheStore] (key: string, stats: Stats, real: string, now: number): void {
+    // Re-inserted, so that the Map's order stays the order of the last look at each file.
+    this.#entries.delete(key)
+    if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value as string)
+    this.#entries.set(key, { stats, real, until: now + this.maxAge })
+  }
+
+  [cacheForget] (key: string): void {
+    this.#entries.delete(key)
+  }
+}
