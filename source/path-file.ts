@@ -156,7 +156,7 @@ export class PathFile implements DownloadFile {
       const cache = this.#cache
       // A response that sends no byte of the file may describe it as it was up to maxAge ago.
       if (cache !== undefined && options?.willRead === undefined) {
-        const entry = cache[cacheLookup](this.#cacheKey, Date.now())
+        const entry = cache[cacheLookup](this.#cacheKey)
         if (entry !== undefined) return this.#described(entry.stats, entry.real)
       }
       // The bytes will be read next: open the descriptor now and check it instead of the path. The
@@ -199,7 +199,7 @@ export class PathFile implements DownloadFile {
 
   /** A fresh look at the file, for the cache if it has one. */
   #remember (stats: Stats, real: string): void {
-    if (this.#cache !== undefined) this.#cache[cacheStore](this.#cacheKey, stats, real, Date.now())
+    if (this.#cache !== undefined) this.#cache[cacheStore](this.#cacheKey, stats, real)
   }
 
   /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */

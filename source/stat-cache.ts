@@ -1,4 +1,5 @@
 import type { Stats } from 'node:fs'
+import { performance } from 'node:perf_hooks'
 
 export interface StatCacheOptions {
   /**
@@ -7,11 +8,11 @@ export interface StatCacheOptions {
    * file as it was. @default 1000
    */
   maxAge?: number | undefined
-  /** How many files it remembers at most; the oldest entry makes room for a new one. @default 10000 */
+  /** How many files it remembers at most; the one looked at longest ago makes room for a new one. @default 10000 */
   maxEntries?: number | undefined
 }
 
-/** One file as a PathFile's stat() found it: its stats, its real path (checked inside the root), and until when they stand. */
+/** One file as a PathFile's stat() found it: its stats, its real path (checked inside the root), and until when they stand (on the monotonic clock). */
 export interface StatCacheEntry { readonly stats: Stats, readonly real: string, readonly until: number }
 
 /** Internal: PathFile's access to the entries (not part of the public API). */
@@ -25,13 +26,16 @@ export const cacheForget = Symbol('cacheForget')
  * files. Within that time a revalidation (304), a failed precondition (412) or a HEAD of the same
  * file makes no file system call at all: no thread-pool round trip, no confinement check.
  *
- * Only responses that send no byte of the file use it. A response that sends bytes opens the file
- * and checks the descriptor as ever (inside the root, still the file the validators describe), and
- * a file found changed then is forgotten and planned again. What the cache trades is freshness of
+ * A response that sends bytes opens the file and checks the descriptor as ever (inside the root,
+ * still the file the validators describe), and a file found changed or gone then is forgotten and
+ * the response planned again from the file itself. So what the cache trades is the freshness of
  * the metadata alone: for up to `maxAge` after a file is rewritten, replaced, removed or moved out
- * of the root, a HEAD may show its old length and validators and a client holding the old ETag
- * may get a 304 (as from any cache in front of the app). Opt-in, for files that change rarely
- * relative to how often they are revalidated.
+ * of the root, a HEAD may show its old length and validators, a client holding the old ETag may
+ * get a 304 (as from any cache in front of the app), and a route's own `stat()` may find the file
+ * still there. The `realpath` an offload rule checks before a proxy gets the path is never taken
+ * from it (the proxy reads the file itself). Every response that opens the file renews the entry
+ * with what the descriptor shows. Opt-in, for files that change rarely relative to how often they
+ * are revalidated.
  */
 export class StatCache {
   readonly maxAge: number
@@ -60,19 +64,20 @@ export class StatCache {
     this.#entries.clear()
   }
 
-  [cacheLookup] (key: string, now: number): StatCacheEntry | undefined {
+  [cacheLookup] (key: string): StatCacheEntry | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
-    if (now < entry.until) return entry
+    // The monotonic clock: a wall clock set back (NTP) must not stretch an entry's life.
+    if (performance.now() < entry.until) return entry
     this.#entries.delete(key)
     return undefined
   }
 
-  [cacheStore] (key: string, stats: Stats, real: string, now: number): void {
+  [cacheStore] (key: string, stats: Stats, real: string): void {
     // Re-inserted, so that the Map's order stays the order of the last look at each file.
     this.#entries.delete(key)
     if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value as string)
-    this.#entries.set(key, { stats, real, until: now + this.maxAge })
+    this.#entries.set(key, { stats, real, until: performance.now() + this.maxAge })
   }
 
   [cacheForget] (key: string): void {
