@@ -245,7 +245,7 @@ function listHas (list: string, etag: string, weak: boolean): boolean {
   return tags.some((tag) => weak ? opaque(tag) === opaque(etag) : tag === etag && !etag.startsWith('W/'))
 }
 
-function parseContentRange (value: string | undefined): { first: number, last: number, size: number } | undefined {
+export function parseContentRange (value: string | undefined): { first: number, last: number, size: number } | undefined {
   const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value ?? '')
   if (m === null) return undefined
   return { first: Number(m[1]), last: Number(m[2]), size: Number(m[3]) }
