@@ -7,7 +7,7 @@ import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { DescriptorReader, FileStream, readExactly } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
-import { cacheForget, cacheLookup, cacheStore, StatCache } from './stat-cache.ts'
+import { bypassStatCache, cacheForget, cacheLookup, cacheStore, markCached, StatCache } from './stat-cache.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface PathFileOptions {
@@ -155,9 +155,9 @@ export class PathFile implements DownloadFile {
       this.#ahead.drop()
       const cache = this.#cache
       // A response that sends no byte of the file may describe it as it was up to maxAge ago.
-      if (cache !== undefined && options?.willRead === undefined) {
+      if (cache !== undefined && options?.willRead === undefined && (options as { [bypassStatCache]?: boolean } | undefined)?.[bypassStatCache] !== true) {
         const entry = cache[cacheLookup](this.#cacheKey)
-        if (entry !== undefined) return this.#described(entry.stats, entry.real)
+        if (entry !== undefined) return markCached(this.#described(entry.stats, entry.real))
       }
       // The bytes will be read next: open the descriptor now and check it instead of the path. The
       // confinement is then checked on the file actually opened (no window for a symlink swap), and

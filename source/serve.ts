@@ -16,6 +16,7 @@ import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
 import { DEFAULT_CACHE_CONTROL, presentationHeaders } from './presentation.ts'
+import { bypassStatCache, isCachedStat } from './stat-cache.ts'
 import type { FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
@@ -207,7 +208,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   ;(ctx as unknown as Record<symbol, boolean | undefined>)[ANSWERED] = true
   if (download instanceof Download) markTaken(download)
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
-  const statOptions = readIntent(ctx, options.plan, signal)
+  let statOptions = readIntent(ctx, options.plan, signal)
   // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
   // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
   // ignored when the response would not be 2xx; a 206 stands in for a 200 only). "Set itself" is
@@ -253,6 +254,13 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
         throw createHttpError(412)
       }
       if (plan.status === 416) {
+        // A size a StatCache remembered may be old (the file grew since): a 416 is only sent for
+        // the file's current size. This look is not one of the attempts E_CHANGED may use up.
+        if (isCachedStat(stat) && (statOptions as { [bypassStatCache]?: boolean })[bypassStatCache] !== true) {
+          statOptions = { ...statOptions, [bypassStatCache]: true } as StatOptions
+          attempt--
+          continue
+        }
         clearForError(ctx)
         // On the response too, for an error handler that renders its own page (Koa's own one
         // clears the headers and applies the error's).

@@ -21,6 +21,27 @@ export const cacheStore = Symbol('cacheStore')
 export const cacheForget = Symbol('cacheForget')
 
 /**
+ * Internal: a StatOptions key that makes a PathFile's stat() look at the file itself, whatever its
+ * cache holds — for offload() (the proxy reads the file, so its confinement and validators must be
+ * current) and for serve()'s second look before a 416 (a size from the cache may be old).
+ */
+export const bypassStatCache = Symbol('bypassStatCache')
+
+/** The stat() results that came from a cache. */
+const fromCache = new WeakSet<object>()
+
+/** Marks `stat` as taken from a cache. */
+export function markCached<T extends object> (stat: T): T {
+  fromCache.add(stat)
+  return stat
+}
+
+/** Whether `stat` is what a cache remembered rather than a look at the file. */
+export function isCachedStat (stat: object): boolean {
+  return fromCache.has(stat)
+}
+
+/**
  * What PathFile's stat() found, remembered for `maxAge` ms and shared by every PathFile given it
  * (`new PathFile(path, { root, statCache })`), as nginx's `open_file_cache` does for its own
  * files. Within that time a revalidation (304), a failed precondition (412) or a HEAD of the same
@@ -32,8 +53,9 @@ export const cacheForget = Symbol('cacheForget')
  * the metadata alone: for up to `maxAge` after a file is rewritten, replaced, removed or moved out
  * of the root, a HEAD may show its old length and validators, a client holding the old ETag may
  * get a 304 (as from any cache in front of the app), and a route's own `stat()` may find the file
- * still there. The `realpath` an offload rule checks before a proxy gets the path is never taken
- * from it (the proxy reads the file itself). Every response that opens the file renews the entry
+ * still there. An offload never takes its confinement check or its validators from it (the proxy
+ * reads the file itself, and answers If-Range with those validators), and a 416 is only ever
+ * judged on the file's current size. Every response that opens the file renews the entry
  * with what the descriptor shows. Opt-in, for files that change rarely relative to how often they
  * are revalidated.
  */

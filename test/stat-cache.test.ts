@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import request from 'supertest'
+import { apache } from '../source/backends/apache.ts'
+import { nginx } from '../source/backends/nginx.ts'
+import { downloads } from '../source/downloads.ts'
+import Koa from 'koa'
 import { PathFile } from '../source/path-file.ts'
 import { sendfile } from '../source/sendfile.ts'
 import { StatCache } from '../source/stat-cache.ts'
@@ -242,4 +246,80 @@ test('stat-cache: options are checked', t => {
   // A path refused at construction (outside the root) never reaches the cache.
   t.is(new PathFile('../x', { root: temp, statCache: cache }).path, undefined)
   t.is(cache.size, 0)
+})
+
+test('stat-cache: an offload never takes its confinement or its validators from the cache (X-Sendfile rules; nginx with a Range and an If-Range date)', async t => {
+  const root = await rootWithFile('offload')
+  await version(join(root, 'v.txt'), 'version one\n', 1700000000)
+  const cache = new StatCache({ maxAge: 60_000 })
+  const offloading = (rule: ReturnType<typeof apache> | ReturnType<typeof nginx>): ReturnType<typeof request> => {
+    const app = new Koa()
+    app.silent = true
+    app.use(downloads({ rules: [rule] }))
+    app.use((ctx) => { ctx.body = new PathFile(ctx.path, { root, statCache: cache }) })
+    return request(app.callback())
+  }
+  const viaApache = offloading(apache({ sourceDir: root, destinationDir: root }))
+  const viaNginx = offloading(nginx({ sourceDir: root, destinationUrl: '/protected/' }))
+  // In the cache (a HEAD of the streaming app, the cache's own kind of answer).
+  t.is((await app(root, cache).head('/v.txt')).status, 200)
+  // Replaced: the X-Sendfile response carries the new file's validators, which the proxy answers If-Range with.
+  await version(join(root, 'v.txt'), 'version two, longer\n', 1700000100)
+  const replaced = await viaApache.get('/v.txt')
+  t.is(replaced.status, 200)
+  t.is(replaced.headers['x-sendfile'], join(root, 'v.txt'))
+  t.is(replaced.headers.etag, etagOf(1700000100, 20))
+  // Swapped for a symlink out of the root: never handed to a proxy, which would follow it.
+  await version(join(root, 'b.txt'), 'bee\n', 1700000000)
+  t.is((await app(root, cache).head('/b.txt')).status, 200)
+  await unlink(join(root, 'b.txt'))
+  await symlink(join(outside, 'secret.txt'), join(root, 'b.txt'))
+  t.is((await app(root, cache).head('/b.txt')).status, 200) // stale, as documented: no bytes
+  const sendfile = await viaApache.get('/b.txt')
+  t.is(sendfile.status, 404)
+  t.is(sendfile.headers['x-sendfile'], undefined)
+  await version(join(root, 'c.txt'), 'sea\n', 1700000000)
+  t.is((await app(root, cache).head('/c.txt')).status, 200)
+  await unlink(join(root, 'c.txt'))
+  await symlink(join(outside, 'secret.txt'), join(root, 'c.txt'))
+  t.is((await app(root, cache).head('/c.txt')).status, 200)
+  const accel = await viaNginx.get('/c.txt').set('Range', 'bytes=0-3').set('If-Range', 'Tue, 14 Nov 2023 22:13:20 GMT')
+  t.is(accel.status, 404)
+  t.is(accel.headers['x-accel-redirect'], undefined)
+})
+
+test('stat-cache: a 416 is never judged on a cached size (a file grown since is served its range)', async t => {
+  const root = await rootWithFile('grown', '0123456789\n')
+  const cache = new StatCache({ maxAge: 60_000 })
+  const client = app(root, cache)
+  t.is((await client.head('/a.txt')).headers['content-length'], '11')
+  await version(join(root, 'a.txt'), '0123456789\n'.repeat(10), 1700000100)
+  const newTag = etagOf(1700000100, 110)
+  for (const headers of [{ Range: 'bytes=20-20,105-109' }, { Range: 'bytes=20-29', 'If-None-Match': '"other"' }, { Range: 'bytes=20-29', 'If-Unmodified-Since': 'Fri, 01 Jan 2100 00:00:00 GMT' }]) {
+    const response = await client.get('/a.txt').set(headers).buffer(true).parse(binaryParser)
+    t.is(response.status, 206, JSON.stringify(headers))
+    t.is(response.headers.etag, newTag)
+    const body = (response.body as Buffer).toString()
+    t.true(headers.Range.includes(',') ? body.includes('Content-Range: bytes 20-20/110\r\n\r\n9\r\n') && body.includes('Content-Range: bytes 105-109/110\r\n\r\n6789\n\r\n') : body === '9\n01234567', body)
+  }
+  // A range past the end of the file as it is now is still a 416, with its current size.
+  const past = await client.get('/a.txt').set('Range', 'bytes=500-600,700-800')
+  t.is(past.status, 416)
+  t.is(past.headers['content-range'], 'bytes */110')
+})
+
+test('stat-cache: one entry per file, whatever the path\'s spelling; renewing the newest entry of a full cache pushes nothing out', async t => {
+  const root = await rootWithFile('spelling')
+  await version(join(root, 'b.txt'), 'bee\n', 1700000000)
+  const cache = new StatCache({ maxEntries: 2, maxAge: 60_000 })
+  await new PathFile('a.txt', { root, statCache: cache }).stat()
+  for (const spelling of ['/a.txt', './a.txt', 'x/../a.txt', join(root, 'a.txt')]) await new PathFile(spelling, { root, statCache: cache }).stat()
+  t.is(cache.size, 1)
+  await new PathFile('b.txt', { root, statCache: cache }).stat()
+  // b.txt, the newest, opened and renewed while the cache is full: a.txt stays.
+  const b = new PathFile('b.txt', { root, statCache: cache })
+  t.is((await b.read(undefined, { stat: await b.stat() })).toString(), 'bee\n')
+  t.is(cache.size, 2)
+  await unlink(join(root, 'a.txt'))
+  t.is((await new PathFile('./a.txt', { root, statCache: cache }).stat()).size, 14)
 })

@@ -9,7 +9,7 @@
 // test/demo/readme-stubs.ts. tsc checks all blocks with the project's strict settings; then each
 // block is imported and its app answers requests, with exact statuses, headers and bytes.
 import { execFile } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import type { RequestListener } from 'node:http'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -233,6 +233,16 @@ const checks: Record<string, (t: import('ava').ExecutionContext) => Promise<void
     t.is(again.status, 304)
     t.is(again.headers.etag, etag)
     t.is((await request(app).head('/media/..%2Fapp.db')).status, 404)
+    // The cache at work: a file removed since its last look is still described (no byte sent)...
+    const removed = join(sandbox?.dir ?? '', 'srv/media/removed-soon.txt')
+    await writeFile(removed, 'soon gone\n')
+    t.is((await request(app).head('/media/removed-soon.txt')).status, 200)
+    await rm(removed)
+    const stale = await request(app).head('/media/removed-soon.txt')
+    t.is(stale.status, 200)
+    t.is(stale.headers['content-length'], '10')
+    // ...but never sent.
+    t.is((await request(app).get('/media/removed-soon.txt')).status, 404)
   },
   testing: async (t) => {
     // The block ran its assertions at import time; a failing one would have rejected the import.
