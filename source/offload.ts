@@ -7,13 +7,13 @@ import { formatHttpDate, parseHttpDate } from './http-date.ts'
 import { destinationConflict, looksPresigned } from './offload-rule.ts'
 import type { OffloadRule, OffloadTarget } from './offload-rule.ts'
 import { PathFile } from './path-file.ts'
-import { bypassStatCache } from './stat-cache.ts'
+import { statUncached } from './stat-cache.ts'
 import { acceptsCoding, codingToUndo, lastModifiedOf, storedCoding } from './plan.ts'
 import { evaluatePreconditions, repeatedDateFields } from './preconditions.ts'
 import { isPassiveType, lookupContentType } from './content-type.ts'
 import { DEFAULT_CACHE_CONTROL, NOSNIFF, presentationHeaders, SANDBOX } from './presentation.ts'
 import { appendPolicy, clearForError, nextInsideServe, servedPlan } from './serve.ts'
-import type { FileStat, StatOptions } from './types.ts'
+import type { FileStat } from './types.ts'
 
 /**
  * The rules step: after the route has run, the first rule that covers the Download in `ctx.body`
@@ -214,7 +214,7 @@ export function offloadStep (rules: OffloadRule | readonly OffloadRule[], where 
     try {
       // Never from a StatCache: this stat() is the confinement of a file the proxy will read, and
       // its validators are the ones the proxy answers conditionals and If-Range with.
-      if (target.validators || dateIfRange !== undefined || (file.path !== undefined && !(file instanceof PathFile))) stat = await file.stat({ [bypassStatCache]: true } as StatOptions)
+      if (target.validators || dateIfRange !== undefined || (file.path !== undefined && !(file instanceof PathFile))) stat = await statUncached(file)
       else if (file instanceof PathFile && rule.proxyRefusesSymlinks !== true) await file.confine()
     } catch (error) {
       clearForError(ctx)

@@ -7,7 +7,7 @@ import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
 import { DescriptorReader, FileStream, readExactly } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
-import { bypassStatCache, cacheForget, cacheLookup, cacheStore, markCached, StatCache } from './stat-cache.ts'
+import { answeredFromCache, cacheForget, cacheLookup, cacheStore, skipCacheOnce, StatCache } from './stat-cache.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface PathFileOptions {
@@ -73,6 +73,10 @@ export class PathFile implements DownloadFile {
   readonly #cache: StatCache | undefined
   /** This file's key in the cache: its path and the root its real path was checked against. */
   readonly #cacheKey: string
+  /** Set by statUncached() for the stat() it calls; cleared by that stat(). */
+  #skipCache = false
+  /** Whether the last stat() was answered from the cache. */
+  #fromCache = false
 
   constructor (path: string, options: PathFileOptions = {}) {
     if (typeof path !== 'string') throw new TypeError('PathFile: path must be a string')
@@ -155,9 +159,15 @@ export class PathFile implements DownloadFile {
       this.#ahead.drop()
       const cache = this.#cache
       // A response that sends no byte of the file may describe it as it was up to maxAge ago.
-      if (cache !== undefined && options?.willRead === undefined && (options as { [bypassStatCache]?: boolean } | undefined)?.[bypassStatCache] !== true) {
+      const skip = this.#skipCache
+      this.#skipCache = false
+      this.#fromCache = false
+      if (cache !== undefined && options?.willRead === undefined && !skip) {
         const entry = cache[cacheLookup](this.#cacheKey)
-        if (entry !== undefined) return markCached(this.#described(entry.stats, entry.real))
+        if (entry !== undefined) {
+          this.#fromCache = true
+          return this.#described(entry.stats, entry.real)
+        }
       }
       // The bytes will be read next: open the descriptor now and check it instead of the path. The
       // confinement is then checked on the file actually opened (no window for a symlink swap), and
@@ -195,6 +205,16 @@ export class PathFile implements DownloadFile {
       if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
       throw fromFsError(error, 'PathFile')
     }
+  }
+
+  /** Internal (statUncached()): the next stat() looks at the file itself. */
+  [skipCacheOnce] (): void {
+    this.#skipCache = true
+  }
+
+  /** Internal (statWasCached()): whether the last stat() came from the cache. */
+  get [answeredFromCache] (): boolean {
+    return this.#fromCache
   }
 
   /** A fresh look at the file, for the cache if it has one. */

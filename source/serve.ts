@@ -16,7 +16,7 @@ import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
 import type { PlanOptions } from './plan.ts'
 import { DEFAULT_CACHE_CONTROL, presentationHeaders } from './presentation.ts'
-import { bypassStatCache, isCachedStat } from './stat-cache.ts'
+import { statUncached, statWasCached } from './stat-cache.ts'
 import type { FileStat, OpenOptions, StatOptions } from './types.ts'
 
 export interface ServeOptions {
@@ -208,7 +208,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   ;(ctx as unknown as Record<symbol, boolean | undefined>)[ANSWERED] = true
   if (download instanceof Download) markTaken(download)
   const opened: OpenOptions = { signal, chunkSize: options.chunkSize, stat: undefined }
-  let statOptions = readIntent(ctx, options.plan, signal)
+  const statOptions = readIntent(ctx, options.plan, signal)
   // A status the route set itself (a 404 page, a 410, a 201 export) is kept: the whole file, with no
   // validators, ranges or preconditions, which describe a 200 (RFC 9110 §13.2.1: preconditions are
   // ignored when the response would not be 2xx; a 206 stands in for a 200 only). "Set itself" is
@@ -231,10 +231,16 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       applyHeaders(ctx, chosen, cacheControl === undefined ? {} : { 'Cache-Control': cacheControl })
       return
     }
+    // A plan made from what a StatCache remembered may be refused by the file itself (a 416 on an
+    // old size, E_CHANGED from the open): the file is then looked at once more, uncached, and
+    // that look is not one of the attempts E_CHANGED may use up.
+    let lookedAgain = false
     for (let attempt = 1; ; attempt++) {
       let stat: FileStat
+      let cached = false
       try {
-        stat = await file.stat(statOptions)
+        stat = lookedAgain ? await statUncached(file, statOptions) : await file.stat(statOptions)
+        cached = !lookedAgain && statWasCached(file)
         // A custom wrapper's size becomes Content-Length, Content-Range and the range arithmetic:
         // one that is not a byte count (-1, 1.5, NaN, Infinity, past 2^53) is the source's fault.
         const size = stat.size
@@ -255,9 +261,9 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       if (plan.status === 416) {
         // A size a StatCache remembered may be old (the file grew since): a 416 is only sent for
-        // the file's current size. This look is not one of the attempts E_CHANGED may use up.
-        if (isCachedStat(stat) && (statOptions as { [bypassStatCache]?: boolean })[bypassStatCache] !== true) {
-          statOptions = { ...statOptions, [bypassStatCache]: true } as StatOptions
+        // the file's current size.
+        if (cached) {
+          lookedAgain = true
           attempt--
           continue
         }
@@ -290,6 +296,12 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       try {
         body = await openBody(download, plan, stat, opened, options)
       } catch (error) {
+        if (cached && error instanceof DownloadError && error.code === 'E_CHANGED') {
+          debug('%s: the file changed since the cached look at it; planning again', ctx.path)
+          lookedAgain = true
+          attempt--
+          continue
+        }
         if (attempt === 1 && error instanceof DownloadError && error.code === 'E_CHANGED') {
           debug('%s: the file changed while being opened; planning again', ctx.path)
           continue

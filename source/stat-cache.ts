@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs'
 import { performance } from 'node:perf_hooks'
+import type { FileStat } from './types.ts'
 
 export interface StatCacheOptions {
   /**
@@ -21,24 +22,28 @@ export const cacheStore = Symbol('cacheStore')
 export const cacheForget = Symbol('cacheForget')
 
 /**
- * Internal: a StatOptions key that makes a PathFile's stat() look at the file itself, whatever its
- * cache holds — for offload() (the proxy reads the file, so its confinement and validators must be
- * current) and for serve()'s second look before a 416 (a size from the cache may be old).
+ * Internal (offload(), serve()): a DownloadFile whose stat() may answer from a StatCache. PathFile
+ * implements it; a subclass inherits it whatever its own stat() does with its options (the
+ * documented wrappers copy the result, some call `super.stat()` with none).
  */
-export const bypassStatCache = Symbol('bypassStatCache')
+export interface StatCacheUser {
+  /** Makes the next stat() of this file look at the file itself, whatever the cache holds. */
+  [skipCacheOnce] (): void
+  /** Whether the last stat() of this file was answered from the cache. */
+  readonly [answeredFromCache]: boolean
+}
+export const skipCacheOnce = Symbol('skipCacheOnce')
+export const answeredFromCache = Symbol('answeredFromCache')
 
-/** The stat() results that came from a cache. */
-const fromCache = new WeakSet<object>()
-
-/** Marks `stat` as taken from a cache. */
-export function markCached<T extends object> (stat: T): T {
-  fromCache.add(stat)
-  return stat
+/** The stat() of `file` as a look at the file itself, never from a StatCache. */
+export async function statUncached<T> (file: { stat (options?: T): Promise<FileStat> }, options?: T): Promise<FileStat> {
+  if (skipCacheOnce in file) (file as unknown as StatCacheUser)[skipCacheOnce]()
+  return await file.stat(options)
 }
 
-/** Whether `stat` is what a cache remembered rather than a look at the file. */
-export function isCachedStat (stat: object): boolean {
-  return fromCache.has(stat)
+/** Whether the last stat() of `file` came from a StatCache. */
+export function statWasCached (file: object): boolean {
+  return answeredFromCache in file && (file as StatCacheUser)[answeredFromCache]
 }
 
 /**

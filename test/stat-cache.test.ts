@@ -14,7 +14,9 @@ import { downloads } from '../source/downloads.ts'
 import Koa from 'koa'
 import { PathFile } from '../source/path-file.ts'
 import { sendfile } from '../source/sendfile.ts'
-import { StatCache } from '../source/stat-cache.ts'
+import { StatCache, statWasCached } from '../source/stat-cache.ts'
+import type { FileStat, StatOptions } from '../source/types.ts'
+import { utimesSync, writeFileSync } from 'node:fs'
 import { binaryParser, downloadApp } from './helpers/koa.ts'
 
 let temp = ''
@@ -322,4 +324,76 @@ test('stat-cache: one entry per file, whatever the path\'s spelling; renewing th
   t.is(cache.size, 2)
   await unlink(join(root, 'a.txt'))
   t.is((await new PathFile('./a.txt', { root, statCache: cache }).stat()).size, 14)
+})
+
+/** A wrapper as the docs show them (docs/migrating-from-koa-send.md): stat() copies what PathFile's gives. */
+class Copying extends PathFile {
+  override async stat (options?: StatOptions): Promise<FileStat> {
+    return { ...await super.stat(options) }
+  }
+}
+
+/** A wrapper whose stat() passes no options on to PathFile's (TypeScript allows it). */
+class Forgetful extends PathFile {
+  override async stat (): Promise<FileStat> {
+    return { ...await super.stat(), contentType: 'text/plain' }
+  }
+}
+
+test('stat-cache: the mends hold for PathFile subclasses, whether their stat() copies the result or drops its options', async t => {
+  for (const Wrapper of [Copying, Forgetful]) {
+    const root = await rootWithFile(`subclass-${Wrapper.name}`, '0123456789\n')
+    const cache = new StatCache({ maxAge: 60_000 })
+    const streaming = request(downloadApp((ctx) => { ctx.body = new Wrapper(ctx.path, { root, statCache: cache }) }).callback())
+    t.is((await streaming.head('/a.txt')).headers['content-length'], '11')
+    await version(join(root, 'a.txt'), '0123456789\n'.repeat(10), 1700000100)
+    // A 416 is judged on the current size.
+    const grown = await streaming.get('/a.txt').set('Range', 'bytes=20-29').set('If-None-Match', '"other"').buffer(true).parse(binaryParser)
+    t.is(grown.status, 206, Wrapper.name)
+    t.is(grown.headers['content-range'], 'bytes 20-29/110')
+    // An offload looks at the file itself: a symlink out of the root is not handed to the proxy.
+    await version(join(root, 'b.txt'), 'bee\n', 1700000000)
+    t.is((await streaming.head('/b.txt')).status, 200)
+    await unlink(join(root, 'b.txt'))
+    await symlink(join(outside, 'secret.txt'), join(root, 'b.txt'))
+    const app = new Koa()
+    app.silent = true
+    app.use(downloads({ rules: [apache({ sourceDir: root, destinationDir: root })] }))
+    app.use((ctx) => { ctx.body = new Wrapper(ctx.path, { root, statCache: cache }) })
+    const offloaded = await request(app.callback()).get('/b.txt')
+    t.is(offloaded.status, 404, Wrapper.name)
+    t.is(offloaded.headers['x-sendfile'], undefined)
+  }
+})
+
+test('stat-cache: a plan made from a stale entry does not use up the one retry a file changed during the request gets', async t => {
+  const root = await rootWithFile('retry')
+  const path = join(root, 'a.txt')
+  let mtime = 1700000000
+  const rewrite = (body: string): void => {
+    writeFileSync(path, body)
+    mtime += 10
+    utimesSync(path, mtime, mtime)
+  }
+  let armed = false
+  // A writer racing the request once: the file is rewritten right after its first look at the file itself.
+  class Raced extends PathFile {
+    override async stat (options?: StatOptions): Promise<FileStat> {
+      const stat = await super.stat(options)
+      if (armed && !statWasCached(this)) {
+        armed = false
+        rewrite('written during the request\n')
+      }
+      return stat
+    }
+  }
+  const cache = new StatCache({ maxAge: 60_000 })
+  const client = request(downloadApp((ctx) => { ctx.body = new Raced(ctx.path, { root, statCache: cache }) }).callback())
+  t.is((await client.get('/a.txt').set('If-None-Match', '"x"')).status, 200)
+  rewrite('version two, written before the request\n')
+  armed = true
+  const raced = await client.get('/a.txt').set('If-None-Match', '"x"').buffer(true).parse(binaryParser)
+  t.is(raced.status, 200)
+  t.is((raced.body as Buffer).toString(), 'written during the request\n')
+  t.is(raced.headers.etag, etagOf(mtime, 27))
 })
