@@ -23,7 +23,7 @@ app.silent = true
 app.use(downloads({ chunkSize }))
 app.use((ctx) => {
   const name = fileName(ctx.path)
-  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, { root, followSymlinks, statCache })
+  if (name !== undefined) ctx.body = remote?.(name) ?? new PathFile(name, statCache === undefined ? { root, followSymlinks } : { root, followSymlinks, statCache })
 })
 announce(createServer(app.callback()))
 
