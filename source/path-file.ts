@@ -158,12 +158,12 @@ export class PathFile implements DownloadFile {
     try {
       this.#ahead.drop()
       const cache = this.#cache
-      // A response that sends no byte of the file may describe it as it was up to maxAge ago.
-      const skip = this.#skipCache
-      this.#skipCache = false
-      this.#fromCache = false
-      if (cache !== undefined && options?.willRead === undefined && !skip) {
-        const entry = cache[cacheLookup](this.#cacheKey)
+      if (cache !== undefined) {
+        const skip = this.#skipCache
+        this.#skipCache = false
+        this.#fromCache = false
+        // A response that sends no byte of the file may describe it as it was up to maxAge ago.
+        const entry = options?.willRead === undefined && !skip ? cache[cacheLookup](this.#cacheKey) : undefined
         if (entry !== undefined) {
           this.#fromCache = true
           return this.#described(entry.stats, entry.real)
@@ -202,7 +202,7 @@ export class PathFile implements DownloadFile {
       this.#remember(stats, real)
       return this.#described(stats, real)
     } catch (error) {
-      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
+      this.#forget()
       throw fromFsError(error, 'PathFile')
     }
   }
@@ -220,6 +220,11 @@ export class PathFile implements DownloadFile {
   /** A fresh look at the file, for the cache if it has one. */
   #remember (stats: Stats, real: string): void {
     if (this.#cache !== undefined) this.#cache[cacheStore](this.#cacheKey, stats, real)
+  }
+
+  /** The file is gone, changed or refused: the cache, if it has one, forgets what it held. */
+  #forget (): void {
+    if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
   }
 
   /** The stat() result, remembering what was stat'ed: the open() or read() of the same response checks against it. */
@@ -343,7 +348,7 @@ export class PathFile implements DownloadFile {
     } catch (error) {
       // As stat() reports them: a file gone or unreadable is a DownloadError (E_NOT_FOUND,
       // E_FORBIDDEN), and the fs message's path has its control characters escaped.
-      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
+      this.#forget()
       throw fromFsError(error, 'PathFile')
     }
     try {
@@ -357,7 +362,7 @@ export class PathFile implements DownloadFile {
       return { fd, stats, real: real ?? seen.real }
     } catch (error) {
       closeSync(fd)
-      if (this.#cache !== undefined) this.#cache[cacheForget](this.#cacheKey)
+      this.#forget()
       throw error
     }
   }
