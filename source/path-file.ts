@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream'
 import { debug } from './debug.ts'
 import { DownloadError, fromFsError, notFound } from './errors.ts'
 import { statEtag } from './etag.ts'
-import { DescriptorReader, FileStream, readExactly } from './file-stream.ts'
+import { borrow, DescriptorReader, FileStream, giveBack, readExactly } from './file-stream.ts'
 import { ReadAhead } from './read-ahead.ts'
 import { answeredFromCache, cacheForget, cacheLookup, cacheStore, skipCacheOnce, StatCache } from './stat-cache.ts'
 import type { ByteRange, DownloadFile, FileStat, OpenOptions, StatOptions } from './types.ts'
@@ -40,6 +40,8 @@ export interface PathFileOptions {
 
 /** PathFile's multipart reader (internal: serve() only, through rangeReaderOf()). */
 const openReader = Symbol('openReader')
+/** PathFile's read of a single range into a lent buffer (internal: serve() only, through lendingReaderOf()). */
+const readBorrowed = Symbol('readBorrowed')
 
 /** Default chunk size of file streams (serve()'s `chunkSize`): 256 KiB moved 1.48× the bytes of Node's 64 KiB default (docs/benchmarks.md). */
 export const FILE_CHUNK_SIZE = 256 * 1024
@@ -306,6 +308,24 @@ export class PathFile implements DownloadFile {
   }
 
   /**
+   * read(), into a buffer from borrow(): for a body that serve() lends to the response (see
+   * lendingReaderOf()).
+   */
+  async [readBorrowed] (range: ByteRange, options?: OpenOptions): Promise<Buffer> {
+    const { fd, stats } = await this.#openChecked(options?.stat)
+    const length = range.end - range.start + 1
+    const buffer = borrow(length)
+    try {
+      return await readExactly(fd, range.start, length, buffer)
+    } catch (error) {
+      giveBack(buffer)
+      throw error
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  /**
    * For a multipart response (serve()): one descriptor, checked as open() checks it, from which
    * every part is read in turn.
    */
@@ -524,4 +544,14 @@ function realRoot (root: string): Promise<string> {
 export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => Promise<DescriptorReader>) | undefined {
   if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined
   return async (options) => await file[openReader](options)
+}
+
+/**
+ * How serve() reads a single range of `file` into a buffer it lends to the response (taken back once
+ * written: file-stream.ts, lendTo()): a PathFile whose open() and read() are its own, as for
+ * rangeReaderOf(). Any other source's read() gives buffers of its own.
+ */
+export function lendingReaderOf (file: DownloadFile): ((range: ByteRange, options: OpenOptions) => Promise<Buffer>) | undefined {
+  if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined
+  return async (range, options) => await file[readBorrowed](range, options)
 }

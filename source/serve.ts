@@ -7,10 +7,10 @@ import { debug } from './debug.ts'
 import { Download, markAnswered, markTaken, releaseFile, responseDownload, toDownload } from './download.ts'
 import type { DownloadBody } from './download.ts'
 import { DownloadError, toHttpError } from './errors.ts'
-import { FileStream } from './file-stream.ts'
+import { FileStream, lendTo } from './file-stream.ts'
 import { END_TIMEOUT, guardStream, isLengthGuarded, settledBeforeSent } from './guarded-stream.ts'
 import { firstRead, multipartFromReader, multipartStream, planMultipart } from './multipart.ts'
-import { FILE_CHUNK_SIZE, isChunkSize, rangeReaderOf } from './path-file.ts'
+import { FILE_CHUNK_SIZE, isChunkSize, lendingReaderOf, rangeReaderOf } from './path-file.ts'
 import { decoderFor, planResponse } from './plan.ts'
 import type { DecodableCoding } from './plan.ts'
 import { conditionalHeaders } from './preconditions.ts'
@@ -55,14 +55,27 @@ export interface ServeOptions {
    * @default 30000
    */
   endTimeout?: number | undefined
+  /**
+   * A single range of a local file within `bufferSize` (8 KiB and up) is read into memory that is
+   * taken back once the response has written it out, for the next such range, instead of new memory
+   * each time (bench/: random 64 KiB ranges, about a quarter less CPU per response and 50 MiB less
+   * peak RSS). Taken back only from a plain HTTP/1 response that sent that very buffer as its body;
+   * before it is filled again, the memory is moved out of every earlier view of it (detached), so
+   * a middleware that keeps a reference to a 206 response's `ctx.body` after it was sent finds it
+   * empty, never another response's bytes. `false`: a new buffer per range, which such a reference
+   * keeps as it was.
+   * @default true
+   */
+  reuseBuffers?: boolean | undefined
 }
 
-const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges', 'endTimeout'])
+const serveOptionNames = new Set(['bufferSize', 'chunkSize', 'etag', 'lastModified', 'ranges', 'maxRanges', 'endTimeout', 'reuseBuffers'])
 
 export interface ResolvedServeOptions {
   bufferSize: number
   chunkSize: number
   endTimeout: number
+  reuseBuffers: boolean
   plan: PlanOptions
   /** For a status the route chose itself: the whole file (none for 204/205/304), no validators, ranges or preconditions. */
   chosen: PlanOptions
@@ -188,16 +201,16 @@ export function resolveServeOptions (options: ServeOptions, where: string): Reso
   for (const key of Object.keys(options)) {
     if (!serveOptionNames.has(key)) throw new TypeError(`${where}: unknown option "${key}" (allowed: ${where === 'downloads()' ? 'rules, ' : ''}${[...serveOptionNames].join(', ')})`)
   }
-  const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32, endTimeout = END_TIMEOUT } = options
+  const { bufferSize = 65536, chunkSize = FILE_CHUNK_SIZE, etag = true, lastModified = true, ranges = true, maxRanges = 32, endTimeout = END_TIMEOUT, reuseBuffers = true } = options
   if (!Number.isSafeInteger(bufferSize) || bufferSize < 0) throw new TypeError(`${where}: bufferSize must be a non-negative integer`)
   if (!isChunkSize(chunkSize)) throw new TypeError(`${where}: chunkSize must be an integer from 1024 to 8388608 (bytes)`)
   if (!Number.isSafeInteger(maxRanges) || maxRanges < 1) throw new TypeError(`${where}: maxRanges must be a positive integer`)
   if (!Number.isSafeInteger(endTimeout) || endTimeout < 1 || endTimeout > 2_147_483_647) throw new TypeError(`${where}: endTimeout must be an integer from 1 to 2147483647 (ms)`)
-  for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges]] as const) {
+  for (const [name, value] of [['etag', etag], ['lastModified', lastModified], ['ranges', ranges], ['reuseBuffers', reuseBuffers]] as const) {
     if (typeof value !== 'boolean') throw new TypeError(`${where}: ${name} must be a boolean`)
   }
   const rangeLimits = { maxParts: maxRanges }
-  return { bufferSize, chunkSize, endTimeout, plan: { etag, lastModified, ranges, rangeLimits }, chosen: { etag: false, lastModified: false, ranges: false, rangeLimits } }
+  return { bufferSize, chunkSize, endTimeout, reuseBuffers, plan: { etag, lastModified, ranges, rangeLimits }, chosen: { etag: false, lastModified: false, ranges: false, rangeLimits } }
 }
 
 /** Answers `download` on `ctx`. Errors before the headers are thrown as http-errors (Koa writes them with no file headers). */
@@ -322,6 +335,7 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
       }
       ctx.body = body.data
       handedOver = true
+      if (body.lent === true) lendTo(ctx.res, body.data as Buffer, () => ctx.body === body.data)
       if (!Buffer.isBuffer(body.data)) {
         body.data.prependOnceListener('error', noteSourceFailure.bind(ctx, signal, body.data))
         body.data.prependOnceListener('close', noteSourceClose.bind(ctx, signal, body.data, file.name))
@@ -381,7 +395,8 @@ function readIntent (ctx: Context, plan: PlanOptions, signal: AbortSignal): Stat
 const SINGLE_RANGE = /^bytes=(?:\d{1,15}-\d{0,15}|-\d{1,15})$/
 
 type Plan200 = Extract<ReturnType<typeof planResponse>, { status: 200 | 206 }>
-interface Body { data: Buffer | Readable, length: number | undefined, contentType?: string }
+/** `lent`: `data` is a buffer from borrow(), to be lent to the response (lendTo()). */
+interface Body { data: Buffer | Readable, length: number | undefined, contentType?: string, lent?: boolean }
 
 /**
  * The plan's status and headers. The values are strings made here, so they go to Node's setHeader
@@ -529,6 +544,9 @@ async function openBody (download: DownloadBody, plan: Plan200, stat: FileStat, 
   const range = ranges?.[0]
   const length = plan.length
   if (length !== undefined && length <= options.bufferSize && typeof file.read === 'function' && stat.ranges !== false) {
+    // A single range of a local file: into memory the response gives back once it has sent it.
+    const lending = range !== undefined && options.reuseBuffers ? lendingReaderOf(file) : undefined
+    if (lending !== undefined && range !== undefined) return { data: heldTo(await lending(range, opened), length) as Buffer, length, lent: true }
     const bytes = heldTo(await file.read(range, opened), length)
     return { data: Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), length }
   }

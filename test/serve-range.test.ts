@@ -300,8 +300,8 @@ test('range: a POST answered with a download ignores Range', async t => {
 test('options: downloads() and serve() name themselves in option errors', t => {
   t.throws(() => downloadApp(() => {}, { bufferSize: -1 }), { instanceOf: TypeError, message: 'downloads(): bufferSize must be a non-negative integer' })
   t.throws(() => serve({ maxRanges: 0 }), { instanceOf: TypeError, message: 'serve(): maxRanges must be a positive integer' })
-  t.throws(() => serve({ rules: [] } as never), { instanceOf: TypeError, message: 'serve(): unknown option "rules" (allowed: bufferSize, chunkSize, etag, lastModified, ranges, maxRanges, endTimeout)' })
-  t.throws(() => downloads({ rule: [] } as never), { instanceOf: TypeError, message: 'downloads(): unknown option "rule" (allowed: rules, bufferSize, chunkSize, etag, lastModified, ranges, maxRanges, endTimeout)' })
+  t.throws(() => serve({ rules: [] } as never), { instanceOf: TypeError, message: 'serve(): unknown option "rules" (allowed: bufferSize, chunkSize, etag, lastModified, ranges, maxRanges, endTimeout, reuseBuffers)' })
+  t.throws(() => downloads({ rule: [] } as never), { instanceOf: TypeError, message: 'downloads(): unknown option "rule" (allowed: rules, bufferSize, chunkSize, etag, lastModified, ranges, maxRanges, endTimeout, reuseBuffers)' })
   for (const chunkSize of [0, 1023, 8 * 1024 * 1024 + 1, 65536.5, Number.NaN, '65536']) {
     t.throws(() => serve({ chunkSize: chunkSize as number }), { instanceOf: TypeError, message: 'serve(): chunkSize must be an integer from 1024 to 8388608 (bytes)' }, String(chunkSize))
   }

@@ -1,0 +1,310 @@
+// A single range of a local file within bufferSize is read into memory that the response gives back
+// once it has written it out (serve()'s reuseBuffers). These tests download over real sockets and
+// check the exact bytes, what was taken back (lentBuffers()), and that a reference kept to an
+// earlier body never shows a later response's bytes: it keeps its own, or reads as empty.
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { mkdtemp, realpath, rm } from 'node:fs/promises'
+import { createServer, get as httpGet } from 'node:http'
+import type { IncomingHttpHeaders, Server } from 'node:http'
+import { connect as http2Connect, createServer as createHttp2Server } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import Koa from 'koa'
+import type { Middleware } from 'koa'
+import { borrow, giveBack, lentBuffers, setTrimInterval, trimPool } from '../source/file-stream.ts'
+import { PathFile } from '../source/path-file.ts'
+import { serve } from '../source/serve.ts'
+import type { ServeOptions } from '../source/serve.ts'
+import type { ByteRange, OpenOptions } from '../source/types.ts'
+
+const KiB = 1024
+const files = { 'a.bin': randomBytes(512 * KiB), 'b.bin': randomBytes(512 * KiB), 'small.bin': randomBytes(32 * KiB) }
+
+let root = ''
+test.before(async () => {
+  // The pool trims itself only when a test says so: a trim between two requests would change what
+  // was taken back.
+  setTrimInterval(Infinity)
+  root = await realpath(await mkdtemp(join(tmpdir(), 'kd-lent-')))
+  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(root, name), bytes)
+})
+test.after.always(async () => {
+  if (root !== '') await rm(root, { recursive: true, force: true })
+})
+
+/** Empties the pool of lent memory: two trims give back everything (the first sets the low-water mark). */
+function emptyPool (): void {
+  trimPool()
+  trimPool()
+}
+
+interface Reply { status: number, headers: IncomingHttpHeaders, body: Buffer }
+
+async function start (t: ExecutionContext, before: Middleware[], options: ServeOptions = {}, file: (name: string) => PathFile = (name) => new PathFile(name, { root })): Promise<(name: string, range?: string) => Promise<Reply>> {
+  const app = new Koa()
+  for (const middleware of before) app.use(middleware)
+  app.use(serve(options))
+  app.use((ctx) => { ctx.body = file(ctx.path.slice(1)) })
+  const server: Server = createServer(app.callback())
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const { port } = server.address() as AddressInfo
+  return async (name, range) => await new Promise<Reply>((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: `/${name}`, headers: range === undefined ? {} : { range } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+/** The response gives its body back on 'finish', which may come a moment after the client has the bytes. */
+async function settled (): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => { setImmediate(resolve) })
+  await new Promise((resolve) => { setTimeout(resolve, 20) })
+}
+
+/** Keeps every `ctx.body` a 206 had when serve() was done with it, as a response cache would. */
+function keeper (kept: Array<{ body: Buffer, name: string, start: number }>): Middleware {
+  return async (ctx, next) => {
+    await next()
+    const match = /^bytes (\d+)-/.exec(String(ctx.response.get('Content-Range')))
+    if (Buffer.isBuffer(ctx.body) && match !== null) kept.push({ body: ctx.body, name: ctx.path.slice(1), start: Number(match[1]) })
+  }
+}
+
+function expected (name: string, start: number, length: number): Buffer {
+  return files[name as keyof typeof files].subarray(start, start + length)
+}
+
+test.serial('a single range within bufferSize is sent from memory taken back once written; the next range fills it again', async (t) => {
+  emptyPool()
+  const kept: Array<{ body: Buffer, name: string, start: number }> = []
+  const get = await start(t, [keeper(kept)])
+  const first = await get('a.bin', 'bytes=0-65535')
+  t.is(first.status, 206)
+  t.is(first.headers['content-range'], `bytes 0-65535/${512 * KiB}`)
+  t.is(first.headers['content-length'], '65536')
+  t.true(first.body.equals(expected('a.bin', 0, 65536)))
+  await settled()
+  t.is(lentBuffers(65536), 1)
+  // Until its memory is lent again, the kept body is still its own bytes.
+  t.true(kept[0]!.body.equals(expected('a.bin', 0, 65536)))
+
+  const second = await get('b.bin', 'bytes=65536-131071')
+  t.is(second.status, 206)
+  t.true(second.body.equals(expected('b.bin', 65536, 65536)))
+  await settled()
+  t.is(lentBuffers(65536), 1)
+  // The second response took the first one's memory: the first body was detached first.
+  t.is(kept[0]!.body.length, 0)
+  t.is(kept[0]!.body.buffer.byteLength, 0)
+  t.true(kept[1]!.body.equals(expected('b.bin', 65536, 65536)))
+})
+
+test.serial('ranges of 8 KiB up are lent in memory of the next power of two; shorter ones and whole files are new buffers', async (t) => {
+  emptyPool()
+  const get = await start(t, [])
+  for (const [range, length] of [['bytes=100-20099', 20000], ['bytes=7-8198', 8192], ['bytes=1000-9999', 9000]] as const) {
+    const reply = await get('a.bin', range)
+    t.is(reply.status, 206)
+    t.true(reply.body.equals(expected('a.bin', Number(range.slice(6, range.indexOf('-'))), length)))
+  }
+  await settled()
+  t.is(lentBuffers(32768), 1)
+  t.is(lentBuffers(8192), 1)
+  t.is(lentBuffers(16384), 1)
+  emptyPool()
+  const small = await get('a.bin', 'bytes=0-8190')
+  t.is(small.body.length, 8191)
+  const whole = await get('small.bin')
+  t.is(whole.status, 200)
+  t.true(whole.body.equals(files['small.bin']))
+  const multipart = await get('a.bin', 'bytes=0-9999,200000-219999')
+  t.is(multipart.status, 206)
+  t.regex(String(multipart.headers['content-type']), /^multipart\/byteranges/)
+  // Above bufferSize: streamed (FileStream's own chunk pool).
+  const streamed = await get('a.bin', 'bytes=0-65536')
+  t.true(streamed.body.equals(expected('a.bin', 0, 65537)))
+  await settled()
+  for (const size of [8192, 16384, 32768, 65536, 131072]) t.is(lentBuffers(size), 0, `${size}`)
+})
+
+test.serial('a reference kept to any earlier 206 body holds its own bytes or none, never another response\'s, under concurrent ranges', async (t) => {
+  emptyPool()
+  const kept: Array<{ body: Buffer, name: string, start: number }> = []
+  const get = await start(t, [keeper(kept)])
+  const sizes = [65536, 65536, 40000, 20000, 9000]
+  for (let round = 0; round < 12; round++) {
+    await Promise.all(Array.from({ length: 16 }, async (_, i) => {
+      const name = (round + i) % 2 === 0 ? 'a.bin' : 'b.bin'
+      const length = sizes[(round * 16 + i) % sizes.length]!
+      const start = ((round * 7919 + i * 104729) % (512 * KiB - length))
+      const reply = await get(name, `bytes=${start}-${start + length - 1}`)
+      t.is(reply.status, 206)
+      t.true(reply.body.equals(expected(name, start, length)), `${name} ${start}+${length}`)
+    }))
+  }
+  await settled()
+  t.is(kept.length, 12 * 16)
+  let detached = 0
+  for (const { body, name, start } of kept) {
+    if (body.length === 0) detached++
+    else t.true(body.equals(expected(name, start, body.length)), `kept ${name} ${start}`)
+  }
+  // Memory went round: most bodies were lent again (16 at a time in flight, 12 rounds).
+  t.true(detached > 12 * 16 / 2, `${detached} detached`)
+})
+
+test.serial('not taken back when a middleware sends a body of its own made from it', async (t) => {
+  emptyPool()
+  const kept: Buffer[] = []
+  const get = await start(t, [async (ctx, next) => {
+    await next()
+    if (!Buffer.isBuffer(ctx.body)) return
+    kept.push(ctx.body)
+    ctx.body = Readable.from([ctx.body.subarray(0, 1000), ctx.body.subarray(1000)])
+  }])
+  const reply = await get('a.bin', 'bytes=0-65535')
+  t.is(reply.status, 206)
+  t.true(reply.body.equals(expected('a.bin', 0, 65536)))
+  await settled()
+  t.is(lentBuffers(65536), 0)
+  await get('a.bin', 'bytes=65536-131071')
+  await get('b.bin', 'bytes=0-65535')
+  await settled()
+  t.true(kept[0]!.equals(expected('a.bin', 0, 65536)))
+})
+
+test.serial('not taken back from a response whose end() is not Node\'s own (a tap keeping what it is given)', async (t) => {
+  emptyPool()
+  const tapped: Buffer[] = []
+  const get = await start(t, [async (ctx, next) => {
+    const end = ctx.res.end.bind(ctx.res)
+    ctx.res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      if (Buffer.isBuffer(chunk)) tapped.push(chunk)
+      return (end as (...args: unknown[]) => unknown)(chunk, ...rest)
+    }) as typeof ctx.res.end
+    await next()
+  }])
+  for (const start of [0, 65536, 131072]) {
+    const reply = await get('a.bin', `bytes=${start}-${start + 65535}`)
+    t.true(reply.body.equals(expected('a.bin', start, 65536)))
+  }
+  await settled()
+  t.is(lentBuffers(65536), 0)
+  t.is(tapped.length, 3)
+  for (const [i, chunk] of tapped.entries()) t.true(chunk.equals(expected('a.bin', i * 65536, 65536)))
+})
+
+test.serial('not taken back when the connection is gone before the body is written', async (t) => {
+  emptyPool()
+  const get = await start(t, [async (ctx, next) => {
+    await next()
+    ctx.req.socket.destroy()
+  }])
+  await t.throwsAsync(get('a.bin', 'bytes=0-65535'))
+  await settled()
+  t.is(lentBuffers(65536), 0)
+})
+
+test.serial('reuseBuffers: false: a new buffer per range, and a kept body stays as it was', async (t) => {
+  emptyPool()
+  const kept: Array<{ body: Buffer, name: string, start: number }> = []
+  const get = await start(t, [keeper(kept)], { reuseBuffers: false })
+  for (const start of [0, 65536, 131072, 196608]) {
+    const reply = await get('b.bin', `bytes=${start}-${start + 65535}`)
+    t.true(reply.body.equals(expected('b.bin', start, 65536)))
+  }
+  await settled()
+  t.is(lentBuffers(65536), 0)
+  for (const { body, start } of kept) t.true(body.equals(expected('b.bin', start, 65536)))
+  t.throws(() => serve({ reuseBuffers: 'no' as never }), { instanceOf: TypeError, message: 'serve(): reuseBuffers must be a boolean' })
+})
+
+test.serial('a PathFile subclass with a read() of its own is read through it, into buffers of its own', async (t) => {
+  emptyPool()
+  const seen: ByteRange[] = []
+  class Reversed extends PathFile {
+    override async read (range?: ByteRange, options?: OpenOptions): Promise<Buffer> {
+      if (range !== undefined) seen.push(range)
+      return (await super.read(range, options)).reverse()
+    }
+  }
+  const get = await start(t, [], {}, (name) => new Reversed(name, { root }))
+  const reply = await get('a.bin', 'bytes=0-65535')
+  t.is(reply.status, 206)
+  t.true(reply.body.equals(Buffer.from(expected('a.bin', 0, 65536)).reverse()))
+  t.deepEqual(seen, [{ start: 0, end: 65535 }])
+  await settled()
+  t.is(lentBuffers(65536), 0)
+})
+
+test.serial('not taken back over HTTP/2 (Koa on the compatibility API)', async (t) => {
+  emptyPool()
+  const app = new Koa()
+  app.use(serve())
+  app.use((ctx) => { ctx.body = new PathFile(ctx.path.slice(1), { root }) })
+  const server = createHttp2Server(app.callback())
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const client = http2Connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.teardown(() => { client.close(); server.close() })
+  for (const start of [0, 65536]) {
+    const request = client.request({ ':path': '/a.bin', range: `bytes=${start}-${start + 65535}` })
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    const [headers] = await once(request, 'response') as [Record<string, unknown>]
+    await once(request, 'end')
+    t.is(headers[':status'], 206)
+    t.true(Buffer.concat(chunks).equals(expected('a.bin', start, 65536)))
+  }
+  await settled()
+  t.is(lentBuffers(65536), 0)
+})
+
+test.serial('borrow() and giveBack(): memory given back is lent once, and detached from every earlier view first', (t) => {
+  emptyPool()
+  const first = borrow(65536)
+  t.is(first.length, 65536)
+  t.is(first.buffer.byteLength, 65536)
+  first.fill(1)
+  const slice = first.subarray(10, 20)
+  giveBack(first)
+  t.is(lentBuffers(65536), 1)
+  const second = borrow(50000)
+  t.is(lentBuffers(65536), 0)
+  t.is(second.length, 50000)
+  t.is(second.buffer.byteLength, 65536)
+  t.is(first.length, 0)
+  t.is(slice.length, 0)
+  // The memory moved without a copy: what was written is still there.
+  t.is(second[0], 1)
+  // Only the whole memory of a loan, still attached, is taken back.
+  giveBack(first)
+  giveBack(second.subarray(1))
+  t.is(lentBuffers(65536), 0)
+  giveBack(second)
+  t.is(lentBuffers(65536), 1)
+  // Given back twice (by a bug): lent once, then new memory.
+  giveBack(second)
+  const third = borrow(65536)
+  const fourth = borrow(65536)
+  t.not(third.buffer, fourth.buffer)
+  t.is(second.length, 0)
+  t.is(third.length + fourth.length, 2 * 65536)
+  // Shorter than 8 KiB, or longer than 8 MiB: new memory, never lent.
+  const small = borrow(8191)
+  giveBack(small)
+  t.is(lentBuffers(8192), 0)
+  t.is(borrow(8 * 1024 * 1024 + 1).length, 8 * 1024 * 1024 + 1)
+  emptyPool()
+})
