@@ -134,43 +134,47 @@ function loanSize (length: number): number | undefined {
 
 /**
  * A buffer of `length` bytes for a response body that lendTo() may take back once it is written:
- * the memory of an earlier body taken back so, or new memory. Memory taken back is first moved out
- * of the ArrayBuffer every earlier view of it shares (`transfer()`: no copy), which leaves that one
- * detached: whoever kept an earlier body (a reference to a `ctx.body`, a slice of it) reads it as
- * empty from then on, never as these bytes. Why lend at all: a new 64 KiB buffer per range request
- * faults in fresh pages, and its garbage makes V8 run a full collection every ~64 MiB of it (bench/:
- * random 64 KiB ranges, 167 against 228 µs of CPU and 175 against 228 MiB of peak RSS).
+ * memory taken back so from an earlier body (no view of it left: giveBack()), or new memory. The
+ * memory past `length` is zeroed, so that the body's `.buffer` shows no earlier bytes. Why lend at
+ * all: a new 64 KiB buffer per range request faults in fresh pages, and its garbage makes V8 run
+ * a full collection every ~64 MiB of it (bench/: random 64 KiB ranges, 171 against 229 µs of CPU
+ * and 166 against 226 MiB of peak RSS; docs/benchmarks.md item 56).
  */
 export function borrow (length: number): Buffer {
   const size = loanSize(length)
   if (size === undefined) return Buffer.allocUnsafe(length)
-  let free = loans.take(size)
-  // One given back twice (by a bug) is lent once: the second time it is detached.
-  while (free?.detached === true) free = loans.take(size)
-  return Buffer.from(free?.transfer() ?? Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer, 0, length)
-}
-
-/** Takes back a buffer from borrow() that no one has seen (a read that failed). */
-export function giveBack (buffer: Buffer): void {
-  const size = loanSize(buffer.length)
-  const memory = buffer.buffer
-  // Only the whole memory of a loan, still attached (someone may have moved it out meanwhile).
-  if (size !== undefined && buffer.byteOffset === 0 && memory instanceof ArrayBuffer && !memory.detached && memory.byteLength === size) loans.give(size, [memory])
+  const memory = loans.take(size) ?? Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  if (length < size) new Uint8Array(memory, length).fill(0)
+  return Buffer.from(memory, 0, length)
 }
 
 /**
- * Takes `body` (from borrow()) back once `res` has written it out, for the next borrow(): when the
- * response is a plain HTTP/1 one (isPlainResponse(), and its own `end`), it finishes (every byte
- * went to the kernel and its write callback has run: Node's socket writes do not copy, so not
- * before), and `stillBody()` says the body it sent was this buffer (Koa's `res.end(ctx.body)`:
- * not a middleware's stream or copy made of it, which could still be reading it). Otherwise the
- * buffer is left to the GC.
+ * Takes back the memory of a buffer from borrow(): moved out of its ArrayBuffer (`transfer()`: no
+ * copy), which leaves every view of it detached, so that JavaScript still holding one reads it as
+ * empty from now on, never as the next body lent in it. Only the whole memory of a loan, still
+ * attached (given back once: a second time finds it detached).
  */
-export function lendTo (res: Response, body: Buffer, stillBody: () => boolean): void {
+export function giveBack (buffer: Buffer): void {
+  const size = loanSize(buffer.length)
+  const memory = buffer.buffer
+  if (size !== undefined && buffer.byteOffset === 0 && memory instanceof ArrayBuffer && !memory.detached && memory.byteLength === size) loans.give(size, [memory.transfer()])
+}
+
+/**
+ * Takes `body` (from borrow()) back once `res` has written it out, for the next borrow(). Detaching
+ * protects what JavaScript reads later, not a write already handed to the kernel or the thread pool
+ * with that memory (a socket write of another response, a file write, zlib): so nothing but this
+ * response's own write may ever have had the buffer. `sentAlone()` must say so at the end (serve():
+ * Koa read it from `ctx.body` once, to send it, and nothing else read it there). Besides, the
+ * response must be a plain HTTP/1 one (isPlainResponse(), with Node's own `end`) and finish: every
+ * byte went to the kernel and its write callback has run (Node's socket writes do not copy, so not
+ * before). Otherwise the buffer is left to the GC.
+ */
+export function lendTo (res: Response, body: Buffer, sentAlone: () => boolean): void {
   if (!isPlainResponse(res) || res.end !== ServerResponse.prototype.end) return
   const socket = res.socket as Socket
   res.once('finish', () => {
-    if (!res.destroyed && res.writableLength === 0 && res.end === ServerResponse.prototype.end && writesPlainly(res, socket) && stillBody()) giveBack(body)
+    if (!res.destroyed && res.writableLength === 0 && res.end === ServerResponse.prototype.end && writesPlainly(res, socket) && sentAlone()) giveBack(body)
   })
 }
 
