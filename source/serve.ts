@@ -362,57 +362,84 @@ export async function sendDownload (ctx: Context, download: DownloadBody, option
   }
 }
 
-/** On a Koa response whose body is lent: how often its `body` has been read since (countReads()). */
+/** On a Koa response: its body, kept here (not enumerable) behind the `_body` accessor of countReads(). */
+const BODY = Symbol('koa-downloads.body')
+/** On a Koa response whose body is lent: how often its `_body` has been read since (countReads()). */
 const LENT = Symbol('koa-downloads.lent-body')
-interface LentBody { readonly body: Buffer, reads: number }
-type Watched = object & { [LENT]?: LentBody, _body?: unknown }
+interface LentBody { reads: number }
+type Watched = object & { [LENT]?: LentBody, [BODY]?: unknown }
 
 /**
  * For lendTo(): whether, once the response has finished, Koa's respond() alone had the lent `body`.
- * Every read of `ctx.body` or `ctx.response.body` from now on is counted (countReads()), and
- * respond() makes one, to send it. A second read (a middleware after next(), a cache, a logger's
- * 'finish' listener before lendTo()'s) could have handed the buffer to a write still pending, or
- * kept it; the body replaced, or `ctx.respond = false` (the app sends what it read itself), rules
- * lending out too. A Koa whose response has no `body` accessor to count with, or keeps the body
- * elsewhere than `_body`, never lends.
+ * Koa keeps a response's body in `_body`: `ctx.body`, `ctx.response.body`, its inspect(), code that
+ * reads `_body` itself, and a spread, `Object.assign()` or clone of the response all get it from
+ * there. From now on every read of it is counted (countReads()), and respond() makes one, to send
+ * it. A second read (a middleware after next(), a cache, a tee, a logger's 'finish' listener before
+ * lendTo()'s) may have handed the buffer to a write still under way, or kept it; the body replaced,
+ * or `ctx.respond = false` (the app sends what it read itself), rules lending out too. A response
+ * whose `_body` is not countReads()' (one made before it ran, or given an accessor of someone
+ * else's), or a Koa that keeps the body elsewhere, never lends.
  */
 function watchBody (ctx: Context, body: Buffer): () => boolean {
   const response = ctx.response as unknown as Watched
-  if (!countReads(Object.getPrototypeOf(response) as object | null)) return () => false
-  const watch: LentBody = { body, reads: 0 }
+  if (!countReads(Object.getPrototypeOf(response) as object | null) || !countsOwnReads(response) || response[BODY] !== body) return () => false
+  const watch: LentBody = { reads: 0 }
   response[LENT] = watch
-  return () => watch.reads === 1 && response._body === body && ctx.respond !== false
+  return () => watch.reads === 1 && countsOwnReads(response) && response[BODY] === body && ctx.respond !== false
 }
 
-/** The response prototypes whose `body` getter counts reads of a lent body. */
+function countsOwnReads (response: Watched): boolean {
+  return Object.getOwnPropertyDescriptor(response, '_body')?.get === readBody
+}
+
+function readBody (this: Watched): unknown {
+  const lent = this[LENT]
+  if (lent !== undefined) lent.reads++
+  return this[BODY]
+}
+
+function writeBody (this: Watched, value: unknown): void {
+  this[BODY] = value
+}
+
+/** What each response of a counting app gets as its own `_body` when Koa first sets it: enumerable, as Koa's was. */
+const ownBody: PropertyDescriptor = { get: readBody, set: writeBody, configurable: true, enumerable: true }
+
+/** The response prototypes whose `_body` accessor counts reads of a lent body, and those that refused one. */
 const counting = new WeakSet<object>()
+const refused = new WeakSet<object>()
 
 /**
- * Wraps the `body` accessor that Koa's responses inherit, once per app (its `app.response`): a
- * read of a response with a lent body counts one. An accessor per response (an own `_body` getter)
- * was tried first: reconfiguring a property of every such response object, and two closures per
- * response, grew V8's heap from 54 to 166 MiB under random ranges (bench/). Behaviour is
- * unchanged: the getter and setter found are called as they were.
+ * Gives the responses of an app (its `app.response`, once) a `_body` accessor in place of the data
+ * property Koa's setter would make: on the first set, each response gets an own accessor (the same
+ * two functions for all) over a symbol that holds the body. Koa's behaviour is otherwise the same,
+ * and a read of a response with a lent body counts one. Not when something already answers to
+ * `_body` there, or the prototype refuses a property (sealed, frozen): no lending then. Counting
+ * with an accessor defined on each lent response after Koa had set its body (a data property
+ * reconfigured per response object, two closures each) grew V8's heap from 54 to 167 MiB under
+ * random ranges (bench/).
  */
 function countReads (prototype: object | null): boolean {
-  if (prototype === null) return false
+  if (prototype === null || refused.has(prototype)) return false
   if (counting.has(prototype)) return true
-  let owner: object | null = prototype
-  let found: PropertyDescriptor | undefined
-  while (owner !== null && (found = Object.getOwnPropertyDescriptor(owner, 'body')) === undefined) owner = Object.getPrototypeOf(owner) as object | null
-  const get = found?.get
-  const set = found?.set
-  if (get === undefined || set === undefined || (owner === prototype && found?.configurable !== true)) return false
-  Object.defineProperty(prototype, 'body', {
-    get (this: Watched) {
-      const lent = this[LENT]
-      if (lent !== undefined) lent.reads++
-      return get.call(this) as unknown
-    },
-    set (this: Watched, value: unknown) { set.call(this, value) },
-    configurable: true,
-    enumerable: found?.enumerable ?? true
-  })
+  if ('_body' in prototype) {
+    refused.add(prototype)
+    return false
+  }
+  try {
+    Object.defineProperty(prototype, '_body', {
+      get: readBody,
+      set (this: Watched, value: unknown) {
+        Object.defineProperty(this, BODY, { value, writable: true, configurable: true, enumerable: false })
+        Object.defineProperty(this, '_body', ownBody)
+      },
+      configurable: true,
+      enumerable: false
+    })
+  } catch {
+    refused.add(prototype)
+    return false
+  }
   counting.add(prototype)
   return true
 }

@@ -47,9 +47,14 @@ function emptyPool (): void {
 
 interface Reply { status: number, headers: IncomingHttpHeaders, body: Buffer }
 
-async function start (t: ExecutionContext, before: Middleware[], options: ServeOptions = {}, file: (name: string) => PathFile = (name) => new PathFile(name, { root })): Promise<(name: string, range?: string) => Promise<Reply>> {
-  const app = new Koa()
-  for (const middleware of before) app.use(middleware)
+/**
+ * A Koa app with `before` ahead of serve(options), on a real socket. An app counts reads of its
+ * bodies from its first lent range on (serve.ts, countReads()): the response of that first one was
+ * made before, so it is never lent. Unless `warm` is false, one range is asked for first (the
+ * middlewares in `before` do not see it), and the pool emptied again.
+ */
+async function start (t: ExecutionContext, before: Middleware[], options: ServeOptions = {}, file: (name: string) => PathFile = (name) => new PathFile(name, { root }), warm = true, app = new Koa()): Promise<(name: string, range?: string) => Promise<Reply>> {
+  for (const middleware of before) app.use(async (ctx, next) => { await (ctx.get('x-warm-up') === '1' ? next() : middleware(ctx, next)) })
   app.use(serve(options))
   app.use((ctx) => { ctx.body = file(ctx.path.slice(1)) })
   const server: Server = createServer(app.callback())
@@ -57,14 +62,21 @@ async function start (t: ExecutionContext, before: Middleware[], options: ServeO
   await once(server, 'listening')
   t.teardown(() => { server.closeAllConnections(); server.close() })
   const { port } = server.address() as AddressInfo
-  return async (name, range) => await new Promise<Reply>((resolve, reject) => {
-    httpGet({ host: '127.0.0.1', port, path: `/${name}`, headers: range === undefined ? {} : { range } }, (res) => {
+  const get = async (name: string, range?: string, headers: Record<string, string> = {}): Promise<Reply> => await new Promise<Reply>((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: `/${name}`, headers: range === undefined ? headers : { ...headers, range } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
       res.on('error', reject)
     }).on('error', reject)
   })
+  if (warm) {
+    const reply = await get('small.bin', 'bytes=0-16383', { 'x-warm-up': '1' })
+    t.is(reply.status, 206)
+    await settled()
+    emptyPool()
+  }
+  return async (name, range) => await get(name, range)
 }
 
 /** The response gives its body back on 'finish', which may come a moment after the client has the bytes. */
@@ -117,6 +129,67 @@ test.serial('a single range within bufferSize is sent from memory taken back onc
   // Lent again and taken back again: no new memory.
   t.is(lentBuffers(65536), 1)
   t.is(late[1]!.length, 0)
+})
+
+test.serial('a fresh app lends from its second range on: the first one\'s response was made before it counted reads', async (t) => {
+  emptyPool()
+  const get = await start(t, [], {}, undefined, false)
+  for (const [i, start] of [0, 65536, 131072].entries()) {
+    const reply = await get('a.bin', `bytes=${start}-${start + 65535}`)
+    t.true(reply.body.equals(expected('a.bin', start, 65536)))
+    await settled()
+    t.is(lentBuffers(65536), i === 0 ? 0 : 1)
+  }
+})
+
+test.serial('code that reads the body without ctx.body (Koa\'s _body, a spread or Object.assign of the response) is counted too: never taken back, its buffer intact', async (t) => {
+  for (const take of [
+    (response: object) => (response as { _body: unknown })._body,
+    (response: object) => ({ ...response } as { _body?: unknown })._body,
+    (response: object) => (Object.assign({}, response) as { _body?: unknown })._body
+  ]) {
+    emptyPool()
+    const taken: unknown[] = []
+    const get = await start(t, [async (ctx, next) => {
+      await next()
+      if (ctx.path === '/a.bin') taken.push(take(ctx.response))
+    }])
+    for (let i = 0; i < 6; i++) {
+      const name = i % 2 === 0 ? 'a.bin' : 'b.bin'
+      const reply = await get(name, `bytes=${i * 65536}-${i * 65536 + 65535}`)
+      t.true(reply.body.equals(expected(name, i * 65536, 65536)))
+    }
+    await settled()
+    t.is(taken.length, 3)
+    for (const [i, body] of taken.entries()) t.true(Buffer.isBuffer(body) && body.equals(expected('a.bin', i * 2 * 65536, 65536)), String(take))
+    // The b.bin ranges were lent, one piece of memory in turn.
+    t.is(lentBuffers(65536), 1)
+  }
+})
+
+test.serial('an app whose response prototype is sealed, or answers to _body already, serves ranges without lending', async (t) => {
+  emptyPool()
+  const sealed = new Koa()
+  Object.seal(sealed.response)
+  const fromSealed = await start(t, [], {}, undefined, true, sealed)
+  const other = new Koa()
+  let reads = 0
+  Object.defineProperty(other.response, '_body', {
+    get (this: { bodyHeld?: unknown }) { reads++; return this.bodyHeld },
+    set (this: { bodyHeld?: unknown }, value: unknown) { this.bodyHeld = value },
+    configurable: true
+  })
+  const fromOther = await start(t, [], {}, undefined, true, other)
+  for (const get of [fromSealed, fromOther]) {
+    for (const start of [0, 65536, 131072]) {
+      const reply = await get('a.bin', `bytes=${start}-${start + 65535}`)
+      t.is(reply.status, 206)
+      t.true(reply.body.equals(expected('a.bin', start, 65536)))
+    }
+  }
+  await settled()
+  t.is(lentBuffers(65536), 0)
+  t.true(reads > 0)
 })
 
 test.serial('a 206 body that a middleware reads (a cache) is never taken back: it stays its own bytes while other ranges are lent', async (t) => {
@@ -337,7 +410,7 @@ test.serial('a PathFile subclass with a read() of its own is read through it, in
       return (await super.read(range, options)).reverse()
     }
   }
-  const get = await start(t, [], {}, (name) => new Reversed(name, { root }))
+  const get = await start(t, [], {}, (name) => new Reversed(name, { root }), false)
   const reply = await get('a.bin', 'bytes=0-65535')
   t.is(reply.status, 206)
   t.true(reply.body.equals(Buffer.from(expected('a.bin', 0, 65536)).reverse()))
