@@ -59,12 +59,15 @@ export interface ServeOptions {
    * A single range of a local file within `bufferSize` (8 KiB and up) is read into memory that is
    * taken back once the response has written it out, for the next such range, instead of new memory
    * each time (bench/: random 64 KiB ranges, about a quarter less CPU per response and 60 MiB less
-   * peak RSS). Taken back only when nothing but Koa's own respond() read that buffer from
-   * `ctx.body` (one read, counted), to send it as the whole body of a plain HTTP/1 response, which
-   * finished: a middleware, cache or logger that reads the 206 body, replaces it or sends it
-   * itself (`ctx.respond = false`) keeps a buffer of its own. What is taken back is moved out of
-   * its ArrayBuffer at once, so a reference to it found later (a 'finish' listener after this
-   * one's) reads as empty. `false`: a new buffer for every range.
+   * peak RSS). Taken back only when nothing but Koa's own respond() read that buffer from the
+   * response (every read of `ctx.body`, `ctx.response.body`, Koa's `_body`, or a spread of
+   * `ctx.response` is counted: one), to send it as the whole body of a plain HTTP/1 response, which
+   * finished: a middleware, cache, tee or logger that reads the 206 body, replaces it or sends it
+   * itself (`ctx.respond = false`) keeps a buffer of its own. To count, the app's `app.response`
+   * gets a `_body` accessor at its first such range (which is not lent). What is taken back is
+   * moved out of its ArrayBuffer at once, so a reference to it found later (a 'finish' listener
+   * after this one's) reads as empty. A middleware that writes `ctx.res` itself must set
+   * `ctx.respond = false`, as Koa asks. `false`: a new buffer for every range.
    * @default true
    */
   reuseBuffers?: boolean | undefined
