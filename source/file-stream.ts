@@ -168,13 +168,22 @@ export function giveBack (buffer: Buffer): void {
  * Koa read it from `ctx.body` once, to send it, and nothing else read it there). Besides, the
  * response must be a plain HTTP/1 one (isPlainResponse(), with Node's own `end`) and finish: every
  * byte went to the kernel and its write callback has run (Node's socket writes do not copy, so not
- * before). Otherwise the buffer is left to the GC.
+ * before). Like FileStream's chunk reuse, this trusts Node's stream contract: whatever replaced
+ * Node's own write methods process-wide before they were compared here has let go of a chunk once
+ * its write callback ran. The buffer goes back after the response's 'close' (a tick after
+ * 'finish'), in the next turn of the event loop. Otherwise it is left to the GC.
  */
 export function lendTo (res: Response, body: Buffer, sentAlone: () => boolean): void {
   if (!isPlainResponse(res) || res.end !== ServerResponse.prototype.end) return
   const socket = res.socket as Socket
+  let written = false
   res.once('finish', () => {
-    if (!res.destroyed && res.writableLength === 0 && res.end === ServerResponse.prototype.end && writesPlainly(res, socket) && sentAlone()) giveBack(body)
+    written = !res.destroyed && res.writableLength === 0 && res.end === ServerResponse.prototype.end && writesPlainly(res, socket)
+  })
+  // Not at 'finish': the 'finish' and 'close' listeners of others, whatever their order, run
+  // first, so that a read of the body there is counted (and finds it whole), not one of empty memory.
+  res.once('close', () => {
+    if (written) setImmediate(() => { if (sentAlone()) giveBack(body) })
   })
 }
 

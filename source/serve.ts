@@ -431,7 +431,8 @@ function countReads (prototype: object | null): boolean {
   }
   try {
     Object.defineProperty(prototype, '_body', {
-      get: readBody,
+      // A response without a `_body` of its own (none set yet, or deleted) has no body, as before.
+      get: () => undefined,
       set (this: Watched, value: unknown) {
         Object.defineProperty(this, BODY, { value, writable: true, configurable: true, enumerable: false })
         Object.defineProperty(this, '_body', ownBody)

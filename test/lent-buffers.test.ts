@@ -98,18 +98,9 @@ function expected (name: string, start: number, length: number): Buffer {
   return files[name as keyof typeof files].subarray(start, start + length)
 }
 
-/** Reads `ctx.body` in a 'finish' listener registered after serve()'s (on the way back), as a late logger would. */
-function lateReader (seen: Buffer[]): Middleware {
-  return async (ctx, next) => {
-    await next()
-    ctx.res.once('finish', () => { if (Buffer.isBuffer(ctx.body)) seen.push(ctx.body) })
-  }
-}
-
 test.serial('a single range within bufferSize is sent from memory taken back once written; the next range fills it again', async (t) => {
   emptyPool()
-  const late: Buffer[] = []
-  const get = await start(t, [lateReader(late)])
+  const get = await start(t, [])
   const first = await get('a.bin', 'bytes=0-65535')
   t.is(first.status, 206)
   t.is(first.headers['content-range'], `bytes 0-65535/${512 * KiB}`)
@@ -117,18 +108,42 @@ test.serial('a single range within bufferSize is sent from memory taken back onc
   t.true(first.body.equals(expected('a.bin', 0, 65536)))
   await settled()
   t.is(lentBuffers(65536), 1)
-  // Taken back before the late listener ran: what it finds is detached.
-  t.is(late.length, 1)
-  t.is(late[0]!.length, 0)
-  t.is(late[0]!.buffer.byteLength, 0)
-
   const second = await get('b.bin', 'bytes=65536-131071')
   t.is(second.status, 206)
   t.true(second.body.equals(expected('b.bin', 65536, 65536)))
   await settled()
   // Lent again and taken back again: no new memory.
   t.is(lentBuffers(65536), 1)
-  t.is(late[1]!.length, 0)
+})
+
+test.serial('\'finish\' and \'close\' listeners that read the body, added before or after serve()\'s, get it whole, and it is not lent; one read after the response closed finds it empty', async (t) => {
+  emptyPool()
+  const seen: Array<{ when: string, body: Buffer }> = []
+  const later: Buffer[] = []
+  const get = await start(t, [async (ctx, next) => {
+    const when = ctx.query.when
+    const note = (label: string) => () => { if (Buffer.isBuffer(ctx.body)) seen.push({ when: label, body: ctx.body }) }
+    if (when === 'finish-before') ctx.res.once('finish', note(when))
+    if (when === 'close-before') ctx.res.once('close', note(when))
+    await next()
+    if (when === 'finish-after') ctx.res.once('finish', note(when))
+    if (when === 'close-after') ctx.res.once('close', note(when))
+    if (when === 'later') ctx.res.once('close', () => { setTimeout(() => { if (Buffer.isBuffer(ctx.body)) later.push(ctx.body) }, 50) })
+  }])
+  for (const [i, when] of ['finish-before', 'close-before', 'finish-after', 'close-after'].entries()) {
+    const reply = await get(`a.bin?when=${when}`, `bytes=${i * 65536}-${i * 65536 + 65535}`)
+    t.true(reply.body.equals(expected('a.bin', i * 65536, 65536)))
+  }
+  await settled()
+  t.is(lentBuffers(65536), 0)
+  t.deepEqual(seen.map(({ when }) => when), ['finish-before', 'close-before', 'finish-after', 'close-after'])
+  for (const [i, { body }] of seen.entries()) t.true(body.equals(expected('a.bin', i * 65536, 65536)))
+  const reply = await get('a.bin?when=later', 'bytes=0-65535')
+  t.true(reply.body.equals(expected('a.bin', 0, 65536)))
+  await new Promise((resolve) => { setTimeout(resolve, 100) })
+  t.is(lentBuffers(65536), 1)
+  t.is(later.length, 1)
+  t.is(later[0]!.length, 0)
 })
 
 test.serial('a fresh app lends from its second range on: the first one\'s response was made before it counted reads', async (t) => {
@@ -223,6 +238,12 @@ test.serial('a \'finish\' listener that reads the body before serve()\'s rules l
       ctx.body = 'plain'
       return
     }
+    if (ctx.path === '/deleted') {
+      ctx.body = 'gone'
+      delete (ctx.response as unknown as { _body?: unknown })._body
+      ctx.body = `after delete: ${String(ctx.response.body)}`
+      return
+    }
     ctx.res.once('finish', () => { if (Buffer.isBuffer(ctx.response.body)) logged.push(ctx.response.body) })
     await next()
   }])
@@ -241,6 +262,8 @@ test.serial('a \'finish\' listener that reads the body before serve()\'s rules l
   t.is(text.headers['content-type'], 'text/plain; charset=utf-8')
   t.is(text.headers['content-length'], '5')
   t.is(text.body.toString(), 'plain')
+  // Deleting Koa's _body clears the body, as before.
+  t.is((await get('deleted')).body.toString(), 'after delete: undefined')
 })
 
 test.serial('the memory past a lent body is zeros: its .buffer shows no earlier response', async (t) => {
@@ -389,7 +412,10 @@ test.serial('not taken back when the connection is gone before the body is writt
 test.serial('reuseBuffers: false: a new buffer per range, never taken back or detached', async (t) => {
   emptyPool()
   const late: Buffer[] = []
-  const get = await start(t, [lateReader(late)], { reuseBuffers: false })
+  const get = await start(t, [async (ctx, next) => {
+    await next()
+    ctx.res.once('close', () => { setTimeout(() => { if (Buffer.isBuffer(ctx.body)) late.push(ctx.body) }, 20) })
+  }], { reuseBuffers: false })
   for (const start of [0, 65536, 131072, 196608]) {
     const reply = await get('b.bin', `bytes=${start}-${start + 65535}`)
     t.true(reply.body.equals(expected('b.bin', start, 65536)))
