@@ -64,10 +64,11 @@ export interface ServeOptions {
    * `ctx.response` is counted: one), to send it as the whole body of a plain HTTP/1 response, which
    * finished: a middleware, cache, tee or logger that reads the 206 body, replaces it or sends it
    * itself (`ctx.respond = false`) keeps a buffer of its own. To count, the app's `app.response`
-   * gets a `_body` accessor at its first such range (which is not lent). What is taken back is
-   * moved out of its ArrayBuffer at once, so a reference to it found later (a 'finish' listener
-   * after this one's) reads as empty. A middleware that writes `ctx.res` itself must set
-   * `ctx.respond = false`, as Koa asks. `false`: a new buffer for every range.
+   * gets a `_body` accessor at its first such range (which is not lent). What is taken back (in
+   * the turn after the response's 'close': a 'finish' or 'close' listener's read is counted) is
+   * moved out of its ArrayBuffer at once, so a reference to it read later than that finds it
+   * empty. A middleware that writes `ctx.res` itself must set `ctx.respond = false`, as Koa asks.
+   * `false`: a new buffer for every range.
    * @default true
    */
   reuseBuffers?: boolean | undefined
