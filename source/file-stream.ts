@@ -174,11 +174,11 @@ export function giveBack (buffer: Buffer): void {
  * 'finish'), in the next turn of the event loop. Otherwise it is left to the GC.
  */
 export function lendTo (res: Response, body: Buffer, sentAlone: () => boolean): void {
-  if (!isPlainResponse(res) || res.end !== ServerResponse.prototype.end) return
+  if (!isPlainResponse(res)) return
   const socket = res.socket as Socket
   let written = false
   res.once('finish', () => {
-    written = !res.destroyed && res.writableLength === 0 && res.end === ServerResponse.prototype.end && writesPlainly(res, socket)
+    written = !res.destroyed && res.writableLength === 0 && writesPlainly(res, socket)
   })
   // Not at 'finish': the 'finish' and 'close' listeners of others, whatever their order, run
   // first, so that a read of the body there is counted (and finds it whole), not one of empty memory.
@@ -542,8 +542,28 @@ function isPlainResponse (destination: NodeJS.WritableStream): destination is Re
   return socket instanceof Socket && writesPlainly(destination, socket)
 }
 
+/**
+ * Node's own write path, as it was when this module loaded: a method replaced later, on one
+ * response or socket or on the prototypes themselves (an agent wrapping `end` or `_writeGeneric`
+ * to tee bodies), is not Node's. One replaced before this module loaded cannot be told apart: it is
+ * trusted with Node's stream contract (done with a chunk once its write callback has run).
+ */
+const nodeWrites = (() => {
+  const response = ServerResponse.prototype as unknown as Record<string, unknown>
+  const socket = Socket.prototype as unknown as Record<string, unknown>
+  return {
+    response: { write: response.write, end: response.end, _send: response._send, _writeRaw: response._writeRaw },
+    socket: { write: Writable.prototype.write, _write: socket._write, _writev: socket._writev, _writeGeneric: socket._writeGeneric }
+  }
+})()
+
+/** Whether `target` (a response or a socket) writes with `methods` alone, as they were at load. */
+function writesWith (target: object, methods: Record<string, unknown>): boolean {
+  for (const name in methods) if ((target as Record<string, unknown>)[name] !== methods[name]) return false
+  return true
+}
+
 /** Whether the response and its socket still write through Node's own methods (checked again as chunks are freed: they can be replaced after the pipe). */
 function writesPlainly (sink: Response, socket: Socket | undefined): boolean {
-  return sink.write === ServerResponse.prototype.write && socket !== undefined && socket.write === Writable.prototype.write &&
-    socket._write === Socket.prototype._write && socket._writev === Socket.prototype._writev
+  return socket !== undefined && writesWith(sink, nodeWrites.response) && writesWith(socket, nodeWrites.socket)
 }

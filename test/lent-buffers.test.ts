@@ -398,6 +398,39 @@ test.serial('not taken back from a response whose end() is not Node\'s own (a ta
   for (const [i, chunk] of tapped.entries()) t.true(chunk.equals(expected('a.bin', i * 65536, 65536)))
 })
 
+test.serial('not taken back while Node\'s response end() or socket _writeGeneric() is wrapped process-wide (an agent teeing bodies)', async (t) => {
+  const { ServerResponse } = await import('node:http')
+  const { Socket } = await import('node:net')
+  const response = ServerResponse.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
+  const socket = Socket.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
+  for (const [target, name] of [[response, 'end'], [socket, '_writeGeneric']] as const) {
+    emptyPool()
+    const get = await start(t, [])
+    const original = target[name]!
+    const tapped: Buffer[] = []
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      for (const arg of args) {
+        if (Buffer.isBuffer(arg) && arg.length >= 8192) tapped.push(arg)
+        // _writeGeneric(writev, data): data is the chunk list when writev
+        if (Array.isArray(arg)) for (const item of arg as Array<{ chunk?: unknown }>) if (Buffer.isBuffer(item?.chunk) && item.chunk.length >= 8192) tapped.push(item.chunk)
+      }
+      return original.apply(this, args)
+    }
+    try {
+      for (const start of [0, 65536, 131072]) {
+        const reply = await get('a.bin', `bytes=${start}-${start + 65535}`)
+        t.true(reply.body.equals(expected('a.bin', start, 65536)))
+      }
+      await settled()
+      t.is(lentBuffers(65536), 0, name)
+    } finally {
+      target[name] = original
+    }
+    t.true(tapped.length >= 3, `${name}: ${tapped.length} tapped`)
+    for (const [i, chunk] of tapped.slice(-3).entries()) t.true(chunk.equals(expected('a.bin', i * 65536, 65536)), name)
+  }
+})
+
 test.serial('not taken back when the connection is gone before the body is written', async (t) => {
   emptyPool()
   const get = await start(t, [async (ctx, next) => {
