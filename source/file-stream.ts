@@ -169,8 +169,8 @@ export function giveBack (buffer: Buffer): void {
  * response must be a plain HTTP/1 one (isPlainResponse(), with Node's own `end`) and finish: every
  * byte went to the kernel and its write callback has run (Node's socket writes do not copy, so not
  * before). Like FileStream's chunk reuse, this trusts Node's stream contract: whatever replaced
- * Node's own write methods process-wide before they were compared here has let go of a chunk once
- * its write callback ran. The buffer goes back after the response's 'close' (a tick after
+ * Node's own write methods process-wide before this module loaded (nodeWrites) has let go of a
+ * chunk once its write callback ran. The buffer goes back after the response's 'close' (a tick after
  * 'finish'), in the next turn of the event loop. Otherwise it is left to the GC.
  */
 export function lendTo (res: Response, body: Buffer, sentAlone: () => boolean): void {
