@@ -137,8 +137,8 @@ function loanSize (length: number): number | undefined {
  * memory taken back so from an earlier body (no view of it left: giveBack()), or new memory. The
  * memory past `length` is zeroed, so that the body's `.buffer` shows no earlier bytes. Why lend at
  * all: a new 64 KiB buffer per range request faults in fresh pages, and its garbage makes V8 run
- * a full collection every ~64 MiB of it (bench/: random 64 KiB ranges, 171 against 229 µs of CPU
- * and 166 against 226 MiB of peak RSS; docs/benchmarks.md item 56).
+ * a full collection every ~64 MiB of it (bench/: random 64 KiB ranges, 55–60 MiB less peak RSS
+ * and 7–35 % less CPU per response in four A/B runs; docs/benchmarks.md item 56).
  */
 export function borrow (length: number): Buffer {
   const size = loanSize(length)
