@@ -59,10 +59,10 @@ export interface ServeOptions {
    * A single range of a local file within `bufferSize` (8 KiB and up) is read into memory that is
    * taken back once the response has written it out, for the next such range, instead of new memory
    * each time (bench/: random 64 KiB ranges, 55–60 MiB less peak RSS and 7–35 % less CPU per
-   * response in four A/B runs). Taken back only when nothing but Koa's own respond() read that buffer from the
-   * response (every read of `ctx.body`, `ctx.response.body`, Koa's `_body`, or a spread of
-   * `ctx.response` is counted: one), to send it as the whole body of a plain HTTP/1 response, which
-   * finished: a middleware, cache, tee or logger that reads the 206 body, replaces it or sends it
+   * response in four A/B runs). Taken back only when nothing but Koa's own respond() read that
+   * buffer from the response (every read of `ctx.body`, `ctx.response.body`, Koa's `_body`, or a
+   * spread of `ctx.response` is counted: one), to send it as the whole body of a plain HTTP/1
+   * response, which finished: a middleware, cache, tee or logger that reads the 206 body, replaces it or sends it
    * itself (`ctx.respond = false`) keeps a buffer of its own. To count, the app's `app.response`
    * gets a `_body` accessor at its first such range (which is not lent). What is taken back (in
    * the turn after the response's 'close': a 'finish' or 'close' listener's read is counted) is
