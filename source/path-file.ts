@@ -297,28 +297,26 @@ export class PathFile implements DownloadFile {
   }
 
   /** Small-file fast path for serve(): the bytes as one buffer, read with a single syscall where possible. */
-  async read (range?: ByteRange, options?: OpenOptions): Promise<Buffer> {
-    const { fd, stats } = await this.#openChecked(options?.stat)
-    try {
-      const start = range?.start ?? 0
-      return await readExactly(fd, start, (range?.end ?? stats.size - 1) - start + 1)
-    } finally {
-      closeSync(fd)
-    }
+  // Not async itself: no second promise per small file (the 4 KiB path is CPU-bound, bench/).
+  read (range?: ByteRange, options?: OpenOptions): Promise<Buffer> {
+    return this.#read(range, options, false)
   }
 
-  /**
-   * read(), into a buffer from borrow(): for a body that serve() lends to the response (see
-   * lendingReaderOf()).
-   */
-  async [readBorrowed] (range: ByteRange, options?: OpenOptions): Promise<Buffer> {
+  /** read(), into a buffer from borrow(): for a body that serve() lends to the response (see lendingReaderOf()). */
+  [readBorrowed] (range: ByteRange, options?: OpenOptions): Promise<Buffer> {
+    return this.#read(range, options, true)
+  }
+
+  async #read (range: ByteRange | undefined, options: OpenOptions | undefined, borrowed: boolean): Promise<Buffer> {
     const { fd, stats } = await this.#openChecked(options?.stat)
-    const length = range.end - range.start + 1
-    const buffer = borrow(length)
+    const start = range?.start ?? 0
+    const length = (range?.end ?? stats.size - 1) - start + 1
+    const buffer = borrowed ? borrow(length) : Buffer.allocUnsafe(length)
     try {
-      return await readExactly(fd, range.start, length, buffer)
+      return await readExactly(fd, start, length, buffer)
     } catch (error) {
-      giveBack(buffer)
+      // Nobody saw a borrowed buffer yet: back to the pool.
+      if (borrowed) giveBack(buffer)
       throw error
     } finally {
       closeSync(fd)
@@ -542,8 +540,13 @@ function realRoot (root: string): Promise<string> {
  * its open() per part above it.
  */
 export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => Promise<DescriptorReader>) | undefined {
-  if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined
+  if (!readsItself(file)) return undefined
   return async (options) => await file[openReader](options)
+}
+
+/** A PathFile whose open() and read() are PathFile's own (no subclass transforms its bytes). */
+function readsItself (file: DownloadFile): file is PathFile {
+  return file instanceof PathFile && file.open === PathFile.prototype.open && file.read === PathFile.prototype.read
 }
 
 /**
@@ -552,6 +555,6 @@ export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => P
  * rangeReaderOf(). Any other source's read() gives buffers of its own.
  */
 export function lendingReaderOf (file: DownloadFile): ((range: ByteRange, options: OpenOptions) => Promise<Buffer>) | undefined {
-  if (!(file instanceof PathFile) || file.open !== PathFile.prototype.open || file.read !== PathFile.prototype.read) return undefined
+  if (!readsItself(file)) return undefined
   return async (range, options) => await file[readBorrowed](range, options)
 }
