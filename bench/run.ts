@@ -7,6 +7,8 @@ import { renderChart } from './lib/chart.ts'
 import { evaluateGoals } from './lib/goals.ts'
 import { makeFixtures } from './lib/fixtures.ts'
 import { buildLibrary, projectDir } from './lib/library.ts'
+import { chooseSendfile } from './lib/calibrate.ts'
+import type { SendfileChoice } from './lib/calibrate.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
 import { runningChildren, stopAll, stopAllBut } from './lib/processes.ts'
@@ -38,6 +40,9 @@ const numberOption = (name: string): number | undefined => {
   if (!Number.isSafeInteger(number) || number < 1) throw new TypeError(`--${name} must be a positive integer`)
   return number
 }
+/** --sendfile=on|off: nginx's setting for the run, instead of measuring both first (bench/lib/calibrate.ts) */
+const sendfileOption = args.find((arg) => arg.startsWith('--sendfile='))?.slice('--sendfile='.length)
+if (sendfileOption !== undefined && sendfileOption !== 'on' && sendfileOption !== 'off') throw new TypeError('--sendfile must be on or off')
 timing.rounds = numberOption('rounds') ?? timing.rounds
 timing.seconds = numberOption('seconds') ?? timing.seconds
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -76,6 +81,14 @@ try {
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
+  // Every workload runs an nginx (the proxy of the offload targets, or the remote origin).
+  let sendfile: SendfileChoice | undefined
+  if (workloads.length > 0) {
+    sendfile = await chooseSendfile(fixtures, full ? 3 : 2, sendfileOption === undefined ? undefined : sendfileOption === 'on')
+    log(sendfile.how === 'given'
+      ? `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} (--sendfile)`
+      : `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} for this run: nginx static sent the 256 MiB file at ${sendfile.onMiBPerSec?.toFixed(0)} MiB/s with sendfile on, ${sendfile.offMiBPerSec?.toFixed(0)} with it off`)
+  }
   let env: Record<string, string> | undefined
   if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
     log('starting s3rver (uploading 257 MiB) and the HTTP origin')
@@ -140,6 +153,7 @@ try {
       node: process.version,
       nginx: versionOf('/usr/sbin/nginx', ['-v']),
       wrk: versionOf('/usr/bin/wrk', ['-v']).split('\n')[0],
+      nginxSendfile: sendfile,
       loadAverageAtEnd: loadavg()
     }
     const json = {

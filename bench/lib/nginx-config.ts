@@ -1,9 +1,21 @@
 import { nginx } from '../../source/backends/nginx.ts'
 import { renderServerConfig } from '../../source/server-config.ts'
 
+let sendfile = true
+
+/**
+ * Whether every nginx the bench starts from now on sends files with sendfile (the runner's
+ * calibration chooses, bench/lib/calibrate.ts: on one VM sendfile to loopback ran at 0.4× the
+ * speed of nginx's own read and write).
+ */
+export function useSendfile (on: boolean): void {
+  sendfile = on
+}
+
 /**
  * The start of every nginx configuration the bench runs, up to inside `http {`: one worker, pid and
- * temp paths under `prefix` (no root needed), sendfile on, no access log; `extra` lines first.
+ * temp paths under `prefix` (no root needed), sendfile as chosen (useSendfile()), no access log;
+ * `extra` lines first.
  */
 export function nginxPreamble (prefix: string, extra: string[] = []): string[] {
   return [
@@ -14,7 +26,7 @@ export function nginxPreamble (prefix: string, extra: string[] = []): string[] {
     ...extra,
     '  default_type application/octet-stream;',
     '  access_log off;',
-    '  sendfile on;',
+    `  sendfile ${sendfile ? 'on' : 'off'};`,
     // Node keeps a client connection for any number of requests: so does nginx (its default closes
     // one every 1000 responses, a reconnect per connection about every second at 4 KiB).
     '  keepalive_requests 1000000;',
@@ -29,7 +41,7 @@ export function nginxPreamble (prefix: string, extra: string[] = []): string[] {
 export interface NginxPorts { listen: number, kdOffload: number, kdOffloadFollow: number, kdOffloadRefuse: number, kdOffloadBefore?: number | undefined, kdStream: number, xaccel: number }
 
 /**
- * One nginx (1 worker, sendfile on, no access log, keep-alive to the upstreams) for every
+ * One nginx (1 worker, sendfile as chosen, no access log, keep-alive to the upstreams) for every
  * nginx-based target, so that they are compared behind the same proxy:
  * - `/direct/`  nginx serves the fixture directory itself (the limit);
  * - `/files/`   → the koa-downloads app with an nginx() offload rule (X-Accel-Redirect);
