@@ -1,4 +1,4 @@
-// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] — see docs/benchmarks.md
+// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] [-- --sendfile=on|off] — see docs/benchmarks.md
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, setPriority } from 'node:os'
@@ -81,9 +81,13 @@ try {
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
-  // Every workload runs an nginx (the proxy of the offload targets, or the remote origin).
+  // nginx serves the files of the nginx-based targets (the limit, the offloads, the proxy in front
+  // of Node) and of the remote workloads (their origin): measure how it serves them fastest first.
+  const nginxServes = (id: TargetId): boolean => id === 'nginx' || id === 'xaccel-hand' || id === 'kd-via-nginx' || id.startsWith('kd-offload')
+  const nginxMeasured = workloads.some((workload) => workload.id.startsWith('remote') ||
+    workload.targets.some((id) => nginxServes(id) && (onlyTargets === undefined || onlyTargets.includes(id))))
   let sendfile: SendfileChoice | undefined
-  if (workloads.length > 0) {
+  if (nginxMeasured) {
     sendfile = await chooseSendfile(fixtures, full ? 3 : 2, sendfileOption === undefined ? undefined : sendfileOption === 'on')
     log(sendfile.how === 'given'
       ? `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} (--sendfile)`

@@ -20,10 +20,12 @@ export interface SendfileChoice {
  * the remote origin) serves files the same way, so it should serve them as fast as nginx can on the
  * machine at hand. sendfile is nginx's usual setting, and on the reference machine nginx static
  * reached the load generator's ceiling with it; on another VM (a 6.18 kernel under Firecracker),
- * sendfile to a loopback socket ran at 630 MiB/s and nginx's own read and write at 1.5 GiB/s, which
- * capped the offload and Node behind nginx alike. So both are measured here, interleaved (on, off,
- * on, off; 4 connections on the 256 MiB file, as the 256 MiB workload), and the faster is used for
- * every nginx of the run. The figures go into the report; `--sendfile=on|off` skips the measurement.
+ * sendfile to a loopback socket ran at 550–750 MiB/s and nginx's own read and write at 1.2–1.6
+ * GiB/s, which capped nginx static and the offload (runs U–W) at the speed of Node streaming behind
+ * nginx, whose bytes nginx copies either way. So both are measured here, interleaved (on, off, on,
+ * off; 4 connections on the 256 MiB file, as the 256 MiB workload), and the faster is used for
+ * every nginx of the run. The runner logs both figures and the JSON keeps them; `--sendfile=on|off`
+ * skips the measurement.
  */
 export async function chooseSendfile (fixtures: Fixtures, seconds: number, given: boolean | undefined): Promise<SendfileChoice> {
   if (given !== undefined) return apply({ sendfile: given, how: 'given' })
@@ -59,7 +61,11 @@ async function staticSpeed (fixtures: Fixtures, on: boolean, seconds: number): P
   try {
     const url = `http://127.0.0.1:${port}/direct/large.bin`
     await runWrk({ url, connections: 4, seconds: 1 })
-    return (await runWrk({ url, connections: 4, seconds })).mibPerSec
+    const result = await runWrk({ url, connections: 4, seconds })
+    // A refused or failing file (permissions, a wrong alias) would measure both settings near 0 and
+    // quietly keep sendfile on: stop instead.
+    if (result.errors > 0 || result.bytes === 0) throw new Error(`the sendfile measurement failed: nginx answered ${url} with ${result.errors} errors and ${result.bytes} bytes (see ${join(prefix, 'nginx.log')})`)
+    return result.mibPerSec
   } finally {
     await nginx.stop()
   }
