@@ -87,7 +87,7 @@ try {
   const nginxMeasured = workloads.some((workload) => workload.id.startsWith('remote') ||
     workload.targets.some((id) => nginxServes(id) && (onlyTargets === undefined || onlyTargets.includes(id))))
   let sendfile: SendfileChoice | undefined
-  if (nginxMeasured) {
+  if (nginxMeasured || sendfileOption !== undefined) {
     sendfile = await chooseSendfile(fixtures, full ? 3 : 2, sendfileOption === undefined ? undefined : sendfileOption === 'on')
     log(sendfile.how === 'given'
       ? `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} (--sendfile)`

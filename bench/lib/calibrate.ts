@@ -36,7 +36,7 @@ export async function chooseSendfile (fixtures: Fixtures, seconds: number, given
   const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length
   const onMiBPerSec = mean(samples.on)
   const offMiBPerSec = mean(samples.off)
-  // sendfile unless read and write is clearly faster (5 %: beyond the spread of two runs of one setting)
+  // sendfile, nginx's usual setting, unless its read and write are more than 5 % faster
   return apply({ sendfile: offMiBPerSec <= onMiBPerSec * 1.05, how: 'measured', onMiBPerSec, offMiBPerSec })
 }
 
