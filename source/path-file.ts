@@ -515,9 +515,17 @@ function resolvedRoot (root: string): string {
 }
 const resolvedRoots = new Map<string, string>()
 
+/**
+ * Whether `path` is `dir` or below it. The same as `path.startsWith(dir + sep)` (or `dir` when it
+ * ends with a separator), without building that string per call: `new PathFile()`, which every
+ * local download makes, took 330 instead of 370 ns (docs/benchmarks.md, item 58).
+ */
 function isInside (path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep)
+  if (path === dir) return true
+  if (dir.endsWith(sep)) return path.startsWith(dir)
+  return path.length > dir.length && path.charCodeAt(dir.length) === SEP_CODE && path.startsWith(dir)
 }
+const SEP_CODE = sep.charCodeAt(0)
 
 const realRoots = new Map<string, Promise<string>>()
 const realRootsResolved = new Map<string, string>()
