@@ -549,7 +549,8 @@ function realRoot (root: string): Promise<string> {
  */
 export function rangeReaderOf (file: DownloadFile): ((options: OpenOptions) => Promise<DescriptorReader>) | undefined {
   if (!readsItself(file)) return undefined
-  return async (options) => await file[openReader](options)
+  // Not an async wrapper: no second promise per response (as read()).
+  return (options) => file[openReader](options)
 }
 
 /** A PathFile whose open() and read() are PathFile's own (no subclass transforms its bytes). */
@@ -564,5 +565,5 @@ function readsItself (file: DownloadFile): file is PathFile {
  */
 export function lendingReaderOf (file: DownloadFile): ((range: ByteRange, options: OpenOptions) => Promise<Buffer>) | undefined {
   if (!readsItself(file)) return undefined
-  return async (range, options) => await file[readBorrowed](range, options)
+  return (range, options) => file[readBorrowed](range, options)
 }
