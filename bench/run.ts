@@ -1,4 +1,4 @@
-// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] [-- --sendfile=on|off] — see docs/benchmarks.md
+// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] [-- --sendfile=on|off] [-- --threadpool=N] — see docs/benchmarks.md
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, setPriority } from 'node:os'
@@ -43,6 +43,18 @@ const numberOption = (name: string): number | undefined => {
 /** --sendfile=on|off: nginx's setting for the run, instead of measuring both first (bench/lib/calibrate.ts) */
 const sendfileOption = args.find((arg) => arg.startsWith('--sendfile='))?.slice('--sendfile='.length)
 if (sendfileOption !== undefined && sendfileOption !== 'on' && sendfileOption !== 'off') throw new TypeError('--sendfile must be on or off')
+/**
+ * --threadpool=N: libuv's thread-pool size (UV_THREADPOOL_SIZE) for every Node process the bench
+ * starts, servers and s3rver alike; without it, the environment's (libuv's default is 4). The file
+ * system calls of every Node server go through that pool, and on a small VM its size changes
+ * what each call costs (docs/benchmarks.md, item 60).
+ */
+const threadpool = numberOption('threadpool')
+if (threadpool !== undefined) {
+  if (threadpool > 1024) throw new TypeError('--threadpool must be at most 1024 (libuv\'s limit)')
+  process.env.UV_THREADPOOL_SIZE = String(threadpool)
+}
+const threadpoolSize = process.env.UV_THREADPOOL_SIZE === undefined || process.env.UV_THREADPOOL_SIZE === '' ? undefined : process.env.UV_THREADPOOL_SIZE
 timing.rounds = numberOption('rounds') ?? timing.rounds
 timing.seconds = numberOption('seconds') ?? timing.seconds
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -93,6 +105,9 @@ try {
       ? `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} (--sendfile)`
       : `nginx: sendfile ${sendfile.sendfile ? 'on' : 'off'} for this run: nginx static sent the 256 MiB file at ${sendfile.onMiBPerSec?.toFixed(0)} MiB/s with sendfile on, ${sendfile.offMiBPerSec?.toFixed(0)} with it off`)
   }
+  log(threadpoolSize === undefined
+    ? 'thread pool: libuv\'s default size (4 threads) in every Node process'
+    : `thread pool: UV_THREADPOOL_SIZE=${threadpoolSize} in every Node process${threadpool === undefined ? ' (from the environment)' : ''}`)
   let env: Record<string, string> | undefined
   if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
     log('starting s3rver (uploading 257 MiB) and the HTTP origin')
@@ -158,6 +173,8 @@ try {
       nginx: versionOf('/usr/sbin/nginx', ['-v']),
       wrk: versionOf('/usr/bin/wrk', ['-v']).split('\n')[0],
       nginxSendfile: sendfile,
+      // UV_THREADPOOL_SIZE of every Node process (null: libuv's default, 4)
+      threadpool: threadpoolSize ?? null,
       loadAverageAtEnd: loadavg()
     }
     const json = {
