@@ -1,4 +1,4 @@
-// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] [-- --sendfile=on|off] [-- --threadpool=N] — see docs/benchmarks.md
+// npm run bench [-- --full] [-- --json] [-- --only=4k,ranges] [-- --sendfile=on|off] [-- --threadpool=N] [-- --semi-space=MiB] — see docs/benchmarks.md
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, setPriority } from 'node:os'
@@ -54,6 +54,14 @@ if (threadpool !== undefined) {
   if (threadpool > 1024) throw new TypeError('--threadpool must be at most 1024 (libuv\'s limit)')
   process.env.UV_THREADPOOL_SIZE = String(threadpool)
 }
+/**
+ * --semi-space=MiB: V8's young-generation cap (`--max-semi-space-size`, through NODE_OPTIONS) for
+ * every Node process the bench starts. V8 grows each server's young generation in steps, sooner in
+ * a faster server, and a peak RSS follows the step a server has reached (docs/benchmarks.md, item
+ * 61); with a cap every server reaches it early, and their peaks compare at the same step.
+ */
+const semiSpace = numberOption('semi-space')
+if (semiSpace !== undefined) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=${semiSpace}`.trim()
 const threadpoolSize = process.env.UV_THREADPOOL_SIZE === undefined || process.env.UV_THREADPOOL_SIZE === '' ? undefined : process.env.UV_THREADPOOL_SIZE
 timing.rounds = numberOption('rounds') ?? timing.rounds
 timing.seconds = numberOption('seconds') ?? timing.seconds
@@ -108,6 +116,7 @@ try {
   log(threadpoolSize === undefined
     ? 'thread pool: libuv\'s default size (4 threads) in every Node process'
     : `thread pool: UV_THREADPOOL_SIZE=${threadpoolSize} in every Node process${threadpool === undefined ? ' (from the environment)' : ''}`)
+  if (semiSpace !== undefined) log(`V8: --max-semi-space-size=${semiSpace} in every Node process (NODE_OPTIONS)`)
   let env: Record<string, string> | undefined
   if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
     log('starting s3rver (uploading 257 MiB) and the HTTP origin')
@@ -175,6 +184,8 @@ try {
       nginxSendfile: sendfile,
       // UV_THREADPOOL_SIZE of every Node process (null: libuv's default, 4)
       threadpool: threadpoolSize ?? null,
+      // --semi-space: V8's --max-semi-space-size (MiB) in every Node process (null: V8's own)
+      maxSemiSpaceMiB: semiSpace ?? null,
       loadAverageAtEnd: loadavg()
     }
     const json = {
