@@ -11,7 +11,7 @@ import { chooseSendfile } from './lib/calibrate.ts'
 import type { SendfileChoice } from './lib/calibrate.ts'
 import { measureWorkload } from './lib/measure.ts'
 import type { Timing, WorkloadResult } from './lib/measure.ts'
-import { runningChildren, stopAll, stopAllBut } from './lib/processes.ts'
+import { runningChildren, stopAll, stopAllBut, useNodeArgs } from './lib/processes.ts'
 import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo, roundRatios } from './lib/report.ts'
 import { slowClients } from './lib/slow-clients.ts'
 import type { SlowClientsResult } from './lib/slow-clients.ts'
@@ -55,13 +55,14 @@ if (threadpool !== undefined) {
   process.env.UV_THREADPOOL_SIZE = String(threadpool)
 }
 /**
- * --semi-space=MiB: V8's young-generation cap (`--max-semi-space-size`, through NODE_OPTIONS) for
- * every Node process the bench starts. V8 grows each server's young generation in steps, sooner in
- * a faster server, and a peak RSS follows the step a server has reached (docs/benchmarks.md, item
- * 61); with a cap every server reaches it early, and their peaks compare at the same step.
+ * --semi-space=MiB: V8's young generation fixed at this size (`--min-semi-space-size` and
+ * `--max-semi-space-size`, on the command line: Node refuses the first in NODE_OPTIONS) for every
+ * Node server and s3rver. V8 otherwise grows each server's young generation in steps, sooner in a
+ * faster server, and a peak RSS follows the step a server has reached (docs/benchmarks.md, item
+ * 61); fixed, every server's peak is measured at the same size.
  */
 const semiSpace = numberOption('semi-space')
-if (semiSpace !== undefined) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=${semiSpace}`.trim()
+if (semiSpace !== undefined) useNodeArgs([`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`])
 const threadpoolSize = process.env.UV_THREADPOOL_SIZE === undefined || process.env.UV_THREADPOOL_SIZE === '' ? undefined : process.env.UV_THREADPOOL_SIZE
 timing.rounds = numberOption('rounds') ?? timing.rounds
 timing.seconds = numberOption('seconds') ?? timing.seconds
@@ -116,7 +117,7 @@ try {
   log(threadpoolSize === undefined
     ? 'thread pool: libuv\'s default size (4 threads) in every Node process'
     : `thread pool: UV_THREADPOOL_SIZE=${threadpoolSize} in every Node process${threadpool === undefined ? ' (from the environment)' : ''}`)
-  if (semiSpace !== undefined) log(`V8: --max-semi-space-size=${semiSpace} in every Node process (NODE_OPTIONS)`)
+  if (semiSpace !== undefined) log(`V8: the young generation fixed at ${semiSpace} MiB per semi-space in every Node server and s3rver (--min-semi-space-size, --max-semi-space-size)`)
   let env: Record<string, string> | undefined
   if (workloads.some((workload) => workload.id.startsWith('s3') || workload.id.startsWith('remote'))) {
     log('starting s3rver (uploading 257 MiB) and the HTTP origin')
@@ -184,7 +185,7 @@ try {
       nginxSendfile: sendfile,
       // UV_THREADPOOL_SIZE of every Node process (null: libuv's default, 4)
       threadpool: threadpoolSize ?? null,
-      // --semi-space: V8's --max-semi-space-size (MiB) in every Node process (null: V8's own)
+      // --semi-space: V8's semi-space size (MiB), fixed in every Node server and s3rver (null: V8's own sizing)
       maxSemiSpaceMiB: semiSpace ?? null,
       loadAverageAtEnd: loadavg()
     }

@@ -55,14 +55,22 @@ function track (name: string, proc: ChildProcess, port: number, log: string, sig
   return child
 }
 
+/** Node options for every Node process startNode() starts (the runner's --semi-space). */
+let everyNodeArgs: readonly string[] = []
+
+/** Sets the Node options every later startNode() passes, before its own `nodeArgs`. */
+export function useNodeArgs (args: readonly string[]): void {
+  everyNodeArgs = args
+}
+
 /**
  * Starts `node <script>` on Node 24 (the runner's own binary) and waits for its `PORT <n>` line.
- * `nodeArgs` go before the script (e.g. `--cpu-prof`).
+ * `nodeArgs` go before the script (e.g. `--cpu-prof`), after those of useNodeArgs().
  */
 export async function startNode (name: string, script: string, env: Record<string, string>, logDir: string, nodeArgs: string[] = [], scriptArgs: string[] = [], ready = /PORT (\d+)/): Promise<Child> {
   const log = join(logDir, `${name}.log`)
   const err = openSync(log, 'a')
-  const child = spawn(process.execPath, [...nodeArgs, script, ...scriptArgs], {
+  const child = spawn(process.execPath, [...everyNodeArgs, ...nodeArgs, script, ...scriptArgs], {
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', err]
   })
