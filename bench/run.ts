@@ -59,7 +59,8 @@ if (threadpool !== undefined) {
  * `--max-semi-space-size`, on the command line: Node refuses the first in NODE_OPTIONS) for every
  * Node server and s3rver. V8 otherwise grows each server's young generation in steps, sooner in a
  * faster server, and a peak RSS follows the step a server has reached (docs/benchmarks.md, item
- * 61); fixed, every server's peak is measured at the same size.
+ * 61); fixed, every server's peak is measured at the same size. (The command line wins over
+ * NODE_OPTIONS: the slow-clients variant with --max-semi-space-size=8 then runs at this size too.)
  */
 const semiSpace = numberOption('semi-space')
 if (semiSpace !== undefined) useNodeArgs([`--min-semi-space-size=${semiSpace}`, `--max-semi-space-size=${semiSpace}`])
