@@ -15,7 +15,7 @@ import { runningChildren, stopAll, stopAllBut, useNodeArgs } from './lib/process
 import { baselineOf, markdownResults, printGoals, printResults, printSlowClients, ratioTo, roundRatios } from './lib/report.ts'
 import { slowClients } from './lib/slow-clients.ts'
 import type { SlowClientsResult } from './lib/slow-clients.ts'
-import { startTargets } from './lib/targets.ts'
+import { servedByNginx, startTargets } from './lib/targets.ts'
 import type { TargetId } from './lib/targets.ts'
 import { BUCKET, startStorage } from './lib/storage.ts'
 import type { Storage } from './lib/storage.ts'
@@ -103,11 +103,10 @@ try {
   const fixtures = makeFixtures()
   fixturesDir = fixtures.dir
   const workloads = [...streamingWorkloads(full), ...remoteWorkloads()].filter((workload) => only === undefined || only.includes(workload.id))
-  // nginx serves the files of the nginx-based targets (the limit, the offloads, the proxy in front
-  // of Node) and of the remote workloads (their origin): measure how it serves them fastest first.
-  const nginxServes = (id: TargetId): boolean => id === 'nginx' || id === 'xaccel-hand' || id === 'kd-via-nginx' || id.startsWith('kd-offload')
+  // nginx serves the files of the nginx-based targets and of the remote workloads (their origin):
+  // measure how it serves them fastest first.
   const nginxMeasured = workloads.some((workload) => workload.id.startsWith('remote') ||
-    workload.targets.some((id) => nginxServes(id) && (onlyTargets === undefined || onlyTargets.includes(id))))
+    workload.targets.some((id) => servedByNginx(id) && (onlyTargets === undefined || onlyTargets.includes(id))))
   let sendfile: SendfileChoice | undefined
   if (nginxMeasured || sendfileOption !== undefined) {
     sendfile = await chooseSendfile(fixtures, full ? 3 : 2, sendfileOption === undefined ? undefined : sendfileOption === 'on')
@@ -187,7 +186,7 @@ try {
       // UV_THREADPOOL_SIZE of every Node process (null: libuv's default, 4)
       threadpool: threadpoolSize ?? null,
       // --semi-space: V8's semi-space size (MiB), fixed in every Node server and s3rver (null: V8's own sizing)
-      maxSemiSpaceMiB: semiSpace ?? null,
+      semiSpaceMiB: semiSpace ?? null,
       loadAverageAtEnd: loadavg()
     }
     const json = {

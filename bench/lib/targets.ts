@@ -10,6 +10,11 @@ import type { Child } from './processes.ts'
 
 export type TargetId = 'kd' | 'kd-before' | 'kd-cache' | 'kd-storage-before' | 'kd-offload-before' | 'kd-follow' | 'kd-offload-follow' | 'kd-offload-refuse' | 'koa-floor' | 'kd-storage' | 'raw-storage' | 'koa-raw' | 'koa-send' | 'fastify-send' | 'send-http' | 'nginx' | 'kd-offload' | 'xaccel-hand' | 'kd-via-nginx'
 
+/** The targets measured through the bench's nginx (its `via(...)` URLs below): nginx static, the offloads, the proxy in front of Node. */
+export function servedByNginx (id: TargetId): boolean {
+  return id === 'nginx' || id === 'xaccel-hand' || id === 'kd-via-nginx' || id.startsWith('kd-offload')
+}
+
 export interface Target {
   id: TargetId
   label: string
